@@ -1,0 +1,184 @@
+import { availableParallelism, hostname } from 'node:os';
+import path from 'node:path';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { ConfigError } from '../errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { parseTableName, type TableName } from './identifiers.js';
+
+/** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
+export type DatabaseInput = string | pg.Pool | Kysely<any>;
+
+/** Retry delay after a failed or crashed try: `min(baseMs * 2^(tries - 1), maxMs)`. */
+export interface RetryBackoffOptions {
+  /** Delay after the first failed try. Default {@link defaults.retryBackoff.baseMs}. */
+  baseMs?: number;
+  /** Upper bound of the delay. Default {@link defaults.retryBackoff.maxMs}. */
+  maxMs?: number;
+}
+
+/** What a user passes to `createRunner()`. Every field but `db` and `tasksDir` has a default. */
+export interface RunnerOptions {
+  /** Where the request table lives. */
+  db: DatabaseInput;
+  /** Directory of task files (`NoOp.js`, `Mail/Send.mjs` → `Mail::Send`). */
+  tasksDir: string;
+  /**
+   * A connection used only for LISTEN. Needed when `db` is a Kysely instance (its pool is not
+   * reachable); without it such a runner falls back to polling and logs a warning.
+   */
+  listenDb?: string | pg.Pool;
+  /** Request table name, validated as an identifier. Default `task_runner_requests`. */
+  tableName?: string;
+  /** Tasks running at once in this launcher. Default: the number of CPUs. */
+  concurrency?: number;
+  /** Queues this launcher claims from; `null` claims from every queue. Default `null`. */
+  queues?: string[] | null;
+  /** Fallback poll when no notification arrives. Default 5000 ms; the seed used 60000. */
+  pollIntervalMs?: number;
+  /** Delay between retries, see {@link RetryBackoffOptions}. */
+  retryBackoff?: RetryBackoffOptions;
+  /** How often the pid probe runs after the one at start. Default 60000 ms. */
+  probeIntervalMs?: number;
+  /**
+   * Lease on running rows, renewed by the launcher every third of it. Rows whose lease ran out
+   * (their launcher stopped heart-beating, on any host) are recovered as crashed. Default 60000 ms.
+   */
+  leaseMs?: number;
+  /** How long `stop()` lets running tasks finish before terminating them. Default 10000 ms. */
+  shutdownGraceMs?: number;
+  /** Between SIGTERM and SIGKILL when a child is terminated. Default 5000 ms. */
+  killTimeoutMs?: number;
+  /** Largest `options` text accepted, in bytes. Default 1 MiB. */
+  maxOptionsBytes?: number;
+  /** Largest result text a task may return, in bytes; larger is an explicit failure. Default 1 MiB. */
+  maxResultBytes?: number;
+  /** Environment of child processes. Default: the launcher's own environment. */
+  childEnv?: Record<string, string> | null;
+  /** Extra Node arguments for children (`--max-old-space-size=512`). Default: the launcher's. */
+  childExecArgv?: string[] | null;
+  /** Host name recorded with pids; the probe only touches rows of this host. Default `os.hostname()`. */
+  host?: string;
+  /** Where log lines go. Default: nowhere. */
+  logger?: Logger;
+}
+
+/** Options after validation and defaults, frozen. */
+export interface RunnerConfig {
+  readonly db: DatabaseInput;
+  readonly listenDb: string | pg.Pool | null;
+  readonly tasksDir: string;
+  readonly table: TableName;
+  readonly concurrency: number;
+  readonly queues: readonly string[] | null;
+  readonly pollIntervalMs: number;
+  readonly retryBackoff: Readonly<Required<RetryBackoffOptions>>;
+  readonly probeIntervalMs: number;
+  readonly leaseMs: number;
+  readonly shutdownGraceMs: number;
+  readonly killTimeoutMs: number;
+  readonly maxOptionsBytes: number;
+  readonly maxResultBytes: number;
+  readonly childEnv: Readonly<Record<string, string>> | null;
+  readonly childExecArgv: readonly string[] | null;
+  readonly host: string;
+  readonly logger: Logger;
+}
+
+export const defaults = Object.freeze({
+  tableName: 'task_runner_requests',
+  pollIntervalMs: 5_000,
+  retryBackoff: Object.freeze({ baseMs: 2_000, maxMs: 3_600_000 }),
+  probeIntervalMs: 60_000,
+  leaseMs: 60_000,
+  shutdownGraceMs: 10_000,
+  killTimeoutMs: 5_000,
+  maxOptionsBytes: 1024 * 1024,
+  maxResultBytes: 1024 * 1024,
+  tryLimit: 5,
+  queue: 'default',
+});
+
+function integer(field: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function stringList(field: string, value: unknown): string[] {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && item.length > 0)) {
+    throw new ConfigError(field, 'must be a list of non-empty strings');
+  }
+  return [...value];
+}
+
+function stringRecord(field: string, value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(field, 'must be an object of string values');
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'string') throw new ConfigError(`${field}.${key}`, 'must be a string');
+  }
+  return { ...(value as Record<string, string>) };
+}
+
+function validateDb(value: unknown): DatabaseInput {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'object' && value !== null) return value as DatabaseInput;
+  throw new ConfigError('db', 'must be a connection string, a pg.Pool or a Kysely instance');
+}
+
+/**
+ * Validates options and fills defaults. Errors name the offending field.
+ *
+ * @example
+ * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
+ */
+export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object');
+  if (typeof options.tasksDir !== 'string' || options.tasksDir.length === 0) {
+    throw new ConfigError('tasksDir', 'must be a directory path');
+  }
+  let table: TableName;
+  try {
+    table = parseTableName(options.tableName ?? defaults.tableName);
+  } catch (error) {
+    throw new ConfigError('tableName', (error as Error).message);
+  }
+  const backoff = options.retryBackoff ?? {};
+  const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, defaults.retryBackoff.baseMs, 0);
+  const maxMs = integer('retryBackoff.maxMs', backoff.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), baseMs);
+  const leaseMs = integer('leaseMs', options.leaseMs, defaults.leaseMs, 300);
+  const queues = options.queues === undefined || options.queues === null ? null : stringList('queues', options.queues);
+  if (queues !== null && queues.length === 0) throw new ConfigError('queues', 'must name at least one queue, or be null');
+  const host = options.host ?? hostname();
+  if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', 'must be a non-empty string');
+  return Object.freeze({
+    db: validateDb(options.db),
+    listenDb: options.listenDb ?? null,
+    tasksDir: path.resolve(options.tasksDir),
+    table,
+    concurrency: integer('concurrency', options.concurrency, availableParallelism(), 1, 10_000),
+    queues: queues === null ? null : Object.freeze(queues),
+    pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, 10),
+    retryBackoff: Object.freeze({ baseMs, maxMs }),
+    probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs, defaults.probeIntervalMs, 10),
+    leaseMs,
+    shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, defaults.shutdownGraceMs, 0),
+    killTimeoutMs: integer('killTimeoutMs', options.killTimeoutMs, defaults.killTimeoutMs, 0),
+    maxOptionsBytes: integer('maxOptionsBytes', options.maxOptionsBytes, defaults.maxOptionsBytes, 16),
+    maxResultBytes: integer('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes, 16),
+    childEnv: options.childEnv == null ? null : Object.freeze(stringRecord('childEnv', options.childEnv)),
+    childExecArgv: options.childExecArgv == null ? null : Object.freeze(stringList('childExecArgv', options.childExecArgv)),
+    host,
+    logger: options.logger ?? silentLogger,
+  });
+}
+
+/** Delay before the next try after `tries` failed ones. */
+export function backoffDelayMs(backoff: Readonly<Required<RetryBackoffOptions>>, tries: number): number {
+  const exponent = Math.min(Math.max(tries - 1, 0), 30);
+  return Math.min(backoff.baseMs * 2 ** exponent, backoff.maxMs);
+}

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+
+/**
+ * A pid alone does not name a process: pids are reused. On Linux a process is named by the boot
+ * it belongs to and its start time in clock ticks since that boot (`/proc/<pid>/stat`, field 22),
+ * which no later process with the same pid can share. Elsewhere the identity is null and liveness
+ * falls back to the pid alone.
+ */
+let bootId: string | null | undefined;
+
+function readBootId(): string | null {
+  if (bootId === undefined) {
+    try {
+      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootId = null;
+    }
+  }
+  return bootId;
+}
+
+interface ProcStat {
+  state: string;
+  startTime: string;
+}
+
+async function readStat(pid: number): Promise<ProcStat | null> {
+  try {
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: fields after it follow the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const state = fields[0];
+    const startTime = fields[19];
+    return state !== undefined && startTime !== undefined ? { state, startTime } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `bootid:starttime` of a live process, or null where the platform does not tell. */
+export async function readProcessIdentity(pid: number): Promise<string | null> {
+  const boot = readBootId();
+  if (boot === null) return null;
+  const stat = await readStat(pid);
+  return stat === null ? null : `${boot}:${stat.startTime}`;
+}
+
+export type Liveness = 'alive' | 'gone' | 'reused';
+
+/**
+ * Whether the process recorded as `pid` with `identity` still runs on this host. A zombie counts
+ * as gone; a live process whose identity differs is `reused` (the recorded one is gone).
+ */
+export async function probeProcess(pid: number, identity: string | null): Promise<Liveness> {
+  if (!Number.isInteger(pid) || pid <= 0) return 'gone';
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'gone';
+  }
+  if (readBootId() === null) return 'alive';
+  const stat = await readStat(pid);
+  if (stat === null || stat.state === 'Z' || stat.state === 'X') return 'gone';
+  if (identity === null) return 'alive';
+  return `${readBootId()}:${stat.startTime}` === identity ? 'alive' : 'reused';
+}

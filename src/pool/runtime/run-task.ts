@@ -1,0 +1,65 @@
+/**
+ * Runs one task and says how it went, without knowing how it was reached (fork, thread, or the
+ * hand-run helper). Every failure becomes a message; nothing here throws.
+ */
+import { describeError, TaskRunnerError } from '../../errors.js';
+import { loadTaskClass } from '../../tasks/load-task.js';
+import { parseOptions } from '../../tasks/options.js';
+import type { TaskRequestInfo } from '../../tasks/task.js';
+import type { ChildMessage, FailureKind, RunMessage } from '../protocol.js';
+
+/** Caps an error text explicitly: the cut is marked and its size named. */
+export function capText(text: string, maxBytes: number): string {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes <= maxBytes) return text;
+  const marker = `\n[... error text truncated: ${bytes} bytes, limit ${maxBytes}]`;
+  const keep = Math.max(0, maxBytes - Buffer.byteLength(marker, 'utf8'));
+  return Buffer.from(text, 'utf8').subarray(0, keep).toString('utf8').replace(/\uFFFD$/, '') + marker;
+}
+
+function failure(kind: FailureKind, error: unknown, maxBytes: number): ChildMessage {
+  return { type: 'error', kind, text: capText(describeError(error), maxBytes) };
+}
+
+/** `run()`'s value as `result_text`: strings as they are, undefined/null as null, else JSON. */
+export function encodeResult(value: unknown, maxBytes: number): string | null {
+  if (value === undefined || value === null) return null;
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) return null;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw new TaskRunnerError(
+      'RESULT_TOO_LARGE',
+      `task result is ${bytes} bytes, over the limit of ${maxBytes} bytes (maxResultBytes); it was not stored`,
+    );
+  }
+  return text;
+}
+
+export async function runTask(message: RunMessage): Promise<ChildMessage> {
+  const limit = message.maxResultBytes;
+  const request: TaskRequestInfo = { ...message.request, createdAt: new Date(message.request.createdAt) };
+  let options: unknown;
+  try {
+    options = parseOptions(message.options, message.maxOptionsBytes);
+  } catch (error) {
+    return failure('options', error, limit);
+  }
+  let TaskClass;
+  try {
+    TaskClass = await loadTaskClass(message.file, request.taskClassName);
+  } catch (error) {
+    return failure('load', error, limit);
+  }
+  let value: unknown;
+  try {
+    value = await new TaskClass(options, request).run();
+  } catch (error) {
+    return failure('task', error, limit);
+  }
+  try {
+    return { type: 'result', resultText: encodeResult(value, limit) };
+  } catch (error) {
+    return failure('result', error, limit);
+  }
+}

@@ -1,0 +1,37 @@
+import { sql } from 'kysely';
+import type { TableName } from '../config/identifiers.js';
+import { run, type Executor } from './database.js';
+
+/** One row to insert; `options` is already YAML text. */
+export interface NewRequest {
+  taskClassName: string;
+  options: string | null;
+  tryLimit: number;
+  delayUntil: Date | null;
+  priority: number;
+  queue: string;
+}
+
+/**
+ * Inserts many requests in one statement (arrays unnested server-side), on a Kysely instance or
+ * transaction or on a raw pg client, so a caller can schedule inside its own transaction: the rows
+ * become visible, and the notify trigger fires, only when that transaction commits.
+ * Returns the new ids in input order.
+ */
+export async function requestsInsert(executor: Executor, table: TableName, rows: readonly NewRequest[]): Promise<string[]> {
+  if (rows.length === 0) return [];
+  const inserted = await run<{ id: string }>(
+    executor,
+    sql<{ id: string }>`
+      INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue)
+      SELECT task_class_name, options, try_limit, delay_until, priority, queue
+      FROM unnest(${rows.map((r) => r.taskClassName)}::text[], ${rows.map((r) => r.options)}::text[],
+                  ${rows.map((r) => r.tryLimit)}::int[], ${rows.map((r) => r.delayUntil?.toISOString() ?? null)}::timestamptz[],
+                  ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[])
+           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, n)
+      ORDER BY n
+      RETURNING id`,
+  );
+  // bigserial values are drawn in insertion order, which ORDER BY n fixes to the input order.
+  return inserted.map((row) => String(row.id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+}

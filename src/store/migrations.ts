@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
+import { channelFor, parseTableName, type TableName } from '../config/identifiers.js';
+import { defaults } from '../config/runner-config.js';
+
+/** Lets an application add its own columns; the runner ignores them. */
+export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
+
+/** Columns the design adds to the seed's; `migrate` adds any that an older table lacks. */
+const designColumns: ReadonlyArray<readonly [name: string, definition: string]> = [
+  ['queue', `text NOT NULL DEFAULT '${defaults.queue}'`],
+  ['priority', 'integer NOT NULL DEFAULT 0'],
+  ['host', 'text'],
+  ['launcher_id', 'text'],
+  ['process_identity', 'text'],
+  ['thread_id', 'integer'],
+  ['lease_expires_at', 'timestamptz'],
+];
+
+/** A derived identifier (index, trigger, function) that stays unique within 63 bytes. */
+function derivedName(table: TableName, suffix: string): string {
+  const name = `${table.table}_${suffix}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha1').update(table.qualified).digest('hex').slice(0, 8);
+  return `${table.table.slice(0, 63 - suffix.length - 10)}_${hash}_${suffix}`;
+}
+
+function qualified(table: TableName, name: string) {
+  return table.schema === null ? sql.id(name) : sql.id(table.schema, name);
+}
+
+/**
+ * Indexes for the claim and the probe, and the trigger that wakes launchers. The trigger is per
+ * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
+ * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
+ */
+async function installSupport(db: Kysely<any>, table: TableName): Promise<void> {
+  const ref = sql.table(table.qualified);
+  const fn = qualified(table, derivedName(table, 'cw_notify'));
+  const channel = sql.lit(channelFor(table));
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'runnable_idx'))}
+    ON ${ref} (priority DESC, id) WHERE completed_at IS NULL AND pid IS NULL`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'running_idx'))}
+    ON ${ref} (host) WHERE pid IS NOT NULL`.execute(db);
+  await sql`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+      IF EXISTS (SELECT 1 FROM cw_new_rows WHERE pid IS NULL AND completed_at IS NULL) THEN
+        PERFORM pg_notify(${channel}, '');
+      END IF;
+      RETURN NULL;
+    END
+    $fn$`.execute(db);
+  for (const event of ['insert', 'update'] as const) {
+    const trigger = sql.id(derivedName(table, `cw_${event}_notify`));
+    await sql`DROP TRIGGER IF EXISTS ${trigger} ON ${ref}`.execute(db);
+    await sql`CREATE TRIGGER ${trigger} AFTER ${sql.raw(event.toUpperCase())} ON ${ref}
+      REFERENCING NEW TABLE AS cw_new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`.execute(db);
+  }
+}
+
+/** Serialises concurrent migrations of the same table (two launchers starting at once). */
+async function lockMigration(db: Kysely<any>, table: TableName): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_migrate:' + table.qualified}))`.execute(db);
+}
+
+/**
+ * Creates the request table with every seed column, the design's columns, its indexes and its
+ * notify trigger, in the seed's spirit (`create_task_runner_request_table :name do |t| ... end`).
+ *
+ * @example
+ * await createTaskRunnerRequestTable(db, 'report_jobs', (t) =>
+ *   t.addColumn('account_id', 'bigint').addColumn('note', 'text'));
+ */
+export async function createTaskRunnerRequestTable(
+  db: Kysely<any>,
+  name: string = defaults.tableName,
+  extraColumns?: ExtraColumns,
+): Promise<void> {
+  const table = parseTableName(name);
+  await db.transaction().execute(async (trx) => {
+    await lockMigration(trx, table);
+    const schema = table.schema === null ? trx.schema : trx.schema.withSchema(table.schema);
+    let builder = schema
+      .createTable(table.table)
+      .addColumn('id', 'bigserial', (c) => c.primaryKey())
+      .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+      .addColumn('task_class_name', 'text', (c) => c.notNull())
+      .addColumn('pid', 'integer')
+      .addColumn('started_at', 'timestamptz')
+      .addColumn('completed_at', 'timestamptz')
+      .addColumn('result', 'text')
+      .addColumn('tries', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('try_limit', 'integer', (c) => c.notNull().defaultTo(defaults.tryLimit))
+      .addColumn('options', 'text')
+      .addColumn('delay_until', 'timestamptz')
+      .addColumn('result_text', 'text');
+    for (const [column, definition] of designColumns) {
+      builder = builder.addColumn(column, sql.raw(definition.split(' ')[0]!), (c) => {
+        let col = c;
+        if (definition.includes('NOT NULL')) col = col.notNull();
+        const fallback = /DEFAULT (.+)$/.exec(definition)?.[1];
+        if (fallback !== undefined) col = col.defaultTo(sql.raw(fallback));
+        return col;
+      });
+    }
+    if (extraColumns !== undefined) builder = extraColumns(builder);
+    await builder.execute();
+    await installSupport(trx, table);
+  });
+}
+
+/** Drops the request table and its trigger function. */
+export async function dropTaskRunnerRequestTable(db: Kysely<any>, name: string = defaults.tableName): Promise<void> {
+  const table = parseTableName(name);
+  await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
+  await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
+}
+
+export interface MigrateResult {
+  /** True when the table did not exist and was created. */
+  created: boolean;
+  /** Design columns added to an existing (for example Rails-era) table. */
+  addedColumns: string[];
+}
+
+/**
+ * Brings the request table up to date: creates it when missing; on an existing table (one the
+ * Rails plugin made, say) adds the design's columns, indexes and trigger. Safe to run repeatedly
+ * and from several processes at once.
+ *
+ * @example
+ * await migrate(db);                       // task_runner_requests
+ * await migrate(db, { tableName: 'jobs' });
+ */
+export async function migrate(
+  db: Kysely<any>,
+  params: { tableName?: string; extraColumns?: ExtraColumns } = {},
+): Promise<MigrateResult> {
+  const table = parseTableName(params.tableName ?? defaults.tableName);
+  const exists = async (): Promise<boolean> => {
+    const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${table.qualified}) AS found`.execute(db);
+    return rows[0]?.found != null;
+  };
+  if (!(await exists())) {
+    try {
+      await createTaskRunnerRequestTable(db, table.qualified, params.extraColumns);
+      return { created: true, addedColumns: [] };
+    } catch (error) {
+      // Another process created it between our check and our CREATE: fall through to upgrade.
+      if (!(await exists())) throw error;
+    }
+  }
+  const addedColumns: string[] = [];
+  await db.transaction().execute(async (trx) => {
+    await lockMigration(trx, table);
+    const { rows } = await sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns
+      WHERE table_schema = COALESCE(${table.schema}, current_schema()) AND table_name = ${table.table}`.execute(trx);
+    const present = new Set(rows.map((row) => row.column_name));
+    for (const [column, definition] of designColumns) {
+      if (present.has(column)) continue;
+      await sql`ALTER TABLE ${sql.table(table.qualified)} ADD COLUMN ${sql.id(column)} ${sql.raw(definition)}`.execute(trx);
+      addedColumns.push(column);
+    }
+    await installSupport(trx, table);
+  });
+  return { created: false, addedColumns };
+}

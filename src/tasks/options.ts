@@ -1,0 +1,91 @@
+import { Document, isNode, parseDocument, visit } from 'yaml';
+import { TaskRunnerError } from '../errors.js';
+
+/**
+ * Options travel as YAML text. Parsing is deliberately narrow: the core schema only, no custom
+ * tags (so no object instantiation), a cap on alias expansion (no "billion laughs"), a size cap,
+ * unique keys. Rows written by the Rails plugin carry Ruby symbol keys (`:created_from:`); their
+ * leading colon is dropped so the old table can be read, while Ruby object tags are refused.
+ */
+const maxAliasCount = 100;
+const coreTags = new Set(
+  ['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`),
+);
+
+function optionsError(message: string): TaskRunnerError {
+  return new TaskRunnerError('OPTIONS_INVALID', `invalid task options: ${message}`);
+}
+
+function dropSymbolColons(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropSymbolColons);
+  if (typeof value !== 'object' || value === null || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const name = key.length > 1 && key.startsWith(':') ? key.slice(1) : key;
+    // defineProperty so a key named __proto__ stays data and never becomes a prototype.
+    Object.defineProperty(out, name, { value: dropSymbolColons(item), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
+ * Parses a request's `options` text. Empty or null gives `{}`.
+ *
+ * @throws TaskRunnerError OPTIONS_TOO_LARGE or OPTIONS_INVALID, with the reason.
+ */
+export function parseOptions(text: string | null, maxBytes: number): unknown {
+  if (text === null || text.trim() === '') return {};
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes, over the limit of ${maxBytes}`);
+  }
+  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false, strict: true });
+  if (doc.errors.length > 0) throw optionsError(`malformed YAML: ${doc.errors[0]!.message}`);
+  visit(doc, (_key, node) => {
+    if (!isNode(node) || node.tag === undefined || coreTags.has(node.tag)) return;
+    if (node.tag.startsWith('!ruby/')) {
+      throw optionsError(`Ruby object tag ${node.tag} is not supported; store plain YAML (maps, lists, scalars)`);
+    }
+    throw optionsError(`custom YAML tag ${node.tag} is not allowed`);
+  });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount });
+  } catch (error) {
+    throw optionsError((error as Error).message);
+  }
+  return value === null || value === undefined ? {} : dropSymbolColons(value);
+}
+
+function assertPlain(value: unknown, path: string, seen: Set<object>): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw optionsError(`${path} is ${value}, which YAML cannot carry faithfully`);
+    return;
+  }
+  if (value instanceof Date) return;
+  if (typeof value !== 'object') throw optionsError(`${path} is a ${typeof value}; options hold plain data only`);
+  if (seen.has(value)) throw optionsError(`${path} refers back to itself`);
+  const proto = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
+    throw optionsError(`${path} is a ${proto?.constructor?.name ?? 'class'} instance; options hold plain data only`);
+  }
+  seen.add(value);
+  for (const [key, item] of Object.entries(value)) assertPlain(item, `${path}.${key}`, seen);
+  seen.delete(value);
+}
+
+/**
+ * Turns options into the YAML text stored in the row (`---\nkey: value\n`), refusing what YAML
+ * would not bring back as it went in (functions, class instances, cycles) and what is too large.
+ */
+export function stringifyOptions(options: unknown, maxBytes: number): string {
+  const value = options ?? {};
+  assertPlain(value, 'options', new Set());
+  const text = new Document(value).toString({ directives: true });
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes as YAML, over the limit of ${maxBytes}`);
+  }
+  return text;
+}

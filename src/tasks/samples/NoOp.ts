@@ -1,0 +1,19 @@
+import { Task, type ScheduleParams, type TaskScheduler } from '../task.js';
+
+export interface NoOpOptions {
+  created_from?: string;
+}
+
+/**
+ * The seed's sample task: does nothing and says so. Scheduled through its factory it records
+ * where it was created from, as `TaskRunnerNoOpTask.schedule` did.
+ */
+export default class NoOp extends Task<NoOpOptions, string> {
+  static override schedule(scheduler: TaskScheduler, options?: NoOpOptions, params?: ScheduleParams): Promise<string> {
+    return scheduler.schedule('NoOp', { created_from: 'self.schedule', ...options }, params);
+  }
+
+  run(): string {
+    return `NOOP ${this.id}: OK! created from: ${this.options.created_from}`;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The base class of every task, and the only module a task file needs to import
+ * (`import { Task } from 'cw-task-runner/task'`). It loads nothing heavy: children start light.
+ */
+
+/** What a task knows about the request it runs for. */
+export interface TaskRequestInfo {
+  id: string;
+  taskClassName: string;
+  /** This try's number, 1 for the first. */
+  tries: number;
+  tryLimit: number;
+  queue: string;
+  priority: number;
+  createdAt: Date;
+}
+
+/** Per-request scheduling choices. */
+export interface ScheduleParams {
+  /** Not before this time. */
+  delayUntil?: Date;
+  /** Not before this many milliseconds from now (ignored when `delayUntil` is given). */
+  delayMs?: number;
+  /** Tries before the request is given up. Default 5, as in the seed. */
+  tryLimit?: number;
+  /** Higher runs first. Default 0. */
+  priority?: number;
+  /** Queue name; launchers may be limited to some queues. Default `default`. */
+  queue?: string;
+}
+
+/** Anything that can schedule: a runner, or a scheduler made with `createScheduler()`. */
+export interface TaskScheduler {
+  schedule(taskClassName: string, options?: unknown, params?: ScheduleParams): Promise<string>;
+}
+
+/**
+ * Subclass it, implement `run()`, and put the file in the tasks directory; its file name (without
+ * extension, folders joined by `::`) is the name to schedule it by. `run()`'s return value becomes
+ * `result_text` (strings as they are, anything else as JSON); a throw is recorded with its stack
+ * and the request is retried.
+ *
+ * A task can be tried by hand, as the seed suggests:
+ * @example
+ * const task = new SendReport({ accountId: 7 });
+ * console.log(await task.run());
+ */
+export abstract class Task<Options = Record<string, unknown>, Result = unknown> {
+  /** Name to schedule by, when it differs from the class name (for `static schedule`). */
+  static taskName?: string;
+
+  /** The request's options, parsed from YAML. */
+  readonly options: Options;
+  /** The request this instance runs for; null when constructed by hand. */
+  readonly request: TaskRequestInfo | null;
+
+  constructor(options?: Options, request: TaskRequestInfo | null = null) {
+    this.options = (options ?? {}) as Options;
+    this.request = request;
+  }
+
+  /** The request id, or null when constructed by hand. */
+  get id(): string | null {
+    return this.request?.id ?? null;
+  }
+
+  abstract run(): Result | Promise<Result>;
+
+  /**
+   * Factory in the seed's style (`TaskRunnerNoOpTask.schedule`): schedules this task class.
+   * Subclasses override it to shape their options.
+   *
+   * @example
+   * await SendReport.schedule(runner, { accountId: 7 }, { delayMs: 60_000 });
+   */
+  static schedule(
+    this: { taskName?: string; name: string },
+    scheduler: TaskScheduler,
+    options?: unknown,
+    params?: ScheduleParams,
+  ): Promise<string> {
+    return scheduler.schedule(this.taskName ?? this.name, options ?? {}, params);
+  }
+}
+
+/** A class that can be constructed as a task (what a task file exports). */
+export type TaskClass = new (options: any, request: TaskRequestInfo | null) => { run(): unknown };
+
+/** True for a class whose instances have a `run` method: what the registry accepts. */
+export function isTaskClass(value: unknown): value is TaskClass {
+  return typeof value === 'function' && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === 'function';
+}
