@@ -65,3 +65,23 @@ export async function probeProcess(pid: number, identity: string | null): Promis
   if (identity === null) return 'alive';
   return `${readBootId()}:${stat.startTime}` === identity ? 'alive' : 'reused';
 }
+
+/**
+ * A launcher's id names its process: `<pid>-<start time>-<random>`. The probe uses it to leave
+ * alone the rows of a launcher that is still alive on this host (it supervises its own children,
+ * and judging them from outside would race with its own completion writes).
+ */
+export async function createLauncherId(random: string): Promise<string> {
+  const identity = await readProcessIdentity(process.pid);
+  const startTime = identity === null ? '0' : identity.slice(identity.lastIndexOf(':') + 1);
+  return `${process.pid}-${startTime}-${random}`;
+}
+
+/** Whether the launcher named by `launcherId` still runs on this host; null if the id is foreign. */
+export async function probeLauncher(launcherId: string): Promise<Liveness | null> {
+  const match = /^(\d+)-(\d+)-[0-9a-f]+$/.exec(launcherId);
+  if (match === null) return null;
+  const boot = readBootId();
+  const identity = boot === null || match[2] === '0' ? null : `${boot}:${match[2]}`;
+  return probeProcess(Number(match[1]), identity);
+}

@@ -26,9 +26,10 @@ export class ServiceState {
     return this.#starting;
   }
 
-  stop(body: () => Promise<void>): Promise<void> {
+  /** `idle` runs instead of `body` when the service was never started (release what exists). */
+  stop(body: () => Promise<void>, idle: () => Promise<void> = async () => undefined): Promise<void> {
     if (this.#starting === null) {
-      this.#stopping ??= Promise.resolve();
+      this.#stopping ??= idle();
       return this.#stopping;
     }
     const starting = this.#starting;

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
  * `once()` returns a promise with a timeout so tests and callers can wait on an event
  * instead of sleeping.
  */
-export class TypedEmitter<Events extends Record<string, unknown>> {
+export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
   readonly #emitter = new EventEmitter();
 
   constructor() {

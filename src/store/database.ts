@@ -10,6 +10,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { DatabaseInput } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
 
 /** Anything with pg's `query(text, values)`: a `pg.Client`, a `pg.PoolClient` or a `pg.Pool`. */
 export interface PgQueryable {
@@ -76,7 +77,8 @@ export function openDatabase(input: DatabaseInput, maxConnections = 10): OpenDat
     // An idle client's error (server restart) must not crash the host process.
     pool.on('error', () => undefined);
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-    return { db, pool, connectionString: input, close: () => db.destroy() };
+    let closing: Promise<void> | null = null;
+    return { db, pool, connectionString: input, close: () => (closing ??= db.destroy()) };
   }
   if (isPgPool(input)) {
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: input }) });
@@ -86,4 +88,20 @@ export function openDatabase(input: DatabaseInput, maxConnections = 10): OpenDat
     return { db: input, pool: null, connectionString: null, close: async () => undefined };
   }
   throw new TypeError('db must be a connection string, a pg.Pool or a Kysely instance');
+}
+
+const connectionCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'EAI_AGAIN']);
+
+/**
+ * Names a failure to reach the database as such (DATABASE_UNAVAILABLE), so a dead server reads
+ * as one and not as a stack from the driver. Other errors pass through unchanged.
+ */
+export function asDatabaseError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const unreachable =
+    typeof code === 'string' && (connectionCodes.has(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P03');
+  const aggregate = error instanceof AggregateError && error.errors.some((inner) => connectionCodes.has((inner as { code?: string }).code ?? ''));
+  if (!unreachable && !aggregate) return error;
+  const detail = (error as Error).message || (aggregate ? (error as AggregateError).errors.map((e) => (e as Error).message).join('; ') : String(code));
+  return new TaskRunnerError('DATABASE_UNAVAILABLE', `cannot use the database: ${detail}`, { cause: error });
 }

@@ -52,7 +52,10 @@ async function installSupport(db: Kysely<any>, table: TableName): Promise<void> 
     $fn$`.execute(db);
   for (const event of ['insert', 'update'] as const) {
     const trigger = sql.id(derivedName(table, `cw_${event}_notify`));
-    await sql`DROP TRIGGER IF EXISTS ${trigger} ON ${ref}`.execute(db);
+    // Re-creating an existing trigger would lock the table against every launcher: skip it.
+    const { rows } = await sql`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(${table.qualified})
+      AND tgname = ${derivedName(table, `cw_${event}_notify`)}`.execute(db);
+    if (rows.length > 0) continue;
     await sql`CREATE TRIGGER ${trigger} AFTER ${sql.raw(event.toUpperCase())} ON ${ref}
       REFERENCING NEW TABLE AS cw_new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`.execute(db);
   }

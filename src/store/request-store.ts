@@ -205,6 +205,20 @@ export class RequestStore {
     return rows.map((row) => row.id);
   }
 
+  /**
+   * Releases every row this launcher still holds (shutdown's last step): the try is given back
+   * and the row is runnable at once. Normally none is left; this covers writes that failed.
+   */
+  async requestsReleaseByLauncher(params: { launcherId: string; text: string }): Promise<string[]> {
+    const { rows } = await sql<{ id: string }>`
+      UPDATE ${this.#table} AS t
+      SET pid = NULL, process_identity = NULL, thread_id = NULL, lease_expires_at = NULL,
+          result = 'INTERRUPTED', result_text = ${params.text}, tries = GREATEST(t.tries - 1, 0), delay_until = NULL
+      WHERE t.launcher_id = ${params.launcherId} AND t.pid IS NOT NULL AND t.completed_at IS NULL
+      RETURNING t.id`.execute(this.#db);
+    return rows.map((row) => row.id);
+  }
+
   /** Extends the lease of every row this launcher runs. */
   async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<number> {
     const result = await sql`

@@ -1,0 +1,46 @@
+/**
+ * cw-task-runner: a PostgreSQL-backed task runner that runs every task in its own process.
+ * This list is the public API; everything else is internal.
+ */
+export { createRunner, type CreateRunnerOptions, type Runner, type RunnerStatus } from './launcher/runner.js';
+export { createScheduler, type Scheduler, type SchedulerOptions } from './launcher/create-scheduler.js';
+export type { ScheduleCallParams, ScheduleItem } from './launcher/scheduler.js';
+export type { RunnerEvents } from './launcher/events.js';
+export type { ProbeResult } from './launcher/probe-service.js';
+export type { RunningRequest } from './launcher/dispatcher.js';
+export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
+
+export { Task, type ScheduleParams, type TaskRequestInfo, type TaskScheduler } from './tasks/task.js';
+export { parseOptions, stringifyOptions } from './tasks/options.js';
+export { scanTasksDir, TaskRegistry } from './tasks/registry.js';
+
+export {
+  createTaskRunnerRequestTable,
+  dropTaskRunnerRequestTable,
+  migrate,
+  type ExtraColumns,
+  type MigrateResult,
+} from './store/migrations.js';
+export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
+export type { StatusCounts } from './store/request-store.js';
+export type { Executor, PgQueryable } from './store/database.js';
+
+export {
+  defaults,
+  resolveRunnerConfig,
+  type DatabaseInput,
+  type RetryBackoffOptions,
+  type RunnerConfig,
+  type RunnerOptions,
+} from './config/runner-config.js';
+export { parseTableName, type TableName } from './config/identifiers.js';
+
+export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
+export { TypedEmitter } from './shared/typed-emitter.js';
+export {
+  ChildCrashError,
+  ConfigError,
+  TaskRunnerError,
+  UnknownTaskError,
+  type ErrorCode,
+} from './errors.js';

@@ -1,0 +1,56 @@
+import type pg from 'pg';
+import type { Kysely } from 'kysely';
+import { parseTableName } from '../config/identifiers.js';
+import { defaults, type DatabaseInput } from '../config/runner-config.js';
+import { openDatabase, type Executor } from '../store/database.js';
+import { RequestStore, type StatusCounts } from '../store/request-store.js';
+import type { TaskRequestRow } from '../store/schema.js';
+import { TaskRegistry } from '../tasks/registry.js';
+import type { TaskScheduler } from '../tasks/task.js';
+import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
+
+export interface SchedulerOptions {
+  db: DatabaseInput;
+  tableName?: string;
+  /** When given, names are checked against it at schedule time. */
+  tasksDir?: string;
+  maxOptionsBytes?: number;
+}
+
+/** Schedules and inspects requests without running any: for web processes and scripts. */
+export interface Scheduler extends TaskScheduler {
+  readonly db: Kysely<any>;
+  schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string>;
+  scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]>;
+  retry(id: string | number | bigint): Promise<void>;
+  find(id: string | number | bigint): Promise<TaskRequestRow | null>;
+  counts(): Promise<StatusCounts>;
+  /** Closes the pool the scheduler opened for a connection string; a given pool is left open. */
+  close(): Promise<void>;
+}
+
+/**
+ * @example
+ * const scheduler = createScheduler({ db: pool });
+ * await scheduler.schedule('SendReport', { accountId: 7 });
+ */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  const table = parseTableName(options.tableName ?? defaults.tableName);
+  const database = openDatabase(options.db as string | pg.Pool | Kysely<any>, 4);
+  const store = new RequestStore({ db: database.db, table, backoff: defaults.retryBackoff });
+  const scheduler = new RequestScheduler({
+    db: database.db,
+    table,
+    registry: options.tasksDir === undefined ? null : new TaskRegistry(options.tasksDir),
+    maxOptionsBytes: options.maxOptionsBytes ?? defaults.maxOptionsBytes,
+  });
+  return {
+    db: database.db,
+    schedule: (name, opts, params) => scheduler.schedule(name, opts, params),
+    scheduleMany: (items, params) => scheduler.scheduleMany(items, params),
+    retry: (id) => store.requestsRetry({ id: String(id) }),
+    find: (id) => store.requestsFind({ id: String(id) }),
+    counts: () => store.requestsCountByState(),
+    close: () => database.close(),
+  };
+}

@@ -1,0 +1,34 @@
+import type { RequestResultValue } from '../store/schema.js';
+
+/**
+ * What a runner reports as it works. Tests wait on these instead of sleeping; hosts use them for
+ * metrics and logs.
+ */
+export interface RunnerEvents {
+  /** The launcher is claiming (after `start()`). */
+  'runner:started': { launcherId: string; host: string; pid: number };
+  /** `stop()` finished: no child alive, every row released or finished. */
+  'runner:stopped': { launcherId: string; interrupted: number };
+  /** Rows claimed in one statement. */
+  'task:claimed': { ids: string[] };
+  /** A try's process runs and its pid is recorded in the row. */
+  'task:started': { id: string; taskClassName: string; tries: number; pid: number; threadId: number | null };
+  /** A try ended and its outcome is written to the row. */
+  'task:completed': {
+    id: string;
+    taskClassName: string;
+    tries: number;
+    result: RequestResultValue;
+    resultText: string | null;
+    /** True when the request ended (no more tries). */
+    final: boolean;
+  };
+  /** A line the task's process wrote. */
+  'task:output': { id: string; stream: 'stdout' | 'stderr'; line: string };
+  /** The pid probe or lease recovery marked rows crashed. */
+  'probe:recovered': { ids: string[]; reason: 'probe' | 'lease' };
+  /** The claim loop went idle: nothing runnable, free slots left. */
+  'runner:idle': { running: number };
+  /** Something failed inside the runner (database down, a write lost); the runner goes on. */
+  error: { error: Error; during: string };
+}

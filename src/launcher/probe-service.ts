@@ -1,0 +1,54 @@
+import { probeLauncher, probeProcess } from '../pool/process-identity.js';
+import type { RequestStore } from '../store/request-store.js';
+
+export interface ProbeResult {
+  /** Rows of this host whose process was gone (or whose pid now names another process). */
+  crashed: string[];
+  /** Rows of other hosts whose launcher's lease ran out. */
+  recovered: string[];
+}
+
+export interface ProbeServiceParams {
+  store: RequestStore;
+  host: string;
+  /** This launcher's id: its own rows are tracked by its dispatcher, never probed. */
+  launcherId: string;
+}
+
+/**
+ * The seed's pid probe: reads the running rows of this host, checks each process, and marks the
+ * ones that are gone CRASHED (which makes them runnable again while tries remain). A pid alone is
+ * not trusted: the row's process identity must match the live process, so a reused pid does not
+ * keep a dead task's row running. Rows whose launcher still runs on this host are left to it: it
+ * sees its children exit and records them itself. Rows of other hosts are never judged by pid; they are recovered
+ * only once their launcher's lease expires.
+ */
+export class ProbeService {
+  readonly #params: ProbeServiceParams;
+
+  constructor(params: ProbeServiceParams) {
+    this.#params = params;
+  }
+
+  async runOnce(): Promise<ProbeResult> {
+    const { store, host, launcherId } = this.#params;
+    const rows = await store.requestsListRunningOnHost({ host });
+    const dead: { id: string; pid: number; processIdentity: string | null; text: string }[] = [];
+    for (const row of rows) {
+      if (row.launcherId === launcherId) continue;
+      if (row.launcherId !== null && (await probeLauncher(row.launcherId)) === 'alive') continue;
+      const liveness = await probeProcess(row.pid, row.processIdentity);
+      if (liveness === 'alive') continue;
+      const why = liveness === 'reused' ? 'its pid now belongs to another process' : 'the process is gone';
+      dead.push({
+        id: row.id,
+        pid: row.pid,
+        processIdentity: row.processIdentity,
+        text: `pid probe: process ${row.pid} on host ${host} stopped without reporting (${why})`,
+      });
+    }
+    const crashed = await store.requestsMarkCrashed({ host, rows: dead });
+    const recovered = await store.requestsRecoverExpired({ host });
+    return { crashed, recovered };
+  }
+}

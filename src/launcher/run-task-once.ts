@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { defaults } from '../config/runner-config.js';
+import type { AttemptReport } from '../pool/attempt.js';
+import { ForkPool } from '../pool/fork-pool.js';
+import { silentLogger } from '../shared/logger.js';
+import { stringifyOptions } from '../tasks/options.js';
+import { TaskRegistry } from '../tasks/registry.js';
+
+export interface RunTaskOnceOptions {
+  tasksDir: string;
+  taskClassName: string;
+  /** Options as data (stored as YAML first, as `schedule` would) or as YAML text, like a row's. */
+  options?: unknown;
+  optionsYaml?: string;
+  /** The request id the task sees. Default `"0"`. */
+  id?: string;
+  tries?: number;
+  tryLimit?: number;
+  childEnv?: Record<string, string> | null;
+  childExecArgv?: string[] | null;
+  maxOptionsBytes?: number;
+  maxResultBytes?: number;
+}
+
+export type RunTaskOnceResult = AttemptReport;
+
+/**
+ * Runs one task exactly as the launcher would, without a database: the name is resolved in the
+ * tasks directory, the options go through YAML, the task runs in a forked child, and the report
+ * says how it ended (finished with its result text, failed with the error and stack, or crashed
+ * with exit code or signal).
+ *
+ * @example
+ * const report = await runTaskOnce({ tasksDir: './dist/tasks', taskClassName: 'SendReport', options: { accountId: 7 } });
+ * if (report.outcome !== 'finished') console.error(report);
+ */
+export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskOnceResult> {
+  const tasksDir = path.resolve(options.tasksDir);
+  const maxOptionsBytes = options.maxOptionsBytes ?? defaults.maxOptionsBytes;
+  const file = await new TaskRegistry(tasksDir).resolve(options.taskClassName);
+  const yaml = options.optionsYaml ?? stringifyOptions(options.options ?? {}, maxOptionsBytes);
+  const pool = new ForkPool({
+    concurrency: 1,
+    env: options.childEnv ?? null,
+    execArgv: options.childExecArgv ?? null,
+    killTimeoutMs: defaults.killTimeoutMs,
+    logger: silentLogger,
+  });
+  try {
+    return await pool.run({
+      request: {
+        id: options.id ?? '0',
+        taskClassName: options.taskClassName,
+        tries: options.tries ?? 1,
+        tryLimit: options.tryLimit ?? defaults.tryLimit,
+        queue: defaults.queue,
+        priority: 0,
+        createdAt: new Date().toISOString(),
+      },
+      file,
+      options: yaml,
+      maxOptionsBytes,
+      maxResultBytes: options.maxResultBytes ?? defaults.maxResultBytes,
+    });
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { channelFor } from '../config/identifiers.js';
+import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { ForkPool } from '../pool/fork-pool.js';
+import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
+import { ServiceState, type Service } from '../shared/service.js';
+import { TypedEmitter } from '../shared/typed-emitter.js';
+import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
+import { migrate } from '../store/migrations.js';
+import { RequestStore, type StatusCounts } from '../store/request-store.js';
+import type { TaskRequestRow } from '../store/schema.js';
+import { TaskRegistry } from '../tasks/registry.js';
+import type { TaskScheduler } from '../tasks/task.js';
+import { ClaimLoop } from './claim-loop.js';
+import { Dispatcher, type RunningRequest } from './dispatcher.js';
+import type { RunnerEvents } from './events.js';
+import { NotifyListener } from './notify-listener.js';
+import { ProbeService, type ProbeResult } from './probe-service.js';
+import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
+
+export interface CreateRunnerOptions extends RunnerOptions {
+  /** Run `migrate()` on the request table at `start()`. Default true. */
+  autoMigrate?: boolean;
+}
+
+export interface RunnerStatus {
+  launcherId: string;
+  host: string;
+  pid: number;
+  running: RunningRequest[];
+  counts: StatusCounts;
+}
+
+/** The launcher embedded in a host process: claims, runs, records, probes. */
+export interface Runner extends Service, TaskScheduler {
+  readonly launcherId: string;
+  readonly config: RunnerConfig;
+  readonly events: TypedEmitter<RunnerEvents>;
+  /** The Kysely instance the runner queries through. */
+  readonly db: Kysely<any>;
+  schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string>;
+  scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]>;
+  /** Runs the pid probe and lease recovery now. */
+  probe(): Promise<ProbeResult>;
+  /** Makes an ended or waiting request runnable now. */
+  retry(id: string | number | bigint): Promise<void>;
+  find(id: string | number | bigint): Promise<TaskRequestRow | null>;
+  status(): Promise<RunnerStatus>;
+}
+
+class TaskRunner implements Runner {
+  readonly events = new TypedEmitter<RunnerEvents>();
+  readonly config: RunnerConfig;
+  readonly #autoMigrate: boolean;
+  readonly #state = new ServiceState();
+  readonly #database: OpenDatabase;
+  readonly #store: RequestStore;
+  readonly #registry: TaskRegistry;
+  readonly #scheduler: RequestScheduler;
+  readonly #random = randomBytes(4).toString('hex');
+  #launcherId: string | null = null;
+  #pool: ForkPool | null = null;
+  #dispatcher: Dispatcher | null = null;
+  #loop: ClaimLoop | null = null;
+  #listener: NotifyListener | null = null;
+  #probe: ProbeService | null = null;
+  #timers: NodeJS.Timeout[] = [];
+
+  constructor(options: CreateRunnerOptions) {
+    this.config = resolveRunnerConfig(options);
+    this.#autoMigrate = options.autoMigrate ?? true;
+    this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)));
+    this.#store = new RequestStore({ db: this.#database.db, table: this.config.table, backoff: this.config.retryBackoff });
+    this.#registry = new TaskRegistry(this.config.tasksDir);
+    this.#scheduler = new RequestScheduler({
+      db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
+    });
+  }
+
+  get db(): Kysely<any> {
+    return this.#database.db;
+  }
+
+  get launcherId(): string {
+    if (this.#launcherId === null) throw new Error('launcherId is known once start() has resolved');
+    return this.#launcherId;
+  }
+
+  schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string> {
+    return this.#scheduler.schedule(taskClassName, options, params);
+  }
+
+  scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]> {
+    return this.#scheduler.scheduleMany(items, params);
+  }
+
+  async probe(): Promise<ProbeResult> {
+    const probe = this.#probe ?? new ProbeService({ store: this.#store, host: this.config.host, launcherId: await this.#id() });
+    const result = await probe.runOnce();
+    if (result.crashed.length > 0) this.events.emit('probe:recovered', { ids: result.crashed, reason: 'probe' });
+    if (result.recovered.length > 0) this.events.emit('probe:recovered', { ids: result.recovered, reason: 'lease' });
+    if (result.crashed.length + result.recovered.length > 0) {
+      this.config.logger.warn('pid probe recovered crashed requests', { crashed: result.crashed.join(','), lease: result.recovered.join(',') });
+    }
+    return result;
+  }
+
+  retry(id: string | number | bigint): Promise<void> {
+    return this.#store.requestsRetry({ id: String(id) });
+  }
+
+  find(id: string | number | bigint): Promise<TaskRequestRow | null> {
+    return this.#store.requestsFind({ id: String(id) });
+  }
+
+  async status(): Promise<RunnerStatus> {
+    return {
+      launcherId: await this.#id(),
+      host: this.config.host,
+      pid: process.pid,
+      running: this.#dispatcher?.running() ?? [],
+      counts: await this.#store.requestsCountByState(),
+    };
+  }
+
+  async #id(): Promise<string> {
+    this.#launcherId ??= await createLauncherId(this.#random);
+    return this.#launcherId;
+  }
+
+  start(): Promise<void> {
+    return this.#state.start(async () => {
+      const { config } = this;
+      const launcherId = await this.#id();
+      try {
+        if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+        else await this.#store.requestsCountByState();
+      } catch (error) {
+        await this.#database.close().catch(() => undefined);
+        throw asDatabaseError(error);
+      }
+      const scan = await this.#registry.refresh();
+      for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
+      const launcherIdentity = await readProcessIdentity(process.pid);
+      this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
+      const pool = new ForkPool({
+        concurrency: config.concurrency,
+        env: config.childEnv,
+        execArgv: config.childExecArgv,
+        killTimeoutMs: config.killTimeoutMs,
+        logger: config.logger,
+        onSlotFree: () => this.#loop?.wake(),
+      });
+      const dispatcher = new Dispatcher({
+        pool, registry: this.#registry, store: this.#store, config, launcherId, events: this.events,
+        onSettled: () => this.#loop?.wake(),
+      });
+      this.#pool = pool;
+      this.#dispatcher = dispatcher;
+      this.#loop = new ClaimLoop({
+        claim: async (limit) => {
+          const rows = await this.#store.requestsClaim({
+            limit, launcherId, host: config.host, launcherPid: process.pid, processIdentity: launcherIdentity,
+            queues: config.queues, leaseMs: config.leaseMs,
+          });
+          if (rows.length > 0) this.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
+          return rows;
+        },
+        nextDelayMs: () => this.#store.requestsNextDelayMs({ queues: config.queues }),
+        // The cap counts requests from claim until their outcome is written, and live children.
+        freeSlots: () => config.concurrency - Math.max(dispatcher.inFlight, pool.busy),
+        onClaimed: (rows) => rows.forEach((row) => dispatcher.dispatch(row)),
+        onIdle: () => this.events.emit('runner:idle', { running: dispatcher.inFlight }),
+        onError: (error) => this.#report(error, 'claiming'),
+        pollIntervalMs: config.pollIntervalMs,
+      });
+      // Recover what a previous launcher on this host left behind before claiming anything.
+      await this.probe().catch((error: Error) => this.#report(error, 'probing at start'));
+      const listenSource = config.listenDb ?? this.#database.connectionString ?? this.#database.pool;
+      if (listenSource !== null) {
+        this.#listener = new NotifyListener({
+          source: listenSource,
+          channel: channelFor(config.table),
+          onNotify: () => this.#loop?.wake(),
+          onConnected: () => this.#loop?.wake(),
+          logger: config.logger,
+        });
+        await this.#listener.start();
+      } else {
+        config.logger.warn('no LISTEN connection (db is a Kysely instance; set listenDb): polling only', {
+          pollIntervalMs: config.pollIntervalMs,
+        });
+      }
+      this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
+      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+      }, 'renewing leases');
+      this.#loop.start();
+      config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
+      this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
+    });
+  }
+
+  #every(intervalMs: number, body: () => Promise<void>, during: string): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      body()
+        .catch((error: Error) => this.#report(error, during))
+        .finally(() => {
+          busy = false;
+        });
+    }, intervalMs);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  #report(error: Error, during: string): void {
+    this.config.logger.error(`${during} failed`, { error: error.message });
+    this.events.emit('error', { error, during });
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, give running tasks `shutdownGraceMs` to finish, then
+   * terminate the rest (SIGTERM, SIGKILL after `killTimeoutMs`) and release their rows
+   * (INTERRUPTED, try given back). Rows are never left holding a pid.
+   */
+  stop(): Promise<void> {
+    return this.#state.stop(async () => {
+      const { config } = this;
+      await this.#loop?.stop();
+      await this.#listener?.stop();
+      let interrupted = 0;
+      const dispatcher = this.#dispatcher;
+      if (dispatcher !== null) {
+        const finished = await dispatcher.drain(config.shutdownGraceMs);
+        if (!finished) {
+          interrupted = dispatcher.inFlight;
+          config.logger.warn('grace period over: terminating running tasks', { running: interrupted });
+          await dispatcher.interrupt();
+        }
+        await dispatcher.close();
+      }
+      await this.#pool?.close();
+      for (const timer of this.#timers) clearInterval(timer);
+      if (this.#launcherId !== null) {
+        const released = await this.#store
+          .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })
+          .catch((error: Error) => {
+            this.#report(error, 'releasing rows at shutdown');
+            return [] as string[];
+          });
+        if (released.length > 0) config.logger.warn('released rows at shutdown', { ids: released.join(',') });
+      }
+      await this.#database.close();
+      config.logger.info('launcher stopped', { interrupted });
+      this.events.emit('runner:stopped', { launcherId: this.#launcherId ?? '', interrupted });
+    }, () => this.#database.close());
+  }
+}
+
+/**
+ * Creates a runner: the launcher embedded in your process.
+ *
+ * @example
+ * const runner = createRunner({ db: process.env.DATABASE_URL!, tasksDir: './dist/tasks' });
+ * await runner.start();
+ * await runner.schedule('NoOp', { created_from: 'example' });
+ * // ... at shutdown:
+ * await runner.stop();
+ */
+export function createRunner(options: CreateRunnerOptions): Runner {
+  return new TaskRunner(options);
+}

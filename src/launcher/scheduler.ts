@@ -1,0 +1,111 @@
+import type { Kysely } from 'kysely';
+import type { TableName } from '../config/identifiers.js';
+import { defaults } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
+import { requestsInsert, type NewRequest } from '../store/insert-requests.js';
+import type { Executor } from '../store/database.js';
+import { stringifyOptions } from '../tasks/options.js';
+import type { TaskRegistry } from '../tasks/registry.js';
+import type { ScheduleParams } from '../tasks/task.js';
+
+/** Scheduling choices plus, optionally, the caller's transaction to insert in. */
+export interface ScheduleCallParams extends ScheduleParams {
+  /** A Kysely transaction or instance, or a pg client inside `BEGIN`: the row commits with it. */
+  db?: Executor;
+}
+
+/** One request of a bulk schedule. */
+export interface ScheduleItem {
+  taskClassName: string;
+  options?: unknown;
+  params?: ScheduleParams;
+}
+
+const namePattern = /^[A-Za-z_$][A-Za-z0-9_$]*(::[A-Za-z_$][A-Za-z0-9_$]*)*$/;
+
+function invalid(message: string): TaskRunnerError {
+  return new TaskRunnerError('CONFIG_INVALID', `invalid schedule parameters: ${message}`);
+}
+
+function delayOf(params: ScheduleParams): Date | null {
+  if (params.delayUntil !== undefined) {
+    if (!(params.delayUntil instanceof Date) || Number.isNaN(params.delayUntil.getTime())) {
+      throw invalid('delayUntil must be a valid Date');
+    }
+    return params.delayUntil;
+  }
+  if (params.delayMs !== undefined) {
+    if (typeof params.delayMs !== 'number' || !Number.isFinite(params.delayMs) || params.delayMs < 0) {
+      throw invalid('delayMs must be a non-negative number');
+    }
+    return params.delayMs === 0 ? null : new Date(Date.now() + params.delayMs);
+  }
+  return null;
+}
+
+function int(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
+    throw invalid(`${name} must be an integer of at least ${min}`);
+  }
+  return value;
+}
+
+/**
+ * Turns schedule calls into rows: validates the name (against the tasks directory when one is
+ * known), serialises options to YAML within the size cap, and inserts in one statement.
+ */
+export class RequestScheduler {
+  readonly #db: Kysely<any>;
+  readonly #table: TableName;
+  readonly #registry: TaskRegistry | null;
+  readonly #maxOptionsBytes: number;
+
+  constructor(params: { db: Kysely<any>; table: TableName; registry: TaskRegistry | null; maxOptionsBytes: number }) {
+    this.#db = params.db;
+    this.#table = params.table;
+    this.#registry = params.registry;
+    this.#maxOptionsBytes = params.maxOptionsBytes;
+  }
+
+  async #row(item: ScheduleItem): Promise<NewRequest> {
+    const name = item.taskClassName;
+    if (typeof name !== 'string' || !namePattern.test(name)) {
+      throw new TaskRunnerError('TASK_UNKNOWN', `invalid task class name ${JSON.stringify(name)}`);
+    }
+    if (this.#registry !== null) await this.#registry.resolve(name);
+    const params = item.params ?? {};
+    const queue = params.queue ?? defaults.queue;
+    if (typeof queue !== 'string' || queue.length === 0 || queue.length > 200) {
+      throw invalid('queue must be a non-empty string of at most 200 characters');
+    }
+    return {
+      taskClassName: name,
+      options: stringifyOptions(item.options ?? {}, this.#maxOptionsBytes),
+      tryLimit: int('tryLimit', params.tryLimit, defaults.tryLimit, 1),
+      priority: int('priority', params.priority, 0, -2_147_483_648),
+      delayUntil: delayOf(params),
+      queue,
+    };
+  }
+
+  /**
+   * Schedules one request; resolves with its id.
+   *
+   * @example
+   * const id = await runner.schedule('SendReport', { accountId: 7 }, { delayMs: 60_000 });
+   * await db.transaction().execute((trx) => runner.schedule('SendReport', { accountId: 7 }, { db: trx }));
+   */
+  async schedule(taskClassName: string, options?: unknown, params: ScheduleCallParams = {}): Promise<string> {
+    const { db, ...rest } = params;
+    const [id] = await this.scheduleMany([{ taskClassName, options, params: rest }], { db });
+    return id!;
+  }
+
+  /** Schedules many requests in one statement; resolves with their ids in order. */
+  async scheduleMany(items: readonly ScheduleItem[], params: { db?: Executor } = {}): Promise<string[]> {
+    const rows: NewRequest[] = [];
+    for (const item of items) rows.push(await this.#row(item));
+    return requestsInsert(params.db ?? this.#db, this.#table, rows);
+  }
+}
