@@ -66,7 +66,7 @@ export class ClaimLoop {
       this.#timer = null;
       this.wake();
     }, delayMs);
-    this.#timer.unref();
+    // Deliberately not unref'd: a started runner keeps its process alive, like a server.
   }
 
   async #run(): Promise<void> {

@@ -80,6 +80,8 @@ export class RequestStore {
    * pick the same row and never wait on each other; the UPDATE marks them running (pid set to the
    * launcher's own until the child's is known) in the same statement, so no window exists in
    * which a picked row is still runnable. `limit` is the launcher's free slots, never more.
+   * MATERIALIZED keeps the planner from inlining the pick into the UPDATE, where it could be
+   * evaluated more than once and lock more rows than `limit`.
    */
   async requestsClaim(params: {
     limit: number;
@@ -96,7 +98,7 @@ export class RequestStore {
       id: string; task_class_name: string; options: string | null; tries: number; try_limit: number;
       queue: string; priority: number; created_at: Date; started_at: Date;
     }>`
-      WITH picked AS (
+      WITH picked AS MATERIALIZED (
         SELECT id FROM ${this.#table}
         WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit
           AND (delay_until IS NULL OR delay_until <= now()) ${queueFilter}
