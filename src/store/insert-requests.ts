@@ -30,7 +30,7 @@ export async function requestsInsert(executor: Executor, table: TableName, rows:
                   ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[])
            WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, n)
       ORDER BY n
-      RETURNING id`,
+      RETURNING id::text AS id`,
   );
   // bigserial values are drawn in insertion order, which ORDER BY n fixes to the input order.
   return inserted.map((row) => String(row.id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));

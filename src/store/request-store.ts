@@ -49,13 +49,14 @@ export interface RequestStoreParams {
 }
 
 const claimedColumns = sql.raw(
-  't.id, t.task_class_name, t.options, t.tries, t.try_limit, t.queue, t.priority, t.created_at, t.started_at',
+  't.id::text AS id, t.task_class_name, t.options, t.tries, t.try_limit, t.queue, t.priority, t.created_at, t.started_at',
 );
 
 /**
  * Every statement the launcher runs against the request table. Methods are named entity-first
  * and take one params object; each is a single statement, batched over many rows where the
- * launcher has many to write, because round trips, not rows, limit throughput.
+ * launcher has many to write, because round trips, not rows, limit throughput. Ids come back as
+ * text whatever the column's type (bigserial here, integer in a Rails-era table).
  */
 export class RequestStore {
   readonly #db: Kysely<any>;
@@ -139,7 +140,7 @@ export class RequestStore {
            AS v(id, tries, pid, identity, thread_id)
       WHERE t.id = v.id AND t.tries = v.tries AND t.launcher_id = ${params.launcherId}
         AND t.pid IS NOT NULL AND t.completed_at IS NULL
-      RETURNING t.id`.execute(this.#db);
+      RETURNING t.id::text AS id`.execute(this.#db);
     return new Set(rows.map((row) => row.id));
   }
 
@@ -167,14 +168,14 @@ export class RequestStore {
                   ${o.map((x) => x.resultText)}::text[], ${o.map((x) => x.final)}::bool[], ${o.map((x) => x.refund)}::bool[])
            AS v(id, tries, result, result_text, final, refund)
       WHERE t.id = v.id AND t.tries = v.tries AND t.launcher_id = ${params.launcherId} AND t.pid IS NOT NULL
-      RETURNING t.id`.execute(this.#db);
+      RETURNING t.id::text AS id`.execute(this.#db);
     return new Set(rows.map((row) => row.id));
   }
 
   /** Running rows whose pid lives on `host`: the pid probe's input. */
   async requestsListRunningOnHost(params: { host: string }): Promise<OwnedRunningRow[]> {
     const { rows } = await sql<{ id: string; pid: number; process_identity: string | null; launcher_id: string | null }>`
-      SELECT id, pid, process_identity, launcher_id FROM ${this.#table}
+      SELECT id::text AS id, pid, process_identity, launcher_id FROM ${this.#table}
       WHERE host = ${params.host} AND pid IS NOT NULL AND completed_at IS NULL`.execute(this.#db);
     return rows.map((row) => ({
       id: row.id, pid: row.pid, processIdentity: row.process_identity, launcherId: row.launcher_id,
@@ -203,7 +204,7 @@ export class RequestStore {
            AS v(id, pid, identity, text)
       WHERE t.id = v.id AND t.pid = v.pid AND t.process_identity IS NOT DISTINCT FROM v.identity
         AND t.host = ${params.host} AND t.completed_at IS NULL
-      RETURNING t.id`.execute(this.#db);
+      RETURNING t.id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
@@ -217,7 +218,7 @@ export class RequestStore {
       SET pid = NULL, process_identity = NULL, thread_id = NULL, lease_expires_at = NULL,
           result = 'INTERRUPTED', result_text = ${params.text}, tries = GREATEST(t.tries - 1, 0), delay_until = NULL
       WHERE t.launcher_id = ${params.launcherId} AND t.pid IS NOT NULL AND t.completed_at IS NULL
-      RETURNING t.id`.execute(this.#db);
+      RETURNING t.id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
@@ -243,7 +244,7 @@ export class RequestStore {
           delay_until = CASE WHEN t.tries >= t.try_limit THEN t.delay_until ELSE ${this.#retryAt()} END
       WHERE t.pid IS NOT NULL AND t.completed_at IS NULL AND t.lease_expires_at < now()
         AND t.host IS DISTINCT FROM ${params.host}
-      RETURNING t.id`.execute(this.#db);
+      RETURNING t.id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
@@ -264,7 +265,7 @@ export class RequestStore {
       UPDATE ${this.#table} AS t
       SET completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1)
       FROM target WHERE t.id = target.id AND target.pid IS NULL
-      RETURNING t.id, target.pid`.execute(this.#db);
+      RETURNING t.id::text AS id, target.pid`.execute(this.#db);
     if (rows.length === 1) return;
     const found = await this.requestsFind({ id: params.id });
     if (found === null) throw new TaskRunnerError('REQUEST_NOT_FOUND', `request ${params.id} does not exist`);
@@ -274,7 +275,9 @@ export class RequestStore {
   /** One whole row, or null. */
   async requestsFind(params: { id: string }): Promise<TaskRequestRow | null> {
     const { rows } = await sql<TaskRequestRow>`SELECT * FROM ${this.#table} WHERE id = ${params.id}::bigint`.execute(this.#db);
-    return rows[0] ?? null;
+    const row = rows[0];
+    // A Rails-era table has integer ids, which pg returns as numbers: ids are text throughout.
+    return row === undefined ? null : { ...row, id: String(row.id) };
   }
 
   /** Counts of rows per derived state, for `status`. */

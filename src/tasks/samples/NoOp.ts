@@ -14,6 +14,6 @@ export default class NoOp extends Task<NoOpOptions, string> {
   }
 
   run(): string {
-    return `NOOP ${this.id}: OK! created from: ${this.options.created_from}`;
+    return `NOOP ${this.id}: OK! created from: ${this.options.created_from ?? '(not given)'}`;
   }
 }

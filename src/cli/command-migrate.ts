@@ -1,0 +1,32 @@
+import { loadRuntime, withDatabase, type CliCommand } from './command.js';
+
+export const migrateCommand: CliCommand = {
+  name: 'migrate',
+  summary: 'create the request table, or bring an existing one up to date',
+  usage: 'migrate [options]',
+  description: [
+    'Creates the request table (--table, default task_runner_requests) with its indexes and the',
+    'trigger that wakes launchers, or adds what an existing table lacks (a table made by the Rails',
+    'plugin, say). Safe to run repeatedly and from several hosts at once. `start` runs it too.',
+  ].join('\n'),
+  options: {},
+  optionHelp: [],
+  async run(context) {
+    const config = await context.loadConfig();
+    const logger = context.logger(config);
+    const { migrate, openCommandDb } = await loadRuntime();
+    const result = await withDatabase(config, logger, async (url) => {
+      const db = openCommandDb(url);
+      try {
+        return await migrate(db, { tableName: config.tableName });
+      } finally {
+        await db.destroy();
+      }
+    });
+    const table = config.tableName;
+    if (result.created) context.io.stdout.write(`created table ${table}\n`);
+    else if (result.addedColumns.length > 0) context.io.stdout.write(`upgraded table ${table}: added ${result.addedColumns.join(', ')}\n`);
+    else context.io.stdout.write(`table ${table} is up to date\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,13 @@
+/**
+ * Everything the commands need that loads a database driver or the runner. Commands import it
+ * on demand (`loadRuntime()`), so `--help` and usage errors answer without loading Kysely and pg
+ * (about a second on a slow disk).
+ */
+export { createScheduler } from '../launcher/create-scheduler.js';
+export { createRunner } from '../launcher/runner.js';
+export { requestControl } from '../launcher/standalone/control-client.js';
+export { describeDatabaseError, openCommandDb, openCommandPool, openDatabaseSource } from '../launcher/standalone/database-source.js';
+export { startStandaloneLauncher } from '../launcher/standalone/standalone-launcher.js';
+export { migrate } from '../store/migrations.js';
+export { TaskRegistry } from '../tasks/registry.js';
+export { parseOptions } from '../tasks/options.js';

@@ -1,0 +1,314 @@
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isNode, parseDocument, visit } from 'yaml';
+import { ConfigError, TaskRunnerError } from '../errors.js';
+import type { LogLevel } from '../shared/logger.js';
+import { parseTableName } from './identifiers.js';
+import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
+
+/**
+ * The standalone launcher's and the CLI's configuration: a YAML or JSON file, environment
+ * variables over it, command-line flags over both. This module is the only reader of config files
+ * and of the environment; the library itself (`createRunner`) takes options only.
+ */
+
+/** What a config file may hold (camelCase keys; paths relative to the file's directory). */
+export interface ConfigFileOptions {
+  databaseUrl?: string;
+  tasksDir?: string;
+  tableName?: string;
+  concurrency?: number;
+  queues?: string[] | null;
+  pollIntervalMs?: number;
+  retryBackoff?: { baseMs?: number; maxMs?: number };
+  probeIntervalMs?: number;
+  leaseMs?: number;
+  shutdownGraceMs?: number;
+  killTimeoutMs?: number;
+  maxOptionsBytes?: number;
+  maxResultBytes?: number;
+  childEnv?: Record<string, string> | null;
+  childExecArgv?: string[] | null;
+  host?: string;
+  logLevel?: LogLevel;
+  /** Pidfile, control socket and embedded data live under it. Default `tmp`. */
+  tmpDir?: string;
+  embedded?: { port?: number; dataDir?: string };
+}
+
+/** The runner options a config file or the environment can set (the rest come from code). */
+export type FileRunnerOptions = Omit<RunnerOptions, 'db' | 'tasksDir' | 'tableName' | 'logger' | 'listenDb'>;
+
+/** Resolved standalone configuration, frozen. */
+export interface StandaloneConfig {
+  /** The config file read, or null. */
+  readonly configFile: string | null;
+  /** Null: no database configured, use the embedded PostgreSQL. */
+  readonly databaseUrl: string | null;
+  /** Absolute; null: none configured (the launcher falls back to the bundled samples). */
+  readonly tasksDir: string | null;
+  readonly tableName: string;
+  readonly logLevel: LogLevel;
+  /** Absolute. */
+  readonly tmpDir: string;
+  readonly embedded: { readonly port: number; readonly dataDir: string };
+  readonly runner: Readonly<FileRunnerOptions>;
+}
+
+/** Command-line flags that override the file and the environment. */
+export interface ConfigFlags {
+  config?: string;
+  databaseUrl?: string;
+  tasksDir?: string;
+  tableName?: string;
+}
+
+export interface LoadStandaloneConfigParams {
+  flags?: ConfigFlags;
+  /** Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Default `process.cwd()`. */
+  cwd?: string;
+}
+
+export const defaultConfigFileName = 'cw-task-runner.yml';
+export const standaloneDefaults = Object.freeze({ tmpDir: 'tmp', embeddedPort: 54329, logLevel: 'info' as LogLevel });
+
+/** A config file larger than this is refused before parsing. */
+const maxConfigBytes = 256 * 1024;
+const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
+
+type Kind = 'string' | 'integer' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
+const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
+  databaseUrl: 'string',
+  tasksDir: 'string',
+  tableName: 'string',
+  concurrency: 'integer',
+  queues: 'stringsOrNull',
+  pollIntervalMs: 'integer',
+  retryBackoff: 'backoff',
+  probeIntervalMs: 'integer',
+  leaseMs: 'integer',
+  shutdownGraceMs: 'integer',
+  killTimeoutMs: 'integer',
+  maxOptionsBytes: 'integer',
+  maxResultBytes: 'integer',
+  childEnv: 'env',
+  childExecArgv: 'stringsOrNull',
+  host: 'string',
+  logLevel: 'logLevel',
+  tmpDir: 'string',
+  embedded: 'embedded',
+};
+
+function fileError(file: string, message: string): TaskRunnerError {
+  return new TaskRunnerError('CONFIG_INVALID', `config file ${file}: ${message}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkKeys(file: string, where: string, value: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) {
+    const list = unknown.map((key) => JSON.stringify(key)).join(', ');
+    throw fileError(file, `unknown key${unknown.length > 1 ? 's' : ''} ${list}${where}; allowed: ${allowed.join(', ')}`);
+  }
+}
+
+function checkValue(file: string, key: string, kind: Kind, value: unknown): void {
+  const fail = (what: string): never => {
+    throw fileError(file, `"${key}" must be ${what}, got ${JSON.stringify(value)}`);
+  };
+  const strings = (v: unknown): boolean => Array.isArray(v) && v.every((item) => typeof item === 'string');
+  switch (kind) {
+    case 'string':
+      if (typeof value !== 'string' || value.length === 0) fail('a non-empty string');
+      return;
+    case 'integer':
+      if (typeof value !== 'number' || !Number.isInteger(value)) fail('an integer');
+      return;
+    case 'stringsOrNull':
+      if (value !== null && !strings(value)) fail('a list of strings or null');
+      return;
+    case 'env':
+      if (value !== null && !(isRecord(value) && Object.values(value).every((item) => typeof item === 'string'))) {
+        fail('a map of string values or null');
+      }
+      return;
+    case 'logLevel':
+      if (!logLevels.includes(value as LogLevel)) fail(`one of ${logLevels.join(', ')}`);
+      return;
+    case 'backoff':
+    case 'embedded': {
+      if (!isRecord(value)) fail('a map');
+      const record = value as Record<string, unknown>;
+      const sub: Record<string, Kind> = kind === 'backoff' ? { baseMs: 'integer', maxMs: 'integer' } : { port: 'integer', dataDir: 'string' };
+      checkKeys(file, ` in "${key}"`, record, Object.keys(sub));
+      for (const [name, item] of Object.entries(record)) checkValue(file, `${key}.${name}`, sub[name]!, item);
+      return;
+    }
+  }
+}
+
+function parseYaml(file: string, text: string): unknown {
+  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, strict: true, prettyErrors: false });
+  if (doc.errors.length > 0) throw fileError(file, `malformed YAML: ${doc.errors[0]!.message}`);
+  visit(doc, (_key, node) => {
+    if (isNode(node) && node.tag !== undefined && !coreTags.has(node.tag)) {
+      throw fileError(file, `YAML tag ${node.tag} is not allowed`);
+    }
+  });
+  try {
+    return doc.toJS({ maxAliasCount: 10 });
+  } catch (error) {
+    throw fileError(file, (error as Error).message);
+  }
+}
+
+/**
+ * Reads a config file: YAML (`.yml`, `.yaml`, core schema only: no custom tags, little alias
+ * expansion) or JSON (`.json`). Unknown keys are refused by name; `tasksDir`, `tmpDir` and
+ * `embedded.dataDir` are resolved against the file's directory.
+ *
+ * @example
+ * const options = await loadConfigFile('cw-task-runner.yml');
+ */
+export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
+  const absolute = path.resolve(file);
+  const extension = path.extname(absolute).toLowerCase();
+  if (!['.yml', '.yaml', '.json'].includes(extension)) {
+    throw fileError(absolute, 'use a .yml, .yaml or .json file');
+  }
+  let buffer: Buffer;
+  try {
+    buffer = await readFile(absolute);
+  } catch (error) {
+    throw fileError(absolute, `cannot read it: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (buffer.byteLength > maxConfigBytes) throw fileError(absolute, `${buffer.byteLength} bytes, over the limit of ${maxConfigBytes}`);
+  const text = buffer.toString('utf8');
+  let value: unknown;
+  if (extension === '.json') {
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw fileError(absolute, `malformed JSON: ${(error as Error).message}`);
+    }
+  } else {
+    value = text.trim() === '' ? {} : parseYaml(absolute, text);
+  }
+  if (value === null || value === undefined) value = {};
+  if (!isRecord(value)) throw fileError(absolute, 'must hold a map of settings');
+  checkKeys(absolute, '', value, Object.keys(fileKeys));
+  for (const [key, item] of Object.entries(value)) checkValue(absolute, key, fileKeys[key as keyof ConfigFileOptions], item);
+  const options = { ...value } as ConfigFileOptions;
+  const dir = path.dirname(absolute);
+  if (options.tasksDir !== undefined) options.tasksDir = path.resolve(dir, options.tasksDir);
+  if (options.tmpDir !== undefined) options.tmpDir = path.resolve(dir, options.tmpDir);
+  if (options.embedded?.dataDir !== undefined) {
+    options.embedded = { ...options.embedded, dataDir: path.resolve(dir, options.embedded.dataDir) };
+  }
+  return options;
+}
+
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function envInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const value = envValue(env, name);
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function checkDatabaseUrl(url: string): void {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = '';
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    throw new ConfigError('databaseUrl', 'must be a postgres:// or postgresql:// URL');
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
+
+/**
+ * Resolves the standalone configuration. Precedence: flags, then environment variables
+ * (`DATABASE_URL`, `CW_TASKS_DIR`, `CW_CONCURRENCY`, `CW_POLL_INTERVAL_MS`, `CW_TABLE_NAME`,
+ * `CW_LOG_LEVEL`), then the config file (`--config`, else `CW_CONFIG`, else `cw-task-runner.yml`
+ * in the working directory when it exists), then defaults. Every value is validated here, so a
+ * bad setting is reported before anything starts.
+ *
+ * @example
+ * const config = await loadStandaloneConfig({ flags: { tableName: 'jobs' } });
+ */
+export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = {}): Promise<StandaloneConfig> {
+  const env = params.env ?? process.env;
+  const cwd = params.cwd ?? process.cwd();
+  const flags = params.flags ?? {};
+
+  const explicitFile = flags.config ?? envValue(env, 'CW_CONFIG');
+  let configFile: string | null = null;
+  if (explicitFile !== undefined) {
+    configFile = path.resolve(cwd, explicitFile);
+  } else if (await exists(path.join(cwd, defaultConfigFileName))) {
+    configFile = path.join(cwd, defaultConfigFileName);
+  }
+  const file = configFile === null ? {} : await loadConfigFile(configFile);
+
+  const logLevel = envValue(env, 'CW_LOG_LEVEL') ?? file.logLevel ?? standaloneDefaults.logLevel;
+  if (!logLevels.includes(logLevel as LogLevel)) {
+    throw new ConfigError('CW_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  }
+  const tableName = flags.tableName ?? envValue(env, 'CW_TABLE_NAME') ?? file.tableName ?? defaults.tableName;
+  parseTableName(tableName);
+
+  const tasksDirInput = flags.tasksDir ?? envValue(env, 'CW_TASKS_DIR');
+  const tasksDir = tasksDirInput !== undefined ? path.resolve(cwd, tasksDirInput) : (file.tasksDir ?? null);
+  const tmpDir = file.tmpDir ?? path.resolve(cwd, standaloneDefaults.tmpDir);
+  const databaseUrl = flags.databaseUrl ?? envValue(env, 'DATABASE_URL') ?? file.databaseUrl ?? null;
+  if (databaseUrl !== null) checkDatabaseUrl(databaseUrl);
+
+  const runner: FileRunnerOptions = {};
+  const assign = <K extends keyof FileRunnerOptions>(key: K, value: FileRunnerOptions[K] | undefined): void => {
+    if (value !== undefined) runner[key] = value;
+  };
+  assign('concurrency', envInteger(env, 'CW_CONCURRENCY') ?? file.concurrency);
+  assign('pollIntervalMs', envInteger(env, 'CW_POLL_INTERVAL_MS') ?? file.pollIntervalMs);
+  assign('queues', file.queues);
+  assign('retryBackoff', file.retryBackoff);
+  assign('probeIntervalMs', file.probeIntervalMs);
+  assign('leaseMs', file.leaseMs);
+  assign('shutdownGraceMs', file.shutdownGraceMs);
+  assign('killTimeoutMs', file.killTimeoutMs);
+  assign('maxOptionsBytes', file.maxOptionsBytes);
+  assign('maxResultBytes', file.maxResultBytes);
+  assign('childEnv', file.childEnv);
+  assign('childExecArgv', file.childExecArgv);
+  assign('host', file.host);
+  // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
+  resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });
+
+  const port = file.embedded?.port ?? standaloneDefaults.embeddedPort;
+  if (port < 1 || port > 65_535) throw new ConfigError('embedded.port', `must be from 1 to 65535, got ${port}`);
+  return Object.freeze({
+    configFile,
+    databaseUrl,
+    tasksDir,
+    tableName,
+    logLevel: logLevel as LogLevel,
+    tmpDir,
+    embedded: Object.freeze({ port, dataDir: file.embedded?.dataDir ?? path.join(tmpDir, 'embedded-pg') }),
+    runner: Object.freeze(runner),
+  });
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+/**
+ * The standalone launcher: `node dist/launcher.js [options]` is `cw-task-runner start [options]`
+ * (the same flags, config file and environment).
+ */
+import { runEntry } from './cli/entry.js';
+
+runEntry(['start', ...process.argv.slice(2)]);

@@ -1,0 +1,119 @@
+import type { StandaloneConfig } from '../../config/config-file.js';
+import { TaskRunnerError } from '../../errors.js';
+import { readProcessIdentity } from '../../pool/process-identity.js';
+import type { Logger } from '../../shared/logger.js';
+import { migrate } from '../../store/migrations.js';
+import { RequestResult } from '../../store/schema.js';
+import { createRunner, type Runner } from '../runner.js';
+import { ControlServer } from './control-server.js';
+import { controlSocketPath } from './control-protocol.js';
+import { describeDatabaseError, openCommandDb, openDatabaseSource, redactUrl, type DatabaseSource } from './database-source.js';
+import { bundledTasksDir } from './bundled-tasks.js';
+import { acquirePidfile, pidfilePath, type Pidfile } from './pidfile.js';
+
+export interface StandaloneLauncherParams {
+  config: StandaloneConfig;
+  logger: Logger;
+}
+
+/** A running standalone launcher: the runner plus its pidfile, control socket and database. */
+export interface StandaloneLauncher {
+  readonly runner: Runner;
+  readonly tasksDir: string;
+  /** Null when the socket could not be created (the launcher runs without it). */
+  readonly socketPath: string | null;
+  /** Graceful stop, then the socket, the embedded server (if this process runs it) and the pidfile. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+function preview(text: string | null): string {
+  if (text === null) return '';
+  const line = text.replace(/\s+/g, ' ');
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/**
+ * What `cw-task-runner start` and `node dist/launcher.js` run: takes the pidfile (refusing when a
+ * launcher already runs here), opens the database (the embedded one when none is configured),
+ * migrates the request table, starts the runner, and answers on the control socket. Installs no
+ * signal handler: the CLI does, and calls `stop()`.
+ *
+ * @example
+ * const launcher = await startStandaloneLauncher({ config: await loadStandaloneConfig(), logger });
+ * process.once('SIGTERM', () => void launcher.stop());
+ */
+export async function startStandaloneLauncher(params: StandaloneLauncherParams): Promise<StandaloneLauncher> {
+  const { config, logger } = params;
+  const undo: (() => Promise<void>)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of undo.reverse()) {
+      await step().catch((error: Error) => logger.error('cleanup failed', { error: error.message }));
+    }
+  };
+  try {
+    const pidfile: Pidfile = await acquirePidfile(pidfilePath(config.tmpDir), await readProcessIdentity(process.pid));
+    undo.push(() => pidfile.release());
+
+    const source: DatabaseSource = await openDatabaseSource(config, logger);
+    undo.push(() => source.release());
+
+    const db = openCommandDb(source.url);
+    try {
+      const result = await migrate(db, { tableName: config.tableName });
+      if (result.created) logger.info('created the request table', { table: config.tableName });
+      else if (result.addedColumns.length > 0) logger.info('upgraded the request table', { table: config.tableName, added: result.addedColumns.join(',') });
+    } catch (error) {
+      throw describeDatabaseError(error, source.url);
+    } finally {
+      await db.destroy();
+    }
+
+    const tasksDir = config.tasksDir ?? bundledTasksDir();
+    if (config.tasksDir === null) logger.info('no tasksDir configured: using the bundled sample tasks', { tasksDir });
+    const runner = createRunner({ ...config.runner, db: source.url, tasksDir, tableName: config.tableName, logger, autoMigrate: false });
+    undo.push(() => runner.stop());
+    runner.events.on('task:started', (e) => logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }));
+    runner.events.on('task:completed', (e) => {
+      if (e.result === RequestResult.FINISHED) logger.info(`task ${e.taskClassName} FINISHED`, { id: e.id, try: e.tries, result: preview(e.resultText) });
+    });
+
+    let socketPath: string | null = controlSocketPath(config.tmpDir);
+    const control = new ControlServer({
+      socketPath,
+      handlers: { status: () => runner.status(), probe: () => runner.probe() },
+      logger,
+    });
+    try {
+      await control.start();
+      undo.push(() => control.stop());
+    } catch (error) {
+      if (!(error instanceof TaskRunnerError) || error.code !== 'CONFIG_INVALID') throw error;
+      logger.warn(`running without a control socket: ${error.message}`);
+      socketPath = null;
+    }
+
+    try {
+      await runner.start();
+    } catch (error) {
+      throw describeDatabaseError(error, source.url);
+    }
+    logger.info('standalone launcher ready', {
+      pid: process.pid,
+      database: redactUrl(source.url) + (source.embedded ? ' (embedded)' : ''),
+      tasksDir,
+      socket: socketPath ?? '(none)',
+    });
+
+    let stopping: Promise<void> | null = null;
+    return {
+      runner,
+      tasksDir,
+      socketPath,
+      // Control socket first (no more requests), then the runner (graceful), then what it used.
+      stop: () => (stopping ??= unwind()),
+    };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}
