@@ -23,12 +23,15 @@ export interface ChildHandleParams {
 export class ChildHandle {
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
+  readonly #closed: Promise<void>;
   #stderrTail = '';
   #report: AttemptReport | null = null;
   #exitInfo: { code: number | null; signal: string | null } | null = null;
 
   private constructor(child: ChildProcess) {
     this.#child = child;
+    // Listened for from the start: 'close' can follow 'exit' synchronously.
+    this.#closed = new Promise((resolve) => child.once('close', () => resolve()));
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.#exitInfo = { code, signal };
@@ -107,7 +110,7 @@ export class ChildHandle {
         // Messages and output sent just before exit may still be in flight: wait for the
         // channels to close (bounded, since a grandchild may hold a pipe open).
         await Promise.race([
-          new Promise((done) => child.once('close', done)),
+          this.#closed,
           new Promise((done) => setTimeout(done, closeGraceMs).unref()),
         ]);
         const { code, signal } = this.#exitInfo ?? { code: null, signal: null };

@@ -1,3 +1,5 @@
+import { TaskRunnerError } from '../errors.js';
+
 /**
  * The start/stop contract every long-lived part shares: `start()` twice is one start,
  * `stop()` before `start()` or twice is a no-op, and `stop()` waits for a start in progress.
@@ -21,7 +23,9 @@ export class ServiceState {
   }
 
   start(body: () => Promise<void>): Promise<void> {
-    if (this.#stopping !== null) return Promise.reject(new Error('service was stopped; create a new one'));
+    if (this.#stopping !== null) {
+      return Promise.reject(new TaskRunnerError('STOPPED', 'this runner was stopped; create a new one to start again'));
+    }
     this.#starting ??= body();
     return this.#starting;
   }

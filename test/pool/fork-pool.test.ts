@@ -1,0 +1,194 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../dist/index.js';
+import type { AttemptHooks, AttemptJob, AttemptStart } from '../../dist/pool/attempt.js';
+import { ForkPool } from '../../dist/pool/fork-pool.js';
+import { waitFor } from '../helpers/db.js';
+import { childEnv, jobFor } from '../helpers/jobs.js';
+import { isAlive, PidTracker } from '../helpers/processes.js';
+
+const tracker = new PidTracker();
+const pools: ForkPool[] = [];
+
+function createPool(params: { concurrency?: number; killTimeoutMs?: number } = {}): ForkPool {
+  const pool = new ForkPool({
+    concurrency: params.concurrency ?? 2,
+    env: childEnv,
+    execArgv: [],
+    killTimeoutMs: params.killTimeoutMs ?? 1_000,
+    logger: silentLogger,
+  });
+  pools.push(pool);
+  return pool;
+}
+
+/** Runs a job, tracking its pid and collecting its output lines. */
+function run(pool: ForkPool, job: AttemptJob, hooks: AttemptHooks = {}) {
+  const lines: string[] = [];
+  let start: AttemptStart | null = null;
+  const report = pool.run(job, {
+    onStart: (s) => {
+      start = s;
+      tracker.add(s.pid);
+      hooks.onStart?.(s);
+    },
+    onOutput: (stream, line) => {
+      lines.push(`${stream}: ${line}`);
+      hooks.onOutput?.(stream, line);
+    },
+  });
+  return { report, lines, start: () => start };
+}
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((pool) => pool.close()));
+  await tracker.expectAllGone();
+});
+
+describe('ForkPool', () => {
+  it('runs a fixture task in a real child and reports it finished', async () => {
+    const pool = createPool();
+    const attempt = run(pool, await jobFor('Echo', { text: 'hello from a child' }));
+    const report = await attempt.report;
+    expect(report).toEqual({ outcome: 'finished', pid: expect.any(Number), resultText: 'hello from a child' });
+    const start = attempt.start();
+    expect(start).toMatchObject({ pid: report.pid, threadId: null });
+    expect(report.pid).not.toBe(process.pid);
+    if (process.platform === 'linux') expect(start!.processIdentity).toMatch(/^[0-9a-f-]+:\d+$/);
+  });
+
+  it('runs a nested task and hands it the request', async () => {
+    const pool = createPool();
+    const report = await run(pool, await jobFor('Nested::Inner', { text: 'deep' })).report;
+    expect(report).toMatchObject({ outcome: 'finished', resultText: 'inner: deep' });
+    const retried = await run(pool, await jobFor('FailTimes', { succeedOnTry: 3 }, { tries: 3 })).report;
+    expect(retried).toMatchObject({ outcome: 'finished', resultText: 'FailTimes succeeded on try 3' });
+  });
+
+  it('reports a throwing task as failed, with the error and its stack', async () => {
+    const report = await run(createPool(), await jobFor('Fail', { reason: 'testing' })).report;
+    expect(report).toMatchObject({ outcome: 'failed', kind: 'task' });
+    if (report.outcome !== 'failed') throw new Error('unreachable');
+    expect(report.text).toContain('Error: Fail task failed on purpose: testing');
+    expect(report.text).toMatch(/\n\s+at .*Fail\.mjs:\d+/);
+  });
+
+  it('reports an exception thrown outside run() as failed', async () => {
+    const report = await run(createPool(), await jobFor('Fail', { reason: 'async', later: true })).report;
+    expect(report).toMatchObject({ outcome: 'failed', kind: 'task' });
+    if (report.outcome !== 'failed') throw new Error('unreachable');
+    expect(report.text).toMatch(/uncaught exception: Error: Fail task failed on purpose: async/);
+  });
+
+  it('reports process.exit(3) as crashed with exit code 3 and the stderr tail', async () => {
+    const report = await run(createPool(), await jobFor('Exit', { code: 3 })).report;
+    expect(report).toMatchObject({ outcome: 'crashed', exitCode: 3, signal: null });
+    if (report.outcome !== 'crashed') throw new Error('unreachable');
+    expect(report.stderrTail).toContain('Exit task leaving on try 1');
+    expect(report.text).toMatch(/exited with code 3 without reporting a result/);
+  });
+
+  it('reports a SIGKILLed child as crashed with signal SIGKILL', async () => {
+    const pool = createPool();
+    const attempt = run(pool, await jobFor('Sleep', { ms: 60_000 }), {
+      // Killed mid-task: once the task has said it sleeps.
+      onOutput: (_stream, line) => {
+        if (line.startsWith('sleeping pid=')) process.kill(Number(line.slice('sleeping pid='.length)), 'SIGKILL');
+      },
+    });
+    const report = await attempt.report;
+    expect(report).toMatchObject({ outcome: 'crashed', exitCode: null, signal: 'SIGKILL', pid: attempt.start()!.pid });
+    if (report.outcome !== 'crashed') throw new Error('unreachable');
+    expect(report.text).toMatch(/was killed by SIGKILL/);
+    expect(attempt.lines).toContain(`stdout: sleeping pid=${report.pid}`);
+  });
+
+  it('never has more children alive than its concurrency', async () => {
+    const pool = createPool({ concurrency: 2 });
+    const started: number[] = [];
+    const aliveAtStart: number[] = [];
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => jobFor('Sleep', { ms: 300 })));
+    const reports = jobs.map((job) =>
+      run(pool, job, {
+        onStart: ({ pid }) => {
+          started.push(pid);
+          aliveAtStart.push(started.filter(isAlive).length);
+          expect(pool.pids.length).toBeLessThanOrEqual(2);
+        },
+      }).report,
+    );
+    expect(pool.busy).toBe(5);
+    expect(pool.freeSlots).toBe(0);
+    const done = await Promise.all(reports);
+    expect(done.map((r) => r.outcome)).toEqual(Array(5).fill('finished'));
+    expect(started).toHaveLength(5);
+    expect(new Set(started).size).toBe(5); // one fresh process per try
+    expect(Math.max(...aliveAtStart)).toBe(2);
+    // A slot is held until its child has exited, which may be just after the report.
+    await waitFor(() => pool.busy === 0, { timeoutMs: 5_000, what: 'every slot to be free' });
+    expect(pool.freeSlots).toBe(2);
+  });
+
+  it('fails a task whose file exports no task class', async () => {
+    const report = await run(createPool(), await jobFor('BadExport')).report;
+    expect(report).toMatchObject({ outcome: 'failed', kind: 'load' });
+    if (report.outcome !== 'failed') throw new Error('unreachable');
+    expect(report.text).toMatch(/does not export a task class for "BadExport"/);
+  });
+
+  it('fails invalid options in the child, as a permanent kind', async () => {
+    const report = await run(createPool(), await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' })).report;
+    expect(report).toMatchObject({ outcome: 'failed', kind: 'options' });
+    if (report.outcome !== 'failed') throw new Error('unreachable');
+    expect(report.text).toMatch(/Ruby object tag !ruby\/object:Foo is not supported/);
+  });
+
+  it('fails a result over maxResultBytes explicitly instead of storing it', async () => {
+    const report = await run(createPool(), await jobFor('HugeResult', { bytes: 5_000 }, { maxResultBytes: 1_000 })).report;
+    expect(report).toMatchObject({ outcome: 'failed', kind: 'result' });
+    if (report.outcome !== 'failed') throw new Error('unreachable');
+    expect(report.text).toMatch(/task result is 5000 bytes, over the limit of 1000 bytes/);
+    const fits = await run(createPool(), await jobFor('HugeResult', { bytes: 900 }, { maxResultBytes: 1_000 })).report;
+    expect(fits).toMatchObject({ outcome: 'finished', resultText: 'x'.repeat(900) });
+  });
+
+  it('close() terminates running children with SIGTERM', async () => {
+    const pool = createPool();
+    let sleeping!: () => void;
+    const asleep = new Promise<void>((resolve) => {
+      sleeping = resolve;
+    });
+    const attempt = run(pool, await jobFor('Sleep', { ms: 60_000 }), { onOutput: () => sleeping() });
+    await asleep;
+    await pool.close();
+    expect(await attempt.report).toMatchObject({ outcome: 'crashed', signal: 'SIGTERM' });
+    expect(await pool.drain(1_000)).toBe(true);
+    expect(isAlive(attempt.start()!.pid)).toBe(false);
+  });
+
+  it('close() escalates to SIGKILL when a child ignores SIGTERM', async () => {
+    const pool = createPool({ killTimeoutMs: 300 });
+    let ignoring!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      ignoring = resolve;
+    });
+    const attempt = run(pool, await jobFor('IgnoreTerm'), {
+      onOutput: (_stream, line) => {
+        if (line.startsWith('ignoring SIGTERM')) ignoring();
+      },
+    });
+    await ready;
+    await pool.close();
+    expect(await attempt.report).toMatchObject({ outcome: 'crashed', signal: 'SIGKILL' });
+    expect(attempt.lines).toContain('stdout: SIGTERM ignored');
+  });
+
+  it('after close(), queued tries resolve as crashed without starting', async () => {
+    const pool = createPool({ concurrency: 1 });
+    const first = run(pool, await jobFor('Sleep', { ms: 60_000 }));
+    const queued = run(pool, await jobFor('Echo', { text: 'never' }));
+    await pool.close();
+    expect(await first.report).toMatchObject({ outcome: 'crashed' });
+    expect(await queued.report).toMatchObject({ outcome: 'crashed', pid: null, text: 'pool closed before the child started' });
+    expect(queued.start()).toBeNull();
+  });
+});

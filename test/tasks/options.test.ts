@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { parseOptions, stringifyOptions, TaskRunnerError } from '../../dist/index.js';
+
+const limit = 64 * 1024;
+
+function refusal(text: string, maxBytes = limit): TaskRunnerError {
+  try {
+    parseOptions(text, maxBytes);
+  } catch (error) {
+    expect(error).toBeInstanceOf(TaskRunnerError);
+    return error as TaskRunnerError;
+  }
+  throw new Error(`parseOptions accepted ${JSON.stringify(text.slice(0, 80))}`);
+}
+
+describe('parseOptions', () => {
+  it('reads the seed row\'s Ruby symbol keys without their colon', () => {
+    expect(parseOptions('--- \n:created_from: self.schedule\n', limit)).toEqual({ created_from: 'self.schedule' });
+  });
+
+  it('drops symbol colons at every depth and keeps plain keys and values', () => {
+    const text = '---\n:outer:\n  :inner: 1\n  plain: [a, :not_a_key]\n:list:\n  - :k: v\n';
+    expect(parseOptions(text, limit)).toEqual({ outer: { inner: 1, plain: ['a', ':not_a_key'] }, list: [{ k: 'v' }] });
+  });
+
+  it('gives {} for null, empty and blank text, and a document of null', () => {
+    for (const text of [null, '', '  \n', '---\n', '--- ~\n']) expect(parseOptions(text, limit)).toEqual({});
+  });
+
+  it('reads the core schema: numbers, booleans, nulls, lists, maps', () => {
+    expect(parseOptions('a: 1\nb: 2.5\nc: true\nd: null\ne: [1, x]\nf: {g: h}\n', limit))
+      .toEqual({ a: 1, b: 2.5, c: true, d: null, e: [1, 'x'], f: { g: 'h' } });
+  });
+
+  it.each([
+    '--- !ruby/object:Foo\nbar: 1\n',
+    '---\n:user: !ruby/object:User\n  attributes:\n    id: 1\n',
+    '--- !ruby/hash:ActiveSupport::HashWithIndifferentAccess\na: 1\n',
+    '---\nkey: !ruby/sym created_from\n',
+  ])('refuses Ruby object tags with a clear message: %j', (text) => {
+    const error = refusal(text);
+    expect(error.code).toBe('OPTIONS_INVALID');
+    expect(error.message).toMatch(/Ruby object tag !ruby\/\S+ is not supported/);
+  });
+
+  it.each([
+    'a: !!js/function "function () { return 1 }"\n',
+    'a: !custom value\n',
+    'a: !<tag:example.com,2000:thing> value\n',
+    'a: !!binary aGVsbG8=\n',
+    'a: !!set {x, y}\n',
+  ])('refuses other custom tags: %j', (text) => {
+    const error = refusal(text);
+    expect(error.code).toBe('OPTIONS_INVALID');
+    expect(error.message).toMatch(/tag .* is not allowed/);
+  });
+
+  it('refuses an alias bomb ("billion laughs") without expanding it', () => {
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    const names = 'abcdefghi';
+    for (let i = 1; i < names.length; i += 1) {
+      const ref = `*${names[i - 1]}`;
+      levels.push(`${names[i]}: &${names[i]} [${Array(9).fill(ref).join(',')}]`);
+    }
+    const started = Date.now();
+    const error = refusal(`${levels.join('\n')}\n`);
+    expect(error.code).toBe('OPTIONS_INVALID');
+    expect(error.message).toMatch(/alias/i);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('allows a few ordinary aliases', () => {
+    expect(parseOptions('base: &b {x: 1}\nother: *b\n', limit)).toEqual({ base: { x: 1 }, other: { x: 1 } });
+  });
+
+  it('refuses oversized text before parsing it', () => {
+    const error = refusal(`text: ${'x'.repeat(2_000)}\n`, 1_000);
+    expect(error.code).toBe('OPTIONS_TOO_LARGE');
+    expect(error.message).toMatch(/over the limit of 1000/);
+  });
+
+  it.each([
+    'a: [1, 2\n',
+    'a: {b: 1\n',
+    'a: 1\na: 2\n',
+    'a:\n  - 1\n b: 2\n',
+    '"unterminated\n',
+  ])('refuses malformed YAML: %j', (text) => {
+    const error = refusal(text);
+    expect(error.code).toBe('OPTIONS_INVALID');
+    expect(error.message).toMatch(/invalid task options/);
+  });
+
+  it('keeps a __proto__ key as data and pollutes nothing', () => {
+    for (const text of ['__proto__:\n  polluted: yes\n', ':__proto__:\n  polluted: yes\n', 'a:\n  __proto__: {polluted: yes}\n']) {
+      const value = parseOptions(text, limit) as Record<string, any>;
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      expect(Object.prototype).not.toHaveProperty('polluted');
+      const holder = text.startsWith('a:') ? value.a : value;
+      expect(Object.getPrototypeOf(holder)).toBe(Object.prototype);
+      expect(Object.hasOwn(holder, '__proto__')).toBe(true);
+      expect(holder.polluted).toBeUndefined();
+    }
+  });
+});
+
+describe('stringifyOptions', () => {
+  it('writes YAML that parses back to the same data, dates as ISO text', () => {
+    const options = { text: 'hello', n: 3, nested: { list: [1, 'two', null, true] }, when: new Date('2024-01-02T03:04:05Z') };
+    const text = stringifyOptions(options, limit);
+    expect(text.startsWith('---\n')).toBe(true);
+    // The core schema has no timestamp type: a Date goes in and its ISO text comes back.
+    expect(parseOptions(text, limit)).toEqual({ ...options, when: '2024-01-02T03:04:05.000Z' });
+  });
+
+  it('stores nothing as an empty map', () => {
+    expect(parseOptions(stringifyOptions(undefined, limit), limit)).toEqual({});
+  });
+
+  it.each([
+    ['a function', { f: () => 1 }],
+    ['a class instance', { m: new Map() }],
+    ['NaN', { n: Number.NaN }],
+    ['a symbol', { s: Symbol('x') }],
+  ])('refuses %s', (_what, options) => {
+    expect(() => stringifyOptions(options, limit)).toThrow(expect.objectContaining({ code: 'OPTIONS_INVALID' }));
+  });
+
+  it('refuses a cycle', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => stringifyOptions(cyclic, limit)).toThrow(/refers back to itself/);
+  });
+
+  it('refuses options over the size limit', () => {
+    expect(() => stringifyOptions({ text: 'x'.repeat(500) }, 100)).toThrow(expect.objectContaining({ code: 'OPTIONS_TOO_LARGE' }));
+  });
+});
