@@ -13,23 +13,9 @@ import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-conf
  */
 
 /** What a config file may hold (camelCase keys; paths relative to the file's directory). */
-export interface ConfigFileOptions {
+export interface ConfigFileOptions extends Omit<RunnerOptions, 'db' | 'listenDb' | 'logger' | 'tasksDir'> {
   databaseUrl?: string;
   tasksDir?: string;
-  tableName?: string;
-  concurrency?: number;
-  queues?: string[] | null;
-  pollIntervalMs?: number;
-  retryBackoff?: { baseMs?: number; maxMs?: number };
-  probeIntervalMs?: number;
-  leaseMs?: number;
-  shutdownGraceMs?: number;
-  killTimeoutMs?: number;
-  maxOptionsBytes?: number;
-  maxResultBytes?: number;
-  childEnv?: Record<string, string> | null;
-  childExecArgv?: string[] | null;
-  host?: string;
   logLevel?: LogLevel;
   /** Pidfile, control socket and embedded data live under it. Default `tmp`. */
   tmpDir?: string;
