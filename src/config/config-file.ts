@@ -65,7 +65,7 @@ const maxConfigBytes = 256 * 1024;
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
 
-type Kind = 'string' | 'integer' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
+type Kind = 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
 const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   databaseUrl: 'string',
   tasksDir: 'string',
@@ -80,8 +80,10 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   killTimeoutMs: 'integer',
   maxOptionsBytes: 'integer',
   maxResultBytes: 'integer',
+  childEnvAllowlist: 'strings',
   childEnv: 'env',
   childExecArgv: 'stringsOrNull',
+  childMaxOldSpaceMb: 'integer',
   host: 'string',
   logLevel: 'logLevel',
   tmpDir: 'string',
@@ -115,6 +117,9 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
       return;
     case 'integer':
       if (typeof value !== 'number' || !Number.isInteger(value)) fail('an integer');
+      return;
+    case 'strings':
+      if (!strings(value)) fail('a list of strings');
       return;
     case 'stringsOrNull':
       if (value !== null && !strings(value)) fail('a list of strings or null');
@@ -279,8 +284,10 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('killTimeoutMs', file.killTimeoutMs);
   assign('maxOptionsBytes', file.maxOptionsBytes);
   assign('maxResultBytes', file.maxResultBytes);
+  assign('childEnvAllowlist', file.childEnvAllowlist);
   assign('childEnv', file.childEnv);
   assign('childExecArgv', file.childExecArgv);
+  assign('childMaxOldSpaceMb', file.childMaxOldSpaceMb);
   assign('host', file.host);
   // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
   resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { parseTableName, type TableName } from './identifiers.js';
 
 /** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
@@ -53,10 +54,18 @@ export interface RunnerOptions {
   maxOptionsBytes?: number;
   /** Largest result text a task may return, in bytes; larger is an explicit failure. Default 1 MiB. */
   maxResultBytes?: number;
-  /** Environment of child processes. Default: the launcher's own environment. */
+  /**
+   * Launcher environment variables passed to children: names, or prefixes ending in `*`; `['*']`
+   * passes everything. Default {@link defaultChildEnvAllowlist} (PATH, HOME, locale, TZ,
+   * NODE_ENV, DATABASE_URL, ...).
+   */
+  childEnvAllowlist?: string[];
+  /** Variables set in children's environment on top of the allowlisted ones. Default none. */
   childEnv?: Record<string, string> | null;
-  /** Extra Node arguments for children (`--max-old-space-size=512`). Default: the launcher's. */
+  /** Node arguments for children. Default: the launcher's own. */
   childExecArgv?: string[] | null;
+  /** V8 heap limit of each child in MiB (`--max-old-space-size`); past it the child dies, CRASHED. Default none. */
+  childMaxOldSpaceMb?: number | null;
   /** Host name recorded with pids; the probe only touches rows of this host. Default `os.hostname()`. */
   host?: string;
   /** Where log lines go. Default: nowhere. */
@@ -79,8 +88,10 @@ export interface RunnerConfig {
   readonly killTimeoutMs: number;
   readonly maxOptionsBytes: number;
   readonly maxResultBytes: number;
-  readonly childEnv: Readonly<Record<string, string>> | null;
-  readonly childExecArgv: readonly string[] | null;
+  /** The complete environment of children (allowlisted launcher variables plus `childEnv`). */
+  readonly childEnv: Readonly<Record<string, string>>;
+  /** The complete Node arguments of children (including the heap limit). */
+  readonly childExecArgv: readonly string[];
   readonly host: string;
   readonly logger: Logger;
 }
@@ -170,11 +181,24 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     killTimeoutMs: integer('killTimeoutMs', options.killTimeoutMs, defaults.killTimeoutMs, 0),
     maxOptionsBytes: integer('maxOptionsBytes', options.maxOptionsBytes, defaults.maxOptionsBytes, 16),
     maxResultBytes: integer('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes, 16),
-    childEnv: options.childEnv == null ? null : Object.freeze(stringRecord('childEnv', options.childEnv)),
-    childExecArgv: options.childExecArgv == null ? null : Object.freeze(stringList('childExecArgv', options.childExecArgv)),
+    childEnv: Object.freeze(
+      buildChildEnv(
+        process.env,
+        options.childEnvAllowlist === undefined ? defaultChildEnvAllowlist : stringList('childEnvAllowlist', options.childEnvAllowlist),
+        options.childEnv == null ? null : stringRecord('childEnv', options.childEnv),
+      ),
+    ),
+    childExecArgv: Object.freeze(childExecArgv(options)),
     host,
     logger: options.logger ?? silentLogger,
   });
+}
+
+function childExecArgv(options: RunnerOptions): string[] {
+  const base = options.childExecArgv == null ? [...process.execArgv] : stringList('childExecArgv', options.childExecArgv);
+  if (options.childMaxOldSpaceMb == null) return base;
+  const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, 16, 1_048_576);
+  return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];
 }
 
 /** Delay before the next try after `tries` failed ones. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { defaults } from '../config/runner-config.js';
+import { defaults, resolveRunnerConfig } from '../config/runner-config.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { silentLogger } from '../shared/logger.js';
@@ -16,8 +16,11 @@ export interface RunTaskOnceOptions {
   id?: string;
   tries?: number;
   tryLimit?: number;
+  /** As in `createRunner`: allowlisted launcher variables, plus `childEnv`. */
+  childEnvAllowlist?: string[];
   childEnv?: Record<string, string> | null;
   childExecArgv?: string[] | null;
+  childMaxOldSpaceMb?: number | null;
   maxOptionsBytes?: number;
   maxResultBytes?: number;
 }
@@ -39,10 +42,15 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   const maxOptionsBytes = options.maxOptionsBytes ?? defaults.maxOptionsBytes;
   const file = await new TaskRegistry(tasksDir).resolve(options.taskClassName);
   const yaml = options.optionsYaml ?? stringifyOptions(options.options ?? {}, maxOptionsBytes);
+  // The same environment and Node arguments a runner would give the child.
+  const config = resolveRunnerConfig({
+    db: 'postgres://unused', tasksDir, childEnvAllowlist: options.childEnvAllowlist, childEnv: options.childEnv,
+    childExecArgv: options.childExecArgv, childMaxOldSpaceMb: options.childMaxOldSpaceMb,
+  });
   const pool = new ForkPool({
     concurrency: 1,
-    env: options.childEnv ?? null,
-    execArgv: options.childExecArgv ?? null,
+    env: config.childEnv,
+    execArgv: config.childExecArgv,
     killTimeoutMs: defaults.killTimeoutMs,
     logger: silentLogger,
   });
