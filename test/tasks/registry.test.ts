@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
-const fixtureNames = ['BadExport', 'Echo', 'Exit', 'Fail', 'FailTimes', 'HugeResult', 'IgnoreTerm', 'Ledger', 'Nested::Inner', 'Sleep'];
+const fixtureNames = ['BadExport', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'Hog', 'HugeResult', 'IgnoreTerm', 'Ledger', 'Nested::Inner', 'Sleep'];
 
 let scratch: string;
 beforeAll(async () => {
