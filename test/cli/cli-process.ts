@@ -5,12 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../dist/cli/main.js';
 import { waitFor } from '../helpers/db.js';
+export { freePort } from '../helpers/free-port.js';
 
 export const binPath = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
 export const launcherPath = fileURLToPath(new URL('../../dist/launcher.js', import.meta.url));
@@ -117,15 +117,4 @@ export async function startLauncher(
   }
   if (exitCode !== undefined) throw new Error(`launcher exited with code ${exitCode}; log:\n${stderr}`);
   return { child, pid: child.pid!, stderr: () => stderr, exited, stop };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }

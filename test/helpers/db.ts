@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
 import type {} from '../global-setup.js'; // the ProvidedContext keys (types only)
 
 export interface TestDatabase {
@@ -73,6 +73,37 @@ export async function createTestDatabase(params: { poolMax?: number } = {}): Pro
       await db.destroy();
       await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`));
     },
+  };
+}
+
+/**
+ * The usual per-file setup in one call: a database cloned before the file's tests, dropped after
+ * them, and (unless `truncate` is false) an empty request table before each test. The returned
+ * object reads through to the database once `beforeAll` has made it.
+ */
+export function useTestDatabase(params: { truncate?: boolean; poolMax?: number } = {}): TestDatabase {
+  let current: TestDatabase | undefined;
+  beforeAll(async () => {
+    current = await createTestDatabase({ poolMax: params.poolMax });
+  });
+  afterAll(async () => {
+    await current?.drop();
+  });
+  if (params.truncate ?? true) {
+    beforeEach(async () => {
+      await current!.pool.query('TRUNCATE task_runner_requests');
+    });
+  }
+  const get = (): TestDatabase => {
+    if (current === undefined) throw new Error('the test database exists only inside tests and hooks');
+    return current;
+  };
+  return {
+    get name() { return get().name; },
+    get url() { return get().url; },
+    get pool() { return get().pool; },
+    get db() { return get().db; },
+    drop: () => get().drop(),
   };
 }
 

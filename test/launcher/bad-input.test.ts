@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, insertRequest, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase, getRow, insertRequest, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /**
@@ -9,16 +9,7 @@ import { finalCompletion, useTestRunners } from '../helpers/runner.js';
  */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 const aliasBomb = [
   'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',

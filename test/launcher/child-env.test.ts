@@ -1,6 +1,6 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runTaskOnce } from '../../dist/index.js';
-import { createTestDatabase, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { useTestDatabase, waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { useTestRunners } from '../helpers/runner.js';
 
@@ -11,15 +11,8 @@ import { useTestRunners } from '../helpers/runner.js';
 const runners = useTestRunners();
 const own = (keys: string[]): string[] => keys.filter((key) => !key.startsWith('NODE_CHANNEL_'));
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
+const t = useTestDatabase();
+beforeEach(() => {
   process.env.CWTR_TEST_SECRET = 'hunter2';
   process.env.LC_CWTR_TEST = 'C';
 });

@@ -1,20 +1,14 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createTaskRunnerRequestTable } from '../../dist/index.js';
-import { createTestDatabase, getRow, insertRequest, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { useTestDatabase, getRow, insertRequest, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /** The runner on a table of the application's choosing: custom name and columns, or the Rails plugin's own. */
 const samplesDir = fileURLToPath(new URL('../../dist/tasks/samples/', import.meta.url));
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase({ truncate: false });
 
 describe('a custom request table', () => {
   it('runs requests of a table with extra columns, leaving them alone and the default table untouched', async () => {

@@ -1,20 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, insertRequest, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase, getRow, insertRequest } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /** delay_until holds a request back, and a timer for the nearest one wakes the launcher. */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 describe('delay_until', () => {
   it('does not start a request before its delay_until, and starts it soon after without polling', async () => {

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../helpers/db.js';
 import { useTestRunners } from '../helpers/runner.js';
 
 /**
@@ -8,16 +8,7 @@ import { useTestRunners } from '../helpers/runner.js';
  */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 describe('waking on NOTIFY', () => {
   it('starts a row inserted with plain SQL within seconds though polling is a minute', async () => {

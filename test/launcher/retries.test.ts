@@ -1,20 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase, getRow } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /** A throwing task is recorded with its stack and retried, after a backoff, until try_limit. */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 describe('retries', () => {
   it('retries a failing task until it succeeds', async () => {

@@ -1,23 +1,14 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createScheduler } from '../../dist/index.js';
-import { createTestDatabase, getRow, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { useTestDatabase, getRow, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /** Scheduling: options as YAML, parameters, the caller's transaction, and every kind of `db`. */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 describe('schedule', () => {
   it('stores options as YAML and the parameters in their columns', async () => {

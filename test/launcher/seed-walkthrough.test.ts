@@ -1,20 +1,14 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import NoOp from '../../dist/tasks/samples/NoOp.js';
-import { createTestDatabase, getRow, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { useTestDatabase, getRow, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /** The seed README's "Use the NoOp task" example, end to end. */
 const samplesDir = fileURLToPath(new URL('../../dist/tasks/samples/', import.meta.url));
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase({ truncate: false });
 
 describe('the seed walkthrough', () => {
   it('schedules NoOp through its factory; the row ends as in the seed\'s snapshot', async () => {

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase, getRow } from '../helpers/db.js';
 import { isAlive } from '../helpers/processes.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
@@ -9,16 +9,7 @@ import { finalCompletion, useTestRunners } from '../helpers/runner.js';
  */
 const runners = useTestRunners();
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
-beforeEach(async () => {
-  await t.pool.query('TRUNCATE task_runner_requests');
-});
+const t = useTestDatabase();
 
 async function rowsHoldingPid(): Promise<number> {
   const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE pid IS NOT NULL');

@@ -1,15 +1,9 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createTaskRunnerRequestTable, dropTaskRunnerRequestTable, migrate } from '../../dist/index.js';
-import { createTestDatabase, getRow, insertRequest, type TestDatabase } from '../helpers/db.js';
+import { useTestDatabase, getRow, insertRequest } from '../helpers/db.js';
 
-let t: TestDatabase;
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const t = useTestDatabase({ truncate: false });
 
 async function columnsOf(table: string, schema = 'public'): Promise<Map<string, string>> {
   const { rows } = await t.pool.query<{ column_name: string; data_type: string }>(
