@@ -15,6 +15,12 @@ export interface TestRunners {
   start(t: Pick<TestDatabase, 'url'>, overrides?: Partial<CreateRunnerOptions>): Promise<Runner>;
   /** Every `task:completed` payload seen by `runner`, in order. */
   completions(runner: Runner): RunnerEvents['task:completed'][];
+  /**
+   * The `task:started` of request `id`, whether it came before this call or comes within
+   * `timeoutMs`: events are recorded from the runner's creation, so a task that starts before
+   * the test gets to wait for it is not missed.
+   */
+  started(runner: Runner, id: string, timeoutMs?: number): Promise<RunnerEvents['task:started']>;
   /** Every `error` payload seen by `runner`. */
   errors(runner: Runner): RunnerEvents['error'][];
 }
@@ -28,6 +34,7 @@ export function useTestRunners(): TestRunners {
   const stopped = new WeakSet<Runner>();
   const completed = new WeakMap<Runner, RunnerEvents['task:completed'][]>();
   const failed = new WeakMap<Runner, RunnerEvents['error'][]>();
+  const starts = new WeakMap<Runner, Map<string, RunnerEvents['task:started']>>();
   const tracker = new PidTracker();
 
   afterEach(async (context) => {
@@ -64,7 +71,12 @@ export function useTestRunners(): TestRunners {
     const errors: RunnerEvents['error'][] = [];
     completed.set(runner, completions);
     failed.set(runner, errors);
-    runner.events.on('task:started', ({ pid }) => tracker.add(pid));
+    const startedById = new Map<string, RunnerEvents['task:started']>();
+    starts.set(runner, startedById);
+    runner.events.on('task:started', (payload) => {
+      tracker.add(payload.pid);
+      startedById.set(payload.id, payload);
+    });
     runner.events.on('task:completed', (payload) => completions.push(payload));
     runner.events.on('error', (payload) => errors.push(payload));
     live.add(runner);
@@ -80,6 +92,10 @@ export function useTestRunners(): TestRunners {
     },
     completions: (runner) => completed.get(runner) ?? [],
     errors: (runner) => failed.get(runner) ?? [],
+    started(runner, id, timeoutMs = 15_000) {
+      const seen = starts.get(runner)?.get(id);
+      return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:started', (e) => e.id === id, timeoutMs);
+    },
   };
 }
 

@@ -27,7 +27,7 @@ describe('crashes', () => {
   it('records a SIGKILL of the row\'s pid as CRASHED, then finishes on a later try', async () => {
     const runner = await runners.start(t);
     const id = await runner.schedule('Sleep', { ms: 60_000, wakeOnTry: 2 });
-    const started = await runner.events.waitFor('task:started', (e) => e.id === id, 15_000);
+    const started = await runners.started(runner, id);
     // The pid to kill is the one in the row, as an operator would find it.
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ pid: started.pid, tries: 1, host: runner.config.host, launcher_id: runner.launcherId });

@@ -63,7 +63,7 @@ describe('database loss', () => {
     const runner = runners.create(t, { db: pool });
     await runner.start();
     const id = await runner.schedule('Sleep', { ms: 400 });
-    await runner.events.waitFor('task:started', (e) => e.id === id, 10_000);
+    await runners.started(runner, id, 10_000);
     await killRunnerSessions();
     const row = await waitForCompleted(t.pool, id, 20_000);
     expect(row).toMatchObject({ result: 'FINISHED', result_text: 'slept 400 ms', tries: 1, pid: null });

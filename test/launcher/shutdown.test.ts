@@ -21,7 +21,7 @@ describe('stop()', () => {
     const runner = await runners.start(t, { concurrency: 2, shutdownGraceMs: 200, killTimeoutMs: 300 });
     const ids = await Promise.all([1, 2].map(() => runner.schedule('Sleep', { ms: 60_000 })));
     const waiting = await runner.schedule('Echo', { text: 'not yet' });
-    const pids = await Promise.all(ids.map(async (id) => (await runner.events.waitFor('task:started', (e) => e.id === id, 15_000)).pid));
+    const pids = await Promise.all(ids.map(async (id) => (await runners.started(runner, id)).pid));
     const stopped = runner.events.waitFor('runner:stopped', () => true, 15_000);
 
     await runner.stop();
@@ -40,7 +40,7 @@ describe('stop()', () => {
   it('lets tasks that end within the grace period finish', async () => {
     const runner = await runners.start(t, { shutdownGraceMs: 10_000 });
     const id = await runner.schedule('Sleep', { ms: 500 });
-    await runner.events.waitFor('task:started', (e) => e.id === id, 15_000);
+    await runners.started(runner, id);
     await runner.stop();
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'slept 500 ms', tries: 1, pid: null });
   });
@@ -48,7 +48,7 @@ describe('stop()', () => {
   it('an interrupted request runs again under the next launcher', async () => {
     const first = await runners.start(t, { shutdownGraceMs: 0 });
     const sleeper = await first.schedule('Sleep', { ms: 60_000 });
-    await first.events.waitFor('task:started', (e) => e.id === sleeper, 15_000);
+    await runners.started(first, sleeper);
     await first.stop();
     expect(await getRow(t.pool, sleeper)).toMatchObject({ result: 'INTERRUPTED', tries: 0 });
 
