@@ -10,30 +10,81 @@ export interface AttemptJob {
   maxResultBytes: number;
 }
 
+/**
+ * How a try was hosted: a child forked for it (`fresh`), a pre-booted child that waited for it
+ * (`spare`), a child that ran earlier tasks (`reused`), or a worker thread of the launcher.
+ */
+export type AttemptMode = 'fresh' | 'spare' | 'reused' | 'thread';
+
 /** Where a try runs, reported as soon as it has started. */
 export interface AttemptStart {
+  /** The child's pid; in thread mode the launcher's own. */
   pid: number;
   processIdentity: string | null;
   threadId: number | null;
+  mode: AttemptMode;
+  startedAt: Date;
+}
+
+/** Why the launcher stopped a try: its hard timeout, a cancel, or launcher shutdown. */
+export type AbortReason = 'timeout' | 'cancel' | 'shutdown';
+
+/** Known at the end of every try, whatever its outcome. */
+export interface AttemptUsage {
+  pid: number | null;
+  threadId: number | null;
+  /** Peak resident memory of the child (fork), or the worker's heap size (thread); null when unknown. */
+  peakMemoryBytes: number | null;
 }
 
 /** How a try ended. */
-export type AttemptReport =
-  | { outcome: 'finished'; pid: number | null; resultText: string | null }
-  | { outcome: 'failed'; pid: number | null; kind: FailureKind; text: string }
-  | {
-      outcome: 'crashed';
-      pid: number | null;
-      exitCode: number | null;
-      signal: string | null;
-      /** The last bytes the child wrote to stderr. */
-      stderrTail: string;
-      text: string;
-    };
+export type AttemptReport = AttemptUsage &
+  (
+    | { outcome: 'finished'; resultText: string | null }
+    | { outcome: 'failed'; kind: FailureKind; text: string }
+    | {
+        outcome: 'crashed';
+        exitCode: number | null;
+        signal: string | null;
+        /** The last bytes the child wrote to stderr during this try. */
+        stderrTail: string;
+        text: string;
+      }
+    | {
+        /** The launcher stopped it (the AbortSignal given to `run` fired). */
+        outcome: 'aborted';
+        reason: AbortReason;
+        exitCode: number | null;
+        signal: string | null;
+        text: string;
+      }
+  );
 
 export interface AttemptHooks {
-  /** Called once the process runs, before the task does (the launcher records the pid). */
+  /** Called once the try runs, before the task does (the launcher records the pid). */
   onStart?(start: AttemptStart): void;
-  /** Each line the child writes to stdout or stderr. */
+  /** Each line the try writes to stdout or stderr (fork mode). */
   onOutput?(stream: 'stdout' | 'stderr', line: string): void;
+}
+
+/**
+ * What the dispatcher needs of a pool, whichever hosts the tries (child processes or threads).
+ * `run` never rejects: every ending is a report. Aborting `signal` (its `reason` an
+ * {@link AbortReason}) stops the try: a queued one never starts, a running one is terminated
+ * (process group SIGTERM then SIGKILL, or the thread terminated) and reported `aborted`.
+ */
+export interface TaskPool {
+  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal): Promise<AttemptReport>;
+  /** Tries running or queued. */
+  readonly busy: number;
+  /** Resolves true once nothing runs, false after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<boolean>;
+  /** Aborts everything (reason `shutdown`), ends every worker, and refuses further runs. */
+  close(): Promise<void>;
+}
+
+/** The reason of an aborted signal, as an {@link AbortReason} (anything else counts as shutdown). */
+export function abortReasonOf(signal: AbortSignal): AbortReason {
+  const reason: unknown = signal.reason;
+  return reason === 'timeout' || reason === 'cancel' ? reason : 'shutdown';
 }

@@ -1,8 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { ChildCrashError, describeError } from '../errors.js';
-import type { AttemptHooks, AttemptJob, AttemptReport } from './attempt.js';
+import { abortReasonOf, type AttemptHooks, type AttemptJob, type AttemptReport } from './attempt.js';
+import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
-import { decodeChildMessage, type ParentMessage } from './protocol.js';
+import { decodeChildMessage, type ChildMemory, type ParentMessage } from './protocol.js';
 
 const stderrTailBytes = 4096;
 /** After a child has exited, how long to wait for its IPC and pipes to drain before deciding. */
@@ -12,24 +13,43 @@ export interface ChildHandleParams {
   entry: string;
   env: NodeJS.ProcessEnv;
   execArgv: readonly string[];
+  /** Between SIGTERM and SIGKILL when a run is aborted. */
+  killTimeoutMs: number;
+  /** Output written while no task runs (between tasks, or while booting). */
+  onIdleOutput?(stream: 'stdout' | 'stderr', line: string): void;
+}
+
+interface CurrentRun {
+  hooks: AttemptHooks;
+  settle(report: AttemptReport): void;
+  abortReason: ReturnType<typeof abortReasonOf> | null;
 }
 
 /**
- * One forked child running one try. It owns the process from spawn to exit: it forwards output,
- * keeps the tail of stderr, turns messages and exits into one {@link AttemptReport}, and escalates
- * SIGTERM to SIGKILL when asked to terminate. The child leads its own process group, so
- * terminating it reaches any process it started.
+ * One forked child from spawn to exit. It reports `ready` once its runtime has loaded, and may
+ * then run tasks one at a time: each run forwards the task's output, keeps the tail of stderr
+ * written during it, and turns the child's message (or its exit) into one
+ * {@link AttemptReport}. The child leads its own process group, so terminating it reaches any
+ * process a task started.
  */
 export class ChildHandle {
   readonly #child: ChildProcess;
+  readonly #killTimeoutMs: number;
   readonly #exited: Promise<void>;
   readonly #closed: Promise<void>;
+  readonly #ready: Promise<boolean>;
+  readonly identity: Promise<string | null>;
   #stderrTail = '';
-  #report: AttemptReport | null = null;
+  #current: CurrentRun | null = null;
   #exitInfo: { code: number | null; signal: string | null } | null = null;
+  #spawnError: Error | null = null;
+  #memory: ChildMemory | null = null;
+  #tasksRun = 0;
+  #leaving = false;
 
-  private constructor(child: ChildProcess) {
+  private constructor(child: ChildProcess, params: ChildHandleParams) {
     this.#child = child;
+    this.#killTimeoutMs = params.killTimeoutMs;
     // Listened for from the start: 'close' can follow 'exit' synchronously.
     this.#closed = new Promise((resolve) => child.once('close', () => resolve()));
     this.#exited = new Promise((resolve) => {
@@ -37,13 +57,25 @@ export class ChildHandle {
         this.#exitInfo = { code, signal };
         resolve();
       });
-      child.once('error', () => {
+      child.once('error', (error) => {
+        this.#spawnError ??= error;
         if (child.pid === undefined) {
           this.#exitInfo = { code: null, signal: null };
           resolve();
         }
       });
     });
+    let markReady: (ready: boolean) => void = () => undefined;
+    this.#ready = new Promise((resolve) => {
+      markReady = resolve;
+    });
+    void this.#exited.then(() => markReady(false));
+    this.identity = new Promise((resolve) => {
+      child.once('spawn', () => resolve(readProcessIdentity(child.pid!)));
+      void this.#exited.then(() => resolve(null));
+    });
+    child.on('message', (raw: unknown) => this.#onMessage(raw, markReady));
+    this.#forwardOutput(params);
   }
 
   static spawn(params: ChildHandleParams): ChildHandle {
@@ -54,11 +86,16 @@ export class ChildHandle {
       detached: true,
       serialization: 'json',
     });
-    return new ChildHandle(child);
+    return new ChildHandle(child, params);
   }
 
   get pid(): number | null {
     return this.#child.pid ?? null;
+  }
+
+  /** True once the runtime has loaded; false if the child exited first (never hand it a task). */
+  get ready(): Promise<boolean> {
+    return this.#ready;
   }
 
   /** Resolves when the process has exited (or failed to start). */
@@ -70,62 +107,72 @@ export class ChildHandle {
     return this.#exitInfo === null && this.#child.pid !== undefined;
   }
 
-  /** Sends the job and resolves with how the try ended. */
-  run(job: AttemptJob, hooks: AttemptHooks): Promise<AttemptReport> {
-    const child = this.#child;
-    this.#forwardOutput(hooks);
+  get busy(): boolean {
+    return this.#current !== null;
+  }
+
+  /** Tasks this child has been given. */
+  get tasksRun(): number {
+    return this.#tasksRun;
+  }
+
+  /** True once the child said it exits after its report: it gets no further task. */
+  get leaving(): boolean {
+    return this.#leaving || !this.alive;
+  }
+
+  /** Memory the child reported after its last task; null before. */
+  get memory(): ChildMemory | null {
+    return this.#memory;
+  }
+
+  /** Why the child could not start, once it exited before `ready`. */
+  startFailure(): string {
+    const tail = this.#stderrTail.trim();
+    const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
+    const cause = this.#spawnError?.message ?? `exit code ${code}${signal !== null ? `, signal ${signal}` : ''}`;
+    return `child failed to start (${cause})${tail.length > 0 ? `; stderr tail:\n${tail}` : ''}`;
+  }
+
+  /**
+   * Sends one job to a ready, idle child and resolves with how it ended. Aborting `signal`
+   * terminates the child (its process group) and reports the try `aborted`, unless the child
+   * reported first.
+   */
+  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal, exitAfter: boolean): Promise<AttemptReport> {
+    if (this.#current !== null) throw new Error('a child runs one task at a time');
+    this.#tasksRun += 1;
+    this.#stderrTail = '';
     return new Promise<AttemptReport>((resolve) => {
-      let spawnError: Error | null = null;
-      const settle = (report: AttemptReport): void => {
-        if (this.#report !== null) return;
-        this.#report = report;
-        resolve(report);
+      const onAbort = (): void => {
+        if (this.#current !== current || current.abortReason !== null) return;
+        current.abortReason = abortReasonOf(signal);
+        void this.terminate(this.#killTimeoutMs);
       };
-      child.on('message', (raw: unknown) => {
-        let message;
-        try {
-          message = decodeChildMessage(raw);
-        } catch (error) {
-          settle({ outcome: 'failed', pid: this.pid, kind: 'task', text: describeError(error) });
-          this.terminate(0);
-          return;
-        }
-        if (message.type === 'result') settle({ outcome: 'finished', pid: this.pid, resultText: message.resultText });
-        if (message.type === 'error') settle({ outcome: 'failed', pid: this.pid, kind: message.kind, text: message.text });
-      });
-      child.once('error', (error) => {
-        spawnError = error;
-      });
-      child.once('spawn', () => {
-        const pid = child.pid!;
-        void readProcessIdentity(pid).then((processIdentity) => {
-          hooks.onStart?.({ pid, processIdentity, threadId: null });
-          const message: ParentMessage = { type: 'run', ...job };
-          child.send(message, (error) => {
-            if (error) spawnError ??= error;
-          });
-        });
-      });
-      void this.#exited.then(async () => {
-        // Messages and output sent just before exit may still be in flight: wait for the
-        // channels to close (bounded, since a grandchild may hold a pipe open).
-        await Promise.race([
-          this.#closed,
-          new Promise((done) => setTimeout(done, closeGraceMs).unref()),
-        ]);
-        const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
-        const tail = this.#stderrTail.trim();
-        const detail = spawnError !== null ? ` (${spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '';
-        settle({
-          outcome: 'crashed',
-          pid: this.pid,
-          exitCode: code,
-          signal,
-          stderrTail: tail,
-          text: new ChildCrashError(this.pid, code, signal, detail).message,
-        });
+      const current: CurrentRun = {
+        hooks,
+        abortReason: null,
+        settle: (report) => {
+          if (this.#current !== current) return;
+          this.#current = null;
+          signal.removeEventListener('abort', onAbort);
+          resolve(report);
+        },
+      };
+      this.#current = current;
+      signal.addEventListener('abort', onAbort);
+      if (signal.aborted) onAbort();
+      void this.#exited.then(() => this.#settleAtExit(current));
+      const message: ParentMessage = { type: 'run', ...job, exitAfter };
+      this.#child.send(message, (error) => {
+        if (error) this.#spawnError ??= error;
       });
     });
+  }
+
+  /** Closes the IPC channel: an idle child exits by itself. */
+  retire(): void {
+    if (this.#child.connected) this.#child.disconnect();
   }
 
   /** SIGTERM to the child's process group, SIGKILL after `killTimeoutMs`; resolves at exit. */
@@ -136,6 +183,67 @@ export class ChildHandle {
     timer.unref();
     await this.#exited;
     clearTimeout(timer);
+    // Whatever the task started in the group goes too, even if the child itself left in time.
+    this.#signal('SIGKILL');
+  }
+
+  #usage(): { pid: number | null; threadId: null; peakMemoryBytes: number | null } {
+    return { pid: this.pid, threadId: null, peakMemoryBytes: this.#memory?.maxRss ?? null };
+  }
+
+  #onMessage(raw: unknown, markReady: (ready: boolean) => void): void {
+    let message;
+    try {
+      message = decodeChildMessage(raw);
+    } catch (error) {
+      this.#current?.settle({ outcome: 'failed', ...this.#usage(), kind: 'task', text: describeError(error) });
+      void this.terminate(0);
+      return;
+    }
+    if (message.type === 'ready') {
+      markReady(true);
+      return;
+    }
+    if (message.memory !== undefined) this.#memory = message.memory;
+    if (message.last === true) this.#leaving = true;
+    const current = this.#current;
+    if (current === null) {
+      // A report with no task running: the child is confused. It is not trusted again.
+      void this.terminate(0);
+      return;
+    }
+    if (message.type === 'result') current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });
+    else current.settle({ outcome: 'failed', ...this.#usage(), kind: message.kind, text: message.text });
+  }
+
+  async #settleAtExit(current: CurrentRun): Promise<void> {
+    if (this.#current !== current) return;
+    // Messages and output sent just before exit may still be in flight: wait for the channels
+    // to close (bounded, since a grandchild may hold a pipe open).
+    await Promise.race([this.#closed, new Promise((done) => setTimeout(done, closeGraceMs).unref())]);
+    const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
+    const tail = this.#stderrTail.trim();
+    if (current.abortReason !== null) {
+      const what = current.abortReason === 'timeout' ? 'timed out' : current.abortReason === 'cancel' ? 'cancelled' : 'interrupted';
+      current.settle({
+        outcome: 'aborted',
+        ...this.#usage(),
+        reason: current.abortReason,
+        exitCode: code,
+        signal,
+        text: `${what}: child ${this.pid} was terminated (${signal !== null ? `signal ${signal}` : `exit code ${code}`})`,
+      });
+      return;
+    }
+    const detail = this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '';
+    current.settle({
+      outcome: 'crashed',
+      ...this.#usage(),
+      exitCode: code,
+      signal,
+      stderrTail: tail,
+      text: new ChildCrashError(this.pid, code, signal, detail).message,
+    });
   }
 
   #signal(signal: NodeJS.Signals): void {
@@ -145,29 +253,28 @@ export class ChildHandle {
       process.kill(-pid, signal);
     } catch {
       try {
-        this.#child.kill(signal);
+        if (this.alive) this.#child.kill(signal);
       } catch {
         // already gone
       }
     }
   }
 
-  #forwardOutput(hooks: AttemptHooks): void {
+  #forwardOutput(params: ChildHandleParams): void {
     for (const name of ['stdout', 'stderr'] as const) {
       const stream = this.#child[name];
       if (stream === null) continue;
       stream.setEncoding('utf8');
-      let partial = '';
+      const lines = new OutputLines((line) => {
+        const hooks = this.#current?.hooks;
+        if (hooks !== undefined) hooks.onOutput?.(name, line);
+        else params.onIdleOutput?.(name, line);
+      });
       stream.on('data', (chunk: string) => {
         if (name === 'stderr') this.#stderrTail = (this.#stderrTail + chunk).slice(-stderrTailBytes);
-        const lines = (partial + chunk).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) hooks.onOutput?.(name, line);
+        lines.push(chunk);
       });
-      stream.on('end', () => {
-        if (partial.length > 0) hooks.onOutput?.(name, partial);
-        partial = '';
-      });
+      stream.on('end', () => lines.end());
     }
   }
 }

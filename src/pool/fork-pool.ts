@@ -1,107 +1,295 @@
 import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from '../shared/logger.js';
-import type { AttemptHooks, AttemptJob, AttemptReport } from './attempt.js';
+import type { AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
+import { abortReasonOf } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
 
 export interface ForkPoolParams {
-  /** Children alive at once; further runs queue. */
+  /** Tries running at once; further runs queue. */
   concurrency: number;
-  /** Children's environment; null inherits the launcher's. */
-  env: Readonly<Record<string, string>> | null;
-  /** Children's Node arguments; null inherits the launcher's. */
-  execArgv: readonly string[] | null;
+  /** Children kept booted and waiting beyond the busy ones. */
+  spareChildren: number;
+  /** Tasks one child runs before it is replaced (1: a fresh process per task; Infinity allowed). */
+  maxTasksPerChild: number;
+  /** A child whose resident memory is above this after a task is replaced; null: no ceiling. */
+  maxRssBytes: number | null;
+  /** An idle child beyond `spareChildren` is ended after this long. */
+  idleMs: number;
+  /** Children's environment. */
+  env: Readonly<Record<string, string>>;
+  /** Children's Node arguments. */
+  execArgv: readonly string[];
   killTimeoutMs: number;
   logger: Logger;
-  /** Called whenever a slot frees up (a child exited), so the launcher can claim more. */
+  /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
 }
 
 const childEntry = fileURLToPath(new URL('./runtime/child-entry.js', import.meta.url));
+/** Spares that die before they are ready are respawned after this, doubling up to the max. */
+const spareRetryMs = { base: 1_000, max: 60_000 };
+
+type Acquired = { child: ChildHandle; mode: AttemptMode } | { failure: string };
 
 /**
- * Runs each try in a fresh forked child (the seed's isolation), at most `concurrency` at once.
- * A slot is held until the child has exited, not just until it reported, so the cap counts live
- * processes.
+ * Runs tries in forked children, at most `concurrency` at once. By default each try gets a child
+ * of its own (the seed's isolation); `spareChildren` keeps children booted ahead of need, and
+ * `maxTasksPerChild` lets a child run several tries one after another, replaced when it reaches
+ * the count or its memory crosses `maxRssBytes`. A child is handed a try only once it reported
+ * ready. A slot is held until the try's child is idle again or has exited, so the cap counts live
+ * working processes.
  */
-export class ForkPool {
-  readonly #params: ForkPoolParams;
+export class ForkPool implements TaskPool {
+  readonly #p: ForkPoolParams;
   readonly #limit: LimitFunction;
   readonly #children = new Set<ChildHandle>();
+  /** Ready children with no task, most recently used last. */
+  readonly #idle: ChildHandle[] = [];
+  /** Spares still booting, not yet taken by a try. */
+  readonly #booting = new Set<ChildHandle>();
+  readonly #idleTimers = new Map<ChildHandle, NodeJS.Timeout>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #startFailures = 0;
+  #sparesPausedUntil = 0;
+  #spareTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(params: ForkPoolParams) {
-    this.#params = params;
+    this.#p = params;
     this.#limit = pLimit(params.concurrency);
   }
 
-  /** Tries running or queued. */
   get busy(): number {
     return this.#limit.activeCount + this.#limit.pendingCount;
   }
 
   get freeSlots(): number {
-    return Math.max(0, this.#params.concurrency - this.busy);
+    return Math.max(0, this.#p.concurrency - this.busy);
   }
 
-  /** Pids of the children alive now. */
+  /** Pids of the children alive now, busy or idle. */
   get pids(): number[] {
     return [...this.#children].map((child) => child.pid).filter((pid): pid is number => pid !== null);
   }
 
-  /** Runs one try; resolves with its report once the child reported or exited. */
-  run(job: AttemptJob, hooks: AttemptHooks = {}): Promise<AttemptReport> {
+  /** Boots the spare children now instead of at the first try. */
+  warm(): void {
+    this.#topUpSpares();
+  }
+
+  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal): Promise<AttemptReport> {
     return new Promise<AttemptReport>((resolve) => {
-      void this.#limit(async () => {
+      let settled = false;
+      let started = false;
+      const finish = (report: AttemptReport): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        resolve(report);
+      };
+      const onAbort = (): void => {
+        if (started) return; // the child handles it from here
+        const reason = abortReasonOf(signal);
+        finish({ outcome: 'aborted', pid: null, threadId: null, peakMemoryBytes: null, reason, exitCode: null, signal: null, text: `${reason} before the task started` });
+      };
+      signal.addEventListener('abort', onAbort);
+      if (signal.aborted) onAbort();
+      const work = this.#limit(async () => {
+        if (settled) return;
         if (this.#closed) {
-          resolve({ outcome: 'crashed', pid: null, exitCode: null, signal: null, stderrTail: '', text: 'pool closed before the child started' });
+          finish(crashedBeforeStart('pool closed before the task started'));
           return;
         }
-        let child: ChildHandle;
-        try {
-          child = ChildHandle.spawn({
-            entry: childEntry,
-            env: this.#params.env ?? process.env,
-            execArgv: this.#params.execArgv ?? process.execArgv,
-          });
-        } catch (error) {
-          resolve({ outcome: 'crashed', pid: null, exitCode: null, signal: null, stderrTail: '', text: `could not start a child: ${(error as Error).message}` });
+        const acquired = await this.#acquire();
+        if ('failure' in acquired) {
+          finish(crashedBeforeStart(acquired.failure));
           return;
         }
-        this.#children.add(child);
-        try {
-          const report = await child.run(job, hooks);
-          resolve(report);
-          if (child.alive) {
-            // A reporting child exits by itself; one that lingers (open handles) is ended.
-            const timer = setTimeout(() => void child.terminate(this.#params.killTimeoutMs), this.#params.killTimeoutMs);
-            timer.unref();
-            await child.exited;
-            clearTimeout(timer);
-          }
-        } finally {
-          this.#children.delete(child);
+        const { child, mode } = acquired;
+        if (settled) {
+          this.#release(child);
+          return;
         }
-      }).finally(() => this.#params.onSlotFree?.());
+        started = true;
+        signal.removeEventListener('abort', onAbort);
+        const identity = await child.identity;
+        hooks.onStart?.({ pid: child.pid!, processIdentity: identity, threadId: null, mode, startedAt: new Date() });
+        const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild;
+        const report = await child.run(job, hooks, signal, exitAfter);
+        finish(report);
+        if (this.#reusable(child, report, exitAfter)) this.#release(child);
+        else await this.#retire(child);
+      });
+      const tracked = work.finally(() => {
+        this.#inFlight.delete(tracked);
+        this.#p.onSlotFree?.();
+      });
+      this.#inFlight.add(tracked);
     });
   }
 
-  /** Resolves true once no child is alive, or false after `timeoutMs`. */
+  /** Resolves true once no try runs (idle spares may live on), or false after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
-    const all = Promise.all([...this.#children].map((child) => child.exited)).then(() => true);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
+    const timeout = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
+    const all = (async () => {
+      while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+      return true as const;
+    })();
     const drained = await Promise.race([all, timeout]);
     clearTimeout(timer);
-    return drained && this.#children.size === 0;
+    return drained;
   }
 
-  /** Stops starting children and terminates the live ones (SIGTERM, then SIGKILL). */
+  /** Stops starting children and terminates every live one (SIGTERM, then SIGKILL). */
   async close(): Promise<void> {
-    // Queued runs still start, see the pool closed and resolve as crashed: none is left hanging.
+    // Queued runs still start, see the pool closed and resolve: none is left hanging.
     this.#closed = true;
-    await Promise.all([...this.#children].map((child) => child.terminate(this.#params.killTimeoutMs)));
+    if (this.#spareTimer !== null) clearTimeout(this.#spareTimer);
+    for (const timer of this.#idleTimers.values()) clearTimeout(timer);
+    this.#idleTimers.clear();
+    await Promise.all([...this.#children].map((child) => child.terminate(this.#p.killTimeoutMs)));
   }
+
+  async #acquire(): Promise<Acquired> {
+    const idle = this.#idle.pop();
+    if (idle !== undefined) {
+      this.#clearIdleTimer(idle);
+      this.#topUpSpares();
+      return { child: idle, mode: idle.tasksRun > 0 ? 'reused' : 'spare' };
+    }
+    const [booting] = this.#booting;
+    if (booting !== undefined) {
+      this.#booting.delete(booting);
+      this.#topUpSpares();
+      if (await booting.ready) return { child: booting, mode: 'spare' };
+    }
+    let failure = '';
+    // A child that failed to start gets no task; the next one is given one chance more.
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      if (this.#closed) return { failure: 'pool closed before the task started' };
+      const child = this.#spawn();
+      if (await child.ready) {
+        this.#startFailures = 0;
+        return { child, mode: 'fresh' };
+      }
+      failure = child.startFailure();
+      this.#p.logger.error('child failed to start', { pid: child.pid ?? '', text: failure });
+    }
+    return { failure };
+  }
+
+  #reusable(child: ChildHandle, report: AttemptReport, exitAfter: boolean): boolean {
+    if (this.#closed || exitAfter || child.leaving) return false;
+    if (report.outcome !== 'finished' && report.outcome !== 'failed') return false;
+    const rss = child.memory?.rss ?? 0;
+    if (this.#p.maxRssBytes !== null && rss > this.#p.maxRssBytes) {
+      this.#p.logger.info('child replaced: memory over the ceiling', { pid: child.pid ?? '', rss, ceiling: this.#p.maxRssBytes });
+      return false;
+    }
+    return true;
+  }
+
+  /** Ends a child after its last try; the slot stays held until it has exited. */
+  async #retire(child: ChildHandle): Promise<void> {
+    if (!child.alive) return child.exited;
+    child.retire();
+    const timer = setTimeout(() => void child.terminate(this.#p.killTimeoutMs), this.#p.killTimeoutMs);
+    timer.unref();
+    await child.exited;
+    clearTimeout(timer);
+  }
+
+  /** Puts a ready child back to wait for the next try; extra idle ones are reaped later. */
+  #release(child: ChildHandle): void {
+    if (this.#closed || !child.alive) {
+      void this.#retire(child);
+      return;
+    }
+    this.#idle.push(child);
+    this.#armIdleTimer(child);
+  }
+
+  #armIdleTimer(child: ChildHandle): void {
+    this.#clearIdleTimer(child);
+    const timer = setTimeout(() => {
+      this.#idleTimers.delete(child);
+      const at = this.#idle.indexOf(child);
+      if (at < 0) return;
+      if (this.#idle.length + this.#booting.size <= this.#p.spareChildren) {
+        this.#armIdleTimer(child);
+        return;
+      }
+      this.#idle.splice(at, 1);
+      void this.#retire(child);
+    }, this.#p.idleMs);
+    timer.unref();
+    this.#idleTimers.set(child, timer);
+  }
+
+  #clearIdleTimer(child: ChildHandle): void {
+    const timer = this.#idleTimers.get(child);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#idleTimers.delete(child);
+  }
+
+  #spawn(): ChildHandle {
+    const child = ChildHandle.spawn({
+      entry: childEntry,
+      env: { ...this.#p.env },
+      execArgv: this.#p.execArgv,
+      killTimeoutMs: this.#p.killTimeoutMs,
+      onIdleOutput: (stream, line) => this.#p.logger.info(`[child ${child.pid ?? '?'} ${stream}] ${line}`),
+    });
+    this.#children.add(child);
+    void child.exited.then(() => {
+      // A booting spare is left to its `ready` handler, which counts the failed start.
+      this.#children.delete(child);
+      this.#clearIdleTimer(child);
+      const at = this.#idle.indexOf(child);
+      if (at >= 0) {
+        this.#idle.splice(at, 1);
+        this.#topUpSpares();
+      }
+    });
+    return child;
+  }
+
+  /** Keeps `spareChildren` children booted or booting; pauses after spares fail to start. */
+  #topUpSpares(): void {
+    if (this.#closed || this.#p.spareChildren === 0 || this.#spareTimer !== null) return;
+    const wait = this.#sparesPausedUntil - Date.now();
+    if (wait > 0) {
+      this.#spareTimer = setTimeout(() => {
+        this.#spareTimer = null;
+        this.#topUpSpares();
+      }, wait);
+      this.#spareTimer.unref();
+      return;
+    }
+    while (this.#idle.length + this.#booting.size < this.#p.spareChildren) {
+      const child = this.#spawn();
+      this.#booting.add(child);
+      void child.ready.then((ready) => {
+        if (!this.#booting.delete(child)) return; // taken by a try meanwhile
+        if (ready) {
+          this.#startFailures = 0;
+          this.#release(child);
+          return;
+        }
+        this.#startFailures += 1;
+        const delay = Math.min(spareRetryMs.base * 2 ** (this.#startFailures - 1), spareRetryMs.max);
+        this.#sparesPausedUntil = Date.now() + delay;
+        this.#p.logger.error('spare child failed to start', { text: child.startFailure(), retryInMs: delay });
+        this.#topUpSpares();
+      });
+    }
+  }
+}
+
+function crashedBeforeStart(text: string): AttemptReport {
+  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
 }

@@ -25,9 +25,17 @@ export interface RunMessage {
   options: string | null;
   maxOptionsBytes: number;
   maxResultBytes: number;
+  /** Exit once this task is reported (the child's last task); otherwise wait for the next. */
+  exitAfter?: boolean;
 }
 
 export type ParentMessage = RunMessage;
+
+/** The child's memory after a task: resident now and the peak so far, in bytes. */
+export interface ChildMemory {
+  rss: number;
+  maxRss: number;
+}
 
 /** Why a try failed, as the child saw it. `options` failures are permanent. */
 export type FailureKind = 'task' | 'load' | 'options' | 'result';
@@ -35,8 +43,8 @@ export type FailureKind = 'task' | 'load' | 'options' | 'result';
 /** Child → launcher. */
 export type ChildMessage =
   | { type: 'ready' }
-  | { type: 'result'; resultText: string | null }
-  | { type: 'error'; kind: FailureKind; text: string };
+  | { type: 'result'; resultText: string | null; memory?: ChildMemory; last?: boolean }
+  | { type: 'error'; kind: FailureKind; text: string; memory?: ChildMemory; last?: boolean };
 
 const failureKinds: ReadonlySet<string> = new Set(['task', 'load', 'options', 'result']);
 
@@ -53,19 +61,31 @@ function invalid(what: string, message: unknown): TaskRunnerError {
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+function decodeMemory(value: unknown): ChildMemory | undefined | null {
+  if (value === undefined) return undefined;
+  if (isRecord(value) && typeof value.rss === 'number' && typeof value.maxRss === 'number') {
+    return { rss: value.rss, maxRss: value.maxRss };
+  }
+  return null;
+}
+
 export function decodeChildMessage(message: unknown): ChildMessage {
   if (!isRecord(message)) throw invalid('child', message);
+  const memory = decodeMemory(message.memory);
+  if (memory === null) throw invalid('child', message);
+  if (!(message.last === undefined || typeof message.last === 'boolean')) throw invalid('child', message);
+  const withMemory = { ...(memory === undefined ? {} : { memory }), ...(message.last === true ? { last: true } : {}) };
   switch (message.type) {
     case 'ready':
       return { type: 'ready' };
     case 'result':
       if (message.resultText === null || typeof message.resultText === 'string') {
-        return { type: 'result', resultText: message.resultText };
+        return { type: 'result', resultText: message.resultText, ...withMemory };
       }
       break;
     case 'error':
       if (typeof message.kind === 'string' && failureKinds.has(message.kind) && typeof message.text === 'string') {
-        return { type: 'error', kind: message.kind as FailureKind, text: message.text };
+        return { type: 'error', kind: message.kind as FailureKind, text: message.text, ...withMemory };
       }
       break;
   }
@@ -74,7 +94,7 @@ export function decodeChildMessage(message: unknown): ChildMessage {
 
 export function decodeParentMessage(message: unknown): ParentMessage {
   if (!isRecord(message) || message.type !== 'run') throw invalid('launcher', message);
-  const { request, file, options, maxOptionsBytes, maxResultBytes } = message;
+  const { request, file, options, maxOptionsBytes, maxResultBytes, exitAfter } = message;
   if (
     !isRecord(request) ||
     typeof request.id !== 'string' ||
@@ -87,7 +107,8 @@ export function decodeParentMessage(message: unknown): ParentMessage {
     typeof file !== 'string' ||
     !(options === null || typeof options === 'string') ||
     typeof maxOptionsBytes !== 'number' ||
-    typeof maxResultBytes !== 'number'
+    typeof maxResultBytes !== 'number' ||
+    !(exitAfter === undefined || typeof exitAfter === 'boolean')
   ) {
     throw invalid('launcher', message);
   }
@@ -106,5 +127,6 @@ export function decodeParentMessage(message: unknown): ParentMessage {
     options,
     maxOptionsBytes,
     maxResultBytes,
+    exitAfter: exitAfter ?? true,
   };
 }

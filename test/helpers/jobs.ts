@@ -3,7 +3,8 @@
  * YAML text exactly as a row would carry them.
  */
 import { fileURLToPath } from 'node:url';
-import { stringifyOptions, TaskRegistry } from '../../dist/index.js';
+import { stringifyOptions } from '../../dist/tasks/options.js';
+import { TaskRegistry } from '../../dist/tasks/registry.js';
 import type { AttemptJob } from '../../dist/pool/attempt.js';
 
 export const fixturesDir = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));

@@ -1,57 +1,24 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../dist/index.js';
-import type { AttemptHooks, AttemptJob, AttemptStart } from '../../dist/pool/attempt.js';
-import { ForkPool } from '../../dist/pool/fork-pool.js';
+import { describe, expect, it } from 'vitest';
+import type { ForkPool, ForkPoolParams } from '../../dist/pool/fork-pool.js';
 import { waitFor } from '../helpers/db.js';
-import { childEnv, jobFor } from '../helpers/jobs.js';
-import { isAlive, PidTracker } from '../helpers/processes.js';
+import { jobFor } from '../helpers/jobs.js';
+import { useTestPools } from '../helpers/pools.js';
+import { isAlive } from '../helpers/processes.js';
 
-const tracker = new PidTracker();
-const pools: ForkPool[] = [];
-
-function createPool(params: { concurrency?: number; killTimeoutMs?: number } = {}): ForkPool {
-  const pool = new ForkPool({
-    concurrency: params.concurrency ?? 2,
-    env: childEnv,
-    execArgv: [],
-    killTimeoutMs: params.killTimeoutMs ?? 1_000,
-    logger: silentLogger,
-  });
-  pools.push(pool);
-  return pool;
-}
-
-/** Runs a job, tracking its pid and collecting its output lines. */
-function run(pool: ForkPool, job: AttemptJob, hooks: AttemptHooks = {}) {
-  const lines: string[] = [];
-  let start: AttemptStart | null = null;
-  const report = pool.run(job, {
-    onStart: (s) => {
-      start = s;
-      tracker.add(s.pid);
-      hooks.onStart?.(s);
-    },
-    onOutput: (stream, line) => {
-      lines.push(`${stream}: ${line}`);
-      hooks.onOutput?.(stream, line);
-    },
-  });
-  return { report, lines, start: () => start };
-}
-
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.close()));
-  await tracker.expectAllGone();
-});
+const pools = useTestPools();
+const createPool = (params: Partial<ForkPoolParams> = {}): ForkPool => pools.create(params);
+const run = pools.run;
 
 describe('ForkPool', () => {
   it('runs a fixture task in a real child and reports it finished', async () => {
     const pool = createPool();
     const attempt = run(pool, await jobFor('Echo', { text: 'hello from a child' }));
     const report = await attempt.report;
-    expect(report).toEqual({ outcome: 'finished', pid: expect.any(Number), resultText: 'hello from a child' });
+    expect(report).toEqual({
+      outcome: 'finished', pid: expect.any(Number), threadId: null, peakMemoryBytes: expect.any(Number), resultText: 'hello from a child',
+    });
     const start = attempt.start();
-    expect(start).toMatchObject({ pid: report.pid, threadId: null });
+    expect(start).toMatchObject({ pid: report.pid, threadId: null, mode: 'fresh', startedAt: expect.any(Date) });
     expect(report.pid).not.toBe(process.pid);
     if (process.platform === 'linux') expect(start!.processIdentity).toMatch(/^[0-9a-f-]+:\d+$/);
   });
@@ -188,7 +155,7 @@ describe('ForkPool', () => {
     const queued = run(pool, await jobFor('Echo', { text: 'never' }));
     await pool.close();
     expect(await first.report).toMatchObject({ outcome: 'crashed' });
-    expect(await queued.report).toMatchObject({ outcome: 'crashed', pid: null, text: 'pool closed before the child started' });
+    expect(await queued.report).toMatchObject({ outcome: 'crashed', pid: null, text: 'pool closed before the task started' });
     expect(queued.start()).toBeNull();
   });
 });
