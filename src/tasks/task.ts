@@ -27,6 +27,11 @@ export interface ScheduleParams {
   priority?: number;
   /** Queue name; launchers may be limited to some queues. Default `default`. */
   queue?: string;
+  /**
+   * Hard timeout of each try, in milliseconds (1 to 2147483647): past it the try is killed and
+   * recorded TIMED_OUT, which counts as a crash. Default: the task class's or the runner's.
+   */
+  timeoutMs?: number;
 }
 
 /** Anything that can schedule: a runner, or a scheduler made with `createScheduler()`. */
@@ -48,6 +53,28 @@ export interface TaskScheduler {
 export abstract class Task<Options = Record<string, unknown>, Result = unknown> {
   /** Name to schedule by, when it differs from the class name (for `static schedule`). */
   static taskName?: string;
+
+  /**
+   * Where tries of this task run: `process` (a child process each, the full isolation) or
+   * `thread` (a worker thread of the launcher: no process start, but it shares the launcher's
+   * process). Config's `taskOverrides` wins over it, and it over `defaultMode`. The launcher
+   * reads it in a short-lived worker thread, never by importing the file itself; any other value
+   * is ignored with a warning.
+   *
+   * @example
+   * export default class Resize extends Task {
+   *   static override mode = 'thread' as const; // in JavaScript: static mode = 'thread';
+   *   run() { ... }
+   * }
+   */
+  static mode?: 'process' | 'thread';
+
+  /**
+   * Hard timeout of each try in milliseconds, a positive integer: a try still running then is
+   * stopped and recorded as timed out. A request's own timeout and config's `taskOverrides` win
+   * over it, and it over `defaultTimeoutMs`. Read like {@link Task.mode}.
+   */
+  static timeoutMs?: number;
 
   /** The request's options, parsed from YAML. */
   readonly options: Options;

@@ -1,0 +1,62 @@
+/**
+ * Turns how a thread-mode try ended into an {@link AttemptReport}: the worker's answer (mapped
+ * exactly as fork mode maps a child's message), an abort, or a thread that died under the try.
+ */
+import { describeError } from '../errors.js';
+import type { AbortReason, AttemptReport, AttemptUsage } from './attempt.js';
+import { decodeThreadResult } from './thread-result.js';
+
+/** A worker's answer: `result` is finished, `error` is failed; a malformed answer fails as `task`. */
+export function answerReport(value: unknown, usage: AttemptUsage): AttemptReport {
+  let result;
+  try {
+    result = decodeThreadResult(value);
+  } catch (error) {
+    return { outcome: 'failed', ...usage, kind: 'task', text: describeError(error) };
+  }
+  const ran: AttemptUsage = { ...usage, threadId: result.threadId, peakMemoryBytes: result.peakMemoryBytes };
+  const { message } = result;
+  if (message.type === 'result') return { outcome: 'finished', ...ran, resultText: message.resultText };
+  if (message.type === 'error') return { outcome: 'failed', ...ran, kind: message.kind, text: message.text };
+  return { outcome: 'failed', ...ran, kind: 'task', text: `unexpected thread answer: ${message.type}` };
+}
+
+/** The launcher stopped the try; `usage.threadId` null means it never reached a thread. */
+export function abortedReport(reason: AbortReason, usage: AttemptUsage): AttemptReport {
+  const text =
+    usage.threadId === null
+      ? `aborted (${reason}) before it started`
+      : `aborted (${reason}): thread ${usage.threadId} was terminated`;
+  return { outcome: 'aborted', ...usage, reason, exitCode: null, signal: null, text };
+}
+
+/** A try that could not be handed to any thread (the pool is closed). */
+export function notStartedReport(text: string): AttemptReport {
+  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
+}
+
+export interface ThreadDeath {
+  /** What the thread threw outside the task (its 'error' event): an uncaught exception or OOM. */
+  uncaught: { error: unknown } | null;
+  /** The thread's exit code, once it has exited. */
+  exitCode: number | null;
+  /** What piscina rejected the try with. */
+  rejection: unknown;
+}
+
+/** The thread died without answering: an uncaught exception, its heap limit, or `process.exit()`. */
+export function crashedReport(death: ThreadDeath, usage: AttemptUsage): AttemptReport {
+  const thread = `thread ${usage.threadId ?? '?'}`;
+  const uncaught = death.uncaught?.error;
+  let text: string;
+  if ((uncaught as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    text = `${thread} ran out of memory (resourceLimits) without reporting a result: ${(uncaught as Error).message}`;
+  } else if (death.uncaught !== null) {
+    text = `${thread} crashed without reporting a result: uncaught ${describeError(uncaught)}`;
+  } else if (death.exitCode !== null) {
+    text = `${thread} exited with code ${death.exitCode} without reporting a result`;
+  } else {
+    text = `${thread} crashed without reporting a result: ${describeError(death.rejection)}`;
+  }
+  return { outcome: 'crashed', ...usage, exitCode: death.exitCode, signal: null, stderrTail: '', text };
+}

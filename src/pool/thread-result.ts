@@ -1,0 +1,37 @@
+/**
+ * What a worker thread hands back for one try: the runtime's outcome, the thread it ran on, and
+ * the thread's heap. It crosses a thread boundary, so the launcher decodes it like any message.
+ */
+import { TaskRunnerError } from '../errors.js';
+import { decodeChildMessage, type ChildMessage } from './protocol.js';
+
+export interface ThreadResult {
+  /** `result` or `error`, exactly as `runTask` produced it. */
+  message: ChildMessage;
+  /** `threadId` of the worker that ran the try. */
+  threadId: number;
+  /**
+   * The worker isolate's V8 heap as committed when the try ended (`total_heap_size`). V8 grows
+   * that figure with use and gives memory back slowly, so it stands for the thread's high-water
+   * mark; a thread runs many tries, so it also counts what earlier tries left behind.
+   */
+  peakMemoryBytes: number;
+}
+
+/** Checks a worker's answer; anything that is not a {@link ThreadResult} is a protocol error. */
+export function decodeThreadResult(value: unknown): ThreadResult {
+  if (typeof value === 'object' && value !== null) {
+    const { message, threadId, peakMemoryBytes } = value as Record<string, unknown>;
+    if (Number.isInteger(threadId) && typeof peakMemoryBytes === 'number') {
+      const decoded = decodeChildMessage(message);
+      if (decoded.type !== 'ready') return { message: decoded, threadId: threadId as number, peakMemoryBytes };
+    }
+  }
+  let shown: string;
+  try {
+    shown = JSON.stringify(value)?.slice(0, 200) ?? String(value);
+  } catch {
+    shown = String(value);
+  }
+  throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread result: ${shown}`);
+}

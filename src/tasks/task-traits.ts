@@ -1,0 +1,183 @@
+import { stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { describeError } from '../errors.js';
+import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
+
+/** What a task class declares about its tries (`static mode`, `static timeoutMs`); null: nothing valid. */
+export interface TaskTraits {
+  mode: 'process' | 'thread' | null;
+  timeoutMs: number | null;
+}
+
+/** {@link TaskTraits} as read, with why anything declared was ignored or could not be read. */
+export interface TaskTraitsResult extends TaskTraits {
+  /** One line per ignored value or failed inspection; empty when all is well. */
+  readonly warnings: readonly string[];
+}
+
+export interface TaskTraitsReaderParams {
+  /** Environment of the inspector threads: the one tasks get, so top-level code sees the same. */
+  env: Readonly<Record<string, string>>;
+  /** How long loading one file may take before its thread is terminated. Default 10000 ms. */
+  timeoutMs?: number;
+}
+
+export const defaultTraitsTimeoutMs = 10_000;
+
+/** Bounds of an inspector thread: loading a task file should need far less. */
+const inspectorLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
+
+/** Largest timeout a timer can hold (2^31 - 1 ms), as config allows. */
+const maxTimeoutMs = 2_147_483_647;
+
+const inspectorEntry = fileURLToPath(new URL('./traits-entry.js', import.meta.url));
+
+interface FileEntry {
+  /** mtime, size and inode when inspected: a file changed in any of them is inspected again. */
+  version: string;
+  byClass: Map<string, Promise<TaskTraitsResult>>;
+}
+
+/**
+ * Learns what task classes declare without importing them in the launcher: each file is loaded in
+ * a short-lived worker thread (bounded heap, terminated after `timeoutMs`), so a file whose
+ * top-level code blocks, loops, throws or calls `process.exit()` costs a thread, never the
+ * launcher. Results are cached per file version and class; concurrent reads share one inspection.
+ * A file that fails to load reads as nulls (the try itself then reports the load error).
+ *
+ * @example
+ * const reader = new TaskTraitsReader({ env: config.childEnv });
+ * const { mode, timeoutMs, warnings } = await reader.read('/app/tasks/Resize.js', 'Resize');
+ */
+export class TaskTraitsReader {
+  readonly #env: Readonly<Record<string, string>>;
+  readonly #timeoutMs: number;
+  readonly #files = new Map<string, FileEntry>();
+  readonly #live = new Set<Worker>();
+  #inspections = 0;
+  #closed = false;
+
+  constructor(params: TaskTraitsReaderParams) {
+    this.#env = params.env;
+    this.#timeoutMs = params.timeoutMs ?? defaultTraitsTimeoutMs;
+  }
+
+  /** Inspector threads started so far: one per class and file version, however often it is read. */
+  get inspections(): number {
+    return this.#inspections;
+  }
+
+  /** Inspector threads alive now. */
+  get activeInspections(): number {
+    return this.#live.size;
+  }
+
+  /** What `taskClassName` in `file` declares. Never rejects. */
+  async read(file: string, taskClassName: string): Promise<TaskTraitsResult> {
+    const where = `task "${taskClassName}" (${file})`;
+    let version: string;
+    try {
+      const info = await stat(file);
+      version = `${info.mtimeMs}:${info.size}:${info.ino}`;
+    } catch (error) {
+      return nothing(`${where}: cannot be read (${(error as Error).message}); defaults apply`);
+    }
+    if (this.#closed) return nothing(`${where}: the traits reader is closed; defaults apply`);
+    let entry = this.#files.get(file);
+    if (entry === undefined || entry.version !== version) {
+      entry = { version, byClass: new Map() };
+      this.#files.set(file, entry);
+    }
+    let traits = entry.byClass.get(taskClassName);
+    if (traits === undefined) {
+      traits = this.#inspect(file, taskClassName, where);
+      entry.byClass.set(taskClassName, traits);
+    }
+    return traits;
+  }
+
+  /** Terminates running inspections (they read as nulls); later reads return nulls. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#live].map((worker) => worker.terminate()));
+  }
+
+  /** Loads the file in a fresh thread; resolves once that thread is gone. */
+  #inspect(file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    return new Promise<TaskTraitsResult>((resolve) => {
+      this.#inspections++;
+      let worker: Worker;
+      try {
+        worker = new Worker(inspectorEntry, {
+          workerData: { file, taskClassName },
+          env: { ...this.#env },
+          resourceLimits: inspectorLimits,
+          // Top-level output is the task's business when it runs, not the inspection's.
+          stdout: true,
+          stderr: true,
+        });
+      } catch (error) {
+        resolve(nothing(`${where}: no inspector thread could start (${(error as Error).message}); defaults apply`));
+        return;
+      }
+      worker.stdout.resume();
+      worker.stderr.resume();
+      this.#live.add(worker);
+      let settled = false;
+      const finish = (result: TaskTraitsResult): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        // The file may have left timers or sockets behind: the thread is ended, not waited for.
+        void worker.terminate().then(
+          () => resolve(result),
+          () => resolve(result),
+        );
+      };
+      const timer = setTimeout(
+        () => finish(nothing(`${where}: loading took over ${this.#timeoutMs} ms, its thread was terminated; defaults apply`)),
+        this.#timeoutMs,
+      );
+      worker.on('message', (raw: unknown) => finish(validate(decodeTraitsMessage(raw), where)));
+      worker.on('error', (error: Error) => {
+        const why = (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ran out of memory' : `failed: ${firstLine(describeError(error))}`;
+        finish(nothing(`${where}: its inspector thread ${why} while loading; defaults apply`));
+      });
+      worker.on('exit', (code: number) => {
+        this.#live.delete(worker);
+        finish(nothing(`${where}: its inspector thread exited with code ${code} while loading; defaults apply`));
+      });
+    });
+  }
+}
+
+function nothing(warning: string): TaskTraitsResult {
+  return Object.freeze({ mode: null, timeoutMs: null, warnings: Object.freeze([warning]) });
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? text;
+}
+
+function shown(value: DeclaredValue): string {
+  if (typeof value === 'object' && value !== null) return `a ${value.typeOf}`;
+  return typeof value === 'number' ? String(value) : JSON.stringify(value);
+}
+
+/** Keeps the declared values that are valid; each invalid one is dropped with a warning. */
+function validate(message: TraitsMessage | null, where: string): TaskTraitsResult {
+  if (message === null) return nothing(`${where}: its inspector thread sent an unreadable answer; defaults apply`);
+  if (message.type === 'load-error') {
+    return nothing(`${where}: could not be loaded to read its mode and timeoutMs: ${firstLine(message.text)}`);
+  }
+  const warnings: string[] = [];
+  let mode: TaskTraits['mode'] = null;
+  if (message.mode === 'process' || message.mode === 'thread') mode = message.mode;
+  else if (message.mode !== null) warnings.push(`${where}: static mode must be "process" or "thread", got ${shown(message.mode)}; ignored`);
+  let timeoutMs: number | null = null;
+  const t = message.timeoutMs;
+  if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= maxTimeoutMs) timeoutMs = t;
+  else if (t !== null) warnings.push(`${where}: static timeoutMs must be an integer from 1 to ${maxTimeoutMs} (ms), got ${shown(t)}; ignored`);
+  return Object.freeze({ mode, timeoutMs, warnings: Object.freeze(warnings) });
+}

@@ -1,0 +1,34 @@
+/**
+ * Entry of the traits inspector: a short-lived worker thread that imports one task file, reads
+ * its class's `static mode` and `static timeoutMs`, posts what it found, and is then terminated.
+ * The task file's top-level code runs here, never in the launcher's thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { describeError } from '../errors.js';
+import { loadTaskClass } from './load-task.js';
+import { describeDeclared, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
+
+/** Reads one static, which may be a getter that throws. */
+function declared(holder: object, name: string): DeclaredValue {
+  try {
+    return describeDeclared((holder as Record<string, unknown>)[name]);
+  } catch (error) {
+    return { typeOf: `getter that threw (${describeError(error).split('\n')[0]})` };
+  }
+}
+
+async function inspect(file: string, taskClassName: string): Promise<TraitsMessage> {
+  try {
+    const TaskClass = await loadTaskClass(file, taskClassName);
+    return {
+      type: 'declared',
+      mode: declared(TaskClass, 'mode'),
+      timeoutMs: declared(TaskClass, 'timeoutMs'),
+    };
+  } catch (error) {
+    return { type: 'load-error', text: describeError(error) };
+  }
+}
+
+const { file, taskClassName } = workerData as { file: string; taskClassName: string };
+void inspect(file, taskClassName).then((message) => parentPort?.postMessage(message));
