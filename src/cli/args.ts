@@ -116,3 +116,13 @@ export function parseDelay(value: string, now = Date.now()): Date {
     'schedule',
   );
 }
+
+/** The one request id a command takes (`retry 5`, `cancel 5`): a whole number within bigint. */
+export function requestIdArgument(command: string, positionals: readonly string[]): string {
+  const [id, ...extra] = positionals;
+  if (id === undefined || extra.length > 0) throw new UsageError(`${command} takes one request id`, command);
+  if (!/^\d{1,19}$/.test(id) || BigInt(id) > 9_223_372_036_854_775_807n) {
+    throw new UsageError(`invalid request id ${JSON.stringify(id)}: ids are whole numbers`, command);
+  }
+  return id;
+}

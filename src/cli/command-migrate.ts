@@ -5,9 +5,10 @@ export const migrateCommand: CliCommand = {
   summary: 'create the request table, or bring an existing one up to date',
   usage: 'migrate [options]',
   description: [
-    'Creates the request table (--table, default task_runner_requests) with its indexes and the',
-    'trigger that wakes launchers, or adds what an existing table lacks (a table made by the Rails',
-    'plugin, say). Safe to run repeatedly and from several hosts at once. `start` runs it too.',
+    'Creates the request table (--table, default task_runner_requests) with its indexes, the',
+    'trigger that wakes launchers and its attempt-history table (<table>_attempts), or adds what',
+    'an existing table lacks (a table made by the Rails plugin, say). Safe to run repeatedly and',
+    'from several hosts at once. `start` runs it too.',
   ].join('\n'),
   options: {},
   optionHelp: [],
@@ -25,7 +26,9 @@ export const migrateCommand: CliCommand = {
     });
     const table = config.tableName;
     if (result.created) context.io.stdout.write(`created table ${table}\n`);
-    else if (result.addedColumns.length > 0) context.io.stdout.write(`upgraded table ${table}: added ${result.addedColumns.join(', ')}\n`);
+    else if (result.addedColumns.length + result.addedTables.length > 0) {
+      context.io.stdout.write(`upgraded table ${table}: added ${[...result.addedColumns, ...result.addedTables].join(', ')}\n`);
+    }
     else context.io.stdout.write(`table ${table} is up to date\n`);
     return 0;
   },

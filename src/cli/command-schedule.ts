@@ -40,6 +40,7 @@ export const scheduleCommand: CliCommand = {
     'try-limit': { type: 'string' },
     priority: { type: 'string' },
     queue: { type: 'string' },
+    'timeout-ms': { type: 'string' },
     'skip-check': { type: 'boolean' },
   },
   optionHelp: [
@@ -48,6 +49,7 @@ export const scheduleCommand: CliCommand = {
     `--try-limit N       tries before the request is given up (default ${defaults.tryLimit})`,
     '--priority N        higher runs first (default 0)',
     `--queue NAME        queue (default ${defaults.queue})`,
+    '--timeout-ms N      hard timeout of each try; past it the try is killed (TIMED_OUT)',
     '--skip-check        do not check the name against the tasks directory (tasks of launchers elsewhere)',
   ],
   async run(context) {
@@ -66,6 +68,8 @@ export const scheduleCommand: CliCommand = {
     if (tryLimit !== undefined) params.tryLimit = tryLimit;
     const priority = integerFlag('schedule', 'priority', values.priority);
     if (priority !== undefined) params.priority = priority;
+    const timeoutMs = integerFlag('schedule', 'timeout-ms', values['timeout-ms']);
+    if (timeoutMs !== undefined) params.timeoutMs = timeoutMs;
     if (values.queue !== undefined) {
       if (typeof values.queue !== 'string' || values.queue === '') throw new UsageError('--queue needs a name', 'schedule');
       params.queue = values.queue;

@@ -14,7 +14,7 @@ interface LauncherStatus {
 
 function formatCounts(table: string, counts: StatusCounts): string {
   return `requests in ${table}: ${counts.waiting} waiting, ${counts.delayed} delayed, ${counts.running} running, ` +
-    `${counts.finished} finished, ${counts.givenUp} given up\n`;
+    `${counts.finished} finished, ${counts.givenUp} given up (${counts.cancelled} cancelled, ${counts.parked} parked)\n`;
 }
 
 export const statusCommand: CliCommand = {
@@ -25,7 +25,7 @@ export const statusCommand: CliCommand = {
     'Asks the launcher running here (on <tmpDir>/sockets/task_runner.sock) for its running tasks',
     'and the request counts; with no launcher running here, reads the counts from the database.',
     'Counts: waiting (runnable now), delayed (delay_until ahead), running (pid set), finished,',
-    'given up (ended without FINISHED).',
+    'given up (ended without FINISHED), of which cancelled and parked (after crashLimit crashes).',
   ].join('\n'),
   options: { json: { type: 'boolean' } },
   optionHelp: ['--json             print {"launcher": ... | null, "counts": ...} as JSON'],

@@ -1,5 +1,6 @@
 import { loadStandaloneConfig, type ConfigFlags, type StandaloneConfig } from '../config/config-file.js';
 import { createStreamLogger, type Logger } from '../shared/logger.js';
+import type { Scheduler } from '../launcher/create-scheduler.js';
 import type { OptionSpecs, ParsedCommandLine } from './args.js';
 
 /** Where the CLI writes and what it reads; tests pass their own. */
@@ -75,4 +76,19 @@ export async function withDatabase<T>(config: StandaloneConfig, logger: Logger, 
   } finally {
     await source.release();
   }
+}
+
+/** Runs `body` with a scheduler on the configured database (see `withDatabase`), closing both after. */
+export function withScheduler<T>(config: StandaloneConfig, logger: Logger, body: (scheduler: Scheduler) => Promise<T>): Promise<T> {
+  return withDatabase(config, logger, async (url) => {
+    const { createScheduler, openCommandPool } = await loadRuntime();
+    const pool = openCommandPool(url);
+    const scheduler = createScheduler({ db: pool, tableName: config.tableName });
+    try {
+      return await body(scheduler);
+    } finally {
+      await scheduler.close();
+      await pool.end();
+    }
+  });
 }

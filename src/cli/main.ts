@@ -1,6 +1,8 @@
 import { TaskRunnerError, type ErrorCode } from '../errors.js';
 import { configFlags, parseCommandLine, UsageError, type OptionSpecs } from './args.js';
 import { createContext, type CliCommand, type CliIo } from './command.js';
+import { attemptsCommand } from './command-attempts.js';
+import { cancelCommand } from './command-cancel.js';
 import { migrateCommand } from './command-migrate.js';
 import { probeCommand } from './command-probe.js';
 import { retryCommand } from './command-retry.js';
@@ -9,7 +11,9 @@ import { startCommand } from './command-start.js';
 import { statusCommand } from './command-status.js';
 import { commandHelp, programHelp, programName } from './help.js';
 
-export const commands: readonly CliCommand[] = [startCommand, migrateCommand, scheduleCommand, statusCommand, probeCommand, retryCommand];
+export const commands: readonly CliCommand[] = [
+  startCommand, migrateCommand, scheduleCommand, statusCommand, probeCommand, retryCommand, cancelCommand, attemptsCommand,
+];
 
 export const exitCodes = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 

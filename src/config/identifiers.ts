@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TaskRunnerError } from '../errors.js';
 
 /**
@@ -35,4 +36,17 @@ export function parseTableName(name: unknown): TableName {
 /** The NOTIFY channel a table's insert trigger signals on. Derived, so also a valid identifier. */
 export function channelFor(table: TableName): string {
   return `cw_task_runner_${table.qualified.replace('.', '__')}`.slice(0, 63);
+}
+
+/**
+ * The NOTIFY channel on which `cancel` names a running request (payload: its id) so that its
+ * launcher kills the try at once. Its prefix differs from `channelFor`'s, so it never equals any
+ * table's wake-up channel; a name too long for 63 bytes is cut and given a hash of the table name,
+ * so two long names sharing a prefix still get channels of their own.
+ */
+export function cancelChannelFor(table: TableName): string {
+  const name = `cw_cancel_${table.qualified.replace('.', '__')}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha1').update(table.qualified).digest('hex').slice(0, 8);
+  return `${name.slice(0, 54)}_${hash}`;
 }

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { parseTableName } from '../config/identifiers.js';
 import { defaults, type DatabaseInput } from '../config/runner-config.js';
 import { openDatabase, type Executor } from '../store/database.js';
-import { RequestStore, type StatusCounts } from '../store/request-store.js';
+import { RequestStore, type CancelResult, type RequestAttempt, type StatusCounts } from '../store/request-store.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
 import type { TaskScheduler } from '../tasks/task.js';
@@ -25,6 +25,13 @@ export interface Scheduler extends TaskScheduler {
   retry(id: string | number | bigint): Promise<void>;
   find(id: string | number | bigint): Promise<TaskRequestRow | null>;
   counts(): Promise<StatusCounts>;
+  /**
+   * Cancels a request: a waiting one never runs; a running one is killed by its launcher and
+   * ends CANCELLED; an ended one is left alone. Rejects with REQUEST_NOT_FOUND for a missing id.
+   */
+  cancel(id: string | number | bigint): Promise<CancelResult>;
+  /** The recorded tries of a request, oldest first. */
+  attempts(id: string | number | bigint): Promise<RequestAttempt[]>;
   /** Closes the pool the scheduler opened for a connection string; a given pool is left open. */
   close(): Promise<void>;
 }
@@ -37,7 +44,8 @@ export interface Scheduler extends TaskScheduler {
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const table = parseTableName(options.tableName ?? defaults.tableName);
   const database = openDatabase(options.db as string | pg.Pool | Kysely<any>, 4);
-  const store = new RequestStore({ db: database.db, table, backoff: defaults.retryBackoff });
+  // The scheduler writes no outcomes, so the crash limit (which judges them) is only a formality here.
+  const store = new RequestStore({ db: database.db, table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
   const scheduler = new RequestScheduler({
     db: database.db,
     table,
@@ -51,6 +59,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     retry: (id) => store.requestsRetry({ id: String(id) }),
     find: (id) => store.requestsFind({ id: String(id) }),
     counts: () => store.requestsCountByState(),
+    cancel: (id) => store.requestsCancel({ id: String(id) }),
+    attempts: (id) => store.attemptsList({ requestId: String(id) }),
     close: () => database.close(),
   };
 }

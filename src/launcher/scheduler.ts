@@ -43,6 +43,15 @@ function delayOf(params: ScheduleParams): Date | null {
   return null;
 }
 
+function timeoutOf(params: ScheduleParams): number | null {
+  const value = params.timeoutMs;
+  if (value === undefined) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
+    throw invalid(`timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 function int(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
@@ -86,6 +95,7 @@ export class RequestScheduler {
       priority: int('priority', params.priority, 0, -2_147_483_648),
       delayUntil: delayOf(params),
       queue,
+      timeoutMs: timeoutOf(params),
     };
   }
 

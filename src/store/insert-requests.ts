@@ -10,6 +10,8 @@ export interface NewRequest {
   delayUntil: Date | null;
   priority: number;
   queue: string;
+  /** Hard timeout of each try in milliseconds, or null for none of the request's own. */
+  timeoutMs: number | null;
 }
 
 /**
@@ -23,12 +25,12 @@ export async function requestsInsert(executor: Executor, table: TableName, rows:
   const inserted = await run<{ id: string }>(
     executor,
     sql<{ id: string }>`
-      INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue)
-      SELECT task_class_name, options, try_limit, delay_until, priority, queue
+      INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms)
+      SELECT task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms
       FROM unnest(${rows.map((r) => r.taskClassName)}::text[], ${rows.map((r) => r.options)}::text[],
                   ${rows.map((r) => r.tryLimit)}::int[], ${rows.map((r) => r.delayUntil?.toISOString() ?? null)}::timestamptz[],
-                  ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[])
-           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, n)
+                  ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.timeoutMs)}::int[])
+           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, n)
       ORDER BY n
       RETURNING id::text AS id`,
   );

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
 import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
 import { channelFor, parseTableName, type TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
+import { attemptsTableExists, attemptsTableFor, createAttemptsTable, dropAttemptsTable } from './attempts-table.js';
+import { derivedName } from './derived-name.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -15,15 +16,10 @@ const designColumns: ReadonlyArray<readonly [name: string, definition: string]> 
   ['process_identity', 'text'],
   ['thread_id', 'integer'],
   ['lease_expires_at', 'timestamptz'],
+  ['crashes', 'integer NOT NULL DEFAULT 0'],
+  ['timeout_ms', 'integer'],
+  ['cancel_requested_at', 'timestamptz'],
 ];
-
-/** A derived identifier (index, trigger, function) that stays unique within 63 bytes. */
-function derivedName(table: TableName, suffix: string): string {
-  const name = `${table.table}_${suffix}`;
-  if (name.length <= 63) return name;
-  const hash = createHash('sha1').update(table.qualified).digest('hex').slice(0, 8);
-  return `${table.table.slice(0, 63 - suffix.length - 10)}_${hash}_${suffix}`;
-}
 
 function qualified(table: TableName, name: string) {
   return table.schema === null ? sql.id(name) : sql.id(table.schema, name);
@@ -67,8 +63,9 @@ async function lockMigration(db: Kysely<any>, table: TableName): Promise<void> {
 }
 
 /**
- * Creates the request table with every seed column, the design's columns, its indexes and its
- * notify trigger, in the seed's spirit (`create_task_runner_request_table :name do |t| ... end`).
+ * Creates the request table with every seed column, the design's columns, its indexes, its
+ * notify trigger and its attempt-history table (`<table>_attempts`), in the seed's spirit
+ * (`create_task_runner_request_table :name do |t| ... end`).
  *
  * @example
  * await createTaskRunnerRequestTable(db, 'report_jobs', (t) =>
@@ -109,13 +106,15 @@ export async function createTaskRunnerRequestTable(
     if (extraColumns !== undefined) builder = extraColumns(builder);
     await builder.execute();
     await installSupport(trx, table);
+    await createAttemptsTable(trx, table);
   });
 }
 
-/** Drops the request table and its trigger function. */
+/** Drops the request table, its attempts table and its trigger function. */
 export async function dropTaskRunnerRequestTable(db: Kysely<any>, name: string = defaults.tableName): Promise<void> {
   const table = parseTableName(name);
   await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
+  await dropAttemptsTable(db, table);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }
 
@@ -124,12 +123,14 @@ export interface MigrateResult {
   created: boolean;
   /** Design columns added to an existing (for example Rails-era) table. */
   addedColumns: string[];
+  /** Tables the design adds beside an existing request table (its `<table>_attempts`), when created now. */
+  addedTables: string[];
 }
 
 /**
  * Brings the request table up to date: creates it when missing; on an existing table (one the
- * Rails plugin made, say) adds the design's columns, indexes and trigger. Safe to run repeatedly
- * and from several processes at once.
+ * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table. Safe to
+ * run repeatedly and from several processes at once.
  *
  * @example
  * await migrate(db);                       // task_runner_requests
@@ -147,13 +148,14 @@ export async function migrate(
   if (!(await exists())) {
     try {
       await createTaskRunnerRequestTable(db, table.qualified, params.extraColumns);
-      return { created: true, addedColumns: [] };
+      return { created: true, addedColumns: [], addedTables: [] };
     } catch (error) {
       // Another process created it between our check and our CREATE: fall through to upgrade.
       if (!(await exists())) throw error;
     }
   }
   const addedColumns: string[] = [];
+  const addedTables: string[] = [];
   await db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
     const { rows } = await sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns
@@ -165,6 +167,10 @@ export async function migrate(
       addedColumns.push(column);
     }
     await installSupport(trx, table);
+    if (!(await attemptsTableExists(trx, table))) {
+      await createAttemptsTable(trx, table);
+      addedTables.push(attemptsTableFor(table).qualified);
+    }
   });
-  return { created: false, addedColumns };
+  return { created: false, addedColumns, addedTables };
 }

@@ -6,10 +6,12 @@
  *             (runnable once delay_until IS NULL OR delay_until <= now())
  *   running   pid IS NOT NULL: claimed by launcher `launcher_id` on `host`; pid is the launcher's
  *             own until the child has started, then the child's
- *   done      completed_at IS NOT NULL: `result` says how (FINISHED, or the last failure when
- *             tries ran out or the failure was permanent)
+ *   done      completed_at IS NOT NULL: `result` says how (FINISHED; the last failure when
+ *             tries ran out or the failure was permanent; CANCELLED; PARKED)
  *
- * Clearing `pid` by hand makes a running row waiting again, as in the seed.
+ * Clearing `pid` by hand makes a running row waiting again, as in the seed. A cancel ends a
+ * waiting row at once; on a running row it sets `cancel_requested_at`, and the outcome its
+ * launcher writes next ends the row CANCELLED (unless the try FINISHED first).
  */
 export interface TaskRequestRow {
   /** bigserial, returned as a string because it can exceed 2^53. */
@@ -38,6 +40,15 @@ export interface TaskRequestRow {
   thread_id: number | null;
   /** The owning launcher renews this; past it, any launcher may recover the row. */
   lease_expires_at: Date | null;
+  /** Tries that crashed (CRASHED or TIMED_OUT), counted apart from exceptions; at `crashLimit` the row is PARKED. */
+  crashes: number;
+  /**
+   * Hard timeout of each try in milliseconds; null: the request sets none (the task class's or
+   * the runner's default applies).
+   */
+  timeout_ms: number | null;
+  /** When a cancel of the running try was asked for; its launcher kills it and ends the row CANCELLED. */
+  cancel_requested_at: Date | null;
 }
 
 /**
@@ -48,6 +59,12 @@ export interface TaskRequestRow {
  *   (invalid options are permanent and end the request at once).
  * - CRASHED: the process ended without reporting (exit, signal, OOM), or the probe found it
  *   gone, or its launcher's lease expired. Retried like FAILED.
+ * - TIMED_OUT: the try ran past its hard timeout and was killed (process group SIGTERM, then
+ *   SIGKILL; or its thread terminated). Retried like CRASHED, and counted as a crash.
+ * - CANCELLED: cancelled by `cancel()` or the CLI; a waiting request never starts, a running one
+ *   is killed. Never retried.
+ * - PARKED: crashed (CRASHED or TIMED_OUT) `crashLimit` times; ended so that a poison task does
+ *   not retry forever. `retry` makes it runnable again.
  * - INTERRUPTED: the launcher shut down while the task ran; the try is given back and the
  *   request runs again at once.
  */
@@ -55,6 +72,9 @@ export const RequestResult = Object.freeze({
   FINISHED: 'FINISHED',
   FAILED: 'FAILED',
   CRASHED: 'CRASHED',
+  TIMED_OUT: 'TIMED_OUT',
+  CANCELLED: 'CANCELLED',
+  PARKED: 'PARKED',
   INTERRUPTED: 'INTERRUPTED',
 } as const);
 export type RequestResultValue = (typeof RequestResult)[keyof typeof RequestResult];
@@ -71,4 +91,8 @@ export interface ClaimedRequest {
   priority: number;
   createdAt: Date;
   startedAt: Date;
+  /** The request's own hard timeout (`timeout_ms`), or null. */
+  timeoutMs: number | null;
+  /** Crashes of earlier tries (`crashes`). */
+  crashes: number;
 }

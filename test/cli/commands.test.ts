@@ -118,16 +118,18 @@ describe('status without a launcher', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toBe(
       'no launcher is running here (nothing answers on tmp/sockets/task_runner.sock)\n' +
-        'requests in status_jobs: 1 waiting, 1 delayed, 0 running, 1 finished, 1 given up\n',
+        'requests in status_jobs: 1 waiting, 1 delayed, 0 running, 1 finished, 1 given up (0 cancelled, 0 parked)\n',
     );
     const json = await cli(['status', '--table', 'status_jobs', '--json'], { cwd, env });
-    expect(JSON.parse(json.stdout)).toEqual({ launcher: null, counts: { waiting: 1, delayed: 1, running: 0, finished: 1, givenUp: 1 } });
+    expect(JSON.parse(json.stdout)).toEqual({ launcher: null, counts: { waiting: 1, delayed: 1, running: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 } });
   });
 });
 
 describe('probe without a launcher', () => {
   it('marks a row of this host whose process is gone CRASHED and leaves other hosts alone', async () => {
     await t.pool.query('CREATE TABLE probe_jobs (LIKE task_runner_requests INCLUDING ALL)');
+    // The probe records each crash in the table's attempt history.
+    await t.pool.query('CREATE TABLE probe_jobs_attempts (LIKE task_runner_requests_attempts INCLUDING ALL)');
     const dead = await insertRequest(t.pool, { pid: deadPid, host: hostname(), tries: 1, started_at: new Date() }, 'probe_jobs');
     const foreign = await insertRequest(t.pool, {
       pid: deadPid, host: 'another-host', tries: 1, started_at: new Date(), lease_expires_at: new Date(Date.now() + 3_600_000),

@@ -20,7 +20,7 @@ beforeEach(async () => {
 });
 
 function storeOn(db: Kysely<any>): RequestStore {
-  return new RequestStore({ db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 1_000, maxMs: 60_000 } });
+  return new RequestStore({ db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 1_000, maxMs: 60_000 }, crashLimit: 3 });
 }
 
 function claim(on: RequestStore, limit: number, launcherId = 'launcher-a', queues: string[] | null = null) {

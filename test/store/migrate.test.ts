@@ -23,7 +23,8 @@ async function supportObjects(table: string): Promise<{ triggers: string[]; inde
 
 const seedColumns = ['id', 'created_at', 'task_class_name', 'pid', 'started_at', 'completed_at', 'result', 'tries',
   'try_limit', 'options', 'delay_until', 'result_text'];
-const designColumns = ['queue', 'priority', 'host', 'launcher_id', 'process_identity', 'thread_id', 'lease_expires_at'];
+const designColumns = ['queue', 'priority', 'host', 'launcher_id', 'process_identity', 'thread_id', 'lease_expires_at',
+  'crashes', 'timeout_ms', 'cancel_requested_at'];
 
 describe('migrate', () => {
   it('has created the default table with every seed and design column', async () => {
@@ -36,8 +37,8 @@ describe('migrate', () => {
     expect(before.triggers).toHaveLength(2);
     const id = await insertRequest(t.pool, { options: { text: 'kept' } });
 
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [] });
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
 
     expect(await supportObjects('task_runner_requests')).toEqual(before);
     expect((await getRow(t.pool, id)).options).toBe('{"text":"kept"}');
@@ -70,7 +71,7 @@ describe('createTaskRunnerRequestTable', () => {
     const id = await insertRequest(t.pool, { task_class_name: 'Echo', account_id: 42 }, 'custom_jobs');
     expect(await getRow(t.pool, id, 'custom_jobs')).toMatchObject({ account_id: '42', note: 'none', tries: 0 });
     // The upgrade path leaves extra columns alone.
-    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({ created: false, addedColumns: [] });
+    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
   });
 
   it('creates a schema-qualified table', async () => {
@@ -79,7 +80,7 @@ describe('createTaskRunnerRequestTable', () => {
     expect((await columnsOf('requests', 'jobs')).has('lease_expires_at')).toBe(true);
     const id = await insertRequest(t.pool, {}, 'jobs.requests');
     expect(await getRow(t.pool, id, 'jobs.requests')).toMatchObject({ task_class_name: 'Echo' });
-    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({ created: false, addedColumns: [] });
+    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
   });
 
   it('keeps derived names unique and within 63 bytes for a long table name', async () => {

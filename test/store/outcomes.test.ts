@@ -11,7 +11,7 @@ const launcherId = 'launcher-a';
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  store = new RequestStore({ db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10_000, maxMs: 25_000 } });
+  store = new RequestStore({ db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10_000, maxMs: 25_000 }, crashLimit: 3 });
 });
 afterAll(async () => {
   await t?.drop();
@@ -34,7 +34,11 @@ async function delaySeconds(id: string): Promise<number> {
 }
 
 function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 'result' | 'final' | 'refund'>> = {}): AttemptOutcome {
-  return { id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', final: false, refund: false, ...extra };
+  return {
+    id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', final: false, refund: false, crash: false,
+    attempt: { pid: 999_999, threadId: null, mode: 'fresh', startedAt: null, exitCode: null, signal: null, peakMemoryBytes: null },
+    ...extra,
+  };
 }
 
 describe('requestsComplete', () => {
@@ -142,6 +146,6 @@ describe('requestsRetry, requestsNextDelayMs and requestsCountByState', () => {
     await running();
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FINISHED', tries: 1 });
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', tries: 5 });
-    expect(await store.requestsCountByState()).toEqual({ waiting: 1, delayed: 2, running: 1, finished: 1, givenUp: 1 });
+    expect(await store.requestsCountByState()).toEqual({ waiting: 1, delayed: 2, running: 1, finished: 1, givenUp: 1, cancelled: 0, parked: 0 });
   });
 });

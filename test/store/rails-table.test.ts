@@ -30,7 +30,8 @@ let railsId: string;
 let finishedId: string;
 beforeAll(async () => {
   t = await createTestDatabase();
-  await t.pool.query('DROP TABLE task_runner_requests');
+  // The Rails plugin knew no attempt history either.
+  await t.pool.query('DROP TABLE task_runner_requests, task_runner_requests_attempts');
   await t.pool.query(railsTable);
   const waiting = await t.pool.query<{ id: number }>(`
     INSERT INTO task_runner_requests (created_at, task_class_name, tries, try_limit, options)
@@ -51,14 +52,16 @@ describe('migrate on a Rails-era table', () => {
     const result = await migrate(t.db);
     expect(result.created).toBe(false);
     expect([...result.addedColumns].sort()).toEqual(
-      ['host', 'launcher_id', 'lease_expires_at', 'priority', 'process_identity', 'queue', 'thread_id'],
+      ['cancel_requested_at', 'crashes', 'host', 'launcher_id', 'lease_expires_at', 'priority', 'process_identity', 'queue',
+        'thread_id', 'timeout_ms'],
     );
+    expect(result.addedTables).toEqual(['task_runner_requests_attempts']);
     expect(await getRow(t.pool, railsId)).toMatchObject({
       task_class_name: 'NoOp', tries: 0, try_limit: 5, options: '--- \n:created_from: self.schedule\n',
-      queue: 'default', priority: 0, pid: null, host: null,
+      queue: 'default', priority: 0, pid: null, host: null, crashes: 0, timeout_ms: null, cancel_requested_at: null,
     });
     expect(await getRow(t.pool, finishedId)).toMatchObject({ result: 'FINISHED', tries: 1 });
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
   });
 
   it('installs the notify triggers on the old table', async () => {
@@ -69,12 +72,30 @@ describe('migrate on a Rails-era table', () => {
 
   it('lets the store claim the waiting Rails row and nothing else', async () => {
     const store = new RequestStore({
-      db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10, maxMs: 100 },
+      db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3,
     });
     const claimed = await store.requestsClaim({
       limit: 10, launcherId: 'l-rails', host: 'test-host', launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
     });
     expect(claimed.map((c) => c.id)).toEqual([railsId]);
     expect(claimed[0]).toMatchObject({ taskClassName: 'NoOp', tries: 1, tryLimit: 5, options: '--- \n:created_from: self.schedule\n' });
+  });
+
+  it('writes the claimed Rails row\'s outcome and its history row (an integer id in a bigint column)', async () => {
+    const store = new RequestStore({
+      db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3,
+    });
+    const written = await store.requestsComplete({
+      launcherId: 'l-rails',
+      outcomes: [{
+        id: railsId, tries: 1, result: 'FINISHED', resultText: 'NOOP: OK!', final: true, refund: false, crash: false,
+        attempt: { pid: process.pid, threadId: null, mode: 'fresh', startedAt: null, exitCode: 0, signal: null, peakMemoryBytes: null },
+      }],
+    });
+    expect([...written]).toEqual([railsId]);
+    expect(await getRow(t.pool, railsId)).toMatchObject({ result: 'FINISHED', result_text: 'NOOP: OK!', crashes: 0, pid: null });
+    expect(await store.attemptsList({ requestId: railsId })).toMatchObject([
+      { requestId: railsId, try: 1, result: 'FINISHED', resultText: null, host: 'test-host', launcherId: 'l-rails', exitCode: 0 },
+    ]);
   });
 });

@@ -61,7 +61,9 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
     try {
       const result = await migrate(db, { tableName: config.tableName });
       if (result.created) logger.info('created the request table', { table: config.tableName });
-      else if (result.addedColumns.length > 0) logger.info('upgraded the request table', { table: config.tableName, added: result.addedColumns.join(',') });
+      else if (result.addedColumns.length + result.addedTables.length > 0) {
+        logger.info('upgraded the request table', { table: config.tableName, added: [...result.addedColumns, ...result.addedTables].join(',') });
+      }
     } catch (error) {
       throw describeDatabaseError(error, source.url);
     } finally {

@@ -1,0 +1,60 @@
+import { sql, type RawBuilder } from 'kysely';
+
+/**
+ * How one ended try is described to `settleAssignments`: SQL expressions over the statement's
+ * own aliases (an unnested outcome, a locked row), never values spliced into the text.
+ */
+export interface EndedTryTerms {
+  /** The try's own result (text): FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED or INTERRUPTED. */
+  result: RawBuilder<unknown>;
+  /** The try's own text (error, crash description), or NULL. */
+  text: RawBuilder<unknown>;
+  /** Boolean: the try crashed (CRASHED, TIMED_OUT) and counts against the crash limit. */
+  crash: RawBuilder<unknown>;
+  /** Boolean: end the request whatever tries remain (FINISHED, a permanent failure, a cancel). */
+  final: RawBuilder<unknown>;
+  /** Boolean: give the try back and make the row runnable at once (shutdown). */
+  refund: RawBuilder<unknown>;
+}
+
+export interface SettleRules {
+  /** Crashes after which the row is PARKED. */
+  crashLimit: number;
+  /** When a retried row becomes runnable, as SQL over the target row `t`. */
+  retryAt: RawBuilder<unknown>;
+}
+
+/**
+ * The SET list that ends a running try of row `t` (the UPDATE's target alias). Every rule reads
+ * the row as it is when the UPDATE locks it, so a cancel that commits while the try's outcome is
+ * being written is still seen. In order:
+ *
+ *   1. a cancel was asked for and the try did not finish: the row ends CANCELLED;
+ *   2. the try crashed and that makes `crashLimit` crashes: the row ends PARKED, so a task that
+ *      kills its process every time does not use up the host forever;
+ *   3. otherwise the try's own result stands: the row ends when it FINISHED, when the outcome is
+ *      final or when its tries are used up; a refunded try is given back and the row is runnable
+ *      at once; any other failure is retried after the backoff.
+ *
+ * `crashes` counts every crash, whichever rule applies.
+ */
+export function settleAssignments(terms: EndedTryTerms, rules: SettleRules): RawBuilder<unknown> {
+  const { result, text, crash, final, refund } = terms;
+  const limit = sql`${rules.crashLimit}::int`;
+  const cancelled = sql`(t.cancel_requested_at IS NOT NULL AND ${result} IS DISTINCT FROM 'FINISHED')`;
+  const parked = sql`(NOT ${cancelled} AND ${crash} AND t.crashes + 1 >= ${limit})`;
+  const stops = sql`(${cancelled} OR ${parked} OR ${final} OR ${result} = 'FINISHED')`;
+  const ends = sql`(${stops} OR (NOT ${refund} AND t.tries >= t.try_limit))`;
+  return sql`pid = NULL, process_identity = NULL, thread_id = NULL, lease_expires_at = NULL,
+    crashes = t.crashes + CASE WHEN ${crash} THEN 1 ELSE 0 END,
+    result = CASE WHEN ${cancelled} THEN 'CANCELLED' WHEN ${parked} THEN 'PARKED' ELSE ${result} END,
+    result_text = CASE
+      WHEN ${cancelled} AND ${result} = 'CANCELLED' THEN ${text}
+      WHEN ${cancelled} THEN 'cancelled: ' || COALESCE(${text}, ${result})
+      WHEN ${parked} THEN 'parked after ' || (t.crashes + 1) || ' crashes (crashLimit ' || ${limit} || '); last: '
+        || COALESCE(${text}, ${result})
+      ELSE ${text} END,
+    tries = CASE WHEN ${refund} AND NOT ${stops} THEN GREATEST(t.tries - 1, 0) ELSE t.tries END,
+    completed_at = CASE WHEN ${ends} THEN now() END,
+    delay_until = CASE WHEN ${ends} THEN t.delay_until WHEN ${refund} THEN NULL ELSE ${rules.retryAt} END`;
+}
