@@ -23,6 +23,8 @@ export {
 } from './store/migrations.js';
 export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
 export type { StatusCounts } from './store/request-store.js';
+export type { AttemptOutcome, AttemptRecord, CancelResult, RequestAttempt } from './store/request-store.js';
+export { attemptsTableFor } from './store/attempts-table.js';
 export type { Executor, PgQueryable } from './store/database.js';
 
 export {
@@ -34,6 +36,7 @@ export {
   type RunnerOptions,
 } from './config/runner-config.js';
 export { parseTableName, type TableName } from './config/identifiers.js';
+export { cancelChannelFor } from './config/identifiers.js';
 
 export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
 export { TypedEmitter } from './shared/typed-emitter.js';

@@ -65,7 +65,8 @@ const maxConfigBytes = 256 * 1024;
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
 
-type Kind = 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
+/** `runner`: checked by `resolveRunnerConfig`, which names the field. */
+type Kind = 'runner' | 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
 const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   databaseUrl: 'string',
   tasksDir: 'string',
@@ -84,6 +85,15 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   childEnv: 'env',
   childExecArgv: 'stringsOrNull',
   childMaxOldSpaceMb: 'integer',
+  spareChildren: 'integer',
+  maxTasksPerChild: 'runner',
+  childMaxRssMb: 'runner',
+  childIdleMs: 'integer',
+  defaultMode: 'runner',
+  defaultTimeoutMs: 'runner',
+  taskOverrides: 'runner',
+  threads: 'runner',
+  crashLimit: 'integer',
   host: 'string',
   logLevel: 'logLevel',
   tmpDir: 'string',
@@ -112,6 +122,8 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
   };
   const strings = (v: unknown): boolean => Array.isArray(v) && v.every((item) => typeof item === 'string');
   switch (kind) {
+    case 'runner':
+      return;
     case 'string':
       if (typeof value !== 'string' || value.length === 0) fail('a non-empty string');
       return;
@@ -288,6 +300,15 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('childEnv', file.childEnv);
   assign('childExecArgv', file.childExecArgv);
   assign('childMaxOldSpaceMb', file.childMaxOldSpaceMb);
+  assign('spareChildren', file.spareChildren);
+  assign('maxTasksPerChild', file.maxTasksPerChild);
+  assign('childMaxRssMb', file.childMaxRssMb);
+  assign('childIdleMs', file.childIdleMs);
+  assign('defaultMode', file.defaultMode);
+  assign('defaultTimeoutMs', file.defaultTimeoutMs);
+  assign('taskOverrides', file.taskOverrides);
+  assign('threads', file.threads);
+  assign('crashLimit', file.crashLimit);
   assign('host', file.host);
   // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
   resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });

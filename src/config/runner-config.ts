@@ -18,6 +18,30 @@ export interface RetryBackoffOptions {
   maxMs?: number;
 }
 
+/** Where a task runs: a child process (the seed's isolation) or a worker thread of the launcher. */
+export type TaskMode = 'process' | 'thread';
+
+/** What config says about one task name; unset fields fall back to the task class, then defaults. */
+export interface TaskOverride {
+  mode?: TaskMode;
+  /** Hard timeout in ms; null: none. */
+  timeoutMs?: number | null;
+}
+
+/** Limits of thread mode (piscina). */
+export interface ThreadOptions {
+  /** Threads at most. Default: the number of CPUs. */
+  maxThreads?: number;
+  /** An idle thread is ended after this long. Default 30000 ms. */
+  idleTimeoutMs?: number;
+  /** V8 old-generation heap limit of each thread, MiB. Default none (V8's own). */
+  maxOldGenerationSizeMb?: number | null;
+  /** V8 young-generation limit of each thread, MiB. Default none. */
+  maxYoungGenerationSizeMb?: number | null;
+  /** Stack size of each thread, MiB. Default none (4). */
+  stackSizeMb?: number | null;
+}
+
 /** What a user passes to `createRunner()`. Every field but `db` and `tasksDir` has a default. */
 export interface RunnerOptions {
   /** Where the request table lives. */
@@ -66,6 +90,30 @@ export interface RunnerOptions {
   childExecArgv?: string[] | null;
   /** V8 heap limit of each child in MiB (`--max-old-space-size`); past it the child dies, CRASHED. Default none. */
   childMaxOldSpaceMb?: number | null;
+  /**
+   * Children kept booted and waiting for a task, so pickup does not wait for a Node start. Each
+   * still runs one task unless `maxTasksPerChild` says otherwise. Default 1; 0 forks on demand.
+   */
+  spareChildren?: number;
+  /** Tasks one child runs before it is replaced: 1 (default) is a fresh process per task; `Infinity` allowed. */
+  maxTasksPerChild?: number;
+  /** Resident memory after which a child is replaced between tasks, in MiB. Default none. */
+  childMaxRssMb?: number | null;
+  /** An idle child beyond the `spareChildren` kept waiting is ended after this long. Default 30000 ms. */
+  childIdleMs?: number;
+  /** Where tasks run unless their class or `taskOverrides` says otherwise. Default `process`. */
+  defaultMode?: TaskMode;
+  /** Hard timeout of every try unless its request or class sets one; null: none. Default null. */
+  defaultTimeoutMs?: number | null;
+  /** Per task name: its mode and timeout, over what the task class declares. */
+  taskOverrides?: Record<string, TaskOverride>;
+  /** The worker-thread pool of thread mode. */
+  threads?: ThreadOptions;
+  /**
+   * Crashes (CRASHED or TIMED_OUT) after which a request is parked (`result` PARKED, ended),
+   * counted apart from exceptions; a crash still uses a try. Default 3.
+   */
+  crashLimit?: number;
   /** Host name recorded with pids; the probe only touches rows of this host. Default `os.hostname()`. */
   host?: string;
   /** Where log lines go. Default: nowhere. */
@@ -92,6 +140,15 @@ export interface RunnerConfig {
   readonly childEnv: Readonly<Record<string, string>>;
   /** The complete Node arguments of children (including the heap limit). */
   readonly childExecArgv: readonly string[];
+  readonly spareChildren: number;
+  readonly maxTasksPerChild: number;
+  readonly childMaxRssMb: number | null;
+  readonly childIdleMs: number;
+  readonly defaultMode: TaskMode;
+  readonly defaultTimeoutMs: number | null;
+  readonly taskOverrides: Readonly<Record<string, Readonly<TaskOverride>>>;
+  readonly threads: Readonly<Required<ThreadOptions>>;
+  readonly crashLimit: number;
   readonly host: string;
   readonly logger: Logger;
 }
@@ -108,7 +165,14 @@ export const defaults = Object.freeze({
   maxResultBytes: 1024 * 1024,
   tryLimit: 5,
   queue: 'default',
+  spareChildren: 1,
+  maxTasksPerChild: 1,
+  childIdleMs: 30_000,
+  threadIdleTimeoutMs: 30_000,
+  crashLimit: 3,
 });
+
+const maxTimeoutMs = 2_147_483_647;
 
 function integer(field: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -189,8 +253,66 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
       ),
     ),
     childExecArgv: Object.freeze(childExecArgv(options)),
+    spareChildren: integer('spareChildren', options.spareChildren, defaults.spareChildren, 0, 1_000),
+    maxTasksPerChild: tasksPerChild(options.maxTasksPerChild),
+    childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, 16, 1_048_576),
+    childIdleMs: integer('childIdleMs', options.childIdleMs, defaults.childIdleMs, 10),
+    defaultMode: mode('defaultMode', options.defaultMode ?? 'process'),
+    defaultTimeoutMs: optionalInteger('defaultTimeoutMs', options.defaultTimeoutMs, 1, maxTimeoutMs),
+    taskOverrides: taskOverrides(options.taskOverrides),
+    threads: threadOptions(options.threads),
+    crashLimit: integer('crashLimit', options.crashLimit, defaults.crashLimit, 1, 1_000_000),
     host,
     logger: options.logger ?? silentLogger,
+  });
+}
+
+function optionalInteger(field: string, value: unknown, min: number, max: number): number | null {
+  return value === undefined || value === null ? null : integer(field, value, 0, min, max);
+}
+
+function tasksPerChild(value: unknown): number {
+  if (value === Infinity) return Infinity;
+  return integer('maxTasksPerChild', value, defaults.maxTasksPerChild, 1);
+}
+
+function mode(field: string, value: unknown): TaskMode {
+  if (value !== 'process' && value !== 'thread') throw new ConfigError(field, `must be "process" or "thread", got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function taskOverrides(value: unknown): Readonly<Record<string, Readonly<TaskOverride>>> {
+  if (value === undefined || value === null) return Object.freeze({});
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('taskOverrides', 'must map task names to { mode, timeoutMs }');
+  const result: Record<string, Readonly<TaskOverride>> = Object.create(null);
+  for (const [name, entry] of Object.entries(value as Record<string, unknown>)) {
+    const field = `taskOverrides.${name}`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, 'must be { mode?, timeoutMs? }');
+    const unknown = Object.keys(entry).filter((key) => key !== 'mode' && key !== 'timeoutMs');
+    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: mode, timeoutMs`);
+    const { mode: m, timeoutMs } = entry as TaskOverride;
+    const override: TaskOverride = {};
+    if (m !== undefined) override.mode = mode(`${field}.mode`, m);
+    if (timeoutMs !== undefined) override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, 1, maxTimeoutMs);
+    result[name] = Object.freeze(override);
+  }
+  return Object.freeze(result);
+}
+
+function threadOptions(value: ThreadOptions | undefined): Readonly<Required<ThreadOptions>> {
+  if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new ConfigError('threads', 'must be an object');
+  }
+  const t = value ?? {};
+  const allowed = ['maxThreads', 'idleTimeoutMs', 'maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'stackSizeMb'];
+  const unknown = Object.keys(t).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw new ConfigError('threads', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
+  return Object.freeze({
+    maxThreads: integer('threads.maxThreads', t.maxThreads, availableParallelism(), 1, 1_000),
+    idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, defaults.threadIdleTimeoutMs, 10),
+    maxOldGenerationSizeMb: optionalInteger('threads.maxOldGenerationSizeMb', t.maxOldGenerationSizeMb, 8, 1_048_576),
+    maxYoungGenerationSizeMb: optionalInteger('threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, 1, 1_048_576),
+    stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, 1, 1_024),
   });
 }
 

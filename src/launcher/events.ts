@@ -1,3 +1,4 @@
+import type { AttemptMode } from '../pool/attempt.js';
 import type { RequestResultValue } from '../store/schema.js';
 
 /**
@@ -12,16 +13,19 @@ export interface RunnerEvents {
   /** Rows claimed in one statement. */
   'task:claimed': { ids: string[] };
   /** A try's process runs and its pid is recorded in the row. */
-  'task:started': { id: string; taskClassName: string; tries: number; pid: number; threadId: number | null };
+  'task:started': { id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode };
   /** A try ended and its outcome is written to the row. */
   'task:completed': {
     id: string;
     taskClassName: string;
     tries: number;
+    /** This try's own result; the request may have ended PARKED (see `parked`) or CANCELLED. */
     result: RequestResultValue;
     resultText: string | null;
     /** True when the request ended (no more tries). */
     final: boolean;
+    /** True when this crash reached `crashLimit`: the request is PARKED. */
+    parked: boolean;
   };
   /** A line the task's process wrote. */
   'task:output': { id: string; stream: 'stdout' | 'stderr'; line: string };

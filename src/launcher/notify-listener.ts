@@ -4,8 +4,8 @@ import type { Logger } from '../shared/logger.js';
 export interface NotifyListenerParams {
   /** A connection string, or a pool whose connection settings are reused for a separate client. */
   source: string | pg.Pool;
-  channel: string;
-  onNotify(): void;
+  /** Channel name → what to do with a notification's payload. */
+  channels: Readonly<Record<string, (payload: string) => void>>;
   /** Called after (re)connecting, so the caller can claim what arrived while it was away. */
   onConnected(): void;
   logger: Logger;
@@ -43,13 +43,14 @@ export class NotifyListener {
     const source = this.#params.source;
     const client = typeof source === 'string' ? new pg.Client({ connectionString: source }) : new pg.Client(source.options);
     client.on('notification', (message) => {
-      if (message.channel === this.#params.channel) this.#params.onNotify();
+      const handler = Object.hasOwn(this.#params.channels, message.channel) ? this.#params.channels[message.channel] : undefined;
+      handler?.(message.payload ?? '');
     });
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('connection ended')));
     try {
       await client.connect();
-      await client.query(`LISTEN "${this.#params.channel}"`);
+      for (const channel of Object.keys(this.#params.channels)) await client.query(`LISTEN "${channel}"`);
     } catch (error) {
       this.#lost(client, error as Error);
       return;

@@ -23,6 +23,8 @@ export interface RunTaskOnceOptions {
   childMaxOldSpaceMb?: number | null;
   maxOptionsBytes?: number;
   maxResultBytes?: number;
+  /** Hard timeout; past it the child is killed and the report is `aborted` with reason `timeout`. */
+  timeoutMs?: number;
 }
 
 export type RunTaskOnceResult = AttemptReport;
@@ -49,11 +51,17 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   });
   const pool = new ForkPool({
     concurrency: 1,
+    spareChildren: 0,
+    maxTasksPerChild: 1,
+    maxRssBytes: null,
+    idleMs: defaults.childIdleMs,
     env: config.childEnv,
     execArgv: config.childExecArgv,
     killTimeoutMs: defaults.killTimeoutMs,
     logger: silentLogger,
   });
+  const controller = new AbortController();
+  const timer = options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);
   try {
     return await pool.run({
       request: {
@@ -69,8 +77,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
       options: yaml,
       maxOptionsBytes,
       maxResultBytes: options.maxResultBytes ?? defaults.maxResultBytes,
-    });
+    }, {}, controller.signal);
   } finally {
+    if (timer !== null) clearTimeout(timer);
     await pool.close();
   }
 }

@@ -1,17 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { channelFor } from '../config/identifiers.js';
+import { cancelChannelFor, channelFor } from '../config/identifiers.js';
 import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
 import { ForkPool } from '../pool/fork-pool.js';
+import { ThreadPool } from '../pool/thread-pool.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
-import { RequestStore, type StatusCounts } from '../store/request-store.js';
+import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
 import type { TaskScheduler } from '../tasks/task.js';
+import { TaskTraitsReader } from '../tasks/task-traits.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Dispatcher, type RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
@@ -43,6 +45,11 @@ export interface Runner extends Service, TaskScheduler {
   scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]>;
   /** Runs the pid probe and lease recovery now. */
   probe(): Promise<ProbeResult>;
+  /**
+   * Cancels a request: a waiting one is ended at once and never starts; a running one is killed
+   * by the launcher that runs it (told through NOTIFY, wherever it is) and recorded CANCELLED.
+   */
+  cancel(id: string | number | bigint): Promise<CancelResult>;
   /** Makes an ended or waiting request runnable now. */
   retry(id: string | number | bigint): Promise<void>;
   find(id: string | number | bigint): Promise<TaskRequestRow | null>;
@@ -61,6 +68,7 @@ class TaskRunner implements Runner {
   readonly #random = randomBytes(4).toString('hex');
   #launcherId: string | null = null;
   #pool: ForkPool | null = null;
+  #traits: TaskTraitsReader | null = null;
   #dispatcher: Dispatcher | null = null;
   #loop: ClaimLoop | null = null;
   #listener: NotifyListener | null = null;
@@ -71,7 +79,9 @@ class TaskRunner implements Runner {
     this.config = resolveRunnerConfig(options);
     this.#autoMigrate = options.autoMigrate ?? true;
     this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)));
-    this.#store = new RequestStore({ db: this.#database.db, table: this.config.table, backoff: this.config.retryBackoff });
+    this.#store = new RequestStore({
+      db: this.#database.db, table: this.config.table, backoff: this.config.retryBackoff, crashLimit: this.config.crashLimit,
+    });
     this.#registry = new TaskRegistry(this.config.tasksDir);
     this.#scheduler = new RequestScheduler({
       db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
@@ -103,6 +113,12 @@ class TaskRunner implements Runner {
     if (result.crashed.length + result.recovered.length > 0) {
       this.config.logger.warn('pid probe recovered crashed requests', { crashed: result.crashed.join(','), lease: result.recovered.join(',') });
     }
+    return result;
+  }
+
+  async cancel(id: string | number | bigint): Promise<CancelResult> {
+    const result = await this.#store.requestsCancel({ id: String(id) });
+    if (result.state === 'cancelling' && result.launcherId === this.#launcherId) this.#dispatcher?.cancel(String(id));
     return result;
   }
 
@@ -146,17 +162,38 @@ class TaskRunner implements Runner {
       this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
       const pool = new ForkPool({
         concurrency: config.concurrency,
+        spareChildren: config.spareChildren,
+        maxTasksPerChild: config.maxTasksPerChild,
+        maxRssBytes: config.childMaxRssMb === null ? null : config.childMaxRssMb * 1024 * 1024,
+        idleMs: config.childIdleMs,
         env: config.childEnv,
         execArgv: config.childExecArgv,
         killTimeoutMs: config.killTimeoutMs,
         logger: config.logger,
         onSlotFree: () => this.#loop?.wake(),
       });
+      const traits = new TaskTraitsReader({ env: config.childEnv });
       const dispatcher = new Dispatcher({
-        pool, registry: this.#registry, store: this.#store, config, launcherId, events: this.events,
+        processPool: pool,
+        threadPool: () => new ThreadPool({
+          maxThreads: config.threads.maxThreads,
+          idleTimeoutMs: config.threads.idleTimeoutMs,
+          resourceLimits: {
+            maxOldGenerationSizeMb: config.threads.maxOldGenerationSizeMb,
+            maxYoungGenerationSizeMb: config.threads.maxYoungGenerationSizeMb,
+            stackSizeMb: config.threads.stackSizeMb,
+          },
+          env: config.childEnv,
+          launcherPid: process.pid,
+          launcherIdentity,
+          logger: config.logger,
+        }),
+        traits,
+        registry: this.#registry, store: this.#store, config, launcherId, events: this.events,
         onSettled: () => this.#loop?.wake(),
       });
       this.#pool = pool;
+      this.#traits = traits;
       this.#dispatcher = dispatcher;
       this.#loop = new ClaimLoop({
         claim: async (limit) => {
@@ -169,7 +206,7 @@ class TaskRunner implements Runner {
         },
         nextDelayMs: () => this.#store.requestsNextDelayMs({ queues: config.queues }),
         // The cap counts requests from claim until their outcome is written, and live children.
-        freeSlots: () => config.concurrency - Math.max(dispatcher.inFlight, pool.busy),
+        freeSlots: () => config.concurrency - Math.max(dispatcher.inFlight, dispatcher.poolBusy),
         onClaimed: (rows) => rows.forEach((row) => dispatcher.dispatch(row)),
         onIdle: () => this.events.emit('runner:idle', { running: dispatcher.inFlight }),
         onError: (error) => this.#report(error, 'claiming'),
@@ -181,8 +218,10 @@ class TaskRunner implements Runner {
       if (listenSource !== null) {
         this.#listener = new NotifyListener({
           source: listenSource,
-          channel: channelFor(config.table),
-          onNotify: () => this.#loop?.wake(),
+          channels: {
+            [channelFor(config.table)]: () => this.#loop?.wake(),
+            [cancelChannelFor(config.table)]: (id) => void dispatcher.cancel(id),
+          },
           onConnected: () => this.#loop?.wake(),
           logger: config.logger,
         });
@@ -194,8 +233,11 @@ class TaskRunner implements Runner {
       }
       this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        // Cancels whose notification was missed come back with the renewal.
+        const cancelled = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        for (const id of cancelled) dispatcher.cancel(id);
       }, 'renewing leases');
+      pool.warm();
       this.#loop.start();
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
@@ -244,6 +286,7 @@ class TaskRunner implements Runner {
         await dispatcher.close();
       }
       await this.#pool?.close();
+      await this.#traits?.close();
       for (const timer of this.#timers) clearInterval(timer);
       if (this.#launcherId !== null) {
         const released = await this.#store

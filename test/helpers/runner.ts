@@ -74,7 +74,8 @@ export function useTestRunners(): TestRunners {
     const startedById = new Map<string, RunnerEvents['task:started']>();
     starts.set(runner, startedById);
     runner.events.on('task:started', (payload) => {
-      tracker.add(payload.pid);
+      // A thread's pid is the launcher's own: only child processes are tracked.
+      if (payload.threadId === null) tracker.add(payload.pid);
       startedById.set(payload.id, payload);
     });
     runner.events.on('task:completed', (payload) => completions.push(payload));

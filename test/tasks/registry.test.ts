@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
-const fixtureNames = ['BadExport', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'Hog', 'HugeResult', 'IgnoreTerm', 'Ledger', 'Nested::Inner', 'Sleep'];
+const fixtureNames = [
+  'BadExport', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'Flood', 'Grandchild', 'Hog', 'HugeError', 'HugeResult', 'IgnoreTerm',
+  'Leak', 'Ledger', 'Nested::Inner', 'Sleep', 'SlowStatic', 'ThreadEcho', 'ThreadSignal',
+];
 
 let scratch: string;
 beforeAll(async () => {
