@@ -47,6 +47,11 @@ describe('child environment', () => {
     expect(keys).toEqual(['CWTR_TEST_SECRET', 'EXTRA']);
   });
 
+  it('gives a worker thread the same allowlisted environment as its process.env', async () => {
+    const keys = await keysSeenBy({ defaultMode: 'thread', childEnvAllowlist: ['CWTR_TEST_SECRET'], childEnv: { EXTRA: '1' } });
+    expect(keys).toEqual(['CWTR_TEST_SECRET', 'EXTRA']);
+  });
+
   it("passes everything with ['*']", async () => {
     const keys = await keysSeenBy({ childEnvAllowlist: ['*'], childEnv: null });
     expect(keys).toContain('CWTR_TEST_SECRET');
