@@ -10,6 +10,7 @@ import { outcomeOf } from './attempt-outcome.js';
 import { BatchWriter } from './batch-writer.js';
 import type { RunnerEvents } from './events.js';
 import { trySettings } from './task-settings.js';
+import { settleAll } from '../shared/settle-all.js';
 
 /** A claimed request this launcher is working on. */
 export interface RunningRequest {
@@ -127,18 +128,8 @@ export class Dispatcher {
   }
 
   /** Resolves true once every claimed request's outcome is written, false after `timeoutMs`. */
-  async drain(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    const all = (async () => {
-      while (this.#settled.size > 0) await Promise.all([...this.#settled]);
-      return true as const;
-    })();
-    const result = await Promise.race([all, timeout]);
-    clearTimeout(timer);
-    return result;
+  drain(timeoutMs: number): Promise<boolean> {
+    return settleAll(this.#settled, timeoutMs);
   }
 
   /** Stops every running try; their rows are released as INTERRUPTED with the try given back. */

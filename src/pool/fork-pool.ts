@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
 import { abortReasonOf } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
+import { settleAll } from '../shared/settle-all.js';
 
 export interface ForkPoolParams {
   /** Tries running at once; further runs queue. */
@@ -130,18 +131,8 @@ export class ForkPool implements TaskPool {
   }
 
   /** Resolves true once no try runs (idle spares may live on), or false after `timeoutMs`. */
-  async drain(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    const all = (async () => {
-      while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
-      return true as const;
-    })();
-    const drained = await Promise.race([all, timeout]);
-    clearTimeout(timer);
-    return drained;
+  drain(timeoutMs: number): Promise<boolean> {
+    return settleAll(this.#inFlight, timeoutMs);
   }
 
   /** Stops starting children and terminates every live one (SIGTERM, then SIGKILL). */
