@@ -8,7 +8,10 @@ interface LauncherStatus {
   launcherId: string;
   host: string;
   pid: number;
-  running: { id: string; taskClassName: string; tries: number; pid: number | null; startedAt: string }[];
+  running: {
+    id: string; taskClassName: string; tries: number; pid: number | null; startedAt: string;
+    threadId?: number | null; mode?: string | null;
+  }[];
   counts: StatusCounts;
 }
 
@@ -54,7 +57,8 @@ export const statusCommand: CliCommand = {
     } else {
       out.write(`launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running\n`);
       for (const task of launcher.running) {
-        out.write(`  ${task.id}  ${task.taskClassName}  try ${task.tries}  pid ${task.pid ?? '-'}  since ${task.startedAt}\n`);
+        const where = task.threadId != null ? `pid ${task.pid ?? '-'} thread ${task.threadId}` : `pid ${task.pid ?? '-'}`;
+        out.write(`  ${task.id}  ${task.taskClassName}  try ${task.tries}  ${where}  ${task.mode ?? 'starting'}  since ${task.startedAt}\n`);
       }
     }
     out.write(formatCounts(config.tableName, counts));
