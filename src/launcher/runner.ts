@@ -172,7 +172,10 @@ class TaskRunner implements Runner {
         logger: config.logger,
         onSlotFree: () => this.#loop?.wake(),
       });
-      const traits = new TaskTraitsReader({ env: config.childEnv });
+      const traits = new TaskTraitsReader({
+        env: config.childEnv,
+        onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
+      });
       const dispatcher = new Dispatcher({
         processPool: pool,
         threadPool: () => new ThreadPool({

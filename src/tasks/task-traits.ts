@@ -21,6 +21,8 @@ export interface TaskTraitsReaderParams {
   env: Readonly<Record<string, string>>;
   /** How long loading one file may take before its thread is terminated. Default 10000 ms. */
   timeoutMs?: number;
+  /** Told each warning once, when the inspection that found it ends (not on every cached read). */
+  onWarning?(warning: string): void;
 }
 
 export const defaultTraitsTimeoutMs = 10_000;
@@ -53,6 +55,7 @@ interface FileEntry {
 export class TaskTraitsReader {
   readonly #env: Readonly<Record<string, string>>;
   readonly #timeoutMs: number;
+  readonly #onWarning: (warning: string) => void;
   readonly #files = new Map<string, FileEntry>();
   readonly #live = new Set<Worker>();
   #inspections = 0;
@@ -61,6 +64,7 @@ export class TaskTraitsReader {
   constructor(params: TaskTraitsReaderParams) {
     this.#env = params.env;
     this.#timeoutMs = params.timeoutMs ?? defaultTraitsTimeoutMs;
+    this.#onWarning = params.onWarning ?? (() => undefined);
   }
 
   /** Inspector threads started so far: one per class and file version, however often it is read. */
@@ -91,7 +95,10 @@ export class TaskTraitsReader {
     }
     let traits = entry.byClass.get(taskClassName);
     if (traits === undefined) {
-      traits = this.#inspect(file, taskClassName, where);
+      traits = this.#inspect(file, taskClassName, where).then((result) => {
+        for (const warning of result.warnings) this.#onWarning(warning);
+        return result;
+      });
       entry.byClass.set(taskClassName, traits);
     }
     return traits;

@@ -56,6 +56,16 @@ describe('TaskTraitsReader', () => {
     expect(await reader.read(fixture('Odd'), 'Deep::Other')).toEqual({ mode: 'process', timeoutMs: null, warnings: [] });
   });
 
+  it('tells onWarning each warning once, however often the class is read', async () => {
+    const told: string[] = [];
+    const reader = new TaskTraitsReader({ env, onWarning: (warning) => told.push(warning) });
+    readers.push(reader);
+    const reads = await Promise.all([1, 2, 3].map(() => reader.read(fixture('BadTraits'), 'BadTraits')));
+    expect(reads.every((read) => read.warnings.length === 2)).toBe(true);
+    expect(await reader.read(fixture('BadTraits'), 'BadTraits')).toBe(reads[0]);
+    expect(told).toEqual(reads[0]!.warnings);
+  });
+
   it('survives a file whose top-level code calls process.exit(1): nulls, only the thread ends', async () => {
     const reader = createReader();
     const traits = await reader.read(fixture('ExitAtLoad'), 'ExitAtLoad');
