@@ -73,8 +73,9 @@ interface Attempt {
  * for each try and is given the try's attempt (see {@link attemptKey}), so `onStart` costs no
  * message at all. It fires as the try is posted to its thread, just before the thread runs it.
  *
- * Threads write to the launcher's own stdout and stderr (piscina does not pipe them apart), so
- * `onOutput` is never called and crash reports carry an empty `stderrTail`.
+ * What a try writes to stdout and stderr is caught in its thread (capped at 64 KiB) and passed to
+ * `onOutput` when the try reports; a thread that dies takes its try's output with it, so crash
+ * reports carry an empty `stderrTail`.
  *
  * @example
  * const pool = new ThreadPool({ maxThreads: 4, idleTimeoutMs: 30_000, env: {}, ... });
@@ -225,7 +226,7 @@ export class ThreadPool implements TaskPool {
       answer = Promise.reject(error); // run() must never reject, whatever piscina does
     }
     answer.then(
-      (value: unknown) => this.#settle(attempt, answerReport(value, this.#usage(attempt))),
+      (value: unknown) => this.#settle(attempt, answerReport(value, this.#usage(attempt), attempt.hooks.onOutput)),
       (error: unknown) => void this.#failed(attempt, error),
     );
   }

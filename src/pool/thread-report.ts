@@ -3,17 +3,33 @@
  * exactly as fork mode maps a child's message), an abort, or a thread that died under the try.
  */
 import { describeError } from '../errors.js';
-import type { AbortReason, AttemptReport, AttemptUsage } from './attempt.js';
-import { decodeThreadResult } from './thread-result.js';
+import type { AbortReason, AttemptHooks, AttemptReport, AttemptUsage } from './attempt.js';
+import { OutputLines } from './output-lines.js';
+import { decodeThreadResult, type ThreadOutput } from './thread-result.js';
 
-/** A worker's answer: `result` is finished, `error` is failed; a malformed answer fails as `task`. */
-export function answerReport(value: unknown, usage: AttemptUsage): AttemptReport {
+function replayOutput(output: ThreadOutput, onOutput: NonNullable<AttemptHooks['onOutput']>): void {
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const lines = new OutputLines((line) => onOutput(stream, line));
+    lines.push(output[stream]);
+    lines.end();
+  }
+  if (output.droppedBytes > 0) {
+    onOutput('stderr', `[${output.droppedBytes} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`);
+  }
+}
+
+/**
+ * A worker's answer: `result` is finished, `error` is failed; a malformed answer fails as `task`.
+ * What the try wrote is passed to `onOutput` line by line first, as a child's output would be.
+ */
+export function answerReport(value: unknown, usage: AttemptUsage, onOutput?: AttemptHooks['onOutput']): AttemptReport {
   let result;
   try {
     result = decodeThreadResult(value);
   } catch (error) {
     return { outcome: 'failed', ...usage, kind: 'task', text: describeError(error) };
   }
+  if (onOutput !== undefined) replayOutput(result.output, onOutput);
   const ran: AttemptUsage = { ...usage, threadId: result.threadId, peakMemoryBytes: result.peakMemoryBytes };
   const { message } = result;
   if (message.type === 'result') return { outcome: 'finished', ...ran, resultText: message.resultText };

@@ -5,6 +5,13 @@
 import { TaskRunnerError } from '../errors.js';
 import { decodeChildMessage, type ChildMessage } from './protocol.js';
 
+/** What one try wrote, capped (see `maxThreadOutputBytes`); `droppedBytes` were over the cap. */
+export interface ThreadOutput {
+  stdout: string;
+  stderr: string;
+  droppedBytes: number;
+}
+
 export interface ThreadResult {
   /** `result` or `error`, exactly as `runTask` produced it. */
   message: ChildMessage;
@@ -16,15 +23,28 @@ export interface ThreadResult {
    * mark; a thread runs many tries, so it also counts what earlier tries left behind.
    */
   peakMemoryBytes: number;
+  /** What the try wrote to stdout and stderr. */
+  output: ThreadOutput;
+}
+
+const noOutput: ThreadOutput = Object.freeze({ stdout: '', stderr: '', droppedBytes: 0 });
+
+function decodeOutput(value: unknown): ThreadOutput | null {
+  if (value === undefined) return noOutput;
+  if (typeof value !== 'object' || value === null) return null;
+  const { stdout, stderr, droppedBytes } = value as Record<string, unknown>;
+  if (typeof stdout !== 'string' || typeof stderr !== 'string' || typeof droppedBytes !== 'number') return null;
+  return { stdout, stderr, droppedBytes };
 }
 
 /** Checks a worker's answer; anything that is not a {@link ThreadResult} is a protocol error. */
 export function decodeThreadResult(value: unknown): ThreadResult {
   if (typeof value === 'object' && value !== null) {
     const { message, threadId, peakMemoryBytes } = value as Record<string, unknown>;
-    if (Number.isInteger(threadId) && typeof peakMemoryBytes === 'number') {
+    const output = decodeOutput((value as Record<string, unknown>).output);
+    if (Number.isInteger(threadId) && typeof peakMemoryBytes === 'number' && output !== null) {
       const decoded = decodeChildMessage(message);
-      if (decoded.type !== 'ready') return { message: decoded, threadId: threadId as number, peakMemoryBytes };
+      if (decoded.type !== 'ready') return { message: decoded, threadId: threadId as number, peakMemoryBytes, output };
     }
   }
   let shown: string;

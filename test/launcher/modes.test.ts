@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CreateRunnerOptions } from '../../dist/index.js';
-import { getRow, useTestDatabase, waitForCompleted } from '../helpers/db.js';
+import { getRow, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 /**
@@ -43,6 +43,18 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     else expect(attempt.thread_id).toBeNull();
     expect(attempt.started_at).toBeInstanceOf(Date);
     expect(attempt.ended_at.getTime()).toBeGreaterThanOrEqual(attempt.started_at.getTime());
+    await runner.stop();
+  });
+
+  it("passes the task's output on with its request id", async () => {
+    const runner = await runners.start(t, options);
+    const lines: string[] = [];
+    runner.events.on('task:output', (e) => lines.push(`${e.id} ${e.stream}: ${e.line}`));
+    const id = await runner.schedule('Chatty', { text: 'hi' });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FINISHED', resultText: 'said' });
+    // A child's pipes and its IPC channel are not ordered with each other: wait for the lines.
+    const expected = [`${id} stdout: chatty says hi`, `${id} stderr: chatty warns`];
+    await waitFor(() => expected.every((line) => lines.includes(line)), { what: 'both output lines', timeoutMs: 5_000 });
     await runner.stop();
   });
 

@@ -124,6 +124,21 @@ describe('ThreadPool', () => {
     expect(pool.threadIds).toContain(report.threadId); // reused, not ended after the try
   });
 
+  it("passes a try's output on line by line, capped at 64 KiB with the rest counted", async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const lines: string[] = [];
+    const hooks = { onOutput: (stream: string, line: string) => lines.push(`${stream}: ${line}`) };
+    const chatty = await pool.run(await jobFor('Chatty', { text: 'hi' }), hooks, new AbortController().signal);
+    expect(chatty).toMatchObject({ outcome: 'finished', resultText: 'said' });
+    expect(lines).toEqual(['stdout: chatty says hi', 'stderr: chatty warns']);
+    lines.length = 0;
+    const flood = await pool.run(await jobFor('Flood', { mb: 1 }), hooks, new AbortController().signal);
+    expect(flood).toMatchObject({ outcome: 'finished', resultText: 'flooded 1 MiB' });
+    const kept = lines.filter((line) => line.startsWith('stdout: ')).reduce((sum, line) => sum + line.replace(/ \[line continues\]$/, '').length - 8, 0);
+    expect(kept).toBe(64 * 1024);
+    expect(lines.at(-1)).toBe(`stderr: [${1024 * 1024 - 64 * 1024} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`);
+  });
+
   it('maps task, load, options and result failures exactly as fork mode does', async () => {
     const pool = createPool();
     const failed = expectOutcome(await run(pool, await jobFor('Fail', { reason: 'testing' })).report, 'failed');
