@@ -2,6 +2,7 @@ import { TaskRunnerError } from '../errors.js';
 import type { RequestAttempt } from '../store/attempt-history.js';
 import { requestIdArgument } from './args.js';
 import { withScheduler, type CliCommand } from './command.js';
+import { formatProcess } from './format-process.js';
 
 function memory(bytes: number | null): string {
   return bytes === null ? '-' : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
@@ -12,13 +13,12 @@ function memory(bytes: number | null): string {
  * end, how the process ended, peak memory, and the first line of the try's text.
  */
 export function formatAttempt(attempt: RequestAttempt): string {
-  const where = attempt.threadId === null ? `pid ${attempt.pid ?? '-'}` : `pid ${attempt.pid ?? '-'} thread ${attempt.threadId}`;
   const ending = attempt.signal !== null ? `signal ${attempt.signal}` : `exit ${attempt.exitCode ?? '-'}`;
   const fields = [
     `try ${attempt.try}`,
     attempt.result,
     `mode ${attempt.mode ?? '-'}`,
-    where,
+    formatProcess(attempt.pid, attempt.threadId),
     `${attempt.startedAt?.toISOString() ?? '-'} .. ${attempt.endedAt.toISOString()}`,
     ending,
     `peak ${memory(attempt.peakMemoryBytes)}`,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { controlSocketPath } from '../launcher/standalone/control-protocol.js';
 import type { StatusCounts } from '../store/request-store.js';
 import { loadRuntime, withDatabase, type CliCommand } from './command.js';
+import { formatProcess } from './format-process.js';
 
 /** A launcher's status as it comes over the control socket (dates as ISO strings). */
 interface LauncherStatus {
@@ -57,7 +58,7 @@ export const statusCommand: CliCommand = {
     } else {
       out.write(`launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running\n`);
       for (const task of launcher.running) {
-        const where = task.threadId != null ? `pid ${task.pid ?? '-'} thread ${task.threadId}` : `pid ${task.pid ?? '-'}`;
+        const where = formatProcess(task.pid, task.threadId);
         out.write(`  ${task.id}  ${task.taskClassName}  try ${task.tries}  ${where}  ${task.mode ?? 'starting'}  since ${task.startedAt}\n`);
       }
     }

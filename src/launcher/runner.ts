@@ -67,7 +67,6 @@ class TaskRunner implements Runner {
   readonly #scheduler: RequestScheduler;
   readonly #random = randomBytes(4).toString('hex');
   #launcherId: string | null = null;
-  #pool: ForkPool | null = null;
   #traits: TaskTraitsReader | null = null;
   #dispatcher: Dispatcher | null = null;
   #loop: ClaimLoop | null = null;
@@ -195,7 +194,6 @@ class TaskRunner implements Runner {
         registry: this.#registry, store: this.#store, config, launcherId, events: this.events,
         onSettled: () => this.#loop?.wake(),
       });
-      this.#pool = pool;
       this.#traits = traits;
       this.#dispatcher = dispatcher;
       this.#loop = new ClaimLoop({
@@ -288,7 +286,6 @@ class TaskRunner implements Runner {
         }
         await dispatcher.close();
       }
-      await this.#pool?.close();
       await this.#traits?.close();
       for (const timer of this.#timers) clearInterval(timer);
       if (this.#launcherId !== null) {

@@ -83,6 +83,11 @@ export interface TaskPool {
   close(): Promise<void>;
 }
 
+/** A try that never reached a child or thread: crashed, with nothing known of a process. */
+export function notStartedReport(text: string): AttemptReport {
+  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
+}
+
 /** The reason of an aborted signal, as an {@link AbortReason} (anything else counts as shutdown). */
 export function abortReasonOf(signal: AbortSignal): AbortReason {
   const reason: unknown = signal.reason;

@@ -74,6 +74,11 @@ export class ChildHandle {
       child.once('spawn', () => resolve(readProcessIdentity(child.pid!)));
       void this.#exited.then(() => resolve(null));
     });
+    // One exit handler for the child's whole life settles the try running then, so a child that
+    // runs thousands of tries does not collect a handler per try.
+    void this.#exited.then(() => {
+      if (this.#current !== null) void this.#settleAtExit(this.#current);
+    });
     child.on('message', (raw: unknown) => this.#onMessage(raw, markReady));
     this.#forwardOutput(params);
   }
@@ -162,7 +167,8 @@ export class ChildHandle {
       this.#current = current;
       signal.addEventListener('abort', onAbort);
       if (signal.aborted) onAbort();
-      void this.#exited.then(() => this.#settleAtExit(current));
+      // Exited already (the constructor's exit handler found no try to settle): settle now.
+      if (this.#exitInfo !== null) void this.#settleAtExit(current);
       const message: ParentMessage = { type: 'run', ...job, exitAfter };
       this.#child.send(message, (error) => {
         if (error) this.#spawnError ??= error;

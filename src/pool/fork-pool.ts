@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from '../shared/logger.js';
 import type { AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
-import { abortReasonOf } from './attempt.js';
+import { abortReasonOf, notStartedReport } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
 import { settleAll } from '../shared/settle-all.js';
 
@@ -99,12 +99,12 @@ export class ForkPool implements TaskPool {
       const work = this.#limit(async () => {
         if (settled) return;
         if (this.#closed) {
-          finish(crashedBeforeStart('pool closed before the task started'));
+          finish(notStartedReport('pool closed before the task started'));
           return;
         }
         const acquired = await this.#acquire();
         if ('failure' in acquired) {
-          finish(crashedBeforeStart(acquired.failure));
+          finish(notStartedReport(acquired.failure));
           return;
         }
         const { child, mode } = acquired;
@@ -279,8 +279,4 @@ export class ForkPool implements TaskPool {
       });
     }
   }
-}
-
-function crashedBeforeStart(text: string): AttemptReport {
-  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
 }

@@ -3,9 +3,11 @@ import type { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
-import { abortReasonOf, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool } from './attempt.js';
+import {
+  abortReasonOf, notStartedReport, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
+} from './attempt.js';
 import type { RunMessage } from './protocol.js';
-import { abortedReport, answerReport, crashedReport, notStartedReport } from './thread-report.js';
+import { abortedReport, answerReport, crashedReport } from './thread-report.js';
 
 export interface ThreadPoolParams {
   /** Threads alive at once; further runs queue. */

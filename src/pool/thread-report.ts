@@ -46,11 +46,6 @@ export function abortedReport(reason: AbortReason, usage: AttemptUsage): Attempt
   return { outcome: 'aborted', ...usage, reason, exitCode: null, signal: null, text };
 }
 
-/** A try that could not be handed to any thread (the pool is closed). */
-export function notStartedReport(text: string): AttemptReport {
-  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
-}
-
 export interface ThreadDeath {
   /** What the thread threw outside the task (its 'error' event): an uncaught exception or OOM. */
   uncaught: { error: unknown } | null;
