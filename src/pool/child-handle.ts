@@ -15,12 +15,11 @@ export interface ChildHandleParams {
   execArgv: readonly string[];
   /** Between SIGTERM and SIGKILL when a run is aborted. */
   killTimeoutMs: number;
-  /** Output written while no task runs (between tasks, or while booting). */
+  /** Output written before the child's first try (while booting). */
   onIdleOutput?(stream: 'stdout' | 'stderr', line: string): void;
 }
 
 interface CurrentRun {
-  hooks: AttemptHooks;
   settle(report: AttemptReport): void;
   abortReason: ReturnType<typeof abortReasonOf> | null;
 }
@@ -41,6 +40,12 @@ export class ChildHandle {
   readonly identity: Promise<string | null>;
   #stderrTail = '';
   #current: CurrentRun | null = null;
+  /**
+   * Where output goes: the latest try's hooks. A child's pipes are not ordered with its IPC
+   * channel, so lines a try wrote may arrive after its report; until the next try starts they are
+   * still that try's.
+   */
+  #outputHooks: AttemptHooks | null = null;
   #exitInfo: { code: number | null; signal: string | null } | null = null;
   #spawnError: Error | null = null;
   #memory: ChildMemory | null = null;
@@ -148,6 +153,7 @@ export class ChildHandle {
     if (this.#current !== null) throw new Error('a child runs one task at a time');
     this.#tasksRun += 1;
     this.#stderrTail = '';
+    this.#outputHooks = hooks;
     return new Promise<AttemptReport>((resolve) => {
       const onAbort = (): void => {
         if (this.#current !== current || current.abortReason !== null) return;
@@ -155,7 +161,6 @@ export class ChildHandle {
         void this.terminate(this.#killTimeoutMs);
       };
       const current: CurrentRun = {
-        hooks,
         abortReason: null,
         settle: (report) => {
           if (this.#current !== current) return;
@@ -272,8 +277,8 @@ export class ChildHandle {
       if (stream === null) continue;
       stream.setEncoding('utf8');
       const lines = new OutputLines((line) => {
-        const hooks = this.#current?.hooks;
-        if (hooks !== undefined) hooks.onOutput?.(name, line);
+        const hooks = this.#outputHooks;
+        if (hooks !== null) hooks.onOutput?.(name, line);
         else params.onIdleOutput?.(name, line);
       });
       stream.on('data', (chunk: string) => {

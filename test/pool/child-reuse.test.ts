@@ -44,6 +44,13 @@ describe('ForkPool children: spares and reuse', () => {
     expect(pids.size).toBe(1);
   });
 
+  it("gives a try the output that arrives after its report, until the child's next try", async () => {
+    const pool = pools.create({ concurrency: 1, maxTasksPerChild: Infinity });
+    const late = pools.run(pool, await jobFor('Late'));
+    expect(await late.report).toMatchObject({ outcome: 'finished', resultText: 'returned' });
+    await waitFor(() => late.lines.includes('stdout: late line'), { timeoutMs: 5_000, what: 'the late line' });
+  });
+
   it('does not reuse a child after an uncaught exception', async () => {
     const pool = pools.create({ concurrency: 1, maxTasksPerChild: Infinity });
     const failing = pools.run(pool, await jobFor('Fail', { later: true }));

@@ -8,7 +8,7 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
   'BadExport', 'Chatty', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'Flood', 'Grandchild', 'Hog', 'HugeError', 'HugeResult', 'IgnoreTerm',
-  'Leak', 'Ledger', 'Nested::Inner', 'Sleep', 'SlowStatic', 'ThreadEcho', 'ThreadSignal',
+  'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Sleep', 'SlowStatic', 'ThreadEcho', 'ThreadSignal',
 ];
 
 let scratch: string;
