@@ -24,6 +24,8 @@ export interface AttemptStart {
   threadId: number | null;
   mode: AttemptMode;
   startedAt: Date;
+  /** The same moment as epoch milliseconds with sub-millisecond precision (for latency figures). */
+  startedAtMs: number;
 }
 
 /** Why the launcher stopped a try: its hard timeout, a cancel, or launcher shutdown. */
@@ -60,21 +62,28 @@ export type AttemptReport = AttemptUsage &
       }
   );
 
+/**
+ * What a pool tells about a running try. Each hook is also given the try's job, so one hooks
+ * object can serve every try (the launcher's does: a try then costs no closures).
+ */
 export interface AttemptHooks {
   /** Called once the try runs, before the task does (the launcher records the pid). */
-  onStart?(start: AttemptStart): void;
-  /** Each line the try writes to stdout or stderr (fork mode). */
-  onOutput?(stream: 'stdout' | 'stderr', line: string): void;
+  onStart?(start: AttemptStart, job: AttemptJob): void;
+  /** Each line the try writes to stdout or stderr. */
+  onOutput?(stream: 'stdout' | 'stderr', line: string, job: AttemptJob): void;
 }
 
 /**
  * What the dispatcher needs of a pool, whichever hosts the tries (child processes or threads).
- * `run` never rejects: every ending is a report. Aborting `signal` (its `reason` an
- * {@link AbortReason}) stops the try: a queued one never starts, a running one is terminated
- * (process group SIGTERM then SIGKILL, or the thread terminated) and reported `aborted`.
+ * `run` never rejects: every ending is a report. `abort(job, reason)` stops a try: a queued one
+ * never starts, a running one is terminated (process group SIGTERM then SIGKILL, or the thread
+ * terminated) and reported `aborted`. Aborting `signal`, when one is given, does the same with
+ * the signal's `reason` (an {@link AbortReason}).
  */
 export interface TaskPool {
-  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal): Promise<AttemptReport>;
+  run(job: AttemptJob, hooks?: AttemptHooks, signal?: AbortSignal): Promise<AttemptReport>;
+  /** Stops the try of `job` if this pool has it; false when it has not (or it ended). */
+  abort(job: AttemptJob, reason: AbortReason): boolean;
   /** Tries running or queued. */
   readonly busy: number;
   /** Resolves true once nothing runs, false after `timeoutMs`. */
@@ -86,6 +95,12 @@ export interface TaskPool {
 /** A try that never reached a child or thread: crashed, with nothing known of a process. */
 export function notStartedReport(text: string): AttemptReport {
   return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
+}
+
+/** Now, as a Date and as epoch milliseconds with sub-millisecond precision. */
+export function startMoment(): { startedAt: Date; startedAtMs: number } {
+  const startedAtMs = performance.timeOrigin + performance.now();
+  return { startedAt: new Date(startedAtMs), startedAtMs };
 }
 
 /** The reason of an aborted signal, as an {@link AbortReason} (anything else counts as shutdown). */

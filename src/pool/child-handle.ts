@@ -1,12 +1,14 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { ChildCrashError, describeError } from '../errors.js';
-import { abortReasonOf, type AttemptHooks, type AttemptJob, type AttemptReport } from './attempt.js';
+import type { AbortReason, AttemptHooks, AttemptJob, AttemptReport } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
-import { decodeChildMessage, type ChildMemory, type ParentMessage } from './protocol.js';
+import { decodeChildMessage, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
 
 const stderrTailBytes = 4096;
-/** After a child has exited, how long to wait for its IPC and pipes to drain before deciding. */
+/** After a child has exited, how long to wait for its channel and pipes to drain before deciding. */
 const closeGraceMs = 500;
 
 export interface ChildHandleParams {
@@ -15,37 +17,50 @@ export interface ChildHandleParams {
   execArgv: readonly string[];
   /** Between SIGTERM and SIGKILL when a run is aborted. */
   killTimeoutMs: number;
+  /** The child may run several tries (it then ends what each try started before reporting). */
+  reuse: boolean;
+  /** Ask the child for its resident memory after each try (for a memory ceiling). */
+  reportRss: boolean;
+  /** Longest message line the child may send; longer is a protocol violation. */
+  maxMessageChars: number;
   /** Output written before the child's first try (while booting). */
   onIdleOutput?(stream: 'stdout' | 'stderr', line: string): void;
 }
 
 interface CurrentRun {
+  job: AttemptJob;
   settle(report: AttemptReport): void;
-  abortReason: ReturnType<typeof abortReasonOf> | null;
+  abortReason: AbortReason | null;
 }
 
 /**
- * One forked child from spawn to exit. It reports `ready` once its runtime has loaded, and may
- * then run tasks one at a time: each run forwards the task's output, keeps the tail of stderr
- * written during it, and turns the child's message (or its exit) into one
- * {@link AttemptReport}. The child leads its own process group, so terminating it reaches any
- * process a task started.
+ * One child process from spawn to exit. It is started with `node <entry>` and a channel on fd 3
+ * (see protocol.ts); it reports `ready` once its runtime has loaded and read its key, and may then
+ * run tasks one at a time: each run forwards the task's output, keeps the tail of stderr written
+ * during it, and turns the child's report (or its exit) into one {@link AttemptReport}. A line on
+ * the channel that is malformed or lacks the key was not written by the runtime: the try fails as
+ * forged and the child is killed. The child leads its own process group, so terminating it
+ * reaches any process a task started.
  */
 export class ChildHandle {
   readonly #child: ChildProcess;
+  /** Null only when the spawn itself failed. */
+  readonly #channel: Socket | null;
+  readonly #key = randomBytes(16).toString('hex');
   readonly #killTimeoutMs: number;
   readonly #exited: Promise<void>;
   readonly #closed: Promise<void>;
   readonly #ready: Promise<boolean>;
+  #markReady: (ready: boolean) => void = () => undefined;
   readonly identity: Promise<string | null>;
   #stderrTail = '';
   #current: CurrentRun | null = null;
   /**
-   * Where output goes: the latest try's hooks. A child's pipes are not ordered with its IPC
-   * channel, so lines a try wrote may arrive after its report; until the next try starts they are
-   * still that try's.
+   * Where output goes: the latest try's hooks. A child's pipes are not ordered with its channel,
+   * so lines a try wrote may arrive after its report; until the next try starts they are still
+   * that try's.
    */
-  #outputHooks: AttemptHooks | null = null;
+  #output: { hooks: AttemptHooks; job: AttemptJob } | null = null;
   #exitInfo: { code: number | null; signal: string | null } | null = null;
   #spawnError: Error | null = null;
   #memory: ChildMemory | null = null;
@@ -54,6 +69,7 @@ export class ChildHandle {
 
   private constructor(child: ChildProcess, params: ChildHandleParams) {
     this.#child = child;
+    this.#channel = (child.stdio[3] as Socket | null | undefined) ?? null;
     this.#killTimeoutMs = params.killTimeoutMs;
     // Listened for from the start: 'close' can follow 'exit' synchronously.
     this.#closed = new Promise((resolve) => child.once('close', () => resolve()));
@@ -70,31 +86,36 @@ export class ChildHandle {
         }
       });
     });
-    let markReady: (ready: boolean) => void = () => undefined;
     this.#ready = new Promise((resolve) => {
-      markReady = resolve;
+      this.#markReady = resolve;
     });
-    void this.#exited.then(() => markReady(false));
+    void this.#exited.then(() => this.#markReady(false));
     this.identity = new Promise((resolve) => {
       child.once('spawn', () => resolve(readProcessIdentity(child.pid!)));
       void this.#exited.then(() => resolve(null));
     });
-    // One exit handler for the child's whole life settles the try running then, so a child that
-    // runs thousands of tries does not collect a handler per try.
+    // One exit handler for the child's whole life settles the try running then.
     void this.#exited.then(() => {
       if (this.#current !== null) void this.#settleAtExit(this.#current);
     });
-    child.on('message', (raw: unknown) => this.#onMessage(raw, markReady));
+    const lines = new MessageLines({
+      maxLineChars: params.maxMessageChars,
+      onMessage: (message) => this.#onMessage(message),
+      onViolation: (reason) => this.#violation(`the child sent ${reason}`),
+    });
+    this.#channel?.setEncoding('utf8');
+    this.#channel?.on('data', (chunk: string) => lines.push(chunk));
+    // A write to a child that just died fails here; its exit is handled above.
+    this.#channel?.on('error', () => undefined);
     this.#forwardOutput(params);
+    this.#send({ type: 'init', key: this.#key, reuse: params.reuse, reportRss: params.reportRss });
   }
 
   static spawn(params: ChildHandleParams): ChildHandle {
-    const child = fork(params.entry, [], {
+    const child = spawn(process.execPath, [...params.execArgv, params.entry], {
       env: params.env,
-      execArgv: [...params.execArgv],
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
-      serialization: 'json',
     });
     return new ChildHandle(child, params);
   }
@@ -145,82 +166,106 @@ export class ChildHandle {
   }
 
   /**
-   * Sends one job to a ready, idle child and resolves with how it ended. Aborting `signal`
-   * terminates the child (its process group) and reports the try `aborted`, unless the child
-   * reported first.
+   * Sends one job to a ready, idle child and resolves with how it ended. `abort` terminates the
+   * child (its process group) and reports the try `aborted`, unless the child reported first.
    */
-  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal, exitAfter: boolean): Promise<AttemptReport> {
+  run(job: AttemptJob, hooks: AttemptHooks, exitAfter: boolean): Promise<AttemptReport> {
     if (this.#current !== null) throw new Error('a child runs one task at a time');
     this.#tasksRun += 1;
     this.#stderrTail = '';
-    this.#outputHooks = hooks;
+    this.#output = { hooks, job };
     return new Promise<AttemptReport>((resolve) => {
-      const onAbort = (): void => {
-        if (this.#current !== current || current.abortReason !== null) return;
-        current.abortReason = abortReasonOf(signal);
-        void this.terminate(this.#killTimeoutMs);
-      };
       const current: CurrentRun = {
+        job,
         abortReason: null,
         settle: (report) => {
           if (this.#current !== current) return;
           this.#current = null;
-          signal.removeEventListener('abort', onAbort);
           resolve(report);
         },
       };
       this.#current = current;
-      signal.addEventListener('abort', onAbort);
-      if (signal.aborted) onAbort();
       // Exited already (the constructor's exit handler found no try to settle): settle now.
-      if (this.#exitInfo !== null) void this.#settleAtExit(current);
-      const message: ParentMessage = { type: 'run', ...job, exitAfter };
-      this.#child.send(message, (error) => {
-        if (error) this.#spawnError ??= error;
-      });
+      if (this.#exitInfo !== null) {
+        void this.#settleAtExit(current);
+        return;
+      }
+      const { request, file, options, maxOptionsBytes, maxResultBytes } = job;
+      this.#send({ type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter });
     });
   }
 
-  /** Closes the IPC channel: an idle child exits by itself. */
+  /** Stops the running try: its process group is terminated and the try reported `aborted`. */
+  abort(reason: AbortReason): void {
+    const current = this.#current;
+    if (current === null || current.abortReason !== null) return;
+    current.abortReason = reason;
+    void this.terminate(this.#killTimeoutMs);
+  }
+
+  /** Closes the channel: an idle child exits by itself. */
   retire(): void {
-    if (this.#child.connected) this.#child.disconnect();
+    this.#channel?.end();
   }
 
   /** SIGTERM to the child's process group, SIGKILL after `killTimeoutMs`; resolves at exit. */
   async terminate(killTimeoutMs: number): Promise<void> {
-    if (!this.alive) return this.#exited;
+    if (!this.alive) {
+      await this.#exited;
+      this.killGroup();
+      return;
+    }
     this.#signal('SIGTERM');
     const timer = setTimeout(() => this.#signal('SIGKILL'), killTimeoutMs);
     timer.unref();
     await this.#exited;
     clearTimeout(timer);
     // Whatever the task started in the group goes too, even if the child itself left in time.
+    this.killGroup();
+  }
+
+  /** SIGKILL to what is left of the child's process group (after the child itself exited). */
+  killGroup(): void {
     this.#signal('SIGKILL');
+  }
+
+  #send(message: ParentMessage): void {
+    if (this.#channel?.writable === true) this.#channel.write(`${JSON.stringify(message)}\n`);
   }
 
   #usage(): { pid: number | null; threadId: null; peakMemoryBytes: number | null } {
     return { pid: this.pid, threadId: null, peakMemoryBytes: this.#memory?.maxRss ?? null };
   }
 
-  #onMessage(raw: unknown, markReady: (ready: boolean) => void): void {
+  /** The child said something the runtime would not: the current try fails, the child goes. */
+  #violation(what: string): void {
+    const text = `a message on the launcher's channel did not come from the child runtime (forged by the task?): ${what}`;
+    this.#current?.settle({ outcome: 'failed', ...this.#usage(), kind: 'task', text });
+    this.#leaving = true;
+    void this.terminate(0);
+  }
+
+  #onMessage(raw: unknown): void {
     let message;
     try {
       message = decodeChildMessage(raw);
     } catch (error) {
-      this.#current?.settle({ outcome: 'failed', ...this.#usage(), kind: 'task', text: describeError(error) });
-      void this.terminate(0);
+      this.#violation(describeError(error));
+      return;
+    }
+    if (message.key !== this.#key) {
+      this.#violation('a report without the key the launcher gave the runtime');
       return;
     }
     if (message.type === 'ready') {
-      markReady(true);
+      this.#markReady(true);
       return;
     }
     if (message.memory !== undefined) this.#memory = message.memory;
     if (message.last === true) this.#leaving = true;
     const current = this.#current;
     if (current === null) {
-      // A report with no task running: the child is confused. It is not trusted again.
-      void this.terminate(0);
+      this.#violation('a report with no task running');
       return;
     }
     if (message.type === 'result') current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });
@@ -229,7 +274,7 @@ export class ChildHandle {
 
   async #settleAtExit(current: CurrentRun): Promise<void> {
     if (this.#current !== current) return;
-    // Messages and output sent just before exit may still be in flight: wait for the channels
+    // Reports and output sent just before exit may still be in flight: wait for the channels
     // to close (bounded, since a grandchild may hold a pipe open).
     await Promise.race([this.#closed, new Promise((done) => setTimeout(done, closeGraceMs).unref())]);
     const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
@@ -277,8 +322,8 @@ export class ChildHandle {
       if (stream === null) continue;
       stream.setEncoding('utf8');
       const lines = new OutputLines((line) => {
-        const hooks = this.#outputHooks;
-        if (hooks !== null) hooks.onOutput?.(name, line);
+        const output = this.#output;
+        if (output !== null) output.hooks.onOutput?.(name, line, output.job);
         else params.onIdleOutput?.(name, line);
       });
       stream.on('data', (chunk: string) => {
@@ -286,6 +331,7 @@ export class ChildHandle {
         lines.push(chunk);
       });
       stream.on('end', () => lines.end());
+      stream.on('error', () => undefined);
     }
   }
 }

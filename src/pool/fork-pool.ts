@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from '../shared/logger.js';
-import type { AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
-import { abortReasonOf, notStartedReport } from './attempt.js';
+import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
+import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
 import { settleAll } from '../shared/settle-all.js';
 
@@ -22,16 +22,35 @@ export interface ForkPoolParams {
   /** Children's Node arguments. */
   execArgv: readonly string[];
   killTimeoutMs: number;
+  /** The largest result a task may return (the channel refuses lines far beyond it). Default 1 MiB. */
+  maxResultBytes?: number;
   logger: Logger;
   /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
 }
 
 const childEntry = fileURLToPath(new URL('./runtime/child-entry.js', import.meta.url));
+const defaultMaxResultBytes = 1024 * 1024;
 /** Spares that die before they are ready are respawned after this, doubling up to the max. */
 const spareRetryMs = { base: 1_000, max: 60_000 };
 
 type Acquired = { child: ChildHandle; mode: AttemptMode } | { failure: string };
+
+/** A try from `run()` to its report. */
+interface RunState {
+  settled: boolean;
+  /** The child it was given, once acquired. */
+  child: ChildHandle | null;
+  /** True once the child runs it: aborting is the child's business from then on. */
+  running: boolean;
+  /** An abort that came between acquiring the child and running the try. */
+  abortReason: AbortReason | null;
+  finish(report: AttemptReport): void;
+}
+
+function abortedBeforeStart(reason: AbortReason): AttemptReport {
+  return { outcome: 'aborted', pid: null, threadId: null, peakMemoryBytes: null, reason, exitCode: null, signal: null, text: `${reason} before the task started` };
+}
 
 /**
  * Runs tries in forked children, at most `concurrency` at once. By default each try gets a child
@@ -51,6 +70,7 @@ export class ForkPool implements TaskPool {
   readonly #booting = new Set<ChildHandle>();
   readonly #idleTimers = new Map<ChildHandle, NodeJS.Timeout>();
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #runs = new Map<AttemptJob, RunState>();
   #startFailures = 0;
   #sparesPausedUntil = 0;
   #spareTimer: NodeJS.Timeout | null = null;
@@ -79,46 +99,56 @@ export class ForkPool implements TaskPool {
     this.#topUpSpares();
   }
 
-  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal): Promise<AttemptReport> {
+  run(job: AttemptJob, hooks: AttemptHooks = {}, signal?: AbortSignal): Promise<AttemptReport> {
     return new Promise<AttemptReport>((resolve) => {
-      let settled = false;
-      let started = false;
-      const finish = (report: AttemptReport): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        resolve(report);
+      const onAbort = (): void => void this.abort(job, abortReasonOf(signal!));
+      const state: RunState = {
+        settled: false,
+        child: null,
+        running: false,
+        abortReason: null,
+        finish: (report) => {
+          if (state.settled) return;
+          state.settled = true;
+          this.#runs.delete(job);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(report);
+        },
       };
-      const onAbort = (): void => {
-        if (started) return; // the child handles it from here
-        const reason = abortReasonOf(signal);
-        finish({ outcome: 'aborted', pid: null, threadId: null, peakMemoryBytes: null, reason, exitCode: null, signal: null, text: `${reason} before the task started` });
-      };
-      signal.addEventListener('abort', onAbort);
-      if (signal.aborted) onAbort();
+      this.#runs.set(job, state);
+      if (signal !== undefined) {
+        signal.addEventListener('abort', onAbort);
+        if (signal.aborted) onAbort();
+      }
       const work = this.#limit(async () => {
-        if (settled) return;
+        if (state.settled) return;
         if (this.#closed) {
-          finish(notStartedReport('pool closed before the task started'));
+          state.finish(notStartedReport('pool closed before the task started'));
           return;
         }
         const acquired = await this.#acquire();
         if ('failure' in acquired) {
-          finish(notStartedReport(acquired.failure));
+          state.finish(notStartedReport(acquired.failure));
           return;
         }
         const { child, mode } = acquired;
-        if (settled) {
+        if (state.settled) {
           this.#release(child);
           return;
         }
-        started = true;
-        signal.removeEventListener('abort', onAbort);
+        state.child = child;
         const identity = await child.identity;
-        hooks.onStart?.({ pid: child.pid!, processIdentity: identity, threadId: null, mode, startedAt: new Date() });
+        if (state.abortReason !== null) {
+          state.finish(abortedBeforeStart(state.abortReason));
+          this.#release(child);
+          return;
+        }
+        hooks.onStart?.({ pid: child.pid!, processIdentity: identity, threadId: null, mode, ...startMoment() }, job);
         const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild;
-        const report = await child.run(job, hooks, signal, exitAfter);
-        finish(report);
+        const running = child.run(job, hooks, exitAfter);
+        state.running = true;
+        const report = await running;
+        state.finish(report);
         if (this.#reusable(child, report, exitAfter)) this.#release(child);
         else await this.#retire(child);
       });
@@ -128,6 +158,16 @@ export class ForkPool implements TaskPool {
       });
       this.#inFlight.add(tracked);
     });
+  }
+
+  abort(job: AttemptJob, reason: AbortReason): boolean {
+    const state = this.#runs.get(job);
+    if (state === undefined || state.settled) return false;
+    if (state.running) state.child!.abort(reason);
+    else if (state.child !== null) state.abortReason ??= reason;
+    // Not in a child yet: it never starts.
+    else state.finish(abortedBeforeStart(reason));
+    return true;
   }
 
   /** Resolves true once no try runs (idle spares may live on), or false after `timeoutMs`. */
@@ -184,14 +224,19 @@ export class ForkPool implements TaskPool {
     return true;
   }
 
-  /** Ends a child after its last try; the slot stays held until it has exited. */
+  /**
+   * Ends a child after its last try; the slot stays held until it has exited. What its tries
+   * started and left in its process group is ended with it.
+   */
   async #retire(child: ChildHandle): Promise<void> {
-    if (!child.alive) return child.exited;
-    child.retire();
-    const timer = setTimeout(() => void child.terminate(this.#p.killTimeoutMs), this.#p.killTimeoutMs);
-    timer.unref();
-    await child.exited;
-    clearTimeout(timer);
+    if (child.alive) {
+      child.retire();
+      const timer = setTimeout(() => void child.terminate(this.#p.killTimeoutMs), this.#p.killTimeoutMs);
+      timer.unref();
+      await child.exited;
+      clearTimeout(timer);
+    }
+    child.killGroup();
   }
 
   /** Puts a ready child back to wait for the next try; extra idle ones are reaped later. */
@@ -233,6 +278,10 @@ export class ForkPool implements TaskPool {
       env: { ...this.#p.env },
       execArgv: this.#p.execArgv,
       killTimeoutMs: this.#p.killTimeoutMs,
+      reuse: this.#p.maxTasksPerChild > 1,
+      reportRss: this.#p.maxRssBytes !== null,
+      // A result is JSON-escaped on the channel: a control character takes six.
+      maxMessageChars: 6 * (this.#p.maxResultBytes ?? defaultMaxResultBytes) + 64 * 1024,
       onIdleOutput: (stream, line) => this.#p.logger.info(`[child ${child.pid ?? '?'} ${stream}] ${line}`),
     });
     this.#children.add(child);

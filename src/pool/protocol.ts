@@ -1,11 +1,19 @@
 /**
- * The IPC protocol between the launcher and a child. Messages are a discriminated union; the
- * receiving side decodes everything it gets, so a malformed or foreign message is an error
- * with a name, never an `any` passed along.
+ * The protocol between the launcher and a child: newline-delimited JSON on a socket pair of its
+ * own (the child's fd 3), not Node's IPC channel. Node's channel parses whatever arrives inside
+ * its own read handler, where a malformed line throws out of the launcher's event loop: a task
+ * writing garbage to the descriptor would kill the launcher. Here every line is decoded by
+ * {@link MessageLines}, and a bad one is only a protocol violation of that child.
+ *
+ * Messages are a discriminated union with decoders on both sides. Every report a child sends
+ * carries the key the launcher gave it in `init`, before any task code was loaded: the runtime
+ * keeps it in its module scope, where a task cannot read it, so a line a task writes to the
+ * descriptor itself is told apart from the runtime's and never ends a try.
  */
 import { TaskRunnerError } from '../errors.js';
+import { isRecord, previewJson } from '../shared/values.js';
 
-/** The request as the child sees it (dates as ISO text: the IPC channel carries JSON). */
+/** The request as the child sees it (dates as ISO text: the channel carries JSON). */
 export interface WireRequest {
   id: string;
   taskClassName: string;
@@ -14,6 +22,16 @@ export interface WireRequest {
   queue: string;
   priority: number;
   createdAt: string;
+}
+
+/** Launcher → child, first message: the key reports must carry, and how the child works. */
+export interface InitMessage {
+  type: 'init';
+  key: string;
+  /** The child may run several tries: it ends what each try started before reporting it. */
+  reuse: boolean;
+  /** Report resident memory with each try (costs a read of /proc; only for an RSS ceiling). */
+  reportRss: boolean;
 }
 
 /** Launcher → child: run one task. */
@@ -29,9 +47,9 @@ export interface RunMessage {
   exitAfter?: boolean;
 }
 
-export type ParentMessage = RunMessage;
+export type ParentMessage = InitMessage | RunMessage;
 
-/** The child's memory after a task: resident now and the peak so far, in bytes. */
+/** The child's memory after a task: resident now (0 when not asked for) and the peak so far, in bytes. */
 export interface ChildMemory {
   rss: number;
   maxRss: number;
@@ -40,26 +58,21 @@ export interface ChildMemory {
 /** Why a try failed, as the child saw it. `options` failures are permanent. */
 export type FailureKind = 'task' | 'load' | 'options' | 'result';
 
+/** A try's end as the runtime states it (without the channel's key and memory). */
+export type TaskOutcome =
+  | { type: 'result'; resultText: string | null }
+  | { type: 'error'; kind: FailureKind; text: string };
+
 /** Child → launcher. */
 export type ChildMessage =
-  | { type: 'ready' }
-  | { type: 'result'; resultText: string | null; memory?: ChildMemory; last?: boolean }
-  | { type: 'error'; kind: FailureKind; text: string; memory?: ChildMemory; last?: boolean };
+  | { type: 'ready'; key: string }
+  | (TaskOutcome & { key: string; memory?: ChildMemory; last?: boolean });
 
 const failureKinds: ReadonlySet<string> = new Set(['task', 'load', 'options', 'result']);
 
 function invalid(what: string, message: unknown): TaskRunnerError {
-  let shown: string;
-  try {
-    shown = JSON.stringify(message)?.slice(0, 200) ?? String(message);
-  } catch {
-    shown = String(message);
-  }
-  return new TaskRunnerError('PROTOCOL_INVALID', `invalid ${what} message: ${shown}`);
+  return new TaskRunnerError('PROTOCOL_INVALID', `invalid ${what} message: ${previewJson(message, 200)}`);
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function decodeMemory(value: unknown): ChildMemory | undefined | null {
   if (value === undefined) return undefined;
@@ -69,32 +82,34 @@ function decodeMemory(value: unknown): ChildMemory | undefined | null {
   return null;
 }
 
-export function decodeChildMessage(message: unknown): ChildMessage {
-  if (!isRecord(message)) throw invalid('child', message);
-  const memory = decodeMemory(message.memory);
-  if (memory === null) throw invalid('child', message);
-  if (!(message.last === undefined || typeof message.last === 'boolean')) throw invalid('child', message);
-  const withMemory = { ...(memory === undefined ? {} : { memory }), ...(message.last === true ? { last: true } : {}) };
-  switch (message.type) {
-    case 'ready':
-      return { type: 'ready' };
-    case 'result':
-      if (message.resultText === null || typeof message.resultText === 'string') {
-        return { type: 'result', resultText: message.resultText, ...withMemory };
-      }
-      break;
-    case 'error':
-      if (typeof message.kind === 'string' && failureKinds.has(message.kind) && typeof message.text === 'string') {
-        return { type: 'error', kind: message.kind as FailureKind, text: message.text, ...withMemory };
-      }
-      break;
+/** A try's outcome as the runtime produced it (also what a worker thread hands back). */
+export function decodeTaskOutcome(message: unknown): TaskOutcome {
+  if (isRecord(message)) {
+    if (message.type === 'result' && (message.resultText === null || typeof message.resultText === 'string')) {
+      return { type: 'result', resultText: message.resultText };
+    }
+    if (message.type === 'error' && typeof message.kind === 'string' && failureKinds.has(message.kind) && typeof message.text === 'string') {
+      return { type: 'error', kind: message.kind as FailureKind, text: message.text };
+    }
   }
-  throw invalid('child', message);
+  throw invalid('task outcome', message);
 }
 
-export function decodeParentMessage(message: unknown): ParentMessage {
-  if (!isRecord(message) || message.type !== 'run') throw invalid('launcher', message);
-  const { request, file, options, maxOptionsBytes, maxResultBytes, exitAfter } = message;
+/** Decodes a child's line; throws PROTOCOL_INVALID for anything malformed. The key is checked by the caller. */
+export function decodeChildMessage(message: unknown): ChildMessage {
+  if (!isRecord(message) || typeof message.key !== 'string') throw invalid('child', message);
+  if (message.type === 'ready') return { type: 'ready', key: message.key };
+  const memory = decodeMemory(message.memory);
+  if (memory === null || !(message.last === undefined || typeof message.last === 'boolean')) throw invalid('child', message);
+  return {
+    ...decodeTaskOutcome(message),
+    key: message.key,
+    ...(memory === undefined ? {} : { memory }),
+    ...(message.last === true ? { last: true } : {}),
+  };
+}
+
+function decodeRequest(request: unknown): WireRequest | null {
   if (
     !isRecord(request) ||
     typeof request.id !== 'string' ||
@@ -103,30 +118,96 @@ export function decodeParentMessage(message: unknown): ParentMessage {
     typeof request.tryLimit !== 'number' ||
     typeof request.queue !== 'string' ||
     typeof request.priority !== 'number' ||
-    typeof request.createdAt !== 'string' ||
-    typeof file !== 'string' ||
-    !(options === null || typeof options === 'string') ||
-    typeof maxOptionsBytes !== 'number' ||
-    typeof maxResultBytes !== 'number' ||
-    !(exitAfter === undefined || typeof exitAfter === 'boolean')
+    typeof request.createdAt !== 'string'
   ) {
+    return null;
+  }
+  const { id, taskClassName, tries, tryLimit, queue, priority, createdAt } = request;
+  return { id, taskClassName, tries, tryLimit, queue, priority, createdAt };
+}
+
+/** Decodes a run message (the fork runtime and the thread runtime both receive these). */
+export function decodeRunMessage(message: unknown): RunMessage {
+  if (isRecord(message) && message.type === 'run') {
+    const request = decodeRequest(message.request);
+    const { file, options, maxOptionsBytes, maxResultBytes, exitAfter } = message;
+    if (
+      request !== null &&
+      typeof file === 'string' &&
+      (options === null || typeof options === 'string') &&
+      typeof maxOptionsBytes === 'number' &&
+      typeof maxResultBytes === 'number' &&
+      (exitAfter === undefined || typeof exitAfter === 'boolean')
+    ) {
+      return { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter: exitAfter ?? true };
+    }
+  }
+  throw invalid('launcher', message);
+}
+
+export function decodeParentMessage(message: unknown): ParentMessage {
+  if (isRecord(message) && message.type === 'init') {
+    if (typeof message.key === 'string' && typeof message.reuse === 'boolean' && typeof message.reportRss === 'boolean') {
+      return { type: 'init', key: message.key, reuse: message.reuse, reportRss: message.reportRss };
+    }
     throw invalid('launcher', message);
   }
-  return {
-    type: 'run',
-    request: {
-      id: request.id,
-      taskClassName: request.taskClassName,
-      tries: request.tries,
-      tryLimit: request.tryLimit,
-      queue: request.queue,
-      priority: request.priority,
-      createdAt: request.createdAt,
-    },
-    file,
-    options,
-    maxOptionsBytes,
-    maxResultBytes,
-    exitAfter: exitAfter ?? true,
-  };
+  return decodeRunMessage(message);
+}
+
+/**
+ * Splits a channel's text into JSON messages, one per line. A line that is not JSON, or a line
+ * growing past `maxLineChars` with no newline, is reported once to `onViolation` and the reader
+ * stops: the peer is no longer trusted.
+ */
+export class MessageLines {
+  readonly #onMessage: (message: unknown) => void;
+  readonly #onViolation: (reason: string) => void;
+  readonly #maxLineChars: number;
+  #partial = '';
+  #broken = false;
+
+  constructor(params: { maxLineChars: number; onMessage(message: unknown): void; onViolation(reason: string): void }) {
+    this.#onMessage = params.onMessage;
+    this.#onViolation = params.onViolation;
+    this.#maxLineChars = params.maxLineChars;
+  }
+
+  push(chunk: string): void {
+    if (this.#broken) return;
+    let start = 0;
+    let newline = chunk.indexOf('\n');
+    while (newline >= 0) {
+      const line = this.#partial.length === 0 ? chunk.slice(start, newline) : this.#partial + chunk.slice(start, newline);
+      this.#partial = '';
+      if (!this.#line(line)) return;
+      start = newline + 1;
+      newline = chunk.indexOf('\n', start);
+    }
+    if (start < chunk.length) this.#partial += chunk.slice(start);
+    if (this.#partial.length > this.#maxLineChars) this.#violate(`a message over ${this.#maxLineChars} characters`);
+  }
+
+  #line(line: string): boolean {
+    if (line.length === 0) return true;
+    if (line.length > this.#maxLineChars) {
+      this.#violate(`a message over ${this.#maxLineChars} characters`);
+      return false;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      this.#violate(`a line that is not JSON: ${line.slice(0, 120)}`);
+      return false;
+    }
+    this.#onMessage(message);
+    return !this.#broken;
+  }
+
+  #violate(reason: string): void {
+    this.#broken = true;
+    this.#partial = '';
+    this.#onViolation(reason);
+  }
 }

@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import {
-  abortReasonOf, notStartedReport, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
+  abortReasonOf, notStartedReport, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
 } from './attempt.js';
 import type { RunMessage } from './protocol.js';
 import { abortedReport, answerReport, crashedReport } from './thread-report.js';
+import { endProcesses, ThreadSlots } from './thread-slots.js';
 
 export interface ThreadPoolParams {
   /** Threads alive at once; further runs queue. */
@@ -26,42 +26,57 @@ export interface ThreadPoolParams {
   launcherPid: number;
   launcherIdentity: string | null;
   logger: Logger;
+  /** How often running tries are checked for having started, to report `onStart`. Default 20 ms. */
+  startCheckMs?: number;
 }
-
-/** After a thread died or was terminated, how long to wait for its exit before reporting anyway. */
-const threadExitWaitMs = 5_000;
 
 const threadEntry = fileURLToPath(new URL('./runtime/thread-entry.js', import.meta.url));
 
-/**
- * The key under which a task object carries its {@link Attempt} to the load balancer. Piscina
- * hands the balancer this one property of a task (it is meant for custom queues); structured
- * cloning drops symbol keys, so the attempt never travels to the thread.
- */
-const attemptKey: symbol = Piscina.queueOptionsSymbol;
+/** Why a try handed to piscina was taken back. */
+type Recall = AbortReason | 'no thread';
 
-type Balancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
+/**
+ * The abort handle piscina is given for one try. Piscina accepts an AbortSignal or an
+ * EventEmitter; this is the smallest emitter it can use (it calls `once` and `removeListener`),
+ * much cheaper per try than an AbortController.
+ */
+class Recaller {
+  aborted = false;
+  reason: Recall | undefined;
+  #listener: (() => void) | null = null;
+
+  once(_event: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  removeListener(): void {
+    this.#listener = null;
+  }
+
+  recall(reason: Recall): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listener = this.#listener;
+    this.#listener = null;
+    listener?.();
+  }
+}
 
 /** One try, from `run()` to its report. */
 interface Attempt {
   readonly job: AttemptJob;
   readonly hooks: AttemptHooks;
-  readonly signal: AbortSignal;
   readonly resolve: (report: AttemptReport) => void;
-  readonly onAbort: () => void;
-  /** Piscina's signal for the try: follows `signal`, and fires alone when no thread can start. */
-  controller: AbortController | null;
-  /** Why no thread could take the try, when that is why it was aborted. */
-  bootFailure: { error: unknown } | null;
-  /** Set when piscina hands the try to a thread. */
+  readonly signal: AbortSignal | undefined;
+  readonly onSignal: (() => void) | undefined;
+  /** Its shared slot once handed to piscina; -1 while queued. */
+  slot: number;
+  recaller: Recaller | null;
+  /** Why no thread could take the try, when that is why it was recalled. */
+  bootFailure: unknown;
   threadId: number | null;
-  startedAt: Date | null;
   startReported: boolean;
-  /** The thread's exit code once it has exited under this try; undefined while it runs. */
-  exitCode: number | undefined;
-  /** What the thread threw outside the task (its 'error' event), if it did. */
-  uncaught: { error: unknown } | null;
-  onExit: (() => void) | null;
 }
 
 /**
@@ -69,37 +84,38 @@ interface Attempt {
  * are reused and an idle one ends after `idleTimeoutMs`.
  *
  * Tries wait in this pool's own queue rather than piscina's, so `busy` is exact, a queued try is
- * aborted without touching piscina, and piscina only ever holds tries a thread can take now.
+ * aborted without touching piscina, and piscina only holds tries a thread can take now.
  *
- * Which thread took a try is learnt from piscina's load balancer: it is asked to pick a thread
- * for each try and is given the try's attempt (see {@link attemptKey}), so `onStart` costs no
- * message at all. It fires as the try is posted to its thread, just before the thread runs it.
+ * Where a try runs is learnt from its shared slot (thread-slots.ts), not from a message: the
+ * thread writes its id and start time there when it begins the try. `onStart` is called when a
+ * check finds it there (every `startCheckMs` while tries run) or just before the report,
+ * whichever comes first, so a short try costs no start message at all.
  *
  * What a try writes to stdout and stderr is caught in its thread (capped at 64 KiB) and passed to
- * `onOutput` when the try reports; a thread that dies takes its try's output with it, so crash
- * reports carry an empty `stderrTail`.
+ * `onOutput` when the try reports; a thread that dies takes its try's output with it.
  *
- * @example
- * const pool = new ThreadPool({ maxThreads: 4, idleTimeoutMs: 30_000, env: {}, ... });
- * const report = await pool.run(job, { onStart: (s) => record(s.threadId) }, AbortSignal.timeout(5_000));
+ * Uses piscina's public API only: `run` with an abort emitter, `destroy`, `threads`, and its
+ * 'error' event.
  */
 export class ThreadPool implements TaskPool {
   readonly #params: ThreadPoolParams;
   readonly #piscina: Piscina;
+  readonly #slots: ThreadSlots;
+  readonly #freeSlots: number[];
   /** Tries waiting for a thread, oldest first. */
   readonly #queued = new Set<Attempt>();
   /** Tries handed to piscina and not yet reported. */
   readonly #running = new Set<Attempt>();
-  /** The try each thread runs now, by thread id. */
-  readonly #onThread = new Map<number, Attempt>();
-  /** Threads whose exit is listened for. */
-  readonly #watched = new Set<number>();
+  readonly #byJob = new Map<AttemptJob, Attempt>();
+  #startTimer: NodeJS.Timeout | null = null;
   #idleWaiters: (() => void)[] = [];
   #closed = false;
   #closing: Promise<void> | null = null;
 
   constructor(params: ThreadPoolParams) {
     this.#params = params;
+    this.#slots = ThreadSlots.create(params.maxThreads);
+    this.#freeSlots = Array.from({ length: params.maxThreads }, (_, i) => params.maxThreads - 1 - i);
     this.#piscina = new Piscina({
       filename: threadEntry,
       minThreads: 0,
@@ -108,12 +124,11 @@ export class ThreadPool implements TaskPool {
       concurrentTasksPerWorker: 1,
       resourceLimits: resourceLimitsOf(params.resourceLimits),
       env: { ...params.env },
-      loadBalancer: this.#pickThread,
+      workerData: { slots: this.#slots.data },
       recordTiming: false,
       // Between tries a thread waits on its event loop, not blocked in Atomics.wait: what a try
       // left running (a timer, a promise) then settles or fails while the thread is idle, instead
-      // of waking inside the next try and being blamed on it. Throughput was the same either way
-      // in a no-op benchmark on two threads (run-to-run noise was larger than any difference).
+      // of waking inside the next try and being blamed on it.
       atomics: 'disabled',
     });
     // A thread that failed while running no try: one that could not boot, or an idle one hit by
@@ -131,39 +146,42 @@ export class ThreadPool implements TaskPool {
     return this.#piscina.threads.map((worker) => worker.threadId).filter((id) => id >= 0);
   }
 
-  run(job: AttemptJob, hooks: AttemptHooks, signal: AbortSignal): Promise<AttemptReport> {
+  run(job: AttemptJob, hooks: AttemptHooks = {}, signal?: AbortSignal): Promise<AttemptReport> {
     return new Promise<AttemptReport>((resolve) => {
       if (this.#closed) {
         resolve(notStartedReport('pool closed: the try was not started'));
         return;
       }
-      if (signal.aborted) {
+      if (signal?.aborted === true) {
         resolve(abortedReport(abortReasonOf(signal), this.#usage(null)));
         return;
       }
       const attempt: Attempt = {
         job,
         hooks,
-        signal,
         resolve,
-        onAbort: () => {
-          // A queued try is ours to drop; a running one is piscina's to stop (it terminates the thread).
-          if (this.#queued.delete(attempt)) this.#dequeued(attempt, abortReasonOf(signal));
-          else attempt.controller?.abort(signal.reason);
-        },
-        controller: null,
+        signal,
+        onSignal: signal === undefined ? undefined : () => void this.abort(job, abortReasonOf(signal)),
+        slot: -1,
+        recaller: null,
         bootFailure: null,
         threadId: null,
-        startedAt: null,
         startReported: false,
-        exitCode: undefined,
-        uncaught: null,
-        onExit: null,
       };
-      signal.addEventListener('abort', attempt.onAbort, { once: true });
+      if (signal !== undefined) signal.addEventListener('abort', attempt.onSignal!, { once: true });
+      this.#byJob.set(job, attempt);
       if (this.#running.size < this.#params.maxThreads) this.#start(attempt);
       else this.#queued.add(attempt);
     });
+  }
+
+  abort(job: AttemptJob, reason: AbortReason): boolean {
+    const attempt = this.#byJob.get(job);
+    if (attempt === undefined) return false;
+    // A queued try is ours to drop; a running one is piscina's to stop (it terminates the thread).
+    if (this.#queued.delete(attempt)) this.#dequeued(attempt, reason);
+    else attempt.recaller?.recall(reason);
+    return true;
   }
 
   /** Resolves true once nothing runs or waits, or false after `timeoutMs`. */
@@ -193,7 +211,8 @@ export class ThreadPool implements TaskPool {
     // Destroying rejects the running tries (reported aborted, reason shutdown) and waits for
     // every thread to exit.
     await this.#piscina.destroy();
-    await this.drain(threadExitWaitMs);
+    await this.drain(5_000);
+    this.#stopStartChecks();
   }
 
   #threadFailed(error: unknown): void {
@@ -202,137 +221,109 @@ export class ThreadPool implements TaskPool {
     // piscina starts no other for them and they would wait for ever: they fail instead.
     if (this.#piscina.threads.length > 0) return;
     for (const attempt of this.#running) {
-      if (attempt.threadId !== null || attempt.controller === null) continue;
-      attempt.bootFailure = { error };
-      attempt.controller.abort('no thread could start');
+      if (attempt.recaller === null || this.#slots.started(attempt.slot) !== null) continue;
+      attempt.bootFailure = error;
+      attempt.recaller.recall('no thread');
     }
   }
 
   #start(attempt: Attempt): void {
     this.#running.add(attempt);
-    attempt.controller = new AbortController();
+    attempt.slot = this.#freeSlots.pop()!;
+    attempt.recaller = new Recaller();
     const { job } = attempt;
-    const task: RunMessage & { [attemptKey]: Attempt } = {
+    const run: RunMessage = {
       type: 'run',
       request: job.request,
       file: job.file,
       options: job.options,
       maxOptionsBytes: job.maxOptionsBytes,
       maxResultBytes: job.maxResultBytes,
-      [attemptKey]: attempt,
     };
     let answer: Promise<unknown>;
     try {
-      answer = this.#piscina.run(task, { signal: attempt.controller.signal });
+      answer = this.#piscina.run({ slot: attempt.slot, run }, { signal: attempt.recaller as never });
     } catch (error) {
       answer = Promise.reject(error); // run() must never reject, whatever piscina does
     }
     answer.then(
-      (value: unknown) => this.#settle(attempt, answerReport(value, this.#usage(attempt), attempt.hooks.onOutput)),
-      (error: unknown) => void this.#failed(attempt, error),
+      (value: unknown) => {
+        this.#checkStart(attempt);
+        this.#settle(attempt, answerReport(value, this.#usage(attempt), job, attempt.hooks.onOutput));
+      },
+      (error: unknown) => this.#failed(attempt, error),
     );
+    this.#startChecks();
   }
 
-  /** Piscina's load balancer: the first thread with nothing to do takes the try. */
-  readonly #pickThread: Balancer = (task, workers) => {
-    for (const worker of workers) {
-      if (worker.currentUsage !== 0 || worker.terminating || worker.destroyed) continue;
-      const attempt = (task as unknown as Record<symbol, Attempt | undefined>)[attemptKey];
-      if (attempt !== undefined) this.#placed(attempt, worker.id);
-      return worker;
-    }
-    return null;
-  };
-
-  #placed(attempt: Attempt, threadId: number): void {
-    attempt.threadId = threadId;
-    attempt.startedAt = new Date();
-    this.#onThread.set(threadId, attempt);
-    this.#watchThread(threadId);
-    // Never call out from inside piscina's dispatch: the hook runs once it has returned.
-    queueMicrotask(() => this.#reportStart(attempt));
-  }
-
-  /**
-   * Listens once per thread for its death, so a try that dies with its thread learns how. These
-   * listeners run after piscina's, in the same emit, so they are recorded by the time the try's
-   * rejection is handled (a microtask later). An 'error' and the 'exit' after it can arrive in
-   * one go, which is why the cause is told by the 'error' event, not by which came first.
-   */
-  #watchThread(threadId: number): void {
-    if (this.#watched.has(threadId)) return;
-    const worker: Worker | undefined = this.#piscina.threads.find((w) => w.threadId === threadId);
-    if (worker === undefined) return;
-    this.#watched.add(threadId);
-    worker.on('error', (error: unknown) => {
-      const attempt = this.#onThread.get(threadId);
-      if (attempt !== undefined) attempt.uncaught ??= { error };
-    });
-    worker.once('exit', (code: number) => {
-      this.#watched.delete(threadId);
-      const attempt = this.#onThread.get(threadId);
-      if (attempt === undefined) return;
-      attempt.exitCode = code;
-      attempt.onExit?.();
-    });
-  }
-
-  #reportStart(attempt: Attempt): void {
-    if (attempt.startReported || attempt.threadId === null) return;
+  /** Reports `onStart` for a try its thread has begun, once. */
+  #checkStart(attempt: Attempt): void {
+    if (attempt.startReported || attempt.slot < 0) return;
+    const started = this.#slots.started(attempt.slot);
+    if (started === null) return;
     attempt.startReported = true;
+    attempt.threadId = started.threadId;
     try {
-      attempt.hooks.onStart?.({
-        pid: this.#params.launcherPid,
-        processIdentity: this.#params.launcherIdentity,
-        threadId: attempt.threadId,
-        mode: 'thread',
-        startedAt: attempt.startedAt ?? new Date(),
-      });
+      attempt.hooks.onStart?.(
+        {
+          pid: this.#params.launcherPid,
+          processIdentity: this.#params.launcherIdentity,
+          threadId: started.threadId,
+          mode: 'thread',
+          startedAt: new Date(started.atMs),
+          startedAtMs: started.atMs,
+        },
+        attempt.job,
+      );
     } catch (error) {
       this.#params.logger.error('onStart hook threw', { error: describeError(error) });
     }
   }
 
-  /** Piscina rejected the try: aborted, the pool closed, or the thread died. */
-  async #failed(attempt: Attempt, error: unknown): Promise<void> {
-    // A thread that died or is being terminated is waited for (its exit code, and a slot held
-    // until it is gone, so `busy` never undercounts live threads). Any other rejection leaves
-    // the thread as it was.
-    const ending = attempt.uncaught !== null || attempt.controller?.signal.aborted === true || this.#closed;
-    if (ending && attempt.threadId !== null && this.#watched.has(attempt.threadId)) await this.#threadExit(attempt);
+  #startChecks(): void {
+    if (this.#startTimer !== null) return;
+    this.#startTimer = setInterval(() => {
+      for (const attempt of this.#running) this.#checkStart(attempt);
+      if (this.#running.size === 0) this.#stopStartChecks();
+    }, this.#params.startCheckMs ?? 20);
+    this.#startTimer.unref();
+  }
+
+  #stopStartChecks(): void {
+    if (this.#startTimer !== null) clearInterval(this.#startTimer);
+    this.#startTimer = null;
+  }
+
+  /** Piscina rejected the try: recalled (aborted, or no thread could start), the pool closed, or the thread died. */
+  #failed(attempt: Attempt, error: unknown): void {
+    this.#checkStart(attempt);
     const usage = this.#usage(attempt);
+    const recalled = attempt.recaller?.reason;
     let report: AttemptReport;
-    if (attempt.signal.aborted) report = abortedReport(abortReasonOf(attempt.signal), usage);
+    if (recalled === 'no thread') report = notStartedReport(`no worker thread could start: ${describeError(attempt.bootFailure)}`);
+    else if (recalled !== undefined) report = abortedReport(recalled, usage);
     else if (this.#closed) report = abortedReport('shutdown', usage);
-    else if (attempt.bootFailure !== null) report = notStartedReport(`no worker thread could start: ${describeError(attempt.bootFailure.error)}`);
-    else report = crashedReport({ uncaught: attempt.uncaught, exitCode: attempt.exitCode ?? null, rejection: error }, usage);
+    else report = crashedReport(error, usage);
+    // The thread is gone or going: what the try started goes with it.
+    endProcesses(this.#slots.processes(attempt.slot));
     this.#settle(attempt, report);
   }
 
-  #threadExit(attempt: Attempt): Promise<void> {
-    if (attempt.exitCode !== undefined) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, threadExitWaitMs);
-      attempt.onExit = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
   #settle(attempt: Attempt, report: AttemptReport): void {
-    attempt.signal.removeEventListener('abort', attempt.onAbort);
-    if (attempt.threadId !== null && this.#onThread.get(attempt.threadId) === attempt) this.#onThread.delete(attempt.threadId);
-    // onStart always precedes the report, even when the answer beat the start microtask.
-    this.#reportStart(attempt);
+    if (attempt.onSignal !== undefined) attempt.signal!.removeEventListener('abort', attempt.onSignal);
+    this.#byJob.delete(attempt.job);
+    this.#slots.clear(attempt.slot);
+    this.#freeSlots.push(attempt.slot);
+    attempt.slot = -1;
     this.#running.delete(attempt);
     attempt.resolve(report);
     this.#next();
   }
 
   /** A queued try leaves the queue without running. */
-  #dequeued(attempt: Attempt, reason: 'timeout' | 'cancel' | 'shutdown'): void {
-    attempt.signal.removeEventListener('abort', attempt.onAbort);
+  #dequeued(attempt: Attempt, reason: AbortReason): void {
+    if (attempt.onSignal !== undefined) attempt.signal!.removeEventListener('abort', attempt.onSignal);
+    this.#byJob.delete(attempt.job);
     attempt.resolve(abortedReport(reason, this.#usage(null)));
     this.#next();
   }

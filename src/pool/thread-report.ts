@@ -3,18 +3,18 @@
  * exactly as fork mode maps a child's message), an abort, or a thread that died under the try.
  */
 import { describeError } from '../errors.js';
-import type { AbortReason, AttemptHooks, AttemptReport, AttemptUsage } from './attempt.js';
+import type { AbortReason, AttemptHooks, AttemptJob, AttemptReport, AttemptUsage } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { decodeThreadResult, type ThreadOutput } from './thread-result.js';
 
-function replayOutput(output: ThreadOutput, onOutput: NonNullable<AttemptHooks['onOutput']>): void {
+function replayOutput(output: ThreadOutput, job: AttemptJob, onOutput: NonNullable<AttemptHooks['onOutput']>): void {
   for (const stream of ['stdout', 'stderr'] as const) {
-    const lines = new OutputLines((line) => onOutput(stream, line));
+    const lines = new OutputLines((line) => onOutput(stream, line, job));
     lines.push(output[stream]);
     lines.end();
   }
   if (output.droppedBytes > 0) {
-    onOutput('stderr', `[${output.droppedBytes} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`);
+    onOutput('stderr', `[${output.droppedBytes} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`, job);
   }
 }
 
@@ -22,19 +22,18 @@ function replayOutput(output: ThreadOutput, onOutput: NonNullable<AttemptHooks['
  * A worker's answer: `result` is finished, `error` is failed; a malformed answer fails as `task`.
  * What the try wrote is passed to `onOutput` line by line first, as a child's output would be.
  */
-export function answerReport(value: unknown, usage: AttemptUsage, onOutput?: AttemptHooks['onOutput']): AttemptReport {
+export function answerReport(value: unknown, usage: AttemptUsage, job: AttemptJob, onOutput?: AttemptHooks['onOutput']): AttemptReport {
   let result;
   try {
     result = decodeThreadResult(value);
   } catch (error) {
     return { outcome: 'failed', ...usage, kind: 'task', text: describeError(error) };
   }
-  if (onOutput !== undefined) replayOutput(result.output, onOutput);
+  if (onOutput !== undefined) replayOutput(result.output, job, onOutput);
   const ran: AttemptUsage = { ...usage, threadId: result.threadId, peakMemoryBytes: result.peakMemoryBytes };
   const { message } = result;
   if (message.type === 'result') return { outcome: 'finished', ...ran, resultText: message.resultText };
-  if (message.type === 'error') return { outcome: 'failed', ...ran, kind: message.kind, text: message.text };
-  return { outcome: 'failed', ...ran, kind: 'task', text: `unexpected thread answer: ${message.type}` };
+  return { outcome: 'failed', ...ran, kind: message.kind, text: message.text };
 }
 
 /** The launcher stopped the try; `usage.threadId` null means it never reached a thread. */
@@ -46,28 +45,24 @@ export function abortedReport(reason: AbortReason, usage: AttemptUsage): Attempt
   return { outcome: 'aborted', ...usage, reason, exitCode: null, signal: null, text };
 }
 
-export interface ThreadDeath {
-  /** What the thread threw outside the task (its 'error' event): an uncaught exception or OOM. */
-  uncaught: { error: unknown } | null;
-  /** The thread's exit code, once it has exited. */
-  exitCode: number | null;
-  /** What piscina rejected the try with. */
-  rejection: unknown;
-}
-
-/** The thread died without answering: an uncaught exception, its heap limit, or `process.exit()`. */
-export function crashedReport(death: ThreadDeath, usage: AttemptUsage): AttemptReport {
+/**
+ * The thread died without answering: an uncaught exception, its heap limit, or `process.exit()`.
+ * Piscina rejects the try with what ended the thread: the error itself, or "worker exited with
+ * code: N" for an exit. A thread ended by an uncaught exception exits with code 1.
+ */
+export function crashedReport(rejection: unknown, usage: AttemptUsage): AttemptReport {
   const thread = `thread ${usage.threadId ?? '?'}`;
-  const uncaught = death.uncaught?.error;
+  const exited = /^worker exited with code: (-?\d+)$/.exec((rejection as Error | null)?.message ?? '');
   let text: string;
-  if ((uncaught as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-    text = `${thread} ran out of memory (resourceLimits) without reporting a result: ${(uncaught as Error).message}`;
-  } else if (death.uncaught !== null) {
-    text = `${thread} crashed without reporting a result: uncaught ${describeError(uncaught)}`;
-  } else if (death.exitCode !== null) {
-    text = `${thread} exited with code ${death.exitCode} without reporting a result`;
+  let exitCode: number | null = null;
+  if ((rejection as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    text = `${thread} ran out of memory (resourceLimits) without reporting a result: ${(rejection as Error).message}`;
+  } else if (exited !== null) {
+    exitCode = Number(exited[1]);
+    text = `${thread} exited with code ${exitCode} without reporting a result`;
   } else {
-    text = `${thread} crashed without reporting a result: ${describeError(death.rejection)}`;
+    exitCode = 1;
+    text = `${thread} crashed without reporting a result: uncaught ${describeError(rejection)}`;
   }
-  return { outcome: 'crashed', ...usage, exitCode: death.exitCode, signal: null, stderrTail: '', text };
+  return { outcome: 'crashed', ...usage, exitCode, signal: null, stderrTail: '', text };
 }

@@ -3,7 +3,8 @@
  * the thread's heap. It crosses a thread boundary, so the launcher decodes it like any message.
  */
 import { TaskRunnerError } from '../errors.js';
-import { decodeChildMessage, type ChildMessage } from './protocol.js';
+import { isRecord, previewJson } from '../shared/values.js';
+import { decodeTaskOutcome, type TaskOutcome } from './protocol.js';
 
 /** What one try wrote, capped (see `maxThreadOutputBytes`); `droppedBytes` were over the cap. */
 export interface ThreadOutput {
@@ -14,7 +15,7 @@ export interface ThreadOutput {
 
 export interface ThreadResult {
   /** `result` or `error`, exactly as `runTask` produced it. */
-  message: ChildMessage;
+  message: TaskOutcome;
   /** `threadId` of the worker that ran the try. */
   threadId: number;
   /**
@@ -39,19 +40,12 @@ function decodeOutput(value: unknown): ThreadOutput | null {
 
 /** Checks a worker's answer; anything that is not a {@link ThreadResult} is a protocol error. */
 export function decodeThreadResult(value: unknown): ThreadResult {
-  if (typeof value === 'object' && value !== null) {
-    const { message, threadId, peakMemoryBytes } = value as Record<string, unknown>;
-    const output = decodeOutput((value as Record<string, unknown>).output);
+  if (isRecord(value)) {
+    const { message, threadId, peakMemoryBytes } = value;
+    const output = decodeOutput(value.output);
     if (Number.isInteger(threadId) && typeof peakMemoryBytes === 'number' && output !== null) {
-      const decoded = decodeChildMessage(message);
-      if (decoded.type !== 'ready') return { message: decoded, threadId: threadId as number, peakMemoryBytes, output };
+      return { message: decodeTaskOutcome(message), threadId: threadId as number, peakMemoryBytes, output };
     }
   }
-  let shown: string;
-  try {
-    shown = JSON.stringify(value)?.slice(0, 200) ?? String(value);
-  } catch {
-    shown = String(value);
-  }
-  throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread result: ${shown}`);
+  throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread result: ${previewJson(value, 200)}`);
 }

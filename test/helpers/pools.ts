@@ -54,14 +54,14 @@ export function useTestPools(): TestPools {
       const report = pool.run(
         job,
         {
-          onStart: (s) => {
+          onStart: (s, started) => {
             start = s;
             tracker.add(s.pid);
-            hooks.onStart?.(s);
+            hooks.onStart?.(s, started);
           },
-          onOutput: (stream, line) => {
+          onOutput: (stream, line, from) => {
             lines.push(`${stream}: ${line}`);
-            hooks.onOutput?.(stream, line);
+            hooks.onOutput?.(stream, line, from);
           },
         },
         signal,

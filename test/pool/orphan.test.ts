@@ -1,13 +1,14 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { childEnv, jobFor } from '../helpers/jobs.js';
 import { PidTracker, waitForExit } from '../helpers/processes.js';
 
 /**
- * A child whose launcher is gone must not run on unsupervised: it ends itself when its IPC
- * channel closes, whether the launcher disconnects or dies.
+ * A child whose launcher is gone must not run on unsupervised: it ends itself when its channel
+ * (fd 3) closes, whether the launcher retires it or dies.
  */
 const childEntry = fileURLToPath(new URL('../../dist/pool/runtime/child-entry.js', import.meta.url));
 const poolHost = fileURLToPath(new URL('../fixtures/scripts/pool-host.mjs', import.meta.url));
@@ -21,6 +22,59 @@ function forkTracked(file: string): ChildProcess {
   const child = fork(file, [], { env: childEnv, execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   tracker.add(child.pid);
   return child;
+}
+
+/** The child runtime as the launcher starts it: `node child-entry.js` with its channel on fd 3. */
+interface Runtime {
+  child: ChildProcess;
+  channel: Socket;
+  send(message: unknown): void;
+  /** Resolves with the first message `filter` accepts, or rejects after `timeoutMs`. */
+  next<T>(filter: (message: any) => boolean, timeoutMs?: number): Promise<T>;
+}
+
+const key = 'k'.repeat(32);
+
+async function startRuntime(): Promise<Runtime> {
+  const child = spawn(process.execPath, [childEntry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+  tracker.add(child.pid);
+  const channel = child.stdio[3] as Socket;
+  channel.setEncoding('utf8');
+  channel.on('error', () => undefined);
+  const messages: unknown[] = [];
+  const waiters = new Set<() => void>();
+  let partial = '';
+  channel.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (line !== '') messages.push(JSON.parse(line));
+    for (const wake of waiters) wake();
+  });
+  const runtime: Runtime = {
+    child,
+    channel,
+    send: (message) => channel.write(`${JSON.stringify(message)}\n`),
+    next: (filter, timeoutMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const at = messages.findIndex(filter);
+          if (at < 0) return;
+          const [found] = messages.splice(at, 1);
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found as never);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching message from ${child.pid} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
+  };
+  runtime.send({ type: 'init', key, reuse: false, reportRss: false });
+  await runtime.next((m) => m?.type === 'ready' && m.key === key);
+  return runtime;
 }
 
 /** Resolves with the first message `filter` accepts, or rejects after `timeoutMs`. */
@@ -54,34 +108,42 @@ function nextLine(child: ChildProcess, prefix: string, timeoutMs = 10_000): Prom
 }
 
 describe('a child whose launcher goes away', () => {
-  it('exits cleanly when the IPC channel closes while it waits for a task (a retired or orphaned spare)', async () => {
-    const child = forkTracked(childEntry);
-    await nextMessage(child, (m) => m?.type === 'ready');
+  it('exits cleanly when its channel closes while it waits for a task (a retired or orphaned spare)', async () => {
+    const { child, channel } = await startRuntime();
     const exited = once(child, 'exit');
-    child.disconnect();
+    channel.end();
     const [code, signal] = await exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
   });
 
-  it('exits when the IPC channel closes while its task runs', async () => {
-    const child = forkTracked(childEntry);
-    await nextMessage(child, (m) => m?.type === 'ready');
-    const sleeping = nextLine(child, 'sleeping pid=');
-    child.send({ type: 'run', ...(await jobFor('Sleep', { ms: 60_000 })) });
-    expect(await sleeping).toBe(`sleeping pid=${child.pid}`);
-    const exited = once(child, 'exit');
-    child.disconnect();
+  it('exits when its channel closes while its task runs', async () => {
+    const runtime = await startRuntime();
+    const sleeping = nextLine(runtime.child, 'sleeping pid=');
+    runtime.send({ type: 'run', ...(await jobFor('Sleep', { ms: 60_000 })) });
+    expect(await sleeping).toBe(`sleeping pid=${runtime.child.pid}`);
+    const exited = once(runtime.child, 'exit');
+    runtime.channel.end();
     const [code] = await exited;
     expect(code).toBe(70);
   });
 
   it('reports a malformed message from the launcher instead of running anything', async () => {
-    const child = forkTracked(childEntry);
-    await nextMessage(child, (m) => m?.type === 'ready');
-    const report = nextMessage<{ type: string; kind: string; text: string }>(child, (m) => m?.type === 'error');
-    child.send({ type: 'run', file: '/etc/passwd' });
-    expect(await report).toMatchObject({ type: 'error', kind: 'load', text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/) });
-    await once(child, 'exit');
+    const runtime = await startRuntime();
+    const report = runtime.next<{ type: string; kind: string; text: string; key: string }>((m) => m?.type === 'error');
+    const exited = once(runtime.child, 'exit');
+    runtime.send({ type: 'run', file: '/etc/passwd' });
+    expect(await report).toMatchObject({ type: 'error', kind: 'load', key, text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/) });
+    await exited;
+  });
+
+  it('refuses to run before it was given its key', async () => {
+    const child = spawn(process.execPath, [childEntry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    tracker.add(child.pid);
+    const channel = child.stdio[3] as Socket;
+    const exited = once(child, 'exit');
+    channel.write(`${JSON.stringify({ type: 'run', ...(await jobFor('Echo', { text: 'no' })) })}\n`);
+    const [code] = await exited;
+    expect(code).toBe(71);
   });
 
   it('ends itself when its launcher is SIGKILLed', async () => {

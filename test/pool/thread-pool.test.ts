@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger, type Logger } from '../../dist/index.js';
 import type { AttemptJob, AttemptReport, AttemptStart } from '../../dist/pool/attempt.js';
 import { ThreadPool } from '../../dist/pool/thread-pool.js';
+import { waitFor } from '../helpers/db.js';
 import { childEnv, jobFor } from '../helpers/jobs.js';
 
 const pools: ThreadPool[] = [];
@@ -117,7 +118,10 @@ describe('ThreadPool', () => {
       resultText: 'hello from a thread',
     });
     expect(attempt.starts).toEqual([
-      { pid: process.pid, processIdentity: launcherIdentity, threadId: report.threadId, mode: 'thread', startedAt: expect.any(Date) },
+      {
+        pid: process.pid, processIdentity: launcherIdentity, threadId: report.threadId, mode: 'thread', startedAt: expect.any(Date),
+        startedAtMs: expect.any(Number),
+      },
     ]);
     expect(report.threadId).toBeGreaterThan(0); // 0 is the launcher's main thread
     expect(report.peakMemoryBytes).toBeGreaterThan(1024 * 1024);
@@ -223,6 +227,8 @@ describe('ThreadPool', () => {
     const queued = run(pool, await jobFor('Echo', { text: 'never' }));
     expect(pool.busy).toBe(2);
     const { threadId } = await signals.next();
+    // onStart follows within one start check (20 ms) of the thread beginning the try.
+    await waitFor(() => running.starts.length > 0, { what: 'onStart of the running try' });
     expect(running.starts[0]!.threadId).toBe(threadId);
 
     queued.controller.abort('cancel');
@@ -272,7 +278,7 @@ describe('ThreadPool', () => {
     const first = await signals.next();
     const second = await signals.next();
     expect(new Set([first.threadId, second.threadId]).size).toBe(2);
-    expect(attempts.filter((a) => a.starts.length > 0)).toHaveLength(2);
+    await waitFor(() => attempts.filter((a) => a.starts.length > 0).length === 2, { what: 'onStart of the two running tries' });
     expect(attempts[2]!.starts).toEqual([]);
 
     // Freeing one thread lets the queued try start, on a thread of the pool.

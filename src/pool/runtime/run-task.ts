@@ -6,7 +6,7 @@ import { describeError, TaskRunnerError } from '../../errors.js';
 import { loadTaskClass } from '../../tasks/load-task.js';
 import { parseOptions } from '../../tasks/options.js';
 import type { TaskRequestInfo } from '../../tasks/task.js';
-import type { ChildMessage, FailureKind, RunMessage } from '../protocol.js';
+import type { FailureKind, RunMessage, TaskOutcome } from '../protocol.js';
 
 /** Caps an error text explicitly: the cut is marked and its size named. */
 export function capText(text: string, maxBytes: number): string {
@@ -17,7 +17,7 @@ export function capText(text: string, maxBytes: number): string {
   return Buffer.from(text, 'utf8').subarray(0, keep).toString('utf8').replace(/\uFFFD$/, '') + marker;
 }
 
-function failure(kind: FailureKind, error: unknown, maxBytes: number): ChildMessage {
+function failure(kind: FailureKind, error: unknown, maxBytes: number): TaskOutcome {
   return { type: 'error', kind, text: capText(describeError(error), maxBytes) };
 }
 
@@ -36,7 +36,7 @@ export function encodeResult(value: unknown, maxBytes: number): string | null {
   return text;
 }
 
-export async function runTask(message: RunMessage): Promise<ChildMessage> {
+export async function runTask(message: RunMessage): Promise<TaskOutcome> {
   const limit = message.maxResultBytes;
   const request: TaskRequestInfo = { ...message.request, createdAt: new Date(message.request.createdAt) };
   let options: unknown;

@@ -1,0 +1,82 @@
+/**
+ * What a try started must end with the try. A child runs in a process group of its own, so when
+ * it exits the launcher ends the whole group. A child that runs several tries cannot end its own
+ * group between them, so it ends the other members itself, before it reports a try: any process
+ * still in its group then was started by that try (or an earlier one). Finding them means reading
+ * every /proc/<pid>/stat (about 1.5 ms with ~90 processes), so it is done only after a try that
+ * started a process: the child_process functions are wrapped to notice (ESM imports see the
+ * wrappers through syncBuiltinESMExports), and a child still listed in /proc catches the rest.
+ *
+ * A process that left the group (setsid, a daemon) is beyond this; running tasks as another user
+ * in a cgroup is what contains those.
+ */
+import childProcess from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+
+const spawning = ['spawn', 'exec', 'execFile', 'fork', 'spawnSync', 'execSync', 'execFileSync'] as const;
+let started = false;
+
+/** Wraps the child_process functions so a try that starts a process is noticed. */
+export function watchSpawns(): void {
+  const target = childProcess as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const name of spawning) {
+    const original = target[name]!;
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      started = true;
+      return original.apply(this, args);
+    };
+  }
+  syncBuiltinESMExports();
+}
+
+function hasLiveChildren(): boolean {
+  try {
+    return readFileSync(`/proc/self/task/${process.pid}/children`, 'latin1').trim().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the processes in process group `pgid`, read from /proc (empty where there is none). */
+export function groupMembers(pgid: number): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const members: number[] = [];
+  for (const name of names) {
+    const first = name.charCodeAt(0);
+    if (first < 48 || first > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    // Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
+    if (Number(fields[2]) === pgid) members.push(Number(name));
+  }
+  return members;
+}
+
+/** Ends (SIGKILL) every other process of this child's group, if the last try may have left any. */
+export function endLeftovers(): void {
+  if (!started && !hasLiveChildren()) return;
+  started = false;
+  // A member may fork while it is being killed: look again until the group is empty.
+  for (let pass = 0; pass < 5; pass++) {
+    const others = groupMembers(process.pid).filter((pid) => pid !== process.pid);
+    if (others.length === 0) return;
+    for (const pid of others) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}
