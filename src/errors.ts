@@ -41,13 +41,19 @@ export class ConfigError extends TaskRunnerError {
   }
 }
 
+const shownNameChars = 100;
+const shownKnownNames = 50;
+
 /** A task name that no file in the tasks directory provides. */
 export class UnknownTaskError extends TaskRunnerError {
   readonly taskClassName: string;
 
   constructor(taskClassName: string, known: readonly string[]) {
-    const list = known.length > 0 ? known.join(', ') : '(none)';
-    super('TASK_UNKNOWN', `unknown task class "${taskClassName}"; known tasks: ${list}`);
+    // The name may come from any row (a megabyte, say): the message shows its start only.
+    const name = taskClassName.length <= shownNameChars ? taskClassName : `${taskClassName.slice(0, shownNameChars)}… (${taskClassName.length} characters)`;
+    const shown = known.slice(0, shownKnownNames).join(', ');
+    const list = known.length === 0 ? '(none)' : known.length > shownKnownNames ? `${shown} and ${known.length - shownKnownNames} more` : shown;
+    super('TASK_UNKNOWN', `unknown task class "${name}"; known tasks: ${list}`);
     this.name = 'UnknownTaskError';
     this.taskClassName = taskClassName;
   }

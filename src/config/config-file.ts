@@ -5,6 +5,7 @@ import { ConfigError, TaskRunnerError } from '../errors.js';
 import type { LogLevel } from '../shared/logger.js';
 import { parseTableName } from './identifiers.js';
 import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
+import { isRecord } from '../shared/values.js';
 
 /**
  * The standalone launcher's and the CLI's configuration: a YAML or JSON file, environment
@@ -72,6 +73,9 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   tasksDir: 'string',
   tableName: 'string',
   concurrency: 'integer',
+  prefetch: 'integer',
+  prefetchHorizonMs: 'integer',
+  completionBatchMs: 'integer',
   queues: 'stringsOrNull',
   pollIntervalMs: 'integer',
   retryBackoff: 'backoff',
@@ -104,9 +108,6 @@ function fileError(file: string, message: string): TaskRunnerError {
   return new TaskRunnerError('CONFIG_INVALID', `config file ${file}: ${message}`);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function checkKeys(file: string, where: string, value: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(value).filter((key) => !allowed.includes(key));

@@ -34,7 +34,7 @@ export interface ThreadOptions {
   maxThreads?: number;
   /** An idle thread is ended after this long. Default 30000 ms. */
   idleTimeoutMs?: number;
-  /** V8 old-generation heap limit of each thread, MiB. Default none (V8's own). */
+  /** V8 old-generation heap limit of each thread, MiB. Default `childMaxOldSpaceMb` (none when that is unset); null lifts it. */
   maxOldGenerationSizeMb?: number | null;
   /** V8 young-generation limit of each thread, MiB. Default none. */
   maxYoungGenerationSizeMb?: number | null;
@@ -57,6 +57,19 @@ export interface RunnerOptions {
   tableName?: string;
   /** Tasks running at once in this launcher. Default: the number of CPUs. */
   concurrency?: number;
+  /**
+   * Rows this launcher may claim ahead into its local queue, so a freed slot starts the next try
+   * without a round trip. Fewer are held when recent tries say they would not start within
+   * `prefetchHorizonMs`. 0 claims only for free slots. Default 4 × concurrency.
+   */
+  prefetch?: number;
+  /** Hold only rows expected to start within this long (judged from recent try durations). Default 1000 ms. */
+  prefetchHorizonMs?: number;
+  /**
+   * Group-commit delay: an ended try's outcome waits up to this long for others to share its
+   * statement (a claim never waits; shutdown flushes at once). 0 writes at once. Default 2 ms.
+   */
+  completionBatchMs?: number;
   /** Queues this launcher claims from; `null` claims from every queue. Default `null`. */
   queues?: string[] | null;
   /** Fallback poll when no notification arrives. Default 5000 ms; the seed used 60000. */
@@ -127,6 +140,9 @@ export interface RunnerConfig {
   readonly tasksDir: string;
   readonly table: TableName;
   readonly concurrency: number;
+  readonly prefetch: number;
+  readonly prefetchHorizonMs: number;
+  readonly completionBatchMs: number;
   readonly queues: readonly string[] | null;
   readonly pollIntervalMs: number;
   readonly retryBackoff: Readonly<Required<RetryBackoffOptions>>;
@@ -170,6 +186,9 @@ export const defaults = Object.freeze({
   childIdleMs: 30_000,
   threadIdleTimeoutMs: 30_000,
   crashLimit: 3,
+  prefetchPerSlot: 4,
+  prefetchHorizonMs: 1_000,
+  completionBatchMs: 2,
 });
 
 const maxTimeoutMs = 2_147_483_647;
@@ -228,6 +247,7 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   const leaseMs = integer('leaseMs', options.leaseMs, defaults.leaseMs, 300);
   const queues = options.queues === undefined || options.queues === null ? null : stringList('queues', options.queues);
   if (queues !== null && queues.length === 0) throw new ConfigError('queues', 'must name at least one queue, or be null');
+  const concurrency = integer('concurrency', options.concurrency, availableParallelism(), 1, 10_000);
   const host = options.host ?? hostname();
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', 'must be a non-empty string');
   return Object.freeze({
@@ -235,7 +255,10 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     listenDb: options.listenDb ?? null,
     tasksDir: path.resolve(options.tasksDir),
     table,
-    concurrency: integer('concurrency', options.concurrency, availableParallelism(), 1, 10_000),
+    concurrency,
+    prefetch: integer('prefetch', options.prefetch, defaults.prefetchPerSlot * concurrency, 0, 100_000),
+    prefetchHorizonMs: integer('prefetchHorizonMs', options.prefetchHorizonMs, defaults.prefetchHorizonMs, 0, 3_600_000),
+    completionBatchMs: integer('completionBatchMs', options.completionBatchMs, defaults.completionBatchMs, 0, 10_000),
     queues: queues === null ? null : Object.freeze(queues),
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, 10),
     retryBackoff: Object.freeze({ baseMs, maxMs }),
@@ -260,7 +283,7 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     defaultMode: mode('defaultMode', options.defaultMode ?? 'process'),
     defaultTimeoutMs: optionalInteger('defaultTimeoutMs', options.defaultTimeoutMs, 1, maxTimeoutMs),
     taskOverrides: taskOverrides(options.taskOverrides),
-    threads: threadOptions(options.threads),
+    threads: threadOptions(options.threads, options.childMaxOldSpaceMb),
     crashLimit: integer('crashLimit', options.crashLimit, defaults.crashLimit, 1, 1_000_000),
     host,
     logger: options.logger ?? silentLogger,
@@ -299,7 +322,12 @@ function taskOverrides(value: unknown): Readonly<Record<string, Readonly<TaskOve
   return Object.freeze(result);
 }
 
-function threadOptions(value: ThreadOptions | undefined): Readonly<Required<ThreadOptions>> {
+/**
+ * Thread limits; the heap limit set for children (`childMaxOldSpaceMb`) bounds threads too unless
+ * `threads.maxOldGenerationSizeMb` says otherwise (null there lifts it): a thread's heap is inside
+ * the launcher, so an unbounded one would grow the launcher itself.
+ */
+function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: number | null | undefined): Readonly<Required<ThreadOptions>> {
   if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
     throw new ConfigError('threads', 'must be an object');
   }
@@ -310,7 +338,9 @@ function threadOptions(value: ThreadOptions | undefined): Readonly<Required<Thre
   return Object.freeze({
     maxThreads: integer('threads.maxThreads', t.maxThreads, availableParallelism(), 1, 1_000),
     idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, defaults.threadIdleTimeoutMs, 10),
-    maxOldGenerationSizeMb: optionalInteger('threads.maxOldGenerationSizeMb', t.maxOldGenerationSizeMb, 8, 1_048_576),
+    maxOldGenerationSizeMb: optionalInteger(
+      'threads.maxOldGenerationSizeMb', t.maxOldGenerationSizeMb === undefined ? childMaxOldSpaceMb : t.maxOldGenerationSizeMb, 8, 1_048_576,
+    ),
     maxYoungGenerationSizeMb: optionalInteger('threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, 1, 1_048_576),
     stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, 1, 1_024),
   });
@@ -321,10 +351,4 @@ function childExecArgv(options: RunnerOptions): string[] {
   if (options.childMaxOldSpaceMb == null) return base;
   const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, 16, 1_048_576);
   return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];
-}
-
-/** Delay before the next try after `tries` failed ones. */
-export function backoffDelayMs(backoff: Readonly<Required<RetryBackoffOptions>>, tries: number): number {
-  const exponent = Math.min(Math.max(tries - 1, 0), 30);
-  return Math.min(backoff.baseMs * 2 ** exponent, backoff.maxMs);
 }

@@ -1,16 +1,15 @@
 import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
 import { describeError, UnknownTaskError } from '../errors.js';
-import type { AttemptMode, AttemptStart, TaskPool } from '../pool/attempt.js';
-import type { AttemptOutcome, AttemptPid, RequestStore } from '../store/request-store.js';
-import { RequestResult, type ClaimedRequest } from '../store/schema.js';
+import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, AttemptStart, TaskPool } from '../pool/attempt.js';
+import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
+import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import type { TaskTraits } from '../tasks/task-traits.js';
-import { outcomeOf } from './attempt-outcome.js';
-import { BatchWriter } from './batch-writer.js';
+import { notRunOutcome, outcomeOf } from './attempt-outcome.js';
 import type { RunnerEvents } from './events.js';
+import { LocalQueue } from './local-queue.js';
 import { trySettings } from './task-settings.js';
-import { settleAll } from '../shared/settle-all.js';
 
 /** A claimed request this launcher is working on. */
 export interface RunningRequest {
@@ -24,9 +23,21 @@ export interface RunningRequest {
   startedAt: Date;
 }
 
-/** What the dispatcher needs to know of task classes (see `TaskTraitsReader`). */
+/** What the dispatcher needs of task classes (see `TaskTraitsReader`). */
 export interface TraitsSource {
+  peek(file: string, taskClassName: string): TaskTraits | null;
   read(file: string, taskClassName: string): Promise<TaskTraits>;
+}
+
+/** Where ended and started tries are written (the launch loop). */
+export interface TryRecords {
+  addOutcome(outcome: AttemptOutcome): void;
+  addStart(start: AttemptStartRecord): void;
+  dropStart(id: string): boolean;
+  /** Outcomes not yet written. */
+  readonly unwritten: number;
+  /** Something changed: a claim may be wanted. */
+  kick(): void;
 }
 
 export interface DispatcherParams {
@@ -36,58 +47,90 @@ export interface DispatcherParams {
   threadPool(): TaskPool;
   traits: TraitsSource;
   registry: TaskRegistry;
-  store: RequestStore;
   config: RunnerConfig;
-  launcherId: string;
   events: TypedEmitter<RunnerEvents>;
-  /** A request's outcome is written: its slot is free. */
-  onSettled(): void;
+  /** A try's slot was held this long (for the claim policy). */
+  onTryEnded(durationMs: number): void;
 }
 
-interface Entry extends RunningRequest {
-  controller: AbortController;
+/** One try from its claim to its written outcome. */
+interface Entry {
+  readonly row: ClaimedRow;
+  job: AttemptJob | null;
+  pool: TaskPool | null;
+  start: AttemptStart | null;
+  /** `performance.now()` when its slot was taken. */
+  since: number;
+  timeoutMs: number | null;
   timer: NodeJS.Timeout | null;
+  startWritten: boolean;
+  startTold: boolean;
+  /** What it ended with, once it has. */
+  outcome: AttemptOutcome | null;
 }
-
-const key = (item: { id: string }): string => item.id;
 
 /**
- * Carries each claimed request through one try: resolve its task file and settings, run it in
- * the process or thread pool under a hard timeout, record where it runs, write the outcome. Pid
- * writes and outcomes go through group-commit writers, so many tries finishing together cost few
- * statements. A request counts against the concurrency cap from claim until its outcome is
- * written. Each try has an AbortController: its timeout, a cancel and shutdown all stop it
- * through that one path.
+ * Outcomes allowed to wait for their write before no new try starts: while the database is
+ * unreachable, tries go on until this many wait, then the launcher waits with them.
+ */
+const unwrittenPerSlot = 50;
+
+/**
+ * Carries claimed rows through their tries. Rows claimed to start at once start at once; the
+ * rest wait in the local queue and start as slots free. A try's slot is held from its start until
+ * it ends, and freed then: its outcome is handed to the launch loop, which writes it with the
+ * next statement, so no round trip stands between one try and the next. Where a try runs (its
+ * pid, or thread) is handed over the same way once it has started.
+ *
+ * The counts live here: tries running (at most `concurrency`), rows held in the local queue (as
+ * the claim policy allows), and outcomes not yet written (at most 50 per slot; past that, nothing
+ * new starts until the database takes them). Each try is stopped through the pool's `abort`: its
+ * hard timeout, a cancel and shutdown are the one path. Events are told from what the statements
+ * wrote: `task:started` once the start is in the row (or just before `task:completed`, for a try
+ * that ended before its start was written), `task:completed` with the row's state as the
+ * statement that wrote the outcome returned it.
  */
 export class Dispatcher {
   readonly #p: DispatcherParams;
+  readonly #logger: Logger;
+  readonly #queue = new LocalQueue();
   readonly #running = new Map<string, Entry>();
-  readonly #settled = new Set<Promise<void>>();
-  readonly #pidWriter: BatchWriter<AttemptPid>;
-  readonly #outcomeWriter: BatchWriter<AttemptOutcome>;
+  readonly #byJob = new Map<AttemptJob, Entry>();
+  /** Ended tries whose outcome is being written, by request id. */
+  readonly #writing = new Map<string, Entry>();
+  readonly #hooks: AttemptHooks;
+  #records: TryRecords | null = null;
   #threadPool: TaskPool | null = null;
+  #idleWaiters: (() => void)[] = [];
 
   constructor(params: DispatcherParams) {
     this.#p = params;
-    const { store, launcherId, config } = params;
-    const onError = (during: string) => (error: Error, attempt: number) => {
-      config.logger.error(`${during} failed`, { attempt, error: error.message });
-      params.events.emit('error', { error, during });
+    this.#logger = params.config.logger;
+    // One hooks object for every try: a try costs no closures.
+    this.#hooks = {
+      onStart: (start, job) => this.#started(job, start),
+      onOutput: (stream, line, job) => this.#output(job, stream, line),
     };
-    this.#pidWriter = new BatchWriter<AttemptPid>({
-      flush: (attempts) => store.requestsSetPid({ launcherId, attempts }),
-      key,
-      onError: onError('recording pids'),
-    });
-    this.#outcomeWriter = new BatchWriter<AttemptOutcome>({
-      flush: (outcomes) => store.requestsComplete({ launcherId, outcomes }),
-      key,
-      onError: onError('recording outcomes'),
-    });
   }
 
-  get inFlight(): number {
+  /** Where outcomes and starts go; set once, before the first row is accepted. */
+  set records(records: TryRecords) {
+    this.#records = records;
+  }
+
+  /** Tries running now. */
+  get running(): number {
     return this.#running.size;
+  }
+
+  /** Rows held in the local queue. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /** True while so many outcomes wait for their write that no new try may start. */
+  get blocked(): boolean {
+    return (this.#records?.unwritten ?? 0) >= unwrittenPerSlot * this.#p.config.concurrency;
   }
 
   /** Tries queued or running in the pools. */
@@ -95,54 +138,109 @@ export class Dispatcher {
     return this.#p.processPool.busy + (this.#threadPool?.busy ?? 0);
   }
 
-  running(): RunningRequest[] {
-    return [...this.#running.values()].map(({ controller: _c, timer: _t, ...entry }) => ({ ...entry }));
+  list(): RunningRequest[] {
+    return [...this.#running.values()].map((entry) => ({
+      id: entry.row.id,
+      taskClassName: entry.row.taskClassName,
+      tries: entry.row.tries,
+      pid: entry.start?.pid ?? null,
+      threadId: entry.start?.threadId ?? null,
+      mode: entry.start?.mode ?? null,
+      startedAt: entry.start?.startedAt ?? new Date(performance.timeOrigin + entry.since),
+    }));
   }
 
-  dispatch(row: ClaimedRequest): void {
-    this.#running.set(row.id, {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: null, threadId: null, mode: null,
-      startedAt: row.startedAt, controller: new AbortController(), timer: null,
-    });
-    const done = this.#runOne(row)
-      .catch((error: unknown) => {
-        this.#p.config.logger.error('dispatch failed', { id: row.id, error: describeError(error) });
-      })
-      .finally(() => {
-        const entry = this.#running.get(row.id);
-        if (entry?.timer != null) clearTimeout(entry.timer);
-        this.#running.delete(row.id);
-        this.#settled.delete(done);
-        this.#p.onSettled();
-      });
-    this.#settled.add(done);
+  /** Rows a claim brought: those claimed to start now start, the rest are queued. */
+  accept(rows: readonly ClaimedRow[]): void {
+    if (rows.length === 0) return;
+    this.#p.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
+    for (const row of rows) {
+      if (row.startNow) this.#start(row);
+      else this.#queue.push(row);
+    }
+    this.#fill();
   }
 
-  /** Stops the try of request `id` if it runs here; it is recorded CANCELLED. True if it did. */
+  /**
+   * Stops the try of request `id` if it is here: a queued one ends CANCELLED without starting, a
+   * running one is stopped and recorded CANCELLED. True if it was here.
+   */
   cancel(id: string): boolean {
+    const held = this.#queue.remove(id);
+    if (held !== undefined) {
+      this.#notRun(held, 'CANCELLED', 'cancelled before it started', true);
+      return true;
+    }
     const entry = this.#running.get(id);
-    if (entry === undefined || entry.controller.signal.aborted) return false;
-    this.#p.config.logger.warn('cancelling a running task', { id, pid: entry.pid ?? '' });
-    entry.controller.abort('cancel');
+    if (entry === undefined) return false;
+    this.#logger.warn('cancelling a running task', { id, pid: entry.start?.pid ?? '' });
+    this.#abort(entry, 'cancel');
     return true;
   }
 
-  /** Resolves true once every claimed request's outcome is written, false after `timeoutMs`. */
+  /** Gives every queued row back (shutdown): released untried, runnable at once. */
+  releaseQueued(): number {
+    const rows = this.#queue.drain();
+    for (const row of rows) this.#notRun(row, 'INTERRUPTED', 'released unstarted: the launcher is shutting down', false, true);
+    return rows.length;
+  }
+
+  /** Resolves true once no try runs, false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
-    return settleAll(this.#settled, timeoutMs);
+    if (this.#running.size === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** Stops every running try; their rows are released as INTERRUPTED with the try given back. */
   async interrupt(): Promise<void> {
-    for (const entry of this.#running.values()) entry.controller.abort('shutdown');
+    for (const entry of this.#running.values()) this.#abort(entry, 'shutdown');
     await this.drain(60_000);
   }
 
-  /** Ends the pools (after `drain` or `interrupt`) and flushes the writers. */
+  /** Ends the pools (after `drain` or `interrupt`). */
   async close(): Promise<void> {
     await Promise.all([this.#p.processPool.close(), this.#threadPool?.close()]);
-    await this.#pidWriter.close();
-    await this.#outcomeWriter.close();
+  }
+
+  /** The launch loop wrote these outcomes (`stale`: not written, the row is no longer ours). */
+  recorded(applied: readonly AppliedOutcome[], stale: readonly AttemptOutcome[]): void {
+    for (const written of applied) {
+      const entry = this.#writing.get(written.id);
+      if (entry === undefined) continue;
+      this.#writing.delete(written.id);
+      this.#tellStarted(entry);
+      this.#completed(entry, written);
+    }
+    for (const outcome of stale) {
+      this.#writing.delete(outcome.id);
+      this.#logger.warn('outcome not recorded: the row is no longer this launcher\'s (recovered by another launcher or the probe)', {
+        id: outcome.id, try: outcome.tries, result: outcome.result,
+      });
+    }
+  }
+
+  /** The launch loop wrote the starts of these tries. */
+  startsRecorded(ids: ReadonlySet<string>): void {
+    for (const id of ids) {
+      const entry = this.#running.get(id);
+      if (entry === undefined) continue;
+      entry.startWritten = true;
+      this.#tellStarted(entry);
+    }
+  }
+
+  /** An outcome that could not be stored at all: its row keeps its pid until shutdown or a probe. */
+  gaveUp(outcome: AttemptOutcome, error: Error): void {
+    this.#writing.delete(outcome.id);
+    this.#logger.error('outcome could not be stored; the row stays claimed until this launcher stops', {
+      id: outcome.id, try: outcome.tries, result: outcome.result, error: error.message,
+    });
   }
 
   #pool(mode: TaskMode): TaskPool {
@@ -151,76 +249,152 @@ export class Dispatcher {
     return this.#threadPool;
   }
 
-  async #runOne(row: ClaimedRequest): Promise<void> {
-    const { config, events, registry } = this.#p;
-    const entry = this.#running.get(row.id)!;
-    let file: string;
-    try {
-      file = await registry.resolve(row.taskClassName);
-    } catch (error) {
-      const text = error instanceof UnknownTaskError ? error.message : describeError(error);
-      await this.#complete(row, outcomeOf(row, { outcome: 'failed', kind: 'load', text, pid: null, threadId: null, peakMemoryBytes: null }, null, null));
-      return;
+  /** Starts queued rows while slots are free and outcomes are not piling up. */
+  #fill(): void {
+    while (this.#running.size < this.#p.config.concurrency && !this.blocked) {
+      const row = this.#queue.shift();
+      if (row === undefined) break;
+      this.#start(row);
     }
-    const settings = trySettings(config, row.taskClassName, await this.#p.traits.read(file, row.taskClassName), row.timeoutMs);
-    let start: AttemptStart | null = null;
-    let pidWritten: Promise<boolean> = Promise.resolve(true);
-    const signal = entry.controller.signal;
-    const report = await this.#pool(settings.mode).run(
-      {
-        request: {
-          id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
-          queue: row.queue, priority: row.priority, createdAt: row.createdAt.toISOString(),
-        },
-        file,
-        options: row.options,
-        maxOptionsBytes: config.maxOptionsBytes,
-        maxResultBytes: config.maxResultBytes,
-      },
-      {
-        onStart: (s) => {
-          start = s;
-          Object.assign(entry, { pid: s.pid, threadId: s.threadId, mode: s.mode });
-          if (settings.timeoutMs !== null) {
-            entry.timer = setTimeout(() => {
-              config.logger.warn('hard timeout reached: stopping the task', { id: row.id, timeoutMs: settings.timeoutMs ?? '' });
-              entry.controller.abort('timeout');
-            }, settings.timeoutMs);
-          }
-          pidWritten = this.#pidWriter.write({ id: row.id, tries: row.tries, pid: s.pid, processIdentity: s.processIdentity, threadId: s.threadId });
-          void pidWritten.then((ok) => {
-            if (ok) events.emit('task:started', { id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: s.pid, threadId: s.threadId, mode: s.mode });
-          });
-        },
-        onOutput: (stream, line) => {
-          config.logger.info(`[task ${row.id} ${stream}] ${line}`);
-          events.emit('task:output', { id: row.id, stream, line });
-        },
-      },
-      signal,
-    );
-    if (entry.timer !== null) clearTimeout(entry.timer);
-    // The pid must be in the row before the outcome clears it.
-    await pidWritten;
-    await this.#complete(row, outcomeOf(row, report, start, settings.timeoutMs));
   }
 
-  async #complete(row: ClaimedRequest, outcome: AttemptOutcome): Promise<void> {
-    const { config, events } = this.#p;
-    if (outcome.result !== RequestResult.FINISHED) {
-      const log = outcome.result === RequestResult.INTERRUPTED ? config.logger.warn : config.logger.error;
-      log(`task ${row.taskClassName} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
-    }
-    const written = await this.#outcomeWriter.write(outcome);
-    if (!written) {
-      config.logger.warn('outcome not recorded: the row is no longer this launcher\'s (recovered elsewhere?)', { id: row.id });
+  #start(row: ClaimedRow): void {
+    const { config } = this.#p;
+    const entry: Entry = {
+      row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
+      outcome: null,
+    };
+    this.#running.set(row.id, entry);
+    if (row.optionsBytes !== null && row.optionsBytes > config.maxOptionsBytes) {
+      const text = `options are ${row.optionsBytes} bytes, over the limit of ${config.maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`;
+      this.#ended(entry, { outcome: 'failed', kind: 'options', text, pid: null, threadId: null, peakMemoryBytes: null });
       return;
     }
-    const parked = outcome.crash && row.crashes + 1 >= config.crashLimit;
-    const final = outcome.final || parked || (!outcome.refund && row.tries >= row.tryLimit);
-    events.emit('task:completed', {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries,
-      result: outcome.result, resultText: outcome.resultText, final, parked,
+    const file = this.#p.registry.lookup(row.taskClassName);
+    const traits = file === undefined ? null : this.#p.traits.peek(file, row.taskClassName);
+    if (file !== undefined && traits !== null) {
+      this.#run(entry, file, traits);
+      return;
+    }
+    // A name not seen yet, or a file not looked at for a while: the slot waits for the I/O.
+    void this.#resolve(row.taskClassName, file).then(
+      ({ file: found, traits: read }) => this.#run(entry, found, read),
+      (error: unknown) => {
+        const text = error instanceof UnknownTaskError ? error.message : describeError(error);
+        this.#ended(entry, { outcome: 'failed', kind: 'load', text, pid: null, threadId: null, peakMemoryBytes: null });
+      },
+    );
+  }
+
+  async #resolve(name: string, known: string | undefined): Promise<{ file: string; traits: TaskTraits }> {
+    const file = known ?? (await this.#p.registry.resolve(name));
+    return { file, traits: await this.#p.traits.read(file, name) };
+  }
+
+  #run(entry: Entry, file: string, traits: TaskTraits): void {
+    const { config } = this.#p;
+    const { row } = entry;
+    if (!this.#running.has(row.id) || this.#running.get(row.id) !== entry) return;
+    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs);
+    entry.timeoutMs = settings.timeoutMs;
+    const job: AttemptJob = {
+      request: {
+        id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
+        queue: row.queue, priority: row.priority, createdAt: new Date(row.createdAtMs).toISOString(),
+      },
+      file,
+      options: row.options,
+      maxOptionsBytes: config.maxOptionsBytes,
+      maxResultBytes: config.maxResultBytes,
+    };
+    const pool = this.#pool(settings.mode);
+    entry.job = job;
+    entry.pool = pool;
+    this.#byJob.set(job, entry);
+    void pool.run(job, this.#hooks).then((report) => {
+      this.#byJob.delete(job);
+      this.#ended(entry, report);
+    });
+  }
+
+  #started(job: AttemptJob, start: AttemptStart): void {
+    const entry = this.#byJob.get(job);
+    if (entry === undefined) return;
+    entry.start = start;
+    const { timeoutMs } = entry;
+    if (timeoutMs !== null) {
+      entry.timer = setTimeout(() => {
+        this.#logger.warn('hard timeout reached: stopping the task', { id: entry.row.id, timeoutMs });
+        this.#abort(entry, 'timeout');
+      }, timeoutMs);
+    }
+    this.#records!.addStart({
+      id: entry.row.id, tries: entry.row.tries, pid: start.pid, processIdentity: start.processIdentity, threadId: start.threadId,
+      startedAtMs: start.startedAtMs,
+    });
+  }
+
+  #output(job: AttemptJob, stream: 'stdout' | 'stderr', line: string): void {
+    const id = job.request.id;
+    this.#logger.info(`[task ${id} ${stream}] ${line}`);
+    this.#p.events.emit('task:output', { id, stream, line });
+  }
+
+  #abort(entry: Entry, reason: AbortReason): void {
+    if (entry.job !== null && entry.pool !== null) entry.pool.abort(entry.job, reason);
+  }
+
+  /** A try ended (or could not start): its slot is free, its outcome goes to be written. */
+  #ended(entry: Entry, report: AttemptReport): void {
+    const { row } = entry;
+    if (entry.timer !== null) clearTimeout(entry.timer);
+    if (this.#running.get(row.id) === entry) this.#running.delete(row.id);
+    this.#p.onTryEnded(performance.now() - entry.since);
+    const records = this.#records!;
+    if (!entry.startWritten) records.dropStart(row.id);
+    const outcome = outcomeOf(row, report, entry.start, entry.timeoutMs);
+    entry.outcome = outcome;
+    if (outcome.result !== 'FINISHED') {
+      const log = outcome.result === 'INTERRUPTED' ? this.#logger.warn : this.#logger.error;
+      log(`task ${row.taskClassName} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
+    }
+    this.#writing.set(row.id, entry);
+    records.addOutcome(outcome);
+    this.#fill();
+    records.kick();
+    if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** A claimed row that ends without a try (cancelled while queued; released at shutdown). */
+  #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED', text: string, final: boolean, refund = false): void {
+    const entry: Entry = {
+      row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
+      outcome: notRunOutcome(row, result, text, { final, refund }),
+    };
+    this.#writing.set(row.id, entry);
+    this.#records!.addOutcome(entry.outcome!);
+  }
+
+  #tellStarted(entry: Entry): void {
+    if (entry.startTold || entry.start === null) return;
+    entry.startTold = true;
+    const { row, start } = entry;
+    this.#p.events.emit('task:started', {
+      id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
+      startedAtMs: start.startedAtMs,
+    });
+  }
+
+  #completed(entry: Entry, written: AppliedOutcome): void {
+    const { row } = entry;
+    const outcome = entry.outcome!;
+    this.#p.events.emit('task:completed', {
+      id: row.id, taskClassName: row.taskClassName, tries: row.tries, result: outcome.result, resultText: outcome.resultText,
+      final: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
     });
   }
 }

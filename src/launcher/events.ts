@@ -12,9 +12,15 @@ export interface RunnerEvents {
   'runner:stopped': { launcherId: string; interrupted: number };
   /** Rows claimed in one statement. */
   'task:claimed': { ids: string[] };
-  /** A try's process runs and its pid is recorded in the row. */
-  'task:started': { id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode };
-  /** A try ended and its outcome is written to the row. */
+  /**
+   * A try's process runs and its pid is recorded in the row. A try that ended before its start
+   * was written is told just before its `task:completed`; `startedAtMs` is when it really started
+   * (epoch milliseconds, sub-millisecond precision).
+   */
+  'task:started': {
+    id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode; startedAtMs: number;
+  };
+  /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
   'task:completed': {
     id: string;
     taskClassName: string;
@@ -26,6 +32,8 @@ export interface RunnerEvents {
     final: boolean;
     /** True when this crash reached `crashLimit`: the request is PARKED. */
     parked: boolean;
+    /** The request's `result` when it ended (FINISHED, FAILED, CANCELLED, PARKED, ...); null while it may run again. */
+    requestResult: RequestResultValue | null;
   };
   /** A line the task's process wrote. */
   'task:output': { id: string; stream: 'stdout' | 'stderr'; line: string };

@@ -6,6 +6,8 @@ export interface ProbeResult {
   crashed: string[];
   /** Rows of other hosts whose launcher's lease ran out. */
   recovered: string[];
+  /** Waiting rows whose try_limit left no try, ended FAILED. */
+  ended: string[];
 }
 
 export interface ProbeServiceParams {
@@ -20,8 +22,9 @@ export interface ProbeServiceParams {
  * ones that are gone CRASHED (which makes them runnable again while tries remain). A pid alone is
  * not trusted: the row's process identity must match the live process, so a reused pid does not
  * keep a dead task's row running. Rows whose launcher still runs on this host are left to it: it
- * sees its children exit and records them itself. Rows of other hosts are never judged by pid; they are recovered
- * only once their launcher's lease expires.
+ * sees its children exit and records them itself. Rows of other hosts are never judged by pid;
+ * they are recovered only once their launcher's lease expires (checked here and, more often, with
+ * every lease renewal). Rows a careless INSERT left with no try at all are ended here too.
  */
 export class ProbeService {
   readonly #params: ProbeServiceParams;
@@ -49,6 +52,7 @@ export class ProbeService {
     }
     const crashed = await store.requestsMarkCrashed({ host, rows: dead });
     const recovered = await store.requestsRecoverExpired({ host });
-    return { crashed, recovered };
+    const ended = await store.requestsEndHopeless();
+    return { crashed, recovered, ended };
   }
 }

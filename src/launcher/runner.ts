@@ -1,23 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { cancelChannelFor, channelFor } from '../config/identifiers.js';
 import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
-import { ForkPool } from '../pool/fork-pool.js';
-import { ThreadPool } from '../pool/thread-pool.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
+import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
 import type { TaskScheduler } from '../tasks/task.js';
-import { TaskTraitsReader } from '../tasks/task-traits.js';
-import { ClaimLoop } from './claim-loop.js';
-import { Dispatcher, type RunningRequest } from './dispatcher.js';
+import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
-import { NotifyListener } from './notify-listener.js';
+import { LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
 
@@ -67,10 +63,7 @@ class TaskRunner implements Runner {
   readonly #scheduler: RequestScheduler;
   readonly #random = randomBytes(4).toString('hex');
   #launcherId: string | null = null;
-  #traits: TaskTraitsReader | null = null;
-  #dispatcher: Dispatcher | null = null;
-  #loop: ClaimLoop | null = null;
-  #listener: NotifyListener | null = null;
+  #parts: LauncherParts | null = null;
   #probe: ProbeService | null = null;
   #timers: NodeJS.Timeout[] = [];
 
@@ -79,7 +72,11 @@ class TaskRunner implements Runner {
     this.#autoMigrate = options.autoMigrate ?? true;
     this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)));
     this.#store = new RequestStore({
-      db: this.#database.db, table: this.config.table, backoff: this.config.retryBackoff, crashLimit: this.config.crashLimit,
+      db: this.#database.db,
+      sql: this.#database.pool === null ? undefined : poolClient(this.#database.pool),
+      table: this.config.table,
+      backoff: this.config.retryBackoff,
+      crashLimit: this.config.crashLimit,
     });
     this.#registry = new TaskRegistry(this.config.tasksDir);
     this.#scheduler = new RequestScheduler({
@@ -107,17 +104,17 @@ class TaskRunner implements Runner {
   async probe(): Promise<ProbeResult> {
     const probe = this.#probe ?? new ProbeService({ store: this.#store, host: this.config.host, launcherId: await this.#id() });
     const result = await probe.runOnce();
-    if (result.crashed.length > 0) this.events.emit('probe:recovered', { ids: result.crashed, reason: 'probe' });
-    if (result.recovered.length > 0) this.events.emit('probe:recovered', { ids: result.recovered, reason: 'lease' });
-    if (result.crashed.length + result.recovered.length > 0) {
-      this.config.logger.warn('pid probe recovered crashed requests', { crashed: result.crashed.join(','), lease: result.recovered.join(',') });
+    this.#recovered(result.crashed, 'probe');
+    this.#recovered(result.recovered, 'lease');
+    if (result.ended.length > 0) {
+      this.config.logger.warn('ended requests whose try_limit leaves no try', { ids: result.ended.join(',') });
     }
     return result;
   }
 
   async cancel(id: string | number | bigint): Promise<CancelResult> {
     const result = await this.#store.requestsCancel({ id: String(id) });
-    if (result.state === 'cancelling' && result.launcherId === this.#launcherId) this.#dispatcher?.cancel(String(id));
+    if (result.state === 'cancelling' && result.launcherId === this.#launcherId) this.#parts?.dispatcher.cancel(String(id));
     return result;
   }
 
@@ -134,7 +131,7 @@ class TaskRunner implements Runner {
       launcherId: await this.#id(),
       host: this.config.host,
       pid: process.pid,
-      running: this.#dispatcher?.running() ?? [],
+      running: this.#parts?.dispatcher.list() ?? [],
       counts: await this.#store.requestsCountByState(),
     };
   }
@@ -142,6 +139,14 @@ class TaskRunner implements Runner {
   async #id(): Promise<string> {
     this.#launcherId ??= await createLauncherId(this.#random);
     return this.#launcherId;
+  }
+
+  #recovered(ids: string[], reason: 'probe' | 'lease'): void {
+    if (ids.length === 0) return;
+    this.events.emit('probe:recovered', { ids, reason });
+    this.config.logger.warn(reason === 'probe' ? 'pid probe recovered crashed requests' : 'recovered requests whose lease expired', {
+      ids: ids.join(','),
+    });
   }
 
   start(): Promise<void> {
@@ -157,89 +162,23 @@ class TaskRunner implements Runner {
       }
       const scan = await this.#registry.refresh();
       for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
-      const launcherIdentity = await readProcessIdentity(process.pid);
       this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
-      const pool = new ForkPool({
-        concurrency: config.concurrency,
-        spareChildren: config.spareChildren,
-        maxTasksPerChild: config.maxTasksPerChild,
-        maxRssBytes: config.childMaxRssMb === null ? null : config.childMaxRssMb * 1024 * 1024,
-        idleMs: config.childIdleMs,
-        env: config.childEnv,
-        execArgv: config.childExecArgv,
-        killTimeoutMs: config.killTimeoutMs,
-        logger: config.logger,
-        onSlotFree: () => this.#loop?.wake(),
+      const parts = new LauncherParts({
+        config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
+        launcherId, launcherIdentity: await readProcessIdentity(process.pid), report: (error, during) => this.#report(error, during),
       });
-      const traits = new TaskTraitsReader({
-        env: config.childEnv,
-        onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
-      });
-      const dispatcher = new Dispatcher({
-        processPool: pool,
-        threadPool: () => new ThreadPool({
-          maxThreads: config.threads.maxThreads,
-          idleTimeoutMs: config.threads.idleTimeoutMs,
-          resourceLimits: {
-            maxOldGenerationSizeMb: config.threads.maxOldGenerationSizeMb,
-            maxYoungGenerationSizeMb: config.threads.maxYoungGenerationSizeMb,
-            stackSizeMb: config.threads.stackSizeMb,
-          },
-          env: config.childEnv,
-          launcherPid: process.pid,
-          launcherIdentity,
-          logger: config.logger,
-        }),
-        traits,
-        registry: this.#registry, store: this.#store, config, launcherId, events: this.events,
-        onSettled: () => this.#loop?.wake(),
-      });
-      this.#traits = traits;
-      this.#dispatcher = dispatcher;
-      this.#loop = new ClaimLoop({
-        claim: async (limit) => {
-          const rows = await this.#store.requestsClaim({
-            limit, launcherId, host: config.host, launcherPid: process.pid, processIdentity: launcherIdentity,
-            queues: config.queues, leaseMs: config.leaseMs,
-          });
-          if (rows.length > 0) this.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
-          return rows;
-        },
-        nextDelayMs: () => this.#store.requestsNextDelayMs({ queues: config.queues }),
-        // The cap counts requests from claim until their outcome is written, and live children.
-        freeSlots: () => config.concurrency - Math.max(dispatcher.inFlight, dispatcher.poolBusy),
-        onClaimed: (rows) => rows.forEach((row) => dispatcher.dispatch(row)),
-        onIdle: () => this.events.emit('runner:idle', { running: dispatcher.inFlight }),
-        onError: (error) => this.#report(error, 'claiming'),
-        pollIntervalMs: config.pollIntervalMs,
-      });
+      this.#parts = parts;
       // Recover what a previous launcher on this host left behind before claiming anything.
       await this.probe().catch((error: Error) => this.#report(error, 'probing at start'));
-      const listenSource = config.listenDb ?? this.#database.connectionString ?? this.#database.pool;
-      if (listenSource !== null) {
-        this.#listener = new NotifyListener({
-          source: listenSource,
-          channels: {
-            [channelFor(config.table)]: () => this.#loop?.wake(),
-            [cancelChannelFor(config.table)]: (id) => void dispatcher.cancel(id),
-          },
-          onConnected: () => this.#loop?.wake(),
-          logger: config.logger,
-        });
-        await this.#listener.start();
-      } else {
-        config.logger.warn('no LISTEN connection (db is a Kysely instance; set listenDb): polling only', {
-          pollIntervalMs: config.pollIntervalMs,
-        });
-      }
       this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
+      // Leases: renew ours (and learn of cancels whose notification was missed), and recover the
+      // rows of launchers on other hosts whose lease ran out, within a third of a lease of it.
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        // Cancels whose notification was missed come back with the renewal.
         const cancelled = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
-        for (const id of cancelled) dispatcher.cancel(id);
+        for (const id of cancelled) parts.dispatcher.cancel(id);
+        this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
-      pool.warm();
-      this.#loop.start();
+      await parts.start();
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
@@ -266,28 +205,16 @@ class TaskRunner implements Runner {
   }
 
   /**
-   * Graceful shutdown: stop claiming, give running tasks `shutdownGraceMs` to finish, then
-   * terminate the rest (SIGTERM, SIGKILL after `killTimeoutMs`) and release their rows
-   * (INTERRUPTED, try given back). Rows are never left holding a pid.
+   * Graceful shutdown: stop claiming, give back the rows held unstarted, give running tasks
+   * `shutdownGraceMs` to finish, then terminate the rest (SIGTERM, SIGKILL after
+   * `killTimeoutMs`) and release their rows (INTERRUPTED, try given back). Rows are never left
+   * holding a pid.
    */
   stop(): Promise<void> {
     return this.#state.stop(async () => {
       const { config } = this;
-      await this.#loop?.stop();
-      await this.#listener?.stop();
-      let interrupted = 0;
-      const dispatcher = this.#dispatcher;
-      if (dispatcher !== null) {
-        const finished = await dispatcher.drain(config.shutdownGraceMs);
-        if (!finished) {
-          interrupted = dispatcher.inFlight;
-          config.logger.warn('grace period over: terminating running tasks', { running: interrupted });
-          await dispatcher.interrupt();
-        }
-        await dispatcher.close();
-      }
-      await this.#traits?.close();
       for (const timer of this.#timers) clearInterval(timer);
+      const interrupted = (await this.#parts?.stop()) ?? 0;
       if (this.#launcherId !== null) {
         const released = await this.#store
           .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })

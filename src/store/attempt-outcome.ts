@@ -1,14 +1,5 @@
 import type { RequestResultValue } from './schema.js';
 
-/** One running try's pid, written once its process has started. */
-export interface AttemptPid {
-  id: string;
-  tries: number;
-  pid: number;
-  processIdentity: string | null;
-  threadId: number | null;
-}
-
 /** What the history row of one try records about how it ran. */
 export interface AttemptRecord {
   /** The child's pid (the launcher's own in thread mode or when no child started). */
@@ -16,8 +7,8 @@ export interface AttemptRecord {
   threadId: number | null;
   /** 'fresh', 'spare', 'reused' or 'thread'; null when unknown. */
   mode: string | null;
-  /** When the try started running; null: the claim time is recorded instead. */
-  startedAt: Date | null;
+  /** When the try started running, epoch milliseconds; null: the time its row records is kept. */
+  startedAtMs: number | null;
   exitCode: number | null;
   signal: string | null;
   peakMemoryBytes: number | null;

@@ -6,6 +6,7 @@ import {
   PostgresIntrospector,
   PostgresQueryCompiler,
   type CompiledQuery,
+  type PostgresPool,
   type RawBuilder,
 } from 'kysely';
 import pg from 'pg';
@@ -70,24 +71,75 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
+/**
+ * A pg client emits 'error' when its connection dies (a server restart, pg_terminate_backend).
+ * The pool listens on idle clients only; a client checked out at that moment, with no listener,
+ * would throw the error out of the socket handler and end the whole process. The query in flight
+ * rejects with the same error, which is where the runner handles it, so the event itself only
+ * needs a listener.
+ */
+const guarded = new WeakSet<object>();
+export function guardClient(client: { on(event: 'error', listener: (error: Error) => void): unknown }): void {
+  if (guarded.has(client)) return;
+  guarded.add(client);
+  client.on('error', () => undefined);
+}
+
+/**
+ * The pool as Kysely sees it: every client it hands out has an error listener, whoever created
+ * the pool and whenever the client was connected (a caller's pool may hold clients from before).
+ */
+function guardedPool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      guardClient(client);
+      return client;
+    },
+    end: () => pool.end(),
+  };
+}
+
+/** Opens a pg pool whose clients, idle or checked out, survive their connection's death. */
+export function openPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on('error', () => undefined);
+  pool.on('connect', guardClient);
+  return pool;
+}
+
 /** Turns the `db` option into a Kysely instance, opening a pool only for a connection string. */
 export function openDatabase(input: DatabaseInput, maxConnections = 10): OpenDatabase {
   if (typeof input === 'string') {
-    const pool = new pg.Pool({ connectionString: input, max: maxConnections });
-    // An idle client's error (server restart) must not crash the host process.
-    pool.on('error', () => undefined);
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    const pool = openPool({ connectionString: input, max: maxConnections });
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
     let closing: Promise<void> | null = null;
     return { db, pool, connectionString: input, close: () => (closing ??= db.destroy()) };
   }
   if (isPgPool(input)) {
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: input }) });
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardedPool(input) }) });
     return { db, pool: input, connectionString: null, close: async () => undefined };
   }
   if (isKysely(input)) {
     return { db: input, pool: null, connectionString: null, close: async () => undefined };
   }
   throw new TypeError('db must be a connection string, a pg.Pool or a Kysely instance');
+}
+
+/**
+ * True when a statement failed because the database could not be reached or the connection died
+ * (a restart, pg_terminate_backend, a network cut), as opposed to PostgreSQL refusing the
+ * statement itself: the first is worth retrying as it is, the second is not.
+ */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    return connectionCodes.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '3D000';
+  }
+  if (error instanceof AggregateError) return error.errors.some(isConnectionError);
+  // pg's own messages when the socket goes: no SQLSTATE to go by.
+  return /Connection terminated|connection (?:is )?closed|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i
+    .test((error as Error | null)?.message ?? '');
 }
 
 const connectionCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'EAI_AGAIN']);

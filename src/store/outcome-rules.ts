@@ -1,27 +1,31 @@
-import { sql, type RawBuilder } from 'kysely';
-
 /**
  * How one ended try is described to `settleAssignments`: SQL expressions over the statement's
  * own aliases (an unnested outcome, a locked row), never values spliced into the text.
  */
 export interface EndedTryTerms {
   /** The try's own result (text): FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED or INTERRUPTED. */
-  result: RawBuilder<unknown>;
+  result: string;
   /** The try's own text (error, crash description), or NULL. */
-  text: RawBuilder<unknown>;
+  text: string;
   /** Boolean: the try crashed (CRASHED, TIMED_OUT) and counts against the crash limit. */
-  crash: RawBuilder<unknown>;
+  crash: string;
   /** Boolean: end the request whatever tries remain (FINISHED, a permanent failure, a cancel). */
-  final: RawBuilder<unknown>;
+  final: string;
   /** Boolean: give the try back and make the row runnable at once (shutdown). */
-  refund: RawBuilder<unknown>;
+  refund: string;
 }
 
 export interface SettleRules {
   /** Crashes after which the row is PARKED. */
   crashLimit: number;
-  /** When a retried row becomes runnable, as SQL over the target row `t`. */
-  retryAt: RawBuilder<unknown>;
+  /** Delay before a failed try's retry: min(baseMs * 2^(tries - 1), maxMs). */
+  backoff: { baseMs: number; maxMs: number };
+}
+
+/** A validated whole number, safe to write into statement text. */
+function literal(value: number, what: string): string {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`${what} must be a whole number, got ${value}`);
+  return String(value);
 }
 
 /**
@@ -36,16 +40,21 @@ export interface SettleRules {
  *      final or when its tries are used up; a refunded try is given back and the row is runnable
  *      at once; any other failure is retried after the backoff.
  *
- * `crashes` counts every crash, whichever rule applies.
+ * `crashes` counts every crash, whichever rule applies. This is the one place these rules live:
+ * the statements that write outcomes return the row's `result` and whether it ended, and the
+ * launcher reports what they say.
  */
-export function settleAssignments(terms: EndedTryTerms, rules: SettleRules): RawBuilder<unknown> {
+export function settleAssignments(terms: EndedTryTerms, rules: SettleRules): string {
   const { result, text, crash, final, refund } = terms;
-  const limit = sql`${rules.crashLimit}::int`;
-  const cancelled = sql`(t.cancel_requested_at IS NOT NULL AND ${result} IS DISTINCT FROM 'FINISHED')`;
-  const parked = sql`(NOT ${cancelled} AND ${crash} AND t.crashes + 1 >= ${limit})`;
-  const stops = sql`(${cancelled} OR ${parked} OR ${final} OR ${result} = 'FINISHED')`;
-  const ends = sql`(${stops} OR (NOT ${refund} AND t.tries >= t.try_limit))`;
-  return sql`pid = NULL, process_identity = NULL, thread_id = NULL, lease_expires_at = NULL,
+  const limit = literal(rules.crashLimit, 'crashLimit');
+  const baseMs = literal(rules.backoff.baseMs, 'backoff.baseMs');
+  const maxMs = literal(rules.backoff.maxMs, 'backoff.maxMs');
+  const cancelled = `(t.cancel_requested_at IS NOT NULL AND ${result} IS DISTINCT FROM 'FINISHED')`;
+  const parked = `(NOT ${cancelled} AND ${crash} AND t.crashes + 1 >= ${limit})`;
+  const stops = `(${cancelled} OR ${parked} OR ${final} OR ${result} = 'FINISHED')`;
+  const ends = `(${stops} OR (NOT ${refund} AND t.tries >= t.try_limit))`;
+  const retryAt = `now() + LEAST(${baseMs}::float8 * power(2, LEAST(GREATEST(t.tries - 1, 0), 30)), ${maxMs}::float8) * interval '1 millisecond'`;
+  return `pid = NULL, process_identity = NULL, thread_id = NULL, lease_expires_at = NULL,
     crashes = t.crashes + CASE WHEN ${crash} THEN 1 ELSE 0 END,
     result = CASE WHEN ${cancelled} THEN 'CANCELLED' WHEN ${parked} THEN 'PARKED' ELSE ${result} END,
     result_text = CASE
@@ -56,5 +65,5 @@ export function settleAssignments(terms: EndedTryTerms, rules: SettleRules): Raw
       ELSE ${text} END,
     tries = CASE WHEN ${refund} AND NOT ${stops} THEN GREATEST(t.tries - 1, 0) ELSE t.tries END,
     completed_at = CASE WHEN ${ends} THEN now() END,
-    delay_until = CASE WHEN ${ends} THEN t.delay_until WHEN ${refund} THEN NULL ELSE ${rules.retryAt} END`;
+    delay_until = CASE WHEN ${ends} THEN t.delay_until WHEN ${refund} THEN NULL ELSE ${retryAt} END`;
 }

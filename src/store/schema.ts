@@ -78,21 +78,3 @@ export const RequestResult = Object.freeze({
   INTERRUPTED: 'INTERRUPTED',
 } as const);
 export type RequestResultValue = (typeof RequestResult)[keyof typeof RequestResult];
-
-/** A claimed request: what the launcher needs to run one try. */
-export interface ClaimedRequest {
-  id: string;
-  taskClassName: string;
-  options: string | null;
-  /** This try's number (1 for the first); with `id` and the launcher id it names the attempt. */
-  tries: number;
-  tryLimit: number;
-  queue: string;
-  priority: number;
-  createdAt: Date;
-  startedAt: Date;
-  /** The request's own hard timeout (`timeout_ms`), or null. */
-  timeoutMs: number | null;
-  /** Crashes of earlier tries (`crashes`). */
-  crashes: number;
-}

@@ -77,6 +77,11 @@ export class TaskRegistry {
     return this.#scan;
   }
 
+  /** The file providing `name` as last scanned, with no I/O; undefined when unknown (then `resolve`). */
+  lookup(name: string): string | undefined {
+    return this.#scan?.files.get(name);
+  }
+
   /** The file providing `name`; throws UnknownTaskError listing the known names. */
   async resolve(name: string): Promise<string> {
     const scan = this.#scan ?? (await this.refresh());

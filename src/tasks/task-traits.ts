@@ -23,6 +23,8 @@ export interface TaskTraitsReaderParams {
   timeoutMs?: number;
   /** Told each warning once, when the inspection that found it ends (not on every cached read). */
   onWarning?(warning: string): void;
+  /** A file is looked at again at most this often. Default {@link traitsRecheckMs}. */
+  recheckMs?: number;
 }
 
 export const defaultTraitsTimeoutMs = 10_000;
@@ -38,8 +40,19 @@ const inspectorEntry = fileURLToPath(new URL('./traits-entry.js', import.meta.ur
 interface FileEntry {
   /** mtime, size and inode when inspected: a file changed in any of them is inspected again. */
   version: string;
+  /** When the file was last looked at (`performance.now()`). */
+  checkedAt: number;
   byClass: Map<string, Promise<TaskTraitsResult>>;
+  /** The inspections that have finished, for `peek`. */
+  settled: Map<string, TaskTraitsResult>;
 }
+
+/**
+ * A file is looked at again (its mtime, size and inode) at most this often: a task file changed
+ * on disk is picked up by the tries that start a second or more after the change, and a launcher
+ * running thousands of tries a second does not stat the file for each.
+ */
+export const traitsRecheckMs = 1_000;
 
 /**
  * Learns what task classes declare without importing them in the launcher: each file is loaded in
@@ -56,6 +69,7 @@ export class TaskTraitsReader {
   readonly #env: Readonly<Record<string, string>>;
   readonly #timeoutMs: number;
   readonly #onWarning: (warning: string) => void;
+  readonly #recheckMs: number;
   readonly #files = new Map<string, FileEntry>();
   readonly #live = new Set<Worker>();
   #inspections = 0;
@@ -65,6 +79,7 @@ export class TaskTraitsReader {
     this.#env = params.env;
     this.#timeoutMs = params.timeoutMs ?? defaultTraitsTimeoutMs;
     this.#onWarning = params.onWarning ?? (() => undefined);
+    this.#recheckMs = params.recheckMs ?? traitsRecheckMs;
   }
 
   /** Inspector threads started so far: one per class and file version, however often it is read. */
@@ -77,26 +92,43 @@ export class TaskTraitsReader {
     return this.#live.size;
   }
 
+  /**
+   * What `taskClassName` in `file` declares, when that is known and the file was looked at less
+   * than {@link traitsRecheckMs} ago; else null (then `read`). Costs no I/O: the launcher calls it
+   * for every try.
+   */
+  peek(file: string, taskClassName: string): TaskTraitsResult | null {
+    const entry = this.#files.get(file);
+    if (entry === undefined || performance.now() - entry.checkedAt >= this.#recheckMs) return null;
+    return entry.settled.get(taskClassName) ?? null;
+  }
+
   /** What `taskClassName` in `file` declares. Never rejects. */
   async read(file: string, taskClassName: string): Promise<TaskTraitsResult> {
     const where = `task "${taskClassName}" (${file})`;
-    let version: string;
-    try {
-      const info = await stat(file);
-      version = `${info.mtimeMs}:${info.size}:${info.ino}`;
-    } catch (error) {
-      return nothing(`${where}: cannot be read (${(error as Error).message}); defaults apply`);
+    let entry = this.#files.get(file);
+    if (entry === undefined || performance.now() - entry.checkedAt >= this.#recheckMs) {
+      let version: string;
+      try {
+        const info = await stat(file);
+        version = `${info.mtimeMs}:${info.size}:${info.ino}`;
+      } catch (error) {
+        return nothing(`${where}: cannot be read (${(error as Error).message}); defaults apply`);
+      }
+      entry = this.#files.get(file);
+      if (entry === undefined || entry.version !== version) {
+        entry = { version, checkedAt: performance.now(), byClass: new Map(), settled: new Map() };
+        this.#files.set(file, entry);
+      }
+      entry.checkedAt = performance.now();
     }
     if (this.#closed) return nothing(`${where}: the traits reader is closed; defaults apply`);
-    let entry = this.#files.get(file);
-    if (entry === undefined || entry.version !== version) {
-      entry = { version, byClass: new Map() };
-      this.#files.set(file, entry);
-    }
     let traits = entry.byClass.get(taskClassName);
     if (traits === undefined) {
+      const settled = entry.settled;
       traits = this.#inspect(file, taskClassName, where).then((result) => {
         for (const warning of result.warnings) this.#onWarning(warning);
+        settled.set(taskClassName, result);
         return result;
       });
       entry.byClass.set(taskClassName, traits);

@@ -71,7 +71,7 @@ describe('attempts', () => {
       launcherId: testLauncher,
       outcomes: [outcomeOf(id, 1, {
         result: 'CRASHED', crash: true, resultText: 'child process 777 was killed by SIGKILL\nstderr: out of memory',
-        attempt: { pid: 777, mode: 'fresh', startedAt: new Date('2030-01-02T03:04:05.000Z'), signal: 'SIGKILL', peakMemoryBytes: 157_286_400 },
+        attempt: { pid: 777, mode: 'fresh', startedAtMs: Date.parse('2030-01-02T03:04:05.000Z'), signal: 'SIGKILL', peakMemoryBytes: 157_286_400 },
       })],
     });
     await t.pool.query(`UPDATE task_runner_requests SET pid = 888, thread_id = 2, tries = 2, launcher_id = $2 WHERE id = $1`, [id, testLauncher]);
@@ -79,7 +79,7 @@ describe('attempts', () => {
       launcherId: testLauncher,
       outcomes: [outcomeOf(id, 2, {
         result: 'FINISHED', final: true, resultText: 'ok',
-        attempt: { pid: 888, threadId: 2, mode: 'thread', startedAt: new Date('2030-01-02T03:05:00.000Z'), exitCode: null },
+        attempt: { pid: 888, threadId: 2, mode: 'thread', startedAtMs: Date.parse('2030-01-02T03:05:00.000Z'), exitCode: null },
       })],
     });
     const result = await cli(['attempts', id], { cwd, env });

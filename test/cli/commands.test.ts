@@ -136,7 +136,7 @@ describe('probe without a launcher', () => {
     }, 'probe_jobs');
     const result = await cli(['probe', '--table', 'probe_jobs', '--json'], { cwd, env });
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ crashed: [dead], recovered: [] });
+    expect(JSON.parse(result.stdout)).toEqual({ crashed: [dead], recovered: [], ended: [] });
     expect(await getRow(t.pool, dead, 'probe_jobs')).toMatchObject({ result: 'CRASHED', pid: null, completed_at: null });
     expect(await getRow(t.pool, foreign, 'probe_jobs')).toMatchObject({ pid: deadPid, result: null });
     const again = await cli(['probe', '--table', 'probe_jobs'], { cwd, env });

@@ -82,7 +82,7 @@ describe('node dist/launcher.js', () => {
     expect(json.counts).toMatchObject({ running: 1 });
 
     const probe = await cliProcess(['probe', '--json'], where);
-    expect(JSON.parse(probe.stdout)).toEqual({ crashed: [], recovered: [] });
+    expect(JSON.parse(probe.stdout)).toEqual({ crashed: [], recovered: [], ended: [] });
 
     expect(await launcher.stop('SIGTERM')).toBe(0);
     expect(launcher.stderr()).toMatch(/received SIGTERM: stopping gracefully/);

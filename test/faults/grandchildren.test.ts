@@ -59,7 +59,8 @@ describe('a reused child', () => {
     const row = await waitForCompleted(t.pool, first);
     leftovers.add(pidIn(row.result_text));
     expect(await waitForCompleted(t.pool, second)).toMatchObject({ result: 'FINISHED', result_text: 'after' });
-    const { rows } = await t.pool.query('SELECT request_id::text AS id, pid, mode FROM task_runner_requests_attempts ORDER BY id');
+    const { rows } = await t.pool.query(
+      'SELECT pid, mode FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[]) ORDER BY id', [[first, second]]);
     expect(rows.map((r) => r.mode)).toEqual(['fresh', 'reused']);
     expect(rows[0].pid).toBe(rows[1].pid);
     await waitFor(() => !isAlive(pidIn(row.result_text)), { timeoutMs: 5_000, what: 'the grandchild to end' });

@@ -25,8 +25,8 @@ describe('odd rows', () => {
     await runner.stop();
   });
 
-  it('a row whose try_limit leaves no try is ended FAILED with the reason', async () => {
-    const runner = await runners.start(t, { leaseMs: 1_500 });
+  it('a row whose try_limit leaves no try is ended FAILED with the reason, by the next probe', async () => {
+    const runner = await runners.start(t, { probeIntervalMs: 300 });
     const zero = await insertRequest(t.pool, { task_class_name: 'Echo', try_limit: 0 });
     const negative = await insertRequest(t.pool, { task_class_name: 'Echo', try_limit: -3 });
     for (const [id, limit] of [[zero, 0], [negative, -3]] as const) {

@@ -51,7 +51,7 @@ describe('thread mode limits', () => {
     const id = await insertRequest(t.pool, { task_class_name: 'KillLauncher', try_limit: 1 });
     const row = await waitForCompleted(t.pool, id, 15_000);
     expect(row.result).toBe('FAILED');
-    expect(row.result_text).toMatch(/thread mode.*launcher/i);
+    expect(row.result_text).toMatch(/thread-mode task runs inside the launcher/);
     const next = await insertRequest(t.pool, { task_class_name: 'Echo', options: { text: 'alive' } });
     expect(await waitForCompleted(t.pool, next, 15_000)).toMatchObject({ result: 'FINISHED', result_text: 'alive' });
     expect(launcher.child.exitCode).toBeNull();

@@ -70,6 +70,7 @@ export function useTestRunners(): TestRunners {
     const completions: RunnerEvents['task:completed'][] = [];
     const errors: RunnerEvents['error'][] = [];
     completed.set(runner, completions);
+    recordedCompletions.set(runner, completions);
     failed.set(runner, errors);
     const startedById = new Map<string, RunnerEvents['task:started']>();
     starts.set(runner, startedById);
@@ -100,7 +101,15 @@ export function useTestRunners(): TestRunners {
   };
 }
 
-/** Waits for the final `task:completed` of request `id` (the one that ends it). */
+/** Every `task:completed` of runners made by `useTestRunners`, recorded from their creation. */
+const recordedCompletions = new WeakMap<Runner, RunnerEvents['task:completed'][]>();
+
+/**
+ * The final `task:completed` of request `id` (the one that ends it), whether it came before this
+ * call or comes within `timeoutMs`: a `task:started` and the `task:completed` after it may come in
+ * one go, before a test that waited for the first gets to wait for the second.
+ */
 export function finalCompletion(runner: Runner, id: string, timeoutMs = 20_000): Promise<RunnerEvents['task:completed']> {
-  return runner.events.waitFor('task:completed', (e) => e.id === id && e.final, timeoutMs);
+  const seen = recordedCompletions.get(runner)?.find((e) => e.id === id && e.final);
+  return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:completed', (e) => e.id === id && e.final, timeoutMs);
 }

@@ -46,7 +46,7 @@ export function outcomeOf(
     refund: false,
     crash: false,
     ...rest,
-    attempt: { pid: 4242, threadId: null, mode: 'fresh', startedAt: null, exitCode: null, signal: null, peakMemoryBytes: null, ...attempt },
+    attempt: { pid: 4242, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null, ...attempt },
   };
 }
 

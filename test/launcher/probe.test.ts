@@ -48,7 +48,7 @@ describe('the pid probe', () => {
   it('marks a dead pid of this host CRASHED when called, and the row runs again', async () => {
     const runner = runners.create(t);
     const id = await runningRow(runner.config.host, { pid: deadPid(), process_identity: null });
-    expect(await runner.probe()).toEqual({ crashed: [id], recovered: [] });
+    expect(await runner.probe()).toEqual({ crashed: [id], recovered: [], ended: [] });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'CRASHED', pid: null, completed_at: null, tries: 1 });
     expect(row.result_text).toMatch(/pid probe: process \d+ on host .* stopped without reporting \(the process is gone\)/);
@@ -88,7 +88,7 @@ describe('the pid probe', () => {
     const runner = runners.create(t);
     const id = await runningRow('another-host.example', { pid: deadPid(), launcher_id: 'remote-launcher' });
     const before = await getRow(t.pool, id);
-    expect(await runner.probe()).toEqual({ crashed: [], recovered: [] });
+    expect(await runner.probe()).toEqual({ crashed: [], recovered: [], ended: [] });
     expect(await getRow(t.pool, id)).toEqual(before);
     await runner.stop();
   });
@@ -99,7 +99,7 @@ describe('the pid probe', () => {
       pid: 4242, launcher_id: 'remote-launcher', lease_expires_at: new Date(Date.now() - 5_000),
     });
     const event = runner.events.waitFor('probe:recovered', (e) => e.reason === 'lease', 5_000);
-    expect(await runner.probe()).toEqual({ crashed: [], recovered: [id] });
+    expect(await runner.probe()).toEqual({ crashed: [], recovered: [id], ended: [] });
     expect(await event).toEqual({ ids: [id], reason: 'lease' });
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'CRASHED', pid: null });
     await runner.stop();
@@ -109,7 +109,7 @@ describe('the pid probe', () => {
     // Owned by a live process elsewhere: nothing but the wipe can free it; polling is off.
     const runner = await runners.start(t, { pollIntervalMs: 60_000 });
     const id = await runningRow('another-host.example', { pid: unrelated.pid, launcher_id: 'remote-launcher' });
-    expect(await runner.probe()).toEqual({ crashed: [], recovered: [] });
+    expect(await runner.probe()).toEqual({ crashed: [], recovered: [], ended: [] });
     const finished = finalCompletion(runner, id, 5_000);
     await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
     expect(await finished).toMatchObject({ result: 'FINISHED', tries: 2, resultText: 'recovered' });

@@ -76,9 +76,9 @@ describe('requestsComplete writes one history row per written outcome', () => {
       outcomes: [
         outcomeOf(finished, 2, {
           result: 'FINISHED', resultText: '{"sent":3}', final: true,
-          attempt: { pid: 5151, mode: 'reused', startedAt, exitCode: null, peakMemoryBytes: 52_428_800 },
+          attempt: { pid: 5151, mode: 'reused', startedAtMs: startedAt.getTime(), exitCode: null, peakMemoryBytes: 52_428_800 },
         }),
-        outcomeOf(failed, 1, { attempt: { pid: 6161, threadId: 3, mode: 'thread', startedAt, peakMemoryBytes: 5_000_000_000 } }),
+        outcomeOf(failed, 1, { attempt: { pid: 6161, threadId: 3, mode: 'thread', startedAtMs: startedAt.getTime(), peakMemoryBytes: 5_000_000_000 } }),
       ],
     });
     expect([...written].sort()).toEqual([finished, failed].sort());

@@ -36,7 +36,7 @@ async function delaySeconds(id: string): Promise<number> {
 function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 'result' | 'final' | 'refund'>> = {}): AttemptOutcome {
   return {
     id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', final: false, refund: false, crash: false,
-    attempt: { pid: 999_999, threadId: null, mode: 'fresh', startedAt: null, exitCode: null, signal: null, peakMemoryBytes: null },
+    attempt: { pid: 999_999, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null },
     ...extra,
   };
 }

@@ -89,7 +89,7 @@ describe('migrate on a Rails-era table', () => {
       launcherId: 'l-rails',
       outcomes: [{
         id: railsId, tries: 1, result: 'FINISHED', resultText: 'NOOP: OK!', final: true, refund: false, crash: false,
-        attempt: { pid: process.pid, threadId: null, mode: 'fresh', startedAt: null, exitCode: 0, signal: null, peakMemoryBytes: null },
+        attempt: { pid: process.pid, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: 0, signal: null, peakMemoryBytes: null },
       }],
     });
     expect([...written]).toEqual([railsId]);

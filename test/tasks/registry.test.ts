@@ -7,8 +7,8 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
-  'BadExport', 'Chatty', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'Flood', 'Grandchild', 'Hog', 'HugeError', 'HugeResult', 'IgnoreTerm',
-  'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Sleep', 'SlowStatic', 'ThreadEcho', 'ThreadSignal',
+  'BadExport', 'Chatty', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grandchild', 'Hog', 'HugeError', 'HugeResult',
+  'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'Sleep', 'SlowStatic', 'Spawner', 'ThreadEcho', 'ThreadSignal',
 ];
 
 let scratch: string;

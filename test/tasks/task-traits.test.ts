@@ -10,8 +10,8 @@ const fixture = (name: string): string => path.join(fixtures, `${name}.mjs`);
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CWTR_TRAITS_MODE: 'thread' };
 
 const readers: TaskTraitsReader[] = [];
-function createReader(timeoutMs?: number, extraEnv: Record<string, string> = {}): TaskTraitsReader {
-  const reader = new TaskTraitsReader({ env: { ...env, ...extraEnv }, timeoutMs });
+function createReader(timeoutMs?: number, extraEnv: Record<string, string> = {}, recheckMs?: number): TaskTraitsReader {
+  const reader = new TaskTraitsReader({ env: { ...env, ...extraEnv }, timeoutMs, recheckMs });
   readers.push(reader);
   return reader;
 }
@@ -101,7 +101,8 @@ describe('TaskTraitsReader', () => {
   });
 
   it('inspects each class once per file version; concurrent reads share one inspection', async () => {
-    const reader = createReader();
+    // Looked at again on every read here; by default a file is looked at once a second at most.
+    const reader = createReader(undefined, {}, 0);
     const file = path.join(scratch, 'Cached.mjs');
     await writeFile(file, "export default class Cached { static mode = 'thread'; static timeoutMs = 100; run() {} }\n");
 
@@ -122,6 +123,19 @@ describe('TaskTraitsReader', () => {
     expect(reader.inspections).toBe(2);
     expect(await reader.read(file, 'Cached')).toMatchObject({ mode: 'process' });
     expect(reader.inspections).toBe(2);
+  });
+
+  it('answers peek from what it knows, without I/O, until the file is due to be looked at again', async () => {
+    const file = path.join(scratch, 'Peeked.mjs');
+    await writeFile(file, "export default class Peeked { static timeoutMs = 250; run() {} }\n");
+    const reader = createReader();
+    expect(reader.peek(file, 'Peeked')).toBeNull();
+    const read = await reader.read(file, 'Peeked');
+    expect(reader.peek(file, 'Peeked')).toBe(read);
+    expect(reader.peek(file, 'Other')).toBeNull();
+    const stale = createReader(undefined, {}, 0);
+    await stale.read(file, 'Peeked');
+    expect(stale.peek(file, 'Peeked')).toBeNull();
   });
 
   it('close() ends running inspections; later reads return nulls without a thread', async () => {

@@ -4,7 +4,7 @@ import type { StandaloneConfig } from '../../config/config-file.js';
 import { TaskRunnerError } from '../../errors.js';
 import { openEmbeddedDatabase } from '../../embedded/embedded-database.js';
 import type { Logger } from '../../shared/logger.js';
-import { asDatabaseError } from '../../store/database.js';
+import { asDatabaseError, openPool } from '../../store/database.js';
 
 /** Where the standalone launcher and the CLI find the database: the configured URL, or the embedded server. */
 export interface DatabaseSource {
@@ -55,9 +55,7 @@ export async function openDatabaseSource(config: StandaloneConfig, logger: Logge
 
 /** A small pool with a connect timeout, for commands that run a few statements and exit. */
 export function openCommandPool(url: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: connectTimeoutMs });
-  pool.on('error', () => undefined);
-  return pool;
+  return openPool({ connectionString: url, max: 2, connectionTimeoutMillis: connectTimeoutMs });
 }
 
 /** A Kysely over {@link openCommandPool}; destroying it ends the pool. */

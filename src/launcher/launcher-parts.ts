@@ -1,0 +1,173 @@
+import { cancelChannelFor, channelFor } from '../config/identifiers.js';
+import type { RunnerConfig } from '../config/runner-config.js';
+import { ForkPool } from '../pool/fork-pool.js';
+import { ThreadPool } from '../pool/thread-pool.js';
+import type { TypedEmitter } from '../shared/typed-emitter.js';
+import type { OpenDatabase } from '../store/database.js';
+import type { RequestStore } from '../store/request-store.js';
+import type { TaskRegistry } from '../tasks/registry.js';
+import { TaskTraitsReader } from '../tasks/task-traits.js';
+import { ClaimPolicy } from './claim-policy.js';
+import { Dispatcher } from './dispatcher.js';
+import type { RunnerEvents } from './events.js';
+import { LaunchLoop } from './launch-loop.js';
+import { NotifyListener } from './notify-listener.js';
+
+export interface LauncherPartsParams {
+  config: RunnerConfig;
+  database: OpenDatabase;
+  store: RequestStore;
+  registry: TaskRegistry;
+  events: TypedEmitter<RunnerEvents>;
+  launcherId: string;
+  launcherIdentity: string | null;
+  /** Something failed inside the launcher; it goes on. */
+  report(error: Error, during: string): void;
+}
+
+/**
+ * The moving parts of a started launcher, wired together. The path of a request:
+ *
+ *   NotifyListener / poll / delay timer ─wake→ ClaimPolicy ─order→ LaunchLoop (one statement:
+ *   outcomes + starts + claim) ─rows→ Dispatcher (local queue, slots) ─try→ ForkPool | ThreadPool
+ *   ─report→ Dispatcher ─outcome→ LaunchLoop ─written→ Dispatcher ─events→ the runner's emitter.
+ *
+ * Built at `start()`, torn down at `stop()` in the order `stop` below gives.
+ */
+export class LauncherParts {
+  readonly dispatcher: Dispatcher;
+  readonly loop: LaunchLoop;
+  readonly policy: ClaimPolicy;
+  readonly processPool: ForkPool;
+  readonly traits: TaskTraitsReader;
+  readonly #p: LauncherPartsParams;
+  #listener: NotifyListener | null = null;
+
+  constructor(params: LauncherPartsParams) {
+    this.#p = params;
+    const { config, store, events, launcherId, launcherIdentity, report } = params;
+    this.processPool = new ForkPool({
+      concurrency: config.concurrency,
+      spareChildren: config.spareChildren,
+      maxTasksPerChild: config.maxTasksPerChild,
+      maxRssBytes: config.childMaxRssMb === null ? null : config.childMaxRssMb * 1024 * 1024,
+      idleMs: config.childIdleMs,
+      env: config.childEnv,
+      execArgv: config.childExecArgv,
+      killTimeoutMs: config.killTimeoutMs,
+      maxResultBytes: config.maxResultBytes,
+      logger: config.logger,
+    });
+    this.traits = new TaskTraitsReader({
+      env: config.childEnv,
+      onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
+    });
+    const dispatcher = new Dispatcher({
+      processPool: this.processPool,
+      threadPool: () => new ThreadPool({
+        maxThreads: config.threads.maxThreads,
+        idleTimeoutMs: config.threads.idleTimeoutMs,
+        resourceLimits: {
+          maxOldGenerationSizeMb: config.threads.maxOldGenerationSizeMb,
+          maxYoungGenerationSizeMb: config.threads.maxYoungGenerationSizeMb,
+          stackSizeMb: config.threads.stackSizeMb,
+        },
+        env: config.childEnv,
+        launcherPid: process.pid,
+        launcherIdentity,
+        logger: config.logger,
+      }),
+      traits: this.traits,
+      registry: params.registry,
+      config,
+      events,
+      onTryEnded: (durationMs) => this.policy.tryEnded(durationMs),
+    });
+    this.policy = new ClaimPolicy({
+      concurrency: config.concurrency,
+      prefetch: config.prefetch,
+      prefetchHorizonMs: config.prefetchHorizonMs,
+      pollIntervalMs: config.pollIntervalMs,
+      nextDelayMs: () => store.requestsNextDelayMs({ queues: config.queues }),
+      onWake: () => this.loop.kick(),
+      onIdle: () => events.emit('runner:idle', { running: dispatcher.running }),
+      onError: (error) => report(error, 'looking for delayed rows'),
+    });
+    this.loop = new LaunchLoop({
+      store,
+      launcherId,
+      claimOrder: () => {
+        const order = this.policy.order({ running: dispatcher.running, queued: dispatcher.queued, blocked: dispatcher.blocked });
+        return order === null ? null : {
+          ...order, host: config.host, launcherPid: process.pid, launcherIdentity, queues: config.queues, leaseMs: config.leaseMs,
+          maxOptionsBytes: config.maxOptionsBytes,
+        };
+      },
+      onClaimed: (rows, asked) => {
+        dispatcher.accept(rows);
+        this.policy.claimed(asked, rows.length);
+      },
+      onClaimFailed: () => this.policy.failed(),
+      onOutcomes: (applied, stale) => dispatcher.recorded(applied, stale),
+      onStarts: (ids) => dispatcher.startsRecorded(ids),
+      onGaveUp: (outcome, error) => dispatcher.gaveUp(outcome, error),
+      onError: report,
+      batchDelayMs: config.completionBatchMs,
+      logger: config.logger,
+    });
+    dispatcher.records = this.loop;
+    this.dispatcher = dispatcher;
+  }
+
+  /** Listens, warms the pool and starts claiming (after the start-up probe). */
+  async start(): Promise<void> {
+    const { config, database } = this.#p;
+    const listenSource = config.listenDb ?? database.connectionString ?? database.pool;
+    if (listenSource !== null) {
+      this.#listener = new NotifyListener({
+        source: listenSource,
+        channels: {
+          [channelFor(config.table)]: () => this.policy.wake(),
+          [cancelChannelFor(config.table)]: (id) => void this.dispatcher.cancel(id),
+        },
+        onConnected: () => this.policy.wake(),
+        logger: config.logger,
+      });
+      await this.#listener.start();
+    } else {
+      config.logger.warn('no LISTEN connection (db is a Kysely instance; set listenDb): polling only', {
+        pollIntervalMs: config.pollIntervalMs,
+      });
+    }
+    this.processPool.warm();
+    this.policy.start();
+  }
+
+  /**
+   * Graceful stop: no more claims; held rows given back at once; running tries get
+   * `shutdownGraceMs`, then are terminated; every outcome flushed. Returns how many tries were
+   * interrupted.
+   */
+  async stop(): Promise<number> {
+    const { config } = this.#p;
+    await this.policy.stop();
+    this.loop.stopClaiming();
+    await this.#listener?.stop();
+    this.dispatcher.releaseQueued();
+    let interrupted = 0;
+    if (!(await this.dispatcher.drain(config.shutdownGraceMs))) {
+      interrupted = this.dispatcher.running;
+      config.logger.warn('grace period over: terminating running tasks', { running: interrupted });
+      await this.dispatcher.interrupt();
+    }
+    await this.dispatcher.close();
+    if (!(await this.loop.flush(Math.max(5_000, config.shutdownGraceMs)))) {
+      config.logger.error('outcomes could not be written before stopping: their rows keep their pid until a probe recovers them', {
+        unwritten: this.loop.unwritten,
+      });
+    }
+    this.loop.close();
+    await this.traits.close();
+    return interrupted;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The states of a request, as SQL conditions over a row (optionally through an alias). Each is
+ * written here once; statements name the fragment instead of spelling the condition out.
+ *
+ *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit
+ *   runnable  waiting, and delay_until IS NULL OR delay_until <= now()
+ *   delayed   waiting, and delay_until > now()
+ *   running   pid IS NOT NULL AND completed_at IS NULL (claimed by a launcher: held or started)
+ *   ended     completed_at IS NOT NULL
+ */
+const column = (alias: string | undefined, name: string): string => (alias === undefined ? name : `${alias}.${name}`);
+
+export function waitingSql(alias?: string): string {
+  const c = (name: string) => column(alias, name);
+  return `${c('completed_at')} IS NULL AND ${c('pid')} IS NULL AND ${c('tries')} < ${c('try_limit')}`;
+}
+
+export function runnableSql(alias?: string): string {
+  const delay = column(alias, 'delay_until');
+  return `${waitingSql(alias)} AND (${delay} IS NULL OR ${delay} <= now())`;
+}
+
+export function delayedSql(alias?: string): string {
+  return `${waitingSql(alias)} AND ${column(alias, 'delay_until')} > now()`;
+}
+
+export function runningSql(alias?: string): string {
+  return `${column(alias, 'pid')} IS NOT NULL AND ${column(alias, 'completed_at')} IS NULL`;
+}
+
+/** A queue filter on parameter `$n` (text[]; NULL means every queue). */
+export function queueFilterSql(parameter: number, alias?: string): string {
+  return `($${parameter}::text[] IS NULL OR ${column(alias, 'queue')} = ANY($${parameter}::text[]))`;
+}
