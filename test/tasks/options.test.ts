@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseOptions, stringifyOptions, TaskRunnerError } from '../../dist/index.js';
+import { parseYamlOptions } from '../../dist/tasks/options.js';
+import { parsePlainOptions } from '../../dist/tasks/plain-options.js';
 
 const limit = 64 * 1024;
 
@@ -134,5 +136,64 @@ describe('stringifyOptions', () => {
 
   it('refuses options over the size limit', () => {
     expect(() => stringifyOptions({ text: 'x'.repeat(500) }, 100)).toThrow(expect.objectContaining({ code: 'OPTIONS_TOO_LARGE' }));
+  });
+});
+
+describe('the plain-options fast path', () => {
+  /** A small deterministic generator (mulberry32), so a failure names a seed that reproduces it. */
+  function random(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const keys = ['a', 'b_c', ':sym', 'created_from', '__proto__', 'true', 'Null', '_x', 'A1', ':a', 'x-y', '1a', 'k k', '', ' a'];
+  const values = [
+    'bench', 'self.schedule', 'a shell', 'x y z', '60000', '0', '-5', '-0', '007', '1e3', '0x1F', '0o17', 'true', 'True', 'false',
+    'yes', 'no', 'on', 'null', 'NULL', '~', '', '12:30', 'a  b', 'x#y', '@x', '.inf', '1.5', 'b-c', 'under_score', 'a -b', 'a @b',
+    '123456789012345', '1234567890123456', '9007199254740993', 'TRUE', '-', 'a:b', 'a: b', '"quoted"', "'single'", '[1, 2]', '{x: 1}',
+    'a ', ' a', '.5', '+1', '-1.5', 'x/y', 'x+y', 'é', 'a\tb', '*alias', '&anchor x', '!tag x', '%x', '`x`', '|', '>',
+  ];
+  const headers = ['', '---\n', '--- \n', '---  \n', '--- # c\n', '---\r\n'];
+
+  it('reads exactly what the YAML parser reads, for every document it accepts', () => {
+    let accepted = 0;
+    for (let seed = 1; seed <= 20_000; seed++) {
+      const next = random(seed);
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!;
+      const lines = Array.from({ length: Math.floor(next() * 5) }, () => {
+        const separator = pick([': ', ': ', ': ', ':', ':  ', ' : ']);
+        return `${pick(keys)}${separator}${pick(values)}`;
+      });
+      const text = pick(headers) + lines.join('\n') + (next() < 0.7 ? '\n' : '');
+      const fast = parsePlainOptions(text);
+      if (fast === undefined) continue;
+      accepted += 1;
+      let slow: unknown;
+      try {
+        slow = parseYamlOptions(text);
+      } catch (error) {
+        throw new Error(`seed ${seed}: the fast path read ${JSON.stringify(text)} that YAML refuses (${(error as Error).message})`);
+      }
+      expect(fast, `seed ${seed}: ${JSON.stringify(text)}`).toStrictEqual(slow);
+      for (const [key, value] of Object.entries(fast)) {
+        expect(Object.is(value, (slow as Record<string, unknown>)[key]), `seed ${seed} key ${key}`).toBe(true);
+      }
+    }
+    // The generator gives the fast path plenty to accept, not only documents it passes on.
+    expect(accepted).toBeGreaterThan(800);
+  });
+
+  it('takes the rows the scheduler and the seed write, and passes the rest on', () => {
+    expect(parsePlainOptions(stringifyOptions({ created_from: 'bench', ms: 60_000, on: true }, limit))).toEqual({ created_from: 'bench', ms: 60_000, on: true });
+    expect(parsePlainOptions('--- \n:created_from: self.schedule\n')).toEqual({ created_from: 'self.schedule' });
+    expect(parsePlainOptions('---\nlist:\n  - 1\n')).toBeUndefined();
+    expect(parsePlainOptions('a: "quoted"\n')).toBeUndefined();
+    expect(parsePlainOptions('__proto__: x\n')).toEqual(Object.defineProperty({}, '__proto__', { value: 'x', enumerable: true, writable: true, configurable: true }));
+    expect(Object.getPrototypeOf(parsePlainOptions('__proto__: x\n'))).toBe(Object.prototype);
   });
 });

@@ -5,7 +5,8 @@
  * still in its group then was started by that try (or an earlier one). Finding them means reading
  * every /proc/<pid>/stat (about 1.5 ms with ~90 processes), so it is done only after a try that
  * started a process: the child_process functions are wrapped to notice (ESM imports see the
- * wrappers through syncBuiltinESMExports), and a child still listed in /proc catches the rest.
+ * wrappers through syncBuiltinESMExports). A process started some other way (a native addon) is
+ * found when the child itself exits and its group is ended.
  *
  * A process that left the group (setsid, a daemon) is beyond this; running tasks as another user
  * in a cgroup is what contains those.
@@ -28,14 +29,6 @@ export function watchSpawns(): void {
     };
   }
   syncBuiltinESMExports();
-}
-
-function hasLiveChildren(): boolean {
-  try {
-    return readFileSync(`/proc/self/task/${process.pid}/children`, 'latin1').trim().length > 0;
-  } catch {
-    return false;
-  }
 }
 
 /** Pids of the processes in process group `pgid`, read from /proc (empty where there is none). */
@@ -65,7 +58,7 @@ export function groupMembers(pgid: number): number[] {
 
 /** Ends (SIGKILL) every other process of this child's group, if the last try may have left any. */
 export function endLeftovers(): void {
-  if (!started && !hasLiveChildren()) return;
+  if (!started) return;
   started = false;
   // A member may fork while it is being killed: look again until the group is empty.
   for (let pass = 0; pass < 5; pass++) {

@@ -1,0 +1,63 @@
+/**
+ * The options most rows carry are a flat map of plain words and whole numbers
+ * (`---\ncreated_from: self.schedule\n`, `ms: 60000`). Reading those does not need the YAML
+ * parser, whose import alone costs a child process about 30 ms at start and whose parse costs
+ * about 30 µs a try. This reads exactly that shape and gives what the YAML core schema gives for
+ * it; for anything else it says "not mine" (undefined) and the caller parses with YAML. What it
+ * accepts, line by line after an optional `---`:
+ *
+ *   key: value      key: a name (`[A-Za-z_][A-Za-z0-9_]*`, a leading `:` for Ruby symbols) that the
+ *                   core schema reads as a string (not true, false or null);
+ *                   value: true, false, null, a whole number of at most 15 digits, or words of
+ *                   `[A-Za-z0-9_./@+-]` that start with a letter or `_`, one space between words,
+ *                   and none of them true, false, null in any YAML spelling.
+ *
+ * The test suite checks it against the YAML parser on generated documents.
+ */
+const header = /^---[ \t]*$/;
+const keyPattern = /^(:?)([A-Za-z_][A-Za-z0-9_]*)$/;
+const wordsPattern = /^[A-Za-z_][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+-]+)*$/;
+const integerPattern = /^(?:0|-?[1-9][0-9]{0,14})$/;
+const special = new Set(['true', 'True', 'TRUE', 'false', 'False', 'FALSE', 'null', 'Null', 'NULL']);
+
+function scalar(text: string): { value: unknown } | undefined {
+  if (text === 'true') return { value: true };
+  if (text === 'false') return { value: false };
+  if (text === 'null') return { value: null };
+  if (integerPattern.test(text)) return { value: Number(text) };
+  if (special.has(text) || !wordsPattern.test(text)) return undefined;
+  return { value: text };
+}
+
+/** The options of `text` when it is a flat map of plain scalars; undefined otherwise. */
+export function parsePlainOptions(text: string): Record<string, unknown> | undefined {
+  if (text.includes('\r') || text.includes('#')) return undefined;
+  const lines = text.split('\n');
+  let at = 0;
+  if (at < lines.length && header.test(lines[at]!)) at += 1;
+  const result: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  for (; at < lines.length; at++) {
+    const line = lines[at]!;
+    if (line === '') {
+      if (at === lines.length - 1) break; // the final newline
+      return undefined;
+    }
+    const colon = line.indexOf(':', 1);
+    if (colon < 0) return undefined;
+    const key = keyPattern.exec(line.slice(0, colon));
+    if (key === null || special.has(key[2]!)) return undefined;
+    const rest = line.slice(colon + 1);
+    if (rest.length > 0 && (rest[0] !== ' ' || rest[1] === ' ' || rest.length === 1)) return undefined;
+    const parsed = rest.length === 0 ? { value: null } : scalar(rest.slice(1));
+    if (parsed === undefined) return undefined;
+    const name = key[2]!;
+    // Two keys the same (`a` and `:a` count as one once the colon is dropped): YAML's to judge.
+    const raw = key[1]! + name;
+    if (seen.has(raw) || Object.hasOwn(result, name)) return undefined;
+    seen.add(raw);
+    // defineProperty so a key named __proto__ stays data and never becomes a prototype.
+    Object.defineProperty(result, name, { value: parsed.value, enumerable: true, writable: true, configurable: true });
+  }
+  return result;
+}
