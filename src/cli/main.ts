@@ -26,6 +26,15 @@ function find(name: string): CliCommand | undefined {
 
 const allOptions: OptionSpecs = Object.assign({}, ...commands.map((command) => command.options));
 
+/** True when a connection string carries a password (postgres://user:secret@host/db). */
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return /:\/\/[^/@]*:[^/@]*@/.test(url);
+  }
+}
+
 /** One line on stderr for what went wrong, and the exit code for it. */
 function report(error: unknown, io: CliIo): number {
   const write = (message: string): void => void io.stderr.write(`${programName}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
@@ -88,7 +97,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (['start', 'migrate', 'status', 'probe'].includes(command.name) && parsed.positionals.length > 0) {
       throw new UsageError(`${command.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])}`, command.name);
     }
-    const context = createContext(io, parsed, configFlags(parsed.values));
+    const flags = configFlags(parsed.values);
+    if (flags.databaseUrl !== undefined && urlHasPassword(flags.databaseUrl)) {
+      io.stderr.write(
+        `${programName}: warning: a password in --database-url can be read by every user of this machine in the process list; ` +
+          'set DATABASE_URL, databaseUrl in the config file, or a ~/.pgpass file instead\n',
+      );
+    }
+    const context = createContext(io, parsed, flags);
     return await command.run(context);
   } catch (error) {
     return report(error, io);

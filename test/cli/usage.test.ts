@@ -95,8 +95,18 @@ describe('runtime errors: one line, exit code 1, no stack', () => {
     for (const args of [['migrate'], ['schedule', 'NoOp'], ['status'], ['probe'], ['retry', '1']]) {
       const result = await cli(['--database-url', 'postgres://root:secret@127.0.0.1:1/x', ...args], { cwd });
       expect(result.code, args.join(' ')).toBe(1);
-      expectOneLine(result.stderr, /cannot use the database postgres:\/\/root:\*\*\*@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
+      const [warning, ...error] = result.stderr.split(/(?<=\n)/);
+      expect(warning).toMatch(/^cw-task-runner: warning: a password in --database-url can be read by every user .* set DATABASE_URL/);
+      expectOneLine(error.join(''), /cannot use the database postgres:\/\/root:\*\*\*@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
       expect(result.stderr).not.toContain('secret');
+    }
+  });
+
+  it('gives no password warning for a URL without one, or one given through the environment', async () => {
+    for (const params of [{ args: ['--database-url', 'postgres://root@127.0.0.1:1/x'] }, { args: [], env: cleanEnv({ DATABASE_URL: 'postgres://root:secret@127.0.0.1:1/x' }) }]) {
+      const result = await cli([...params.args, 'status'], { cwd, env: params.env });
+      expect(result.code).toBe(1);
+      expectOneLine(result.stderr, /cannot use the database/);
     }
   });
 
