@@ -27,6 +27,8 @@ export interface RunnerStatus {
   host: string;
   pid: number;
   running: RunningRequest[];
+  /** Rows this launcher claimed ahead and holds in its local queue, not started yet. */
+  held: number;
   counts: StatusCounts;
 }
 
@@ -132,6 +134,7 @@ class TaskRunner implements Runner {
       host: this.config.host,
       pid: process.pid,
       running: this.#parts?.dispatcher.list() ?? [],
+      held: this.#parts?.dispatcher.queued ?? 0,
       counts: await this.#store.requestsCountByState(),
     };
   }

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { LaunchLoop } from '../../dist/launcher/launch-loop.js';
+import { silentLogger } from '../../dist/shared/logger.js';
+import type { AppliedOutcome, AttemptOutcome } from '../../dist/store/request-store.js';
+import { getRow, useTestDatabase, waitFor } from '../helpers/db.js';
+import { insertRunning, outcomeOf, storeOn, testLauncher } from '../helpers/store.js';
+
+/**
+ * The launch loop writes outcomes in batches; what one statement carries must never cost another
+ * row its outcome. Each outcome ends in exactly one of: applied, not ours any more (stale), or
+ * given up, and the loop says which.
+ */
+const t = useTestDatabase();
+
+function loopOn(store: ReturnType<typeof storeOn>) {
+  const applied: AppliedOutcome[] = [];
+  const stale: AttemptOutcome[] = [];
+  const gaveUp: AttemptOutcome[] = [];
+  const errors: string[] = [];
+  const loop = new LaunchLoop({
+    store,
+    launcherId: testLauncher,
+    claimOrder: () => null,
+    onClaimed: () => undefined,
+    onClaimFailed: () => undefined,
+    onOutcomes: (written, notOurs) => {
+      applied.push(...written);
+      stale.push(...notOurs);
+    },
+    onStarts: () => undefined,
+    onGaveUp: (outcome) => gaveUp.push(outcome),
+    onError: (error) => errors.push(error.message),
+    batchDelayMs: 50,
+    logger: silentLogger,
+  });
+  return { loop, applied, stale, gaveUp, errors };
+}
+
+describe('the launch loop', () => {
+  it('writes the outcomes of one batch in one statement and says how each row stands', async () => {
+    const store = storeOn(t.db);
+    const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
+    const { loop, applied } = loopOn(store);
+    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'ok', final: true }));
+    loop.addOutcome(outcomeOf(ids[1]!, 1));
+    loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'CRASHED', crash: true }));
+    await waitFor(() => applied.length === 3, { what: 'three outcomes' });
+    expect(applied.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
+      { id: ids[0], result: 'FINISHED', ended: true },
+      { id: ids[1], result: 'FAILED', ended: false },
+      { id: ids[2], result: 'CRASHED', ended: false },
+    ]);
+    expect(await loop.flush(1_000)).toBe(true);
+    loop.close();
+  });
+
+  it('isolates a value PostgreSQL refuses: the others land as they are, that one in its plainest form', async () => {
+    const store = storeOn(t.db);
+    const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
+    const { loop, applied, gaveUp } = loopOn(store);
+    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'first', final: true }));
+    // An exit code no integer column holds: the whole batched statement fails on it.
+    loop.addOutcome(outcomeOf(ids[1]!, 1, { result: 'CRASHED', crash: true, attempt: { exitCode: 2 ** 40 } }));
+    loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'FINISHED', resultText: 'third', final: true }));
+    await waitFor(() => applied.length === 3, { what: 'three outcomes' });
+    expect(gaveUp).toEqual([]);
+    expect(await getRow(t.pool, ids[0]!)).toMatchObject({ result: 'FINISHED', result_text: 'first', pid: null });
+    expect(await getRow(t.pool, ids[2]!)).toMatchObject({ result: 'FINISHED', result_text: 'third', pid: null });
+    expect(await getRow(t.pool, ids[1]!)).toMatchObject({
+      result: 'FAILED', pid: null, result_text: 'the outcome of this try (CRASHED) could not be stored; the database refused it',
+    });
+    loop.close();
+  });
+
+  it('tells an outcome whose row is no longer this launcher\'s apart from one written', async () => {
+    const store = storeOn(t.db);
+    const mine = await insertRunning(t.pool);
+    const recovered = await insertRunning(t.pool, { launcher_id: 'someone-else' });
+    const { loop, applied, stale } = loopOn(store);
+    loop.addOutcome(outcomeOf(mine, 1, { result: 'FINISHED', final: true }));
+    loop.addOutcome(outcomeOf(recovered, 1, { result: 'FINISHED', final: true }));
+    await waitFor(() => applied.length + stale.length === 2, { what: 'both outcomes' });
+    expect(applied.map((a) => a.id)).toEqual([mine]);
+    expect(stale.map((s) => s.id)).toEqual([recovered]);
+    expect(await getRow(t.pool, recovered)).toMatchObject({ launcher_id: 'someone-else', completed_at: null });
+    loop.close();
+  });
+});
