@@ -1,4 +1,5 @@
 import { loadStandaloneConfig, type ConfigFlags, type StandaloneConfig } from '../config/config-file.js';
+import { hostname } from 'node:os';
 import { createStreamLogger, type Logger } from '../shared/logger.js';
 import type { Scheduler } from '../launcher/create-scheduler.js';
 import type { OptionSpecs, ParsedCommandLine } from './args.js';
@@ -51,7 +52,9 @@ export function createContext(io: CliIo, parsed: ParsedCommandLine, flags: Confi
     positionals: parsed.positionals,
     flags,
     loadConfig: () => (config ??= loadStandaloneConfig({ flags, env: io.env, cwd: io.cwd })),
-    logger: (resolved) => createStreamLogger(io.stderr, resolved.logLevel),
+    logger: (resolved) => createStreamLogger(io.stderr, {
+      level: resolved.logLevel, format: resolved.logFormat, base: { pid: process.pid, host: resolved.runner.host ?? hostname() },
+    }),
   };
 }
 

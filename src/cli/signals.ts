@@ -30,6 +30,7 @@ export function installStopSignals(logger: Logger): StopSignals {
       return;
     }
     logger.warn(`received ${signal} again: exiting now`);
+    logger.flush?.();
     process.exit(128 + (signalNumbers[signal as keyof typeof signalNumbers] ?? 15));
   };
   for (const signal of stopSignals) process.on(signal, handler);

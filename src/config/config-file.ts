@@ -3,6 +3,8 @@ import path from 'node:path';
 import { isNode, parseDocument, visit } from 'yaml';
 import { ConfigError, TaskRunnerError } from '../errors.js';
 import type { LogLevel } from '../shared/logger.js';
+
+export type LogFormat = 'pretty' | 'json';
 import { parseTableName } from './identifiers.js';
 import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
 import { isRecord } from '../shared/values.js';
@@ -18,6 +20,8 @@ export interface ConfigFileOptions extends Omit<RunnerOptions, 'db' | 'listenDb'
   databaseUrl?: string;
   tasksDir?: string;
   logLevel?: LogLevel;
+  /** `pretty` (default) or `json` (one object per line, for log collectors). */
+  logFormat?: LogFormat;
   /** Pidfile, control socket and embedded data live under it. Default `tmp`. */
   tmpDir?: string;
   embedded?: { port?: number; dataDir?: string };
@@ -36,6 +40,7 @@ export interface StandaloneConfig {
   readonly tasksDir: string | null;
   readonly tableName: string;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   /** Absolute. */
   readonly tmpDir: string;
   readonly embedded: { readonly port: number; readonly dataDir: string };
@@ -67,7 +72,7 @@ const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
 
 /** `runner`: checked by `resolveRunnerConfig`, which names the field. */
-type Kind = 'runner' | 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'backoff' | 'embedded';
+type Kind = 'runner' | 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat' | 'backoff' | 'embedded';
 const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   databaseUrl: 'string',
   tasksDir: 'string',
@@ -100,6 +105,8 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   crashLimit: 'integer',
   host: 'string',
   logLevel: 'logLevel',
+  logFormat: 'logFormat',
+  taskLogLevel: 'logLevel',
   tmpDir: 'string',
   embedded: 'embedded',
 };
@@ -144,6 +151,9 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
       return;
     case 'logLevel':
       if (!logLevels.includes(value as LogLevel)) fail(`one of ${logLevels.join(', ')}`);
+      return;
+    case 'logFormat':
+      if (value !== 'pretty' && value !== 'json') fail('"pretty" or "json"');
       return;
     case 'backoff':
     case 'embedded': {
@@ -249,7 +259,7 @@ async function exists(file: string): Promise<boolean> {
 /**
  * Resolves the standalone configuration. Precedence: flags, then environment variables
  * (`DATABASE_URL`, `CW_TASKS_DIR`, `CW_CONCURRENCY`, `CW_POLL_INTERVAL_MS`, `CW_TABLE_NAME`,
- * `CW_LOG_LEVEL`), then the config file (`--config`, else `CW_CONFIG`, else `cw-task-runner.yml`
+ * `CW_LOG_LEVEL`, `CW_LOG_FORMAT`), then the config file (`--config`, else `CW_CONFIG`, else `cw-task-runner.yml`
  * in the working directory when it exists), then defaults. Every value is validated here, so a
  * bad setting is reported before anything starts.
  *
@@ -274,6 +284,10 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   if (!logLevels.includes(logLevel as LogLevel)) {
     throw new ConfigError('CW_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
+  const logFormat = envValue(env, 'CW_LOG_FORMAT') ?? file.logFormat ?? 'pretty';
+  if (logFormat !== 'pretty' && logFormat !== 'json') {
+    throw new ConfigError('CW_LOG_FORMAT', `must be "pretty" or "json", got ${JSON.stringify(logFormat)}`);
+  }
   const tableName = flags.tableName ?? envValue(env, 'CW_TABLE_NAME') ?? file.tableName ?? defaults.tableName;
   parseTableName(tableName);
 
@@ -288,6 +302,10 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
     if (value !== undefined) runner[key] = value;
   };
   assign('concurrency', envInteger(env, 'CW_CONCURRENCY') ?? file.concurrency);
+  assign('prefetch', file.prefetch);
+  assign('prefetchHorizonMs', file.prefetchHorizonMs);
+  assign('completionBatchMs', file.completionBatchMs);
+  assign('taskLogLevel', file.taskLogLevel);
   assign('pollIntervalMs', envInteger(env, 'CW_POLL_INTERVAL_MS') ?? file.pollIntervalMs);
   assign('queues', file.queues);
   assign('retryBackoff', file.retryBackoff);
@@ -322,6 +340,7 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
     tasksDir,
     tableName,
     logLevel: logLevel as LogLevel,
+    logFormat,
     tmpDir,
     embedded: Object.freeze({ port, dataDir: file.embedded?.dataDir ?? path.join(tmpDir, 'embedded-pg') }),
     runner: Object.freeze(runner),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { ConfigError } from '../errors.js';
-import { silentLogger, type Logger } from '../shared/logger.js';
+import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { parseTableName, type TableName } from './identifiers.js';
 
@@ -131,6 +131,8 @@ export interface RunnerOptions {
   host?: string;
   /** Where log lines go. Default: nowhere. */
   logger?: Logger;
+  /** Level of the lines logged per task (its output, its success). Default `info`; failures are always `error`. */
+  taskLogLevel?: LogLevel;
 }
 
 /** Options after validation and defaults, frozen. */
@@ -167,6 +169,7 @@ export interface RunnerConfig {
   readonly crashLimit: number;
   readonly host: string;
   readonly logger: Logger;
+  readonly taskLogLevel: LogLevel;
 }
 
 export const defaults = Object.freeze({
@@ -287,7 +290,15 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     crashLimit: integer('crashLimit', options.crashLimit, defaults.crashLimit, 1, 1_000_000),
     host,
     logger: options.logger ?? silentLogger,
+    taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? 'info'),
   });
+}
+
+function logLevel(field: string, value: unknown): LogLevel {
+  if (value !== 'debug' && value !== 'info' && value !== 'warn' && value !== 'error') {
+    throw new ConfigError(field, `must be one of debug, info, warn, error; got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 function optionalInteger(field: string, value: unknown, min: number, max: number): number | null {

@@ -336,7 +336,7 @@ export class Dispatcher {
 
   #output(job: AttemptJob, stream: 'stdout' | 'stderr', line: string): void {
     const id = job.request.id;
-    this.#logger.info(`[task ${id} ${stream}] ${line}`);
+    this.#logger[this.#p.config.taskLogLevel](`[task ${id} ${stream}] ${line}`);
     this.#p.events.emit('task:output', { id, stream, line });
   }
 

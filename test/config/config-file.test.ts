@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, loadStandaloneConfig } from '../../dist/config/config-file.js';
-import { TaskRunnerError } from '../../dist/index.js';
+import { createStreamLogger, TaskRunnerError } from '../../dist/index.js';
 
 let dir: string;
 let n = 0;
@@ -146,6 +146,7 @@ describe('loadStandaloneConfig', () => {
       tasksDir: null,
       tableName: 'task_runner_requests',
       logLevel: 'info',
+      logFormat: 'pretty',
       tmpDir: path.join(cwd, 'tmp'),
       embedded: { port: 54329, dataDir: path.join(cwd, 'tmp', 'embedded-pg') },
       runner: {},
@@ -217,5 +218,35 @@ describe('loadStandaloneConfig', () => {
     expect(config.databaseUrl).toBeNull();
     expect(config.tasksDir).toBeNull();
     expect(config.runner).toEqual({});
+  });
+});
+
+describe('log settings', () => {
+  it('takes logFormat and taskLogLevel from the file, CW_LOG_FORMAT from the environment, and refuses others', async () => {
+    const dir = path.dirname(await file('cw-task-runner.yml', 'logFormat: json\ntaskLogLevel: debug\n'));
+    const config = await loadStandaloneConfig({ cwd: dir, env: {} });
+    expect(config).toMatchObject({ logFormat: 'json', runner: { taskLogLevel: 'debug' } });
+    expect((await loadStandaloneConfig({ cwd: dir, env: { CW_LOG_FORMAT: 'pretty' } })).logFormat).toBe('pretty');
+    await expect(loadStandaloneConfig({ cwd: dir, env: { CW_LOG_FORMAT: 'xml' } })).rejects.toThrow(/CW_LOG_FORMAT.*"pretty" or "json"/);
+    const bad = path.dirname(await file('cw-task-runner.yml', 'taskLogLevel: loud\n'));
+    await expect(loadStandaloneConfig({ cwd: bad, env: {} })).rejects.toThrow(/"taskLogLevel" must be one of debug, info, warn, error/);
+  });
+});
+
+describe('createStreamLogger', () => {
+  it('writes a turn\'s lines in one write, as readable lines or JSON with the base fields', async () => {
+    const writes: string[] = [];
+    const pretty = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, 'info');
+    pretty.debug('dropped');
+    pretty.info('first', { id: '7' });
+    pretty.warn('second');
+    expect(writes).toEqual([]);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toMatch(/^\S+ INFO  first id="7"\n\S+ WARN  second\n$/);
+    const json = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, { format: 'json', base: { pid: 42, host: 'h' } });
+    json.error('boom', { id: '8', n: 1n });
+    json.flush?.();
+    expect(JSON.parse(writes[1]!)).toMatchObject({ level: 'error', msg: 'boom', pid: 42, host: 'h', id: '8', n: '1', time: expect.any(String) });
   });
 });

@@ -76,7 +76,7 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
     undo.push(() => runner.stop());
     runner.events.on('task:started', (e) => logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }));
     runner.events.on('task:completed', (e) => {
-      if (e.result === RequestResult.FINISHED) logger.info(`task ${e.taskClassName} FINISHED`, { id: e.id, try: e.tries, result: preview(e.resultText) });
+      if (e.result === RequestResult.FINISHED) logger[runner.config.taskLogLevel](`task ${e.taskClassName} FINISHED`, { id: e.id, try: e.tries, result: preview(e.resultText) });
     });
 
     let socketPath: string | null = controlSocketPath(config.tmpDir);
