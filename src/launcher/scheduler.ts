@@ -77,12 +77,11 @@ export class RequestScheduler {
     this.#maxOptionsBytes = params.maxOptionsBytes;
   }
 
-  async #row(item: ScheduleItem): Promise<NewRequest> {
+  #row(item: ScheduleItem): NewRequest {
     const name = item.taskClassName;
     if (typeof name !== 'string' || !namePattern.test(name)) {
       throw new TaskRunnerError('TASK_UNKNOWN', `invalid task class name ${JSON.stringify(name)}`);
     }
-    if (this.#registry !== null) await this.#registry.resolve(name);
     const params = item.params ?? {};
     const queue = params.queue ?? defaults.queue;
     if (typeof queue !== 'string' || queue.length === 0 || queue.length > 200) {
@@ -114,8 +113,13 @@ export class RequestScheduler {
 
   /** Schedules many requests in one statement; resolves with their ids in order. */
   async scheduleMany(items: readonly ScheduleItem[], params: { db?: Executor } = {}): Promise<string[]> {
-    const rows: NewRequest[] = [];
-    for (const item of items) rows.push(await this.#row(item));
+    const rows = items.map((item) => this.#row(item));
+    // Names are checked once each, against the tasks directory as last scanned (rescanned on a miss).
+    if (this.#registry !== null) {
+      for (const name of new Set(rows.map((row) => row.taskClassName))) {
+        if (this.#registry.lookup(name) === undefined) await this.#registry.resolve(name);
+      }
+    }
     return requestsInsert(params.db ?? this.#db, this.#table, rows);
   }
 }

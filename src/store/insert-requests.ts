@@ -35,5 +35,6 @@ export async function requestsInsert(executor: Executor, table: TableName, rows:
       RETURNING id::text AS id`,
   );
   // bigserial values are drawn in insertion order, which ORDER BY n fixes to the input order.
-  return inserted.map((row) => String(row.id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  // Whole numbers as text: the shorter is smaller, else the order of the characters is theirs.
+  return inserted.map((row) => String(row.id)).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { TaskRunnerError } from '../errors.js';
-import { parsePlainOptions } from './plain-options.js';
+import { parsePlainOptions, stringifyPlainOptions } from './plain-options.js';
 
 /**
  * The YAML parser, loaded on first use: a child whose options are plain (see plain-options.ts)
@@ -98,8 +98,11 @@ function assertPlain(value: unknown, path: string, seen: Set<object>): void {
  */
 export function stringifyOptions(options: unknown, maxBytes: number): string {
   const value = options ?? {};
-  assertPlain(value, 'options', new Set());
-  const text = new (yaml().Document)(value).toString({ directives: true });
+  let text = stringifyPlainOptions(value);
+  if (text === undefined) {
+    assertPlain(value, 'options', new Set());
+    text = new (yaml().Document)(value).toString({ directives: true });
+  }
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
     throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes as YAML, over the limit of ${maxBytes}`);

@@ -61,3 +61,27 @@ export function parsePlainOptions(text: string): Record<string, unknown> | undef
   }
   return result;
 }
+
+/**
+ * The text `parsePlainOptions` reads back as `options`, when `options` is a flat map of such
+ * scalars (the same lines the YAML printer writes for it); undefined otherwise (then YAML).
+ */
+export function stringifyPlainOptions(options: unknown): string | undefined {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return undefined;
+  const proto = Object.getPrototypeOf(options);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  let text = '---\n';
+  let empty = true;
+  for (const [key, value] of Object.entries(options)) {
+    empty = false;
+    const name = keyPattern.exec(key);
+    if (name === null || name[1] !== '' || special.has(key)) return undefined;
+    let shown: string;
+    if (value === null || value === true || value === false) shown = String(value);
+    else if (typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0) && integerPattern.test(String(value))) shown = String(value);
+    else if (typeof value === 'string' && !special.has(value) && wordsPattern.test(value) && !integerPattern.test(value)) shown = value;
+    else return undefined;
+    text += `${key}: ${shown}\n`;
+  }
+  return empty ? undefined : text;
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseOptions, stringifyOptions, TaskRunnerError } from '../../dist/index.js';
 import { parseYamlOptions } from '../../dist/tasks/options.js';
-import { parsePlainOptions } from '../../dist/tasks/plain-options.js';
+import { parsePlainOptions, stringifyPlainOptions } from '../../dist/tasks/plain-options.js';
 
 const limit = 64 * 1024;
 
@@ -139,18 +139,18 @@ describe('stringifyOptions', () => {
   });
 });
 
+/** A small deterministic generator (mulberry32), so a failure names a seed that reproduces it. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 describe('the plain-options fast path', () => {
-  /** A small deterministic generator (mulberry32), so a failure names a seed that reproduces it. */
-  function random(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const keys = ['a', 'b_c', ':sym', 'created_from', '__proto__', 'true', 'Null', '_x', 'A1', ':a', 'x-y', '1a', 'k k', '', ' a'];
   const values = [
     'bench', 'self.schedule', 'a shell', 'x y z', '60000', '0', '-5', '-0', '007', '1e3', '0x1F', '0o17', 'true', 'True', 'false',
@@ -186,6 +186,30 @@ describe('the plain-options fast path', () => {
     }
     // The generator gives the fast path plenty to accept, not only documents it passes on.
     expect(accepted).toBeGreaterThan(800);
+  });
+
+  it('writes flat options of plain scalars without YAML, as text both parsers read back the same', () => {
+    const pool: unknown[] = [
+      'bench', 'self.schedule', 'a shell', 'x y z', '60000', '-5', 'true', 'null', 'yes', '', ' a', 'a ', 'x:y', '1e3', 'é', 'a'.repeat(200),
+      'word '.repeat(30).trim(), 0, -0, 7, -12, 1.5, 2 ** 53, 1e16, true, false, null, undefined, [1], { x: 1 }, new Date(0),
+    ];
+    const names = ['a', 'b_c', 'created_from', '__proto__', 'true', ':sym', 'x-y', '1a', ''];
+    let written = 0;
+    for (let seed = 1; seed <= 20_000; seed++) {
+      const next = random(seed);
+      const options: Record<string, unknown> = {};
+      for (let i = Math.floor(next() * 4); i > 0; i--) {
+        Object.defineProperty(options, names[Math.floor(next() * names.length)]!, {
+          value: pool[Math.floor(next() * pool.length)], enumerable: true, writable: true, configurable: true,
+        });
+      }
+      const text = stringifyPlainOptions(options);
+      if (text === undefined) continue;
+      written += 1;
+      expect(parsePlainOptions(text), `seed ${seed}`).toStrictEqual(options);
+      expect(parseYamlOptions(text), `seed ${seed}`).toStrictEqual(options);
+    }
+    expect(written).toBeGreaterThan(1_000);
   });
 
   it('takes the rows the scheduler and the seed write, and passes the rest on', () => {
