@@ -57,7 +57,8 @@ export function parsePlainOptions(text: string): Record<string, unknown> | undef
     if (seen.has(raw) || Object.hasOwn(result, name)) return undefined;
     seen.add(raw);
     // defineProperty so a key named __proto__ stays data and never becomes a prototype.
-    Object.defineProperty(result, name, { value: parsed.value, enumerable: true, writable: true, configurable: true });
+    if (name === '__proto__') Object.defineProperty(result, name, { value: parsed.value, enumerable: true, writable: true, configurable: true });
+    else result[name] = parsed.value;
   }
   return result;
 }
