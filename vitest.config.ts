@@ -9,6 +9,8 @@ import { defineConfig } from 'vitest/config';
  * thousands of tasks) saturates the machine, so it runs alone, after `main`.
  */
 const loadTests = ['test/launcher/multi-launcher.test.ts'];
+// The chaos suite has a config of its own (vitest.chaos.config.ts, `npm run test:chaos`).
+const chaosTests = ['test/chaos/**'];
 
 export default defineConfig({
   test: {
@@ -26,7 +28,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'main', include: ['test/**/*.test.ts'], exclude: loadTests, sequence: { groupOrder: 0 } },
+        test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [...loadTests, ...chaosTests], sequence: { groupOrder: 0 } },
       },
       {
         extends: true,

@@ -24,7 +24,7 @@ export interface PrivateServer {
   stop(): Promise<void>;
 }
 
-export async function startPrivateServer(): Promise<PrivateServer> {
+export async function startPrivateServer(params: { maxConnections?: number } = {}): Promise<PrivateServer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cwtr-private-pg-'));
   // As root the server runs as `postgres`, which must reach its data directory.
   await chmod(dir, 0o755);
@@ -37,7 +37,7 @@ export async function startPrivateServer(): Promise<PrivateServer> {
     // Kept across restart(); the whole directory goes at stop().
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'fsync=off', '-c', 'max_connections=100', '-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: ['-c', 'fsync=off', '-c', `max_connections=${params.maxConnections ?? 100}`, '-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
     onLog: () => undefined,
     onError: () => undefined,
   });
