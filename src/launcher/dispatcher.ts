@@ -67,6 +67,8 @@ interface Entry {
   startTold: boolean;
   /** What it ended with, once it has. */
   outcome: AttemptOutcome | null;
+  /** Its row was recovered elsewhere (lease lost): stopped, and nothing is written for it. */
+  lost: boolean;
 }
 
 /**
@@ -102,6 +104,10 @@ export class Dispatcher {
   #records: TryRecords | null = null;
   #threadPool: TaskPool | null = null;
   #idleWaiters: (() => void)[] = [];
+  /** `performance.now()` when each held or running row was claimed. */
+  readonly #claimedAt = new WeakMap<ClaimedRow, number>();
+  /** `performance.now()` when the last lease renewal that succeeded was sent. */
+  #leaseSentAt = performance.now();
 
   constructor(params: DispatcherParams) {
     this.#p = params;
@@ -154,7 +160,9 @@ export class Dispatcher {
   accept(rows: readonly ClaimedRow[]): void {
     if (rows.length === 0) return;
     this.#p.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
+    const now = performance.now();
     for (const row of rows) {
+      this.#claimedAt.set(row, now);
       if (row.startNow) this.#start(row);
       else this.#queue.push(row);
     }
@@ -176,6 +184,38 @@ export class Dispatcher {
     this.#logger.warn('cancelling a running task', { id, pid: entry.start?.pid ?? '' });
     this.#abort(entry, 'cancel');
     return true;
+  }
+
+  /**
+   * A lease renewal sent at `sentAt` extended the rows in `renewed`. A row claimed before then
+   * that is missing was taken from this launcher: its lease ran out (the process was frozen, or
+   * cut off from the database, for longer than `leaseMs`) and another launcher recovered it, and
+   * may be running it. A held one is dropped unstarted; a running one is stopped at once, so the
+   * work does not go on under two launchers. Nothing is written for either: the row is not ours.
+   */
+  leaseRenewed(renewed: readonly string[], sentAt: number): void {
+    this.#leaseSentAt = Math.max(this.#leaseSentAt, sentAt);
+    const ours = new Set(renewed);
+    const claimedBefore = (row: ClaimedRow): boolean => (this.#claimedAt.get(row) ?? Number.POSITIVE_INFINITY) < sentAt;
+    const dropped: string[] = [];
+    for (const row of this.#queue.drain()) {
+      if (!ours.has(row.id) && claimedBefore(row)) dropped.push(row.id);
+      else this.#queue.push(row);
+    }
+    const stopped: string[] = [];
+    for (const entry of [...this.#running.values()]) {
+      if (ours.has(entry.row.id) || !claimedBefore(entry.row)) continue;
+      stopped.push(entry.row.id);
+      entry.lost = true;
+      if (entry.job !== null) this.#abort(entry, 'shutdown');
+      else this.#ended(entry, { outcome: 'aborted', reason: 'shutdown', text: 'lease lost before it started', pid: null, threadId: null,
+        peakMemoryBytes: null, exitCode: null, signal: null });
+    }
+    if (dropped.length + stopped.length > 0) {
+      this.#logger.warn('lease lost: these rows are no longer this launcher\'s (recovered elsewhere after its lease ran out); '
+        + 'their tries are stopped and nothing is written for them', { running: stopped.join(','), held: dropped.join(',') });
+    }
+    this.#fill();
   }
 
   /** Gives every queued row back (shutdown): released untried, runnable at once. */
@@ -251,9 +291,14 @@ export class Dispatcher {
 
   /** Starts queued rows while slots are free and outcomes are not piling up. */
   #fill(): void {
-    while (this.#running.size < this.#p.config.concurrency && !this.blocked) {
-      const row = this.#queue.shift();
+    const { concurrency, leaseMs } = this.#p.config;
+    while (this.#running.size < concurrency && !this.blocked) {
+      const row = this.#queue.peek();
       if (row === undefined) break;
+      // A held row whose lease may have run out (no renewal confirmed it within leaseMs) may be
+      // another launcher's by now: it waits for the next renewal to say (see leaseRenewed).
+      if (performance.now() - Math.max(this.#leaseSentAt, this.#claimedAt.get(row) ?? 0) >= leaseMs) break;
+      this.#queue.shift();
       this.#start(row);
     }
   }
@@ -262,7 +307,7 @@ export class Dispatcher {
     const { config } = this.#p;
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
-      outcome: null,
+      outcome: null, lost: false,
     };
     this.#running.set(row.id, entry);
     if (row.optionsBytes !== null && row.optionsBytes > config.maxOptionsBytes) {
@@ -352,6 +397,12 @@ export class Dispatcher {
     this.#p.onTryEnded(performance.now() - entry.since);
     const records = this.#records!;
     if (!entry.startWritten) records.dropStart(row.id);
+    if (entry.lost) {
+      this.#fill();
+      records.kick();
+      this.#wakeIdleWaiters();
+      return;
+    }
     const outcome = outcomeOf(row, report, entry.start, entry.timeoutMs);
     entry.outcome = outcome;
     if (outcome.result !== 'FINISHED') {
@@ -362,6 +413,10 @@ export class Dispatcher {
     records.addOutcome(outcome);
     this.#fill();
     records.kick();
+    this.#wakeIdleWaiters();
+  }
+
+  #wakeIdleWaiters(): void {
     if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -373,7 +428,7 @@ export class Dispatcher {
   #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED', text: string, final: boolean, refund = false): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
-      outcome: notRunOutcome(row, result, text, { final, refund }),
+      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false,
     };
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);

@@ -18,6 +18,11 @@ export class LocalQueue {
     this.#rows.push(row);
   }
 
+  /** The next row to start, left in the queue; undefined if empty. */
+  peek(): ClaimedRow | undefined {
+    return this.#head < this.#rows.length ? this.#rows[this.#head] : undefined;
+  }
+
   /** The next row to start, or undefined. */
   shift(): ClaimedRow | undefined {
     if (this.#head >= this.#rows.length) return undefined;

@@ -174,10 +174,13 @@ class TaskRunner implements Runner {
       // Recover what a previous launcher on this host left behind before claiming anything.
       await this.probe().catch((error: Error) => this.#report(error, 'probing at start'));
       this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
-      // Leases: renew ours (and learn of cancels whose notification was missed), and recover the
-      // rows of launchers on other hosts whose lease ran out, within a third of a lease of it.
+      // Leases: renew ours (learning of rows lost while this process was frozen or cut off, and of
+      // cancels whose notification was missed), and recover the rows of launchers on other hosts
+      // whose lease ran out, within a third of a lease of it.
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        const cancelled = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        const sentAt = performance.now();
+        const { renewed, cancelled } = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        parts.dispatcher.leaseRenewed(renewed, sentAt);
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');

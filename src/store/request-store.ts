@@ -231,18 +231,21 @@ export class RequestStore {
   }
 
   /**
-   * Extends the lease of every row this launcher holds, and returns the ids of those whose cancel
-   * was asked for: the launcher kills them, which covers a cancel NOTIFY it missed (reconnecting).
+   * Extends the lease of every row this launcher holds. Returns the ids renewed, so the launcher
+   * learns which rows are still its own (one that is missing was recovered elsewhere after its
+   * lease ran out, while this launcher was frozen or cut off), and those whose cancel was asked
+   * for: the launcher kills them, which covers a cancel NOTIFY it missed (reconnecting).
    */
-  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<string[]> {
-    const { rows } = await sql<{ id: string }>`
-      WITH renewed AS (
-        UPDATE ${this.#table} SET lease_expires_at = now() + ${params.leaseMs} * interval '1 millisecond'
-        WHERE launcher_id = ${params.launcherId} AND pid IS NOT NULL AND completed_at IS NULL
-        RETURNING id, cancel_requested_at
-      )
-      SELECT id::text AS id FROM renewed WHERE cancel_requested_at IS NOT NULL ORDER BY id`.execute(this.#db);
-    return rows.map((row) => row.id);
+  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[] }> {
+    const { rows } = await sql<{ id: string; cancel: boolean }>`
+      UPDATE ${this.#table} SET lease_expires_at = now() + ${params.leaseMs} * interval '1 millisecond'
+      WHERE launcher_id = ${params.launcherId} AND pid IS NOT NULL AND completed_at IS NULL
+      RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel`.execute(this.#db);
+    const byId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+    return {
+      renewed: rows.map((row) => row.id).sort(byId),
+      cancelled: rows.filter((row) => row.cancel).map((row) => row.id).sort(byId),
+    };
   }
 
   /**

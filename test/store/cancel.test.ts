@@ -96,8 +96,8 @@ describe('a running request', () => {
     expect(row).toMatchObject({ pid: 5252, completed_at: null, result: 'FAILED' });
     expect(row.cancel_requested_at).toBeInstanceOf(Date);
 
-    expect(await store.requestsRenewLeases({ launcherId: testLauncher, leaseMs: 60_000 })).toEqual([id]);
-    expect(await store.requestsRenewLeases({ launcherId: 'launcher-b', leaseMs: 60_000 })).toEqual([]);
+    expect((await store.requestsRenewLeases({ launcherId: testLauncher, leaseMs: 60_000 })).cancelled).toEqual([id]);
+    expect((await store.requestsRenewLeases({ launcherId: 'launcher-b', leaseMs: 60_000 })).cancelled).toEqual([]);
     expect((await getRow(t.pool, other)).cancel_requested_at).toBeNull();
   });
 
@@ -205,7 +205,7 @@ describe('retrying a cancelled request', () => {
     expect(await getRow(t.pool, id)).toMatchObject({ completed_at: null, cancel_requested_at: null, crashes: 0 });
     const [claimed] = await claimAll(store);
     expect(claimed).toMatchObject({ id, tries: 2 });
-    expect(await store.requestsRenewLeases({ launcherId: testLauncher, leaseMs: 60_000 })).toEqual([]);
+    expect((await store.requestsRenewLeases({ launcherId: testLauncher, leaseMs: 60_000 })).cancelled).toEqual([]);
     await store.requestsComplete({ launcherId: testLauncher, outcomes: [outcomeOf(id, 2)] });
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'FAILED', completed_at: null });
   });
