@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { useChaosCluster } from './helpers/cluster.js';
+import { insertWork, waitAllEnded } from './helpers/ledger.js';
+import { report, scale } from './helpers/summary.js';
+
+/**
+ * In every pool mode, a task that kills its own process on every try (its thread, in thread mode)
+ * runs among normal tasks: it is parked after `crashLimit` crashes, the others all finish once,
+ * and the launcher's resident memory afterwards is within 20% of what it was before.
+ */
+const cluster = useChaosCluster();
+const tasks = scale(1_000, 100);
+const warmUp = scale(100, 40);
+const killers = 5;
+const crashLimit = 3;
+
+const modes: Record<string, Record<string, unknown>> = {
+  fresh: { spareChildren: 0, maxTasksPerChild: 1 },
+  spare: { spareChildren: 2, maxTasksPerChild: 1 },
+  reused: { spareChildren: 1, maxTasksPerChild: Number.MAX_SAFE_INTEGER },
+  thread: { defaultMode: 'thread', threads: { maxThreads: 4 } },
+};
+const results: Record<string, unknown> = {};
+
+describe('a task that kills its own process', () => {
+  for (const [mode, options] of Object.entries(modes)) {
+    it(`${mode}: parked after ${crashLimit} crashes among ${tasks} tasks; the rest finish; RSS holds`, async () => {
+      const { pool } = cluster.server;
+      await cluster.reset();
+      const launcher = cluster.launcher(`selfkill-${mode}`, { ...options, concurrency: 4, crashLimit });
+      await launcher.start();
+      // Warm up (children, threads, compiled code), then the baseline.
+      await insertWork(pool, warmUp);
+      await waitAllEnded(pool);
+      const before = await launcher.rss();
+      await insertWork(pool, tasks / 2);
+      await insertWork(pool, killers, { task: 'ChaosKillSelf', tryLimit: 10 });
+      await insertWork(pool, tasks / 2);
+      await waitAllEnded(pool);
+      const after = await launcher.rss();
+      expect(await launcher.stop()).toBe(0);
+
+      const { rows: killed } = await pool.query(`SELECT result, tries, crashes FROM task_runner_requests WHERE task_class_name = 'ChaosKillSelf'`);
+      const { rows: work } = await pool.query(`SELECT count(*)::int AS n,
+          count(*) FILTER (WHERE result = 'FINISHED' AND tries = 1)::int AS once
+        FROM task_runner_requests WHERE task_class_name = 'ChaosWork'`);
+      const { rows: ledger } = await pool.query(`SELECT count(*)::int AS starts, count(DISTINCT request_id)::int AS requests FROM chaos_ledger WHERE event = 'start'`);
+      const change = (after - before) / before;
+      results[mode] = { rssBeforeMb: +(before / 1048576).toFixed(1), rssAfterMb: +(after / 1048576).toFixed(1),
+        rssChangePercent: +(change * 100).toFixed(1), parked: killed.filter((k) => k.result === 'PARKED').length,
+        killerTries: killed.map((k) => k.tries), finishedOnce: work[0].once, of: work[0].n };
+      report('selfKiller', { tasks, killers, crashLimit, modes: results });
+
+      expect(killed).toEqual(Array.from({ length: killers }, () => ({ result: 'PARKED', tries: crashLimit, crashes: crashLimit })));
+      expect(work[0]).toEqual({ n: tasks + warmUp, once: tasks + warmUp });
+      expect(ledger[0]).toEqual({ starts: tasks + warmUp, requests: tasks + warmUp });
+      expect(Math.abs(change)).toBeLessThanOrEqual(0.2);
+    });
+  }
+});
