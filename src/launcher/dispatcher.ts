@@ -87,7 +87,11 @@ const unwrittenPerSlot = 50;
  * The counts live here: tries running (at most `concurrency`), rows held in the local queue (as
  * the claim policy allows), and outcomes not yet written (at most 50 per slot; past that, nothing
  * new starts until the database takes them). Each try is stopped through the pool's `abort`: its
- * hard timeout, a cancel and shutdown are the one path. Events are told from what the statements
+ * hard timeout, a cancel, shutdown and a lost lease are the one path. A held row starts only
+ * while its lease is known to hold (a claim or a renewal less than `leaseMs` ago), and a renewal
+ * that no longer finds a row this launcher holds stops its try (see `leaseRenewed`): a launcher
+ * that wakes after its lease ran out (frozen, or cut off) stops the tries another launcher has
+ * taken over and starts none of the rows it held. Events are told from what the statements
  * wrote: `task:started` once the start is in the row (or just before `task:completed`, for a try
  * that ended before its start was written), `task:completed` with the row's state as the
  * statement that wrote the outcome returned it.
