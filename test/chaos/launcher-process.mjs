@@ -38,7 +38,8 @@ process.on('SIGTERM', () => {
 });
 process.on('SIGUSR2', () => {
   globalThis.gc?.();
-  say('rss', { rss: process.memoryUsage().rss });
+  const { rss, heapUsed, external } = process.memoryUsage();
+  say('rss', { rss, heapUsed, external });
 });
 
 await runner.start();

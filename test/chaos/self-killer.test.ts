@@ -10,7 +10,8 @@ import { report, scale } from './helpers/summary.js';
  */
 const cluster = useChaosCluster();
 const tasks = scale(1_000, 100);
-const warmUp = scale(100, 40);
+// The baseline is taken once the launcher is warm (children, threads, statement caches, JIT).
+const warmUp = scale(300, 40);
 const killers = 5;
 const crashLimit = 3;
 
@@ -32,12 +33,12 @@ describe('a task that kills its own process', () => {
       // Warm up (children, threads, compiled code), then the baseline.
       await insertWork(pool, warmUp);
       await waitAllEnded(pool);
-      const before = await launcher.rss();
+      const before = await launcher.memory();
       await insertWork(pool, tasks / 2);
       await insertWork(pool, killers, { task: 'ChaosKillSelf', tryLimit: 10 });
       await insertWork(pool, tasks / 2);
       await waitAllEnded(pool);
-      const after = await launcher.rss();
+      const after = await launcher.memory();
       expect(await launcher.stop()).toBe(0);
 
       const { rows: killed } = await pool.query(`SELECT result, tries, crashes FROM task_runner_requests WHERE task_class_name = 'ChaosKillSelf'`);
@@ -45,8 +46,9 @@ describe('a task that kills its own process', () => {
           count(*) FILTER (WHERE result = 'FINISHED' AND tries = 1)::int AS once
         FROM task_runner_requests WHERE task_class_name = 'ChaosWork'`);
       const { rows: ledger } = await pool.query(`SELECT count(*)::int AS starts, count(DISTINCT request_id)::int AS requests FROM chaos_ledger WHERE event = 'start'`);
-      const change = (after - before) / before;
-      results[mode] = { rssBeforeMb: +(before / 1048576).toFixed(1), rssAfterMb: +(after / 1048576).toFixed(1),
+      const change = (after.rss - before.rss) / before.rss;
+      const mb = (bytes: number): number => +(bytes / 1048576).toFixed(1);
+      results[mode] = { rssBeforeMb: mb(before.rss), rssAfterMb: mb(after.rss), heapBeforeMb: mb(before.heapUsed), heapAfterMb: mb(after.heapUsed),
         rssChangePercent: +(change * 100).toFixed(1), parked: killed.filter((k) => k.result === 'PARKED').length,
         killerTries: killed.map((k) => k.tries), finishedOnce: work[0].once, of: work[0].n };
       report('selfKiller', { tasks, killers, crashLimit, modes: results });

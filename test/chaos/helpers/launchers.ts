@@ -101,12 +101,12 @@ export class LauncherProcess {
     return this.#child!.exitCode;
   }
 
-  /** Resident memory after a garbage collection, as the process reports it. */
-  async rss(timeoutMs = 30_000): Promise<number> {
+  /** Resident memory and V8 heap in use after a garbage collection, as the process reports them. */
+  async memory(timeoutMs = 30_000): Promise<{ rss: number; heapUsed: number }> {
     const seen = this.events.length;
     this.signal('SIGUSR2');
     const line = await this.waitForEvent((e, i) => i >= seen && e.event === 'rss', timeoutMs, 'its resident memory');
-    return Number(line.rss);
+    return { rss: Number(line.rss), heapUsed: Number(line.heapUsed) };
   }
 }
 
