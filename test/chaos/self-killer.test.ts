@@ -9,9 +9,9 @@ import { report, scale } from './helpers/summary.js';
  * and the launcher's resident memory afterwards is within 20% of what it was before.
  */
 const cluster = useChaosCluster();
-const tasks = scale(1_000, 100);
+const tasks = scale(1_000, 60);
 // The baseline is taken once the launcher is warm (children, threads, statement caches, JIT).
-const warmUp = scale(300, 40);
+const warmUp = scale(300, 30);
 const killers = 5;
 const crashLimit = 3;
 
