@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isNode, parseDocument, visit } from 'yaml';
+import * as yaml from 'yaml';
 import { ConfigError, TaskRunnerError } from '../errors.js';
 import type { LogLevel } from '../shared/logger.js';
 
@@ -8,6 +8,7 @@ export type LogFormat = 'pretty' | 'json';
 import { parseTableName } from './identifiers.js';
 import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
 import { isRecord } from '../shared/values.js';
+import { parseCoreYaml } from '../shared/core-yaml.js';
 
 /**
  * The standalone launcher's and the CLI's configuration: a YAML or JSON file, environment
@@ -91,7 +92,6 @@ export const standaloneDefaults = Object.freeze({ tmpDir: 'tmp', embeddedPort: 5
 /** A config file larger than this is refused before parsing. */
 const maxConfigBytes = 256 * 1024;
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
 
 /** `runner`: checked by `resolveRunnerConfig`, which names the field. */
 type Kind = 'runner' | 'string' | 'integer' | 'boolean' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat' | 'backoff' | 'embedded'
@@ -205,18 +205,7 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
 }
 
 function parseYaml(file: string, text: string): unknown {
-  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, strict: true, prettyErrors: false });
-  if (doc.errors.length > 0) throw fileError(file, `malformed YAML: ${doc.errors[0]!.message}`);
-  visit(doc, (_key, node) => {
-    if (isNode(node) && node.tag !== undefined && !coreTags.has(node.tag)) {
-      throw fileError(file, `YAML tag ${node.tag} is not allowed`);
-    }
-  });
-  try {
-    return doc.toJS({ maxAliasCount: 10 });
-  } catch (error) {
-    throw fileError(file, (error as Error).message);
-  }
+  return parseCoreYaml(yaml, text, { maxAliasCount: 10, fail: (message) => fileError(file, message) });
 }
 
 /**
