@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describeError } from '../errors.js';
+import { maxInt4 } from '../shared/values.js';
 import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
 /** What a task class declares about its tries (`static mode`, `static timeoutMs`); null: nothing valid. */
@@ -33,7 +34,7 @@ export const defaultTraitsTimeoutMs = 10_000;
 const inspectorLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
 
 /** Largest timeout a timer can hold (2^31 - 1 ms), as config allows. */
-const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = maxInt4;
 
 const inspectorEntry = fileURLToPath(new URL('./traits-entry.js', import.meta.url));
 
