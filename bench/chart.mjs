@@ -59,10 +59,11 @@ const fmtRate = (n) => `${Math.round(n).toLocaleString('en-US')}/s`;
 export function renderChart(report) {
   const colors = { reused: '#2f6db5', thread: '#2a9d5c', fresh: '#c8553d', spare: '#e0a030' };
   const throughputRows = [
-    ...report.throughput.map((r) => ({ r, label: `${r.mode} c=${r.concurrency}` })),
-    ...report.launchers.map((r) => ({ r, label: `${r.launchers} launcher${r.launchers > 1 ? 's' : ''}, ${r.mode} c=${r.concurrency}` })),
-  ].map(({ r, label }) => {
-    const limit = r.launchers > 1 ? report.raw.claimPerSecondBatch : throughputLimit(report.raw, r.mode, r.concurrency)?.value;
+    ...report.throughput.map((r) => ({ r, label: `${r.mode} c=${r.concurrency}`, shared: false })),
+    ...report.launchers.map((r) => ({ r, label: `${r.launchers} launcher${r.launchers > 1 ? 's' : ''}, ${r.mode} c=${r.concurrency}`, shared: true })),
+  ].map(({ r, label, shared }) => {
+    // Launchers side by side share the database: their limit is the claim statement's rate.
+    const limit = shared ? report.raw.claimPerSecondBatch : throughputLimit(report.raw, r.mode, r.concurrency)?.value;
     return {
       label,
       bars: [{ value: r.tasksPerSecond, color: colors[r.mode] ?? '#777' }],

@@ -109,7 +109,9 @@ export async function rawInsertRates(db, { single, concurrent, parallel, bulk })
   const pool = new pg.Pool({ connectionString: db.url, max: parallel });
   const one = `INSERT INTO ${benchTable} (task_class_name, options) VALUES ('NoOp', $1) RETURNING id`;
   try {
-    await Promise.all(Array.from({ length: parallel }, () => pool.query('SELECT 1')));
+    await Promise.all(Array.from({ length: parallel }, async () => {
+      for (let i = 0; i < 50; i++) await pool.query(one, ['created_from: bench']);
+    }));
     let started = performance.now();
     for (let i = 0; i < single; i++) await pool.query(one, ['created_from: bench']);
     const singlePerSecond = single / ((performance.now() - started) / 1000);

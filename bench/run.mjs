@@ -147,5 +147,15 @@ const jsonFile = path.join(dir, `${plan.quick ? 'quick-' : ''}${stamp}.json`);
 const svgFile = path.join(dir, `${plan.quick ? 'quick-' : ''}${stamp}.svg`);
 await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
 await writeFile(svgFile, renderChart(report));
-process.stdout.write(renderTables(report));
-process.stdout.write(`\nwritten: ${path.relative(process.cwd(), jsonFile)}\n         ${path.relative(process.cwd(), svgFile)}\n`);
+const tables = renderTables(report);
+process.stdout.write(tables);
+const written = [jsonFile, svgFile];
+if (plan.reference) {
+  const referenceDir = path.join(here, 'reference');
+  await mkdir(referenceDir, { recursive: true });
+  await writeFile(path.join(referenceDir, 'capacity.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(referenceDir, 'capacity.svg'), renderChart(report));
+  await writeFile(path.join(referenceDir, 'capacity.md'), tables);
+  written.push(path.join(referenceDir, 'capacity.{json,svg,md}'));
+}
+process.stdout.write(`\nwritten: ${written.map((file) => path.relative(process.cwd(), file)).join('\n         ')}\n`);
