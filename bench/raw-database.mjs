@@ -41,16 +41,20 @@ async function fill(url, rows) {
   }
 }
 
-/** Rows claimed per second by the store's claim statement, `batch` rows per statement, one connection. */
-export async function rawClaimRate(db, { rows, batch }) {
+/**
+ * Rows claimed per second by the store's claim statement, `batch` rows per statement, one
+ * connection, until `rows` are claimed or `seconds` have passed.
+ */
+export async function rawClaimRate(db, { rows, batch, seconds }) {
   await resetTable(db.url);
   await fill(db.url, rows);
   const { store, close } = openStore(db.url, 1);
   try {
     await store.requestsClaim(claimOrder(1)); // prepares the statement on the connection
     const started = performance.now();
+    const deadline = started + seconds * 1000;
     let claimed = 1;
-    while (claimed < rows) {
+    while (claimed < rows && performance.now() < deadline) {
       const got = (await store.requestsClaim(claimOrder(batch))).length;
       if (got === 0) break;
       claimed += got;

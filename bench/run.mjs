@@ -87,10 +87,10 @@ try {
     step(`raw: bare thread round trip, ${maxThreads} threads`);
     report.raw.threadRoundTripPerSecond = await bareThreadRoundTrip({ threads: maxThreads, seconds: r.roundTripSeconds });
     step('raw: claim statement, 1 row per statement');
-    report.raw.claimPerSecond1 = await rawClaimRate(db, { rows: r.claimRows, batch: 1 });
+    report.raw.claimPerSecond1 = await rawClaimRate(db, { rows: r.claimRows, batch: 1, seconds: r.roundTripSeconds });
     step(`raw: claim statement, ${r.claimBatch} rows per statement`);
     report.raw.claimBatch = r.claimBatch;
-    report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch });
+    report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch, seconds: r.roundTripSeconds });
     step('raw: LISTEN/NOTIFY pickup and one-row claim');
     report.raw.pickupMs = await rawPickupMs(db, { samples: r.pickupSamples, gapMs: plan.pickup.gapMs });
     step('raw: bare inserts');
