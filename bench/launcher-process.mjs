@@ -42,7 +42,10 @@ let rssQuarters = [];
 runner.events.on('task:started', (event) => {
   if (params.reportStarts) process.send({ type: 'started', id: event.id, startedAtMs: event.startedAtMs });
 });
+let stopping = false;
 runner.events.on('task:completed', (event) => {
+  // Tries cut short by the stop (held rows released, a capped run's running tries) are not the load's.
+  if (stopping) return;
   completed++;
   if (event.result !== 'FINISHED') process.send({ type: 'failed', id: event.id, result: event.result, text: event.resultText });
   if (window !== null) {
@@ -67,6 +70,7 @@ process.on('message', async (message) => {
     rssQuarters = [];
     process.send({ type: 'measuring' });
   } else if (message.type === 'stop') {
+    stopping = true;
     const cpu = window === null ? null : process.cpuUsage(window.cpu);
     const counted = window === null ? null : {
       completed: completed - window.completedBefore,

@@ -37,6 +37,22 @@ if (plan.help !== undefined) {
 }
 const runs = (section) => plan.sections.includes(section);
 
+/**
+ * One measurement; a failure is recorded in the report and the run goes on (a long run is not
+ * lost to one broken part), and the bench exits non-zero at the end.
+ */
+const failures = [];
+async function measure(label, body) {
+  step(label);
+  try {
+    return await body();
+  } catch (error) {
+    failures.push({ label, error: error.message });
+    process.stderr.write(`\nbench: ${label} failed: ${error.message}\n`);
+    return null;
+  }
+}
+
 // The child environment and Node arguments the launcher processes' runners resolve to, so the
 // bare forks run with exactly the same.
 const childConfig = resolveRunnerConfig({ db: 'postgres://unused', tasksDir, childExecArgv: [] });
@@ -62,6 +78,7 @@ const report = {
   enqueue: null,
   launchers: [],
   memory: null,
+  failures,
 };
 
 try {
@@ -101,8 +118,9 @@ try {
     for (const mode of plan.modes) {
       const { concurrencies, tasks, maxSeconds } = plan.throughput[mode];
       for (const concurrency of concurrencies) {
-        step(`throughput: ${mode} c=${concurrency}, ${tasks} no-op tasks`);
-        report.throughput.push(await runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+        const row = await measure(`throughput: ${mode} c=${concurrency}, ${tasks} no-op tasks`,
+          () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+        if (row !== null) report.throughput.push(row);
       }
     }
   }
@@ -110,29 +128,29 @@ try {
   if (runs('pickup')) {
     const { jobs, gapMs, concurrency } = plan.pickup;
     for (const mode of plan.modes) {
-      step(`pickup: ${mode}, ${jobs} jobs ${gapMs} ms apart on an idle runner (c=${concurrency})`);
-      const load = await runLoad(db, admin, { mode, concurrency, pickup: { jobs, gapMs }, maxSeconds: 60 });
-      report.pickup[mode] = { ...summary(load.pickupMs), concurrency, jobs, gapMs };
+      const load = await measure(`pickup: ${mode}, ${jobs} jobs ${gapMs} ms apart on an idle runner (c=${concurrency})`,
+        () => runLoad(db, admin, { mode, concurrency, pickup: { jobs, gapMs }, maxSeconds: 60 }));
+      if (load !== null) report.pickup[mode] = { ...summary(load.pickupMs), concurrency, jobs, gapMs };
     }
   }
 
   if (runs('enqueue')) {
-    step('enqueue: single, concurrent, bulk');
-    report.enqueue = await enqueueRates(db, plan.enqueue);
+    report.enqueue = await measure('enqueue: single, concurrent, bulk', () => enqueueRates(db, plan.enqueue));
   }
 
   if (runs('launchers')) {
     const { counts, mode, concurrency, tasks, maxSeconds } = plan.launchers;
     for (const launchers of counts) {
-      step(`launchers: ${launchers} × ${mode} c=${concurrency} on one database`);
-      report.launchers.push(await runLoad(db, admin, { mode, concurrency, launchers, tasks, maxSeconds }));
+      const row = await measure(`launchers: ${launchers} × ${mode} c=${concurrency} on one database`,
+        () => runLoad(db, admin, { mode, concurrency, launchers, tasks, maxSeconds }));
+      if (row !== null) report.launchers.push(row);
     }
   }
 
   if (runs('memory')) {
     const { mode, concurrency, tasks, maxSeconds } = plan.memory;
-    step(`memory: launcher RSS through ${tasks} ${mode} tasks (c=${concurrency})`);
-    report.memory = await runLoad(db, admin, { mode, concurrency, tasks, maxSeconds });
+    report.memory = await measure(`memory: launcher RSS through ${tasks} ${mode} tasks (c=${concurrency})`,
+      () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
   }
 } finally {
   done();
@@ -150,12 +168,16 @@ await writeFile(svgFile, renderChart(report));
 const tables = renderTables(report);
 process.stdout.write(tables);
 const written = [jsonFile, svgFile];
-if (plan.reference) {
+if (plan.reference && failures.length === 0) {
   const referenceDir = path.join(here, 'reference');
   await mkdir(referenceDir, { recursive: true });
   await writeFile(path.join(referenceDir, 'capacity.json'), `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(path.join(referenceDir, 'capacity.svg'), renderChart(report));
   await writeFile(path.join(referenceDir, 'capacity.md'), tables);
   written.push(path.join(referenceDir, 'capacity.{json,svg,md}'));
+}
+if (failures.length > 0) {
+  process.stdout.write(`\nFAILED: ${failures.map((f) => `${f.label}: ${f.error}`).join('\nFAILED: ')}\n`);
+  process.exitCode = 1;
 }
 process.stdout.write(`\nwritten: ${written.map((file) => path.relative(process.cwd(), file)).join('\n         ')}\n`);
