@@ -21,7 +21,11 @@ export function throughputLimit(raw, mode, concurrency) {
   } else if (mode === 'thread' && raw.threadRoundTripPerSecond !== undefined) {
     parts.push({ name: 'thread round trip', value: raw.threadRoundTripPerSecond });
   }
-  if (!forksPerTask(mode) && raw.claimPerSecondBatch !== undefined) parts.push({ name: `claim ${raw.claimBatch}/stmt`, value: raw.claimPerSecondBatch });
+  // The launcher claims up to its default prefetch, 4 rows per slot, in one statement.
+  const batch = (raw.prefetchPerSlot ?? 4) * concurrency;
+  const claim = raw.claimPerSecondByBatch?.[batch];
+  if (!forksPerTask(mode) && claim !== undefined) parts.push({ name: `claim ${batch}/stmt`, value: claim });
+  else if (!forksPerTask(mode) && raw.claimPerSecondBatch !== undefined) parts.push({ name: `claim ${raw.claimBatch}/stmt`, value: raw.claimPerSecondBatch });
   if (parts.length === 0) return null;
   return parts.reduce((low, part) => (part.value < low.value ? part : low));
 }
@@ -113,6 +117,7 @@ export function renderTables(report) {
     if (raw.threadRoundTripPerSecond !== undefined) rows.push([`bare thread round trip, ${report.config.maxThreads} threads`, rate(raw.threadRoundTripPerSecond)]);
     if (raw.claimPerSecond1 !== undefined) rows.push(['store claim statement, 1 row per statement', rate(raw.claimPerSecond1)]);
     if (raw.claimPerSecondBatch !== undefined) rows.push([`store claim statement, ${raw.claimBatch} rows per statement`, rate(raw.claimPerSecondBatch)]);
+    for (const [batch, v] of Object.entries(raw.claimPerSecondByBatch ?? {})) rows.push([`store claim statement, ${batch} rows per statement`, rate(v)]);
     if (raw.pickupMs) rows.push(['NOTIFY + one-row claim after commit, p50 / p99', `${ms(raw.pickupMs.p50)} / ${ms(raw.pickupMs.p99)}`]);
     if (raw.insert) {
       rows.push(['bare INSERT, one at a time', rate(raw.insert.singlePerSecond)]);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { resolveRunnerConfig } from '../dist/index.js';
+import { defaults, resolveRunnerConfig } from '../dist/index.js';
 import { renderChart } from './chart.mjs';
 import { openBenchDatabase } from './database.mjs';
 import { enqueueRates } from './enqueue.mjs';
@@ -108,6 +108,16 @@ try {
     step(`raw: claim statement, ${r.claimBatch} rows per statement`);
     report.raw.claimBatch = r.claimBatch;
     report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch, seconds: r.roundTripSeconds });
+    // The launcher claims up to its prefetch (4 rows per slot by default) per statement: the claim
+    // limit of a run is the statement's rate at that batch size.
+    report.raw.claimPerSecondByBatch = {};
+    report.raw.prefetchPerSlot = defaults.prefetchPerSlot;
+    const batches = new Set(plan.modes.filter((m) => !forksPerTask(m)).flatMap((m) => plan.throughput[m].concurrencies)
+      .map((c) => defaults.prefetchPerSlot * c));
+    for (const batch of [...batches].sort((a, b) => a - b)) {
+      step(`raw: claim statement, ${batch} rows per statement`);
+      report.raw.claimPerSecondByBatch[batch] = await rawClaimRate(db, { rows: Math.max(r.claimRows, batch * 40), batch, seconds: r.roundTripSeconds });
+    }
     step('raw: LISTEN/NOTIFY pickup and one-row claim');
     report.raw.pickupMs = await rawPickupMs(db, { samples: r.pickupSamples, gapMs: plan.pickup.gapMs });
     step('raw: bare inserts');
