@@ -18,7 +18,8 @@ const insertChunk = 5_000;
 /** A launcher process and what it has said. */
 function startLauncher(db, params) {
   const child = fork(path.join(here, 'launcher-process.mjs'), [JSON.stringify({ url: db.url, table: benchTable, tasksDir, ...params })], {
-    execArgv: [],
+    // The flag `npm start` gives the standalone launcher (see the README on its memory).
+    execArgv: ['--max-semi-space-size=4'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const launcher = { child, completed: 0, failures: [], errors: [], listeners: new Set() };

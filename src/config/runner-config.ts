@@ -359,7 +359,11 @@ function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: num
 }
 
 function childExecArgv(options: RunnerOptions): string[] {
-  const base = options.childExecArgv == null ? [...process.execArgv] : stringList('childExecArgv', options.childExecArgv);
+  // The launcher's own young-generation cap (see `npm start`) is for its memory, not the tasks'.
+  const base =
+    options.childExecArgv == null
+      ? process.execArgv.filter((arg) => !arg.startsWith('--max-semi-space-size'))
+      : stringList('childExecArgv', options.childExecArgv);
   if (options.childMaxOldSpaceMb == null) return base;
   const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, 16, 1_048_576);
   return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];
