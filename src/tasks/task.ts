@@ -21,7 +21,7 @@ export interface ScheduleParams {
   delayUntil?: Date;
   /** Not before this many milliseconds from now (ignored when `delayUntil` is given). */
   delayMs?: number;
-  /** Tries before the request is given up. Default 5, as in the seed. */
+  /** Tries before the request is given up. Default 5. */
   tryLimit?: number;
   /** Higher runs first. Default 0. */
   priority?: number;
@@ -45,7 +45,7 @@ export interface TaskScheduler {
  * `result_text` (strings as they are, anything else as JSON); a throw is recorded with its stack
  * and the request is retried.
  *
- * A task can be tried by hand, as the seed suggests:
+ * A task can be tried by hand, in the caller's own process:
  * @example
  * const task = new SendReport({ accountId: 7 });
  * console.log(await task.run());
@@ -94,7 +94,7 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
   abstract run(): Result | Promise<Result>;
 
   /**
-   * Factory in the seed's style (`TaskRunnerNoOpTask.schedule`): schedules this task class.
+   * Factory on the class: schedules this task class.
    * Subclasses override it to shape their options.
    *
    * @example

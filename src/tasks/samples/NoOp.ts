@@ -5,8 +5,8 @@ export interface NoOpOptions {
 }
 
 /**
- * The seed's sample task: does nothing and says so. Scheduled through its factory it records
- * where it was created from, as `TaskRunnerNoOpTask.schedule` did.
+ * The sample task: does nothing and says so. Scheduled through its factory it records where it
+ * was created from (`created_from: self.schedule`).
  */
 export default class NoOp extends Task<NoOpOptions, string> {
   static override schedule(scheduler: TaskScheduler, options?: NoOpOptions, params?: ScheduleParams): Promise<string> {
