@@ -1,5 +1,7 @@
 import { cancelChannelFor, channelFor } from '../config/identifiers.js';
+import { isUnconfined } from '../config/confinement.js';
 import type { RunnerConfig } from '../config/runner-config.js';
+import { runtimePaths } from '../pool/confined-spawn.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
@@ -57,6 +59,9 @@ export class LauncherParts {
       killTimeoutMs: config.killTimeoutMs,
       maxResultBytes: config.maxResultBytes,
       logger: config.logger,
+      // Unconfined children are started exactly as before: no wrapper, no flags.
+      confinement: isUnconfined(config.childConfinement) ? null : config.childConfinement,
+      readable: [...runtimePaths(), config.tasksDir],
     });
     this.traits = new TaskTraitsReader({
       env: config.childEnv,

@@ -1,13 +1,19 @@
 import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { parseLimits, parsePermissions, type ResolvedLimits, type ResolvedPermissions } from '../config/confinement.js';
 import { describeError } from '../errors.js';
 import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
-/** What a task class declares about its tries (`static mode`, `static timeoutMs`); null: nothing valid. */
+/**
+ * What a task class declares about its tries (`static mode`, `static timeoutMs`, `static limits`,
+ * `static permissions`); null: nothing valid.
+ */
 export interface TaskTraits {
   mode: 'process' | 'thread' | null;
   timeoutMs: number | null;
+  limits?: ResolvedLimits | null;
+  permissions?: ResolvedPermissions | null;
 }
 
 /** {@link TaskTraits} as read, with why anything declared was ignored or could not be read. */
@@ -192,7 +198,7 @@ export class TaskTraitsReader {
 }
 
 function nothing(warning: string): TaskTraitsResult {
-  return Object.freeze({ mode: null, timeoutMs: null, warnings: Object.freeze([warning]) });
+  return Object.freeze({ mode: null, timeoutMs: null, limits: null, permissions: null, warnings: Object.freeze([warning]) });
 }
 
 function firstLine(text: string): string {
@@ -218,5 +224,19 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
   const t = message.timeoutMs;
   if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= maxTimeoutMs) timeoutMs = t;
   else if (t !== null) warnings.push(`${where}: static timeoutMs must be an integer from 1 to ${maxTimeoutMs} (ms), got ${shown(t)}; ignored`);
-  return Object.freeze({ mode, timeoutMs, warnings: Object.freeze(warnings) });
+  let limits: ResolvedLimits | null = null;
+  try {
+    limits = parseLimits('static limits', message.limits);
+  } catch (error) {
+    warnings.push(`${where}: ${(error as Error).message}; its limits are ignored`);
+  }
+  let permissions: ResolvedPermissions | null = null;
+  try {
+    permissions = parsePermissions('static permissions', message.permissions, null);
+  } catch (error) {
+    // Fail closed: a policy the author meant to hold but got wrong allows nothing rather than all.
+    permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false });
+    warnings.push(`${where}: ${(error as Error).message}; it runs with nothing allowed`);
+  }
+  return Object.freeze({ mode, timeoutMs, limits, permissions, warnings: Object.freeze(warnings) });
 }

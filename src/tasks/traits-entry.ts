@@ -6,12 +6,20 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../errors.js';
 import { loadTaskClass } from './load-task.js';
-import { describeDeclared, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
+import { describeDeclared, describePlain, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
 /** Reads one static, which may be a getter that throws. */
 function declared(holder: object, name: string): DeclaredValue {
   try {
     return describeDeclared((holder as Record<string, unknown>)[name]);
+  } catch (error) {
+    return { typeOf: `getter that threw (${describeError(error).split('\n')[0]})` };
+  }
+}
+
+function plain(holder: object, name: string): unknown {
+  try {
+    return describePlain((holder as Record<string, unknown>)[name]);
   } catch (error) {
     return { typeOf: `getter that threw (${describeError(error).split('\n')[0]})` };
   }
@@ -24,6 +32,8 @@ async function inspect(file: string, taskClassName: string): Promise<TraitsMessa
       type: 'declared',
       mode: declared(TaskClass, 'mode'),
       timeoutMs: declared(TaskClass, 'timeoutMs'),
+      limits: plain(TaskClass, 'limits'),
+      permissions: plain(TaskClass, 'permissions'),
     };
   } catch (error) {
     return { type: 'load-error', text: describeError(error) };
