@@ -143,3 +143,33 @@ export function openFilesNote(limits: ResolvedLimits | null, text: string): stri
   if (limits === null || limits.openFiles === null || !text.includes('EMFILE')) return null;
   return `(this child's open files limit is ${limits.openFiles}: childLimits.openFiles)`;
 }
+
+/**
+ * Checks, as the child user, that every path the runtime needs can be read (directories also
+ * entered), by starting one `node` as that user: the kernel's answer, ACLs and all, instead of a
+ * guess from mode bits. Runs once, at launcher start, only when `childUser` is set. Resolves
+ * with one line per path that cannot be read; empty when all is well.
+ */
+export async function unreadableBy(identity: { uid: number; gid: number }, paths: readonly string[]): Promise<string[]> {
+  const script = `const fs = require('node:fs'); const bad = [];
+    for (const p of JSON.parse(process.argv[1])) {
+      try { fs.accessSync(p, fs.statSync(p).isDirectory() ? fs.constants.R_OK | fs.constants.X_OK : fs.constants.R_OK); }
+      catch (e) { bad.push(p + ' (' + (e.code || e.message) + ')'); }
+    }
+    process.stdout.write(JSON.stringify(bad));`;
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['-e', script, JSON.stringify(paths)], { uid: identity.uid, gid: identity.gid, env: {}, cwd: '/', timeout: 30_000 },
+      (error, stdout, stderr) => {
+        if (error !== null) {
+          resolve([`node could not run as uid ${identity.uid} (${(stderr || error.message).trim().split('\n')[0]})`]);
+          return;
+        }
+        try {
+          resolve(JSON.parse(stdout) as string[]);
+        } catch {
+          resolve([`unexpected answer from the check: ${stdout.slice(0, 200)}`]);
+        }
+      });
+  });
+}
