@@ -99,15 +99,19 @@ function ulimitScript(limits: ResolvedLimits): string {
 }
 
 /** The command that starts a child under `confinement` (`readable`: what the runtime must read). */
-export function spawnPlan(entry: string, execArgv: readonly string[], confinement: ChildConfinement | null, readable: readonly string[]): SpawnPlan {
+export function spawnPlan(
+  entry: string, execArgv: readonly string[], confinement: ChildConfinement | null, readable: readonly string[],
+  /** Where `prlimit` is; null: use the shell. Default: looked up on PATH (tests pass null). */
+  prlimit?: string | null,
+): SpawnPlan {
   if (confinement === null) return { command: process.execPath, args: [...execArgv, entry] };
   const { identity, limits, permissions } = confinement;
   const nodeArgs = [...(permissions === null ? [] : permissionFlags(permissions, readable)), ...execArgv, entry];
   const plan: SpawnPlan = { command: process.execPath, args: nodeArgs };
   if (limits !== null) {
-    const prlimit = findPrlimit();
-    if (prlimit !== null) {
-      plan.command = prlimit;
+    const wrapper = prlimit === undefined ? findPrlimit() : prlimit;
+    if (wrapper !== null) {
+      plan.command = wrapper;
       plan.args = [...prlimitArgs(limits), '--', process.execPath, ...nodeArgs];
     } else {
       plan.command = '/bin/sh';
