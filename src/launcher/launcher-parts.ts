@@ -2,7 +2,7 @@ import { cancelChannelFor, channelFor } from '../config/identifiers.js';
 import { isUnconfined } from '../config/confinement.js';
 import type { RunnerConfig } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
-import { runtimePaths, unreadableBy } from '../pool/confined-spawn.js';
+import { runtimePaths, spawnPlan, unreadableBy } from '../pool/confined-spawn.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
@@ -49,6 +49,8 @@ export class LauncherParts {
   constructor(params: LauncherPartsParams) {
     this.#p = params;
     const { config, store, events, launcherId, launcherIdentity, report } = params;
+    const confined = !isUnconfined(config.childConfinement);
+    const readable = [...runtimePaths(), config.tasksDir];
     this.processPool = new ForkPool({
       concurrency: config.concurrency,
       spareChildren: config.spareChildren,
@@ -61,11 +63,16 @@ export class LauncherParts {
       maxResultBytes: config.maxResultBytes,
       logger: config.logger,
       // Unconfined children are started exactly as before: no wrapper, no flags.
-      confinement: isUnconfined(config.childConfinement) ? null : config.childConfinement,
-      readable: [...runtimePaths(), config.tasksDir],
+      confinement: confined ? config.childConfinement : null,
+      readable,
     });
     this.traits = new TaskTraitsReader({
       env: config.childEnv,
+      // Loading a task file runs its top-level code: where children are confined, so is that.
+      inspectorCommand: confined ? (entry, args) => {
+        const plan = spawnPlan(entry, [], config.childConfinement, readable);
+        return { ...plan, args: [...plan.args, ...args] };
+      } : null,
       onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
     });
     const dispatcher = new Dispatcher({

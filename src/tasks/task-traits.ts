@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseLimits, parsePermissions, type ResolvedLimits, type ResolvedPermissions } from '../config/confinement.js';
 import { describeError } from '../errors.js';
+import { inspectInProcess, type InspectorCommand } from './traits-process.js';
 import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
 /**
@@ -31,6 +32,11 @@ export interface TaskTraitsReaderParams {
   onWarning?(warning: string): void;
   /** A file is looked at again at most this often. Default {@link traitsRecheckMs}. */
   recheckMs?: number;
+  /**
+   * Inspect in a child process started this way (confined like the tries' children) instead of
+   * a thread of the launcher. Set when children are confined. Default: a thread.
+   */
+  inspectorCommand?: InspectorCommand | null;
 }
 
 export const defaultTraitsTimeoutMs = 10_000;
@@ -78,6 +84,8 @@ export class TaskTraitsReader {
   readonly #recheckMs: number;
   readonly #files = new Map<string, FileEntry>();
   readonly #live = new Set<Worker>();
+  readonly #command: InspectorCommand | null;
+  readonly #processes = new Set<() => void>();
   #inspections = 0;
   #closed = false;
 
@@ -86,6 +94,7 @@ export class TaskTraitsReader {
     this.#timeoutMs = params.timeoutMs ?? defaultTraitsTimeoutMs;
     this.#onWarning = params.onWarning ?? (() => undefined);
     this.#recheckMs = params.recheckMs ?? traitsRecheckMs;
+    this.#command = params.inspectorCommand ?? null;
   }
 
   /** Inspector threads started so far: one per class and file version, however often it is read. */
@@ -95,7 +104,7 @@ export class TaskTraitsReader {
 
   /** Inspector threads alive now. */
   get activeInspections(): number {
-    return this.#live.size;
+    return this.#live.size + this.#processes.size;
   }
 
   /**
@@ -145,11 +154,26 @@ export class TaskTraitsReader {
   /** Terminates running inspections (they read as nulls); later reads return nulls. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const kill of this.#processes) kill();
     await Promise.all([...this.#live].map((worker) => worker.terminate()));
+  }
+
+  /** Loads the file in a fresh confined process; resolves once it is gone. */
+  async #inspectInProcess(command: InspectorCommand, file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    this.#inspections++;
+    const inspection = inspectInProcess(command, this.#env, file, taskClassName);
+    this.#processes.add(inspection.kill);
+    const timer = setTimeout(inspection.kill, this.#timeoutMs);
+    const outcome = await inspection.done;
+    clearTimeout(timer);
+    this.#processes.delete(inspection.kill);
+    if ('failure' in outcome) return nothing(`${where}: its inspector process ${outcome.failure} while loading; defaults apply`);
+    return validate(decodeTraitsMessage(outcome.message), where);
   }
 
   /** Loads the file in a fresh thread; resolves once that thread is gone. */
   #inspect(file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    if (this.#command !== null) return this.#inspectInProcess(this.#command, file, taskClassName, where);
     return new Promise<TaskTraitsResult>((resolve) => {
       this.#inspections++;
       let worker: Worker;

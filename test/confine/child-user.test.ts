@@ -96,3 +96,30 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     expect(out).toMatch(/"childUser".*needs the launcher to run as root; it runs as uid 65534/);
   });
 });
+
+describe.skipIf(!asRoot)('childUser and the traits inspection', () => {
+  async function peek(overrides: Parameters<typeof runners.create>[1]): Promise<string[]> {
+    const peekDir = mkdtempSync(path.join(tmpdir(), 'cwtr-peek-'));
+    chmodSync(peekDir, 0o777);
+    const file = path.join(peekDir, 'seen.txt');
+    try {
+      const runner = await runners.start(t, { childEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', CWTR_PEEK_FILE: file }, ...overrides });
+      const id = await runner.schedule('TopLevelPeek', {}, { tryLimit: 1 });
+      expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'ran' });
+      await runner.stop();
+      const { readFileSync } = await import('node:fs');
+      return readFileSync(file, 'utf8').trim().split('\n').sort();
+    } finally {
+      rmSync(peekDir, { recursive: true, force: true });
+    }
+  }
+
+  it("without it, a task file's top-level code runs in a launcher thread, as root, and reads the launcher's environment", async () => {
+    // Once in the inspector thread, once in the try's child.
+    expect(await peek({})).toEqual(['0 read', '0 read']);
+  });
+
+  it('with it, the file is inspected in a process as the child user: its top-level code never runs as root', async () => {
+    expect(await peek({ childUser: 'nobody' })).toEqual(['65534 EACCES', '65534 EACCES']);
+  });
+});
