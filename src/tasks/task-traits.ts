@@ -222,7 +222,7 @@ export class TaskTraitsReader {
 }
 
 function nothing(warning: string): TaskTraitsResult {
-  return Object.freeze({ mode: null, timeoutMs: null, limits: null, permissions: null, warnings: Object.freeze([warning]) });
+  return Object.freeze({ mode: null, timeoutMs: null, warnings: Object.freeze([warning]) });
 }
 
 function firstLine(text: string): string {
@@ -262,5 +262,8 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
     permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false });
     warnings.push(`${where}: ${(error as Error).message}; it runs with nothing allowed`);
   }
-  return Object.freeze({ mode, timeoutMs, limits, permissions, warnings: Object.freeze(warnings) });
+  // Limits and permissions appear only when declared: most classes declare neither.
+  return Object.freeze({
+    mode, timeoutMs, ...(limits === null ? {} : { limits }), ...(permissions === null ? {} : { permissions }), warnings: Object.freeze(warnings),
+  });
 }
