@@ -36,6 +36,7 @@ export {
   type RunnerOptions,
 } from './config/runner-config.js';
 export { parseTableName, type TableName } from './config/identifiers.js';
+export type { ChildLimits, ChildPermissions } from './config/confinement.js';
 export { cancelChannelFor } from './config/identifiers.js';
 
 export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
