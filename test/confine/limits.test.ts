@@ -89,3 +89,13 @@ describe('childLimits', () => {
     expect(() => runners.create(t, { taskOverrides: { X: { limits: { cpuSeconds: 0 } } } })).toThrow(/"taskOverrides.X.limits.cpuSeconds"/);
   });
 });
+
+describe('runTaskOnce', () => {
+  it('applies the same limits as a runner would', async () => {
+    const { runTaskOnce } = await import('../../dist/index.js');
+    const { fixturesDir } = await import('../helpers/jobs.js');
+    const report = await runTaskOnce({ tasksDir: fixturesDir, taskClassName: 'Spin', childExecArgv: [], childLimits: { cpuSeconds: 1 } });
+    expect(report).toMatchObject({ outcome: 'crashed', signal: 'SIGXCPU' });
+    expect((report as { text: string }).text).toMatch(/CPU time limit \(1 s\) exceeded/);
+  });
+});
