@@ -47,6 +47,10 @@ export interface ChildPermissions {
   childProcess?: boolean;
   /** May the task start worker threads. Default false. */
   worker?: boolean;
+  /** May the task load native addons (`--allow-addons`: Node 20.20, 21.6 and later). Default false. */
+  addons?: boolean;
+  /** May the task use WASI (`--allow-wasi`: Node 20.20, 22 and later). Default false. */
+  wasi?: boolean;
 }
 
 export type ResolvedLimits = Readonly<{ openFiles: number | null; cpuSeconds: number | null; addressSpaceMb: number | null }>;
@@ -55,6 +59,8 @@ export type ResolvedPermissions = Readonly<{
   fsWrite: readonly string[];
   childProcess: boolean;
   worker: boolean;
+  addons: boolean;
+  wasi: boolean;
 }>;
 
 /** The user a child runs as, looked up when the config was resolved. */
@@ -107,8 +113,8 @@ export function parseLimits(field: string, value: unknown): ResolvedLimits | nul
  */
 export function parsePermissions(field: string, value: unknown, base: string | null): ResolvedPermissions | null {
   if (value === undefined || value === null) return null;
-  if (!isObject(value)) throw new ConfigError(field, 'must be { fsRead?, fsWrite?, childProcess?, worker? }');
-  unknownKeys(field, value, ['fsRead', 'fsWrite', 'childProcess', 'worker']);
+  if (!isObject(value)) throw new ConfigError(field, 'must be { fsRead?, fsWrite?, childProcess?, worker?, addons?, wasi? }');
+  unknownKeys(field, value, ['fsRead', 'fsWrite', 'childProcess', 'worker', 'addons', 'wasi']);
   const paths = (name: 'fsRead' | 'fsWrite'): string[] => {
     const v = value[name];
     if (v === undefined || v === null) return [];
@@ -122,10 +128,14 @@ export function parsePermissions(field: string, value: unknown, base: string | n
       return path.resolve(base ?? '/', item);
     }))];
   };
-  const flag = (name: 'childProcess' | 'worker'): boolean => {
+  const flag = (name: 'childProcess' | 'worker' | 'addons' | 'wasi'): boolean => {
     const v = value[name];
     if (v === undefined || v === null) return false;
     if (typeof v !== 'boolean') throw new ConfigError(`${field}.${name}`, `must be true or false, got ${JSON.stringify(v)}`);
+    const nodeFlag = name === 'addons' ? '--allow-addons' : name === 'wasi' ? '--allow-wasi' : null;
+    if (v && nodeFlag !== null && !process.allowedNodeEnvironmentFlags.has(nodeFlag)) {
+      throw new ConfigError(`${field}.${name}`, `needs a Node that knows ${nodeFlag}; this one is ${process.version}`);
+    }
     return v;
   };
   return Object.freeze({
@@ -133,6 +143,8 @@ export function parsePermissions(field: string, value: unknown, base: string | n
     fsWrite: Object.freeze(paths('fsWrite')),
     childProcess: flag('childProcess'),
     worker: flag('worker'),
+    addons: flag('addons'),
+    wasi: flag('wasi'),
   });
 }
 
@@ -162,6 +174,8 @@ export function intersectPermissions(a: ResolvedPermissions | null, b: ResolvedP
     fsWrite: Object.freeze(intersectPaths(a.fsWrite, b.fsWrite)),
     childProcess: a.childProcess && b.childProcess,
     worker: a.worker && b.worker,
+    addons: a.addons && b.addons,
+    wasi: a.wasi && b.wasi,
   });
 }
 

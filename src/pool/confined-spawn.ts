@@ -74,6 +74,8 @@ function permissionFlags(policy: ResolvedPermissions, readable: readonly string[
   for (const p of policy.fsWrite) flags.push(`--allow-fs-write=${p}`);
   if (policy.childProcess) flags.push('--allow-child-process');
   if (policy.worker) flags.push('--allow-worker');
+  if (policy.addons) flags.push('--allow-addons');
+  if (policy.wasi) flags.push('--allow-wasi');
   return flags;
 }
 

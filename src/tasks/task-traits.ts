@@ -259,7 +259,7 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
     permissions = parsePermissions('static permissions', message.permissions, null);
   } catch (error) {
     // Fail closed: a policy the author meant to hold but got wrong allows nothing rather than all.
-    permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false });
+    permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false, addons: false, wasi: false });
     warnings.push(`${where}: ${(error as Error).message}; it runs with nothing allowed`);
   }
   // Limits and permissions appear only when declared: most classes declare neither.

@@ -90,7 +90,7 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
   /**
    * Node's permission model for this task's child: absolute paths it may read (`fsRead`) and
    * write (`fsWrite`), and whether it may start processes (`childProcess`) or worker threads
-   * (`worker`); everything else is refused with ERR_ACCESS_DENIED. Where the operator set a
+   * (`worker`), load native addons (`addons`) or use WASI (`wasi`); everything else is refused with ERR_ACCESS_DENIED. Where the operator set a
    * policy (`childPermissions`, `taskOverrides`), only what both allow is allowed. The runtime's
    * files and the tasks directory stay readable. A malformed policy allows nothing. Read like
    * {@link Task.mode}.
@@ -98,7 +98,7 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    * @example
    * static permissions = { fsRead: ['/srv/app/templates'], fsWrite: ['/srv/app/out'] };
    */
-  static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean };
+  static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean; addons?: boolean; wasi?: boolean };
 
   /** The request's options, parsed from YAML. */
   readonly options: Options;

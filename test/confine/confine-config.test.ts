@@ -49,7 +49,7 @@ describe('confinement config', () => {
     expect(trySettings(config, 'Free', plain, null).confinement!.permissions).toBeNull();
     const declared = parsePermissions('static permissions', { fsRead: ['/srv/app', '/home'], childProcess: false }, null);
     expect(trySettings(config, 'Other', { ...plain, permissions: declared }, null).confinement!.permissions)
-      .toEqual({ fsRead: ['/srv/app'], fsWrite: [], childProcess: false, worker: false });
+      .toEqual({ fsRead: ['/srv/app'], fsWrite: [], childProcess: false, worker: false, addons: false, wasi: false });
   });
 
   it('intersects path lists both ways, with * for everything', () => {
