@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase, waitForCompleted } from '../helpers/db.js';
+import { waitForExit } from '../helpers/processes.js';
 import { useTestRunners } from '../helpers/runner.js';
 
 /**
@@ -85,6 +86,20 @@ describe('childPermissions', () => {
     expect(JSON.parse(row.result_text)).toMatchObject({ readFile: 6, spawn: 'ERR_ACCESS_DENIED' });
     const env = await runner.schedule('Echo', { x: 1 }, { tryLimit: 1 });
     expect((await waitForCompleted(t.pool, env, 30_000)).result).toBe('FINISHED');
+    await runner.stop();
+  });
+
+  it("a reused child that cannot see /proc under its policy leaves after a try that started a process, and its leftovers go with it", async () => {
+    const runner = await runners.start(t, { childPermissions: { childProcess: true }, maxTasksPerChild: 10, concurrency: 1 });
+    const first = await runner.schedule('Spawner', {}, { tryLimit: 1 });
+    const row = await waitForCompleted(t.pool, first, 30_000);
+    expect(row.result, row.result_text).toBe('FINISHED');
+    const grandchild = Number(/grandchild pid=(\d+)/.exec(row.result_text)![1]);
+    await waitForExit(grandchild);
+    const second = await runner.schedule('Echo', { text: 'next' }, { tryLimit: 1 });
+    expect(await waitForCompleted(t.pool, second, 30_000)).toMatchObject({ result: 'FINISHED', result_text: 'next' });
+    // The child could not clean up between tries, so the next try got another one.
+    expect((await runners.started(runner, second)).pid).not.toBe((await runners.started(runner, first)).pid);
     await runner.stop();
   });
 
