@@ -39,9 +39,13 @@ export interface ChildLimits {
  * files (the package's `dist` and its dependencies) and the tasks directory stay readable.
  */
 export interface ChildPermissions {
-  /** Absolute paths (a directory covers what is below it), or `*` for everything. Default none. */
+  /**
+   * Paths (a directory covers what is below it), or `*` for everything. Relative paths are
+   * resolved against the working directory (in a config file: the file's directory); a task
+   * class must give absolute ones. Default none.
+   */
   fsRead?: string[];
-  /** Absolute paths, or `*`. Default none. */
+  /** Paths as in `fsRead`. Default none. */
   fsWrite?: string[];
   /** May the task start processes. Default false. */
   childProcess?: boolean;
