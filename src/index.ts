@@ -39,6 +39,14 @@ export { parseTableName, type TableName } from './config/identifiers.js';
 export type { ChildLimits, ChildPermissions } from './config/confinement.js';
 export { cancelChannelFor } from './config/identifiers.js';
 
+export { createMetrics, type CreateMetricsOptions, type TaskRunnerMetrics } from './metrics/metrics.js';
+export { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.js';
+export { Inspector } from './store/inspector.js';
+export type { RequestDetail, RequestFilter, RequestPage, RequestState, RequestSummary, ListRequestsParams } from './store/inspection.js';
+export type { LauncherAlive, MinuteActivity, OpenActivity, QueueDepth, RunningTry } from './store/activity.js';
+export type { RunnerStats } from './launcher/runner.js';
+
 export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
 export { TypedEmitter } from './shared/typed-emitter.js';
 export {

@@ -11,3 +11,6 @@ export { startStandaloneLauncher } from '../launcher/standalone/standalone-launc
 export { migrate } from '../store/migrations.js';
 export { TaskRegistry } from '../tasks/registry.js';
 export { parseOptions } from '../tasks/options.js';
+export { Inspector } from '../store/inspector.js';
+export { startDashboard } from '../dashboard/dashboard-server.js';
+export { parseTableName } from '../config/identifiers.js';

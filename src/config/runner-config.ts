@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
+import { maxInt4 } from '../shared/values.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { resolveChildIdentity } from './child-user.js';
 import {
@@ -225,7 +226,7 @@ export const defaults = Object.freeze({
   completionBatchMs: 2,
 });
 
-const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = maxInt4;
 
 function integer(field: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;

@@ -393,7 +393,7 @@ export class Dispatcher {
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
       id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
-      startedAtMs: start.startedAtMs,
+      startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs,
     });
   }
 

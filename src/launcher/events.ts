@@ -15,10 +15,13 @@ export interface RunnerEvents {
   /**
    * A try's process runs and its pid is recorded in the row. A try that ended before its start
    * was written is told just before its `task:completed`; `startedAtMs` is when it really started
-   * (epoch milliseconds, sub-millisecond precision).
+   * (epoch milliseconds, sub-millisecond precision). `runnableAtMs` is when the row became
+   * runnable (created, or its `delay_until` passed, by the database's clock): `startedAtMs -
+   * runnableAtMs` is the pickup latency.
    */
   'task:started': {
     id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode; startedAtMs: number;
+    runnableAtMs: number;
   };
   /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
   'task:completed': {

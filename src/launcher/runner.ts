@@ -6,6 +6,7 @@ import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
+import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
@@ -52,6 +53,20 @@ export interface Runner extends Service, TaskScheduler {
   retry(id: string | number | bigint): Promise<void>;
   find(id: string | number | bigint): Promise<TaskRequestRow | null>;
   status(): Promise<RunnerStatus>;
+  /** Counts this launcher keeps in memory (no query): for metrics read at scrape time. */
+  readonly stats: RunnerStats;
+}
+
+/** In-memory counts of a started runner (zeros before `start()`). */
+export interface RunnerStats {
+  /** Tries running now. */
+  running: number;
+  /** Rows claimed ahead and held, not started. */
+  held: number;
+  /** Child processes alive (running, spare or idle). */
+  children: number;
+  /** Worker threads busy with a try or queued for one. */
+  threadsBusy: number;
 }
 
 class TaskRunner implements Runner {
@@ -128,6 +143,16 @@ class TaskRunner implements Runner {
     return this.#store.requestsFind({ id: String(id) });
   }
 
+  get stats(): RunnerStats {
+    const parts = this.#parts;
+    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0 };
+    const children = parts.processPool.pids.length;
+    return {
+      running: parts.dispatcher.running, held: parts.dispatcher.queued, children,
+      threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
+    };
+  }
+
   async status(): Promise<RunnerStatus> {
     return {
       launcherId: await this.#id(),
@@ -178,7 +203,18 @@ class TaskRunner implements Runner {
       this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
       // Leases: renew ours (and learn of cancels whose notification was missed), and recover the
       // rows of launchers on other hosts whose lease ran out, within a third of a lease of it.
+      // The launchers table says who is alive (status, dashboard); beaten with the lease.
+      const heartbeat = () => launcherHeartbeat(this.#database.db, config.table, {
+        launcherId, host: config.host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
+      });
+      // A table not migrated since the launchers table came (autoMigrate: false) has none: skip it.
+      let beating = true;
+      await heartbeat().catch((error: Error & { code?: string }) => {
+        beating = error.code !== '42P01';
+        this.#report(error, 'registering the launcher');
+      });
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
         const cancelled = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
@@ -228,6 +264,7 @@ class TaskRunner implements Runner {
             return [] as string[];
           });
         if (released.length > 0) config.logger.warn('released rows at shutdown', { ids: released.join(',') });
+        await launcherRemove(this.#database.db, config.table, this.#launcherId).catch(() => undefined);
       }
       await this.#database.close();
       config.logger.info('launcher stopped', { interrupted });

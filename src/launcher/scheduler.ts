@@ -6,6 +6,7 @@ import { requestsInsert, type NewRequest } from '../store/insert-requests.js';
 import type { Executor } from '../store/database.js';
 import { stringifyOptions } from '../tasks/options.js';
 import type { TaskRegistry } from '../tasks/registry.js';
+import { currentTraceparent } from '../shared/tracing.js';
 import type { ScheduleParams } from '../tasks/task.js';
 
 /** Scheduling choices plus, optionally, the caller's transaction to insert in. */
@@ -114,6 +115,8 @@ export class RequestScheduler {
   /** Schedules many requests in one statement; resolves with their ids in order. */
   async scheduleMany(items: readonly ScheduleItem[], params: { db?: Executor } = {}): Promise<string[]> {
     const rows = items.map((item) => this.#row(item));
+    const traceparent = currentTraceparent();
+    if (traceparent !== null) for (const row of rows) row.traceparent = traceparent;
     // Names are checked once each, against the tasks directory as last scanned (rescanned on a miss).
     if (this.#registry !== null) {
       for (const name of new Set(rows.map((row) => row.taskClassName))) {

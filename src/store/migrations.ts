@@ -3,6 +3,7 @@ import { channelFor, parseTableName, type TableName } from '../config/identifier
 import { defaults } from '../config/runner-config.js';
 import { attemptsTableExists, attemptsTableFor, createAttemptsTable, dropAttemptsTable } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
+import { dropOpsSupport, installOpsSupport } from './ops-support.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -19,6 +20,8 @@ const designColumns: ReadonlyArray<readonly [name: string, definition: string]> 
   ['crashes', 'integer NOT NULL DEFAULT 0'],
   ['timeout_ms', 'integer'],
   ['cancel_requested_at', 'timestamptz'],
+  // W3C trace context captured at schedule() when @opentelemetry/api is loaded (see tracing.ts).
+  ['traceparent', 'text'],
 ];
 
 function qualified(table: TableName, name: string) {
@@ -107,6 +110,7 @@ export async function createTaskRunnerRequestTable(
     await builder.execute();
     await installSupport(trx, table);
     await createAttemptsTable(trx, table);
+    await installOpsSupport(trx, table);
   });
 }
 
@@ -115,6 +119,7 @@ export async function dropTaskRunnerRequestTable(db: Kysely<any>, name: string =
   const table = parseTableName(name);
   await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
   await dropAttemptsTable(db, table);
+  await dropOpsSupport(db, table);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }
 
@@ -171,6 +176,7 @@ export async function migrate(
       await createAttemptsTable(trx, table);
       addedTables.push(attemptsTableFor(table).qualified);
     }
+    await installOpsSupport(trx, table);
   });
   return { created: false, addedColumns, addedTables };
 }

@@ -49,6 +49,8 @@ export interface TaskRequestRow {
   timeout_ms: number | null;
   /** When a cancel of the running try was asked for; its launcher kills it and ends the row CANCELLED. */
   cancel_requested_at: Date | null;
+  /** W3C `traceparent` of the span that scheduled it (only when @opentelemetry/api was loaded); null otherwise. */
+  traceparent: string | null;
 }
 
 /**

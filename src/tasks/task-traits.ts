@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseLimits, parsePermissions, type ResolvedLimits, type ResolvedPermissions } from '../config/confinement.js';
 import { describeError } from '../errors.js';
+import { maxInt4 } from '../shared/values.js';
 import { inspectInProcess, type InspectorCommand } from './traits-process.js';
 import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
@@ -45,7 +46,7 @@ export const defaultTraitsTimeoutMs = 10_000;
 const inspectorLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
 
 /** Largest timeout a timer can hold (2^31 - 1 ms), as config allows. */
-const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = maxInt4;
 
 const inspectorEntry = fileURLToPath(new URL('./traits-entry.js', import.meta.url));
 

@@ -53,7 +53,7 @@ describe('migrate on a Rails-era table', () => {
     expect(result.created).toBe(false);
     expect([...result.addedColumns].sort()).toEqual(
       ['cancel_requested_at', 'crashes', 'host', 'launcher_id', 'lease_expires_at', 'priority', 'process_identity', 'queue',
-        'thread_id', 'timeout_ms'],
+        'thread_id', 'timeout_ms', 'traceparent'],
     );
     expect(result.addedTables).toEqual(['task_runner_requests_attempts']);
     expect(await getRow(t.pool, railsId)).toMatchObject({
