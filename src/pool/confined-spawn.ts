@@ -130,7 +130,8 @@ export function spawnPlan(
 /**
  * Names the limit a child most likely died of, or null. SIGXCPU can only be the CPU limit; a
  * SIGKILL under a CPU limit may be its hard bound (a task that ignored SIGXCPU) or anything else
- * that kills; V8 out of memory under an address-space limit is most likely that limit.
+ * that kills; V8 out of memory, or a fatal signal, under an address-space limit is most likely
+ * that limit (on Node 20 a heap that grows past it dies of SIGSEGV, writing nothing).
  */
 export function limitCrashText(limits: ResolvedLimits | null, signal: string | null, stderrTail: string): string | null {
   if (limits === null) return null;
@@ -138,8 +139,14 @@ export function limitCrashText(limits: ResolvedLimits | null, signal: string | n
   if (signal === 'SIGKILL' && limits.cpuSeconds !== null) {
     return `killed by SIGKILL; a task that ignores SIGXCPU is killed at the CPU time limit's hard bound (${limits.cpuSeconds + 1} s), which may be why`;
   }
-  if (limits.addressSpaceMb !== null && /out of memory|Fatal process OOM|failed to reserve/i.test(stderrTail)) {
-    return `address space limit (${limits.addressSpaceMb} MiB) reached: V8 could not get memory and ended the process (${signal ?? 'no signal'})`;
+  if (limits.addressSpaceMb !== null) {
+    if (/out of memory|Fatal process OOM|failed to reserve/i.test(stderrTail)) {
+      return `address space limit (${limits.addressSpaceMb} MiB) reached: V8 could not get memory and ended the process (${signal ?? 'no signal'})`;
+    }
+    // V8 growing its heap past RLIMIT_AS often dies of SIGSEGV with nothing written: a likely cause, said as such.
+    if (signal === 'SIGSEGV' || signal === 'SIGABRT' || signal === 'SIGTRAP' || signal === 'SIGBUS') {
+      return `address space limit (${limits.addressSpaceMb} MiB) probably reached (V8 fails this way when memory is refused)`;
+    }
   }
   return null;
 }

@@ -52,6 +52,10 @@ describe('childLimits', () => {
     // A refused ArrayBuffer is a RangeError the task sees; V8 running out itself is a crash.
     if (row.result === 'FAILED') expect(row.result_text).toMatch(/Array buffer allocation failed|RangeError/);
     else expect(row.result_text).toMatch(/address space limit \(1536 MiB\) reached/);
+    // A heap growing past it: V8 dies (SIGSEGV on Node 20), CRASHED with the limit named.
+    const hog = await runOnce('Hog', {}, { childLimits: { addressSpaceMb: 1536 } });
+    expect(hog).toMatchObject({ result: 'CRASHED' });
+    expect(hog.result_text).toMatch(/address space limit \(1536 MiB\) (probably )?reached/);
     const free = await runOnce('Grab', { maxMb: 256 }, { childLimits: { addressSpaceMb: 1536 } });
     expect(free).toMatchObject({ result: 'FINISHED', result_text: 'held 256 MiB' });
   });
