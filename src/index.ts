@@ -36,6 +36,7 @@ export {
   type RunnerOptions,
 } from './config/runner-config.js';
 export { parseTableName, type TableName } from './config/identifiers.js';
+export type { ChildLimits, ChildPermissions } from './config/confinement.js';
 export { cancelChannelFor } from './config/identifiers.js';
 
 export { createMetrics, type CreateMetricsOptions, type TaskRunnerMetrics } from './metrics/metrics.js';

@@ -117,6 +117,10 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   childEnv: 'env',
   childExecArgv: 'stringsOrNull',
   childMaxOldSpaceMb: 'integer',
+  childUser: 'runner',
+  childGroup: 'runner',
+  childLimits: 'runner',
+  childPermissions: 'runner',
   spareChildren: 'integer',
   maxTasksPerChild: 'runner',
   childMaxRssMb: 'runner',
@@ -248,10 +252,21 @@ export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
   const dir = path.dirname(absolute);
   if (options.tasksDir !== undefined) options.tasksDir = path.resolve(dir, options.tasksDir);
   if (options.tmpDir !== undefined) options.tmpDir = path.resolve(dir, options.tmpDir);
+  if (isRecord(options.childPermissions)) options.childPermissions = permissionPathsFrom(dir, options.childPermissions);
   if (options.embedded?.dataDir !== undefined) {
     options.embedded = { ...options.embedded, dataDir: path.resolve(dir, options.embedded.dataDir) };
   }
   return options;
+}
+
+/** A policy's relative paths, resolved against the config file's directory like its other paths. */
+function permissionPathsFrom(dir: string, policy: Record<string, unknown>): NonNullable<ConfigFileOptions['childPermissions']> {
+  const resolved: Record<string, unknown> = { ...policy };
+  for (const key of ['fsRead', 'fsWrite']) {
+    const list = policy[key];
+    if (Array.isArray(list)) resolved[key] = list.map((item: unknown) => (typeof item === 'string' && item !== '*' ? path.resolve(dir, item) : item));
+  }
+  return resolved;
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -345,6 +360,10 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('childEnv', file.childEnv);
   assign('childExecArgv', file.childExecArgv);
   assign('childMaxOldSpaceMb', file.childMaxOldSpaceMb);
+  assign('childUser', file.childUser);
+  assign('childGroup', file.childGroup);
+  assign('childLimits', file.childLimits);
+  assign('childPermissions', file.childPermissions);
   assign('spareChildren', file.spareChildren);
   assign('maxTasksPerChild', file.maxTasksPerChild);
   assign('childMaxRssMb', file.childMaxRssMb);

@@ -6,6 +6,11 @@ import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
 import { maxInt4 } from '../shared/values.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
+import { resolveChildIdentity } from './child-user.js';
+import {
+  confinementOf, parseLimits, parsePermissions,
+  type ChildConfinement, type ChildLimits, type ChildPermissions, type ResolvedLimits, type ResolvedPermissions,
+} from './confinement.js';
 import { parseTableName, type TableName } from './identifiers.js';
 
 /** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
@@ -27,6 +32,18 @@ export interface TaskOverride {
   mode?: TaskMode;
   /** Hard timeout in ms; null: none. */
   timeoutMs?: number | null;
+  /** Limits of this task's children: each one set here replaces `childLimits`' (a class may only lower them). */
+  limits?: ChildLimits | null;
+  /** Permission policy of this task's children, instead of `childPermissions` (a class may only narrow it). */
+  permissions?: ChildPermissions | null;
+}
+
+/** A task override as resolved: limits and permissions validated. */
+export interface ResolvedTaskOverride {
+  mode?: TaskMode;
+  timeoutMs?: number | null;
+  limits?: ResolvedLimits | null;
+  permissions?: ResolvedPermissions | null;
 }
 
 /** Limits of thread mode (piscina). */
@@ -95,7 +112,7 @@ export interface RunnerOptions {
   /**
    * Launcher environment variables passed to children: names, or prefixes ending in `*`; `['*']`
    * passes everything. Default {@link defaultChildEnvAllowlist} (PATH, HOME, locale, TZ,
-   * NODE_ENV, DATABASE_URL, ...).
+   * NODE_ENV, ...; not DATABASE_URL).
    */
   childEnvAllowlist?: string[];
   /** Variables set in children's environment on top of the allowlisted ones. Default none. */
@@ -104,6 +121,18 @@ export interface RunnerOptions {
   childExecArgv?: string[] | null;
   /** V8 heap limit of each child in MiB (`--max-old-space-size`); past it the child dies, CRASHED. Default none. */
   childMaxOldSpaceMb?: number | null;
+  /**
+   * Run child processes as this user (a name or a numeric uid): the boundary between tasks and
+   * the launcher. Needs the launcher to run as root; the user must be able to read the package's
+   * files and the tasks directory. Thread-mode tasks are not covered. Default: the launcher's user.
+   */
+  childUser?: string | number | null;
+  /** Group of child processes (a name or a gid). Default: `childUser`'s primary group. */
+  childGroup?: string | number | null;
+  /** Resource limits of every child (open files, CPU seconds, address space). Default none. */
+  childLimits?: ChildLimits | null;
+  /** Node's permission model for every child; null: not used. Default null. */
+  childPermissions?: ChildPermissions | null;
   /**
    * Children kept booted and waiting for a task, so pickup does not wait for a Node start. Each
    * still runs one task unless `maxTasksPerChild` says otherwise. Default 1; 0 forks on demand.
@@ -159,13 +188,15 @@ export interface RunnerConfig {
   readonly childEnv: Readonly<Record<string, string>>;
   /** The complete Node arguments of children (including the heap limit). */
   readonly childExecArgv: readonly string[];
+  /** User, limits and permission policy of children unless a task's override or class narrows them. */
+  readonly childConfinement: ChildConfinement;
   readonly spareChildren: number;
   readonly maxTasksPerChild: number;
   readonly childMaxRssMb: number | null;
   readonly childIdleMs: number;
   readonly defaultMode: TaskMode;
   readonly defaultTimeoutMs: number | null;
-  readonly taskOverrides: Readonly<Record<string, Readonly<TaskOverride>>>;
+  readonly taskOverrides: Readonly<Record<string, Readonly<ResolvedTaskOverride>>>;
   readonly threads: Readonly<Required<ThreadOptions>>;
   readonly crashLimit: number;
   readonly host: string;
@@ -280,6 +311,11 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
       ),
     ),
     childExecArgv: Object.freeze(childExecArgv(options)),
+    childConfinement: confinementOf(
+      resolveChildIdentity(options.childUser, options.childGroup),
+      parseLimits('childLimits', options.childLimits),
+      parsePermissions('childPermissions', options.childPermissions, process.cwd()),
+    ),
     spareChildren: integer('spareChildren', options.spareChildren, defaults.spareChildren, 0, 1_000),
     maxTasksPerChild: tasksPerChild(options.maxTasksPerChild),
     childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, 16, 1_048_576),
@@ -316,19 +352,23 @@ function mode(field: string, value: unknown): TaskMode {
   return value;
 }
 
-function taskOverrides(value: unknown): Readonly<Record<string, Readonly<TaskOverride>>> {
+const overrideKeys = ['mode', 'timeoutMs', 'limits', 'permissions'];
+
+function taskOverrides(value: unknown): Readonly<Record<string, Readonly<ResolvedTaskOverride>>> {
   if (value === undefined || value === null) return Object.freeze({});
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('taskOverrides', 'must map task names to { mode, timeoutMs }');
-  const result: Record<string, Readonly<TaskOverride>> = Object.create(null);
+  const result: Record<string, Readonly<ResolvedTaskOverride>> = Object.create(null);
   for (const [name, entry] of Object.entries(value as Record<string, unknown>)) {
     const field = `taskOverrides.${name}`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, 'must be { mode?, timeoutMs? }');
-    const unknown = Object.keys(entry).filter((key) => key !== 'mode' && key !== 'timeoutMs');
-    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: mode, timeoutMs`);
-    const { mode: m, timeoutMs } = entry as TaskOverride;
-    const override: TaskOverride = {};
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, `must be { ${overrideKeys.join('?, ')}? }`);
+    const unknown = Object.keys(entry).filter((key) => !overrideKeys.includes(key));
+    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${overrideKeys.join(', ')}`);
+    const { mode: m, timeoutMs, limits, permissions } = entry as TaskOverride;
+    const override: ResolvedTaskOverride = {};
     if (m !== undefined) override.mode = mode(`${field}.mode`, m);
     if (timeoutMs !== undefined) override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, 1, maxTimeoutMs);
+    if (limits !== undefined) override.limits = parseLimits(`${field}.limits`, limits);
+    if (permissions !== undefined) override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
     result[name] = Object.freeze(override);
   }
   return Object.freeze(result);

@@ -102,6 +102,13 @@ export class Dispatcher {
   #records: TryRecords | null = null;
   #threadPool: TaskPool | null = null;
   #idleWaiters: (() => void)[] = [];
+  /** Settings warnings already logged: once per launcher, not once per try. */
+  readonly #warned = new Set<string>();
+  readonly #warn = (text: string): void => {
+    if (this.#warned.has(text)) return;
+    this.#warned.add(text);
+    this.#logger.warn(text);
+  };
 
   constructor(params: DispatcherParams) {
     this.#p = params;
@@ -295,7 +302,7 @@ export class Dispatcher {
     const { config } = this.#p;
     const { row } = entry;
     if (!this.#running.has(row.id) || this.#running.get(row.id) !== entry) return;
-    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs);
+    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs, this.#warn);
     entry.timeoutMs = settings.timeoutMs;
     const job: AttemptJob = {
       request: {
@@ -307,6 +314,7 @@ export class Dispatcher {
       maxOptionsBytes: config.maxOptionsBytes,
       maxResultBytes: config.maxResultBytes,
     };
+    if (settings.confinement !== null) job.confinement = settings.confinement;
     const pool = this.#pool(settings.mode);
     entry.job = job;
     entry.pool = pool;

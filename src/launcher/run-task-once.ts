@@ -1,10 +1,13 @@
 import path from 'node:path';
+import { isUnconfined, type ChildLimits, type ChildPermissions } from '../config/confinement.js';
 import { defaults, resolveRunnerConfig } from '../config/runner-config.js';
+import { runtimePaths } from '../pool/confined-spawn.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { silentLogger } from '../shared/logger.js';
 import { stringifyOptions } from '../tasks/options.js';
 import { TaskRegistry } from '../tasks/registry.js';
+import { checkConfinement } from './launcher-parts.js';
 
 export interface RunTaskOnceOptions {
   tasksDir: string;
@@ -21,6 +24,11 @@ export interface RunTaskOnceOptions {
   childEnv?: Record<string, string> | null;
   childExecArgv?: string[] | null;
   childMaxOldSpaceMb?: number | null;
+  /** As in `createRunner`: the child's user, group, limits and permission policy (what the class declares is not read here). */
+  childUser?: string | number | null;
+  childGroup?: string | number | null;
+  childLimits?: ChildLimits | null;
+  childPermissions?: ChildPermissions | null;
   maxOptionsBytes?: number;
   maxResultBytes?: number;
   /** Hard timeout; past it the child is killed and the report is `aborted` with reason `timeout`. */
@@ -48,7 +56,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   const config = resolveRunnerConfig({
     db: 'postgres://unused', tasksDir, childEnvAllowlist: options.childEnvAllowlist, childEnv: options.childEnv,
     childExecArgv: options.childExecArgv, childMaxOldSpaceMb: options.childMaxOldSpaceMb,
+    childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
   });
+  await checkConfinement(config);
   const pool = new ForkPool({
     concurrency: 1,
     spareChildren: 0,
@@ -59,6 +69,8 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     execArgv: config.childExecArgv,
     killTimeoutMs: defaults.killTimeoutMs,
     logger: silentLogger,
+    confinement: isUnconfined(config.childConfinement) ? null : config.childConfinement,
+    readable: [...runtimePaths(), tasksDir],
   });
   const controller = new AbortController();
   const timer = options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);

@@ -14,7 +14,7 @@ import { TaskRegistry } from '../tasks/registry.js';
 import type { TaskScheduler } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
-import { LauncherParts } from './launcher-parts.js';
+import { checkConfinement, LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
 
@@ -180,6 +180,8 @@ class TaskRunner implements Runner {
   start(): Promise<void> {
     return this.#state.start(async () => {
       const { config } = this;
+      // Before anything is opened: a child user that cannot load the runtime is a config error.
+      await checkConfinement(config);
       const launcherId = await this.#id();
       try {
         if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { ChildConfinement } from '../config/confinement.js';
 import type { Logger } from '../shared/logger.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
 import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
@@ -25,6 +26,13 @@ export interface ForkPoolParams {
   /** The largest result a task may return (the channel refuses lines far beyond it). Default 1 MiB. */
   maxResultBytes?: number;
   logger: Logger;
+  /**
+   * User, limits and permission policy of every child (spares included); null: plain children.
+   * A try whose job carries another confinement gets a child of its own, used once.
+   */
+  confinement?: ChildConfinement | null;
+  /** What the runtime must read under a permission policy: the package and the tasks directory. */
+  readable?: readonly string[];
   /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
 }
@@ -126,7 +134,7 @@ export class ForkPool implements TaskPool {
           state.finish(notStartedReport('pool closed before the task started'));
           return;
         }
-        const acquired = await this.#acquire();
+        const acquired = await this.#acquire(job.confinement);
         if ('failure' in acquired) {
           state.finish(notStartedReport(acquired.failure));
           return;
@@ -144,7 +152,7 @@ export class ForkPool implements TaskPool {
           return;
         }
         hooks.onStart?.({ pid: child.pid!, processIdentity: identity, threadId: null, mode, ...startMoment() }, job);
-        const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild;
+        const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild || this.#dedicated(child.confinement);
         const running = child.run(job, hooks, exitAfter);
         state.running = true;
         const report = await running;
@@ -185,7 +193,13 @@ export class ForkPool implements TaskPool {
     await Promise.all([...this.#children].map((child) => child.terminate(this.#p.killTimeoutMs)));
   }
 
-  async #acquire(): Promise<Acquired> {
+  /** True when `confinement` is not the pool's own: such a try gets a child of its own. */
+  #dedicated(confinement: ChildConfinement | null | undefined): confinement is ChildConfinement {
+    return confinement != null && confinement.key !== (this.#p.confinement?.key ?? null);
+  }
+
+  async #acquire(confinement: ChildConfinement | null | undefined): Promise<Acquired> {
+    if (this.#dedicated(confinement)) return this.#fresh(confinement);
     const idle = this.#idle.pop();
     if (idle !== undefined) {
       this.#clearIdleTimer(idle);
@@ -198,11 +212,15 @@ export class ForkPool implements TaskPool {
       this.#topUpSpares();
       if (await booting.ready) return { child: booting, mode: 'spare' };
     }
+    return this.#fresh(this.#p.confinement ?? null);
+  }
+
+  async #fresh(confinement: ChildConfinement | null): Promise<Acquired> {
     let failure = '';
     // A child that failed to start gets no task; the next one is given one chance more.
     for (let attempt = 0; attempt < 2; attempt += 1) {
       if (this.#closed) return { failure: 'pool closed before the task started' };
-      const child = this.#spawn();
+      const child = this.#spawn(confinement);
       if (await child.ready) {
         this.#startFailures = 0;
         return { child, mode: 'fresh' };
@@ -214,7 +232,7 @@ export class ForkPool implements TaskPool {
   }
 
   #reusable(child: ChildHandle, report: AttemptReport, exitAfter: boolean): boolean {
-    if (this.#closed || exitAfter || child.leaving) return false;
+    if (this.#closed || exitAfter || child.leaving || this.#dedicated(child.confinement)) return false;
     if (report.outcome !== 'finished' && report.outcome !== 'failed') return false;
     const rss = child.memory?.rss ?? 0;
     if (this.#p.maxRssBytes !== null && rss > this.#p.maxRssBytes) {
@@ -272,8 +290,10 @@ export class ForkPool implements TaskPool {
     this.#idleTimers.delete(child);
   }
 
-  #spawn(): ChildHandle {
+  #spawn(confinement: ChildConfinement | null): ChildHandle {
     const child = ChildHandle.spawn({
+      confinement,
+      readable: this.#p.readable ?? [],
       entry: childEntry,
       env: { ...this.#p.env },
       execArgv: this.#p.execArgv,
@@ -311,7 +331,7 @@ export class ForkPool implements TaskPool {
       return;
     }
     while (this.#idle.length + this.#booting.size < this.#p.spareChildren) {
-      const child = this.#spawn();
+      const child = this.#spawn(this.#p.confinement ?? null);
       this.#booting.add(child);
       void child.ready.then((ready) => {
         if (!this.#booting.delete(child)) return; // taken by a try meanwhile

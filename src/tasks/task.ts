@@ -76,6 +76,30 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    */
   static timeoutMs?: number;
 
+  /**
+   * Resource limits of this task's child process (`openFiles`, `cpuSeconds`, `addressSpaceMb`),
+   * set before Node starts. They can only lower what the operator set (`childLimits`,
+   * `taskOverrides`); a try past one is CRASHED with the limit named. A task with limits of its
+   * own always runs in a process of its own. Read like {@link Task.mode}.
+   *
+   * @example
+   * static limits = { cpuSeconds: 30, openFiles: 256 };
+   */
+  static limits?: { openFiles?: number; cpuSeconds?: number; addressSpaceMb?: number };
+
+  /**
+   * Node's permission model for this task's child: absolute paths it may read (`fsRead`) and
+   * write (`fsWrite`), and whether it may start processes (`childProcess`) or worker threads
+   * (`worker`), load native addons (`addons`) or use WASI (`wasi`); everything else is refused with ERR_ACCESS_DENIED. Where the operator set a
+   * policy (`childPermissions`, `taskOverrides`), only what both allow is allowed. The runtime's
+   * files and the tasks directory stay readable. A malformed policy allows nothing. Read like
+   * {@link Task.mode}.
+   *
+   * @example
+   * static permissions = { fsRead: ['/srv/app/templates'], fsWrite: ['/srv/app/out'] };
+   */
+  static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean; addons?: boolean; wasi?: boolean };
+
   /** The request's options, parsed from YAML. */
   readonly options: Options;
   /** The request this instance runs for; null when constructed by hand. */
