@@ -130,7 +130,10 @@ export function filterConditions(filter: RequestFilter): RawBuilder<unknown> {
   checkFilter(filter);
   const parts: RawBuilder<unknown>[] = [sql`true`];
   if (filter.state !== undefined) parts.push(sql.raw(`(${stateFilterSql(filter.state)})`));
-  if (filter.taskClassName !== undefined) parts.push(sql`task_class_name = ${filter.taskClassName}`);
+  if (filter.taskClassName !== undefined) {
+    // The first condition is the one the (left(task_class_name, 200), id) index serves.
+    parts.push(sql`left(task_class_name, 200) = left(${filter.taskClassName}, 200) AND task_class_name = ${filter.taskClassName}`);
+  }
   if (filter.queue !== undefined) parts.push(sql`queue = ${filter.queue}`);
   if (filter.text !== undefined) parts.push(sql`strpos(lower(result_text), lower(${filter.text})) > 0`);
   return sql.join(parts, sql` AND `);

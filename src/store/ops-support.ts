@@ -26,7 +26,9 @@ async function indexExists(db: Kysely<any>, table: TableName, name: string): Pro
  * the catalogue is asked first (as the trigger install does). On a large existing table the
  * first creation locks writes while it builds; run `migrate` at a quiet time once.
  *
- * - `(task_class_name, id)`: `list --task` newest first, and depth per task.
+ * - `(left(task_class_name, 200), id)`: `list --task` newest first. On the first 200 characters
+ *   only, because a btree entry must fit in a page: a row whose name is a megabyte long (a bad
+ *   insert, which the launcher fails with a clear error) must still be insertable.
  * - `(result, id) WHERE completed_at IS NOT NULL`: `list --state failed|crashed|...` newest first
  *   without walking every finished row.
  * - attempts `(ended_at)`: throughput per minute over the last hour.
@@ -35,7 +37,7 @@ export async function installOpsSupport(db: Kysely<any>, table: TableName): Prom
   const ref = sql.table(table.qualified);
   const attempts = attemptsTableFor(table);
   const wanted: [TableName, string, ReturnType<typeof sql>][] = [
-    [table, derivedName(table, 'task_idx'), sql`ON ${ref} (task_class_name, id)`],
+    [table, derivedName(table, 'task_idx'), sql`ON ${ref} (left(task_class_name, 200), id)`],
     [table, derivedName(table, 'ended_idx'), sql`ON ${ref} (result, id) WHERE completed_at IS NOT NULL`],
     [attempts, derivedName(attempts, 'ended_idx'), sql`ON ${sql.table(attempts.qualified)} (ended_at)`],
   ];
