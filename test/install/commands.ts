@@ -20,14 +20,14 @@ export interface RunResult {
 export interface RunOptions {
   cwd: string;
   env?: NodeJS.ProcessEnv;
-  /** Run as this user (through `runuser -u`); the caller must be root. */
+  /** Run as this user (through `runuser -u`, keeping `env`, HOME included); the caller must be root. */
   user?: string;
   timeoutMs: number;
 }
 
 /** The command line, wrapped in `runuser` when `user` is set. */
 function commandFor(command: string, args: readonly string[], user: string | undefined): [string, string[]] {
-  return user === undefined ? [command, [...args]] : ['runuser', ['-u', user, '--', command, ...args]];
+  return user === undefined ? [command, [...args]] : ['runuser', ['--preserve-environment', '-u', user, '--', command, ...args]];
 }
 
 /** Starts a command in a process group of its own (so a whole `npm start` tree can be signalled). */
