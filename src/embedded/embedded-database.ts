@@ -18,8 +18,6 @@ import { serverAccount } from './server-account.js';
  * - A process that finds it running (`postmaster.pid` names a live postgres that accepts
  *   connections) just connects.
  * - Otherwise it starts the server and owns it; `<dataDir>.owner` holds its pid.
- * Where the cluster lives (normally `dataDir`; for root in a mode-700 home, a directory under
- * /var/lib/cw-task-runner) and its password are decided in cluster-location.ts.
  * - At `release()`, the owner (or anyone, once the owner is gone) stops the server unless other
  *   sessions are connected; an owner that leaves it to others removes the owner file, so the last
  *   one out stops it. A launcher thus keeps the server up for its lifetime, and a short CLI
@@ -27,6 +25,11 @@ import { serverAccount } from './server-account.js';
  * Opening and releasing happen under `<dataDir>.lock`, so two processes never race to start or
  * stop it, and every process keeps one session open while it uses the server, so the others can
  * see that it does.
+ *
+ * Where the cluster lives (normally `dataDir`; for root in a mode-700 home, a directory under
+ * /var/lib/cw-task-runner, with the lock and owner files beside it) and its password are
+ * decided in cluster-location.ts; which binaries and which account run it, in
+ * postgres-binaries.ts and server-account.ts.
  */
 
 export interface EmbeddedDatabaseOptions {

@@ -130,7 +130,8 @@ export async function waitUntilAccepting(port: number, password: string, timeout
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}`);
+  const refused = (last as { code?: string } | undefined)?.code === '28P01' ? ' (the password file beside the data directory is missing or is not this cluster\'s)' : '';
+  throw new Error(`the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}${refused}`);
 }
 
 async function logTail(logFile: string): Promise<string> {
@@ -185,10 +186,11 @@ export async function spawnServer(params: {
   } catch (error) {
     if (pid !== undefined && !exited) await stopServer(pid, 10_000);
     const tail = await logTail(params.logFile);
+    const passwordRefused = /password file/.test((error as Error).message);
     const portHint = /already in use/i.test(tail) ? ` (port ${params.port} is taken: set embedded.port in the config file)` : '';
     throw new TaskRunnerError(
       'EMBEDDED_UNAVAILABLE',
-      `the embedded PostgreSQL did not start${portHint}: ${tail || (error as Error).message} (log: ${params.logFile})`,
+      `the embedded PostgreSQL did not start${portHint}: ${(passwordRefused ? '' : tail) || (error as Error).message} (log: ${params.logFile})`,
       { cause: error },
     );
   }

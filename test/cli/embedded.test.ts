@@ -115,6 +115,20 @@ describe('embedded PostgreSQL', () => {
     expect(status.counts).toMatchObject({ running: 0, waiting: 1 });
   }, 60_000);
 
+  it('says which file is wrong when the password file does not match the cluster', async () => {
+    const file = `${dataDir()}.password`;
+    const kept = await readFile(file, 'utf8');
+    await writeFile(file, 'not-the-password\n');
+    try {
+      const result = await cliProcess(['status'], { cwd, env });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/password authentication failed.*the password file beside the data directory is missing or is not this cluster's/);
+    } finally {
+      await writeFile(file, kept);
+    }
+    expect(await serverPid()).toBeNull();
+  }, 60_000);
+
   it('is handed over by the process that started it to one still using it, which stops it last', async () => {
     const first = await openEmbeddedDatabase({ dataDir: dataDir(), port });
     const second = await openEmbeddedDatabase({ dataDir: dataDir(), port });
