@@ -1,10 +1,12 @@
 // Where the bench runs. A configured URL (BENCH_DATABASE_URL, TEST_DATABASE_URL, DATABASE_URL) or
 // the system server at 127.0.0.1:5432 as root; in either, a fresh database per run when the role
 // may create one, so pg_stat_database counts only this run's transactions and nothing is left
-// behind. Without a server the bench stops and says what to set.
+// behind. With none configured and none at 127.0.0.1:5432, a throwaway embedded server (the
+// package's own helper, so it also starts as root in a mode-700 home) with durable commits.
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { createScheduler, dropTaskRunnerRequestTable, migrate } from '../dist/index.js';
+import { startThrowawayPostgres } from '../dist/embedded/throwaway-server.js';
 
 const systemUrl = 'postgres://root@127.0.0.1:5432/postgres';
 export const benchTable = 'bench_requests';
@@ -30,11 +32,15 @@ function withDatabase(url, name) {
 /** Opens the bench's database; `close()` drops what it created. */
 export async function openBenchDatabase() {
   const configured = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
-  const base = configured ?? systemUrl;
+  let base = configured ?? systemUrl;
+  let embedded = null;
   if (!(await reachable(base))) {
-    throw new Error(configured === undefined
-      ? `no PostgreSQL at ${systemUrl}: set BENCH_DATABASE_URL (or DATABASE_URL) to a server the bench may use`
-      : `cannot connect to the configured database (${new URL(base).host}); check BENCH_DATABASE_URL / TEST_DATABASE_URL / DATABASE_URL`);
+    if (configured !== undefined) {
+      throw new Error(`cannot connect to the configured database (${new URL(base).host}); check BENCH_DATABASE_URL / TEST_DATABASE_URL / DATABASE_URL`);
+    }
+    process.stderr.write(`bench: no PostgreSQL at ${systemUrl}; starting a throwaway embedded server\n`);
+    embedded = await startThrowawayPostgres({ settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on', max_connections: 100 } });
+    base = embedded.url();
   }
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
@@ -59,6 +65,7 @@ export async function openBenchDatabase() {
     async close() {
       if (created) await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
       await admin.end();
+      if (embedded !== null) await embedded.stop();
     },
   };
 }
