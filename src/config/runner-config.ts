@@ -6,6 +6,8 @@ import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { parseTableName, type TableName } from './identifiers.js';
+import { resolveRecurring, type RecurringEntry, type RecurringEntryOptions } from './recurring-config.js';
+import { resolveRetention, type RetentionConfig, type RetentionOptions } from './retention-config.js';
 
 /** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
 export type DatabaseInput = string | pg.Pool | Kysely<any>;
@@ -133,6 +135,13 @@ export interface RunnerOptions {
   logger?: Logger;
   /** Level of the lines logged per task (its output, its success). Default `info`; failures are always `error`. */
   taskLogLevel?: LogLevel;
+  /** Recurring tasks this launcher enqueues (with every other launcher that declares them: each due time once). */
+  recurring?: RecurringEntryOptions[];
+  /**
+   * Pruning of ended requests and their attempt history; `false` keeps every row (the seed's
+   * behaviour). Default: FINISHED and CANCELLED after 7 days, other ended results after 30.
+   */
+  retention?: RetentionOptions | false;
 }
 
 /** Options after validation and defaults, frozen. */
@@ -170,6 +179,9 @@ export interface RunnerConfig {
   readonly host: string;
   readonly logger: Logger;
   readonly taskLogLevel: LogLevel;
+  readonly recurring: readonly RecurringEntry[];
+  /** Null: keep every row. */
+  readonly retention: RetentionConfig | null;
 }
 
 export const defaults = Object.freeze({
@@ -291,6 +303,8 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     host,
     logger: options.logger ?? silentLogger,
     taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? 'info'),
+    recurring: resolveRecurring(options.recurring),
+    retention: resolveRetention(options.retention),
   });
 }
 
