@@ -11,3 +11,4 @@ export { startStandaloneLauncher } from '../launcher/standalone/standalone-launc
 export { migrate } from '../store/migrations.js';
 export { TaskRegistry } from '../tasks/registry.js';
 export { parseOptions } from '../tasks/options.js';
+export { listRecurring, pruneTable } from '../launcher/lifecycle-commands.js';

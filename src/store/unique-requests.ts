@@ -12,10 +12,10 @@ import { requestsInsert, type NewRequest } from './insert-requests.js';
  */
 export type UniqueWhile = { kind: 'waiting' } | { kind: 'active' } | { kind: 'ended-within'; withinMs: number };
 
-/** A request to insert unless one with its key is in the named states. */
-export interface UniqueRequest extends NewRequest {
-  uniqueKey: string;
-  uniqueWhile: UniqueWhile;
+/** A request to insert; one with a `uniqueKey` only unless a request with its key is in the named states. */
+export interface MaybeUniqueRequest extends NewRequest {
+  /** Default `active` when `uniqueKey` is set. */
+  uniqueWhile?: UniqueWhile;
 }
 
 function matchSql(kind: UniqueWhile['kind']): string {
@@ -52,8 +52,8 @@ async function inTransaction<T>(executor: Executor, body: (executor: Executor) =
 }
 
 /**
- * Inserts requests that carry a unique key, or finds the request already holding the key; ids in
- * input order. Race-free without a read-then-write window:
+ * Inserts requests, those with a unique key only when no request holding the key is in the named
+ * states (whose id is returned instead); ids in input order. Race-free without a read-then-write window:
  *
  *   1. a transaction-scoped advisory lock per key (taken in key order, so two batches that share
  *      keys cannot deadlock): schedulers of one key queue here, those of other keys never wait;
@@ -67,32 +67,33 @@ async function inTransaction<T>(executor: Executor, body: (executor: Executor) =
  * launcher's own UPDATE fail when a failed try turns its row waiting again beside a newer one.
  * Items of one batch that share a key get the first one's request.
  */
-export async function requestsInsertUnique(executor: Executor, table: TableName, items: readonly UniqueRequest[]): Promise<string[]> {
+export async function requestsInsertUnique(executor: Executor, table: TableName, items: readonly MaybeUniqueRequest[]): Promise<string[]> {
   if (items.length === 0) return [];
-  const first = new Map<string, number>();
-  items.forEach((item, index) => {
-    if (!first.has(item.uniqueKey)) first.set(item.uniqueKey, index);
-  });
-  const leaders = [...first.values()].map((index) => items[index]!);
-  const keys = [...first.keys()].sort();
-  const ids = await inTransaction(executor, async (trx) => {
-    await run(trx, sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_unique:' + table.qualified}), hashtext(k))
-      FROM unnest(${keys}::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n`);
+  // The first item of each key decides for the batch; later ones of that key get its request.
+  const leaders = new Map<string, MaybeUniqueRequest>();
+  for (const item of items) if (item.uniqueKey != null && !leaders.has(item.uniqueKey)) leaders.set(item.uniqueKey, item);
+  const keys = [...leaders.keys()].sort();
+  return inTransaction(executor, async (trx) => {
+    if (keys.length > 0) {
+      await run(trx, sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_unique:' + table.qualified}), hashtext(k))
+        FROM unnest(${keys}::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n`);
+    }
     const found = new Map<string, string>();
     for (const kind of ['waiting', 'active', 'ended-within'] as const) {
-      const group = leaders.filter((item) => item.uniqueWhile.kind === kind);
+      const group = [...leaders.values()].filter((item) => (item.uniqueWhile?.kind ?? 'active') === kind);
       if (group.length === 0) continue;
-      const within = group.map((item) => (item.uniqueWhile.kind === 'ended-within' ? item.uniqueWhile.withinMs : 0));
+      const within = group.map((item) => (item.uniqueWhile?.kind === 'ended-within' ? item.uniqueWhile.withinMs : 0));
       const rows = await run<{ key: string; id: string | null }>(trx, sql`
         SELECT v.key, (SELECT id::text FROM ${sql.table(table.qualified)}
                        WHERE unique_key = v.key AND ${sql.raw(matchSql(kind))} ORDER BY id DESC LIMIT 1) AS id
-        FROM unnest(${group.map((item) => item.uniqueKey)}::text[], ${within}::float8[]) AS v(key, within_ms)`);
+        FROM unnest(${group.map((item) => item.uniqueKey!)}::text[], ${within}::float8[]) AS v(key, within_ms)`);
       for (const row of rows) if (row.id !== null) found.set(row.key, row.id);
     }
-    const missing = leaders.filter((item) => !found.has(item.uniqueKey));
-    const inserted = await requestsInsert(trx, table, missing);
-    missing.forEach((item, index) => found.set(item.uniqueKey, inserted[index]!));
-    return found;
+    // Keyless items, and the first item of each key no request holds, in input order.
+    const fresh = items.filter((item) => item.uniqueKey == null || (leaders.get(item.uniqueKey) === item && !found.has(item.uniqueKey)));
+    const inserted = await requestsInsert(trx, table, fresh);
+    const idOf = new Map<MaybeUniqueRequest, string>(fresh.map((item, index) => [item, inserted[index]!]));
+    for (const item of fresh) if (item.uniqueKey != null) found.set(item.uniqueKey, idOf.get(item)!);
+    return items.map((item) => (item.uniqueKey == null ? idOf.get(item)! : found.get(item.uniqueKey)!));
   });
-  return items.map((item) => ids.get(item.uniqueKey)!);
 }
