@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
-import type { RetentionConfig } from '../config/retention-config.js';
+import { endedResults, type RetentionConfig } from '../config/retention-config.js';
 import { attemptsTableFor } from './attempts-table.js';
 
 /** What a pruning run removed (or, dry, would remove). */
@@ -92,5 +92,8 @@ export async function requestsPrune(
       await sql`SELECT pg_advisory_unlock(hashtext(${lockKey(table)}))`.execute(conn);
     }
   });
+  // Results in one order (the rules'), whatever order the statements found them in.
+  const rank = (name: string): number => (endedResults as readonly string[]).indexOf(name);
+  result.requests = Object.fromEntries(Object.entries(result.requests).sort(([a], [b]) => rank(a) - rank(b)));
   return result;
 }
