@@ -120,7 +120,7 @@ class TaskRunner implements Runner {
   async prune(params: { dryRun?: boolean } = {}): Promise<PruneResult> {
     const { retention } = this.config;
     if (retention === null) throw new TaskRunnerError('CONFIG_INVALID', 'retention is false (every row is kept): there is nothing to prune');
-    const result = await requestsPrune(this.#database.db, this.config.table, retention, params);
+    const result = await requestsPrune(this.#database.db, this.config.table, retention, { ...params, shouldStop: () => this.#state.stopping });
     if (params.dryRun !== true) {
       const removed = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
       if (removed > 0) this.config.logger.info('pruned ended requests', { ...result.requests, attempts: result.attempts, more: result.more });

@@ -37,7 +37,7 @@ export async function requestsPrune(
   db: Kysely<any>,
   table: TableName,
   retention: RetentionConfig,
-  params: { dryRun?: boolean } = {},
+  params: { dryRun?: boolean; shouldStop?: () => boolean } = {},
 ): Promise<PruneResult> {
   const result: PruneResult = { requests: {}, attempts: 0, ran: false, more: false };
   const requests = sql.table(table.qualified);
@@ -62,7 +62,8 @@ export async function requestsPrune(
           continue;
         }
         for (let batch = 0; ; batch += 1) {
-          if (batch >= retention.maxBatchesPerRun) {
+          // A launcher stopping ends its run between batches: the next run (anyone's) goes on.
+          if (batch >= retention.maxBatchesPerRun || params.shouldStop?.() === true) {
             result.more = true;
             break;
           }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import { resolveRunnerConfig } from '../../dist/index.js';
+import { loadStandaloneConfig } from '../../dist/config/config-file.js';
 import { resolveRecurringEntry } from '../../dist/config/recurring-config.js';
 import { dueTimesAt, nextDueAfter } from '../../dist/launcher/recurring-times.js';
 import { cli, workDir } from '../cli/cli-process.js';
@@ -129,6 +131,23 @@ describe('cron times', () => {
     ]);
     // Nothing at or before the last enqueued due time comes back.
     expect(dueTimesAt(entry('* * * * *', 'UTC', 5), new Date('2025-01-01T12:00:00Z'), now)).toEqual([]);
+  });
+
+  it('reads recurring entries and retention from the config file, and refuses bad ones before starting', async () => {
+    const dir = await workDir();
+    try {
+      const file = `${dir.dir}/cw-task-runner.yml`;
+      await writeFile(file, 'recurring:\n  - task: Echo\n    cron: "0 7 * * 1-5"\n    timezone: Europe/Paris\n    backfill: 2\nretention:\n  keep: { FINISHED: 1d }\n');
+      const config = await loadStandaloneConfig({ cwd: dir.dir, env: {} });
+      expect(config.runner.recurring).toEqual([{ task: 'Echo', cron: '0 7 * * 1-5', timezone: 'Europe/Paris', backfill: 2 }]);
+      const resolved = resolveRunnerConfig({ db: 'postgres://x/y', tasksDir: '.', ...config.runner });
+      expect(resolved.recurring[0]).toMatchObject({ name: 'Echo', task: 'Echo', timezone: 'Europe/Paris', backfill: 2 });
+      expect(resolved.retention?.rules[0]).toEqual({ keepMs: 86_400_000, results: ['FINISHED'] });
+      await writeFile(file, 'recurring:\n  - task: Echo\n    cron: "every monday"\n');
+      await expect(loadStandaloneConfig({ cwd: dir.dir, env: {} })).rejects.toThrow(/recurring\[0\]\.cron/);
+    } finally {
+      await dir.remove();
+    }
   });
 
   it('refuses bad entries by field', () => {
