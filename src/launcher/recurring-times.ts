@@ -10,18 +10,29 @@ export const onTimeWindowMs = 60_000;
  * The due times of `entry` to enqueue at `now`, ascending, given the latest one already enqueued:
  * every due time after `lastDue` and within the on-time window, plus, of the older ones (missed
  * while no launcher ran), the `backfill` most recent (none by default: they are skipped).
- * Bounded work: croner walks back at most one on-time window and the backfill from `now`.
+ *
+ * Bounded work whatever the schedule: forward from the window's start (at most one run a second,
+ * so at most 61 steps), and backward only as many runs as `backfill` asks for.
  *
  * @example
  * dueTimesAt(entry, lastDue, new Date()); // [] between due times; [12:05:00] just after it
  */
 export function dueTimesAt(entry: RecurringEntry, lastDue: Date, now: Date): Date[] {
-  // At most one run per second: 61 covers the on-time window of a per-second schedule.
-  const recent = cronOf(entry).previousRuns(61 + entry.backfill, now);
-  const after = recent.filter((time) => time.getTime() > lastDue.getTime() && time.getTime() <= now.getTime());
-  const onTime = after.filter((time) => time.getTime() > now.getTime() - onTimeWindowMs);
-  const missed = after.filter((time) => time.getTime() <= now.getTime() - onTimeWindowMs).slice(0, entry.backfill);
-  return [...onTime, ...missed].sort((a, b) => a.getTime() - b.getTime());
+  const cron = cronOf(entry);
+  const nowMs = now.getTime();
+  const windowStartMs = nowMs - onTimeWindowMs;
+  const onTime: Date[] = [];
+  let next = cron.nextRun(new Date(Math.max(lastDue.getTime(), windowStartMs)));
+  while (next !== null && next.getTime() <= nowMs && onTime.length <= 61) {
+    onTime.push(next);
+    next = cron.nextRun(next);
+  }
+  const missed = entry.backfill === 0 || lastDue.getTime() >= windowStartMs
+    ? []
+    : cron.previousRuns(entry.backfill, new Date(windowStartMs + 1))
+      .filter((time) => time.getTime() > lastDue.getTime() && time.getTime() <= windowStartMs);
+  return [...missed, ...onTime.filter((time) => time.getTime() > windowStartMs && time.getTime() > lastDue.getTime())]
+    .sort((a, b) => a.getTime() - b.getTime());
 }
 
 /** The next due time of `entry` after `now`, or null when the pattern has none. */
