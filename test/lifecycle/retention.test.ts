@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveRunnerConfig } from '../../dist/index.js';
+import { queueFilterSql, runnableSql } from '../../dist/store/fragments.js';
 import { cli, workDir } from '../cli/cli-process.js';
 import { insertRequest, useTestDatabase, waitFor } from '../helpers/db.js';
 import { useTestRunners } from '../helpers/runner.js';
@@ -141,5 +142,22 @@ describe('retention', () => {
     } finally {
       await dir.remove();
     }
+  });
+
+  it("a long history costs the claim nothing: its pick reads runnable_idx, which holds no ended row", async () => {
+    await t.pool.query(`INSERT INTO task_runner_requests (task_class_name, completed_at, result, tries)
+      SELECT 'Echo', now() - (g % 1000) * interval '1 minute', 'FINISHED', 1 FROM generate_series(1, 50000) AS g`);
+    await t.pool.query(`INSERT INTO task_runner_requests (task_class_name) SELECT 'Echo' FROM generate_series(1, 10)`);
+    await t.pool.query('ANALYZE task_runner_requests');
+    // The launch statement's pick (src/store/launch-statement.ts), as it runs there.
+    const { rows } = await t.pool.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+      SELECT id, priority FROM task_runner_requests WHERE ${runnableSql()} AND ${queueFilterSql(1)}
+      ORDER BY priority DESC, id LIMIT 5 FOR UPDATE SKIP LOCKED`, [null]);
+    const plan = JSON.stringify(rows[0]['QUERY PLAN']);
+    expect(plan).toContain('"Index Name":"task_runner_requests_runnable_idx"');
+    expect(plan).not.toContain('Seq Scan');
+    const top = rows[0]['QUERY PLAN'][0].Plan;
+    // 50,000 ended rows fill hundreds of pages; the pick touches a handful.
+    expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(30);
   });
 });
