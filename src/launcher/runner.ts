@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { resolveRecurringEntry, type RecurringEntryOptions } from '../config/recurring-config.js';
 import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
+import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
+import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
@@ -15,12 +19,8 @@ import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
 import { LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
-import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
-import { resolveRecurringEntry, type RecurringEntryOptions } from '../config/recurring-config.js';
-import { TaskRunnerError } from '../errors.js';
-import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
-import { RecurringStore } from '../store/recurring-store.js';
 import { RecurringService } from './recurring-service.js';
+import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
