@@ -29,11 +29,13 @@ describe('recurring tasks across launchers', () => {
     await t.pool.query('TRUNCATE task_runner_requests_recurring');
     // The requests go to a queue no launcher claims from, so the test measures enqueueing only.
     const entry = { name: 'every-second', task: 'Echo', cron: '* * * * * *', queue: 'recurring_only' };
-    const launchers = await Promise.all([0, 1, 2].map(() => runners.start(t, { queues: ['elsewhere'], recurring: [entry] })));
+    const launchers = [0, 1, 2].map(() => runners.create(t, { queues: ['elsewhere'], recurring: [entry] }));
+    // Listening before start: a launcher's first tick runs inside its start().
     const enqueuedBy = launchers.map(() => 0);
     launchers.forEach((runner, index) => runner.events.on('recurring:enqueued', ({ ids }) => {
       enqueuedBy[index]! += ids.length;
     }));
+    await Promise.all(launchers.map((runner) => runner.start()));
     const rows = await waitFor(async () => {
       const found = await dueRows();
       return found.length >= dueCount ? found : null;
