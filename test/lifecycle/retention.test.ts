@@ -97,9 +97,10 @@ describe('retention', () => {
     for (let i = 0; i < 45; i += 1) await ended('FINISHED', 2 * 3_600_000);
     const keep = await ended('FINISHED', 60_000);
     const retention = { keep: { FINISHED: '1h' }, intervalMs: 200, batchSize: 4, maxBatchesPerRun: 5 };
-    const launchers = await Promise.all([0, 1].map(() => runners.start(t, { queues: ['elsewhere'], retention })));
+    const launchers = [0, 1].map(() => runners.create(t, { queues: ['elsewhere'], retention }));
     const runs: { requests: Record<string, number>; ran: boolean; more: boolean }[] = [];
     for (const runner of launchers) runner.events.on('retention:pruned', (result) => runs.push(result));
+    await Promise.all(launchers.map((runner) => runner.start()));
     await waitFor(async () => (await remaining()).requests.length === 1, { timeoutMs: 30_000, what: 'old rows pruned' });
     await Promise.all(launchers.map((runner) => runner.stop()));
     expect(await remaining()).toEqual({ requests: [keep], attempts: [keep] });
