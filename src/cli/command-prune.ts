@@ -10,8 +10,8 @@ export const pruneCommand: CliCommand = {
     '`retention` allows for their result (default: FINISHED and CANCELLED after 7 days, FAILED,',
     'CRASHED, TIMED_OUT and PARKED after 30), in small batches, as launchers do every',
     'retention.intervalMs. Waiting and running requests are never touched. With `retention: false`',
-    'nothing is deleted. Only one pruner runs per table at a time: if a launcher is pruning, this waits',
-    'for nothing and says so.',
+    'nothing is deleted. One pruner runs per table at a time: while a launcher is pruning, prune does',
+    'nothing and says so.',
   ].join('\n'),
   options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   optionHelp: [
