@@ -8,6 +8,10 @@ export type { ScheduleCallParams, ScheduleItem } from './launcher/scheduler.js';
 export type { RunnerEvents } from './launcher/events.js';
 export type { ProbeResult } from './launcher/probe-service.js';
 export type { RunningRequest } from './launcher/dispatcher.js';
+export { listRecurring, pruneTable, type RecurringListing } from './launcher/lifecycle-commands.js';
+export type { PruneResult } from './store/prune-requests.js';
+export type { RecurringEntryOptions } from './config/recurring-config.js';
+export type { EndedResult, RetentionOptions } from './config/retention-config.js';
 export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
 
 export { Task, type ScheduleParams, type TaskRequestInfo, type TaskScheduler } from './tasks/task.js';

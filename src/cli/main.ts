@@ -8,6 +8,8 @@ import { listCommand } from './command-list.js';
 import { showCommand } from './command-show.js';
 import { migrateCommand } from './command-migrate.js';
 import { probeCommand } from './command-probe.js';
+import { pruneCommand } from './command-prune.js';
+import { recurringCommand } from './command-recurring.js';
 import { retryCommand } from './command-retry.js';
 import { scheduleCommand } from './command-schedule.js';
 import { startCommand } from './command-start.js';
@@ -17,6 +19,7 @@ import { commandHelp, programHelp, programName } from './help.js';
 export const commands: readonly CliCommand[] = [
   startCommand, migrateCommand, scheduleCommand, statusCommand, probeCommand, retryCommand, cancelCommand, attemptsCommand,
   showCommand, listCommand, dashboardCommand,
+  recurringCommand, pruneCommand,
 ];
 
 export const exitCodes = Object.freeze({ ok: 0, failed: 1, usage: 2 });

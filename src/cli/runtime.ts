@@ -14,3 +14,4 @@ export { parseOptions } from '../tasks/options.js';
 export { Inspector } from '../store/inspector.js';
 export { startDashboard } from '../dashboard/dashboard-server.js';
 export { parseTableName } from '../config/identifiers.js';
+export { listRecurring, pruneTable } from '../launcher/lifecycle-commands.js';

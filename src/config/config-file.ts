@@ -134,6 +134,8 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   logLevel: 'logLevel',
   logFormat: 'logFormat',
   taskLogLevel: 'logLevel',
+  recurring: 'runner',
+  retention: 'runner',
   tmpDir: 'string',
   embedded: 'embedded',
   dashboard: 'dashboard',
@@ -374,6 +376,8 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('threads', file.threads);
   assign('crashLimit', file.crashLimit);
   assign('host', file.host);
+  assign('recurring', file.recurring);
+  assign('retention', file.retention);
   // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
   resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });
 

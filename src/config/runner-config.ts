@@ -12,6 +12,8 @@ import {
   type ChildConfinement, type ChildLimits, type ChildPermissions, type ResolvedLimits, type ResolvedPermissions,
 } from './confinement.js';
 import { parseTableName, type TableName } from './identifiers.js';
+import { resolveRecurring, type RecurringEntry, type RecurringEntryOptions } from './recurring-config.js';
+import { resolveRetention, type RetentionConfig, type RetentionOptions } from './retention-config.js';
 
 /** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
 export type DatabaseInput = string | pg.Pool | Kysely<any>;
@@ -163,6 +165,13 @@ export interface RunnerOptions {
   logger?: Logger;
   /** Level of the lines logged per task (its output, its success). Default `info`; failures are always `error`. */
   taskLogLevel?: LogLevel;
+  /** Recurring tasks this launcher enqueues (with every other launcher that declares them: each due time once). */
+  recurring?: RecurringEntryOptions[];
+  /**
+   * Pruning of ended requests and their attempt history; `false` keeps every row (the seed's
+   * behaviour). Default: FINISHED and CANCELLED after 7 days, other ended results after 30.
+   */
+  retention?: RetentionOptions | false;
 }
 
 /** Options after validation and defaults, frozen. */
@@ -202,6 +211,9 @@ export interface RunnerConfig {
   readonly host: string;
   readonly logger: Logger;
   readonly taskLogLevel: LogLevel;
+  readonly recurring: readonly RecurringEntry[];
+  /** Null: keep every row. */
+  readonly retention: RetentionConfig | null;
 }
 
 export const defaults = Object.freeze({
@@ -328,6 +340,8 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     host,
     logger: options.logger ?? silentLogger,
     taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? 'info'),
+    recurring: resolveRecurring(options.recurring),
+    retention: resolveRetention(options.retention),
   });
 }
 

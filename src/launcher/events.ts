@@ -44,6 +44,10 @@ export interface RunnerEvents {
   'probe:recovered': { ids: string[]; reason: 'probe' | 'lease' };
   /** The claim loop went idle: nothing runnable, free slots left. */
   'runner:idle': { running: number };
+  /** This launcher enqueued due times of a recurring entry (another launcher may have enqueued others). */
+  'recurring:enqueued': { name: string; ids: string[]; dueTimes: Date[] };
+  /** A retention run ended; `ran` is false when another launcher was pruning. */
+  'retention:pruned': { requests: Record<string, number>; attempts: number; ran: boolean; more: boolean };
   /** Something failed inside the runner (database down, a write lost); the runner goes on. */
   error: { error: Error; during: string };
 }

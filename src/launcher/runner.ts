@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { resolveRecurringEntry, type RecurringEntryOptions } from '../config/recurring-config.js';
 import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
+import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
+import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
@@ -16,6 +20,7 @@ import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
 import { checkConfinement, LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
+import { RecurringService } from './recurring-service.js';
 import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
@@ -55,6 +60,19 @@ export interface Runner extends Service, TaskScheduler {
   status(): Promise<RunnerStatus>;
   /** Counts this launcher keeps in memory (no query): for metrics read at scrape time. */
   readonly stats: RunnerStats;
+  /**
+   * Declares a recurring task (as the config's `recurring` list does): from `start()` on, this
+   * launcher enqueues it at its due times, each due time once however many launchers declare it.
+   *
+   * @example
+   * await runner.recurring({ task: 'SendDigest', cron: '0 7 * * *', timezone: 'Europe/Paris' });
+   */
+  recurring(entry: RecurringEntryOptions): Promise<void>;
+  /**
+   * Prunes ended requests past the `retention` rules now (launchers also do it every
+   * `retention.intervalMs`); `dryRun` counts instead. Rejects when `retention` is false.
+   */
+  prune(params?: { dryRun?: boolean }): Promise<PruneResult>;
 }
 
 /** In-memory counts of a started runner (zeros before `start()`). */
@@ -83,6 +101,7 @@ class TaskRunner implements Runner {
   #parts: LauncherParts | null = null;
   #probe: ProbeService | null = null;
   #timers: NodeJS.Timeout[] = [];
+  readonly #recurring: RecurringService;
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -99,6 +118,30 @@ class TaskRunner implements Runner {
     this.#scheduler = new RequestScheduler({
       db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
     });
+    this.#recurring = new RecurringService({
+      store: new RecurringStore(this.#database.db, this.config.table),
+      entries: this.config.recurring,
+      maxOptionsBytes: this.config.maxOptionsBytes,
+      events: this.events,
+      logger: this.config.logger,
+      report: (error, during) => this.#report(error, during),
+    });
+  }
+
+  recurring(entry: RecurringEntryOptions): Promise<void> {
+    return this.#recurring.add(resolveRecurringEntry('recurring()', entry));
+  }
+
+  async prune(params: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const { retention } = this.config;
+    if (retention === null) throw new TaskRunnerError('CONFIG_INVALID', 'retention is false (every row is kept): there is nothing to prune');
+    const result = await requestsPrune(this.#database.db, this.config.table, retention, { ...params, shouldStop: () => this.#state.stopping });
+    if (params.dryRun !== true) {
+      const removed = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
+      if (removed > 0) this.config.logger.info('pruned ended requests', { ...result.requests, attempts: result.attempts, more: result.more });
+      this.events.emit('retention:pruned', result);
+    }
+    return result;
   }
 
   get db(): Kysely<any> {
@@ -220,6 +263,9 @@ class TaskRunner implements Runner {
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
       await parts.start();
+      // Recurring entries and retention: both safe with any number of launchers (see their files).
+      await this.#recurring.start().catch((error: Error) => this.#report(error, 'registering recurring tasks'));
+      if (config.retention !== null) this.#every(config.retention.intervalMs, () => this.prune().then(() => undefined), 'pruning ended requests');
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
@@ -255,6 +301,7 @@ class TaskRunner implements Runner {
     return this.#state.stop(async () => {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);
+      await this.#recurring.stop();
       const interrupted = (await this.#parts?.stop()) ?? 0;
       if (this.#launcherId !== null) {
         const released = await this.#store

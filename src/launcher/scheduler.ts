@@ -2,12 +2,14 @@ import type { Kysely } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
-import { requestsInsert, type NewRequest } from '../store/insert-requests.js';
+import { requestsInsert } from '../store/insert-requests.js';
+import { requestsInsertUnique, type MaybeUniqueRequest } from '../store/unique-requests.js';
 import type { Executor } from '../store/database.js';
 import { stringifyOptions } from '../tasks/options.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { currentTraceparent } from '../shared/tracing.js';
 import type { ScheduleParams } from '../tasks/task.js';
+import { uniqueOf } from './unique-params.js';
 
 /** Scheduling choices plus, optionally, the caller's transaction to insert in. */
 export interface ScheduleCallParams extends ScheduleParams {
@@ -78,7 +80,7 @@ export class RequestScheduler {
     this.#maxOptionsBytes = params.maxOptionsBytes;
   }
 
-  #row(item: ScheduleItem): NewRequest {
+  #row(item: ScheduleItem): MaybeUniqueRequest {
     const name = item.taskClassName;
     if (typeof name !== 'string' || !namePattern.test(name)) {
       throw new TaskRunnerError('TASK_UNKNOWN', `invalid task class name ${JSON.stringify(name)}`);
@@ -96,6 +98,7 @@ export class RequestScheduler {
       delayUntil: delayOf(params),
       queue,
       timeoutMs: timeoutOf(params),
+      ...uniqueOf(params),
     };
   }
 
@@ -123,6 +126,8 @@ export class RequestScheduler {
         if (this.#registry.lookup(name) === undefined) await this.#registry.resolve(name);
       }
     }
+    // Unique keys need a lock and a look first (unique-requests.ts); without one, one INSERT does.
+    if (rows.some((row) => row.uniqueKey != null)) return requestsInsertUnique(params.db ?? this.#db, this.#table, rows);
     return requestsInsert(params.db ?? this.#db, this.#table, rows);
   }
 }

@@ -38,7 +38,7 @@ export async function installOpsSupport(db: Kysely<any>, table: TableName): Prom
   const attempts = attemptsTableFor(table);
   const wanted: [TableName, string, ReturnType<typeof sql>][] = [
     [table, derivedName(table, 'task_idx'), sql`ON ${ref} (left(task_class_name, 200), id)`],
-    [table, derivedName(table, 'ended_idx'), sql`ON ${ref} (result, id) WHERE completed_at IS NOT NULL`],
+    [table, derivedName(table, 'result_idx'), sql`ON ${ref} (result, id) WHERE completed_at IS NOT NULL`],
     [attempts, derivedName(attempts, 'ended_idx'), sql`ON ${sql.table(attempts.qualified)} (ended_at)`],
   ];
   for (const [owner, name, body] of wanted) {

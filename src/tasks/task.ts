@@ -32,6 +32,16 @@ export interface ScheduleParams {
    * recorded TIMED_OUT, which counts as a crash. Default: the task class's or the runner's.
    */
   timeoutMs?: number;
+  /**
+   * At most one request per key in the states `uniqueWhile` names: while one is, scheduling
+   * again returns its id instead of adding a row.
+   */
+  uniqueKey?: string;
+  /**
+   * `active` (default: waiting or running), `waiting` (not started yet: a running one does not
+   * count), or `ended-within:<duration>` (active, or ended less than that ago, e.g. `ended-within:1h`).
+   */
+  uniqueWhile?: 'waiting' | 'active' | `ended-within:${string}`;
 }
 
 /** Anything that can schedule: a runner, or a scheduler made with `createScheduler()`. */
