@@ -5,7 +5,7 @@
 // package's own helper, so it also starts as root in a mode-700 home) with durable commits.
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { createScheduler, dropTaskRunnerRequestTable, migrate } from '../dist/index.js';
+import { createClient, dropTaskRunnerRequestTable, migrate } from '../dist/index.js';
 import { startThrowawayPostgres } from '../dist/embedded/throwaway-server.js';
 
 const systemUrl = 'postgres://root@127.0.0.1:5432/postgres';
@@ -72,7 +72,7 @@ export async function openBenchDatabase() {
 
 /** Drops and recreates the bench table and its history table: every measurement starts empty. */
 export async function resetTable(url) {
-  const scheduler = createScheduler({ db: url, tableName: benchTable });
+  const scheduler = createClient({ db: url, tableName: benchTable });
   try {
     await dropTaskRunnerRequestTable(scheduler.db, benchTable);
     await migrate(scheduler.db, { tableName: benchTable });

@@ -1,7 +1,7 @@
 // Enqueue rates through the public scheduler: one call at a time, many calls at once, and
 // scheduleMany of a bulk.
 import pg from 'pg';
-import { createScheduler } from '../dist/index.js';
+import { createClient } from '../dist/index.js';
 import { benchTable, resetTable } from './database.mjs';
 import { tick } from './progress.mjs';
 import { percentile } from './stats.mjs';
@@ -12,7 +12,7 @@ export async function enqueueRates(db, { single, concurrent, parallel, bulk, bul
   await resetTable(db.url);
   // A pool as large as the callers, so concurrent calls are not queued behind the default four connections.
   const pool = new pg.Pool({ connectionString: db.url, max: parallel });
-  const scheduler = createScheduler({ db: pool, tableName: benchTable });
+  const scheduler = createClient({ db: pool, tableName: benchTable });
   try {
     // Warm-up, untimed: the first few hundred calls run cold (lazy imports, the JIT), as in any
     // process that has just started; the figures are for one that has been running.

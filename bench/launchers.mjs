@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import pg from 'pg';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createScheduler } from '../dist/index.js';
+import { createClient } from '../dist/index.js';
 import { benchTable, committedTransactions, resetTable } from './database.mjs';
 import { tick } from './progress.mjs';
 import { epochMs, withTimeout } from './stats.mjs';
@@ -95,7 +95,7 @@ async function pacedInsert(scheduler, jobs, gapMs) {
 export async function runLoad(db, admin, { mode, concurrency, launchers: count = 1, tasks = 0, maxSeconds = 60, pickup = null }) {
   await resetTable(db.url);
   const launchers = Array.from({ length: count }, () => startLauncher(db, { mode, concurrency, reportStarts: pickup !== null }));
-  const scheduler = createScheduler({ db: db.url, tableName: benchTable });
+  const scheduler = createClient({ db: db.url, tableName: benchTable });
   try {
     await Promise.all(launchers.map((l) => l.next('ready', 60_000)));
     // Warm-up: every slot has run a task, so children are booted and threads spawned.

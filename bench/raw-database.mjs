@@ -3,7 +3,7 @@
 // claim), a bare LISTEN/NOTIFY pickup, and bare inserts. The runner's figures are read against them.
 import os from 'node:os';
 import pg from 'pg';
-import { createScheduler, defaults, parseTableName } from '../dist/index.js';
+import { createClient, defaults, parseTableName } from '../dist/index.js';
 import { channelFor } from '../dist/config/identifiers.js';
 import { openDatabase } from '../dist/store/database.js';
 import { RequestStore } from '../dist/store/request-store.js';
@@ -31,7 +31,7 @@ function claimOrder(limit) {
 }
 
 async function fill(url, rows) {
-  const scheduler = createScheduler({ db: url, tableName: benchTable });
+  const scheduler = createClient({ db: url, tableName: benchTable });
   try {
     for (let done = 0; done < rows; done += 5_000) {
       await scheduler.scheduleMany(Array.from({ length: Math.min(5_000, rows - done) }, () => ({ taskClassName: 'NoOp' })));
@@ -75,7 +75,7 @@ export async function rawPickupMs(db, { samples, gapMs }) {
   await resetTable(db.url);
   const { store, close } = openStore(db.url, 1);
   const listener = new pg.Client({ connectionString: db.url });
-  const scheduler = createScheduler({ db: db.url, tableName: benchTable });
+  const scheduler = createClient({ db: db.url, tableName: benchTable });
   const claimedAt = new Map();
   try {
     await listener.connect();

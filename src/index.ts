@@ -3,8 +3,8 @@
  * This list is the public API; everything else is internal.
  */
 export { createRunner, type CreateRunnerOptions, type Runner, type RunnerStatus } from './launcher/runner.js';
-export { createScheduler, type Scheduler, type SchedulerOptions } from './launcher/create-scheduler.js';
-export type { ScheduleCallParams, ScheduleItem } from './launcher/scheduler.js';
+export { createClient, type RunnerClient, type RunnerClientOptions } from './client/create-client.js';
+export type { ScheduleCallParams, ScheduleItem } from './client/request-writer.js';
 export type { RunnerEvents } from './launcher/events.js';
 export type { ProbeResult } from './launcher/probe-service.js';
 export type { RunningRequest } from './launcher/dispatcher.js';
@@ -14,7 +14,7 @@ export type { RecurringEntryOptions } from './config/recurring-config.js';
 export type { EndedResult, RetentionOptions } from './config/retention-config.js';
 export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
 
-export { Task, type ScheduleParams, type TaskRequestInfo, type TaskScheduler } from './tasks/task.js';
+export { Task, type ScheduleParams, type TaskRequestInfo, type RequestEnqueuer } from './tasks/task.js';
 export { parseOptions, stringifyOptions } from './tasks/options.js';
 export { scanTasksDir, TaskRegistry } from './tasks/registry.js';
 

@@ -64,7 +64,7 @@ export const scheduleCommand: CliCommand = {
     }
     const taskClassName = positionals[0]!;
     const config = await context.loadConfig();
-    const { createScheduler, openCommandPool, parseOptions, TaskRegistry } = await loadRuntime();
+    const { createClient, openCommandPool, parseOptions, TaskRegistry } = await loadRuntime();
     const maxOptionsBytes = config.runner.maxOptionsBytes ?? defaults.maxOptionsBytes;
     const options = typeof values.options === 'string' ? parseOptionsFlag(parseOptions, values.options, maxOptionsBytes) : {};
     const params: ScheduleParams = {};
@@ -100,11 +100,11 @@ export const scheduleCommand: CliCommand = {
     const logger = context.logger(config);
     const id = await withDatabase(config, logger, async (url) => {
       const pool = openCommandPool(url);
-      const scheduler = createScheduler({ db: pool, tableName: config.tableName, tasksDir, maxOptionsBytes });
+      const client = createClient({ db: pool, tableName: config.tableName, tasksDir, maxOptionsBytes });
       try {
-        return await scheduler.schedule(taskClassName, options, params);
+        return await client.schedule(taskClassName, options, params);
       } finally {
-        await scheduler.close();
+        await client.close();
         await pool.end();
       }
     });

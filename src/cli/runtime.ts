@@ -3,7 +3,7 @@
  * on demand (`loadRuntime()`), so `--help` and usage errors answer without loading Kysely and pg
  * (about a second on a slow disk).
  */
-export { createScheduler } from '../launcher/create-scheduler.js';
+export { createClient } from '../client/create-client.js';
 export { createRunner } from '../launcher/runner.js';
 export { requestControl } from '../launcher/standalone/control-client.js';
 export { describeDatabaseError, openCommandDb, openCommandPool, openDatabaseSource } from '../launcher/standalone/database-source.js';

@@ -15,13 +15,13 @@ import { RequestStore, type CancelResult, type StatusCounts } from '../store/req
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
-import type { TaskScheduler } from '../tasks/task.js';
+import type { RequestEnqueuer } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
 import { checkConfinement, LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RecurringService } from './recurring-service.js';
-import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
+import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
@@ -39,7 +39,7 @@ export interface RunnerStatus {
 }
 
 /** The launcher embedded in a host process: claims, runs, records, probes. */
-export interface Runner extends Service, TaskScheduler {
+export interface Runner extends Service, RequestEnqueuer {
   readonly launcherId: string;
   readonly config: RunnerConfig;
   readonly events: TypedEmitter<RunnerEvents>;
@@ -95,7 +95,7 @@ class TaskRunner implements Runner {
   readonly #database: OpenDatabase;
   readonly #store: RequestStore;
   readonly #registry: TaskRegistry;
-  readonly #scheduler: RequestScheduler;
+  readonly #writer: RequestWriter;
   readonly #random = randomBytes(4).toString('hex');
   #launcherId: string | null = null;
   #parts: LauncherParts | null = null;
@@ -115,7 +115,7 @@ class TaskRunner implements Runner {
       crashLimit: this.config.crashLimit,
     });
     this.#registry = new TaskRegistry(this.config.tasksDir);
-    this.#scheduler = new RequestScheduler({
+    this.#writer = new RequestWriter({
       db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
     });
     this.#recurring = new RecurringService({
@@ -154,11 +154,11 @@ class TaskRunner implements Runner {
   }
 
   schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string> {
-    return this.#scheduler.schedule(taskClassName, options, params);
+    return this.#writer.schedule(taskClassName, options, params);
   }
 
   scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]> {
-    return this.#scheduler.scheduleMany(items, params);
+    return this.#writer.scheduleMany(items, params);
   }
 
   async probe(): Promise<ProbeResult> {

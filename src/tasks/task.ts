@@ -44,8 +44,8 @@ export interface ScheduleParams {
   uniqueWhile?: 'waiting' | 'active' | `ended-within:${string}`;
 }
 
-/** Anything that can schedule: a runner, or a scheduler made with `createScheduler()`. */
-export interface TaskScheduler {
+/** Anything that can schedule: a runner, or a client made with `createClient()`. */
+export interface RequestEnqueuer {
   schedule(taskClassName: string, options?: unknown, params?: ScheduleParams): Promise<string>;
 }
 
@@ -136,11 +136,11 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    */
   static schedule(
     this: { taskName?: string; name: string },
-    scheduler: TaskScheduler,
+    enqueuer: RequestEnqueuer,
     options?: unknown,
     params?: ScheduleParams,
   ): Promise<string> {
-    return scheduler.schedule(this.taskName ?? this.name, options ?? {}, params);
+    return enqueuer.schedule(this.taskName ?? this.name, options ?? {}, params);
   }
 }
 

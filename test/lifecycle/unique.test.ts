@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createScheduler, type Scheduler } from '../../dist/index.js';
+import { createClient, type RunnerClient } from '../../dist/index.js';
 import { cli, workDir } from '../cli/cli-process.js';
 import { insertRequest, useTestDatabase } from '../helpers/db.js';
 
@@ -9,8 +9,8 @@ import { insertRequest, useTestDatabase } from '../helpers/db.js';
  */
 const t = useTestDatabase();
 
-async function withSchedulers<T>(count: number, body: (schedulers: Scheduler[]) => Promise<T>): Promise<T> {
-  const schedulers = Array.from({ length: count }, () => createScheduler({ db: t.url }));
+async function withSchedulers<T>(count: number, body: (schedulers: RunnerClient[]) => Promise<T>): Promise<T> {
+  const schedulers = Array.from({ length: count }, () => createClient({ db: t.url }));
   try {
     return await body(schedulers);
   } finally {

@@ -8,6 +8,7 @@ import type { Executor } from '../store/database.js';
 import { stringifyOptions } from '../tasks/options.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { currentTraceparent } from '../shared/tracing.js';
+import { maxInt4 } from '../shared/values.js';
 import type { ScheduleParams } from '../tasks/task.js';
 import { uniqueOf } from './unique-params.js';
 
@@ -49,7 +50,7 @@ function delayOf(params: ScheduleParams): Date | null {
 function timeoutOf(params: ScheduleParams): number | null {
   const value = params.timeoutMs;
   if (value === undefined) return null;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > maxInt4) {
     throw invalid(`timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`);
   }
   return value;
@@ -57,7 +58,7 @@ function timeoutOf(params: ScheduleParams): number | null {
 
 function int(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
+  if (!Number.isInteger(value) || value < min || value > maxInt4) {
     throw invalid(`${name} must be an integer of at least ${min}`);
   }
   return value;
@@ -67,7 +68,7 @@ function int(name: string, value: number | undefined, fallback: number, min: num
  * Turns schedule calls into rows: validates the name (against the tasks directory when one is
  * known), serialises options to YAML within the size cap, and inserts in one statement.
  */
-export class RequestScheduler {
+export class RequestWriter {
   readonly #db: Kysely<any>;
   readonly #table: TableName;
   readonly #registry: TaskRegistry | null;
