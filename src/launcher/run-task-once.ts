@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { isUnconfined, type ChildLimits, type ChildPermissions } from '../config/confinement.js';
-import { defaults, resolveRunnerConfig } from '../config/runner-config.js';
+import { isUnconfined } from '../config/confinement.js';
+import { defaults, resolveRunnerConfig, type RunnerOptions } from '../config/runner-config.js';
 import { runtimePaths } from '../pool/confined-spawn.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
@@ -9,7 +9,18 @@ import { stringifyOptions } from '../tasks/options.js';
 import { TaskRegistry } from '../tasks/registry.js';
 import { checkConfinement } from './launcher-parts.js';
 
-export interface RunTaskOnceOptions {
+/**
+ * The child's settings, as in `createRunner`: the allowlisted launcher variables plus `childEnv`,
+ * Node flags, heap limit, user, group, limits and permission policy (what the task class declares
+ * is not read here), and the size caps of options and result.
+ */
+type ChildSettings = Pick<
+  RunnerOptions,
+  | 'childEnvAllowlist' | 'childEnv' | 'childExecArgv' | 'childMaxOldSpaceMb' | 'childUser' | 'childGroup'
+  | 'childLimits' | 'childPermissions' | 'maxOptionsBytes' | 'maxResultBytes'
+>;
+
+export interface RunTaskOnceOptions extends ChildSettings {
   tasksDir: string;
   taskClassName: string;
   /** Options as data (stored as YAML first, as `schedule` would) or as YAML text, like a row's. */
@@ -19,18 +30,6 @@ export interface RunTaskOnceOptions {
   id?: string;
   tries?: number;
   tryLimit?: number;
-  /** As in `createRunner`: allowlisted launcher variables, plus `childEnv`. */
-  childEnvAllowlist?: string[];
-  childEnv?: Record<string, string> | null;
-  childExecArgv?: string[] | null;
-  childMaxOldSpaceMb?: number | null;
-  /** As in `createRunner`: the child's user, group, limits and permission policy (what the class declares is not read here). */
-  childUser?: string | number | null;
-  childGroup?: string | number | null;
-  childLimits?: ChildLimits | null;
-  childPermissions?: ChildPermissions | null;
-  maxOptionsBytes?: number;
-  maxResultBytes?: number;
   /** Hard timeout; past it the child is killed and the report is `aborted` with reason `timeout`. */
   timeoutMs?: number;
 }
