@@ -16,6 +16,8 @@ import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
 import { LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
+import { traceTries } from './try-spans.js';
+import type { ChildRecycleReason } from '../pool/fork-pool.js';
 import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
@@ -67,6 +69,8 @@ export interface RunnerStats {
   children: number;
   /** Worker threads busy with a try or queued for one. */
   threadsBusy: number;
+  /** Children ended after a try instead of being reused, by reason, since `start()`. */
+  childRecycles: Readonly<Record<ChildRecycleReason, number>>;
 }
 
 class TaskRunner implements Runner {
@@ -83,6 +87,8 @@ class TaskRunner implements Runner {
   #parts: LauncherParts | null = null;
   #probe: ProbeService | null = null;
   #timers: NodeJS.Timeout[] = [];
+  /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
+  #untrace: (() => void) | null = null;
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -145,11 +151,12 @@ class TaskRunner implements Runner {
 
   get stats(): RunnerStats {
     const parts = this.#parts;
-    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0 };
+    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
     const children = parts.processPool.pids.length;
     return {
       running: parts.dispatcher.running, held: parts.dispatcher.queued, children,
       threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
+      childRecycles: parts.processPool.recycles,
     };
   }
 
@@ -217,6 +224,7 @@ class TaskRunner implements Runner {
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
+      this.#untrace = traceTries(this.events);
       await parts.start();
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
@@ -254,6 +262,8 @@ class TaskRunner implements Runner {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);
       const interrupted = (await this.#parts?.stop()) ?? 0;
+      this.#untrace?.();
+      this.#untrace = null;
       if (this.#launcherId !== null) {
         const released = await this.#store
           .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })
