@@ -206,6 +206,10 @@ async function requests(mine, filter) {
   const pager = el('div', { class: 'pager' },
     filter.before ? el('a', { href: `#/requests?${(() => { const p = new URLSearchParams(params); p.delete('before'); return p; })()}` }, '« newest') : null,
     page.nextBefore ? el('a', { href: `#/requests?${next}`, id: 'older' }, 'older »') : null);
+  // A text search reads a window of ids per page (no index serves it): say how far it looked.
+  if (page.searchedDownTo && page.nextBefore) {
+    pager.prepend(el('span', { class: 'muted', id: 'searched' }, `text searched down to id ${page.searchedDownTo}; `));
+  }
   document.getElementById('requests').replaceChildren(
     rows.length ? table(['id', 'task', 'queue', 'state', 'tries', 'age', 'result'], rows, { id: 'request-list' }) : el('p', { class: 'muted' }, 'no request matches'),
     pager);
