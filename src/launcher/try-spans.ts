@@ -27,12 +27,14 @@ type Span = ReturnType<ReturnType<OtelApi['trace']['getTracer']>['startSpan']>;
 export function traceTries(events: TypedEmitter<RunnerEvents>): () => void {
   const otel = otelApi();
   if (otel === null) return () => undefined;
+  // The API's proxy tracer: it reaches the provider the application registers, even a later one.
+  const tracer = otel.trace.getTracer('cw-task-runner');
   const open = new Map<string, Span>();
   const key = (id: string, tries: number) => `${id}:${tries}`;
   const offStarted = events.on('task:started', (e) => {
     if (open.size >= maxOpenSpans) return;
     const link = spanContextOf(e.traceparent);
-    const span = otel.trace.getTracer('cw-task-runner').startSpan(`run ${e.taskClassName}`, {
+    const span = tracer.startSpan(`run ${e.taskClassName}`, {
       kind: consumerKind,
       startTime: e.startedAtMs,
       links: link === null ? [] : [{ context: link }],
