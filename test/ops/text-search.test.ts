@@ -49,4 +49,16 @@ describe('text search in result_text', () => {
     expect(textSearchWindow).toBe(100_000);
     await expect(inspector.list({ text: 'needle', textWindow: 0 })).rejects.toThrow(/textWindow must be a whole number above 0/);
   });
+
+  it('retries every ended request whose result holds the text, whatever its id (in a time-bounded statement)', async () => {
+    const inspector = new Inspector({ db: t.db, table: parseTableName('task_runner_requests') });
+    const match = await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', result_text: 'Error: ECONNRESET upstream' });
+    const other = await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', result_text: 'Error: bad input' });
+    const running = await insertRequest(t.pool, { pid: 4194305, result_text: 'econnreset before' });
+    expect(await inspector.retryMatching({ text: 'econnreset' })).toEqual([match]);
+    const { rows } = await t.pool.query('SELECT id::text, completed_at IS NULL AS open FROM task_runner_requests ORDER BY id');
+    expect(rows).toEqual([{ id: match, open: true }, { id: other, open: false }, { id: running, open: true }]);
+    // The timeout is the transaction's own: the connection goes back to the pool without it.
+    expect((await t.db.selectNoFrom((eb) => eb.fn<string>('current_setting', [eb.val('statement_timeout')]).as('s')).executeTakeFirst())?.s).toBe('0');
+  });
 });
