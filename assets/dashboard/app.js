@@ -109,8 +109,24 @@ function lineChart(minutes) {
   const chart = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
   chart.append(svg('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'axis' }));
   const step = width / Math.max(1, values.length - 1);
-  const points = values.map((v, i) => (v === null ? null : `${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 6)).toFixed(1)}`)).filter(Boolean);
-  if (points.length > 0) chart.append(svg('polyline', { points: points.join(' '), class: 'line' }));
+  // A line through each run of minutes that have data (no line across a minute without any), and
+  // a dot on every such minute: a minute alone, such as the first one after a start, is a dot.
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) chart.append(svg('polyline', { points: run.map(([x, y]) => `${x},${y}`).join(' '), class: 'line' }));
+    run = [];
+  };
+  values.forEach((v, i) => {
+    if (v === null) return flush();
+    const x = Math.min(width - 3, Math.max(3, i * step)).toFixed(1), y = (height - 3 - (v / max) * (height - 8)).toFixed(1);
+    run.push([x, y]);
+    const dot = svg('circle', { cx: x, cy: y, r: 3, class: 'dot', 'data-minute': minutes[i].minute });
+    const title = svg('title', {});
+    title.textContent = `${new Date(minutes[i].minute).toLocaleTimeString()}: median pickup ${v} ms`;
+    dot.append(title);
+    chart.append(dot);
+  });
+  flush();
   return el('div', { class: 'chart' }, el('div', { class: 'title' }, `Pickup latency of first tries, median per minute (max ${max} ms)`), chart);
 }
 
@@ -190,6 +206,10 @@ async function requests(mine, filter) {
   const pager = el('div', { class: 'pager' },
     filter.before ? el('a', { href: `#/requests?${(() => { const p = new URLSearchParams(params); p.delete('before'); return p; })()}` }, '« newest') : null,
     page.nextBefore ? el('a', { href: `#/requests?${next}`, id: 'older' }, 'older »') : null);
+  // A text search reads a window of ids per page (no index serves it): say how far it looked.
+  if (page.searchedDownTo && page.nextBefore) {
+    pager.prepend(el('span', { class: 'muted', id: 'searched' }, `text searched down to id ${page.searchedDownTo}; `));
+  }
   document.getElementById('requests').replaceChildren(
     rows.length ? table(['id', 'task', 'queue', 'state', 'tries', 'age', 'result'], rows, { id: 'request-list' }) : el('p', { class: 'muted' }, 'no request matches'),
     pager);

@@ -28,10 +28,10 @@ export const listCommand: CliCommand = {
     '--state STATE      waiting, running, finished, failed, crashed, parked or cancelled',
     '--task NAME        only this task',
     '--queue Q          only this queue',
-    '--text TEXT        result_text contains TEXT (any case)',
+    '--text TEXT        result_text contains TEXT (any case); each page searches 100000 ids at most',
     '--limit N          at most N requests (1 to 1000, default 20)',
     '--before ID        only ids below ID (the next page)',
-    '--json             print {"requests": [...], "nextBefore": id | null}',
+    '--json             print {"requests": [...], "nextBefore": id | null, "searchedDownTo": id | null}',
   ],
   async run(context) {
     const v = context.values;
@@ -61,7 +61,11 @@ export const listCommand: CliCommand = {
     if (page.requests.length === 0) out.write('no request matches\n');
     const now = Date.now();
     for (const request of page.requests) out.write(`${formatSummary(request, now)}\n`);
-    if (page.nextBefore !== null) out.write(`more: --before ${page.nextBefore}\n`);
+    if (page.nextBefore !== null) {
+      // A text search looks at a window of ids per page: say so, or an empty page looks final.
+      const searched = page.searchedDownTo === null ? '' : ` (the text search looked at ids down to ${page.searchedDownTo})`;
+      out.write(`more: --before ${page.nextBefore}${searched}\n`);
+    }
     return 0;
   },
 };

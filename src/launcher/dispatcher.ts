@@ -393,7 +393,7 @@ export class Dispatcher {
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
       id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
-      startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs,
+      startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs, traceparent: row.traceparent,
     });
   }
 

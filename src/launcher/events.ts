@@ -1,4 +1,5 @@
 import type { AttemptMode } from '../pool/attempt.js';
+import type { LaunchStatementTiming } from './launch-loop.js';
 import type { RequestResultValue } from '../store/schema.js';
 
 /**
@@ -10,6 +11,11 @@ export interface RunnerEvents {
   'runner:started': { launcherId: string; host: string; pid: number };
   /** `stop()` finished: no child alive, every row released or finished. */
   'runner:stopped': { launcherId: string; interrupted: number };
+  /**
+   * The launcher's statement (outcomes, starts and a claim in one round trip) returned or failed,
+   * with its duration: the claim statement latency, and the batch writes that failed.
+   */
+  'launch:statement': LaunchStatementTiming;
   /** Rows claimed in one statement. */
   'task:claimed': { ids: string[] };
   /**
@@ -22,6 +28,8 @@ export interface RunnerEvents {
   'task:started': {
     id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode; startedAtMs: number;
     runnableAtMs: number;
+    /** W3C traceparent stored at `schedule()`, or null: the try's span links to it (see tracing). */
+    traceparent: string | null;
   };
   /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
   'task:completed': {

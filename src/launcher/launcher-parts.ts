@@ -125,6 +125,7 @@ export class LauncherParts {
       onStarts: (ids) => dispatcher.startsRecorded(ids),
       onGaveUp: (outcome, error) => dispatcher.gaveUp(outcome, error),
       onError: report,
+      onStatement: (timing) => events.emit('launch:statement', timing),
       batchDelayMs: config.completionBatchMs,
       logger: config.logger,
     });

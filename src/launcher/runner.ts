@@ -22,6 +22,8 @@ import { checkConfinement, LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
+import { traceTries } from './try-spans.js';
+import type { ChildRecycleReason } from '../pool/fork-pool.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
@@ -85,6 +87,8 @@ export interface RunnerStats {
   children: number;
   /** Worker threads busy with a try or queued for one. */
   threadsBusy: number;
+  /** Children ended after a try instead of being reused, by reason, since `start()`. */
+  childRecycles: Readonly<Record<ChildRecycleReason, number>>;
 }
 
 class TaskRunner implements Runner {
@@ -102,6 +106,8 @@ class TaskRunner implements Runner {
   #probe: ProbeService | null = null;
   #timers: NodeJS.Timeout[] = [];
   readonly #recurring: RecurringService;
+  /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
+  #untrace: (() => void) | null = null;
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -188,11 +194,12 @@ class TaskRunner implements Runner {
 
   get stats(): RunnerStats {
     const parts = this.#parts;
-    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0 };
+    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
     const children = parts.processPool.pids.length;
     return {
       running: parts.dispatcher.running, held: parts.dispatcher.queued, children,
       threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
+      childRecycles: parts.processPool.recycles,
     };
   }
 
@@ -262,6 +269,7 @@ class TaskRunner implements Runner {
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
+      this.#untrace = traceTries(this.events);
       await parts.start();
       // Recurring entries and retention: both safe with any number of launchers (see their files).
       await this.#recurring.start().catch((error: Error) => this.#report(error, 'registering recurring tasks'));
@@ -303,6 +311,8 @@ class TaskRunner implements Runner {
       for (const timer of this.#timers) clearInterval(timer);
       await this.#recurring.stop();
       const interrupted = (await this.#parts?.stop()) ?? 0;
+      this.#untrace?.();
+      this.#untrace = null;
       if (this.#launcherId !== null) {
         const released = await this.#store
           .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })

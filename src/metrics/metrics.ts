@@ -22,6 +22,7 @@ export interface TaskRunnerMetrics {
 }
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const durationBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600];
 
 /**
@@ -89,6 +90,15 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
   stat('tries_held', 'Rows this launcher claimed ahead and holds, not started', (s) => s.held);
   stat('children', 'Child processes of this launcher alive (running, spare or idle)', (s) => s.children);
   stat('threads_busy', 'Worker threads of this launcher busy with a try', (s) => s.threadsBusy);
+  new Counter({
+    name: `${p}child_recycles_total`, registers, labelNames: ['reason'],
+    help: 'Children ended after a try instead of being reused: tasks (maxTasksPerChild reached; every try with the default 1), memory (over childMaxRssMb), ended (the try crashed, timed out or was killed)',
+    collect() {
+      // Read from the pool's own tally at scrape time: the pool knows nothing of metrics.
+      this.reset();
+      for (const [reason, n] of Object.entries(runner.stats.childRecycles)) this.inc({ reason }, n);
+    },
+  });
 
   const started = new Counter({ name: `${p}tries_started_total`, help: 'Tries started', labelNames: ['task', 'mode'], registers });
   const ended = new Counter({ name: `${p}tries_ended_total`, help: 'Tries ended, by their own result', labelNames: ['task', 'result'], registers });
@@ -98,6 +108,15 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
   });
   const duration = new Histogram({
     name: `${p}run_duration_seconds`, help: 'Duration of tries, start to end', labelNames: ['task', 'mode'], buckets: durationBuckets, registers,
+  });
+
+  const statement = new Histogram({
+    name: `${p}launch_statement_seconds`, labelNames: ['claim'], buckets: statementBuckets, registers,
+    help: 'Round trip of the launcher\'s statement (outcomes, starts and a claim in one); claim="true": the claim statement latency',
+  });
+  const writeFailures = new Counter({
+    name: `${p}batch_write_failures_total`, labelNames: ['reason'], registers,
+    help: 'Launch statements carrying outcomes or starts that failed: connection (all kept and retried) or refused (split and written one by one)',
   });
 
   // Start time and mode of each running try, to measure it when it ends.
@@ -116,6 +135,11 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
     duration.observe({ task: e.taskClassName, mode: start.mode }, Math.max(0, Date.now() - start.startedAtMs) / 1000);
   };
   const onError = (e: RunnerEvents['error']) => errors.inc({ during: e.during });
+  const onStatement = (e: RunnerEvents['launch:statement']) => {
+    statement.observe({ claim: e.claim ? 'true' : 'false' }, e.durationMs / 1000);
+    if (e.failure !== null && e.outcomes + e.starts > 0) writeFailures.inc({ reason: e.failure });
+  };
+  events.on('launch:statement', onStatement);
   events.on('task:started', onStarted);
   events.on('task:completed', onCompleted);
   events.on('error', onError);
@@ -125,6 +149,7 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
       events.off('task:started', onStarted);
       events.off('task:completed', onCompleted);
       events.off('error', onError);
+      events.off('launch:statement', onStatement);
       running.clear();
     },
   };

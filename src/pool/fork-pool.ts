@@ -42,6 +42,13 @@ const defaultMaxResultBytes = 1024 * 1024;
 /** Spares that die before they are ready are respawned after this, doubling up to the max. */
 const spareRetryMs = { base: 1_000, max: 60_000 };
 
+/**
+ * Why a child was ended after a try rather than given another: it ran `maxTasksPerChild` tries
+ * (with the default of 1, every try), its memory crossed `maxRssBytes`, or its try did not end
+ * cleanly (crashed, killed, timed out) so the process is not trusted again.
+ */
+export type ChildRecycleReason = 'tasks' | 'memory' | 'ended';
+
 type Acquired = { child: ChildHandle; mode: AttemptMode } | { failure: string };
 
 /** A try from `run()` to its report. */
@@ -80,6 +87,7 @@ export class ForkPool implements TaskPool {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #runs = new Map<AttemptJob, RunState>();
   #startFailures = 0;
+  readonly #recycles: Record<ChildRecycleReason, number> = { tasks: 0, memory: 0, ended: 0 };
   #sparesPausedUntil = 0;
   #spareTimer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -100,6 +108,11 @@ export class ForkPool implements TaskPool {
   /** Pids of the children alive now, busy or idle. */
   get pids(): number[] {
     return [...this.#children].map((child) => child.pid).filter((pid): pid is number => pid !== null);
+  }
+
+  /** Children ended after a try instead of being reused, by reason, since the pool was made. */
+  get recycles(): Readonly<Record<ChildRecycleReason, number>> {
+    return { ...this.#recycles };
   }
 
   /** Boots the spare children now instead of at the first try. */
@@ -232,14 +245,23 @@ export class ForkPool implements TaskPool {
   }
 
   #reusable(child: ChildHandle, report: AttemptReport, exitAfter: boolean): boolean {
-    if (this.#closed || exitAfter || child.leaving || this.#dedicated(child.confinement)) return false;
-    if (report.outcome !== 'finished' && report.outcome !== 'failed') return false;
+    if (this.#closed) return false;
+    if (report.outcome !== 'finished' && report.outcome !== 'failed') return this.#recycled('ended');
+    if (exitAfter) return this.#recycled('tasks');
+    if (child.leaving) return this.#recycled('ended');
+    if (this.#dedicated(child.confinement)) return this.#recycled('tasks');
     const rss = child.memory?.rss ?? 0;
     if (this.#p.maxRssBytes !== null && rss > this.#p.maxRssBytes) {
       this.#p.logger.info('child replaced: memory over the ceiling', { pid: child.pid ?? '', rss, ceiling: this.#p.maxRssBytes });
-      return false;
+      return this.#recycled('memory');
     }
     return true;
+  }
+
+  /** Counts a child ended after its try instead of being reused; false (not reusable). */
+  #recycled(reason: ChildRecycleReason): false {
+    this.#recycles[reason] += 1;
+    return false;
   }
 
   /**

@@ -44,7 +44,10 @@ export interface RequestFilter {
   state?: RequestState;
   taskClassName?: string;
   queue?: string;
-  /** Case-insensitive substring of `result_text`. Unindexed: bounded by the page size, not the table. */
+  /**
+   * Case-insensitive substring of `result_text`. Unindexed, so a list bounds it: each page looks
+   * at a window of ids (see `textSearchWindow`) and under a statement timeout.
+   */
   text?: string;
 }
 
@@ -53,7 +56,19 @@ export interface ListRequestsParams extends RequestFilter {
   limit?: number;
   /** Keyset cursor: only ids below this one (the `nextBefore` of the previous page). */
   before?: string;
+  /** Ids a text search looks at per page, below `before` (or the newest). Default `textSearchWindow`. */
+  textWindow?: number;
 }
+
+/**
+ * A text search reads `result_text` of every row it passes, which no index helps with: on a
+ * million-row table a search for something rare would read them all in one request. So a page of
+ * a text search looks at most at this many ids (newest first, through the primary key), and ends
+ * its page there: `nextBefore` then continues below the window, and `searchedDownTo` says where
+ * it stopped. The statement also runs under `textSearchTimeoutMs`, for rows whose texts are large.
+ */
+export const textSearchWindow = 100_000;
+export const textSearchTimeoutMs = 5_000;
 
 /** One request as a list shows it. */
 export interface RequestSummary {
@@ -79,6 +94,11 @@ export interface RequestPage {
   requests: RequestSummary[];
   /** Pass as `before` for the next page; null when this page is the last. */
   nextBefore: string | null;
+  /**
+   * A text search only: the lowest id this page looked at. Older rows were not searched; when
+   * there are any, `nextBefore` is this id and the next page searches below it. Null otherwise.
+   */
+  searchedDownTo: string | null;
 }
 
 /** One request in full, with its ended tries. */
@@ -148,6 +168,11 @@ export async function requestsList(db: Kysely<any>, table: TableName, params: Li
   if (params.before !== undefined && !/^\d{1,19}$/.test(params.before)) {
     throw new TaskRunnerError('CONFIG_INVALID', `before must be a request id, got ${JSON.stringify(params.before)}`);
   }
+  const window = params.textWindow ?? textSearchWindow;
+  if (!Number.isInteger(window) || window < 1) {
+    throw new TaskRunnerError('CONFIG_INVALID', `textWindow must be a whole number above 0, got ${JSON.stringify(params.textWindow)}`);
+  }
+  if (params.text !== undefined) return textSearch(db, table, params, limit, window);
   const before = params.before === undefined ? sql`` : sql`AND id < ${params.before}::bigint`;
   const { rows } = await sql<SummaryRow>`
     SELECT ${summaryColumns} FROM ${sql.table(table.qualified)}
@@ -155,7 +180,38 @@ export async function requestsList(db: Kysely<any>, table: TableName, params: Li
     ORDER BY id DESC LIMIT ${limit + 1}`.execute(db);
   const more = rows.length > limit;
   const requests = rows.slice(0, limit).map(summaryOf);
-  return { requests, nextBefore: more ? requests[requests.length - 1]!.id : null };
+  return { requests, nextBefore: more ? requests[requests.length - 1]!.id : null, searchedDownTo: null };
+}
+
+/** A page of a text search: within one window of ids, under a statement timeout (see `textSearchWindow`). */
+async function textSearch(db: Kysely<any>, table: TableName, params: ListRequestsParams, limit: number, window: number): Promise<RequestPage> {
+  const ref = sql.table(table.qualified);
+  return db.transaction().execute(async (trx) => {
+    await sql.raw(`SET LOCAL statement_timeout = ${textSearchTimeoutMs}`).execute(trx);
+    // The window's top: below `before`, else above the newest row (max(id) reads the index's end).
+    const top = params.before === undefined
+      ? ((await sql<{ top: string | null }>`SELECT (max(id) + 1)::text AS top FROM ${ref}`.execute(trx)).rows[0]!.top ?? '1')
+      : params.before;
+    const floor = (BigInt(top) - BigInt(window)).toString();
+    let rows: SummaryRow[];
+    try {
+      ({ rows } = await sql<SummaryRow>`
+        SELECT ${summaryColumns} FROM ${ref}
+        WHERE ${filterConditions(params)} AND id < ${top}::bigint AND id >= ${floor}::bigint
+        ORDER BY id DESC LIMIT ${limit + 1}`.execute(trx));
+    } catch (error) {
+      if ((error as { code?: string }).code === '57014') {
+        throw new TaskRunnerError('CONFIG_INVALID', `text search stopped after ${textSearchTimeoutMs} ms in ids ${floor} to ${top}; ` +
+          'narrow it by state, task or queue');
+      }
+      throw error;
+    }
+    const requests = rows.slice(0, limit).map(summaryOf);
+    if (rows.length > limit) return { requests, nextBefore: requests[requests.length - 1]!.id, searchedDownTo: requests[requests.length - 1]!.id };
+    // The window is searched through: older rows, if any, are the next page's.
+    const older = (await sql<{ older: boolean }>`SELECT EXISTS (SELECT 1 FROM ${ref} WHERE id < ${floor}::bigint) AS older`.execute(trx)).rows[0]!;
+    return { requests, nextBefore: older.older ? floor : null, searchedDownTo: floor };
+  });
 }
 
 /** One request with everything known about it, or null. */

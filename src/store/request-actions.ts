@@ -40,6 +40,23 @@ export async function requestsRetryMatching(
   filter: RequestFilter,
   limit = 10_000,
 ): Promise<string[]> {
+  if (filter.text === undefined) return retryMatching(db, table, filter, limit);
+  // Matching on result_text reads rows no index selects: bounded in time (not by an id window, a
+  // bulk retry must see every match), and refused with a clear error past it.
+  return db.transaction().execute(async (trx) => {
+    await sql.raw(`SET LOCAL statement_timeout = ${bulkTextTimeoutMs}`).execute(trx);
+    return retryMatching(trx, table, filter, limit).catch((error: { code?: string }) => {
+      if (error.code !== '57014') throw error;
+      throw new TaskRunnerError('CONFIG_INVALID', `retrying the requests whose result holds the text stopped after ${bulkTextTimeoutMs} ms; ` +
+        'narrow it by state, task or queue');
+    });
+  });
+}
+
+/** A bulk retry reading result_text stops after this long. */
+const bulkTextTimeoutMs = 30_000;
+
+async function retryMatching(db: Kysely<any>, table: TableName, filter: RequestFilter, limit: number): Promise<string[]> {
   const ref = sql.table(table.qualified);
   const { rows } = await sql<{ id: string }>`
     WITH target AS (

@@ -5,16 +5,16 @@ import { insertRequest, useTestDatabase } from '../helpers/db.js';
 
 /**
  * Unique requests: a schedule with a key that a request in the named states holds returns that
- * request's id instead of adding a row, however many schedulers race on the key.
+ * request's id instead of adding a row, however many clients race on the key.
  */
 const t = useTestDatabase();
 
-async function withSchedulers<T>(count: number, body: (schedulers: RunnerClient[]) => Promise<T>): Promise<T> {
-  const schedulers = Array.from({ length: count }, () => createClient({ db: t.url }));
+async function withClients<T>(count: number, body: (clients: RunnerClient[]) => Promise<T>): Promise<T> {
+  const clients = Array.from({ length: count }, () => createClient({ db: t.url }));
   try {
-    return await body(schedulers);
+    return await body(clients);
   } finally {
-    await Promise.all(schedulers.map((scheduler) => scheduler.close()));
+    await Promise.all(clients.map((client) => client.close()));
   }
 }
 
@@ -24,13 +24,13 @@ async function rowsOfKey(key: string): Promise<string[]> {
 }
 
 describe('unique requests', () => {
-  it('50 concurrent schedulers on one key make one row, and all get its id', { timeout: 60_000 }, async () => {
-    // 10 schedulers with up to 4 connections each: 50 calls, up to 40 transactions at once.
-    await withSchedulers(10, async (schedulers) => {
+  it('50 concurrent clients on one key make one row, and all get its id', { timeout: 60_000 }, async () => {
+    // 10 clients with up to 4 connections each: 50 calls, up to 40 transactions at once.
+    await withClients(10, async (clients) => {
       for (const uniqueWhile of ['active', 'waiting', 'ended-within:1h'] as const) {
         const key = `account:${uniqueWhile}`;
         const ids = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-          schedulers[i % schedulers.length]!.schedule('Echo', { call: i }, { uniqueKey: key, uniqueWhile })));
+          clients[i % clients.length]!.schedule('Echo', { call: i }, { uniqueKey: key, uniqueWhile })));
         const rows = await rowsOfKey(key);
         expect(rows).toHaveLength(1);
         expect(new Set(ids)).toEqual(new Set(rows));
@@ -39,15 +39,15 @@ describe('unique requests', () => {
   });
 
   it('waiting: a running request does not count, a waiting one does', async () => {
-    await withSchedulers(1, async ([scheduler]) => {
-      const first = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(first);
+    await withClients(1, async ([client]) => {
+      const first = await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(first);
       await t.pool.query('UPDATE task_runner_requests SET pid = 999999, tries = 1, launcher_id = $2 WHERE id = $1', [first, 'elsewhere']);
-      const second = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
+      const second = await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
       expect(second).not.toBe(first);
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(second);
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(second);
       // `active` counts the running one too: the newest matching request is returned.
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7' })).toBe(second);
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7' })).toBe(second);
       expect(await rowsOfKey('reindex:7')).toEqual([first, second]);
     });
   });
@@ -56,23 +56,23 @@ describe('unique requests', () => {
     const ended = await insertRequest(t.pool, {
       unique_key: 'digest', completed_at: new Date(Date.now() - 10 * 60_000), result: 'FINISHED', tries: 1,
     });
-    await withSchedulers(1, async ([scheduler]) => {
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(ended);
-      const fresh = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' });
+    await withClients(1, async ([client]) => {
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(ended);
+      const fresh = await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' });
       expect(fresh).not.toBe(ended);
       // The new one is active, so every mode now finds it.
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest' })).toBe(fresh);
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(fresh);
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest' })).toBe(fresh);
+      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(fresh);
       await t.pool.query(`UPDATE task_runner_requests SET completed_at = now(), result = 'FAILED' WHERE id = $1`, [fresh]);
-      const third = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'active' });
+      const third = await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'active' });
       expect([ended, fresh]).not.toContain(third);
     });
   });
 
   it('scheduleMany: keyless items are inserted, a key shared in the batch gets one request', async () => {
-    await withSchedulers(1, async ([scheduler]) => {
-      const held = await scheduler!.schedule('Echo', {}, { uniqueKey: 'held' });
-      const ids = await scheduler!.scheduleMany([
+    await withClients(1, async ([client]) => {
+      const held = await client!.schedule('Echo', {}, { uniqueKey: 'held' });
+      const ids = await client!.scheduleMany([
         { taskClassName: 'Echo', options: { n: 1 } },
         { taskClassName: 'Echo', options: { n: 2 }, params: { uniqueKey: 'batch' } },
         { taskClassName: 'Echo', options: { n: 3 }, params: { uniqueKey: 'held' } },
@@ -88,16 +88,16 @@ describe('unique requests', () => {
   });
 
   it("inside the caller's transaction: rolled back, the key is free again", async () => {
-    await withSchedulers(1, async ([scheduler]) => {
-      await expect(scheduler!.db.transaction().execute(async (trx) => {
-        await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
+    await withClients(1, async ([client]) => {
+      await expect(client!.db.transaction().execute(async (trx) => {
+        await client!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
         throw new Error('abort');
       })).rejects.toThrow('abort');
       expect(await rowsOfKey('tx')).toEqual([]);
       const client = await t.pool.connect();
       try {
         await client.query('BEGIN');
-        const id = await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: client });
+        const id = await client!.schedule('Echo', {}, { uniqueKey: 'tx', db: client });
         await client.query('COMMIT');
         expect(await rowsOfKey('tx')).toEqual([id]);
       } finally {
@@ -107,10 +107,10 @@ describe('unique requests', () => {
   });
 
   it('refuses a bad uniqueWhile by name', async () => {
-    await withSchedulers(1, async ([scheduler]) => {
-      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never })).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
-      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' })).rejects.toThrow(/duration must look like/);
-      await expect(scheduler!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(/uniqueWhile needs a uniqueKey/);
+    await withClients(1, async ([client]) => {
+      await expect(client!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never })).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
+      await expect(client!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' })).rejects.toThrow(/duration must look like/);
+      await expect(client!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(/uniqueWhile needs a uniqueKey/);
       expect(await rowsOfKey('k')).toEqual([]);
     });
   });

@@ -81,6 +81,10 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
 
       await page.goto(dashboard.url);
       await page.waitForSelector('#launchers');
+      // The pickup chart marks each minute with data, so the first minute alone is seen too.
+      const dots = await page.locator('svg circle.dot').count();
+      expect(dots).toBeGreaterThanOrEqual(1);
+      expect(dots).toBeLessThanOrEqual(60);
       await mkdir('docs', { recursive: true });
       await page.screenshot({ path: process.env.CWTR_DASHBOARD_SCREENSHOT ?? 'tmp/dashboard.png', fullPage: true });
     } finally {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, serveMetrics, type MetricsServer, type TaskRunnerMetrics } from '../../dist/index.js';
-import { insertRequest, useTestDatabase, waitForCompleted } from '../helpers/db.js';
+import { insertRequest, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
 const t = useTestDatabase();
@@ -73,9 +73,26 @@ describe('Prometheus metrics', () => {
     const pickupSum = [...samples].filter(([k]) => k.startsWith('cw_task_runner_pickup_latency_seconds_sum')).reduce((n, [, v]) => n + v, 0);
     expect(pickupSum).toBeGreaterThan(0);
     expect(pickupSum).toBeLessThan(30);
+    // Each statement that claimed was timed; one child per try by default, so each ended try
+    // recycled its child.
+    expect(samples.get('cw_task_runner_launch_statement_seconds_count{claim="true"}')).toBeGreaterThanOrEqual(1);
+    expect(samples.get('cw_task_runner_launch_statement_seconds_count{claim="false"}')).toBeGreaterThanOrEqual(1);
+    expect(samples.get('cw_task_runner_child_recycles_total{reason="tasks"}')).toBe(2);
+    expect(samples.get('cw_task_runner_child_recycles_total{reason="ended"}')).toBe(0);
+    expect(samples.has('cw_task_runner_batch_write_failures_total{reason="connection"}')).toBe(false);
 
     await runner.cancel(sleeper);
     await waitForCompleted(t.pool, sleeper);
+    // A cancelled try's child is killed: not reused.
+    await waitFor(async () => (await scrape(server!.url)).get('cw_task_runner_child_recycles_total{reason="ended"}') === 1, {
+      what: 'the killed child counted as recycled',
+    });
+    // A launch statement whose batch failed (the launch loop's own test makes PostgreSQL refuse
+    // one) is counted by how it failed; one carrying only a claim is no write.
+    runner.events.emit('launch:statement', { durationMs: 3, claim: true, outcomes: 2, starts: 0, failure: 'connection' });
+    runner.events.emit('launch:statement', { durationMs: 3, claim: true, outcomes: 0, starts: 0, failure: 'connection' });
+    const after = await scrape(server.url);
+    expect(after.get('cw_task_runner_batch_write_failures_total{reason="connection"}')).toBe(1);
     await runner.stop();
   });
 
