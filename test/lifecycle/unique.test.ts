@@ -14,7 +14,7 @@ async function withClients<T>(count: number, body: (clients: RunnerClient[]) => 
   try {
     return await body(clients);
   } finally {
-    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(clients.map((scheduler) => scheduler.close()));
   }
 }
 
@@ -39,15 +39,15 @@ describe('unique requests', () => {
   });
 
   it('waiting: a running request does not count, a waiting one does', async () => {
-    await withClients(1, async ([client]) => {
-      const first = await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(first);
+    await withClients(1, async ([scheduler]) => {
+      const first = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(first);
       await t.pool.query('UPDATE task_runner_requests SET pid = 999999, tries = 1, launcher_id = $2 WHERE id = $1', [first, 'elsewhere']);
-      const second = await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
+      const second = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
       expect(second).not.toBe(first);
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(second);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(second);
       // `active` counts the running one too: the newest matching request is returned.
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'reindex:7' })).toBe(second);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7' })).toBe(second);
       expect(await rowsOfKey('reindex:7')).toEqual([first, second]);
     });
   });
@@ -56,23 +56,23 @@ describe('unique requests', () => {
     const ended = await insertRequest(t.pool, {
       unique_key: 'digest', completed_at: new Date(Date.now() - 10 * 60_000), result: 'FINISHED', tries: 1,
     });
-    await withClients(1, async ([client]) => {
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(ended);
-      const fresh = await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' });
+    await withClients(1, async ([scheduler]) => {
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(ended);
+      const fresh = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' });
       expect(fresh).not.toBe(ended);
       // The new one is active, so every mode now finds it.
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest' })).toBe(fresh);
-      expect(await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(fresh);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest' })).toBe(fresh);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(fresh);
       await t.pool.query(`UPDATE task_runner_requests SET completed_at = now(), result = 'FAILED' WHERE id = $1`, [fresh]);
-      const third = await client!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'active' });
+      const third = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'active' });
       expect([ended, fresh]).not.toContain(third);
     });
   });
 
   it('scheduleMany: keyless items are inserted, a key shared in the batch gets one request', async () => {
-    await withClients(1, async ([client]) => {
-      const held = await client!.schedule('Echo', {}, { uniqueKey: 'held' });
-      const ids = await client!.scheduleMany([
+    await withClients(1, async ([scheduler]) => {
+      const held = await scheduler!.schedule('Echo', {}, { uniqueKey: 'held' });
+      const ids = await scheduler!.scheduleMany([
         { taskClassName: 'Echo', options: { n: 1 } },
         { taskClassName: 'Echo', options: { n: 2 }, params: { uniqueKey: 'batch' } },
         { taskClassName: 'Echo', options: { n: 3 }, params: { uniqueKey: 'held' } },
@@ -88,16 +88,16 @@ describe('unique requests', () => {
   });
 
   it("inside the caller's transaction: rolled back, the key is free again", async () => {
-    await withClients(1, async ([client]) => {
-      await expect(client!.db.transaction().execute(async (trx) => {
-        await client!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
+    await withClients(1, async ([scheduler]) => {
+      await expect(scheduler!.db.transaction().execute(async (trx) => {
+        await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
         throw new Error('abort');
       })).rejects.toThrow('abort');
       expect(await rowsOfKey('tx')).toEqual([]);
       const client = await t.pool.connect();
       try {
         await client.query('BEGIN');
-        const id = await client!.schedule('Echo', {}, { uniqueKey: 'tx', db: client });
+        const id = await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: client });
         await client.query('COMMIT');
         expect(await rowsOfKey('tx')).toEqual([id]);
       } finally {
@@ -107,10 +107,10 @@ describe('unique requests', () => {
   });
 
   it('refuses a bad uniqueWhile by name', async () => {
-    await withClients(1, async ([client]) => {
-      await expect(client!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never })).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
-      await expect(client!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' })).rejects.toThrow(/duration must look like/);
-      await expect(client!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(/uniqueWhile needs a uniqueKey/);
+    await withClients(1, async ([scheduler]) => {
+      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never })).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
+      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' })).rejects.toThrow(/duration must look like/);
+      await expect(scheduler!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(/uniqueWhile needs a uniqueKey/);
       expect(await rowsOfKey('k')).toEqual([]);
     });
   });
