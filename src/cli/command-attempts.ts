@@ -1,7 +1,7 @@
 import { TaskRunnerError } from '../errors.js';
 import type { RequestAttempt } from '../store/attempt-history.js';
 import { requestIdArgument } from './args.js';
-import { withScheduler, type CliCommand } from './command.js';
+import { withClient, type CliCommand } from './command.js';
 import { formatProcess } from './format-process.js';
 
 function memory(bytes: number | null): string {
@@ -44,10 +44,10 @@ export const attemptsCommand: CliCommand = {
   async run(context) {
     const id = requestIdArgument('attempts', context.positionals);
     const config = await context.loadConfig();
-    const attempts = await withScheduler(config, context.logger(config), async (scheduler) => {
-      const list = await scheduler.attempts(id);
+    const attempts = await withClient(config, context.logger(config), async (client) => {
+      const list = await client.attempts(id);
       // History has no foreign key, so an empty list may mean no such request: say which.
-      if (list.length === 0 && (await scheduler.find(id)) === null) {
+      if (list.length === 0 && (await client.find(id)) === null) {
         throw new TaskRunnerError('REQUEST_NOT_FOUND', `request ${id} does not exist`);
       }
       return list;

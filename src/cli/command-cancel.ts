@@ -1,6 +1,6 @@
 import type { CancelResult } from '../store/cancel-request.js';
 import { requestIdArgument } from './args.js';
-import { withScheduler, type CliCommand } from './command.js';
+import { withClient, type CliCommand } from './command.js';
 
 /** One line saying what the cancel did. */
 export function describeCancel(id: string, result: CancelResult): string {
@@ -29,7 +29,7 @@ export const cancelCommand: CliCommand = {
   async run(context) {
     const id = requestIdArgument('cancel', context.positionals);
     const config = await context.loadConfig();
-    const result = await withScheduler(config, context.logger(config), (scheduler) => scheduler.cancel(id));
+    const result = await withClient(config, context.logger(config), (client) => client.cancel(id));
     const out = context.io.stdout;
     out.write(context.values.json === true ? `${JSON.stringify({ id, ...result })}\n` : `${describeCancel(id, result)}\n`);
     return 0;

@@ -8,7 +8,7 @@ export const probeCommand: CliCommand = {
   summary: 'mark requests whose process is gone as CRASHED (this host), recover expired leases',
   usage: 'probe [options]',
   description: [
-    "The seed's pid probe: checks the running rows of this host and marks those whose process is",
+    'The pid probe: checks the running rows of this host and marks those whose process is',
     'gone (or whose pid now names another process) CRASHED, which makes them runnable again while',
     "tries remain; rows of other hosts are recovered only once their launcher's lease has expired.",
     'Runs in the launcher running here when there is one, else in this process.',

@@ -1,5 +1,5 @@
 import { requestIdArgument } from './args.js';
-import { withScheduler, type CliCommand } from './command.js';
+import { withClient, type CliCommand } from './command.js';
 
 export const retryCommand: CliCommand = {
   name: 'retry',
@@ -15,7 +15,7 @@ export const retryCommand: CliCommand = {
   async run(context) {
     const id = requestIdArgument('retry', context.positionals);
     const config = await context.loadConfig();
-    await withScheduler(config, context.logger(config), (scheduler) => scheduler.retry(id));
+    await withClient(config, context.logger(config), (client) => client.retry(id));
     context.io.stdout.write(`request ${id} is runnable again\n`);
     return 0;
   },

@@ -33,6 +33,7 @@ export const scheduleCommand: CliCommand = {
     '  cw-task-runner schedule NoOp',
     "  cw-task-runner schedule NoOp --options 'created_from: cli'",
     "  cw-task-runner schedule Report --options '{accountId: 7}' --delay 5m --try-limit 3",
+    '  cw-task-runner schedule Reindex --unique-key account:7 --unique-while waiting',
   ].join('\n'),
   options: {
     options: { type: 'string' },
@@ -42,6 +43,8 @@ export const scheduleCommand: CliCommand = {
     queue: { type: 'string' },
     'timeout-ms': { type: 'string' },
     'skip-check': { type: 'boolean' },
+    'unique-key': { type: 'string' },
+    'unique-while': { type: 'string' },
   },
   optionHelp: [
     '--options YAML      task options, a YAML (or JSON) map; default {}',
@@ -50,6 +53,8 @@ export const scheduleCommand: CliCommand = {
     '--priority N        higher runs first (default 0)',
     `--queue NAME        queue (default ${defaults.queue})`,
     '--timeout-ms N      hard timeout of each try; past it the try is killed (TIMED_OUT)',
+    '--unique-key KEY    add no request while one with this key is active; print that one\'s id',
+    '--unique-while S    with --unique-key: active (default), waiting, or ended-within:DURATION (e.g. 1h)',
     '--skip-check        do not check the name against the tasks directory (tasks of launchers elsewhere)',
   ],
   async run(context) {
@@ -59,7 +64,7 @@ export const scheduleCommand: CliCommand = {
     }
     const taskClassName = positionals[0]!;
     const config = await context.loadConfig();
-    const { createScheduler, openCommandPool, parseOptions, TaskRegistry } = await loadRuntime();
+    const { createClient, openCommandPool, parseOptions, TaskRegistry } = await loadRuntime();
     const maxOptionsBytes = config.runner.maxOptionsBytes ?? defaults.maxOptionsBytes;
     const options = typeof values.options === 'string' ? parseOptionsFlag(parseOptions, values.options, maxOptionsBytes) : {};
     const params: ScheduleParams = {};
@@ -74,6 +79,14 @@ export const scheduleCommand: CliCommand = {
       if (typeof values.queue !== 'string' || values.queue === '') throw new UsageError('--queue needs a name', 'schedule');
       params.queue = values.queue;
     }
+    if (values['unique-key'] !== undefined) {
+      if (typeof values['unique-key'] !== 'string' || values['unique-key'] === '') throw new UsageError('--unique-key needs a key', 'schedule');
+      params.uniqueKey = values['unique-key'];
+    }
+    if (values['unique-while'] !== undefined) {
+      if (params.uniqueKey === undefined) throw new UsageError('--unique-while needs --unique-key', 'schedule');
+      params.uniqueWhile = values['unique-while'] as ScheduleParams['uniqueWhile'];
+    }
     const tasksDir = values['skip-check'] === true ? undefined : (config.tasksDir ?? bundledTasksDir());
     if (tasksDir !== undefined) {
       // Checked before any connection is made, so a typo fails fast (and names the known tasks).
@@ -87,11 +100,11 @@ export const scheduleCommand: CliCommand = {
     const logger = context.logger(config);
     const id = await withDatabase(config, logger, async (url) => {
       const pool = openCommandPool(url);
-      const scheduler = createScheduler({ db: pool, tableName: config.tableName, tasksDir, maxOptionsBytes });
+      const client = createClient({ db: pool, tableName: config.tableName, tasksDir, maxOptionsBytes });
       try {
-        return await scheduler.schedule(taskClassName, options, params);
+        return await client.schedule(taskClassName, options, params);
       } finally {
-        await scheduler.close();
+        await client.close();
         await pool.end();
       }
     });

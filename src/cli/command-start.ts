@@ -7,8 +7,9 @@ export const startCommand: CliCommand = {
   usage: 'start [options]',
   description: [
     'Migrates the request table, then claims and runs requests until stopped. With no database',
-    'configured it starts (or joins) the embedded PostgreSQL under <tmpDir>/embedded-pg; with no',
-    'tasks directory configured it runs the bundled sample tasks (NoOp).',
+    'configured it starts (or joins) the embedded PostgreSQL under <tmpDir>/embedded-pg (as root,',
+    'when the postgres user cannot reach that directory: under /var/lib/cw-task-runner/projects);',
+    'with no tasks directory configured it runs the bundled sample tasks (NoOp).',
     '',
     'Writes <tmpDir>/pids/task_runner_daemon.pid and answers `status` and `probe` on',
     '<tmpDir>/sockets/task_runner.sock. Logs go to stderr (CW_LOG_LEVEL, logLevel).',

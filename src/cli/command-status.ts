@@ -1,8 +1,38 @@
 import path from 'node:path';
 import { controlSocketPath } from '../launcher/standalone/control-protocol.js';
 import type { StatusCounts } from '../store/request-store.js';
-import { loadRuntime, withDatabase, type CliCommand } from './command.js';
+import type { LauncherAlive, MinuteActivity, OpenActivity } from '../store/activity.js';
+import { loadRuntime, type CliCommand } from './command.js';
 import { formatProcess } from './format-process.js';
+import { formatAge, withInspector } from './with-inspector.js';
+
+/** Minutes of throughput `status` shows. */
+const recentMinutes = 5;
+
+/** What `status` reads from the table beside the counts. */
+interface TableActivity extends OpenActivity {
+  counts: StatusCounts;
+  /** The last minutes, oldest first (the current minute last, partial). */
+  minutes: MinuteActivity[];
+  launchers: LauncherAlive[];
+}
+
+function formatActivity(activity: TableActivity): string {
+  const lines: string[] = [];
+  const sum = (key: 'finished' | 'failed' | 'crashed' | 'other') => activity.minutes.reduce((n, m) => n + m[key], 0);
+  lines.push(`last ${recentMinutes} minutes: ${sum('finished')} finished, ${sum('failed')} failed, ${sum('crashed')} crashed, ` +
+    `${sum('other')} other tries (${(sum('finished') / recentMinutes).toFixed(1)} finished/min)`);
+  lines.push(activity.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting request: ${formatAge(activity.oldestWaitingMs)}`);
+  if (activity.depth.length > 0) {
+    lines.push('open requests by queue and task (waiting / delayed / running):');
+    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName}  ${d.waiting} / ${d.delayed} / ${d.running}`);
+  }
+  lines.push(`launchers alive: ${activity.launchers.length}`);
+  for (const l of activity.launchers) {
+    lines.push(`  ${l.host} pid ${l.pid}: ${l.running} of ${l.concurrency} running, heartbeat ${formatAge(l.heartbeatAgeMs)} ago`);
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 /** A launcher's status as it comes over the control socket (dates as ISO strings). */
 interface LauncherStatus {
@@ -30,27 +60,29 @@ export const statusCommand: CliCommand = {
     'and the request counts; with no launcher running here, reads the counts from the database.',
     'Counts: waiting (runnable now), delayed (delay_until ahead), running (pid set), finished,',
     'given up (ended without FINISHED), of which cancelled and parked (after crashLimit crashes).',
+    `Then: tries ended in the last ${recentMinutes} minutes, the oldest waiting request's wait, open`,
+    'requests per queue and task, and the launchers alive (heart-beaten within a lease).',
   ].join('\n'),
   options: { json: { type: 'boolean' } },
-  optionHelp: ['--json             print {"launcher": ... | null, "counts": ...} as JSON'],
+  optionHelp: [
+    '--json             print {"launcher": {...} | null, "counts", "depth", "oldestWaitingMs", "minutes", "launchers"}',
+  ],
   async run(context) {
     const config = await context.loadConfig();
-    const { createScheduler, openCommandPool, requestControl } = await loadRuntime();
+    const { createClient, openCommandPool, requestControl } = await loadRuntime();
     const socketPath = controlSocketPath(config.tmpDir);
     const launcher = (await requestControl(socketPath, 'status', 10_000)) as LauncherStatus | null;
-    const counts = launcher?.counts ?? (await withDatabase(config, context.logger(config), async (url) => {
-      const pool = openCommandPool(url);
-      const scheduler = createScheduler({ db: pool, tableName: config.tableName });
-      try {
-        return await scheduler.counts();
-      } finally {
-        await scheduler.close();
-        await pool.end();
-      }
-    }));
+    const activity: TableActivity = await withInspector(config, context.logger(config), async (inspector) => {
+      const [counts, open, minutes, launchers] = await Promise.all([
+        inspector.counts(), inspector.open(), inspector.perMinute(recentMinutes), inspector.launchers(),
+      ]);
+      return { counts, ...open, minutes, launchers };
+    });
+    const counts = launcher?.counts ?? activity.counts;
     const out = context.io.stdout;
     if (context.values.json === true) {
-      out.write(`${JSON.stringify({ launcher, counts })}\n`);
+      const { depth, oldestWaitingMs, minutes, launchers } = activity;
+      out.write(`${JSON.stringify({ launcher, counts, depth, oldestWaitingMs, minutes, launchers })}\n`);
       return 0;
     }
     if (launcher === null) {
@@ -63,6 +95,7 @@ export const statusCommand: CliCommand = {
       }
     }
     out.write(formatCounts(config.tableName, counts));
+    out.write(formatActivity(activity));
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 import { loadStandaloneConfig, type ConfigFlags, type StandaloneConfig } from '../config/config-file.js';
 import { hostname } from 'node:os';
 import { createStreamLogger, type Logger } from '../shared/logger.js';
-import type { Scheduler } from '../launcher/create-scheduler.js';
+import type { RunnerClient } from '../client/create-client.js';
 import type { OptionSpecs, ParsedCommandLine } from './args.js';
 
 /** Where the CLI writes and what it reads; tests pass their own. */
@@ -81,16 +81,16 @@ export async function withDatabase<T>(config: StandaloneConfig, logger: Logger, 
   }
 }
 
-/** Runs `body` with a scheduler on the configured database (see `withDatabase`), closing both after. */
-export function withScheduler<T>(config: StandaloneConfig, logger: Logger, body: (scheduler: Scheduler) => Promise<T>): Promise<T> {
+/** Runs `body` with a client on the configured database (see `withDatabase`), closing both after. */
+export function withClient<T>(config: StandaloneConfig, logger: Logger, body: (client: RunnerClient) => Promise<T>): Promise<T> {
   return withDatabase(config, logger, async (url) => {
-    const { createScheduler, openCommandPool } = await loadRuntime();
+    const { createClient, openCommandPool } = await loadRuntime();
     const pool = openCommandPool(url);
-    const scheduler = createScheduler({ db: pool, tableName: config.tableName });
+    const client = createClient({ db: pool, tableName: config.tableName });
     try {
-      return await body(scheduler);
+      return await body(client);
     } finally {
-      await scheduler.close();
+      await client.close();
       await pool.end();
     }
   });

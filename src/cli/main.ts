@@ -3,8 +3,13 @@ import { configFlags, parseCommandLine, UsageError, type OptionSpecs } from './a
 import { createContext, type CliCommand, type CliIo } from './command.js';
 import { attemptsCommand } from './command-attempts.js';
 import { cancelCommand } from './command-cancel.js';
+import { dashboardCommand } from './command-dashboard.js';
+import { listCommand } from './command-list.js';
+import { showCommand } from './command-show.js';
 import { migrateCommand } from './command-migrate.js';
 import { probeCommand } from './command-probe.js';
+import { pruneCommand } from './command-prune.js';
+import { recurringCommand } from './command-recurring.js';
 import { retryCommand } from './command-retry.js';
 import { scheduleCommand } from './command-schedule.js';
 import { startCommand } from './command-start.js';
@@ -13,6 +18,8 @@ import { commandHelp, programHelp, programName } from './help.js';
 
 export const commands: readonly CliCommand[] = [
   startCommand, migrateCommand, scheduleCommand, statusCommand, probeCommand, retryCommand, cancelCommand, attemptsCommand,
+  showCommand, listCommand, dashboardCommand,
+  recurringCommand, pruneCommand,
 ];
 
 export const exitCodes = Object.freeze({ ok: 0, failed: 1, usage: 2 });
@@ -94,7 +101,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout.write(commandHelp(command));
       return exitCodes.ok;
     }
-    if (['start', 'migrate', 'status', 'probe'].includes(command.name) && parsed.positionals.length > 0) {
+    if (['start', 'migrate', 'status', 'probe', 'list', 'dashboard'].includes(command.name) && parsed.positionals.length > 0) {
       throw new UsageError(`${command.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])}`, command.name);
     }
     const flags = configFlags(parsed.values);

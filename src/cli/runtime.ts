@@ -3,7 +3,7 @@
  * on demand (`loadRuntime()`), so `--help` and usage errors answer without loading Kysely and pg
  * (about a second on a slow disk).
  */
-export { createScheduler } from '../launcher/create-scheduler.js';
+export { createClient } from '../client/create-client.js';
 export { createRunner } from '../launcher/runner.js';
 export { requestControl } from '../launcher/standalone/control-client.js';
 export { describeDatabaseError, openCommandDb, openCommandPool, openDatabaseSource } from '../launcher/standalone/database-source.js';
@@ -11,3 +11,7 @@ export { startStandaloneLauncher } from '../launcher/standalone/standalone-launc
 export { migrate } from '../store/migrations.js';
 export { TaskRegistry } from '../tasks/registry.js';
 export { parseOptions } from '../tasks/options.js';
+export { Inspector } from '../store/inspector.js';
+export { startDashboard } from '../dashboard/dashboard-server.js';
+export { parseTableName } from '../config/identifiers.js';
+export { listRecurring, pruneTable } from '../launcher/lifecycle-commands.js';

@@ -1,12 +1,16 @@
 /**
  * Children get an allowlisted environment, not the launcher's whole one: secrets the launcher
- * holds stay out of task processes unless named, and start-up stays fast. On the development
+ * holds stay out of task processes unless named, and start-up stays fast. `DATABASE_URL` is not
+ * in it: the launcher's database credentials are not the tasks' (a task that needs a database
+ * is given its own, by `childEnv` or by naming the variable in `childEnvAllowlist`). This is
+ * hygiene, not a boundary: a child running as the launcher's user can read the launcher's whole
+ * environment in /proc/<ppid>/environ; `childUser` is what stops that. On the development
  * machine a Node child starts in ~45 ms with a clean environment but ~125 ms when
  * NODE_EXTRA_CA_CERTS is set, because Node then reads and parses the whole CA bundle at boot.
  */
 export const defaultChildEnvAllowlist: readonly string[] = Object.freeze([
   'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_*', 'TZ', 'TMPDIR', 'TERM',
-  'NODE_ENV', 'DATABASE_URL',
+  'NODE_ENV',
 ]);
 
 /**

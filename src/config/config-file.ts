@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isNode, parseDocument, visit } from 'yaml';
+import * as yaml from 'yaml';
 import { ConfigError, TaskRunnerError } from '../errors.js';
 import type { LogLevel } from '../shared/logger.js';
 
@@ -8,6 +8,7 @@ export type LogFormat = 'pretty' | 'json';
 import { parseTableName } from './identifiers.js';
 import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
 import { isRecord } from '../shared/values.js';
+import { parseCoreYaml } from '../shared/core-yaml.js';
 
 /**
  * The standalone launcher's and the CLI's configuration: a YAML or JSON file, environment
@@ -25,6 +26,24 @@ export interface ConfigFileOptions extends Omit<RunnerOptions, 'db' | 'listenDb'
   /** Pidfile, control socket and embedded data live under it. Default `tmp`. */
   tmpDir?: string;
   embedded?: { port?: number; dataDir?: string };
+  /** The web dashboard, served by the launcher when set. */
+  dashboard?: { port?: number; host?: string; token?: string; readOnly?: boolean };
+  /** The Prometheus endpoint, served by the launcher when set. */
+  metrics?: { port?: number; host?: string };
+}
+
+/** Where the launcher serves the dashboard (null: it does not). */
+export interface DashboardSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly token: string | null;
+  readonly readOnly: boolean;
+}
+
+/** Where the launcher serves /metrics (null: it does not). */
+export interface MetricsSettings {
+  readonly port: number;
+  readonly host: string;
 }
 
 /** The runner options a config file or the environment can set (the rest come from code). */
@@ -45,6 +64,10 @@ export interface StandaloneConfig {
   readonly tmpDir: string;
   readonly embedded: { readonly port: number; readonly dataDir: string };
   readonly runner: Readonly<FileRunnerOptions>;
+  readonly dashboard: DashboardSettings | null;
+  /** CW_DASHBOARD_TOKEN, else `dashboard.token`: also for `cw-task-runner dashboard` when the launcher serves none. */
+  readonly dashboardToken: string | null;
+  readonly metrics: MetricsSettings | null;
 }
 
 /** Command-line flags that override the file and the environment. */
@@ -69,10 +92,10 @@ export const standaloneDefaults = Object.freeze({ tmpDir: 'tmp', embeddedPort: 5
 /** A config file larger than this is refused before parsing. */
 const maxConfigBytes = 256 * 1024;
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-const coreTags = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`));
 
 /** `runner`: checked by `resolveRunnerConfig`, which names the field. */
-type Kind = 'runner' | 'string' | 'integer' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat' | 'backoff' | 'embedded';
+type Kind = 'runner' | 'string' | 'integer' | 'boolean' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat' | 'backoff' | 'embedded'
+  | 'dashboard' | 'metrics';
 const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   databaseUrl: 'string',
   tasksDir: 'string',
@@ -94,6 +117,10 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   childEnv: 'env',
   childExecArgv: 'stringsOrNull',
   childMaxOldSpaceMb: 'integer',
+  childUser: 'runner',
+  childGroup: 'runner',
+  childLimits: 'runner',
+  childPermissions: 'runner',
   spareChildren: 'integer',
   maxTasksPerChild: 'runner',
   childMaxRssMb: 'runner',
@@ -107,8 +134,19 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   logLevel: 'logLevel',
   logFormat: 'logFormat',
   taskLogLevel: 'logLevel',
+  recurring: 'runner',
+  retention: 'runner',
   tmpDir: 'string',
   embedded: 'embedded',
+  dashboard: 'dashboard',
+  metrics: 'metrics',
+};
+
+const sections: Partial<Record<Kind, Record<string, Kind>>> = {
+  backoff: { baseMs: 'integer', maxMs: 'integer' },
+  embedded: { port: 'integer', dataDir: 'string' },
+  dashboard: { port: 'integer', host: 'string', token: 'string', readOnly: 'boolean' },
+  metrics: { port: 'integer', host: 'string' },
 };
 
 function fileError(file: string, message: string): TaskRunnerError {
@@ -138,6 +176,9 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
     case 'integer':
       if (typeof value !== 'number' || !Number.isInteger(value)) fail('an integer');
       return;
+    case 'boolean':
+      if (typeof value !== 'boolean') fail('true or false');
+      return;
     case 'strings':
       if (!strings(value)) fail('a list of strings');
       return;
@@ -156,10 +197,12 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
       if (value !== 'pretty' && value !== 'json') fail('"pretty" or "json"');
       return;
     case 'backoff':
-    case 'embedded': {
+    case 'embedded':
+    case 'dashboard':
+    case 'metrics': {
       if (!isRecord(value)) fail('a map');
       const record = value as Record<string, unknown>;
-      const sub: Record<string, Kind> = kind === 'backoff' ? { baseMs: 'integer', maxMs: 'integer' } : { port: 'integer', dataDir: 'string' };
+      const sub = sections[kind]!;
       checkKeys(file, ` in "${key}"`, record, Object.keys(sub));
       for (const [name, item] of Object.entries(record)) checkValue(file, `${key}.${name}`, sub[name]!, item);
       return;
@@ -168,18 +211,7 @@ function checkValue(file: string, key: string, kind: Kind, value: unknown): void
 }
 
 function parseYaml(file: string, text: string): unknown {
-  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, strict: true, prettyErrors: false });
-  if (doc.errors.length > 0) throw fileError(file, `malformed YAML: ${doc.errors[0]!.message}`);
-  visit(doc, (_key, node) => {
-    if (isNode(node) && node.tag !== undefined && !coreTags.has(node.tag)) {
-      throw fileError(file, `YAML tag ${node.tag} is not allowed`);
-    }
-  });
-  try {
-    return doc.toJS({ maxAliasCount: 10 });
-  } catch (error) {
-    throw fileError(file, (error as Error).message);
-  }
+  return parseCoreYaml(yaml, text, { maxAliasCount: 10, fail: (message) => fileError(file, message) });
 }
 
 /**
@@ -222,10 +254,21 @@ export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
   const dir = path.dirname(absolute);
   if (options.tasksDir !== undefined) options.tasksDir = path.resolve(dir, options.tasksDir);
   if (options.tmpDir !== undefined) options.tmpDir = path.resolve(dir, options.tmpDir);
+  if (isRecord(options.childPermissions)) options.childPermissions = permissionPathsFrom(dir, options.childPermissions);
   if (options.embedded?.dataDir !== undefined) {
     options.embedded = { ...options.embedded, dataDir: path.resolve(dir, options.embedded.dataDir) };
   }
   return options;
+}
+
+/** A policy's relative paths, resolved against the config file's directory like its other paths. */
+function permissionPathsFrom(dir: string, policy: Record<string, unknown>): NonNullable<ConfigFileOptions['childPermissions']> {
+  const resolved: Record<string, unknown> = { ...policy };
+  for (const key of ['fsRead', 'fsWrite']) {
+    const list = policy[key];
+    if (Array.isArray(list)) resolved[key] = list.map((item: unknown) => (typeof item === 'string' && item !== '*' ? path.resolve(dir, item) : item));
+  }
+  return resolved;
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -319,6 +362,10 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('childEnv', file.childEnv);
   assign('childExecArgv', file.childExecArgv);
   assign('childMaxOldSpaceMb', file.childMaxOldSpaceMb);
+  assign('childUser', file.childUser);
+  assign('childGroup', file.childGroup);
+  assign('childLimits', file.childLimits);
+  assign('childPermissions', file.childPermissions);
   assign('spareChildren', file.spareChildren);
   assign('maxTasksPerChild', file.maxTasksPerChild);
   assign('childMaxRssMb', file.childMaxRssMb);
@@ -329,10 +376,28 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('threads', file.threads);
   assign('crashLimit', file.crashLimit);
   assign('host', file.host);
+  assign('recurring', file.recurring);
+  assign('retention', file.retention);
   // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
   resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });
 
   const port = file.embedded?.port ?? standaloneDefaults.embeddedPort;
+  const listenPort = (field: string, value: number | undefined, fallback: number): number => {
+    const chosen = value ?? fallback;
+    if (chosen < 0 || chosen > 65_535) throw new ConfigError(field, `must be from 0 to 65535, got ${chosen}`);
+    return chosen;
+  };
+  const dashboard: DashboardSettings | null = file.dashboard === undefined ? null : Object.freeze({
+    port: listenPort('dashboard.port', file.dashboard.port, 8080),
+    host: file.dashboard.host ?? '127.0.0.1',
+    // The token is better kept out of a file that may be committed: CW_DASHBOARD_TOKEN wins.
+    token: envValue(env, 'CW_DASHBOARD_TOKEN') ?? file.dashboard.token ?? null,
+    readOnly: file.dashboard.readOnly ?? false,
+  });
+  const metrics: MetricsSettings | null = file.metrics === undefined ? null : Object.freeze({
+    port: listenPort('metrics.port', file.metrics.port, 9464),
+    host: file.metrics.host ?? '127.0.0.1',
+  });
   if (port < 1 || port > 65_535) throw new ConfigError('embedded.port', `must be from 1 to 65535, got ${port}`);
   return Object.freeze({
     configFile,
@@ -344,5 +409,8 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
     tmpDir,
     embedded: Object.freeze({ port, dataDir: file.embedded?.dataDir ?? path.join(tmpDir, 'embedded-pg') }),
     runner: Object.freeze(runner),
+    dashboard,
+    dashboardToken: envValue(env, 'CW_DASHBOARD_TOKEN') ?? file.dashboard?.token ?? null,
+    metrics,
   });
 }

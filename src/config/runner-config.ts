@@ -4,8 +4,16 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
+import { maxInt4 } from '../shared/values.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
+import { resolveChildIdentity } from './child-user.js';
+import {
+  confinementOf, parseLimits, parsePermissions,
+  type ChildConfinement, type ChildLimits, type ChildPermissions, type ResolvedLimits, type ResolvedPermissions,
+} from './confinement.js';
 import { parseTableName, type TableName } from './identifiers.js';
+import { resolveRecurring, type RecurringEntry, type RecurringEntryOptions } from './recurring-config.js';
+import { resolveRetention, type RetentionConfig, type RetentionOptions } from './retention-config.js';
 
 /** A connection string, a `pg.Pool`, or a Kysely instance over PostgreSQL. */
 export type DatabaseInput = string | pg.Pool | Kysely<any>;
@@ -26,6 +34,18 @@ export interface TaskOverride {
   mode?: TaskMode;
   /** Hard timeout in ms; null: none. */
   timeoutMs?: number | null;
+  /** Limits of this task's children: each one set here replaces `childLimits`' (a class may only lower them). */
+  limits?: ChildLimits | null;
+  /** Permission policy of this task's children, instead of `childPermissions` (a class may only narrow it). */
+  permissions?: ChildPermissions | null;
+}
+
+/** A task override as resolved: limits and permissions validated. */
+export interface ResolvedTaskOverride {
+  mode?: TaskMode;
+  timeoutMs?: number | null;
+  limits?: ResolvedLimits | null;
+  permissions?: ResolvedPermissions | null;
 }
 
 /** Limits of thread mode (piscina). */
@@ -94,7 +114,7 @@ export interface RunnerOptions {
   /**
    * Launcher environment variables passed to children: names, or prefixes ending in `*`; `['*']`
    * passes everything. Default {@link defaultChildEnvAllowlist} (PATH, HOME, locale, TZ,
-   * NODE_ENV, DATABASE_URL, ...).
+   * NODE_ENV, ...; not DATABASE_URL).
    */
   childEnvAllowlist?: string[];
   /** Variables set in children's environment on top of the allowlisted ones. Default none. */
@@ -103,6 +123,18 @@ export interface RunnerOptions {
   childExecArgv?: string[] | null;
   /** V8 heap limit of each child in MiB (`--max-old-space-size`); past it the child dies, CRASHED. Default none. */
   childMaxOldSpaceMb?: number | null;
+  /**
+   * Run child processes as this user (a name or a numeric uid): the boundary between tasks and
+   * the launcher. Needs the launcher to run as root; the user must be able to read the package's
+   * files and the tasks directory. Thread-mode tasks are not covered. Default: the launcher's user.
+   */
+  childUser?: string | number | null;
+  /** Group of child processes (a name or a gid). Default: `childUser`'s primary group. */
+  childGroup?: string | number | null;
+  /** Resource limits of every child (open files, CPU seconds, address space). Default none. */
+  childLimits?: ChildLimits | null;
+  /** Node's permission model for every child; null: not used. Default null. */
+  childPermissions?: ChildPermissions | null;
   /**
    * Children kept booted and waiting for a task, so pickup does not wait for a Node start. Each
    * still runs one task unless `maxTasksPerChild` says otherwise. Default 1; 0 forks on demand.
@@ -133,6 +165,13 @@ export interface RunnerOptions {
   logger?: Logger;
   /** Level of the lines logged per task (its output, its success). Default `info`; failures are always `error`. */
   taskLogLevel?: LogLevel;
+  /** Recurring tasks this launcher enqueues (with every other launcher that declares them: each due time once). */
+  recurring?: RecurringEntryOptions[];
+  /**
+   * Pruning of ended requests and their attempt history; `false` keeps every row (the seed's
+   * behaviour). Default: FINISHED and CANCELLED after 7 days, other ended results after 30.
+   */
+  retention?: RetentionOptions | false;
 }
 
 /** Options after validation and defaults, frozen. */
@@ -158,18 +197,23 @@ export interface RunnerConfig {
   readonly childEnv: Readonly<Record<string, string>>;
   /** The complete Node arguments of children (including the heap limit). */
   readonly childExecArgv: readonly string[];
+  /** User, limits and permission policy of children unless a task's override or class narrows them. */
+  readonly childConfinement: ChildConfinement;
   readonly spareChildren: number;
   readonly maxTasksPerChild: number;
   readonly childMaxRssMb: number | null;
   readonly childIdleMs: number;
   readonly defaultMode: TaskMode;
   readonly defaultTimeoutMs: number | null;
-  readonly taskOverrides: Readonly<Record<string, Readonly<TaskOverride>>>;
+  readonly taskOverrides: Readonly<Record<string, Readonly<ResolvedTaskOverride>>>;
   readonly threads: Readonly<Required<ThreadOptions>>;
   readonly crashLimit: number;
   readonly host: string;
   readonly logger: Logger;
   readonly taskLogLevel: LogLevel;
+  readonly recurring: readonly RecurringEntry[];
+  /** Null: keep every row. */
+  readonly retention: RetentionConfig | null;
 }
 
 export const defaults = Object.freeze({
@@ -194,7 +238,7 @@ export const defaults = Object.freeze({
   completionBatchMs: 2,
 });
 
-const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = maxInt4;
 
 function integer(field: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -279,6 +323,11 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
       ),
     ),
     childExecArgv: Object.freeze(childExecArgv(options)),
+    childConfinement: confinementOf(
+      resolveChildIdentity(options.childUser, options.childGroup),
+      parseLimits('childLimits', options.childLimits),
+      parsePermissions('childPermissions', options.childPermissions, process.cwd()),
+    ),
     spareChildren: integer('spareChildren', options.spareChildren, defaults.spareChildren, 0, 1_000),
     maxTasksPerChild: tasksPerChild(options.maxTasksPerChild),
     childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, 16, 1_048_576),
@@ -291,6 +340,8 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     host,
     logger: options.logger ?? silentLogger,
     taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? 'info'),
+    recurring: resolveRecurring(options.recurring),
+    retention: resolveRetention(options.retention),
   });
 }
 
@@ -315,19 +366,23 @@ function mode(field: string, value: unknown): TaskMode {
   return value;
 }
 
-function taskOverrides(value: unknown): Readonly<Record<string, Readonly<TaskOverride>>> {
+const overrideKeys = ['mode', 'timeoutMs', 'limits', 'permissions'];
+
+function taskOverrides(value: unknown): Readonly<Record<string, Readonly<ResolvedTaskOverride>>> {
   if (value === undefined || value === null) return Object.freeze({});
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('taskOverrides', 'must map task names to { mode, timeoutMs }');
-  const result: Record<string, Readonly<TaskOverride>> = Object.create(null);
+  const result: Record<string, Readonly<ResolvedTaskOverride>> = Object.create(null);
   for (const [name, entry] of Object.entries(value as Record<string, unknown>)) {
     const field = `taskOverrides.${name}`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, 'must be { mode?, timeoutMs? }');
-    const unknown = Object.keys(entry).filter((key) => key !== 'mode' && key !== 'timeoutMs');
-    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: mode, timeoutMs`);
-    const { mode: m, timeoutMs } = entry as TaskOverride;
-    const override: TaskOverride = {};
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, `must be { ${overrideKeys.join('?, ')}? }`);
+    const unknown = Object.keys(entry).filter((key) => !overrideKeys.includes(key));
+    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${overrideKeys.join(', ')}`);
+    const { mode: m, timeoutMs, limits, permissions } = entry as TaskOverride;
+    const override: ResolvedTaskOverride = {};
     if (m !== undefined) override.mode = mode(`${field}.mode`, m);
     if (timeoutMs !== undefined) override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, 1, maxTimeoutMs);
+    if (limits !== undefined) override.limits = parseLimits(`${field}.limits`, limits);
+    if (permissions !== undefined) override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
     result[name] = Object.freeze(override);
   }
   return Object.freeze(result);
@@ -358,7 +413,11 @@ function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: num
 }
 
 function childExecArgv(options: RunnerOptions): string[] {
-  const base = options.childExecArgv == null ? [...process.execArgv] : stringList('childExecArgv', options.childExecArgv);
+  // The launcher's own young-generation cap (see `npm start`) is for its memory, not the tasks'.
+  const base =
+    options.childExecArgv == null
+      ? process.execArgv.filter((arg) => !arg.startsWith('--max-semi-space-size'))
+      : stringList('childExecArgv', options.childExecArgv);
   if (options.childMaxOldSpaceMb == null) return base;
   const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, 16, 1_048_576);
   return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];

@@ -1,18 +1,13 @@
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { TaskRunnerError } from '../errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import { clusterPassword, locateCluster } from './cluster-location.js';
 import { pidAlive, withFileLock } from './file-lock.js';
-import {
-  embeddedUrl,
-  initialiseIfNew,
-  loadEmbeddedModule,
-  readRunningServer,
-  spawnServer,
-  stopServer,
-  waitUntilAccepting,
-} from './postgres-server.js';
+import { binariesFor } from './postgres-binaries.js';
+import { embeddedUrl, initialiseIfNew, readRunningServer, spawnServer, stopServer, waitUntilAccepting } from './postgres-server.js';
+import { serverAccount } from './server-account.js';
 
 /**
  * The development default: with no database configured, the launcher and the CLI use a real
@@ -30,6 +25,11 @@ import {
  * Opening and releasing happen under `<dataDir>.lock`, so two processes never race to start or
  * stop it, and every process keeps one session open while it uses the server, so the others can
  * see that it does.
+ *
+ * Where the cluster lives (normally `dataDir`; for root in a mode-700 home, a directory under
+ * /var/lib/cw-task-runner, with the lock and owner files beside it) and its password are
+ * decided in cluster-location.ts; which binaries and which account run it, in
+ * postgres-binaries.ts and server-account.ts.
  */
 
 export interface EmbeddedDatabaseOptions {
@@ -45,9 +45,12 @@ export interface EmbeddedDatabaseOptions {
 }
 
 export interface EmbeddedDatabase {
-  /** `postgres://postgres:password@127.0.0.1:<port>/<database>` */
+  /** `postgres://postgres:<password>@127.0.0.1:<port>/<database>` */
   readonly connectionString: string;
+  /** Where the cluster really is (see cluster-location.ts): `dataDir`, or its relocated home as root. */
   readonly dataDir: string;
+  /** The mode-600 file that holds the password. */
+  readonly passwordFile: string;
   readonly port: number;
   /** True when this process started the server. */
   readonly startedHere: boolean;
@@ -62,8 +65,8 @@ export const embeddedDefaults = Object.freeze({ port: 54329, database: 'cw_task_
 
 const databasePattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
-async function ensureDatabase(port: number, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres') });
+async function ensureDatabase(port: number, password: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres', password) });
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -113,38 +116,41 @@ async function ownerPid(file: string): Promise<number | null> {
  * await embedded.release();
  */
 export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
-  const dataDir = path.resolve(options.dataDir);
   const port = options.port ?? embeddedDefaults.port;
   const database = options.database ?? embeddedDefaults.database;
   const logger = options.logger ?? silentLogger;
   const timeoutMs = options.startTimeoutMs ?? embeddedDefaults.startTimeoutMs;
   if (!databasePattern.test(database)) throw new TaskRunnerError('CONFIG_INVALID', `invalid embedded database name ${JSON.stringify(database)}`);
-  await mkdir(path.dirname(dataDir), { recursive: true });
-  const lockFile = `${dataDir}.lock`;
-  const ownerFile = `${dataDir}.owner`;
+  const account = await serverAccount();
+  const location = await locateCluster(options.dataDir, account);
+  const { dataDir, lockFile, ownerFile } = location;
+  if (location.relocated) {
+    logger.debug(`the embedded PostgreSQL runs as "${account!.name}", which cannot reach ${path.dirname(location.configuredDataDir)}: its data is kept elsewhere`, { dataDir });
+  }
 
   return withFileLock(lockFile, timeoutMs, async () => {
     let startedHere = false;
     let serverPort: number;
+    const password = await clusterPassword(location);
     const running = await readRunningServer(dataDir);
     if (running !== null) {
       serverPort = running.port;
-      await waitUntilAccepting(serverPort, timeoutMs, () => !pidAlive(running.pid)).catch((error: Error) => {
+      await waitUntilAccepting(serverPort, password, timeoutMs, () => !pidAlive(running.pid)).catch((error: Error) => {
         throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `${error.message} (server pid ${running.pid}, data ${dataDir})`);
       });
       logger.debug('using the embedded PostgreSQL already running', { pid: running.pid, port: serverPort });
     } else {
-      const mod = await loadEmbeddedModule();
-      await initialiseIfNew(mod, dataDir, port, logger);
+      const binaries = await binariesFor(account, logger, timeoutMs);
+      await initialiseIfNew({ binaries, account, dataDir, password, logger });
       logger.debug('starting the embedded PostgreSQL', { dataDir, port });
-      const pid = await spawnServer({ postgresBinary: mod.postgresBinary, dataDir, port, logFile: `${dataDir}.log`, timeoutMs });
+      const pid = await spawnServer({ binaries, account, dataDir, port, password, logFile: location.logFile, timeoutMs });
       await writeFile(ownerFile, `${process.pid}\n`);
       logger.debug('embedded PostgreSQL started', { pid });
       serverPort = port;
       startedHere = true;
     }
-    await ensureDatabase(serverPort, database);
-    const connectionString = embeddedUrl(serverPort, database);
+    await ensureDatabase(serverPort, password, database);
+    const connectionString = embeddedUrl(serverPort, database, password);
     // This session marks our use of the server for the others' release() (see above).
     const presence = new pg.Client({ connectionString, application_name: 'cw-task-runner (embedded presence)' });
     presence.on('error', () => undefined);
@@ -180,6 +186,6 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
         }
         await unlink(ownerFile).catch(() => undefined);
       }));
-    return { connectionString, dataDir, port: serverPort, startedHere, release };
+    return { connectionString, dataDir, passwordFile: location.passwordFile, port: serverPort, startedHere, release };
   });
 }

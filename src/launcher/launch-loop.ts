@@ -21,9 +21,23 @@ export interface LaunchLoopParams {
   /** An outcome that could not be stored even in its plainest form: the row keeps its pid. */
   onGaveUp(outcome: AttemptOutcome, error: Error): void;
   onError(error: Error, during: string): void;
+  /** Each statement, timed (one `performance.now()` pair per statement, not per try): for metrics. */
+  onStatement?(timing: LaunchStatementTiming): void;
   /** Group-commit delay: how long an outcome may wait for others to share its statement. */
   batchDelayMs: number;
   logger: Logger;
+}
+
+/** One launch statement as it went. */
+export interface LaunchStatementTiming {
+  /** Round trip of the statement, milliseconds. */
+  durationMs: number;
+  /** True when it carried a claim (the claim statement latency); false: outcomes and starts only. */
+  claim: boolean;
+  outcomes: number;
+  starts: number;
+  /** Failed, and how: the connection (everything retried) or refused by PostgreSQL (split row by row). */
+  failure: 'connection' | 'refused' | null;
 }
 
 /** Outcomes per statement at most; more wait for the next one. */
@@ -171,12 +185,18 @@ export class LaunchLoop {
     const claim = this.#claims ? this.#p.claimOrder() : null;
     this.#inFlight = outcomes.length;
     let result: LaunchResult;
+    const begunAt = performance.now();
     try {
       result = await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim });
     } catch (error) {
       this.#inFlight = 0;
       if (claim !== null) this.#p.onClaimFailed();
-      if (isConnectionError(error) || (outcomes.length === 0 && starts.length === 0)) {
+      const connection = isConnectionError(error);
+      this.#p.onStatement?.({
+        durationMs: performance.now() - begunAt, claim: claim !== null, outcomes: outcomes.length, starts: starts.length,
+        failure: connection ? 'connection' : 'refused',
+      });
+      if (connection || (outcomes.length === 0 && starts.length === 0)) {
         // Nothing is lost: put it all back, wait, try again.
         this.#outcomes = [...outcomes, ...this.#outcomes];
         for (const start of starts) if (!this.#starts.has(start.id)) this.#starts.set(start.id, start);
@@ -188,6 +208,9 @@ export class LaunchLoop {
       await this.#isolate(outcomes, starts, error as Error);
       return;
     }
+    this.#p.onStatement?.({
+      durationMs: performance.now() - begunAt, claim: claim !== null, outcomes: outcomes.length, starts: starts.length, failure: null,
+    });
     this.#inFlight = 0;
     this.#failures = 0;
     this.#deliver(outcomes, result);

@@ -1,5 +1,8 @@
 import { cancelChannelFor, channelFor } from '../config/identifiers.js';
+import { isUnconfined } from '../config/confinement.js';
 import type { RunnerConfig } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
+import { runtimePaths, spawnPlan, unreadableBy } from '../pool/confined-spawn.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
@@ -46,6 +49,8 @@ export class LauncherParts {
   constructor(params: LauncherPartsParams) {
     this.#p = params;
     const { config, store, events, launcherId, launcherIdentity, report } = params;
+    const confined = !isUnconfined(config.childConfinement);
+    const readable = [...runtimePaths(), config.tasksDir];
     this.processPool = new ForkPool({
       concurrency: config.concurrency,
       spareChildren: config.spareChildren,
@@ -57,9 +62,17 @@ export class LauncherParts {
       killTimeoutMs: config.killTimeoutMs,
       maxResultBytes: config.maxResultBytes,
       logger: config.logger,
+      // Unconfined children are started exactly as before: no wrapper, no flags.
+      confinement: confined ? config.childConfinement : null,
+      readable,
     });
     this.traits = new TaskTraitsReader({
       env: config.childEnv,
+      // Loading a task file runs its top-level code: where children are confined, so is that.
+      inspectorCommand: confined ? (entry, args) => {
+        const plan = spawnPlan(entry, [], config.childConfinement, readable);
+        return { ...plan, args: [...plan.args, ...args] };
+      } : null,
       onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
     });
     const dispatcher = new Dispatcher({
@@ -112,6 +125,7 @@ export class LauncherParts {
       onStarts: (ids) => dispatcher.startsRecorded(ids),
       onGaveUp: (outcome, error) => dispatcher.gaveUp(outcome, error),
       onError: report,
+      onStatement: (timing) => events.emit('launch:statement', timing),
       batchDelayMs: config.completionBatchMs,
       logger: config.logger,
     });
@@ -169,5 +183,28 @@ export class LauncherParts {
     this.loop.close();
     await this.traits.close();
     return interrupted;
+  }
+}
+
+/**
+ * Before any child starts: the child user can read what the runtime loads (else every try would
+ * fail with a bare EACCES), and what thread mode leaves unconfined is said once.
+ */
+export async function checkConfinement(config: RunnerConfig): Promise<void> {
+  const { identity } = config.childConfinement;
+  if (identity !== null) {
+    const bad = await unreadableBy(identity, [...runtimePaths(), config.tasksDir]);
+    if (bad.length > 0) {
+      throw new TaskRunnerError(
+        'CONFIG_INVALID',
+        `childUser ${identity.user} (uid ${identity.uid}, gid ${identity.gid}) cannot read what its children load: ${bad.join('; ')}. `
+          + 'The package directory (dist, package.json, node_modules/yaml) and the tasks directory, with every directory above them, '
+          + 'must be readable and enterable by that user (for example chmod o+rX, or a group it is in).',
+      );
+    }
+  }
+  const threaded = config.defaultMode === 'thread' || Object.values(config.taskOverrides).some((override) => override.mode === 'thread');
+  if (threaded && !isUnconfined(config.childConfinement)) {
+    config.logger.warn('thread-mode tasks run inside the launcher: childUser, childLimits and childPermissions do not apply to them');
   }
 }

@@ -18,7 +18,7 @@ export interface ProbeServiceParams {
 }
 
 /**
- * The seed's pid probe: reads the running rows of this host, checks each process, and marks the
+ * The pid probe: reads the running rows of this host, checks each process, and marks the
  * ones that are gone CRASHED (which makes them runnable again while tries remain). A pid alone is
  * not trusted: the row's process identity must match the live process, so a reused pid does not
  * keep a dead task's row running. Rows whose launcher still runs on this host are left to it: it

@@ -1,12 +1,26 @@
 import path from 'node:path';
-import { defaults, resolveRunnerConfig } from '../config/runner-config.js';
+import { isUnconfined } from '../config/confinement.js';
+import { defaults, resolveRunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { runtimePaths } from '../pool/confined-spawn.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { silentLogger } from '../shared/logger.js';
 import { stringifyOptions } from '../tasks/options.js';
 import { TaskRegistry } from '../tasks/registry.js';
+import { checkConfinement } from './launcher-parts.js';
 
-export interface RunTaskOnceOptions {
+/**
+ * The child's settings, as in `createRunner`: the allowlisted launcher variables plus `childEnv`,
+ * Node flags, heap limit, user, group, limits and permission policy (what the task class declares
+ * is not read here), and the size caps of options and result.
+ */
+type ChildSettings = Pick<
+  RunnerOptions,
+  | 'childEnvAllowlist' | 'childEnv' | 'childExecArgv' | 'childMaxOldSpaceMb' | 'childUser' | 'childGroup'
+  | 'childLimits' | 'childPermissions' | 'maxOptionsBytes' | 'maxResultBytes'
+>;
+
+export interface RunTaskOnceOptions extends ChildSettings {
   tasksDir: string;
   taskClassName: string;
   /** Options as data (stored as YAML first, as `schedule` would) or as YAML text, like a row's. */
@@ -16,13 +30,6 @@ export interface RunTaskOnceOptions {
   id?: string;
   tries?: number;
   tryLimit?: number;
-  /** As in `createRunner`: allowlisted launcher variables, plus `childEnv`. */
-  childEnvAllowlist?: string[];
-  childEnv?: Record<string, string> | null;
-  childExecArgv?: string[] | null;
-  childMaxOldSpaceMb?: number | null;
-  maxOptionsBytes?: number;
-  maxResultBytes?: number;
   /** Hard timeout; past it the child is killed and the report is `aborted` with reason `timeout`. */
   timeoutMs?: number;
 }
@@ -48,7 +55,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   const config = resolveRunnerConfig({
     db: 'postgres://unused', tasksDir, childEnvAllowlist: options.childEnvAllowlist, childEnv: options.childEnv,
     childExecArgv: options.childExecArgv, childMaxOldSpaceMb: options.childMaxOldSpaceMb,
+    childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
   });
+  await checkConfinement(config);
   const pool = new ForkPool({
     concurrency: 1,
     spareChildren: 0,
@@ -59,6 +68,8 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     execArgv: config.childExecArgv,
     killTimeoutMs: defaults.killTimeoutMs,
     logger: silentLogger,
+    confinement: isUnconfined(config.childConfinement) ? null : config.childConfinement,
+    readable: [...runtimePaths(), tasksDir],
   });
   const controller = new AbortController();
   const timer = options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);

@@ -1,21 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { resolveRecurringEntry, type RecurringEntryOptions } from '../config/recurring-config.js';
 import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
+import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
+import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
+import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
-import type { TaskScheduler } from '../tasks/task.js';
+import type { RequestEnqueuer } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
-import { LauncherParts } from './launcher-parts.js';
+import { checkConfinement, LauncherParts } from './launcher-parts.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
-import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
+import { RecurringService } from './recurring-service.js';
+import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
+import { traceTries } from './try-spans.js';
+import type { ChildRecycleReason } from '../pool/fork-pool.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
@@ -33,7 +41,7 @@ export interface RunnerStatus {
 }
 
 /** The launcher embedded in a host process: claims, runs, records, probes. */
-export interface Runner extends Service, TaskScheduler {
+export interface Runner extends Service, RequestEnqueuer {
   readonly launcherId: string;
   readonly config: RunnerConfig;
   readonly events: TypedEmitter<RunnerEvents>;
@@ -52,6 +60,35 @@ export interface Runner extends Service, TaskScheduler {
   retry(id: string | number | bigint): Promise<void>;
   find(id: string | number | bigint): Promise<TaskRequestRow | null>;
   status(): Promise<RunnerStatus>;
+  /** Counts this launcher keeps in memory (no query): for metrics read at scrape time. */
+  readonly stats: RunnerStats;
+  /**
+   * Declares a recurring task (as the config's `recurring` list does): from `start()` on, this
+   * launcher enqueues it at its due times, each due time once however many launchers declare it.
+   *
+   * @example
+   * await runner.recurring({ task: 'SendDigest', cron: '0 7 * * *', timezone: 'Europe/Paris' });
+   */
+  recurring(entry: RecurringEntryOptions): Promise<void>;
+  /**
+   * Prunes ended requests past the `retention` rules now (launchers also do it every
+   * `retention.intervalMs`); `dryRun` counts instead. Rejects when `retention` is false.
+   */
+  prune(params?: { dryRun?: boolean }): Promise<PruneResult>;
+}
+
+/** In-memory counts of a started runner (zeros before `start()`). */
+export interface RunnerStats {
+  /** Tries running now. */
+  running: number;
+  /** Rows claimed ahead and held, not started. */
+  held: number;
+  /** Child processes alive (running, spare or idle). */
+  children: number;
+  /** Worker threads busy with a try or queued for one. */
+  threadsBusy: number;
+  /** Children ended after a try instead of being reused, by reason, since `start()`. */
+  childRecycles: Readonly<Record<ChildRecycleReason, number>>;
 }
 
 class TaskRunner implements Runner {
@@ -62,12 +99,15 @@ class TaskRunner implements Runner {
   readonly #database: OpenDatabase;
   readonly #store: RequestStore;
   readonly #registry: TaskRegistry;
-  readonly #scheduler: RequestScheduler;
+  readonly #writer: RequestWriter;
   readonly #random = randomBytes(4).toString('hex');
   #launcherId: string | null = null;
   #parts: LauncherParts | null = null;
   #probe: ProbeService | null = null;
   #timers: NodeJS.Timeout[] = [];
+  readonly #recurring: RecurringService;
+  /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
+  #untrace: (() => void) | null = null;
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -81,9 +121,33 @@ class TaskRunner implements Runner {
       crashLimit: this.config.crashLimit,
     });
     this.#registry = new TaskRegistry(this.config.tasksDir);
-    this.#scheduler = new RequestScheduler({
+    this.#writer = new RequestWriter({
       db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
     });
+    this.#recurring = new RecurringService({
+      store: new RecurringStore(this.#database.db, this.config.table),
+      entries: this.config.recurring,
+      maxOptionsBytes: this.config.maxOptionsBytes,
+      events: this.events,
+      logger: this.config.logger,
+      report: (error, during) => this.#report(error, during),
+    });
+  }
+
+  recurring(entry: RecurringEntryOptions): Promise<void> {
+    return this.#recurring.add(resolveRecurringEntry('recurring()', entry));
+  }
+
+  async prune(params: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const { retention } = this.config;
+    if (retention === null) throw new TaskRunnerError('CONFIG_INVALID', 'retention is false (every row is kept): there is nothing to prune');
+    const result = await requestsPrune(this.#database.db, this.config.table, retention, { ...params, shouldStop: () => this.#state.stopping });
+    if (params.dryRun !== true) {
+      const removed = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
+      if (removed > 0) this.config.logger.info('pruned ended requests', { ...result.requests, attempts: result.attempts, more: result.more });
+      this.events.emit('retention:pruned', result);
+    }
+    return result;
   }
 
   get db(): Kysely<any> {
@@ -96,11 +160,11 @@ class TaskRunner implements Runner {
   }
 
   schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string> {
-    return this.#scheduler.schedule(taskClassName, options, params);
+    return this.#writer.schedule(taskClassName, options, params);
   }
 
   scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]> {
-    return this.#scheduler.scheduleMany(items, params);
+    return this.#writer.scheduleMany(items, params);
   }
 
   async probe(): Promise<ProbeResult> {
@@ -126,6 +190,17 @@ class TaskRunner implements Runner {
 
   find(id: string | number | bigint): Promise<TaskRequestRow | null> {
     return this.#store.requestsFind({ id: String(id) });
+  }
+
+  get stats(): RunnerStats {
+    const parts = this.#parts;
+    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
+    const children = parts.processPool.pids.length;
+    return {
+      running: parts.dispatcher.running, held: parts.dispatcher.queued, children,
+      threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
+      childRecycles: parts.processPool.recycles,
+    };
   }
 
   async status(): Promise<RunnerStatus> {
@@ -155,6 +230,8 @@ class TaskRunner implements Runner {
   start(): Promise<void> {
     return this.#state.start(async () => {
       const { config } = this;
+      // Before anything is opened: a child user that cannot load the runtime is a config error.
+      await checkConfinement(config);
       const launcherId = await this.#id();
       try {
         if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
@@ -177,14 +254,29 @@ class TaskRunner implements Runner {
       // Leases: renew ours (learning of rows lost while this process was frozen or cut off, and of
       // cancels whose notification was missed), and recover the rows of launchers on other hosts
       // whose lease ran out, within a third of a lease of it.
+      // The launchers table says who is alive (status, dashboard); beaten with the lease.
+      const heartbeat = () => launcherHeartbeat(this.#database.db, config.table, {
+        launcherId, host: config.host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
+      });
+      // A table not migrated since the launchers table came (autoMigrate: false) has none: skip it.
+      let beating = true;
+      await heartbeat().catch((error: Error & { code?: string }) => {
+        beating = error.code !== '42P01';
+        this.#report(error, 'registering the launcher');
+      });
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
         const sentAt = performance.now();
         const { renewed, cancelled } = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
         parts.dispatcher.leaseRenewed(renewed, sentAt);
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
+      this.#untrace = traceTries(this.events);
       await parts.start();
+      // Recurring entries and retention: both safe with any number of launchers (see their files).
+      await this.#recurring.start().catch((error: Error) => this.#report(error, 'registering recurring tasks'));
+      if (config.retention !== null) this.#every(config.retention.intervalMs, () => this.prune().then(() => undefined), 'pruning ended requests');
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
@@ -220,7 +312,10 @@ class TaskRunner implements Runner {
     return this.#state.stop(async () => {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);
+      await this.#recurring.stop();
       const interrupted = (await this.#parts?.stop()) ?? 0;
+      this.#untrace?.();
+      this.#untrace = null;
       if (this.#launcherId !== null) {
         const released = await this.#store
           .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })
@@ -229,6 +324,7 @@ class TaskRunner implements Runner {
             return [] as string[];
           });
         if (released.length > 0) config.logger.warn('released rows at shutdown', { ids: released.join(',') });
+        await launcherRemove(this.#database.db, config.table, this.#launcherId).catch(() => undefined);
       }
       await this.#database.close();
       config.logger.info('launcher stopped', { interrupted });

@@ -1,3 +1,4 @@
+import type { ChildConfinement } from '../config/confinement.js';
 import type { FailureKind, WireRequest } from './protocol.js';
 
 /** One try to run in isolation. The pool never sees the database: this is all it gets. */
@@ -8,6 +9,11 @@ export interface AttemptJob {
   options: string | null;
   maxOptionsBytes: number;
   maxResultBytes: number;
+  /**
+   * How this try's child is confined, when that differs from the pool's own (a task override or
+   * class narrowed it): it then runs in a child of its own. Processes only; threads ignore it.
+   */
+  confinement?: ChildConfinement;
 }
 
 /**

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { ChildConfinement } from '../config/confinement.js';
 import { ChildCrashError, describeError } from '../errors.js';
+import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptReport } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
@@ -25,6 +27,10 @@ export interface ChildHandleParams {
   maxMessageChars: number;
   /** Output written before the child's first try (while booting). */
   onIdleOutput?(stream: 'stdout' | 'stderr', line: string): void;
+  /** User, limits, permission policy; null (or omitted): a plain `node` child. */
+  confinement?: ChildConfinement | null;
+  /** Paths the runtime must read under a permission policy (the package, the tasks directory). */
+  readable?: readonly string[];
 }
 
 interface CurrentRun {
@@ -66,9 +72,11 @@ export class ChildHandle {
   #memory: ChildMemory | null = null;
   #tasksRun = 0;
   #leaving = false;
+  readonly confinement: ChildConfinement | null;
 
   private constructor(child: ChildProcess, params: ChildHandleParams) {
     this.#child = child;
+    this.confinement = params.confinement ?? null;
     this.#channel = (child.stdio[3] as Socket | null | undefined) ?? null;
     this.#killTimeoutMs = params.killTimeoutMs;
     // Listened for from the start: 'close' can follow 'exit' synchronously.
@@ -112,10 +120,13 @@ export class ChildHandle {
   }
 
   static spawn(params: ChildHandleParams): ChildHandle {
-    const child = spawn(process.execPath, [...params.execArgv, params.entry], {
+    const plan = spawnPlan(params.entry, params.execArgv, params.confinement ?? null, params.readable ?? []);
+    const child = spawn(plan.command, plan.args, {
       env: params.env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
+      uid: plan.uid,
+      gid: plan.gid,
     });
     return new ChildHandle(child, params);
   }
@@ -268,8 +279,13 @@ export class ChildHandle {
       this.#violation('a report with no task running');
       return;
     }
-    if (message.type === 'result') current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });
-    else current.settle({ outcome: 'failed', ...this.#usage(), kind: message.kind, text: message.text });
+    if (message.type === 'result') {
+      current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });
+      return;
+    }
+    // EMFILE is caught by the task like any error: the limit behind it is named beside it.
+    const note = openFilesNote(this.confinement?.limits ?? null, message.text);
+    current.settle({ outcome: 'failed', ...this.#usage(), kind: message.kind, text: note === null ? message.text : `${message.text}\n${note}` });
   }
 
   async #settleAtExit(current: CurrentRun): Promise<void> {
@@ -291,7 +307,9 @@ export class ChildHandle {
       });
       return;
     }
-    const detail = this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '';
+    const limit = limitCrashText(this.confinement?.limits ?? null, signal, tail);
+    const detail = (limit !== null ? `: ${limit}` : '')
+      + (this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '');
     current.settle({
       outcome: 'crashed',
       ...this.#usage(),

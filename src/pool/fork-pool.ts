@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { ChildConfinement } from '../config/confinement.js';
 import type { Logger } from '../shared/logger.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
 import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
@@ -25,6 +26,13 @@ export interface ForkPoolParams {
   /** The largest result a task may return (the channel refuses lines far beyond it). Default 1 MiB. */
   maxResultBytes?: number;
   logger: Logger;
+  /**
+   * User, limits and permission policy of every child (spares included); null: plain children.
+   * A try whose job carries another confinement gets a child of its own, used once.
+   */
+  confinement?: ChildConfinement | null;
+  /** What the runtime must read under a permission policy: the package and the tasks directory. */
+  readable?: readonly string[];
   /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
 }
@@ -33,6 +41,13 @@ const childEntry = fileURLToPath(new URL('./runtime/child-entry.js', import.meta
 const defaultMaxResultBytes = 1024 * 1024;
 /** Spares that die before they are ready are respawned after this, doubling up to the max. */
 const spareRetryMs = { base: 1_000, max: 60_000 };
+
+/**
+ * Why a child was ended after a try rather than given another: it ran `maxTasksPerChild` tries
+ * (with the default of 1, every try), its memory crossed `maxRssBytes`, or its try did not end
+ * cleanly (crashed, killed, timed out) so the process is not trusted again.
+ */
+export type ChildRecycleReason = 'tasks' | 'memory' | 'ended';
 
 type Acquired = { child: ChildHandle; mode: AttemptMode } | { failure: string };
 
@@ -72,6 +87,7 @@ export class ForkPool implements TaskPool {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #runs = new Map<AttemptJob, RunState>();
   #startFailures = 0;
+  readonly #recycles: Record<ChildRecycleReason, number> = { tasks: 0, memory: 0, ended: 0 };
   #sparesPausedUntil = 0;
   #spareTimer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -92,6 +108,11 @@ export class ForkPool implements TaskPool {
   /** Pids of the children alive now, busy or idle. */
   get pids(): number[] {
     return [...this.#children].map((child) => child.pid).filter((pid): pid is number => pid !== null);
+  }
+
+  /** Children ended after a try instead of being reused, by reason, since the pool was made. */
+  get recycles(): Readonly<Record<ChildRecycleReason, number>> {
+    return { ...this.#recycles };
   }
 
   /** Boots the spare children now instead of at the first try. */
@@ -126,7 +147,7 @@ export class ForkPool implements TaskPool {
           state.finish(notStartedReport('pool closed before the task started'));
           return;
         }
-        const acquired = await this.#acquire();
+        const acquired = await this.#acquire(job.confinement);
         if ('failure' in acquired) {
           state.finish(notStartedReport(acquired.failure));
           return;
@@ -144,7 +165,7 @@ export class ForkPool implements TaskPool {
           return;
         }
         hooks.onStart?.({ pid: child.pid!, processIdentity: identity, threadId: null, mode, ...startMoment() }, job);
-        const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild;
+        const exitAfter = child.tasksRun + 1 >= this.#p.maxTasksPerChild || this.#dedicated(child.confinement);
         const running = child.run(job, hooks, exitAfter);
         state.running = true;
         const report = await running;
@@ -185,7 +206,13 @@ export class ForkPool implements TaskPool {
     await Promise.all([...this.#children].map((child) => child.terminate(this.#p.killTimeoutMs)));
   }
 
-  async #acquire(): Promise<Acquired> {
+  /** True when `confinement` is not the pool's own: such a try gets a child of its own. */
+  #dedicated(confinement: ChildConfinement | null | undefined): confinement is ChildConfinement {
+    return confinement != null && confinement.key !== (this.#p.confinement?.key ?? null);
+  }
+
+  async #acquire(confinement: ChildConfinement | null | undefined): Promise<Acquired> {
+    if (this.#dedicated(confinement)) return this.#fresh(confinement);
     const idle = this.#idle.pop();
     if (idle !== undefined) {
       this.#clearIdleTimer(idle);
@@ -198,11 +225,15 @@ export class ForkPool implements TaskPool {
       this.#topUpSpares();
       if (await booting.ready) return { child: booting, mode: 'spare' };
     }
+    return this.#fresh(this.#p.confinement ?? null);
+  }
+
+  async #fresh(confinement: ChildConfinement | null): Promise<Acquired> {
     let failure = '';
     // A child that failed to start gets no task; the next one is given one chance more.
     for (let attempt = 0; attempt < 2; attempt += 1) {
       if (this.#closed) return { failure: 'pool closed before the task started' };
-      const child = this.#spawn();
+      const child = this.#spawn(confinement);
       if (await child.ready) {
         this.#startFailures = 0;
         return { child, mode: 'fresh' };
@@ -214,14 +245,23 @@ export class ForkPool implements TaskPool {
   }
 
   #reusable(child: ChildHandle, report: AttemptReport, exitAfter: boolean): boolean {
-    if (this.#closed || exitAfter || child.leaving) return false;
-    if (report.outcome !== 'finished' && report.outcome !== 'failed') return false;
+    if (this.#closed) return false;
+    if (report.outcome !== 'finished' && report.outcome !== 'failed') return this.#recycled('ended');
+    if (exitAfter) return this.#recycled('tasks');
+    if (child.leaving) return this.#recycled('ended');
+    if (this.#dedicated(child.confinement)) return this.#recycled('tasks');
     const rss = child.memory?.rss ?? 0;
     if (this.#p.maxRssBytes !== null && rss > this.#p.maxRssBytes) {
       this.#p.logger.info('child replaced: memory over the ceiling', { pid: child.pid ?? '', rss, ceiling: this.#p.maxRssBytes });
-      return false;
+      return this.#recycled('memory');
     }
     return true;
+  }
+
+  /** Counts a child ended after its try instead of being reused; false (not reusable). */
+  #recycled(reason: ChildRecycleReason): false {
+    this.#recycles[reason] += 1;
+    return false;
   }
 
   /**
@@ -272,8 +312,10 @@ export class ForkPool implements TaskPool {
     this.#idleTimers.delete(child);
   }
 
-  #spawn(): ChildHandle {
+  #spawn(confinement: ChildConfinement | null): ChildHandle {
     const child = ChildHandle.spawn({
+      confinement,
+      readable: this.#p.readable ?? [],
       entry: childEntry,
       env: { ...this.#p.env },
       execArgv: this.#p.execArgv,
@@ -311,7 +353,7 @@ export class ForkPool implements TaskPool {
       return;
     }
     while (this.#idle.length + this.#booting.size < this.#p.spareChildren) {
-      const child = this.#spawn();
+      const child = this.#spawn(this.#p.confinement ?? null);
       this.#booting.add(child);
       void child.ready.then((ready) => {
         if (!this.#booting.delete(child)) return; // taken by a try meanwhile

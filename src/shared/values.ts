@@ -1,5 +1,11 @@
 /** Small checks on values that arrive from outside (messages, config files, rows). */
 
+/**
+ * The largest value of a PostgreSQL `integer` column (tries, priority, timeout_ms), which is also
+ * the longest delay a Node timer takes: one bound for every such number.
+ */
+export const maxInt4 = 2_147_483_647;
+
 /** A plain object (not null, not an array). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -12,6 +12,10 @@ export interface NewRequest {
   queue: string;
   /** Hard timeout of each try in milliseconds, or null for none of the request's own. */
   timeoutMs: number | null;
+  /** W3C trace context of the scheduling span, or null. */
+  traceparent?: string | null;
+  /** See `unique-requests.ts`; null for a request without a key. */
+  uniqueKey?: string | null;
 }
 
 /**
@@ -25,12 +29,13 @@ export async function requestsInsert(executor: Executor, table: TableName, rows:
   const inserted = await run<{ id: string }>(
     executor,
     sql<{ id: string }>`
-      INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms)
-      SELECT task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms
+      INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key)
+      SELECT task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key
       FROM unnest(${rows.map((r) => r.taskClassName)}::text[], ${rows.map((r) => r.options)}::text[],
                   ${rows.map((r) => r.tryLimit)}::int[], ${rows.map((r) => r.delayUntil?.toISOString() ?? null)}::timestamptz[],
-                  ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.timeoutMs)}::int[])
-           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, n)
+                  ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.timeoutMs)}::int[],
+                  ${rows.map((r) => r.traceparent ?? null)}::text[], ${rows.map((r) => r.uniqueKey ?? null)}::text[])
+           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key, n)
       ORDER BY n
       RETURNING id::text AS id`,
   );

@@ -65,6 +65,10 @@ export interface ClaimedRow {
   crashes: number;
   /** Claimed to start at once (`started_at` set); false: held in the launcher's local queue. */
   startNow: boolean;
+  /** When the row became runnable (its creation or its `delay_until`, the later), epoch ms: pickup latency starts here. */
+  runnableAtMs: number;
+  /** W3C traceparent stored at `schedule()` (null when none was): the try's span links to it. */
+  traceparent: string | null;
 }
 
 export interface LaunchResult {
@@ -90,6 +94,8 @@ interface LaunchRow {
   timeout_ms: number | null;
   crashes: number | null;
   started: boolean | null;
+  runnable_ms: number | null;
+  traceparent: string | null;
 }
 
 function quoted(table: TableName): string {
@@ -182,15 +188,16 @@ claimed AS (
   RETURNING t.id, t.task_class_name, CASE WHEN octet_length(t.options) <= $29::int THEN t.options END AS options,
             octet_length(t.options) AS options_bytes, t.tries, t.try_limit, t.queue, t.priority,
             (extract(epoch FROM t.created_at) * 1000)::float8 AS created_ms, t.timeout_ms, t.crashes,
-            t.started_at IS NOT NULL AS started
+            t.started_at IS NOT NULL AS started,
+            (extract(epoch FROM greatest(t.created_at, t.delay_until)) * 1000)::float8 AS runnable_ms, t.traceparent
 )
 SELECT 3 AS kind, id::text AS id, NULL::text AS result, NULL::bool AS ended, task_class_name, options, options_bytes, tries,
-       try_limit, queue, priority, created_ms, timeout_ms, crashes, started
+       try_limit, queue, priority, created_ms, timeout_ms, crashes, started, runnable_ms, traceparent
 FROM claimed
 UNION ALL
-SELECT 1, id::text, result, ended, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM done
+SELECT 1, id::text, result, ended, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM done
 UNION ALL
-SELECT 2, id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM started`;
+SELECT 2, id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM started`;
   const name = `cw_launch_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
   return { name, text };
 }
@@ -235,6 +242,8 @@ export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
         timeoutMs: row.timeout_ms,
         crashes: row.crashes!,
         startNow: row.started!,
+        runnableAtMs: row.runnable_ms!,
+        traceparent: row.traceparent,
       });
     }
   }

@@ -3,6 +3,8 @@ import { channelFor, parseTableName, type TableName } from '../config/identifier
 import { defaults } from '../config/runner-config.js';
 import { attemptsTableExists, attemptsTableFor, createAttemptsTable, dropAttemptsTable } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
+import { dropOpsSupport, installOpsSupport } from './ops-support.js';
+import { createRecurringTable, dropRecurringTable, recurringTableExists, recurringTableFor } from './recurring-table.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -19,6 +21,9 @@ const designColumns: ReadonlyArray<readonly [name: string, definition: string]> 
   ['crashes', 'integer NOT NULL DEFAULT 0'],
   ['timeout_ms', 'integer'],
   ['cancel_requested_at', 'timestamptz'],
+  // W3C trace context captured at schedule() when @opentelemetry/api is loaded (see tracing.ts).
+  ['traceparent', 'text'],
+  ['unique_key', 'text'],
 ];
 
 function qualified(table: TableName, name: string) {
@@ -38,6 +43,12 @@ async function installSupport(db: Kysely<any>, table: TableName): Promise<void> 
     ON ${ref} (priority DESC, id) WHERE completed_at IS NULL AND pid IS NULL`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'running_idx'))}
     ON ${ref} (host) WHERE pid IS NOT NULL`.execute(db);
+  // Retention walks ended rows oldest first, and unique schedules look a key up: both partial,
+  // so neither holds a waiting row, and the claim (which reads runnable_idx only) never sees them.
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'ended_idx'))}
+    ON ${ref} (completed_at) WHERE completed_at IS NOT NULL`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'unique_key_idx'))}
+    ON ${ref} (unique_key) WHERE unique_key IS NOT NULL`.execute(db);
   await sql`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN
       IF EXISTS (SELECT 1 FROM cw_new_rows WHERE pid IS NULL AND completed_at IS NULL) THEN
@@ -107,6 +118,8 @@ export async function createTaskRunnerRequestTable(
     await builder.execute();
     await installSupport(trx, table);
     await createAttemptsTable(trx, table);
+    await installOpsSupport(trx, table);
+    await createRecurringTable(trx, table);
   });
 }
 
@@ -115,6 +128,8 @@ export async function dropTaskRunnerRequestTable(db: Kysely<any>, name: string =
   const table = parseTableName(name);
   await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
   await dropAttemptsTable(db, table);
+  await dropOpsSupport(db, table);
+  await dropRecurringTable(db, table);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }
 
@@ -123,7 +138,7 @@ export interface MigrateResult {
   created: boolean;
   /** Design columns added to an existing (for example Rails-era) table. */
   addedColumns: string[];
-  /** Tables the design adds beside an existing request table (its `<table>_attempts`), when created now. */
+  /** Tables the design adds beside an existing request table (`<table>_attempts`, `<table>_recurring`), when created now. */
   addedTables: string[];
 }
 
@@ -170,6 +185,11 @@ export async function migrate(
     if (!(await attemptsTableExists(trx, table))) {
       await createAttemptsTable(trx, table);
       addedTables.push(attemptsTableFor(table).qualified);
+    }
+    await installOpsSupport(trx, table);
+    if (!(await recurringTableExists(trx, table))) {
+      await createRecurringTable(trx, table);
+      addedTables.push(recurringTableFor(table).qualified);
     }
   });
   return { created: false, addedColumns, addedTables };

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
+import { maxInt4 } from '../shared/values.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
@@ -127,7 +128,7 @@ export class RequestStore {
         launcherIdentity: params.processIdentity,
         queues: params.queues,
         leaseMs: params.leaseMs,
-        maxOptionsBytes: params.maxOptionsBytes ?? 2_147_483_647,
+        maxOptionsBytes: params.maxOptionsBytes ?? maxInt4,
       },
     });
     return claimed;

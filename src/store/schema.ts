@@ -1,6 +1,6 @@
 /**
- * The request table: the seed's columns with their names and meanings unchanged, plus the
- * columns the design needs. Rows pass through these states (derived, never stored):
+ * The request table: the Rails plugin's columns with their names and meanings unchanged (see the
+ * README's section on Rails-era tables), plus the columns added since. Rows pass through these states (derived, never stored):
  *
  *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit
  *             (runnable once delay_until IS NULL OR delay_until <= now())
@@ -9,7 +9,7 @@
  *   done      completed_at IS NOT NULL: `result` says how (FINISHED; the last failure when
  *             tries ran out or the failure was permanent; CANCELLED; PARKED)
  *
- * Clearing `pid` by hand makes a running row waiting again, as in the seed. A cancel ends a
+ * Clearing `pid` by hand makes a running row waiting again. A cancel ends a
  * waiting row at once; on a running row it sets `cancel_requested_at`, and the outcome its
  * launcher writes next ends the row CANCELLED (unless the try FINISHED first).
  */
@@ -49,6 +49,8 @@ export interface TaskRequestRow {
   timeout_ms: number | null;
   /** When a cancel of the running try was asked for; its launcher kills it and ends the row CANCELLED. */
   cancel_requested_at: Date | null;
+  /** W3C `traceparent` of the span that scheduled it (only when @opentelemetry/api was loaded); null otherwise. */
+  traceparent: string | null;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { TaskRunnerError } from '../errors.js';
+import { parseCoreYaml } from '../shared/core-yaml.js';
 import { parsePlainOptions, stringifyPlainOptions } from './plain-options.js';
 
 /**
@@ -19,9 +20,6 @@ function yaml(): typeof import('yaml') {
  * leading colon is dropped so the old table can be read, while Ruby object tags are refused.
  */
 const maxAliasCount = 100;
-const coreTags = new Set(
-  ['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((name) => `tag:yaml.org,2002:${name}`),
-);
 
 function optionsError(message: string): TaskRunnerError {
   return new TaskRunnerError('OPTIONS_INVALID', `invalid task options: ${message}`);
@@ -55,22 +53,14 @@ export function parseOptions(text: string | null, maxBytes: number): unknown {
 
 /** The YAML path of `parseOptions` (its size check done): what every text can be read with. */
 export function parseYamlOptions(text: string): unknown {
-  const { isNode, parseDocument, visit } = yaml();
-  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false, strict: true });
-  if (doc.errors.length > 0) throw optionsError(`malformed YAML: ${doc.errors[0]!.message}`);
-  visit(doc, (_key, node) => {
-    if (!isNode(node) || node.tag === undefined || coreTags.has(node.tag)) return;
-    if (node.tag.startsWith('!ruby/')) {
-      throw optionsError(`Ruby object tag ${node.tag} is not supported; store plain YAML (maps, lists, scalars)`);
-    }
-    throw optionsError(`custom YAML tag ${node.tag} is not allowed`);
+  const value = parseCoreYaml(yaml(), text, {
+    maxAliasCount,
+    fail: optionsError,
+    refuseTag: (tag) =>
+      tag.startsWith('!ruby/')
+        ? `Ruby object tag ${tag} is not supported; store plain YAML (maps, lists, scalars)`
+        : `custom YAML tag ${tag} is not allowed`,
   });
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount });
-  } catch (error) {
-    throw optionsError((error as Error).message);
-  }
   return value === null || value === undefined ? {} : dropSymbolColons(value);
 }
 

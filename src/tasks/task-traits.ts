@@ -1,13 +1,21 @@
 import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { parseLimits, parsePermissions, type ResolvedLimits, type ResolvedPermissions } from '../config/confinement.js';
 import { describeError } from '../errors.js';
+import { maxInt4 } from '../shared/values.js';
+import { inspectInProcess, type InspectorCommand } from './traits-process.js';
 import { decodeTraitsMessage, type DeclaredValue, type TraitsMessage } from './traits-wire.js';
 
-/** What a task class declares about its tries (`static mode`, `static timeoutMs`); null: nothing valid. */
+/**
+ * What a task class declares about its tries (`static mode`, `static timeoutMs`, `static limits`,
+ * `static permissions`); null: nothing valid.
+ */
 export interface TaskTraits {
   mode: 'process' | 'thread' | null;
   timeoutMs: number | null;
+  limits?: ResolvedLimits | null;
+  permissions?: ResolvedPermissions | null;
 }
 
 /** {@link TaskTraits} as read, with why anything declared was ignored or could not be read. */
@@ -25,6 +33,11 @@ export interface TaskTraitsReaderParams {
   onWarning?(warning: string): void;
   /** A file is looked at again at most this often. Default {@link traitsRecheckMs}. */
   recheckMs?: number;
+  /**
+   * Inspect in a child process started this way (confined like the tries' children) instead of
+   * a thread of the launcher. Set when children are confined. Default: a thread.
+   */
+  inspectorCommand?: InspectorCommand | null;
 }
 
 export const defaultTraitsTimeoutMs = 10_000;
@@ -33,7 +46,7 @@ export const defaultTraitsTimeoutMs = 10_000;
 const inspectorLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
 
 /** Largest timeout a timer can hold (2^31 - 1 ms), as config allows. */
-const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = maxInt4;
 
 const inspectorEntry = fileURLToPath(new URL('./traits-entry.js', import.meta.url));
 
@@ -72,6 +85,8 @@ export class TaskTraitsReader {
   readonly #recheckMs: number;
   readonly #files = new Map<string, FileEntry>();
   readonly #live = new Set<Worker>();
+  readonly #command: InspectorCommand | null;
+  readonly #processes = new Set<() => void>();
   #inspections = 0;
   #closed = false;
 
@@ -80,6 +95,7 @@ export class TaskTraitsReader {
     this.#timeoutMs = params.timeoutMs ?? defaultTraitsTimeoutMs;
     this.#onWarning = params.onWarning ?? (() => undefined);
     this.#recheckMs = params.recheckMs ?? traitsRecheckMs;
+    this.#command = params.inspectorCommand ?? null;
   }
 
   /** Inspector threads started so far: one per class and file version, however often it is read. */
@@ -89,7 +105,7 @@ export class TaskTraitsReader {
 
   /** Inspector threads alive now. */
   get activeInspections(): number {
-    return this.#live.size;
+    return this.#live.size + this.#processes.size;
   }
 
   /**
@@ -139,11 +155,26 @@ export class TaskTraitsReader {
   /** Terminates running inspections (they read as nulls); later reads return nulls. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const kill of this.#processes) kill();
     await Promise.all([...this.#live].map((worker) => worker.terminate()));
+  }
+
+  /** Loads the file in a fresh confined process; resolves once it is gone. */
+  async #inspectInProcess(command: InspectorCommand, file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    this.#inspections++;
+    const inspection = inspectInProcess(command, this.#env, file, taskClassName);
+    this.#processes.add(inspection.kill);
+    const timer = setTimeout(inspection.kill, this.#timeoutMs);
+    const outcome = await inspection.done;
+    clearTimeout(timer);
+    this.#processes.delete(inspection.kill);
+    if ('failure' in outcome) return nothing(`${where}: its inspector process ${outcome.failure} while loading; defaults apply`);
+    return validate(decodeTraitsMessage(outcome.message), where);
   }
 
   /** Loads the file in a fresh thread; resolves once that thread is gone. */
   #inspect(file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    if (this.#command !== null) return this.#inspectInProcess(this.#command, file, taskClassName, where);
     return new Promise<TaskTraitsResult>((resolve) => {
       this.#inspections++;
       let worker: Worker;
@@ -218,5 +249,22 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
   const t = message.timeoutMs;
   if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= maxTimeoutMs) timeoutMs = t;
   else if (t !== null) warnings.push(`${where}: static timeoutMs must be an integer from 1 to ${maxTimeoutMs} (ms), got ${shown(t)}; ignored`);
-  return Object.freeze({ mode, timeoutMs, warnings: Object.freeze(warnings) });
+  let limits: ResolvedLimits | null = null;
+  try {
+    limits = parseLimits('static limits', message.limits);
+  } catch (error) {
+    warnings.push(`${where}: ${(error as Error).message}; its limits are ignored`);
+  }
+  let permissions: ResolvedPermissions | null = null;
+  try {
+    permissions = parsePermissions('static permissions', message.permissions, null);
+  } catch (error) {
+    // Fail closed: a policy the author meant to hold but got wrong allows nothing rather than all.
+    permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false, addons: false, wasi: false });
+    warnings.push(`${where}: ${(error as Error).message}; it runs with nothing allowed`);
+  }
+  // Limits and permissions appear only when declared: most classes declare neither.
+  return Object.freeze({
+    mode, timeoutMs, ...(limits === null ? {} : { limits }), ...(permissions === null ? {} : { permissions }), warnings: Object.freeze(warnings),
+  });
 }

@@ -21,7 +21,7 @@ export interface ScheduleParams {
   delayUntil?: Date;
   /** Not before this many milliseconds from now (ignored when `delayUntil` is given). */
   delayMs?: number;
-  /** Tries before the request is given up. Default 5, as in the seed. */
+  /** Tries before the request is given up. Default 5. */
   tryLimit?: number;
   /** Higher runs first. Default 0. */
   priority?: number;
@@ -32,10 +32,20 @@ export interface ScheduleParams {
    * recorded TIMED_OUT, which counts as a crash. Default: the task class's or the runner's.
    */
   timeoutMs?: number;
+  /**
+   * At most one request per key in the states `uniqueWhile` names: while one is, scheduling
+   * again returns its id instead of adding a row.
+   */
+  uniqueKey?: string;
+  /**
+   * `active` (default: waiting or running), `waiting` (not started yet: a running one does not
+   * count), or `ended-within:<duration>` (active, or ended less than that ago, e.g. `ended-within:1h`).
+   */
+  uniqueWhile?: 'waiting' | 'active' | `ended-within:${string}`;
 }
 
-/** Anything that can schedule: a runner, or a scheduler made with `createScheduler()`. */
-export interface TaskScheduler {
+/** Anything that can schedule: a runner, or a client made with `createClient()`. */
+export interface RequestEnqueuer {
   schedule(taskClassName: string, options?: unknown, params?: ScheduleParams): Promise<string>;
 }
 
@@ -45,7 +55,7 @@ export interface TaskScheduler {
  * `result_text` (strings as they are, anything else as JSON); a throw is recorded with its stack
  * and the request is retried.
  *
- * A task can be tried by hand, as the seed suggests:
+ * A task can be tried by hand, in the caller's own process:
  * @example
  * const task = new SendReport({ accountId: 7 });
  * console.log(await task.run());
@@ -76,6 +86,30 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    */
   static timeoutMs?: number;
 
+  /**
+   * Resource limits of this task's child process (`openFiles`, `cpuSeconds`, `addressSpaceMb`),
+   * set before Node starts. They can only lower what the operator set (`childLimits`,
+   * `taskOverrides`); a try past one is CRASHED with the limit named. A task with limits of its
+   * own always runs in a process of its own. Read like {@link Task.mode}.
+   *
+   * @example
+   * static limits = { cpuSeconds: 30, openFiles: 256 };
+   */
+  static limits?: { openFiles?: number; cpuSeconds?: number; addressSpaceMb?: number };
+
+  /**
+   * Node's permission model for this task's child: absolute paths it may read (`fsRead`) and
+   * write (`fsWrite`), and whether it may start processes (`childProcess`) or worker threads
+   * (`worker`), load native addons (`addons`) or use WASI (`wasi`); everything else is refused with ERR_ACCESS_DENIED. Where the operator set a
+   * policy (`childPermissions`, `taskOverrides`), only what both allow is allowed. The runtime's
+   * files and the tasks directory stay readable. A malformed policy allows nothing. Read like
+   * {@link Task.mode}.
+   *
+   * @example
+   * static permissions = { fsRead: ['/srv/app/templates'], fsWrite: ['/srv/app/out'] };
+   */
+  static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean; addons?: boolean; wasi?: boolean };
+
   /** The request's options, parsed from YAML. */
   readonly options: Options;
   /** The request this instance runs for; null when constructed by hand. */
@@ -94,7 +128,7 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
   abstract run(): Result | Promise<Result>;
 
   /**
-   * Factory in the seed's style (`TaskRunnerNoOpTask.schedule`): schedules this task class.
+   * Factory on the class: schedules this task class.
    * Subclasses override it to shape their options.
    *
    * @example
@@ -102,11 +136,11 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    */
   static schedule(
     this: { taskName?: string; name: string },
-    scheduler: TaskScheduler,
+    enqueuer: RequestEnqueuer,
     options?: unknown,
     params?: ScheduleParams,
   ): Promise<string> {
-    return scheduler.schedule(this.taskName ?? this.name, options ?? {}, params);
+    return enqueuer.schedule(this.taskName ?? this.name, options ?? {}, params);
   }
 }
 

@@ -7,7 +7,14 @@
 export type DeclaredValue = string | number | boolean | null | { typeOf: string };
 
 export type TraitsMessage =
-  | { type: 'declared'; mode: DeclaredValue; timeoutMs: DeclaredValue }
+  | {
+      type: 'declared';
+      mode: DeclaredValue;
+      timeoutMs: DeclaredValue;
+      /** `static limits` and `static permissions` as plain data (validated by the launcher); null: not declared. */
+      limits: unknown;
+      permissions: unknown;
+    }
   | { type: 'load-error'; text: string };
 
 /** Describes one static so that it can cross the thread boundary whatever it holds. */
@@ -15,6 +22,17 @@ export function describeDeclared(value: unknown): DeclaredValue {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
   return { typeOf: typeof value };
+}
+
+/** A declared object as plain data (what JSON keeps of it), so it crosses the boundary inert. */
+export function describePlain(value: unknown): unknown {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object') return describeDeclared(value);
+  try {
+    return JSON.parse(JSON.stringify(value)) as unknown;
+  } catch {
+    return { typeOf: 'object that cannot be read as plain data' };
+  }
 }
 
 function isDeclaredValue(value: unknown): value is DeclaredValue {
@@ -27,7 +45,7 @@ export function decodeTraitsMessage(raw: unknown): TraitsMessage | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const message = raw as Record<string, unknown>;
   if (message.type === 'declared' && isDeclaredValue(message.mode) && isDeclaredValue(message.timeoutMs)) {
-    return { type: 'declared', mode: message.mode, timeoutMs: message.timeoutMs };
+    return { type: 'declared', mode: message.mode, timeoutMs: message.timeoutMs, limits: message.limits ?? null, permissions: message.permissions ?? null };
   }
   if (message.type === 'load-error' && typeof message.text === 'string') return { type: 'load-error', text: message.text };
   return null;

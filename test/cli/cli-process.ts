@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../dist/cli/main.js';
-import { waitFor } from '../helpers/db.js';
+import { afterAll, beforeAll } from 'vitest';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
+import { fixturesDir } from '../helpers/jobs.js';
 export { freePort } from '../helpers/free-port.js';
 
 export const binPath = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
@@ -32,6 +34,41 @@ export async function workDir(): Promise<{ dir: string; remove(): Promise<void> 
   // An embedded server runs as the `postgres` user when the tests run as root.
   await chmod(dir, 0o755);
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** What a file of CLI tests runs against; filled in before its first test. */
+export interface CliSetting {
+  /** The file's own test database. */
+  t: TestDatabase;
+  /** A working directory of its own (the CLI's tmp/ goes there). */
+  cwd: string;
+  /** A clean environment naming the database and the fixture tasks. */
+  env: NodeJS.ProcessEnv;
+  /** `{ cwd, env }`, as `cli()` takes them. */
+  at: { cwd: string; env: NodeJS.ProcessEnv };
+}
+
+/**
+ * The preamble of a CLI test file: a test database, a working directory and an environment that
+ * points at both (DATABASE_URL, CW_TASKS_DIR = the fixtures), made before the file's tests and
+ * removed after them.
+ */
+export function cliOnTestDatabase(): CliSetting {
+  const setting = {} as CliSetting;
+  let remove: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    setting.t = await createTestDatabase();
+    const work = await workDir();
+    remove = work.remove;
+    setting.cwd = work.dir;
+    setting.env = cleanEnv({ DATABASE_URL: setting.t.url, CW_TASKS_DIR: fixturesDir });
+    setting.at = { cwd: setting.cwd, env: setting.env };
+  });
+  afterAll(async () => {
+    await setting.t?.drop();
+    await remove?.();
+  });
+  return setting;
 }
 
 /** Runs the CLI in this process (fast: no node start), capturing its output. */

@@ -3,7 +3,7 @@
  * PostgreSQL in <tmpDir>/embedded-pg (on a port of the test's own). This is the README's main
  * path: `npm start` in one terminal, `npx cw-task-runner schedule NoOp` in another.
  */
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,7 +45,9 @@ async function serverPid(): Promise<number | null> {
 }
 
 async function query<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: `postgres://postgres:password@127.0.0.1:${port}/cw_task_runner` });
+  // The cluster's random password, in the mode-600 file beside the data directory.
+  const password = (await readFile(`${dataDir()}.password`, 'utf8')).trim();
+  const client = new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/cw_task_runner` });
   await client.connect();
   try {
     return (await client.query<T>(text, values)).rows;
@@ -62,6 +64,10 @@ describe('embedded PostgreSQL', () => {
     expect(result.stdout).toMatch(/requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 finished, 0 given up/);
     await access(path.join(dataDir(), 'PG_VERSION'));
     expect(await serverPid()).toBeNull();
+    // A random password, readable by this user only.
+    const password = await stat(`${dataDir()}.password`);
+    expect(password.mode & 0o777).toBe(0o600);
+    expect((await readFile(`${dataDir()}.password`, 'utf8')).trim()).toMatch(/^[A-Za-z0-9_-]{24}$/);
   }, 120_000);
 
   it('is shared: the launcher keeps it up, the CLI in another process joins it, and the launcher stops it', async () => {
@@ -107,6 +113,20 @@ describe('embedded PostgreSQL', () => {
     expect(await serverPid()).toBeNull();
     const status = JSON.parse((await cliProcess(['status', '--json'], { cwd, env })).stdout);
     expect(status.counts).toMatchObject({ running: 0, waiting: 1 });
+  }, 60_000);
+
+  it('says which file is wrong when the password file does not match the cluster', async () => {
+    const file = `${dataDir()}.password`;
+    const kept = await readFile(file, 'utf8');
+    await writeFile(file, 'not-the-password\n');
+    try {
+      const result = await cliProcess(['status'], { cwd, env });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/password authentication failed.*the password file beside the data directory is missing or is not this cluster's/);
+    } finally {
+      await writeFile(file, kept);
+    }
+    expect(await serverPid()).toBeNull();
   }, 60_000);
 
   it('is handed over by the process that started it to one still using it, which stops it last', async () => {

@@ -94,6 +94,44 @@ describe('node dist/launcher.js', () => {
     await t.pool.query('DELETE FROM task_runner_requests WHERE id = $1', [sleeper.stdout.trim()]);
   });
 
+  it('serves /metrics and the dashboard when its config file has `metrics:` and `dashboard:`', async () => {
+    // Port 0: the system picks free ports, and the launcher logs the URLs it serves.
+    const where = await setup(['metrics:', '  port: 0', 'dashboard:', '  port: 0']);
+    const launcher = await launch(where);
+    const metricsUrl = await waitFor(() => /metrics served url="([^"]+)"/.exec(launcher.stderr())?.[1], { what: 'the metrics URL' });
+    const dashboardUrl = await waitFor(() => /dashboard served url="([^"]+)"/.exec(launcher.stderr())?.[1], { what: 'the dashboard URL' });
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(dashboardUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+
+    const scheduled = await cliProcess(['schedule', 'Echo', '--options', 'text: scraped'], where);
+    const id = scheduled.stdout.trim();
+    await waitForCompleted(t.pool, id, 15_000);
+
+    // The scrape counts the try this launcher ran (its counters are fed by its own events).
+    const scraped = await waitFor(async () => {
+      const response = await fetch(metricsUrl);
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      return /^cw_task_runner_tries_ended_total\{task="Echo",result="FINISHED"\} 1$/m.test(text) ? text : null;
+    }, { what: 'the finished try in a scrape' });
+    expect(scraped).toMatch(/^cw_task_runner_requests_ended\{result="FINISHED"\} \d+$/m);
+    expect(scraped).toMatch(/^cw_task_runner_launch_statement_seconds_count\{claim="true"\} [1-9]\d*$/m);
+
+    const page = await fetch(dashboardUrl);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toContain('<title>cw-task-runner</title>');
+    const script = await fetch(new URL('/assets/app.js', dashboardUrl));
+    expect(script.status).toBe(200);
+    const listed = await (await fetch(new URL('/api/requests?task=Echo', dashboardUrl))).json() as { rows?: { id: string }[] };
+    expect(JSON.stringify(listed)).toContain(`"${id}"`);
+
+    expect(await launcher.stop('SIGTERM')).toBe(0);
+    // Both listeners closed with the launcher.
+    await expect(fetch(metricsUrl)).rejects.toThrow();
+    await expect(fetch(dashboardUrl)).rejects.toThrow();
+  });
+
   it('refuses a second launcher in the same directory with exit code 1, naming the first', async () => {
     const where = await setup();
     const first = await launch(where);

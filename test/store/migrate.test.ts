@@ -24,7 +24,7 @@ async function supportObjects(table: string): Promise<{ triggers: string[]; inde
 const seedColumns = ['id', 'created_at', 'task_class_name', 'pid', 'started_at', 'completed_at', 'result', 'tries',
   'try_limit', 'options', 'delay_until', 'result_text'];
 const designColumns = ['queue', 'priority', 'host', 'launcher_id', 'process_identity', 'thread_id', 'lease_expires_at',
-  'crashes', 'timeout_ms', 'cancel_requested_at'];
+  'crashes', 'timeout_ms', 'cancel_requested_at', 'traceparent', 'unique_key'];
 
 describe('migrate', () => {
   it('has created the default table with every seed and design column', async () => {

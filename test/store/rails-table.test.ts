@@ -30,8 +30,8 @@ let railsId: string;
 let finishedId: string;
 beforeAll(async () => {
   t = await createTestDatabase();
-  // The Rails plugin knew no attempt history either.
-  await t.pool.query('DROP TABLE task_runner_requests, task_runner_requests_attempts');
+  // The Rails plugin knew no attempt history or recurring entries either.
+  await t.pool.query('DROP TABLE task_runner_requests, task_runner_requests_attempts, task_runner_requests_recurring');
   await t.pool.query(railsTable);
   const waiting = await t.pool.query<{ id: number }>(`
     INSERT INTO task_runner_requests (created_at, task_class_name, tries, try_limit, options)
@@ -53,9 +53,9 @@ describe('migrate on a Rails-era table', () => {
     expect(result.created).toBe(false);
     expect([...result.addedColumns].sort()).toEqual(
       ['cancel_requested_at', 'crashes', 'host', 'launcher_id', 'lease_expires_at', 'priority', 'process_identity', 'queue',
-        'thread_id', 'timeout_ms'],
+        'thread_id', 'timeout_ms', 'traceparent', 'unique_key'],
     );
-    expect(result.addedTables).toEqual(['task_runner_requests_attempts']);
+    expect(result.addedTables).toEqual(['task_runner_requests_attempts', 'task_runner_requests_recurring']);
     expect(await getRow(t.pool, railsId)).toMatchObject({
       task_class_name: 'NoOp', tries: 0, try_limit: 5, options: '--- \n:created_from: self.schedule\n',
       queue: 'default', priority: 0, pid: null, host: null, crashes: 0, timeout_ms: null, cancel_requested_at: null,

@@ -7,8 +7,9 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
-  'BadExport', 'Chatty', 'Echo', 'Env', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grandchild', 'Hog', 'HugeError', 'HugeResult',
-  'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'Sleep', 'SlowStatic', 'Spawner', 'ThreadEcho', 'ThreadSignal',
+  'BadExport', 'Chatty', 'Echo', 'Env', 'Escape', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grab', 'Grandchild', 'Hog', 'HugeError',
+  'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'SelfConfined', 'Sleep', 'SlowStatic',
+  'Spawner', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TopLevelPeek',
 ];
 
 let scratch: string;

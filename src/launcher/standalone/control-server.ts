@@ -21,7 +21,7 @@ export interface ControlServerParams {
 }
 
 /**
- * The launcher's control socket (the seed's "this process listens on a socket"): a unix socket
+ * The launcher's control socket: a unix socket
  * answering newline-delimited JSON requests, readable by the launcher's user only. A socket file
  * left by a launcher that died is removed at start; one that still answers is refused.
  */

@@ -4,7 +4,7 @@ import { TaskRunnerError } from '../../errors.js';
 import { probeProcess } from '../../pool/process-identity.js';
 
 /**
- * The seed's pidfile (`tmp/pids/task_runner_daemon.pid`): one standalone launcher per directory.
+ * The launcher's pidfile (`tmp/pids/task_runner_daemon.pid`): one standalone launcher per directory.
  * It holds the pid on its first line and the process identity (boot id and start time) on the
  * second, so a pid reused by an unrelated process after a crash is not mistaken for a launcher.
  */

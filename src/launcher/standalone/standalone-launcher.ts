@@ -9,6 +9,9 @@ import { ControlServer } from './control-server.js';
 import { controlSocketPath } from './control-protocol.js';
 import { describeDatabaseError, openCommandDb, openDatabaseSource, redactUrl, type DatabaseSource } from './database-source.js';
 import { bundledTasksDir } from './bundled-tasks.js';
+import { startDashboard } from '../../dashboard/dashboard-server.js';
+import { createMetrics } from '../../metrics/metrics.js';
+import { serveMetrics } from '../../metrics/metrics-server.js';
 import { acquirePidfile, pidfilePath, type Pidfile } from './pidfile.js';
 
 export interface StandaloneLauncherParams {
@@ -92,6 +95,23 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
       if (!(error instanceof TaskRunnerError) || error.code !== 'CONFIG_INVALID') throw error;
       logger.warn(`running without a control socket: ${error.message}`);
       socketPath = null;
+    }
+
+    // Metrics and the dashboard listen before the runner starts, so a port taken or a token
+    // missing fails the start before anything is claimed, and the first try is counted.
+    if (config.metrics !== null) {
+      const metrics = createMetrics({ runner });
+      undo.push(async () => metrics.close());
+      const server = await serveMetrics({ registry: metrics.registry, port: config.metrics.port, host: config.metrics.host });
+      undo.push(() => server.close());
+      logger.info('metrics served', { url: server.url });
+    }
+    if (config.dashboard !== null) {
+      const dashboard = await startDashboard({
+        db: runner.db, tableName: config.tableName, ...config.dashboard, staleMs: runner.config.leaseMs, logger,
+      });
+      undo.push(() => dashboard.close());
+      logger.info('dashboard served', { url: dashboard.url.replace(/\?token=.*$/, config.dashboard.token === null ? '' : '?token=…') });
     }
 
     try {

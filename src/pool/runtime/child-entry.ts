@@ -50,8 +50,8 @@ function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   const task = current;
   if (task === null || task.reported || key === null) return;
   task.reported = true;
-  const exit = exitAfterReport || task.exitAfter;
-  if (reuse && !exit) endLeftovers();
+  // A try's leftovers that cannot be found (a permission policy hides /proc) leave with the child.
+  const exit = exitAfterReport || task.exitAfter || (reuse && !endLeftovers());
   send({ ...outcome, key, memory: memory(), last: exit }, () => {
     if (exit) process.exit(exitAfterReport ? 1 : 0);
   });

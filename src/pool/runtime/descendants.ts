@@ -31,13 +31,16 @@ export function watchSpawns(): void {
   syncBuiltinESMExports();
 }
 
-/** Pids of the processes in process group `pgid`, read from /proc (empty where there is none). */
-export function groupMembers(pgid: number): number[] {
+/**
+ * Pids of the processes in process group `pgid`, read from /proc; null when /proc cannot be read
+ * (no /proc, or a permission policy that does not allow reading it).
+ */
+export function groupMembers(pgid: number): number[] | null {
   let names: string[];
   try {
     names = readdirSync('/proc');
   } catch {
-    return [];
+    return null;
   }
   const members: number[] = [];
   for (const name of names) {
@@ -56,14 +59,20 @@ export function groupMembers(pgid: number): number[] {
   return members;
 }
 
-/** Ends (SIGKILL) every other process of this child's group, if the last try may have left any. */
-export function endLeftovers(): void {
-  if (!started) return;
+/**
+ * Ends (SIGKILL) every other process of this child's group, if the last try may have left any.
+ * False when the group could not be looked at: the child must then exit after its report, so
+ * that the launcher ends the group with it.
+ */
+export function endLeftovers(): boolean {
+  if (!started) return true;
   started = false;
   // A member may fork while it is being killed: look again until the group is empty.
   for (let pass = 0; pass < 5; pass++) {
-    const others = groupMembers(process.pid).filter((pid) => pid !== process.pid);
-    if (others.length === 0) return;
+    const members = groupMembers(process.pid);
+    if (members === null) return false;
+    const others = members.filter((pid) => pid !== process.pid);
+    if (others.length === 0) return true;
     for (const pid of others) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -72,4 +81,5 @@ export function endLeftovers(): void {
       }
     }
   }
+  return true;
 }

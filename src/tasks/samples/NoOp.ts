@@ -1,16 +1,16 @@
-import { Task, type ScheduleParams, type TaskScheduler } from '../task.js';
+import { Task, type ScheduleParams, type RequestEnqueuer } from '../task.js';
 
 export interface NoOpOptions {
   created_from?: string;
 }
 
 /**
- * The seed's sample task: does nothing and says so. Scheduled through its factory it records
- * where it was created from, as `TaskRunnerNoOpTask.schedule` did.
+ * The sample task: does nothing and says so. Scheduled through its factory it records where it
+ * was created from (`created_from: self.schedule`).
  */
 export default class NoOp extends Task<NoOpOptions, string> {
-  static override schedule(scheduler: TaskScheduler, options?: NoOpOptions, params?: ScheduleParams): Promise<string> {
-    return scheduler.schedule('NoOp', { created_from: 'self.schedule', ...options }, params);
+  static override schedule(enqueuer: RequestEnqueuer, options?: NoOpOptions, params?: ScheduleParams): Promise<string> {
+    return enqueuer.schedule('NoOp', { created_from: 'self.schedule', ...options }, params);
   }
 
   run(): string {

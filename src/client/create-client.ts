@@ -6,10 +6,10 @@ import { openDatabase, type Executor } from '../store/database.js';
 import { RequestStore, type CancelResult, type RequestAttempt, type StatusCounts } from '../store/request-store.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
-import type { TaskScheduler } from '../tasks/task.js';
-import { RequestScheduler, type ScheduleCallParams, type ScheduleItem } from './scheduler.js';
+import type { RequestEnqueuer } from '../tasks/task.js';
+import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from './request-writer.js';
 
-export interface SchedulerOptions {
+export interface RunnerClientOptions {
   db: DatabaseInput;
   tableName?: string;
   /** When given, names are checked against it at schedule time. */
@@ -18,7 +18,7 @@ export interface SchedulerOptions {
 }
 
 /** Schedules and inspects requests without running any: for web processes and scripts. */
-export interface Scheduler extends TaskScheduler {
+export interface RunnerClient extends RequestEnqueuer {
   readonly db: Kysely<any>;
   schedule(taskClassName: string, options?: unknown, params?: ScheduleCallParams): Promise<string>;
   scheduleMany(items: readonly ScheduleItem[], params?: { db?: Executor }): Promise<string[]>;
@@ -38,15 +38,15 @@ export interface Scheduler extends TaskScheduler {
 
 /**
  * @example
- * const scheduler = createScheduler({ db: pool });
+ * const scheduler = createClient({ db: pool });
  * await scheduler.schedule('SendReport', { accountId: 7 });
  */
-export function createScheduler(options: SchedulerOptions): Scheduler {
+export function createClient(options: RunnerClientOptions): RunnerClient {
   const table = parseTableName(options.tableName ?? defaults.tableName);
   const database = openDatabase(options.db as string | pg.Pool | Kysely<any>, 4);
   // The scheduler writes no outcomes, so the crash limit (which judges them) is only a formality here.
   const store = new RequestStore({ db: database.db, table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
-  const scheduler = new RequestScheduler({
+  const scheduler = new RequestWriter({
     db: database.db,
     table,
     registry: options.tasksDir === undefined ? null : new TaskRegistry(options.tasksDir),

@@ -2,11 +2,15 @@ import type { Kysely } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
-import { requestsInsert, type NewRequest } from '../store/insert-requests.js';
+import { requestsInsert } from '../store/insert-requests.js';
+import { requestsInsertUnique, type MaybeUniqueRequest } from '../store/unique-requests.js';
 import type { Executor } from '../store/database.js';
 import { stringifyOptions } from '../tasks/options.js';
 import type { TaskRegistry } from '../tasks/registry.js';
+import { currentTraceparent } from '../shared/tracing.js';
+import { maxInt4 } from '../shared/values.js';
 import type { ScheduleParams } from '../tasks/task.js';
+import { uniqueOf } from './unique-params.js';
 
 /** Scheduling choices plus, optionally, the caller's transaction to insert in. */
 export interface ScheduleCallParams extends ScheduleParams {
@@ -46,7 +50,7 @@ function delayOf(params: ScheduleParams): Date | null {
 function timeoutOf(params: ScheduleParams): number | null {
   const value = params.timeoutMs;
   if (value === undefined) return null;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > maxInt4) {
     throw invalid(`timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`);
   }
   return value;
@@ -54,7 +58,7 @@ function timeoutOf(params: ScheduleParams): number | null {
 
 function int(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > 2_147_483_647) {
+  if (!Number.isInteger(value) || value < min || value > maxInt4) {
     throw invalid(`${name} must be an integer of at least ${min}`);
   }
   return value;
@@ -64,7 +68,7 @@ function int(name: string, value: number | undefined, fallback: number, min: num
  * Turns schedule calls into rows: validates the name (against the tasks directory when one is
  * known), serialises options to YAML within the size cap, and inserts in one statement.
  */
-export class RequestScheduler {
+export class RequestWriter {
   readonly #db: Kysely<any>;
   readonly #table: TableName;
   readonly #registry: TaskRegistry | null;
@@ -77,7 +81,7 @@ export class RequestScheduler {
     this.#maxOptionsBytes = params.maxOptionsBytes;
   }
 
-  #row(item: ScheduleItem): NewRequest {
+  #row(item: ScheduleItem): MaybeUniqueRequest {
     const name = item.taskClassName;
     if (typeof name !== 'string' || !namePattern.test(name)) {
       throw new TaskRunnerError('TASK_UNKNOWN', `invalid task class name ${JSON.stringify(name)}`);
@@ -95,6 +99,7 @@ export class RequestScheduler {
       delayUntil: delayOf(params),
       queue,
       timeoutMs: timeoutOf(params),
+      ...uniqueOf(params),
     };
   }
 
@@ -114,12 +119,16 @@ export class RequestScheduler {
   /** Schedules many requests in one statement; resolves with their ids in order. */
   async scheduleMany(items: readonly ScheduleItem[], params: { db?: Executor } = {}): Promise<string[]> {
     const rows = items.map((item) => this.#row(item));
+    const traceparent = currentTraceparent();
+    if (traceparent !== null) for (const row of rows) row.traceparent = traceparent;
     // Names are checked once each, against the tasks directory as last scanned (rescanned on a miss).
     if (this.#registry !== null) {
       for (const name of new Set(rows.map((row) => row.taskClassName))) {
         if (this.#registry.lookup(name) === undefined) await this.#registry.resolve(name);
       }
     }
+    // Unique keys need a lock and a look first (unique-requests.ts); without one, one INSERT does.
+    if (rows.some((row) => row.uniqueKey != null)) return requestsInsertUnique(params.db ?? this.#db, this.#table, rows);
     return requestsInsert(params.db ?? this.#db, this.#table, rows);
   }
 }

@@ -1,0 +1,1 @@
+// The bare fork limit's child: Node starts, loads nothing, exits.

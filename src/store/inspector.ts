@@ -1,0 +1,82 @@
+import type { Kysely } from 'kysely';
+import type { TableName } from '../config/identifiers.js';
+import { defaults } from '../config/runner-config.js';
+import {
+  activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive,
+  type LauncherAlive, type MinuteActivity, type OpenActivity, type RunningTry,
+} from './activity.js';
+import type { CancelResult } from './cancel-request.js';
+import { requestShow, requestsList, type ListRequestsParams, type RequestDetail, type RequestFilter, type RequestPage } from './inspection.js';
+import { requestDelete, requestsRetryMatching } from './request-actions.js';
+import { RequestStore, type StatusCounts } from './request-store.js';
+
+/**
+ * Everything an operator asks of a request table and does to it, in one object: what the CLI's
+ * `show`, `list` and `status`, the dashboard and the metrics scrape use. Read statements only,
+ * except the actions (retry, cancel, delete, bulk retry), which the store's rules govern.
+ */
+export class Inspector {
+  readonly #db: Kysely<any>;
+  readonly #table: TableName;
+  readonly #store: RequestStore;
+
+  constructor(params: { db: Kysely<any>; table: TableName }) {
+    this.#db = params.db;
+    this.#table = params.table;
+    // Only retry, cancel and the counts are used: the settle rules never apply here.
+    this.#store = new RequestStore({ db: params.db, table: params.table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
+  }
+
+  get table(): TableName {
+    return this.#table;
+  }
+
+  list(params: ListRequestsParams = {}): Promise<RequestPage> {
+    return requestsList(this.#db, this.#table, params);
+  }
+
+  show(id: string): Promise<RequestDetail | null> {
+    return requestShow(this.#db, this.#table, id);
+  }
+
+  counts(): Promise<StatusCounts> {
+    return this.#store.requestsCountByState();
+  }
+
+  open(): Promise<OpenActivity> {
+    return activityOpen(this.#db, this.#table);
+  }
+
+  perMinute(minutes = 60): Promise<MinuteActivity[]> {
+    return activityPerMinute(this.#db, this.#table, minutes);
+  }
+
+  running(limit = 200): Promise<RunningTry[]> {
+    return activityRunning(this.#db, this.#table, limit);
+  }
+
+  /** Launchers that heart-beat within `staleMs` (default: the default lease). */
+  launchers(staleMs: number = defaults.leaseMs): Promise<LauncherAlive[]> {
+    return launchersAlive(this.#db, this.#table, staleMs);
+  }
+
+  endedByResult(): Promise<Record<string, number>> {
+    return endedByResult(this.#db, this.#table);
+  }
+
+  retry(id: string): Promise<void> {
+    return this.#store.requestsRetry({ id });
+  }
+
+  cancel(id: string): Promise<CancelResult> {
+    return this.#store.requestsCancel({ id });
+  }
+
+  delete(id: string): Promise<void> {
+    return requestDelete(this.#db, this.#table, id);
+  }
+
+  retryMatching(filter: RequestFilter, limit?: number): Promise<string[]> {
+    return requestsRetryMatching(this.#db, this.#table, filter, limit);
+  }
+}

@@ -1,0 +1,45 @@
+import { sql, type Kysely } from 'kysely';
+import type { TableName } from '../config/identifiers.js';
+import { derivedName } from './derived-name.js';
+
+/**
+ * The recurring table of a request table, `<table>_recurring`: one row per recurring entry, as
+ * the launchers that declare it last registered it, with the latest due time enqueued for it.
+ *
+ * `last_due_at` is what makes each due time enqueue once, however many launchers tick: a launcher
+ * enqueues due times only in the statement that moves `last_due_at` forward past them, and only
+ * while it is still behind the first of them (the row lock orders launchers that race; the
+ * loser re-reads the moved row and finds nothing left to do). Since it only ever moves forward,
+ * no due time can be enqueued twice, even by launchers whose configurations disagree, and even
+ * after retention has pruned the requests of past runs.
+ */
+export function recurringTableFor(table: TableName): TableName {
+  const name = derivedName(table, 'recurring');
+  return { schema: table.schema, table: name, qualified: table.schema === null ? name : `${table.schema}.${name}` };
+}
+
+export async function createRecurringTable(db: Kysely<any>, table: TableName): Promise<void> {
+  await sql`CREATE TABLE IF NOT EXISTS ${sql.table(recurringTableFor(table).qualified)} (
+      name text PRIMARY KEY,
+      task_class_name text NOT NULL,
+      cron text NOT NULL,
+      timezone text NOT NULL,
+      options text,
+      queue text NOT NULL,
+      priority integer NOT NULL,
+      try_limit integer NOT NULL,
+      backfill integer NOT NULL DEFAULT 0,
+      last_due_at timestamptz NOT NULL,
+      last_request_id bigint,
+      registered_at timestamptz NOT NULL DEFAULT now()
+    )`.execute(db);
+}
+
+export async function recurringTableExists(db: Kysely<any>, table: TableName): Promise<boolean> {
+  const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${recurringTableFor(table).qualified}) AS found`.execute(db);
+  return rows[0]?.found != null;
+}
+
+export async function dropRecurringTable(db: Kysely<any>, table: TableName): Promise<void> {
+  await sql`DROP TABLE IF EXISTS ${sql.table(recurringTableFor(table).qualified)}`.execute(db);
+}

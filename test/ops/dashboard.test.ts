@@ -1,0 +1,137 @@
+/**
+ * The dashboard end to end: a real launcher, the dashboard server, and Debian's Chromium driven
+ * by playwright-core. Skipped only where /usr/bin/chromium is missing outside CI (.ci/run
+ * installs it, and on CI a missing browser fails the test).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { request } from 'node:http';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDashboard, type Dashboard, type Runner } from '../../dist/index.js';
+import { getRow, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
+import { useTestRunners } from '../helpers/runner.js';
+
+const browserPath = '/usr/bin/chromium';
+const haveBrowser = existsSync(browserPath) || process.env.CI === 'true';
+const t = useTestDatabase({ truncate: false });
+const runners = useTestRunners();
+
+describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: browserPath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  async function open(runner: Runner): Promise<{ dashboard: Dashboard; page: Page }> {
+    const dashboard = await startDashboard({ db: runner.db, port: 0 });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('dialog', (dialog) => void dialog.accept());
+    return { dashboard, page };
+  }
+
+  it('shows tasks appear and finish, retries a failed one, cancels a running one, and shows markup as text', async () => {
+    const runner = await runners.start(t, { concurrency: 2 });
+    const { dashboard, page } = await open(runner);
+    try {
+      await page.goto(dashboard.url);
+      await page.waitForSelector('[data-count="finished"]');
+
+      const hostile = '<script>window.__owned = 1</script><img src=x onerror="window.__owned = 2">';
+      const echoes = await Promise.all([1, 2, 3].map((n) => runner.schedule('Echo', { text: n === 2 ? hostile : `echo ${n}` })));
+      const failing = await runner.schedule('FailTimes', { succeedOnTry: 2 }, { tryLimit: 1 });
+      await page.goto(`${dashboard.url}#/requests`);
+      for (const id of echoes) {
+        await page.waitForSelector(`#request-list tr[data-id="${id}"] [data-state="finished"]`, { timeout: 20_000 });
+      }
+      await page.waitForSelector(`#request-list tr[data-id="${failing}"] [data-state="failed"]`, { timeout: 20_000 });
+      await page.screenshot({ path: 'tmp/dashboard-requests.png' });
+
+      // The failed request: its error and its try, then Retry, and it finishes.
+      await page.click(`#request-list tr[data-id="${failing}"] a`);
+      await page.waitForSelector('#attempts');
+      expect(await page.textContent('#result-text')).toContain('FailTimes failed on try 1');
+      await page.click('#retry');
+      await page.waitForSelector('[data-state="finished"]', { timeout: 20_000 });
+      expect(await page.textContent('#result-text')).toBe('FailTimes succeeded on try 2');
+      expect((await getRow(t.pool, failing)).result).toBe('FINISHED');
+
+      // A running one: cancelled from the running page; its row ends CANCELLED.
+      const sleeper = await runner.schedule('Sleep', { ms: 60_000 });
+      await runners.started(runner, sleeper);
+      await page.goto(`${dashboard.url}#/running`);
+      await page.waitForSelector(`#running tr[data-id="${sleeper}"] .elapsed`);
+      await page.click(`#running tr[data-id="${sleeper}"] button`);
+      expect((await waitForCompleted(t.pool, sleeper)).result).toBe('CANCELLED');
+      await page.goto(`${dashboard.url}#/request/${sleeper}`);
+      await page.waitForSelector('[data-state="cancelled"]');
+
+      // Markup in a result is text: shown verbatim, never run.
+      await page.goto(`${dashboard.url}#/request/${echoes[1]}`);
+      await page.waitForSelector('#result-text');
+      await waitFor(async () => (await page.textContent('#result-text')) === hostile, { what: 'the result as text' });
+      expect(await page.evaluate(() => (window as unknown as { __owned?: number }).__owned)).toBeUndefined();
+      expect(await page.locator('#view script, #view img').count()).toBe(0);
+
+      await page.goto(dashboard.url);
+      await page.waitForSelector('#launchers');
+      // The pickup chart marks each minute with data, so the first minute alone is seen too.
+      const dots = await page.locator('svg circle.dot').count();
+      expect(dots).toBeGreaterThanOrEqual(1);
+      expect(dots).toBeLessThanOrEqual(60);
+      await mkdir('docs', { recursive: true });
+      await page.screenshot({ path: process.env.CWTR_DASHBOARD_SCREENSHOT ?? 'tmp/dashboard.png', fullPage: true });
+    } finally {
+      await page.close();
+      await dashboard.close();
+      await runner.stop();
+    }
+  });
+
+  it('refuses actions without the CSRF token or from another origin, and binds off loopback only with a token', async () => {
+    const runner = runners.create(t);
+    const dashboard = await startDashboard({ db: runner.db, port: 0 });
+    try {
+      const base = dashboard.url.replace(/\/$/, '');
+      const id = await runner.schedule('Echo', { text: 'x' });
+      const bare = await fetch(`${base}/api/requests/${id}/cancel`, { method: 'POST' });
+      expect(bare.status).toBe(403);
+      const page = await (await fetch(`${base}/`)).text();
+      const csrf = /name="cw-csrf" content="([^"]+)"/.exec(page)![1]!;
+      const foreign = await fetch(`${base}/api/requests/${id}/cancel`, { method: 'POST', headers: { 'x-cw-csrf': csrf, origin: 'http://evil.example' } });
+      expect(foreign.status).toBe(403);
+      // fetch() cannot forge Host; node:http can, as a rebinding DNS name would make a browser send it.
+      const rebound = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: dashboard.port, path: '/api/overview', headers: { host: `evil.example:${dashboard.port}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject).end();
+      });
+      expect(rebound).toBe(421);
+      expect((await getRow(t.pool, id)).completed_at).toBeNull();
+      const ok = await fetch(`${base}/api/requests/${id}/cancel`, { method: 'POST', headers: { 'x-cw-csrf': csrf } });
+      expect(ok.status).toBe(200);
+      expect((await getRow(t.pool, id)).result).toBe('CANCELLED');
+      await expect(startDashboard({ db: runner.db, port: 0, host: '0.0.0.0' })).rejects.toThrow(/token.*required/);
+      const guarded = await startDashboard({ db: runner.db, port: 0, host: '127.0.0.1', token: 'a-long-enough-token', readOnly: true });
+      try {
+        const plain = guarded.url.replace(/\?token=.*$/, '');
+        expect((await fetch(`${plain}api/overview`)).status).toBe(401);
+        const overview = await fetch(`${plain}api/overview`, { headers: { authorization: 'Bearer a-long-enough-token' } });
+        expect(await overview.json()).toMatchObject({ readOnly: true });
+      } finally {
+        await guarded.close();
+      }
+    } finally {
+      await dashboard.close();
+      await runner.stop();
+    }
+  });
+});
+
