@@ -80,9 +80,10 @@ describe('the local queue', () => {
   });
 
   it('gives held rows back untried at shutdown', async () => {
-    const runner = await runners.start(t, { concurrency: 1, prefetch: 4, maxTasksPerChild: Infinity, spareChildren: 0, shutdownGraceMs: 5_000 });
+    const runner = await runners.start(t, { concurrency: 1, prefetch: 4, maxTasksPerChild: Infinity, spareChildren: 0, shutdownGraceMs: 15_000 });
     await warm(runner);
-    const sleeping = await runner.schedule('Sleep', { ms: 800 });
+    // Long enough to outlast seeing the three rows held on a loaded machine; the grace covers it.
+    const sleeping = await runner.schedule('Sleep', { ms: 3_000 });
     const waiting = await runner.scheduleMany([1, 2, 3].map((i) => ({ taskClassName: 'Echo', options: { text: `held ${i}` } })));
     await waitFor(async () => (await held(runner)).length === 3, { what: 'three rows held' });
     await runner.stop();
