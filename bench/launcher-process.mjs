@@ -5,7 +5,7 @@
 //
 //   node bench/launcher-process.mjs '<json: url, table, mode, concurrency, tasksDir, report>'
 import pg from 'pg';
-import { createRunner } from '../dist/index.js';
+import { createMetrics, createRunner, serveMetrics, startDashboard } from '../dist/index.js';
 import { modeOptions } from './plan.mjs';
 import { epochMs } from './stats.mjs';
 
@@ -33,6 +33,15 @@ const runner = createRunner({
   autoMigrate: false,
   ...modeOptions(params.mode, params.concurrency),
 });
+
+// BENCH_OPS=1: the launcher also serves Prometheus metrics and the dashboard, as an operator
+// would run it, so a run shows what they cost on the launch path (no scrapes during the run).
+const ops = process.env.BENCH_OPS === '1'
+  ? await (async () => {
+      const metrics = createMetrics({ runner });
+      return { metrics, server: await serveMetrics({ registry: metrics.registry, port: 0 }), dashboard: await startDashboard({ db: runner.db, tableName: params.table }) };
+    })()
+  : null;
 
 let completed = 0;
 let window = null;
@@ -81,6 +90,10 @@ process.on('message', async (message) => {
       rssQuarters,
     };
     clearInterval(progress);
+    if (ops !== null) {
+      ops.metrics.close();
+      await Promise.all([ops.server.close(), ops.dashboard.close()]);
+    }
     await runner.stop();
     await pool.end();
     process.send({ type: 'stats', window: counted, completed, maxRssBytes: process.resourceUsage().maxRSS * 1024 }, () => process.disconnect());
