@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
@@ -198,8 +197,7 @@ UNION ALL
 SELECT 1, id::text, result, ended, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM done
 UNION ALL
 SELECT 2, id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM started`;
-  const name = `cw_launch_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
-  return { name, text };
+  return { text };
 }
 
 /** The statement's parameters, in order. */

@@ -47,7 +47,7 @@ export interface RequestStoreParams {
   db: Kysely<any>;
   /**
    * Where the launch statement runs; default: through `db`. The runner passes its pg pool here,
-   * so the statement is prepared once per connection.
+   * so that a broken connection is dropped rather than pooled again.
    */
   sql?: SqlClient;
   table: TableName;
