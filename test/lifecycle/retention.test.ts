@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveRunnerConfig } from '../../dist/index.js';
 import { queueFilterSql, runnableSql } from '../../dist/store/fragments.js';
-import { cli, workDir } from '../cli/cli-process.js';
+import { cleanEnv, cli, workDir } from '../cli/cli-process.js';
 import { insertRequest, useTestDatabase, waitFor } from '../helpers/db.js';
 import { useTestRunners } from '../helpers/runner.js';
 
@@ -125,7 +125,7 @@ describe('retention', () => {
     await fill();
     const dir = await workDir();
     try {
-      const dry = await cli(['prune', '--dry-run', '--database-url', t.url], { cwd: dir.dir });
+      const dry = await cli(['prune', '--dry-run'], { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
       expect(dry.stderr).toBe('');
       expect(dry.stdout).toBe('would delete 6 ended request(s) (1 FINISHED, 1 CANCELLED, 1 FAILED, 1 CRASHED, 1 TIMED_OUT, 1 PARKED) and 12 attempt row(s) from task_runner_requests\n');
       expect((await remaining()).requests).toHaveLength(11);
@@ -134,10 +134,10 @@ describe('retention', () => {
       const real = await cli(['prune', '--json', '--database-url', t.url], { cwd: dir.dir });
       expect(JSON.parse(real.stdout)).toMatchObject({ requests: { FINISHED: 2, CANCELLED: 1, CRASHED: 1, TIMED_OUT: 1, PARKED: 1 }, dryRun: false });
       await writeFile(`${dir.dir}/cw-task-runner.yml`, 'retention: false\n');
-      const off = await cli(['prune', '--database-url', t.url], { cwd: dir.dir });
+      const off = await cli(['prune'], { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
       expect(off.stdout).toMatch(/retention is false/);
       await writeFile(`${dir.dir}/cw-task-runner.yml`, 'retention:\n  keep:\n    FINISHED: soon\n');
-      const bad = await cli(['prune', '--database-url', t.url], { cwd: dir.dir });
+      const bad = await cli(['prune'], { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/retention\.keep\.FINISHED/);
     } finally {

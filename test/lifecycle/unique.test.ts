@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createClient, type RunnerClient } from '../../dist/index.js';
-import { cli, workDir } from '../cli/cli-process.js';
+import { cleanEnv, cli, workDir } from '../cli/cli-process.js';
 import { insertRequest, useTestDatabase } from '../helpers/db.js';
 
 /**
@@ -118,10 +118,11 @@ describe('unique requests', () => {
   it('the CLI schedule takes --unique-key and prints the existing id', async () => {
     const dir = await workDir();
     try {
-      const args = ['schedule', 'NoOp', '--database-url', t.url, '--unique-key', 'cli-key'];
-      const first = await cli(args, { cwd: dir.dir });
+      const args = ['schedule', 'NoOp', '--unique-key', 'cli-key'];
+      const env = cleanEnv({ DATABASE_URL: t.url });
+      const first = await cli(args, { cwd: dir.dir, env });
       expect(first.stderr).toBe('');
-      const second = await cli([...args, '--unique-while', 'ended-within:10m'], { cwd: dir.dir });
+      const second = await cli([...args, '--unique-while', 'ended-within:10m'], { cwd: dir.dir, env });
       expect(second.code).toBe(0);
       expect(second.stdout).toBe(first.stdout);
       expect(await rowsOfKey('cli-key')).toEqual([first.stdout.trim()]);
