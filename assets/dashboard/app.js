@@ -271,6 +271,36 @@ async function running(mine) {
     rows.length ? table(['id', 'task', 'try', 'pid', 'host', 'elapsed', ''], rows, { id: 'running' }) : el('p', { class: 'muted' }, 'nothing runs'));
 }
 
+// ---- recurring ----
+
+// How long until a future time, in age()'s words (age of the time as far in the past).
+function until(iso, now) {
+  return age(new Date(2 * now - new Date(iso).getTime()).toISOString(), now);
+}
+
+// Read-only: entries are declared in config files and runner.recurring(), not here.
+async function recurring(mine) {
+  const data = await api('/api/recurring');
+  if (mine !== generation) return;
+  const now = new Date(data.now).getTime();
+  const when = (iso) => (iso ? new Date(iso).toISOString().replace('.000Z', 'Z') : '-');
+  const rows = data.recurring.map((e) => {
+    // Before its first run an entry's lastDueAt is its registration time, not a run: show none.
+    const ran = e.lastRequestId !== null;
+    const next = e.nextDueAt ? `${when(e.nextDueAt)} (in ${until(e.nextDueAt, now)})` : 'none';
+    return el('tr', { 'data-name': e.name },
+      el('td', { class: 'name' }, e.name), el('td', { class: 'task' }, e.taskClassName), el('td', { class: 'cron' }, e.cron),
+      el('td', {}, e.timezone), el('td', {}, e.queue), el('td', {}, e.backfill === 0 ? 'skip' : `backfill ${e.backfill}`),
+      el('td', { class: 'last-due', title: ran ? `${age(e.lastDueAt, now)} ago` : null }, ran ? when(e.lastDueAt) : '-'),
+      el('td', { class: 'num last-request' }, ran ? el('a', { href: `#/request/${e.lastRequestId}` }, e.lastRequestId) : '-'),
+      el('td', { class: 'next-due' }, next),
+      el('td', { title: when(e.registeredAt) }, `${age(e.registeredAt, now)} ago`));
+  });
+  view.replaceChildren(el('h2', {}, `Recurring tasks (${rows.length})`),
+    rows.length ? table(['name', 'task', 'cron', 'time zone', 'queue', 'missed runs', 'last due', 'last request', 'next due', 'declared'], rows, { id: 'recurring' })
+      : el('p', { class: 'muted' }, 'no recurring task is registered'));
+}
+
 // ---- routing and polling ----
 
 function route() {
@@ -283,6 +313,7 @@ function route() {
   const one = /^\/request\/(\d+)$/.exec(path);
   if (one) return { shell: null, load: (mine) => request(mine, one[1]) };
   if (path === '/running') return { shell: null, load: running };
+  if (path === '/recurring') return { shell: null, load: recurring };
   return { shell: null, load: overview };
 }
 

@@ -1,6 +1,7 @@
 import { requestStates, type RequestState, type RequestSummary } from '../store/inspection.js';
 import { integerFlag, UsageError } from './args.js';
 import type { CliCommand } from './command.js';
+import { printRecurring } from './recurring-listing.js';
 import { formatAge, withInspector } from './with-inspector.js';
 
 /** One line: id, state, task, queue, tries, age, and the first line of the result (cut at 60). */
@@ -14,15 +15,16 @@ export function formatSummary(r: RequestSummary, nowMs: number): string {
 export const listCommand: CliCommand = {
   name: 'list',
   summary: 'list requests newest first, one line each, filtered by state, task or queue',
-  usage: 'list [options]',
+  usage: 'list [options] | list --recurring [--json]',
   description: [
     'Prints requests newest first: id, state, task, queue, tries, age and the start of the result.',
     `States: ${requestStates.join(', ')} (crashed includes TIMED_OUT).`,
     'Pages: --before ID continues below the last id printed (the JSON output gives it as nextBefore).',
+    'With --recurring it lists the recurring entries instead, as the `recurring` command does.',
   ].join('\n'),
   options: {
     state: { type: 'string' }, task: { type: 'string' }, queue: { type: 'string' }, text: { type: 'string' },
-    limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' },
+    limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' }, recurring: { type: 'boolean' },
   },
   optionHelp: [
     '--state STATE      waiting, running, finished, failed, crashed, parked or cancelled',
@@ -32,9 +34,16 @@ export const listCommand: CliCommand = {
     '--limit N          at most N requests (1 to 1000, default 20)',
     '--before ID        only ids below ID (the next page)',
     '--json             print {"requests": [...], "nextBefore": id | null, "searchedDownTo": id | null}',
+    '--recurring        the recurring entries with their last and next run (same as `recurring`)',
   ],
   async run(context) {
     const v = context.values;
+    if (v.recurring === true) {
+      // Entries are not requests: a request filter would be silently ignored, so refuse it.
+      const filter = ['state', 'task', 'queue', 'text', 'limit', 'before'].find((name) => v[name] !== undefined);
+      if (filter !== undefined) throw new UsageError(`--recurring lists recurring entries and takes no --${filter}`, 'list');
+      return printRecurring(context);
+    }
     const text = (name: string): string | undefined => {
       const value = v[name];
       if (value === undefined) return undefined;

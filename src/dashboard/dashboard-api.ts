@@ -1,4 +1,5 @@
 import { TaskRunnerError } from '../errors.js';
+import type { RecurringListing } from '../launcher/lifecycle-commands.js';
 import { requestStates, type RequestFilter, type RequestState } from '../store/inspection.js';
 import type { Inspector } from '../store/inspector.js';
 
@@ -31,12 +32,20 @@ function filterFrom(source: { get(name: string): string | null | undefined }): R
   return { state: state as RequestState | undefined, taskClassName: pick('task'), queue: pick('queue'), text: pick('text') };
 }
 
+/** What the API reads and may do besides the inspector's requests. */
+export interface ApiParams {
+  readOnly: boolean;
+  staleMs: number;
+  /** The recurring entries with their next due time (the same listing as the `recurring` command). */
+  listRecurring(): Promise<RecurringListing[]>;
+}
+
 /**
  * The dashboard's JSON API over an inspector: reads (overview, requests, one request, running
- * tries) and, unless read-only, actions (retry, cancel, delete, bulk retry). Routing only: the
+ * tries, recurring entries) and, unless read-only, actions (retry, cancel, delete, bulk retry). Routing only: the
  * server has already checked the access token and, for actions, the CSRF token and origin.
  */
-export async function answer(inspector: Inspector, call: ApiCall, params: { readOnly: boolean; staleMs: number }): Promise<ApiAnswer> {
+export async function answer(inspector: Inspector, call: ApiCall, params: ApiParams): Promise<ApiAnswer> {
   const { method, path } = call;
   if (method === 'GET') {
     if (path === '/api/overview') {
@@ -54,6 +63,9 @@ export async function answer(inspector: Inspector, call: ApiCall, params: { read
     }
     if (path === '/api/running') {
       return { status: 200, body: { now: new Date(), running: await inspector.running() } };
+    }
+    if (path === '/api/recurring') {
+      return { status: 200, body: { now: new Date(), recurring: await params.listRecurring() } };
     }
     const one = /^\/api\/requests\/([^/]+)$/.exec(path);
     if (one !== null) {

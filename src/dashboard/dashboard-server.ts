@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import { parseTableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { ConfigError } from '../errors.js';
+import { listRecurring } from '../launcher/lifecycle-commands.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { Inspector } from '../store/inspector.js';
 import { answer, statusOfError } from './dashboard-api.js';
@@ -129,7 +130,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const readOnly = options.readOnly ?? false;
   const staleMs = options.staleMs ?? defaults.leaseMs;
   const logger = options.logger ?? silentLogger;
-  const inspector = new Inspector({ db: options.db, table: parseTableName(options.tableName ?? defaults.tableName) });
+  const tableName = options.tableName ?? defaults.tableName;
+  const inspector = new Inspector({ db: options.db, table: parseTableName(tableName) });
+  const apiParams = { readOnly, staleMs, listRecurring: () => listRecurring(options.db, tableName) };
   const csrf = randomBytes(24).toString('base64url');
   const page = (await readFile(`${assetsDir}index.html`, 'utf8')).replace('__CSRF__', csrf);
   const assets = new Map<string, Buffer>();
@@ -182,7 +185,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     let result;
     try {
       const body = method === 'POST' ? await readBody(req) : null;
-      result = await answer(inspector, { method, path: url.pathname, query: url.searchParams, body }, { readOnly, staleMs });
+      result = await answer(inspector, { method, path: url.pathname, query: url.searchParams, body }, apiParams);
     } catch (error) {
       result = statusOfError(error);
       if (result.status === 500) logger.error('dashboard request failed', { path: url.pathname, error: (error as Error).message });

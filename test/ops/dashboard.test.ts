@@ -94,6 +94,50 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
     }
   });
 
+  it('lists recurring entries read-only, with their last and next run, a name holding markup as text', async () => {
+    const hostile = '<img src=x onerror="window.__owned = 3">nightly';
+    const weekly = { name: 'weekly-report', task: 'Echo', cron: '0 7 * * 1', timezone: 'Europe/Paris', queue: 'recurring_only' };
+    const runner = await runners.start(t, { queues: ['elsewhere'], recurring: [weekly] });
+    const enqueued = runner.events.waitFor('recurring:enqueued', (e) => e.name === hostile, 10_000);
+    await runner.recurring({ name: hostile, task: 'Echo', cron: '* * * * * *', queue: 'recurring_only' });
+    await enqueued;
+    await runner.stop();
+    const { rows } = await t.pool.query('SELECT last_request_id::text AS id FROM task_runner_requests_recurring WHERE name = $1', [hostile]);
+    const lastId: string = rows[0].id;
+    // Served with no launcher, over the test's own connection, as `cw-task-runner dashboard` does.
+    const dashboard = await startDashboard({ db: t.db, port: 0 });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      const api = await (await fetch(`${dashboard.url}api/recurring`)).json() as { recurring: Record<string, unknown>[] };
+      expect(api.recurring.map((e) => e.name)).toEqual([hostile, 'weekly-report']);
+      expect(api.recurring[0]).toMatchObject({ taskClassName: 'Echo', cron: '* * * * * *', timezone: 'UTC', lastRequestId: lastId });
+      expect(api.recurring[1]).toMatchObject({ cron: '0 7 * * 1', timezone: 'Europe/Paris', lastRequestId: null });
+      expect(new Date(api.recurring[1]!.nextDueAt as string).getUTCDay()).toBe(1);
+
+      await page.goto(`${dashboard.url}#/recurring`);
+      const weeklyRow = '#recurring tr[data-name="weekly-report"]';
+      await page.waitForSelector(weeklyRow);
+      expect(await page.textContent(`${weeklyRow} td.cron`)).toBe('0 7 * * 1');
+      expect(await page.textContent(`${weeklyRow} td.last-due`)).toBe('-');
+      expect(await page.textContent(`${weeklyRow} td.next-due`)).toMatch(/^\d{4}-\d\d-\d\dT0[56]:00:00Z \(in .+\)$/);
+      // The markup in a name is shown as text and never becomes an element.
+      const names = await page.locator('#recurring td.name').allTextContents();
+      expect(names).toEqual([hostile, 'weekly-report']);
+      expect(await page.locator('#view img').count()).toBe(0);
+      expect(await page.evaluate(() => (window as unknown as { __owned?: number }).__owned)).toBeUndefined();
+      // Its last run links to the request; the page offers no action.
+      const link = page.locator('#recurring tr').nth(1).locator('td.last-request a');
+      expect(await link.textContent()).toBe(lastId);
+      expect(await page.locator('#view button').count()).toBe(0);
+      await link.click();
+      await page.waitForSelector('#result-text');
+      expect(page.url()).toMatch(new RegExp(`#/request/${lastId}$`));
+    } finally {
+      await page.close();
+      await dashboard.close();
+    }
+  });
+
   it('refuses actions without the CSRF token or from another origin, and binds off loopback only with a token', async () => {
     const runner = runners.create(t);
     const dashboard = await startDashboard({ db: runner.db, port: 0 });
