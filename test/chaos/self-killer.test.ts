@@ -11,7 +11,9 @@ import { report, scale } from './helpers/summary.js';
 const cluster = useChaosCluster();
 const tasks = scale(1_000, 60);
 // The baseline is taken once the launcher is warm (children, threads, statement caches, JIT).
-const warmUp = scale(300, 30);
+// Threads are warmed with the full count even in the quick variant: with 30 tasks not every
+// thread had started and grown its heap, and a baseline taken then read 38% low.
+const warmUpOf = (mode: string): number => (mode === 'thread' ? 300 : scale(300, 30));
 const killers = 5;
 const crashLimit = 3;
 
@@ -31,7 +33,7 @@ describe('a task that kills its own process', () => {
       const launcher = cluster.launcher(`selfkill-${mode}`, { ...options, concurrency: 4, crashLimit });
       await launcher.start();
       // Warm up (children, threads, compiled code), then the baseline.
-      await insertWork(pool, warmUp);
+      await insertWork(pool, warmUpOf(mode));
       await waitAllEnded(pool);
       const before = await launcher.memory();
       await insertWork(pool, tasks / 2);
@@ -54,9 +56,12 @@ describe('a task that kills its own process', () => {
       report('selfKiller', { tasks, killers, crashLimit, modes: results });
 
       expect(killed).toEqual(Array.from({ length: killers }, () => ({ result: 'PARKED', tries: crashLimit, crashes: crashLimit })));
-      expect(work[0]).toEqual({ n: tasks + warmUp, once: tasks + warmUp });
-      expect(ledger[0]).toEqual({ starts: tasks + warmUp, requests: tasks + warmUp });
-      expect(Math.abs(change)).toBeLessThanOrEqual(0.2);
+      expect(work[0]).toEqual({ n: tasks + warmUpOf(mode), once: tasks + warmUpOf(mode) });
+      expect(ledger[0]).toEqual({ starts: tasks + warmUpOf(mode), requests: tasks + warmUpOf(mode) });
+      // Growth is what would show a leak. Less memory after is no fault: in thread mode the killed
+      // threads are replaced on demand, so fewer may be alive at the end than after the warm-up
+      // (153 MB before, 89 MB after in one quick run).
+      expect(change).toBeLessThanOrEqual(0.2);
     });
   }
 });
