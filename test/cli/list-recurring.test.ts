@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cli, workDir } from './cli-process.js';
+import { cleanEnv, cli, workDir } from './cli-process.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { useTestRunners } from '../helpers/runner.js';
 
@@ -26,9 +26,9 @@ describe('list --recurring', () => {
 
     const dir = await workDir();
     try {
-      const at = { cwd: dir.dir };
-      const listed = await cli(['list', '--recurring', '--database-url', t.url], at);
-      const direct = await cli(['recurring', '--database-url', t.url], at);
+      const at = { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) };
+      const listed = await cli(['list', '--recurring'], at);
+      const direct = await cli(['recurring'], at);
       expect(listed.stderr).toBe('');
       expect([listed.code, direct.code]).toEqual([0, 0]);
       const lines = listed.stdout.trimEnd().split('\n');
@@ -46,7 +46,7 @@ describe('list --recurring', () => {
       expect(upToNext(lines[1]!)).toEqual(['each-second', 'Echo', '* * * * * *', 'UTC', 'skip', expect.stringMatching(/Z$/), lastId]);
       expect(upToNext(lines[1]!)).toEqual(upToNext(directLines[1]!));
 
-      const json = await cli(['list', '--recurring', '--json', '--database-url', t.url], at);
+      const json = await cli(['list', '--recurring', '--json'], at);
       expect(json.code).toBe(0);
       const entries = JSON.parse(json.stdout) as Listed[];
       expect(entries.map((e) => e.name)).toEqual(['each-second', 'morning-digest']);
@@ -54,7 +54,7 @@ describe('list --recurring', () => {
       expect(second.lastRequestId).toBe(lastId);
       expect(new Date(second.nextDueAt!).getTime()).toBeGreaterThan(new Date(second.lastDueAt).getTime());
       expect(morning).toMatchObject({ taskClassName: 'Echo', cron: '0 7 * * 1-5', timezone: 'Europe/Paris', lastRequestId: null });
-      const directJson = JSON.parse((await cli(['recurring', '--json', '--database-url', t.url], at)).stdout) as Listed[];
+      const directJson = JSON.parse((await cli(['recurring', '--json'], at)).stdout) as Listed[];
       expect(directJson[1]).toEqual(morning);
     } finally {
       await dir.remove();
@@ -64,11 +64,11 @@ describe('list --recurring', () => {
   it('refuses a request filter beside --recurring, and says so when nothing is registered', async () => {
     const dir = await workDir();
     try {
-      const mixed = await cli(['list', '--recurring', '--state', 'failed', '--database-url', t.url], { cwd: dir.dir });
+      const mixed = await cli(['list', '--recurring', '--state', 'failed'], { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
       expect(mixed.code).toBe(2);
       expect(mixed.stderr).toMatch(/--recurring .*no --state/);
       await t.pool.query('TRUNCATE task_runner_requests_recurring');
-      const empty = await cli(['list', '--recurring', '--database-url', t.url], { cwd: dir.dir });
+      const empty = await cli(['list', '--recurring'], { cwd: dir.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
       expect(empty.code).toBe(0);
       expect(empty.stdout).toBe('no recurring tasks registered on task_runner_requests\n');
     } finally {
