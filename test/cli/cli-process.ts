@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../dist/cli/main.js';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 export { freePort } from '../helpers/free-port.js';
@@ -69,6 +69,26 @@ export function cliOnTestDatabase(): CliSetting {
     await remove?.();
   });
   return setting;
+}
+
+/**
+ * The preamble of a file that starts launcher processes: a test database for the file, and after
+ * each test the launchers it left (SIGKILL: a failed test's launcher must not outlive it) and its
+ * cleanups (in reverse order). Push onto `launchers` and `cleanups` as the test goes.
+ */
+export function launcherProcesses(): { readonly t: TestDatabase; launchers: LauncherProcess[]; cleanups: (() => Promise<unknown>)[] } {
+  const state = { t: undefined as unknown as TestDatabase, launchers: [] as LauncherProcess[], cleanups: [] as (() => Promise<unknown>)[] };
+  beforeAll(async () => {
+    state.t = await createTestDatabase();
+  });
+  afterEach(async () => {
+    await Promise.all(state.launchers.splice(0).map((launcher) => launcher.stop('SIGKILL').catch(() => undefined)));
+    for (const cleanup of state.cleanups.splice(0).reverse()) await cleanup();
+  });
+  afterAll(async () => {
+    await state.t?.drop();
+  });
+  return state;
 }
 
 /** Runs the CLI in this process (fast: no node start), capturing its output. */

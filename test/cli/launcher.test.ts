@@ -5,27 +5,14 @@
  */
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, waitFor, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { getRow, waitFor, waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { isAlive } from '../helpers/processes.js';
-import { cleanEnv, cliProcess, startLauncher, workDir, type LauncherProcess } from './cli-process.js';
+import { cleanEnv, cliProcess, launcherProcesses, startLauncher, workDir, type LauncherProcess } from './cli-process.js';
 
-let t: TestDatabase;
-const cleanups: (() => Promise<unknown>)[] = [];
-const launchers: LauncherProcess[] = [];
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterEach(async () => {
-  // A launcher a failed test left behind must not outlive it.
-  await Promise.all(launchers.splice(0).map((launcher) => launcher.stop('SIGKILL').catch(() => undefined)));
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const files = launcherProcesses();
+const { launchers, cleanups } = files;
 
 const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
 
@@ -40,7 +27,7 @@ async function setup(fileSettings: string[] = []): Promise<{ cwd: string; env: N
     'killTimeoutMs: 300',
     ...fileSettings,
   ].join('\n'));
-  return { cwd: dir, env: cleanEnv({ DATABASE_URL: t.url }) };
+  return { cwd: dir, env: cleanEnv({ DATABASE_URL: files.t.url }) };
 }
 
 async function launch(params: { cwd: string; env: NodeJS.ProcessEnv }, args: string[] = []): Promise<LauncherProcess> {
@@ -62,14 +49,14 @@ describe('node dist/launcher.js', () => {
     expect(scheduled.code).toBe(0);
     const id = scheduled.stdout.trim();
     // The poll interval is a minute: only the NOTIFY of the insert can wake the launcher this fast.
-    const row = await waitForCompleted(t.pool, id, 15_000);
+    const row = await waitForCompleted(files.t.pool, id, 15_000);
     expect(row).toMatchObject({ result: 'FINISHED', result_text: 'from another terminal', tries: 1, pid: null });
     await waitFor(() => launcher.stderr().includes(`task Echo FINISHED id="${id}"`), { what: 'the completion log line' });
 
     const sleeper = await cliProcess(['schedule', 'Sleep', '--options', 'ms: 60000'], where);
     // The row holds the launcher's pid from claim until the child's is known.
     const sleeping = await waitFor(async () => {
-      const pid = (await getRow(t.pool, sleeper.stdout.trim()))?.pid as number | null;
+      const pid = (await getRow(files.t.pool, sleeper.stdout.trim()))?.pid as number | null;
       return pid !== null && pid !== launcher.pid ? pid : null;
     }, { what: 'the Sleep child to start' });
 
@@ -88,10 +75,10 @@ describe('node dist/launcher.js', () => {
     expect(launcher.stderr()).toMatch(/received SIGTERM: stopping gracefully/);
     expect(isAlive(sleeping)).toBe(false);
     // The interrupted request is released (try given back), not left holding a pid.
-    expect(await getRow(t.pool, sleeper.stdout.trim())).toMatchObject({ pid: null, result: 'INTERRUPTED', tries: 0, completed_at: null });
+    expect(await getRow(files.t.pool, sleeper.stdout.trim())).toMatchObject({ pid: null, result: 'INTERRUPTED', tries: 0, completed_at: null });
     expect(await exists(pidfile)).toBe(false);
     expect(await exists(socket)).toBe(false);
-    await t.pool.query('DELETE FROM task_runner_requests WHERE id = $1', [sleeper.stdout.trim()]);
+    await files.t.pool.query('DELETE FROM task_runner_requests WHERE id = $1', [sleeper.stdout.trim()]);
   });
 
   it('serves /metrics and the dashboard when its config file has `metrics:` and `dashboard:`', async () => {
@@ -105,7 +92,7 @@ describe('node dist/launcher.js', () => {
 
     const scheduled = await cliProcess(['schedule', 'Echo', '--options', 'text: scraped'], where);
     const id = scheduled.stdout.trim();
-    await waitForCompleted(t.pool, id, 15_000);
+    await waitForCompleted(files.t.pool, id, 15_000);
 
     // The scrape counts the try this launcher ran (its counters are fed by its own events).
     const scraped = await waitFor(async () => {
@@ -160,7 +147,7 @@ describe('node dist/launcher.js', () => {
     const launcher = await launch(where, ['--table', 'launcher_jobs']);
     expect(launcher.stderr()).toMatch(/created the request table table="launcher_jobs"/);
     const scheduled = await cliProcess(['schedule', 'Echo', '--table', 'launcher_jobs', '--options', 'text: custom'], where);
-    const row = await waitForCompleted(t.pool, scheduled.stdout.trim(), 15_000, 'launcher_jobs');
+    const row = await waitForCompleted(files.t.pool, scheduled.stdout.trim(), 15_000, 'launcher_jobs');
     expect(row.result_text).toBe('custom');
     expect(await launcher.stop()).toBe(0);
   });

@@ -5,26 +5,14 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
-import { cleanEnv, cli, cliProcess, startLauncher, workDir, type LauncherProcess } from '../cli/cli-process.js';
+import { cleanEnv, cli, cliProcess, launcherProcesses, startLauncher, workDir } from '../cli/cli-process.js';
 
 const asRoot = process.getuid?.() === 0;
-let t: TestDatabase;
-const cleanups: (() => Promise<unknown>)[] = [];
-const launchers: LauncherProcess[] = [];
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-afterEach(async () => {
-  await Promise.all(launchers.splice(0).map((launcher) => launcher.stop('SIGKILL').catch(() => undefined)));
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  await t?.drop();
-});
+const files = launcherProcesses();
+const { launchers, cleanups } = files;
 
 async function setup(settings: string[]): Promise<{ cwd: string; env: NodeJS.ProcessEnv }> {
   const { dir, remove } = await workDir();
@@ -32,7 +20,7 @@ async function setup(settings: string[]): Promise<{ cwd: string; env: NodeJS.Pro
   await writeFile(path.join(dir, 'cw-task-runner.yml'), [
     `tasksDir: ${JSON.stringify(fixturesDir)}`, 'concurrency: 2', 'shutdownGraceMs: 300', 'killTimeoutMs: 300', ...settings,
   ].join('\n'));
-  return { cwd: dir, env: cleanEnv({ DATABASE_URL: t.url }) };
+  return { cwd: dir, env: cleanEnv({ DATABASE_URL: files.t.url }) };
 }
 
 describe.skipIf(!asRoot)('confinement in cw-task-runner.yml', () => {
@@ -42,10 +30,10 @@ describe.skipIf(!asRoot)('confinement in cw-task-runner.yml', () => {
     launchers.push(launcher);
     const escape = (await cliProcess(['schedule', 'Escape', '--options', 'secret: DATABASE_URL='], where)).stdout.trim();
     const spin = (await cliProcess(['schedule', 'Spin', '--try-limit', '1'], where)).stdout.trim();
-    const seen = JSON.parse((await waitForCompleted(t.pool, escape, 30_000)).result_text);
+    const seen = JSON.parse((await waitForCompleted(files.t.pool, escape, 30_000)).result_text);
     expect(seen).toMatchObject({ uid: 65534, launcherEnviron: 'EACCES', databaseUrl: null });
     expect(seen.limits).toMatchObject({ 'Max open files': '256:256', 'Max cpu time': '1:2' });
-    const spun = await waitForCompleted(t.pool, spin, 30_000);
+    const spun = await waitForCompleted(files.t.pool, spin, 30_000);
     expect(spun.result).toBe('CRASHED');
     expect(spun.result_text).toMatch(/CPU time limit \(1 s\) exceeded/);
     expect(await launcher.stop()).toBe(0);
