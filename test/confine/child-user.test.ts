@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asRoot, nobodyReachesCheckout } from '../helpers/child-user.js';
 import { useTestDatabase, waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { useTestRunners } from '../helpers/runner.js';
@@ -12,7 +13,6 @@ import { useTestRunners } from '../helpers/runner.js';
  * user cannot write root's files nor read the launcher's environment. Each test runs a task
  * that tries; the same task run as the launcher's user shows that without `childUser` it can.
  */
-const asRoot = process.getuid?.() === 0;
 const runners = useTestRunners();
 const t = useTestDatabase();
 let dir: string;
@@ -42,7 +42,7 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     writeFileSync(rootFile, 'root only\n');
   });
 
-  it('as nobody, a task cannot write a root-only file, read /proc/<launcher>/environ, or signal the launcher', async () => {
+  it.skipIf(!nobodyReachesCheckout)('as nobody, a task cannot write a root-only file, read /proc/<launcher>/environ, or signal the launcher', async () => {
     const seen = await escape({ childUser: 'nobody' });
     expect(seen).toMatchObject({ uid: 65534, gid: 65534, writeRootFile: 'EACCES', launcherEnviron: 'EACCES' });
     // The launcher's supplementary groups are dropped, not inherited.
@@ -52,12 +52,12 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     expect(statSync(rootFile).size).toBe('root only\n'.length);
   });
 
-  it('takes childGroup, and a numeric uid', async () => {
+  it.skipIf(!nobodyReachesCheckout)('takes childGroup, and a numeric uid', async () => {
     const seen = await escape({ childUser: 65534, childGroup: 'nogroup' });
     expect(seen).toMatchObject({ uid: 65534, gid: 65534, writeRootFile: 'EACCES' });
   });
 
-  it('holds for reused children and spares too (every child of the pool runs as the user)', async () => {
+  it.skipIf(!nobodyReachesCheckout)('holds for reused children and spares too (every child of the pool runs as the user)', async () => {
     const runner = await runners.start(t, { childUser: 'nobody', spareChildren: 2, maxTasksPerChild: 10, concurrency: 1 });
     const ids = await Promise.all([1, 2, 3].map(() => runner.schedule('Escape', { rootFile }, { tryLimit: 1 })));
     for (const id of ids) {
@@ -87,7 +87,7 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     expect(() => runners.create(t, { childUser: 'root' })).toThrow(/"childUser".*unprivileged/);
   });
 
-  it('refuses childUser when the launcher is not root, saying so', () => {
+  it.skipIf(!nobodyReachesCheckout)('refuses childUser when the launcher is not root, saying so', () => {
     const config = new URL('../../dist/config/runner-config.js', import.meta.url).pathname;
     const script = `import(${JSON.stringify(config)}).then((m) => {
       try { m.resolveRunnerConfig({ db: 'postgres://x/y', tasksDir: '/', childUser: 'daemon' }); console.log('accepted'); }
@@ -119,7 +119,7 @@ describe.skipIf(!asRoot)('childUser and the traits inspection', () => {
     expect(await peek({})).toEqual(['0 read', '0 read']);
   });
 
-  it('with it, the file is inspected in a process as the child user: its top-level code never runs as root', async () => {
+  it.skipIf(!nobodyReachesCheckout)('with it, the file is inspected in a process as the child user: its top-level code never runs as root', async () => {
     expect(await peek({ childUser: 'nobody' })).toEqual(['65534 EACCES', '65534 EACCES']);
   });
 });

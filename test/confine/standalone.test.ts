@@ -6,11 +6,11 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nobodyReachesCheckout } from '../helpers/child-user.js';
 import { waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { cleanEnv, cli, cliProcess, launcherProcesses, startLauncher, workDir } from '../cli/cli-process.js';
 
-const asRoot = process.getuid?.() === 0;
 const files = launcherProcesses();
 const { launchers, cleanups } = files;
 
@@ -23,7 +23,7 @@ async function setup(settings: string[]): Promise<{ cwd: string; env: NodeJS.Pro
   return { cwd: dir, env: cleanEnv({ DATABASE_URL: files.t.url }) };
 }
 
-describe.skipIf(!asRoot)('confinement in cw-task-runner.yml', () => {
+describe.skipIf(!nobodyReachesCheckout)('confinement in cw-task-runner.yml', () => {
   it('runs tasks as childUser, without the database URL, under childLimits', async () => {
     const where = await setup(['childUser: nobody', 'childLimits: { cpuSeconds: 1, openFiles: 256 }']);
     const launcher = await startLauncher([], where);
