@@ -145,9 +145,14 @@ export class Dispatcher {
     return this.#queue.size;
   }
 
+  /** Outcomes of ended tries not yet written. */
+  get unwritten(): number {
+    return this.#records?.unwritten ?? 0;
+  }
+
   /** True while so many outcomes wait for their write that no new try may start. */
   get blocked(): boolean {
-    return (this.#records?.unwritten ?? 0) >= unwrittenPerSlot * this.#p.config.concurrency;
+    return this.unwritten >= unwrittenPerSlot * this.#p.config.concurrency;
   }
 
   /** Tries queued or running in the pools. */
@@ -261,6 +266,9 @@ export class Dispatcher {
 
   /** The launch loop wrote these outcomes (`stale`: not written, the row is no longer ours). */
   recorded(applied: readonly AppliedOutcome[], stale: readonly AttemptOutcome[]): void {
+    // Fewer outcomes wait now: if that many had stopped new tries, held rows start again here, as
+    // nothing else would start them (no try is running to end, and a claim waits for the queue).
+    this.#fill();
     for (const written of applied) {
       const entry = this.#writing.get(written.id);
       if (entry === undefined) continue;

@@ -83,6 +83,11 @@ export interface RunnerStats {
   running: number;
   /** Rows claimed ahead and held, not started. */
   held: number;
+  /**
+   * Outcomes of ended tries not yet written to the table (waiting for, or in, a statement). At 50
+   * per slot no new try starts until the database takes them.
+   */
+  unwritten: number;
   /** Child processes alive (running, spare or idle). */
   children: number;
   /** Worker threads busy with a try or queued for one. */
@@ -194,10 +199,10 @@ class TaskRunner implements Runner {
 
   get stats(): RunnerStats {
     const parts = this.#parts;
-    if (parts === null) return { running: 0, held: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
+    if (parts === null) return { running: 0, held: 0, unwritten: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
     const children = parts.processPool.pids.length;
     return {
-      running: parts.dispatcher.running, held: parts.dispatcher.queued, children,
+      running: parts.dispatcher.running, held: parts.dispatcher.queued, unwritten: parts.dispatcher.unwritten, children,
       threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
       childRecycles: parts.processPool.recycles,
     };

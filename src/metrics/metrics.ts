@@ -88,6 +88,7 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
     new Gauge({ name: `${p}${name}`, help, registers, collect() { this.set(pick(runner.stats)); } });
   stat('tries_running', 'Tries this launcher runs now', (s) => s.running);
   stat('tries_held', 'Rows this launcher claimed ahead and holds, not started', (s) => s.held);
+  stat('outcomes_unwritten', 'Outcomes of ended tries waiting to be written (at 50 per slot no new try starts)', (s) => s.unwritten);
   stat('children', 'Child processes of this launcher alive (running, spare or idle)', (s) => s.children);
   stat('threads_busy', 'Worker threads of this launcher busy with a try', (s) => s.threadsBusy);
   new Counter({

@@ -95,6 +95,32 @@ describe('the local queue', () => {
     }
   });
 
+  it('starts its held rows again once a backlog of unwritten outcomes is written', async () => {
+    // The lease renewal (every third of leaseMs) also starts held rows: far off here, so only the
+    // written backlog can.
+    const runner = await runners.start(t, {
+      concurrency: 1, prefetch: 200, prefetchHorizonMs: 600_000, leaseMs: 600_000, maxTasksPerChild: Infinity, spareChildren: 0,
+    });
+    await warm(runner);
+    // One long try in front; every other row is claimed and held behind it, so later claims find nothing.
+    const gate = await runner.schedule('Sleep', { ms: 1_000 }, { priority: 10 });
+    const rest = await runner.scheduleMany(Array.from({ length: 120 }, (_, i) => ({ taskClassName: 'Echo', options: { text: `r${i}` } })));
+    await waitFor(() => runner.stats.held === rest.length, { what: 'every row to be held behind the gate' });
+    const lock = await t.pool.connect();
+    try {
+      // Writes of outcomes wait on this lock, so they pile up until no new try may start.
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE task_runner_requests_attempts IN SHARE MODE');
+      await waitFor(() => runner.stats.unwritten >= 50 && runner.stats.running === 0, { what: 'outcomes to pile up', timeoutMs: 20_000 });
+      expect(runner.stats.held).toBeGreaterThan(0);
+      await lock.query('COMMIT');
+    } finally {
+      lock.release();
+    }
+    for (const id of [gate, ...rest]) expect(await waitForCompleted(t.pool, id, 15_000)).toMatchObject({ result: 'FINISHED' });
+    await runner.stop();
+  });
+
   it('charges a dead launcher\'s held rows their claim\'s try but no crash, and its started tries a crash', async () => {
     const runner = await runners.create(t);
     const host = runner.config.host;
