@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { defaults, resolveRunnerConfig } from '../dist/index.js';
+import { defaultPrefetch, resolveRunnerConfig } from '../dist/index.js';
 import { renderChart } from './chart.mjs';
 import { openBenchDatabase } from './database.mjs';
 import { enqueueRates } from './enqueue.mjs';
@@ -108,12 +108,12 @@ try {
     step(`raw: claim statement, ${r.claimBatch} rows per statement`);
     report.raw.claimBatch = r.claimBatch;
     report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch, seconds: r.roundTripSeconds });
-    // The launcher claims up to its prefetch (4 rows per slot by default) per statement: the claim
-    // limit of a run is the statement's rate at that batch size.
+    // The launcher claims up to its default prefetch per statement: the claim limit of a run is
+    // the statement's rate at that batch size.
     report.raw.claimPerSecondByBatch = {};
-    report.raw.prefetchPerSlot = defaults.prefetchPerSlot;
-    const batches = new Set(plan.modes.filter((m) => !forksPerTask(m)).flatMap((m) => plan.throughput[m].concurrencies)
-      .map((c) => defaults.prefetchPerSlot * c));
+    const concurrencies = plan.modes.filter((m) => !forksPerTask(m)).flatMap((m) => plan.throughput[m].concurrencies);
+    report.raw.prefetchByConcurrency = Object.fromEntries(concurrencies.map((c) => [c, defaultPrefetch(c)]));
+    const batches = new Set(Object.values(report.raw.prefetchByConcurrency));
     for (const batch of [...batches].sort((a, b) => a - b)) {
       step(`raw: claim statement, ${batch} rows per statement`);
       report.raw.claimPerSecondByBatch[batch] = await rawClaimRate(db, { rows: Math.max(r.claimRows, batch * 40), batch, seconds: r.roundTripSeconds });

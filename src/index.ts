@@ -32,6 +32,7 @@ export { attemptsTableFor } from './store/attempts-table.js';
 export type { Executor, PgQueryable } from './store/database.js';
 
 export {
+  defaultPrefetch,
   defaults,
   resolveRunnerConfig,
   type DatabaseInput,

@@ -80,7 +80,9 @@ export interface RunnerOptions {
   /**
    * Rows this launcher may claim ahead into its local queue, so a freed slot starts the next try
    * without a round trip. Fewer are held when recent tries say they would not start within
-   * `prefetchHorizonMs`. 0 claims only for free slots. Default 4 × concurrency.
+   * `prefetchHorizonMs`. 0 claims only for free slots. Default 4 × concurrency, at least 256: a
+   * launcher running short tries needs more rows in hand than it starts during one claim's round
+   * trip (with 8 slots of no-op tries, 32 held rows ran dry and halved throughput).
    */
   prefetch?: number;
   /** Hold only rows expected to start within this long (judged from recent try durations). Default 1000 ms. */
@@ -234,6 +236,7 @@ export const defaults = Object.freeze({
   threadIdleTimeoutMs: 30_000,
   crashLimit: 3,
   prefetchPerSlot: 4,
+  prefetchAtLeast: 256,
   prefetchHorizonMs: 1_000,
   completionBatchMs: 2,
 });
@@ -277,6 +280,11 @@ function validateDb(value: unknown): DatabaseInput {
  * @example
  * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
  */
+/** The `prefetch` a launcher of `concurrency` slots gets when none is set. */
+export function defaultPrefetch(concurrency: number): number {
+  return Math.max(defaults.prefetchAtLeast, defaults.prefetchPerSlot * concurrency);
+}
+
 export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object');
   if (typeof options.tasksDir !== 'string' || options.tasksDir.length === 0) {
@@ -303,7 +311,7 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     tasksDir: path.resolve(options.tasksDir),
     table,
     concurrency,
-    prefetch: integer('prefetch', options.prefetch, defaults.prefetchPerSlot * concurrency, 0, 100_000),
+    prefetch: integer('prefetch', options.prefetch, defaultPrefetch(concurrency), 0, 100_000),
     prefetchHorizonMs: integer('prefetchHorizonMs', options.prefetchHorizonMs, defaults.prefetchHorizonMs, 0, 3_600_000),
     completionBatchMs: integer('completionBatchMs', options.completionBatchMs, defaults.completionBatchMs, 0, 10_000),
     queues: queues === null ? null : Object.freeze(queues),

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { channelFor } from '../../dist/config/identifiers.js';
-import { parseTableName } from '../../dist/index.js';
+import { defaultPrefetch, parseTableName } from '../../dist/index.js';
 import { waitFor } from '../helpers/db.js';
 import { baseOptions, useChaosCluster } from './helpers/cluster.js';
 import { report } from './helpers/summary.js';
@@ -15,7 +15,7 @@ const cluster = useChaosCluster();
 // One statement of 100,000 rows takes about a second: the quick run does the full burst too.
 const rows = 100_000;
 const concurrency = baseOptions.concurrency;
-const prefetch = 4 * concurrency;
+const prefetch = defaultPrefetch(concurrency);
 
 describe('a burst insert', () => {
   it(`${rows} rows in one statement: one notification, no stampede`, async () => {
