@@ -6,11 +6,13 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { childRuntimeEntry } from '../dist/pool/runtime-entry.js';
 import { tick } from './progress.mjs';
 import { summary } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const childEntry = path.join(here, '..', 'dist', 'pool', 'runtime', 'child-entry.js');
+// The script the fork pool runs (the build's bundle of the child runtime).
+const childEntry = childRuntimeEntry();
 
 /** Spawned as the fork pool spawns its children: same env, arguments, stdio and process group. */
 function spawnLike(script, { env, execArgv }) {

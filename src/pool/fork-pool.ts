@@ -1,10 +1,10 @@
-import { fileURLToPath } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChildConfinement } from '../config/confinement.js';
 import type { Logger } from '../shared/logger.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
 import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
+import { childRuntimeEntry } from './runtime-entry.js';
 import { settleAll } from '../shared/settle-all.js';
 
 export interface ForkPoolParams {
@@ -37,7 +37,6 @@ export interface ForkPoolParams {
   onSlotFree?: () => void;
 }
 
-const childEntry = fileURLToPath(new URL('./runtime/child-entry.js', import.meta.url));
 const defaultMaxResultBytes = 1024 * 1024;
 /** Spares that die before they are ready are respawned after this, doubling up to the max. */
 const spareRetryMs = { base: 1_000, max: 60_000 };
@@ -77,6 +76,8 @@ function abortedBeforeStart(reason: AbortReason): AttemptReport {
  */
 export class ForkPool implements TaskPool {
   readonly #p: ForkPoolParams;
+  /** The child runtime's script, chosen once per pool. */
+  readonly #entry = childRuntimeEntry();
   readonly #limit: LimitFunction;
   readonly #children = new Set<ChildHandle>();
   /** Ready children with no task, most recently used last. */
@@ -316,7 +317,7 @@ export class ForkPool implements TaskPool {
     const child = ChildHandle.spawn({
       confinement,
       readable: this.#p.readable ?? [],
-      entry: childEntry,
+      entry: this.#entry,
       env: { ...this.#p.env },
       execArgv: this.#p.execArgv,
       killTimeoutMs: this.#p.killTimeoutMs,

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { childRuntimeEntry } from '../../dist/pool/runtime-entry.js';
 import { childEnv, jobFor } from '../helpers/jobs.js';
 import { PidTracker, waitForExit } from '../helpers/processes.js';
 
@@ -10,7 +11,7 @@ import { PidTracker, waitForExit } from '../helpers/processes.js';
  * A child whose launcher is gone must not run on unsupervised: it ends itself when its channel
  * (fd 3) closes, whether the launcher retires it or dies.
  */
-const childEntry = fileURLToPath(new URL('../../dist/pool/runtime/child-entry.js', import.meta.url));
+const childEntry = childRuntimeEntry();
 const poolHost = fileURLToPath(new URL('../fixtures/scripts/pool-host.mjs', import.meta.url));
 const tracker = new PidTracker();
 

@@ -11,16 +11,16 @@
  * A process that left the group (setsid, a daemon) is beyond this; running tasks as another user
  * in a cgroup is what contains those.
  */
-import childProcess from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 
 const spawning = ['spawn', 'exec', 'execFile', 'fork', 'spawnSync', 'execSync', 'execFileSync'] as const;
 let started = false;
 
 /** Wraps the child_process functions so a try that starts a process is noticed. */
 export function watchSpawns(): void {
-  const target = childProcess as unknown as Record<string, (...args: unknown[]) => unknown>;
+  // Loaded here, not imported: a child used for one try never needs it, and it costs ~2 ms of boot.
+  const target = createRequire(import.meta.url)('node:child_process') as Record<string, (...args: unknown[]) => unknown>;
   for (const name of spawning) {
     const original = target[name]!;
     target[name] = function (this: unknown, ...args: unknown[]) {
