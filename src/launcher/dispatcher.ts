@@ -1,15 +1,14 @@
 import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
-import { describeError, UnknownTaskError } from '../errors.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, AttemptStart, TaskPool } from '../pool/attempt.js';
 import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import type { TaskTraits } from '../tasks/task-traits.js';
 import { notRunOutcome, outcomeOf } from './attempt-outcome.js';
 import type { RunnerEvents } from './events.js';
+import { LeaseClock } from './lease-clock.js';
 import { LocalQueue } from './local-queue.js';
-import { trySettings } from './task-settings.js';
+import { TryPreparer, type PreparedTry, type RefusedTry, type TraitsSource } from './try-preparation.js';
 
 /** A claimed request this launcher is working on. */
 export interface RunningRequest {
@@ -21,12 +20,6 @@ export interface RunningRequest {
   threadId: number | null;
   mode: AttemptMode | null;
   startedAt: Date;
-}
-
-/** What the dispatcher needs of task classes (see `TaskTraitsReader`). */
-export interface TraitsSource {
-  peek(file: string, taskClassName: string): TaskTraits | null;
-  read(file: string, taskClassName: string): Promise<TaskTraits>;
 }
 
 /** Where ended and started tries are written (the launch loop). */
@@ -108,21 +101,21 @@ export class Dispatcher {
   #records: TryRecords | null = null;
   #threadPool: TaskPool | null = null;
   #idleWaiters: (() => void)[] = [];
-  /** `performance.now()` when each held or running row was claimed. */
-  readonly #claimedAt = new WeakMap<ClaimedRow, number>();
-  /** `performance.now()` when the last lease renewal that succeeded was sent. */
-  #leaseSentAt = performance.now();
-  /** Settings warnings already logged: once per launcher, not once per try. */
-  readonly #warned = new Set<string>();
-  readonly #warn = (text: string): void => {
-    if (this.#warned.has(text)) return;
-    this.#warned.add(text);
-    this.#logger.warn(text);
-  };
+  readonly #lease: LeaseClock;
+  readonly #preparer: TryPreparer;
 
   constructor(params: DispatcherParams) {
     this.#p = params;
     this.#logger = params.config.logger;
+    this.#lease = new LeaseClock(params.config.leaseMs);
+    // Settings warnings are logged once per launcher, not once per try.
+    const warned = new Set<string>();
+    const warn = (text: string): void => {
+      if (warned.has(text)) return;
+      warned.add(text);
+      this.#logger.warn(text);
+    };
+    this.#preparer = new TryPreparer({ config: params.config, registry: params.registry, traits: params.traits, warn });
     // One hooks object for every try: a try costs no closures.
     this.#hooks = {
       onStart: (start, job) => this.#started(job, start),
@@ -178,7 +171,7 @@ export class Dispatcher {
     this.#p.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
     const now = performance.now();
     for (const row of rows) {
-      this.#claimedAt.set(row, now);
+      this.#lease.claimed(row, now);
       if (row.startNow) this.#start(row);
       else this.#queue.push(row);
     }
@@ -210,9 +203,9 @@ export class Dispatcher {
    * work does not go on under two launchers. Nothing is written for either: the row is not ours.
    */
   leaseRenewed(renewed: readonly string[], sentAt: number): void {
-    this.#leaseSentAt = Math.max(this.#leaseSentAt, sentAt);
+    this.#lease.renewed(sentAt);
     const ours = new Set(renewed);
-    const claimedBefore = (row: ClaimedRow): boolean => (this.#claimedAt.get(row) ?? Number.POSITIVE_INFINITY) < sentAt;
+    const claimedBefore = (row: ClaimedRow): boolean => this.#lease.claimedBefore(row, sentAt);
     const dropped: string[] = [];
     for (const row of this.#queue.drain()) {
       if (!ours.has(row.id) && claimedBefore(row)) dropped.push(row.id);
@@ -310,69 +303,38 @@ export class Dispatcher {
 
   /** Starts queued rows while slots are free and outcomes are not piling up. */
   #fill(): void {
-    const { concurrency, leaseMs } = this.#p.config;
+    const { concurrency } = this.#p.config;
     while (this.#running.size < concurrency && !this.blocked) {
       const row = this.#queue.peek();
       if (row === undefined) break;
       // A held row whose lease may have run out (no renewal confirmed it within leaseMs) may be
       // another launcher's by now: it waits for the next renewal to say (see leaseRenewed).
-      if (performance.now() - Math.max(this.#leaseSentAt, this.#claimedAt.get(row) ?? 0) >= leaseMs) break;
+      if (!this.#lease.holds(row, performance.now())) break;
       this.#queue.shift();
       this.#start(row);
     }
   }
 
   #start(row: ClaimedRow): void {
-    const { config } = this.#p;
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
       outcome: null, lost: false,
     };
     this.#running.set(row.id, entry);
-    if (row.optionsBytes !== null && row.optionsBytes > config.maxOptionsBytes) {
-      const text = `options are ${row.optionsBytes} bytes, over the limit of ${config.maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`;
-      this.#ended(entry, { outcome: 'failed', kind: 'options', text, pid: null, threadId: null, peakMemoryBytes: null });
-      return;
-    }
-    const file = this.#p.registry.lookup(row.taskClassName);
-    const traits = file === undefined ? null : this.#p.traits.peek(file, row.taskClassName);
-    if (file !== undefined && traits !== null) {
-      this.#run(entry, file, traits);
-      return;
-    }
-    // A name not seen yet, or a file not looked at for a while: the slot waits for the I/O.
-    void this.#resolve(row.taskClassName, file).then(
-      ({ file: found, traits: read }) => this.#run(entry, found, read),
-      (error: unknown) => {
-        const text = error instanceof UnknownTaskError ? error.message : describeError(error);
-        this.#ended(entry, { outcome: 'failed', kind: 'load', text, pid: null, threadId: null, peakMemoryBytes: null });
-      },
-    );
+    const prepared = this.#preparer.prepare(row);
+    if (prepared instanceof Promise) void prepared.then((ready) => this.#run(entry, ready));
+    else this.#run(entry, prepared);
   }
 
-  async #resolve(name: string, known: string | undefined): Promise<{ file: string; traits: TaskTraits }> {
-    const file = known ?? (await this.#p.registry.resolve(name));
-    return { file, traits: await this.#p.traits.read(file, name) };
-  }
-
-  #run(entry: Entry, file: string, traits: TaskTraits): void {
-    const { config } = this.#p;
-    const { row } = entry;
-    if (!this.#running.has(row.id) || this.#running.get(row.id) !== entry) return;
-    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs, this.#warn);
-    entry.timeoutMs = settings.timeoutMs;
-    const job: AttemptJob = {
-      request: {
-        id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
-        queue: row.queue, priority: row.priority, createdAt: new Date(row.createdAtMs).toISOString(),
-      },
-      file,
-      options: row.options,
-      maxOptionsBytes: config.maxOptionsBytes,
-      maxResultBytes: config.maxResultBytes,
-    };
-    if (settings.confinement !== null) job.confinement = settings.confinement;
-    const pool = this.#pool(settings.mode);
+  #run(entry: Entry, prepared: PreparedTry | RefusedTry): void {
+    if (this.#running.get(entry.row.id) !== entry) return;
+    if ('refused' in prepared) {
+      this.#ended(entry, prepared.refused);
+      return;
+    }
+    const { job } = prepared;
+    const pool = this.#pool(prepared.mode);
+    entry.timeoutMs = prepared.timeoutMs;
     entry.job = job;
     entry.pool = pool;
     this.#byJob.set(job, entry);

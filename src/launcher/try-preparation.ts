@@ -1,0 +1,88 @@
+import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
+import { describeError, UnknownTaskError } from '../errors.js';
+import type { AttemptJob, AttemptReport } from '../pool/attempt.js';
+import type { ClaimedRow } from '../store/request-store.js';
+import type { TaskRegistry } from '../tasks/registry.js';
+import type { TaskTraits } from '../tasks/task-traits.js';
+import { trySettings } from './task-settings.js';
+
+/** What the dispatcher needs of task classes (see `TaskTraitsReader`). */
+export interface TraitsSource {
+  peek(file: string, taskClassName: string): TaskTraits | null;
+  read(file: string, taskClassName: string): Promise<TaskTraits>;
+}
+
+/** A try ready to hand to a pool. */
+export interface PreparedTry {
+  job: AttemptJob;
+  mode: TaskMode;
+  /** Hard timeout in ms; null: none. */
+  timeoutMs: number | null;
+}
+
+/** A try that cannot run, and the report it ends with. */
+export interface RefusedTry {
+  refused: AttemptReport;
+}
+
+function refusal(kind: 'options' | 'load', text: string): RefusedTry {
+  return { refused: { outcome: 'failed', kind, text, pid: null, threadId: null, peakMemoryBytes: null } };
+}
+
+/**
+ * Turns a claimed row into the job a pool runs: its task file (from the registry), its class's
+ * traits, and its settings (mode, timeout, confinement; see `trySettings`). A row whose options
+ * are over the limit, or whose task cannot be found or loaded, is refused with the report its
+ * try ends with. When the name and the class's traits are known (every try after a class's first,
+ * until its file changes) this is synchronous: no promise per try.
+ */
+export class TryPreparer {
+  readonly #config: RunnerConfig;
+  readonly #registry: TaskRegistry;
+  readonly #traits: TraitsSource;
+  readonly #warn: (text: string) => void;
+
+  constructor(params: { config: RunnerConfig; registry: TaskRegistry; traits: TraitsSource; warn(text: string): void }) {
+    this.#config = params.config;
+    this.#registry = params.registry;
+    this.#traits = params.traits;
+    this.#warn = params.warn;
+  }
+
+  prepare(row: ClaimedRow): PreparedTry | RefusedTry | Promise<PreparedTry | RefusedTry> {
+    const { maxOptionsBytes } = this.#config;
+    if (row.optionsBytes !== null && row.optionsBytes > maxOptionsBytes) {
+      return refusal('options', `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`);
+    }
+    const file = this.#registry.lookup(row.taskClassName);
+    const traits = file === undefined ? null : this.#traits.peek(file, row.taskClassName);
+    if (file !== undefined && traits !== null) return this.#prepared(row, file, traits);
+    // A name not seen yet, or a file not looked at for a while: the try waits for the I/O.
+    return this.#resolve(row.taskClassName, file).then(
+      ({ file: found, traits: read }) => this.#prepared(row, found, read),
+      (error: unknown) => refusal('load', error instanceof UnknownTaskError ? error.message : describeError(error)),
+    );
+  }
+
+  async #resolve(name: string, known: string | undefined): Promise<{ file: string; traits: TaskTraits }> {
+    const file = known ?? (await this.#registry.resolve(name));
+    return { file, traits: await this.#traits.read(file, name) };
+  }
+
+  #prepared(row: ClaimedRow, file: string, traits: TaskTraits): PreparedTry {
+    const config = this.#config;
+    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs, this.#warn);
+    const job: AttemptJob = {
+      request: {
+        id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
+        queue: row.queue, priority: row.priority, createdAt: new Date(row.createdAtMs).toISOString(),
+      },
+      file,
+      options: row.options,
+      maxOptionsBytes: config.maxOptionsBytes,
+      maxResultBytes: config.maxResultBytes,
+    };
+    if (settings.confinement !== null) job.confinement = settings.confinement;
+    return { job, mode: settings.mode, timeoutMs: settings.timeoutMs };
+  }
+}
