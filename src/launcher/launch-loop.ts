@@ -71,6 +71,8 @@ export class LaunchLoop {
   #idle: (() => void)[] = [];
   #closed = false;
   #wakeDelay: (() => void) | null = null;
+  /** Settles when the statement or exclusive work running now is done (see `exclusive`). */
+  #gate: Promise<void> = Promise.resolve();
 
   constructor(params: LaunchLoopParams) {
     this.#p = params;
@@ -107,6 +109,17 @@ export class LaunchLoop {
     }
     this.#running = true;
     void this.#run();
+  }
+
+  /**
+   * Runs `work` while no launch statement is in flight, and holds the next one until it is done.
+   * The launcher's other writes to its own rows (the lease renewal) go through here: run beside
+   * a launch statement that updates some of the same rows in another order, the two deadlock.
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#gate.then(work);
+    this.#gate = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   /** Stops claiming (what is pending is still written). */
@@ -187,7 +200,7 @@ export class LaunchLoop {
     let result: LaunchResult;
     const begunAt = performance.now();
     try {
-      result = await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim });
+      result = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim }));
     } catch (error) {
       this.#inFlight = 0;
       if (claim !== null) this.#p.onClaimFailed();
@@ -235,7 +248,7 @@ export class LaunchLoop {
     });
     for (const start of starts) {
       try {
-        const result = await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [], starts: [start], claim: null });
+        const result = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [], starts: [start], claim: null }));
         this.#deliver([], result);
       } catch (failure) {
         this.#p.logger.error('the start of a try could not be recorded', { id: start.id, error: describeError(failure) });
@@ -247,7 +260,8 @@ export class LaunchLoop {
   async #writeAlone(outcome: AttemptOutcome): Promise<void> {
     for (const attempt of [outcome, plainest(outcome)]) {
       try {
-        this.#deliver([attempt], await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [attempt], starts: [], claim: null }));
+        const launched = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [attempt], starts: [], claim: null }));
+        this.#deliver([attempt], launched);
         if (attempt !== outcome) this.#p.logger.error('outcome stored in its plainest form', { id: outcome.id, result: outcome.result });
         return;
       } catch (failure) {

@@ -271,8 +271,12 @@ class TaskRunner implements Runner {
       });
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
         if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
-        const sentAt = performance.now();
-        const { renewed, cancelled } = await this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
+        let sentAt = 0;
+        const { renewed, cancelled } = await parts.loop.exclusive(() => {
+          sentAt = performance.now();
+          return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        });
         parts.dispatcher.leaseRenewed(renewed, sentAt);
         for (const id of cancelled) parts.dispatcher.cancel(id);
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
