@@ -32,6 +32,8 @@ const runner = createRunner({
   childExecArgv: [],
   autoMigrate: false,
   ...modeOptions(params.mode, params.concurrency),
+  // BENCH_RUNNER_OPTIONS: a setting to try (see the bench's usage).
+  ...JSON.parse(process.env.BENCH_RUNNER_OPTIONS ?? '{}'),
 });
 
 // BENCH_OPS=1: the launcher also serves Prometheus metrics and the dashboard, as an operator

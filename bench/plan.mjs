@@ -1,18 +1,24 @@
 // What a bench run measures: the full capacity-planning run by default, a one-minute smoke with
 // --quick (CI keeps the bench working with it; its figures mean nothing). Flags narrow a run.
-const usage = `usage: npm run bench -- [--quick] [--modes reused,thread,fresh,spare] [--only sections] [--out dir] [--reference]
+const usage = `usage: npm run bench -- [--quick] [--modes reused,thread,fresh,spare] [--only sections] [--concurrency list] [--out dir] [--reference]
 
   --quick          about one minute: every section once, few tasks (a smoke test, not figures)
   --modes list     modes to run (default all): reused (child per slot, maxTasksPerChild .inf),
                    thread (worker threads), fresh (fork per task, no spares), spare (spare
                    children, one task each: the default configuration)
   --only list      sections to run (default all): raw, throughput, pickup, enqueue, launchers, memory
+  --concurrency list  throughput at these concurrencies only (default per mode: reused 1,8,32;
+                   thread 8,64,256; fresh and spare 2,8)
   --out dir        where the JSON and SVG go (default bench/results, not committed)
   --reference      also write bench/reference/capacity.{json,svg,md}: the committed run the
                    README's capacity-planning section shows (only from a full run on a quiet machine)
 
 Database: BENCH_DATABASE_URL, TEST_DATABASE_URL or DATABASE_URL, else postgres://root@127.0.0.1:5432
-when it answers. A fresh database is created per run (dropped after) when the role may.`;
+when it answers. A fresh database is created per run (dropped after) when the role may.
+
+Environment: BENCH_RUNNER_OPTIONS='{"prefetch":512}' merges runner options into every launcher
+(to try a setting); BENCH_LAUNCHER_ARGV='--cpu-prof --cpu-prof-dir=prof' adds Node arguments to
+the launcher processes (to profile them); BENCH_OPS=1 serves metrics and the dashboard too.`;
 
 export const allModes = ['reused', 'thread', 'fresh', 'spare'];
 export const allSections = ['raw', 'throughput', 'pickup', 'enqueue', 'launchers', 'memory'];
@@ -85,20 +91,29 @@ export function parsePlan(argv) {
   let sections = allSections;
   let out = null;
   let reference = false;
+  let concurrencies = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') isQuick = true;
     else if (arg === '--modes') modes = list(arg, argv[++i], allModes);
     else if (arg === '--only') sections = list(arg, argv[++i], allSections);
     else if (arg === '--reference') reference = true;
+    else if (arg === '--concurrency') {
+      concurrencies = (argv[++i] ?? '').split(',').filter(Boolean).map(Number);
+      if (concurrencies.length === 0 || !concurrencies.every((c) => Number.isInteger(c) && c > 0)) {
+        throw new Error(`--concurrency needs a comma-separated list of positive integers\n\n${usage}`);
+      }
+    }
     else if (arg === '--out') {
       out = argv[++i];
       if (out === undefined) throw new Error(`--out needs a directory\n\n${usage}`);
     } else if (arg === '--help' || arg === '-h') return { help: usage };
     else throw new Error(`unknown argument ${arg}\n\n${usage}`);
   }
-  if (reference && (isQuick || sections !== allSections || modes !== allModes)) {
-    throw new Error('--reference takes a full run: no --quick, --only or --modes');
+  if (reference && (isQuick || sections !== allSections || modes !== allModes || concurrencies !== null)) {
+    throw new Error('--reference takes a full run: no --quick, --only, --modes or --concurrency');
   }
-  return { ...(isQuick ? quick() : full()), modes, sections, out, reference };
+  const plan = isQuick ? quick() : full();
+  if (concurrencies !== null) for (const mode of allModes) plan.throughput[mode].concurrencies = concurrencies;
+  return { ...plan, modes, sections, out, reference };
 }
