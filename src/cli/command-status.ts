@@ -69,7 +69,7 @@ export const statusCommand: CliCommand = {
   ],
   async run(context) {
     const config = await context.loadConfig();
-    const { createClient, openCommandPool, requestControl } = await loadRuntime();
+    const { requestControl } = await loadRuntime();
     const socketPath = controlSocketPath(config.tmpDir);
     const launcher = (await requestControl(socketPath, 'status', 10_000)) as LauncherStatus | null;
     const activity: TableActivity = await withInspector(config, context.logger(config), async (inspector) => {

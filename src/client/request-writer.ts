@@ -1,10 +1,9 @@
-import type { Kysely } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
 import { requestsInsert } from '../store/insert-requests.js';
 import { requestsInsertUnique, type MaybeUniqueRequest } from '../store/unique-requests.js';
-import type { Executor } from '../store/database.js';
+import type { Executor, SqlDb } from '../store/database.js';
 import { stringifyOptions } from '../tasks/options.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { currentTraceparent } from '../shared/tracing.js';
@@ -69,12 +68,12 @@ function int(name: string, value: number | undefined, fallback: number, min: num
  * known), serialises options to YAML within the size cap, and inserts in one statement.
  */
 export class RequestWriter {
-  readonly #db: Kysely<any>;
+  readonly #db: SqlDb;
   readonly #table: TableName;
   readonly #registry: TaskRegistry | null;
   readonly #maxOptionsBytes: number;
 
-  constructor(params: { db: Kysely<any>; table: TableName; registry: TaskRegistry | null; maxOptionsBytes: number }) {
+  constructor(params: { db: SqlDb; table: TableName; registry: TaskRegistry | null; maxOptionsBytes: number }) {
     this.#db = params.db;
     this.#table = params.table;
     this.#registry = params.registry;

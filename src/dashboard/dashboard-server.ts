@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Kysely } from 'kysely';
 import { parseTableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { ConfigError } from '../errors.js';
@@ -11,10 +10,11 @@ import { listRecurring } from '../launcher/lifecycle-commands.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { Inspector } from '../store/inspector.js';
 import { answer, statusOfError } from './dashboard-api.js';
+import type { SqlDb } from '../store/database.js';
 
 export interface DashboardOptions {
   /** The database, as a Kysely instance (the runner's `db`, or one the caller opened). */
-  db: Kysely<any>;
+  db: SqlDb;
   tableName?: string;
   /** Default 0: a port the system chooses (see `port` on the result). */
   port?: number;

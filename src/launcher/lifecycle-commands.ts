@@ -1,9 +1,9 @@
-import type { Kysely } from 'kysely';
 import { parseTableName } from '../config/identifiers.js';
 import { resolveRetention, type RetentionOptions } from '../config/retention-config.js';
 import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
 import { RecurringStore, type RecurringRow } from '../store/recurring-store.js';
 import { nextDueAfter } from './recurring-times.js';
+import type { SqlDb } from '../store/database.js';
 
 /** A recurring entry as `recurring` shows it: its row and its next due time from now. */
 export interface RecurringListing extends RecurringRow {
@@ -17,7 +17,7 @@ export interface RecurringListing extends RecurringRow {
  * @example
  * for (const entry of await listRecurring(db, 'task_runner_requests')) console.log(entry.name, entry.nextDueAt);
  */
-export async function listRecurring(db: Kysely<any>, tableName: string, now = new Date()): Promise<RecurringListing[]> {
+export async function listRecurring(db: SqlDb, tableName: string, now = new Date()): Promise<RecurringListing[]> {
   const rows = await new RecurringStore(db, parseTableName(tableName)).list();
   return rows.map((row) => {
     let nextDueAt: Date | null;
@@ -35,7 +35,7 @@ export async function listRecurring(db: Kysely<any>, tableName: string, now = ne
  * when `retention` is false.
  */
 export async function pruneTable(
-  db: Kysely<any>,
+  db: SqlDb,
   tableName: string,
   retention: RetentionOptions | false | undefined,
   params: { dryRun?: boolean } = {},

@@ -1,8 +1,9 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { runningSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
+import type { SqlDb } from './database.js';
 
 /**
  * What the table says about the work going on: depth per queue and task, the oldest wait,
@@ -73,7 +74,7 @@ export interface LauncherAlive {
   running: number;
 }
 
-export async function activityOpen(db: Kysely<any>, table: TableName): Promise<OpenActivity> {
+export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenActivity> {
   const ref = sql.table(table.qualified);
   // Two scans, each of one partial index's rows (runnable_idx, running_idx), rather than one
   // scan of the whole table for `completed_at IS NULL`.
@@ -106,7 +107,7 @@ export async function activityOpen(db: Kysely<any>, table: TableName): Promise<O
  * first, with the pickup of first tries: creation to start, which includes a delay the request
  * was scheduled with. The exact pickup (from when the row became runnable) is in the metrics.
  */
-export async function activityPerMinute(db: Kysely<any>, table: TableName, minutes = 60): Promise<MinuteActivity[]> {
+export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 60): Promise<MinuteActivity[]> {
   const attempts = sql.table(attemptsTableFor(table).qualified);
   const { rows } = await sql<{
     minute: Date; finished: string; failed: string; crashed: string; other: string; p50: number | null; max: number | null;
@@ -140,7 +141,7 @@ export async function activityPerMinute(db: Kysely<any>, table: TableName, minut
 }
 
 /** Tries running now (rows with a pid), oldest start first; at most `limit`. */
-export async function activityRunning(db: Kysely<any>, table: TableName, limit = 200): Promise<RunningTry[]> {
+export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
   const { rows } = await sql<{
     id: string; task_class_name: string; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
     launcher_id: string | null; started_at: Date | null; cancel: boolean;
@@ -156,7 +157,7 @@ export async function activityRunning(db: Kysely<any>, table: TableName, limit =
 }
 
 /** Launchers whose heartbeat is younger than `staleMs`. */
-export async function launchersAlive(db: Kysely<any>, table: TableName, staleMs: number): Promise<LauncherAlive[]> {
+export async function launchersAlive(db: SqlDb, table: TableName, staleMs: number): Promise<LauncherAlive[]> {
   const { rows } = await sql<{
     launcher_id: string; host: string; pid: number; concurrency: number; queues: string[] | null; started_at: Date; age: number; running: string;
   }>`
@@ -173,7 +174,7 @@ export async function launchersAlive(db: Kysely<any>, table: TableName, staleMs:
 }
 
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
-export async function endedByResult(db: Kysely<any>, table: TableName): Promise<Record<string, number>> {
+export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
   const { rows } = await sql<{ result: string | null; n: string }>`
     SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE completed_at IS NOT NULL GROUP BY result`.execute(db);
   return Object.fromEntries(rows.map((row) => [row.result ?? 'NULL', Number(row.n)]));
@@ -181,7 +182,7 @@ export async function endedByResult(db: Kysely<any>, table: TableName): Promise<
 
 /** Registers or refreshes a launcher's row (its start and every lease renewal). */
 export async function launcherHeartbeat(
-  db: Kysely<any>,
+  db: SqlDb,
   table: TableName,
   launcher: { launcherId: string; host: string; pid: number; concurrency: number; queues: readonly string[] | null },
 ): Promise<void> {
@@ -193,7 +194,7 @@ export async function launcherHeartbeat(
 }
 
 /** Removes a launcher's row at its stop; rows of launchers that died go when older than a day. */
-export async function launcherRemove(db: Kysely<any>, table: TableName, launcherId: string): Promise<void> {
+export async function launcherRemove(db: SqlDb, table: TableName, launcherId: string): Promise<void> {
   await sql`DELETE FROM ${sql.table(launchersTableFor(table).qualified)}
     WHERE launcher_id = ${launcherId} OR heartbeat_at < now() - interval '1 day'`.execute(db);
 }

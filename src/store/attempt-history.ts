@@ -1,7 +1,8 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { RequestResultValue } from './schema.js';
+import type { SqlDb } from './database.js';
 
 /** One ended try of a request, as its attempts table records it. */
 export interface RequestAttempt {
@@ -35,7 +36,7 @@ interface AttemptRow {
 }
 
 /** The recorded tries of one request, oldest first. A request with no ended try has none. */
-export async function attemptsOfRequest(db: Kysely<any>, table: TableName, requestId: string): Promise<RequestAttempt[]> {
+export async function attemptsOfRequest(db: SqlDb, table: TableName, requestId: string): Promise<RequestAttempt[]> {
   const { rows } = await sql<AttemptRow>`
     SELECT id::text AS id, request_id::text AS request_id, try, host, launcher_id, pid, thread_id, mode, started_at, ended_at,
            result, exit_code, signal, peak_memory_bytes::text AS peak_memory_bytes, result_text

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { derivedName } from './derived-name.js';
+import type { SqlDb } from './database.js';
 
 /**
  * The attempt-history table of a request table: `<table>_attempts` in the same schema (cut and
@@ -20,7 +21,7 @@ export function attemptsTableFor(table: TableName): TableName {
  * purpose: a Rails-era request table has integer ids, and deleting old requests must never be
  * blocked (or cascade) by their history.
  */
-export async function createAttemptsTable(db: Kysely<any>, table: TableName): Promise<void> {
+export async function createAttemptsTable(db: SqlDb, table: TableName): Promise<void> {
   const attempts = attemptsTableFor(table);
   await sql`CREATE TABLE IF NOT EXISTS ${sql.table(attempts.qualified)} (
       id bigserial PRIMARY KEY,
@@ -44,12 +45,12 @@ export async function createAttemptsTable(db: Kysely<any>, table: TableName): Pr
 }
 
 /** Whether the attempts table of `table` exists. */
-export async function attemptsTableExists(db: Kysely<any>, table: TableName): Promise<boolean> {
+export async function attemptsTableExists(db: SqlDb, table: TableName): Promise<boolean> {
   const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${attemptsTableFor(table).qualified}) AS found`.execute(db);
   return rows[0]?.found != null;
 }
 
-export async function dropAttemptsTable(db: Kysely<any>, table: TableName): Promise<void> {
+export async function dropAttemptsTable(db: SqlDb, table: TableName): Promise<void> {
   await sql`DROP TABLE IF EXISTS ${sql.table(attemptsTableFor(table).qualified)}`.execute(db);
 }
 

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { cancelChannelFor, type TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
+import type { SqlDb } from './database.js';
 
 /** What `cancel` did to a request. */
 export interface CancelResult {
@@ -26,7 +27,7 @@ export interface CancelResult {
  * For a running row the notification is sent in the same statement and delivered when it
  * commits, by which time `cancel_requested_at` is visible to the launcher that acts on it.
  */
-export async function cancelRequest(db: Kysely<any>, table: TableName, id: string): Promise<CancelResult> {
+export async function cancelRequest(db: SqlDb, table: TableName, id: string): Promise<CancelResult> {
   const ref = sql.table(table.qualified);
   const channel = cancelChannelFor(table);
   const { rows } = await sql<{

@@ -18,6 +18,18 @@ export interface PgQueryable {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
 
+/** No tables: see `SqlDb`. */
+export type SqlTables = {};
+
+/**
+ * How the runner's own code holds a Kysely: as an executor of `sql` statements, each with its row
+ * type declared beside it (from the schema types in schema.ts), never as a query builder, since
+ * the table names are configuration, not types. It declares no tables, so a query-builder call
+ * on it does not compile. (The Kysely handed to users, `runner.db`, stays `Kysely<any>`: it is
+ * theirs to type.)
+ */
+export type SqlDb = Kysely<SqlTables>;
+
 /** Where a statement runs: a Kysely instance or transaction, or a raw pg client in a transaction. */
 export type Executor = Kysely<any> | PgQueryable;
 

@@ -1,8 +1,9 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { runningSql, waitingSql } from './fragments.js';
+import type { SqlDb } from './database.js';
 
 /**
  * Read-only questions about requests, for `show`, `list` and the dashboard: one request in full,
@@ -160,7 +161,7 @@ export function filterConditions(filter: RequestFilter): RawBuilder<unknown> {
 }
 
 /** A page of requests, newest first. */
-export async function requestsList(db: Kysely<any>, table: TableName, params: ListRequestsParams = {}): Promise<RequestPage> {
+export async function requestsList(db: SqlDb, table: TableName, params: ListRequestsParams = {}): Promise<RequestPage> {
   const limit = params.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw new TaskRunnerError('CONFIG_INVALID', `limit must be a whole number from 1 to 1000, got ${JSON.stringify(params.limit)}`);
@@ -184,7 +185,7 @@ export async function requestsList(db: Kysely<any>, table: TableName, params: Li
 }
 
 /** A page of a text search: within one window of ids, under a statement timeout (see `textSearchWindow`). */
-async function textSearch(db: Kysely<any>, table: TableName, params: ListRequestsParams, limit: number, window: number): Promise<RequestPage> {
+async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParams, limit: number, window: number): Promise<RequestPage> {
   const ref = sql.table(table.qualified);
   return db.transaction().execute(async (trx) => {
     await sql.raw(`SET LOCAL statement_timeout = ${textSearchTimeoutMs}`).execute(trx);
@@ -215,7 +216,7 @@ async function textSearch(db: Kysely<any>, table: TableName, params: ListRequest
 }
 
 /** One request with everything known about it, or null. */
-export async function requestShow(db: Kysely<any>, table: TableName, id: string): Promise<RequestDetail | null> {
+export async function requestShow(db: SqlDb, table: TableName, id: string): Promise<RequestDetail | null> {
   const { rows } = await sql<SummaryRow & {
     options: string | null; result_text: string | null; thread_id: number | null; launcher_id: string | null;
     lease_expires_at: Date | null; crashes: number; timeout_ms: number | null; cancel_requested_at: Date | null; traceparent: string | null;

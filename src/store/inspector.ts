@@ -1,4 +1,3 @@
-import type { Kysely } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import {
@@ -9,6 +8,7 @@ import type { CancelResult } from './cancel-request.js';
 import { requestShow, requestsList, type ListRequestsParams, type RequestDetail, type RequestFilter, type RequestPage } from './inspection.js';
 import { requestDelete, requestsRetryMatching } from './request-actions.js';
 import { RequestStore, type StatusCounts } from './request-store.js';
+import type { SqlDb } from './database.js';
 
 /**
  * Everything an operator asks of a request table and does to it, in one object: what the CLI's
@@ -16,11 +16,11 @@ import { RequestStore, type StatusCounts } from './request-store.js';
  * except the actions (retry, cancel, delete, bulk retry), which the store's rules govern.
  */
 export class Inspector {
-  readonly #db: Kysely<any>;
+  readonly #db: SqlDb;
   readonly #table: TableName;
   readonly #store: RequestStore;
 
-  constructor(params: { db: Kysely<any>; table: TableName }) {
+  constructor(params: { db: SqlDb; table: TableName }) {
     this.#db = params.db;
     this.#table = params.table;
     // Only retry, cancel and the counts are used: the settle rules never apply here.

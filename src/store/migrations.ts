@@ -1,10 +1,11 @@
-import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
+import { sql, type CreateTableBuilder } from 'kysely';
 import { channelFor, parseTableName, type TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { attemptsTableExists, attemptsTableFor, createAttemptsTable, dropAttemptsTable } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
 import { dropOpsSupport, installOpsSupport } from './ops-support.js';
 import { createRecurringTable, dropRecurringTable, recurringTableExists, recurringTableFor } from './recurring-table.js';
+import type { SqlDb } from './database.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -35,7 +36,7 @@ function qualified(table: TableName, name: string) {
  * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
  * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
  */
-async function installSupport(db: Kysely<any>, table: TableName): Promise<void> {
+async function installSupport(db: SqlDb, table: TableName): Promise<void> {
   const ref = sql.table(table.qualified);
   const fn = qualified(table, derivedName(table, 'cw_notify'));
   const channel = sql.lit(channelFor(table));
@@ -69,7 +70,7 @@ async function installSupport(db: Kysely<any>, table: TableName): Promise<void> 
 }
 
 /** Serialises concurrent migrations of the same table (two launchers starting at once). */
-async function lockMigration(db: Kysely<any>, table: TableName): Promise<void> {
+async function lockMigration(db: SqlDb, table: TableName): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_migrate:' + table.qualified}))`.execute(db);
 }
 
@@ -83,7 +84,7 @@ async function lockMigration(db: Kysely<any>, table: TableName): Promise<void> {
  *   t.addColumn('account_id', 'bigint').addColumn('note', 'text'));
  */
 export async function createTaskRunnerRequestTable(
-  db: Kysely<any>,
+  db: SqlDb,
   name: string = defaults.tableName,
   extraColumns?: ExtraColumns,
 ): Promise<void> {
@@ -124,7 +125,7 @@ export async function createTaskRunnerRequestTable(
 }
 
 /** Drops the request table, its attempts table and its trigger function. */
-export async function dropTaskRunnerRequestTable(db: Kysely<any>, name: string = defaults.tableName): Promise<void> {
+export async function dropTaskRunnerRequestTable(db: SqlDb, name: string = defaults.tableName): Promise<void> {
   const table = parseTableName(name);
   await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
   await dropAttemptsTable(db, table);
@@ -152,7 +153,7 @@ export interface MigrateResult {
  * await migrate(db, { tableName: 'jobs' });
  */
 export async function migrate(
-  db: Kysely<any>,
+  db: SqlDb,
   params: { tableName?: string; extraColumns?: ExtraColumns } = {},
 ): Promise<MigrateResult> {
   const table = parseTableName(params.tableName ?? defaults.tableName);

@@ -1,7 +1,8 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
+import type { SqlDb } from './database.js';
 
 /**
  * The launchers table of a request table: `<table>_launchers`, one row per running launcher,
@@ -14,7 +15,7 @@ export function launchersTableFor(table: TableName): TableName {
   return { schema: table.schema, table: name, qualified: table.schema === null ? name : `${table.schema}.${name}` };
 }
 
-async function indexExists(db: Kysely<any>, table: TableName, name: string): Promise<boolean> {
+async function indexExists(db: SqlDb, table: TableName, name: string): Promise<boolean> {
   const { rows } = await sql`SELECT 1 FROM pg_indexes WHERE schemaname = COALESCE(${table.schema}, current_schema())
     AND indexname = ${name}`.execute(db);
   return rows.length > 0;
@@ -33,7 +34,7 @@ async function indexExists(db: Kysely<any>, table: TableName, name: string): Pro
  *   without walking every finished row.
  * - attempts `(ended_at)`: throughput per minute over the last hour.
  */
-export async function installOpsSupport(db: Kysely<any>, table: TableName): Promise<void> {
+export async function installOpsSupport(db: SqlDb, table: TableName): Promise<void> {
   const ref = sql.table(table.qualified);
   const attempts = attemptsTableFor(table);
   const wanted: [TableName, string, ReturnType<typeof sql>][] = [
@@ -56,6 +57,6 @@ export async function installOpsSupport(db: Kysely<any>, table: TableName): Prom
     )`.execute(db);
 }
 
-export async function dropOpsSupport(db: Kysely<any>, table: TableName): Promise<void> {
+export async function dropOpsSupport(db: SqlDb, table: TableName): Promise<void> {
   await sql`DROP TABLE IF EXISTS ${sql.table(launchersTableFor(table).qualified)}`.execute(db);
 }

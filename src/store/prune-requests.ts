@@ -1,7 +1,8 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { endedResults, type RetentionConfig } from '../config/retention-config.js';
 import { attemptsTableFor } from './attempts-table.js';
+import type { SqlDb } from './database.js';
 
 /** What a pruning run removed (or, dry, would remove). */
 export interface PruneResult {
@@ -34,7 +35,7 @@ function lockKey(table: TableName): string {
  * caller does nothing (`ran: false`). The lock goes with the connection if the process dies.
  */
 export async function requestsPrune(
-  db: Kysely<any>,
+  db: SqlDb,
   table: TableName,
   retention: RetentionConfig,
   params: { dryRun?: boolean; shouldStop?: () => boolean } = {},

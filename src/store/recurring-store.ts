@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { recurringTableFor } from './recurring-table.js';
+import type { SqlDb } from './database.js';
 
 /** An entry as a launcher registers it: options already YAML text. */
 export interface RecurringRegistration {
@@ -43,11 +44,11 @@ export interface RecurringEnqueued {
  * they stand, and enqueues due times through `enqueue`, whose guard makes each due time one request.
  */
 export class RecurringStore {
-  readonly #db: Kysely<any>;
+  readonly #db: SqlDb;
   readonly #table: TableName;
   readonly #recurring;
 
-  constructor(db: Kysely<any>, table: TableName) {
+  constructor(db: SqlDb, table: TableName) {
     this.#db = db;
     this.#table = table;
     this.#recurring = sql.table(recurringTableFor(table).qualified);

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { derivedName } from './derived-name.js';
+import type { SqlDb } from './database.js';
 
 /**
  * The recurring table of a request table, `<table>_recurring`: one row per recurring entry, as
@@ -18,7 +19,7 @@ export function recurringTableFor(table: TableName): TableName {
   return { schema: table.schema, table: name, qualified: table.schema === null ? name : `${table.schema}.${name}` };
 }
 
-export async function createRecurringTable(db: Kysely<any>, table: TableName): Promise<void> {
+export async function createRecurringTable(db: SqlDb, table: TableName): Promise<void> {
   await sql`CREATE TABLE IF NOT EXISTS ${sql.table(recurringTableFor(table).qualified)} (
       name text PRIMARY KEY,
       task_class_name text NOT NULL,
@@ -35,11 +36,11 @@ export async function createRecurringTable(db: Kysely<any>, table: TableName): P
     )`.execute(db);
 }
 
-export async function recurringTableExists(db: Kysely<any>, table: TableName): Promise<boolean> {
+export async function recurringTableExists(db: SqlDb, table: TableName): Promise<boolean> {
   const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${recurringTableFor(table).qualified}) AS found`.execute(db);
   return rows[0]?.found != null;
 }
 
-export async function dropRecurringTable(db: Kysely<any>, table: TableName): Promise<void> {
+export async function dropRecurringTable(db: SqlDb, table: TableName): Promise<void> {
   await sql`DROP TABLE IF EXISTS ${sql.table(recurringTableFor(table).qualified)}`.execute(db);
 }

@@ -1,8 +1,9 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { filterConditions, type RequestFilter } from './inspection.js';
+import type { SqlDb } from './database.js';
 
 /**
  * What an operator does to requests from the dashboard, beside `retry` and `cancel` (which live
@@ -13,7 +14,7 @@ import { filterConditions, type RequestFilter } from './inspection.js';
  * Deletes a request that is not running, with its attempt history, in one statement. A running
  * one is refused (cancel it first): its launcher would write an outcome to a row that is gone.
  */
-export async function requestDelete(db: Kysely<any>, table: TableName, id: string): Promise<void> {
+export async function requestDelete(db: SqlDb, table: TableName, id: string): Promise<void> {
   const { rows } = await sql<{ deleted: boolean; pid: number | null }>`
     WITH target AS MATERIALIZED (SELECT id, pid FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint FOR UPDATE),
     gone AS (
@@ -35,7 +36,7 @@ export async function requestDelete(db: Kysely<any>, table: TableName, id: strin
  * Returns the ids retried.
  */
 export async function requestsRetryMatching(
-  db: Kysely<any>,
+  db: SqlDb,
   table: TableName,
   filter: RequestFilter,
   limit = 10_000,
@@ -56,7 +57,7 @@ export async function requestsRetryMatching(
 /** A bulk retry reading result_text stops after this long. */
 const bulkTextTimeoutMs = 30_000;
 
-async function retryMatching(db: Kysely<any>, table: TableName, filter: RequestFilter, limit: number): Promise<string[]> {
+async function retryMatching(db: SqlDb, table: TableName, filter: RequestFilter, limit: number): Promise<string[]> {
   const ref = sql.table(table.qualified);
   const { rows } = await sql<{ id: string }>`
     WITH target AS (

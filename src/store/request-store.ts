@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { maxInt4 } from '../shared/values.js';
@@ -14,6 +14,7 @@ import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { TaskRequestRow } from './schema.js';
 import { kyselyClient, type SqlClient, type Statement } from './sql-client.js';
 import { storableText } from './storable-text.js';
+import type { SqlDb } from './database.js';
 
 // The shapes the launcher writes have files of their own, to keep this one to its statements;
 // they are re-exported here, where the launcher meets the store.
@@ -44,7 +45,7 @@ export interface StatusCounts {
 }
 
 export interface RequestStoreParams {
-  db: Kysely<any>;
+  db: SqlDb;
   /**
    * Where the launch statement runs; default: through `db`. The runner passes its pg pool here,
    * so that a broken connection is dropped rather than pooled again.
@@ -73,7 +74,7 @@ const lockedTryColumns = sql.raw('t.id, t.tries, t.host, t.launcher_id, t.pid, t
  * run at start, on timers, or on a user's request.
  */
 export class RequestStore {
-  readonly #db: Kysely<any>;
+  readonly #db: SqlDb;
   readonly #sql: SqlClient;
   readonly #table;
   readonly #attempts;

@@ -1,6 +1,6 @@
-import { CompiledQuery, type Kysely } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
-import { guardClient, isConnectionError } from './database.js';
+import { guardClient, isConnectionError, type SqlDb } from './database.js';
 
 /**
  * A statement the launcher runs many times: fixed text with `$n` parameters, built once.
@@ -46,7 +46,7 @@ export function poolClient(pool: pg.Pool): SqlClient {
   };
 }
 
-export function kyselyClient(db: Kysely<any>): SqlClient {
+export function kyselyClient(db: SqlDb): SqlClient {
   return {
     async query<Row>(statement: Statement, values: readonly unknown[]): Promise<Row[]> {
       const result = await db.executeQuery<Row>(CompiledQuery.raw(statement.text, [...values]));

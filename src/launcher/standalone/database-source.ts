@@ -4,7 +4,7 @@ import type { StandaloneConfig } from '../../config/config-file.js';
 import { TaskRunnerError } from '../../errors.js';
 import { openEmbeddedDatabase } from '../../embedded/embedded-database.js';
 import type { Logger } from '../../shared/logger.js';
-import { asDatabaseError, openPool } from '../../store/database.js';
+import { asDatabaseError, openPool, type SqlDb, type SqlTables } from '../../store/database.js';
 
 /** Where the standalone launcher and the CLI find the database: the configured URL, or the embedded server. */
 export interface DatabaseSource {
@@ -59,6 +59,6 @@ export function openCommandPool(url: string): pg.Pool {
 }
 
 /** A Kysely over {@link openCommandPool}; destroying it ends the pool. */
-export function openCommandDb(url: string): Kysely<any> {
-  return new Kysely<any>({ dialect: new PostgresDialect({ pool: openCommandPool(url) }) });
+export function openCommandDb(url: string): SqlDb {
+  return new Kysely<SqlTables>({ dialect: new PostgresDialect({ pool: openCommandPool(url) }) });
 }
