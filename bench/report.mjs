@@ -22,7 +22,7 @@ export function throughputLimit(raw, mode, concurrency) {
     parts.push({ name: 'thread round trip', value: raw.threadRoundTripPerSecond });
   }
   // The launcher claims up to its default prefetch in one statement.
-  const batch = raw.prefetchByConcurrency?.[concurrency] ?? (raw.prefetchPerSlot ?? 4) * concurrency;
+  const batch = raw.prefetchByConcurrency?.[concurrency];
   const claim = raw.claimPerSecondByBatch?.[batch];
   if (!forksPerTask(mode) && claim !== undefined) parts.push({ name: `claim ${batch}/stmt`, value: claim });
   else if (!forksPerTask(mode) && raw.claimPerSecondBatch !== undefined) parts.push({ name: `claim ${raw.claimBatch}/stmt`, value: raw.claimPerSecondBatch });

@@ -186,6 +186,11 @@ export class LaunchLoop {
     });
   }
 
+  /** Sends one launch statement, never beside other exclusive work (see `exclusive`). */
+  #launch(outcomes: readonly AttemptOutcome[], starts: readonly AttemptStartRecord[], claim: ClaimOrder | null): Promise<LaunchResult> {
+    return this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim }));
+  }
+
   /** One statement: what waits, plus a claim; retried or split on failure. */
   async #statement(): Promise<void> {
     const outcomes = this.#outcomes.length <= maxOutcomesPerStatement ? this.#outcomes : this.#outcomes.slice(0, maxOutcomesPerStatement);
@@ -200,7 +205,7 @@ export class LaunchLoop {
     let result: LaunchResult;
     const begunAt = performance.now();
     try {
-      result = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim }));
+      result = await this.#launch(outcomes, starts, claim);
     } catch (error) {
       this.#inFlight = 0;
       if (claim !== null) this.#p.onClaimFailed();
@@ -248,7 +253,7 @@ export class LaunchLoop {
     });
     for (const start of starts) {
       try {
-        const result = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [], starts: [start], claim: null }));
+        const result = await this.#launch([], [start], null);
         this.#deliver([], result);
       } catch (failure) {
         this.#p.logger.error('the start of a try could not be recorded', { id: start.id, error: describeError(failure) });
@@ -260,8 +265,7 @@ export class LaunchLoop {
   async #writeAlone(outcome: AttemptOutcome): Promise<void> {
     for (const attempt of [outcome, plainest(outcome)]) {
       try {
-        const launched = await this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes: [attempt], starts: [], claim: null }));
-        this.#deliver([attempt], launched);
+        this.#deliver([attempt], await this.#launch([attempt], [], null));
         if (attempt !== outcome) this.#p.logger.error('outcome stored in its plainest form', { id: outcome.id, result: outcome.result });
         return;
       } catch (failure) {

@@ -101,19 +101,6 @@ function quoted(table: TableName): string {
   return table.schema === null ? `"${table.table}"` : `"${table.schema}"."${table.table}"`;
 }
 
-/** Parameter numbers of the claim's values in a statement. */
-interface ClaimParams {
-  launcherId: number;
-  limit: number;
-  startNow: number;
-  pid: number;
-  identity: number;
-  queues: number;
-  host: number;
-  leaseMs: number;
-  maxOptionsBytes: number;
-}
-
 /**
  * The claim as CTEs (`picked`, `ranked`, `claimed`), the one text both statements use:
  *
@@ -126,7 +113,12 @@ interface ClaimParams {
  * that never started. A row whose options are over the limit is claimed without them: the
  * launcher refuses it by length, having loaded nothing.
  */
-function claimCtes(t: string, p: ClaimParams): string {
+function claimCtes(t: string, first: number): string {
+  // $1 is the launcher id; the claim's own values (see claimParameters) are $first, $first + 1, ...
+  const p = {
+    limit: first, startNow: first + 1, pid: first + 2, identity: first + 3, queues: first + 4, host: first + 5, leaseMs: first + 6,
+    maxOptionsBytes: first + 7,
+  };
   return `picked AS MATERIALIZED (
   SELECT id, priority FROM ${t}
   WHERE ${runnableSql()} AND ${queueFilterSql(p.queues)}
@@ -139,7 +131,7 @@ ranked AS (
 ),
 claimed AS (
   UPDATE ${t} AS t
-  SET pid = $${p.pid}::int, process_identity = $${p.identity}::text, host = $${p.host}::text, launcher_id = $${p.launcherId}::text,
+  SET pid = $${p.pid}::int, process_identity = $${p.identity}::text, host = $${p.host}::text, launcher_id = $1::text,
       thread_id = NULL, tries = t.tries + 1,
       started_at = CASE WHEN ranked.n <= $${p.startNow}::int THEN now() END,
       lease_expires_at = now() + $${p.leaseMs}::int * interval '1 millisecond'
@@ -218,7 +210,7 @@ started AS (
   WHERE t.id = s.id AND t.tries = s.tries AND t.launcher_id = $1 AND t.pid IS NOT NULL AND t.completed_at IS NULL
   RETURNING t.id
 ),
-${claimCtes(t, { launcherId: 1, limit: 22, startNow: 23, pid: 24, identity: 25, queues: 26, host: 27, leaseMs: 28, maxOptionsBytes: 29 })}${claimedRowsSql}
+${claimCtes(t, 22)}${claimedRowsSql}
 UNION ALL
 SELECT 1, id::text, result, ended, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM done
 UNION ALL
@@ -235,24 +227,28 @@ SELECT 2, id::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 
 export function claimStatement(table: TableName): Statement {
   const t = quoted(table);
   const text = `
-WITH ${claimCtes(t, { launcherId: 1, limit: 2, startNow: 3, pid: 4, identity: 5, queues: 6, host: 7, leaseMs: 8, maxOptionsBytes: 9 })}
+WITH ${claimCtes(t, 2)}
 ${claimedRowsSql}`;
   return { text };
 }
 
+/** The claim's own values, in the order `claimCtes` numbers them (placeholders when there is no claim). */
+function claimParameters(c: ClaimOrder | null): unknown[] {
+  return [
+    c?.limit ?? 0, c?.startNow ?? 0, c?.launcherPid ?? null, c?.launcherIdentity ?? null,
+    c === null || c.queues === null ? null : [...c.queues], c?.host ?? null, c?.leaseMs ?? 0, c?.maxOptionsBytes ?? 0,
+  ];
+}
+
 /** The claim statement's parameters, in order. */
 export function claimValues(launcherId: string, c: ClaimOrder): unknown[] {
-  return [
-    launcherId, c.limit, c.startNow, c.launcherPid, c.launcherIdentity, c.queues === null ? null : [...c.queues], c.host, c.leaseMs,
-    c.maxOptionsBytes,
-  ];
+  return [launcherId, ...claimParameters(c)];
 }
 
 /** The statement's parameters, in order. */
 export function launchValues(params: LaunchParams): unknown[] {
   const o = params.outcomes;
   const s = params.starts;
-  const c = params.claim;
   return [
     params.launcherId,
     o.map((x) => x.id), o.map((x) => x.tries), o.map((x) => x.result), o.map((x) => storableText(x.resultText)),
@@ -261,8 +257,7 @@ export function launchValues(params: LaunchParams): unknown[] {
     o.map((x) => x.attempt.exitCode), o.map((x) => x.attempt.signal), o.map((x) => x.attempt.peakMemoryBytes),
     s.map((x) => x.id), s.map((x) => x.tries), s.map((x) => x.pid), s.map((x) => x.processIdentity), s.map((x) => x.threadId),
     s.map((x) => x.startedAtMs),
-    c?.limit ?? 0, c?.startNow ?? 0, c?.launcherPid ?? null, c?.launcherIdentity ?? null,
-    c === null || c.queues === null ? null : [...c.queues], c?.host ?? null, c?.leaseMs ?? 0, c?.maxOptionsBytes ?? 0,
+    ...claimParameters(params.claim),
   ];
 }
 
