@@ -85,6 +85,11 @@ describe.each(identities)('the quick start in a clone inside a mode-700 director
     if (isRoot && user === undefined) cleanups.push(() => rm(relocatedDir(path.join(clone, 'tmp', 'embedded-pg')), { recursive: true, force: true }));
 
     expectSuccess(await run('npm', ['install', '--no-audit', '--no-fund'], { cwd: clone, env, ...as, timeoutMs: 480_000 }), 'npm install');
+    // The commands are executable files: a command linked earlier (npx's cache of a directory
+    // cloned again) runs the file itself, not through node.
+    for (const command of ['dist/cli/bin.js', 'dist/launcher.js']) {
+      expect((await stat(path.join(clone, command))).mode & 0o111, `${command} is executable`).toBe(0o111);
+    }
 
     const launcher = start('npm', ['start'], { cwd: clone, env, ...as });
     let stderr = '';
