@@ -8,8 +8,13 @@
  *   nothing is known and nothing is held beyond the free slots. So a launcher running no-op tasks
  *   keeps a queue of `prefetch` and never waits for a round trip between tries, while one running
  *   ten-second tasks holds nothing it cannot start, and leaves the rest to other launchers.
- * - Refill at half. The queue is topped up when it has fallen to half its target (or a slot would
- *   otherwise go idle), so each claim fetches a batch, not a row.
+ * - Refill at three quarters. The queue is topped up once a quarter of its target is gone (or a
+ *   slot would otherwise go idle), so each claim fetches a batch, not a row. Not later: a claim
+ *   rides on the launcher's next statement, which may queue behind one carrying a hundred
+ *   outcomes, so rows arrive up to two statements after they are asked for. Refilled at half,
+ *   a launcher running threads at c=8 (10,000 tries/s, statements of 6-10 ms) emptied its queue
+ *   before the rows came: slots stood idle in 14% of samples, and throughput was 8,700/s against
+ *   9,700/s refilled at three quarters (4 runs each, alternated).
  * - Stop asking when there is nothing. A claim that came back short means nothing more is
  *   runnable now: no claim is made until something wakes the policy (a notification, the poll
  *   timer, the timer set for the nearest `delay_until`, a reconnect). Then it goes idle.
@@ -89,7 +94,7 @@ export class ClaimPolicy {
     const free = Math.max(0, this.#p.concurrency - state.running - state.queued);
     const target = this.heldTarget;
     const held = Math.max(0, state.queued - Math.max(0, this.#p.concurrency - state.running));
-    if (free === 0 && held > target / 2) return null;
+    if (free === 0 && held > (target * 3) / 4) return null;
     const limit = free + target - held;
     return limit > 0 ? { limit, startNow: free } : null;
   }
