@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { createMetrics, createRunner, serveMetrics, startDashboard } from '../dist/index.js';
 import { modeOptions } from './plan.mjs';
+import { startTrace } from './trace.mjs';
 import { epochMs } from './stats.mjs';
 
 const params = JSON.parse(process.argv[2] ?? 'null');
@@ -44,6 +45,9 @@ const ops = process.env.BENCH_OPS === '1'
       return { metrics, server: await serveMetrics({ registry: metrics.registry, port: 0 }), dashboard: await startDashboard({ db: runner.db, tableName: params.table }) };
     })()
   : null;
+
+// BENCH_TRACE=prefix: this launcher's statement timeline and slot samples (see trace.mjs).
+const trace = process.env.BENCH_TRACE ? startTrace(runner, params.concurrency, `${process.env.BENCH_TRACE}.${process.pid}.txt`) : null;
 
 let completed = 0;
 let window = null;
@@ -92,6 +96,7 @@ process.on('message', async (message) => {
       rssQuarters,
     };
     clearInterval(progress);
+    trace?.write();
     if (ops !== null) {
       ops.metrics.close();
       await Promise.all([ops.server.close(), ops.dashboard.close()]);

@@ -18,7 +18,9 @@ when it answers. A fresh database is created per run (dropped after) when the ro
 
 Environment: BENCH_RUNNER_OPTIONS='{"prefetch":512}' merges runner options into every launcher
 (to try a setting); BENCH_LAUNCHER_ARGV='--cpu-prof --cpu-prof-dir=prof' adds Node arguments to
-the launcher processes (to profile them); BENCH_OPS=1 serves metrics and the dashboard too.`;
+the launcher processes (to profile them); BENCH_TRACE=prefix writes each launcher's statement
+timeline and how often a slot stood free with no held row to <prefix>.<pid>.txt; BENCH_OPS=1
+serves metrics and the dashboard too.`;
 
 export const allModes = ['reused', 'thread', 'fresh', 'spare'];
 export const allSections = ['raw', 'throughput', 'pickup', 'enqueue', 'launchers', 'memory'];
