@@ -6,6 +6,8 @@
  * it; for anything else it says "not mine" (undefined) and the caller parses with YAML. What it
  * accepts, line by line after an optional `---`:
  *
+ *   {}              the empty map alone (no options: what `schedule('Task')` stores, and what
+ *                   Ruby writes for `{}` as `--- {}`), the most common options of all;
  *   key: value      key: a name (`[A-Za-z_][A-Za-z0-9_]*`, a leading `:` for Ruby symbols) that the
  *                   core schema reads as a string (not true, false or null);
  *                   value: true, false, null, a whole number of at most 15 digits, or words of
@@ -19,6 +21,10 @@ const keyPattern = /^(:?)([A-Za-z_][A-Za-z0-9_]*)$/;
 const wordsPattern = /^[A-Za-z_][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+-]+)*$/;
 const integerPattern = /^(?:0|-?[1-9][0-9]{0,14})$/;
 const special = new Set(['true', 'True', 'TRUE', 'false', 'False', 'FALSE', 'null', 'Null', 'NULL']);
+/** The empty map, after an optional header line (`---\n{}\n`, the YAML printer's) or on it (`--- {}`, Ruby's). */
+const emptyMap = /^(?:---[ \t]*\n|--- )?\{\}\n?$/;
+/** What the YAML printer writes for `{}`: stored as it always was, without loading the printer. */
+const emptyMapText = '---\n{}\n';
 
 function scalar(text: string): { value: unknown } | undefined {
   if (text === 'true') return { value: true };
@@ -32,6 +38,7 @@ function scalar(text: string): { value: unknown } | undefined {
 /** The options of `text` when it is a flat map of plain scalars; undefined otherwise. */
 export function parsePlainOptions(text: string): Record<string, unknown> | undefined {
   if (text.includes('\r') || text.includes('#')) return undefined;
+  if (emptyMap.test(text)) return {};
   const lines = text.split('\n');
   let at = 0;
   if (at < lines.length && header.test(lines[at]!)) at += 1;
@@ -84,5 +91,5 @@ export function stringifyPlainOptions(options: unknown): string | undefined {
     else return undefined;
     text += `${key}: ${shown}\n`;
   }
-  return empty ? undefined : text;
+  return empty ? emptyMapText : text;
 }

@@ -212,6 +212,26 @@ describe('the plain-options fast path', () => {
     expect(written).toBeGreaterThan(1_000);
   });
 
+  it('reads the empty map as YAML does, in the forms it is written, and passes its look-alikes on', () => {
+    const bodies = ['{}', '{}\n', '{ }\n', '{}x\n', '{}\n\n', '{}\na: b\n', '[]\n', '{}{}\n'];
+    const prefixes = ['', '---\n', '--- \n', '---\t\n', '--- ', '---  ', '---\t', '-- '];
+    let accepted = 0;
+    for (const prefix of prefixes) {
+      for (const body of bodies) {
+        const text = prefix + body;
+        const fast = parsePlainOptions(text);
+        if (fast === undefined) continue;
+        accepted += 1;
+        expect(fast, JSON.stringify(text)).toStrictEqual(parseYamlOptions(text));
+      }
+    }
+    expect(accepted).toBeGreaterThanOrEqual(10);
+    // What schedule('Task') stores, and what the seed's Ruby writes for no options.
+    expect(stringifyOptions({}, limit)).toBe('---\n{}\n');
+    expect(parsePlainOptions(stringifyOptions({}, limit))).toStrictEqual({});
+    expect(parsePlainOptions('--- {}\n')).toStrictEqual({});
+  });
+
   it('takes the rows the scheduler and the seed write, and passes the rest on', () => {
     expect(parsePlainOptions(stringifyOptions({ created_from: 'bench', ms: 60_000, on: true }, limit))).toEqual({ created_from: 'bench', ms: 60_000, on: true });
     expect(parsePlainOptions('--- \n:created_from: self.schedule\n')).toEqual({ created_from: 'self.schedule' });
