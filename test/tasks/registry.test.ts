@@ -9,7 +9,7 @@ const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
   'BadExport', 'Chatty', 'Echo', 'Env', 'Escape', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grab', 'Grandchild', 'Hog', 'HugeError',
   'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'SelfConfined', 'Sleep', 'SlowStatic',
-  'Spawner', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TopLevelPeek',
+  'Spawner', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TopLevelPeek', 'YamlLoaded',
 ];
 
 let scratch: string;
