@@ -98,6 +98,12 @@ export class Dispatcher {
   /** Ended tries whose outcome is being written, by request id. */
   readonly #writing = new Map<string, Entry>();
   readonly #hooks: AttemptHooks;
+  /**
+   * Set when shutdown gives the held rows back: rows that a claim still in flight then brings are
+   * given back as they come, never started (the statement carrying the claim may have waited
+   * behind a lock, or a slow commit, past the moment the held rows were released).
+   */
+  #releasing = false;
   #records: TryRecords | null = null;
   #threadPool: TaskPool | null = null;
   #idleWaiters: (() => void)[] = [];
@@ -169,6 +175,10 @@ export class Dispatcher {
   accept(rows: readonly ClaimedRow[]): void {
     if (rows.length === 0) return;
     this.#p.events.emit('task:claimed', { ids: rows.map((row) => row.id) });
+    if (this.#releasing) {
+      for (const row of rows) this.#release(row);
+      return;
+    }
     const now = performance.now();
     for (const row of rows) {
       this.#lease.claimed(row, now);
@@ -227,11 +237,19 @@ export class Dispatcher {
     this.#fill();
   }
 
-  /** Gives every queued row back (shutdown): released untried, runnable at once. */
+  /**
+   * Gives every queued row back (shutdown): released untried, runnable at once; so are the rows
+   * of any claim that returns from now on.
+   */
   releaseQueued(): number {
+    this.#releasing = true;
     const rows = this.#queue.drain();
-    for (const row of rows) this.#notRun(row, 'INTERRUPTED', 'released unstarted: the launcher is shutting down', false, true);
+    for (const row of rows) this.#release(row);
     return rows.length;
+  }
+
+  #release(row: ClaimedRow): void {
+    this.#notRun(row, 'INTERRUPTED', 'released unstarted: the launcher is shutting down', false, true);
   }
 
   /** Resolves true once no try runs, false after `timeoutMs`. */

@@ -95,6 +95,41 @@ describe('the local queue', () => {
     }
   });
 
+  it('gives back, untried, the rows of a claim that returns after shutdown has released the held ones', async () => {
+    const runner = await runners.start(t, {
+      concurrency: 1, prefetch: 4, prefetchHorizonMs: 600_000, leaseMs: 600_000, maxTasksPerChild: Infinity, spareChildren: 0,
+      shutdownGraceMs: 15_000,
+    });
+    await warm(runner);
+    const ids = await runner.scheduleMany(Array.from({ length: 10 }, () => ({ taskClassName: 'Sleep', options: { ms: 400 } })));
+    // One row runs and four are held. Once the first try's start is written, its row is locked:
+    // the statement that writes its outcome waits, and it carries a claim for one more row
+    // (the second try has started by then, leaving three of four held).
+    await runners.started(runner, ids[0]!);
+    const lock = await t.pool.connect();
+    let stopping: Promise<number> | null = null;
+    try {
+      await lock.query('BEGIN');
+      await lock.query('SELECT 1 FROM task_runner_requests WHERE id = $1 FOR UPDATE', [ids[0]]);
+      await waitFor(() => runner.stats.unwritten >= 1 && runner.stats.held === 3, { what: 'an outcome and a claim to wait on the lock' });
+      stopping = runner.stop();
+      await waitFor(() => runner.stats.held === 0, { what: 'the held rows to be given back' });
+    } finally {
+      await lock.query('COMMIT');
+      lock.release();
+    }
+    await stopping;
+    const { rows } = await t.pool.query(
+      'SELECT r.id::text AS id, r.tries, r.result, r.pid FROM task_runner_requests r WHERE r.id = ANY($1::bigint[]) ORDER BY r.id', [ids]);
+    // The try that ended and the one running when the stop began finished. No other try started,
+    // no row is left claimed by the stopped launcher, and the late claim's row is given back
+    // untried with the held ones.
+    expect(rows.filter((row) => row.result === 'FINISHED').map((row) => row.id)).toEqual(ids.slice(0, 2));
+    expect(rows.filter((row) => row.pid !== null)).toEqual([]);
+    for (const row of rows.slice(2)) expect(row).toMatchObject({ tries: 0 });
+    expect(rows.filter((row) => row.result === 'INTERRUPTED').map((row) => row.id)).toEqual(ids.slice(2, 6));
+  });
+
   it('starts its held rows again once a backlog of unwritten outcomes is written', async () => {
     // The lease renewal (every third of leaseMs) also starts held rows: far off here, so only the
     // written backlog can.
