@@ -114,14 +114,7 @@ export class Dispatcher {
     this.#p = params;
     this.#logger = params.config.logger;
     this.#lease = new LeaseClock(params.config.leaseMs);
-    // Settings warnings are logged once per launcher, not once per try.
-    const warned = new Set<string>();
-    const warn = (text: string): void => {
-      if (warned.has(text)) return;
-      warned.add(text);
-      this.#logger.warn(text);
-    };
-    this.#preparer = new TryPreparer({ config: params.config, registry: params.registry, traits: params.traits, warn });
+    this.#preparer = new TryPreparer({ config: params.config, registry: params.registry, traits: params.traits });
     // One hooks object for every try: a try costs no closures.
     this.#hooks = {
       onStart: (start, job) => this.#started(job, start),

@@ -40,13 +40,18 @@ export class TryPreparer {
   readonly #config: RunnerConfig;
   readonly #registry: TaskRegistry;
   readonly #traits: TraitsSource;
-  readonly #warn: (text: string) => void;
+  /** Settings warnings already logged: once per launcher, not once per try. */
+  readonly #warned = new Set<string>();
+  readonly #warn = (text: string): void => {
+    if (this.#warned.has(text)) return;
+    this.#warned.add(text);
+    this.#config.logger.warn(text);
+  };
 
-  constructor(params: { config: RunnerConfig; registry: TaskRegistry; traits: TraitsSource; warn(text: string): void }) {
+  constructor(params: { config: RunnerConfig; registry: TaskRegistry; traits: TraitsSource }) {
     this.#config = params.config;
     this.#registry = params.registry;
     this.#traits = params.traits;
-    this.#warn = params.warn;
   }
 
   prepare(row: ClaimedRow): PreparedTry | RefusedTry | Promise<PreparedTry | RefusedTry> {
