@@ -104,6 +104,7 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   prefetch: 'integer',
   prefetchHorizonMs: 'integer',
   completionBatchMs: 'integer',
+  startBatchMs: 'integer',
   queues: 'stringsOrNull',
   pollIntervalMs: 'integer',
   retryBackoff: 'backoff',
@@ -348,6 +349,7 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('prefetch', file.prefetch);
   assign('prefetchHorizonMs', file.prefetchHorizonMs);
   assign('completionBatchMs', file.completionBatchMs);
+  assign('startBatchMs', file.startBatchMs);
   assign('taskLogLevel', file.taskLogLevel);
   assign('pollIntervalMs', envInteger(env, 'CW_POLL_INTERVAL_MS') ?? file.pollIntervalMs);
   assign('queues', file.queues);

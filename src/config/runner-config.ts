@@ -28,6 +28,7 @@ export interface RunnerConfig {
   readonly prefetch: number;
   readonly prefetchHorizonMs: number;
   readonly completionBatchMs: number;
+  readonly startBatchMs: number;
   readonly queues: readonly string[] | null;
   readonly pollIntervalMs: number;
   readonly retryBackoff: Readonly<Required<RetryBackoffOptions>>;
@@ -81,6 +82,7 @@ export const defaults = Object.freeze({
   prefetchAtLeast: 256,
   prefetchHorizonMs: 1_000,
   completionBatchMs: 2,
+  startBatchMs: 100,
 });
 
 const maxTimeoutMs = maxInt4;
@@ -156,6 +158,7 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     prefetch: integer('prefetch', options.prefetch, defaultPrefetch(concurrency), 0, 100_000),
     prefetchHorizonMs: integer('prefetchHorizonMs', options.prefetchHorizonMs, defaults.prefetchHorizonMs, 0, 3_600_000),
     completionBatchMs: integer('completionBatchMs', options.completionBatchMs, defaults.completionBatchMs, 0, 10_000),
+    startBatchMs: integer('startBatchMs', options.startBatchMs, defaults.startBatchMs, 0, 10_000),
     queues: queues === null ? null : Object.freeze(queues),
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, 10),
     retryBackoff: Object.freeze({ baseMs, maxMs }),

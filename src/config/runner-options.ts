@@ -86,6 +86,13 @@ export interface RunnerOptions {
    * statement (a claim never waits; shutdown flushes at once). 0 writes at once. Default 2 ms.
    */
   completionBatchMs?: number;
+  /**
+   * How long the pid of a started try may wait, with no outcome to write, for an outcome or a
+   * claim to share its statement; a try that ends sooner has its start written with its outcome.
+   * The row shows the launcher's pid until then, and `task:started` is emitted once it is written.
+   * 0 writes at once (after `completionBatchMs`). Default 100 ms.
+   */
+  startBatchMs?: number;
   /** Queues this launcher claims from; `null` claims from every queue. Default `null`. */
   queues?: string[] | null;
   /** Fallback poll when no notification arrives. Default 5000 ms; the seed used 60000. */

@@ -25,6 +25,11 @@ export interface LaunchLoopParams {
   onStatement?(timing: LaunchStatementTiming): void;
   /** Group-commit delay: how long an outcome may wait for others to share its statement. */
   batchDelayMs: number;
+  /**
+   * How long the start of a try may wait, with no outcome waiting, for an outcome or a claim to
+   * share its statement (a try that ends first has its start written with its outcome).
+   */
+  startDelayMs: number;
   logger: Logger;
 }
 
@@ -48,8 +53,11 @@ const retry = { baseMs: 100, maxMs: 2_000 };
  * The launcher's single writer: one statement in flight at a time (see launch-statement.ts),
  * carrying every outcome and start that waits, and the claim the policy asks for. While one is
  * in flight, what arrives waits for the next, so a burst of endings costs few statements; an
- * outcome alone waits `batchDelayMs` for company, while a claim never waits. Nothing here holds
- * a slot: a try's slot was freed when the try ended.
+ * outcome alone waits `batchDelayMs` for company, a start with no outcome waits up to
+ * `startDelayMs` (an outcome arriving meanwhile cuts that to `batchDelayMs`), and a claim never
+ * waits. Fresh children take tens of milliseconds a try, so most starts then ride on the next
+ * outcome or claim instead of costing a statement of their own. Nothing here holds a slot: a
+ * try's slot was freed when the try ended.
  *
  * How a statement can fail, and what then happens:
  * - the database is unreachable or the connection died: everything is kept and the statement is
@@ -71,6 +79,8 @@ export class LaunchLoop {
   #idle: (() => void)[] = [];
   #closed = false;
   #wakeDelay: (() => void) | null = null;
+  /** Ends the group-commit delay running now at `performance.now()` + ms, if that is sooner. */
+  #shortenDelay: ((ms: number) => void) | null = null;
   /** Settles when the statement or exclusive work running now is done (see `exclusive`). */
   #gate: Promise<void> = Promise.resolve();
 
@@ -85,6 +95,8 @@ export class LaunchLoop {
 
   addOutcome(outcome: AttemptOutcome): void {
     this.#outcomes.push(outcome);
+    // Starts waiting for company have found it: the outcome's own (shorter) delay applies.
+    this.#shortenDelay?.(this.#p.batchDelayMs);
     this.kick();
   }
 
@@ -159,7 +171,10 @@ export class LaunchLoop {
         this.#again = false;
         if (this.#closed) break;
         if (this.#outcomes.length === 0 && this.#starts.size === 0 && !this.#wantsClaim()) break;
-        if (!this.#flushing && this.#p.batchDelayMs > 0 && !this.#wantsClaim()) await this.#groupCommitDelay();
+        if (!this.#flushing && !this.#wantsClaim()) {
+          const delayMs = this.#outcomes.length > 0 ? this.#p.batchDelayMs : Math.max(this.#p.startDelayMs, this.#p.batchDelayMs);
+          if (delayMs > 0) await this.#groupCommitDelay(delayMs);
+        }
         await this.#statement();
       }
     } finally {
@@ -173,16 +188,25 @@ export class LaunchLoop {
     return this.#claims && this.#p.claimOrder() !== null;
   }
 
-  #groupCommitDelay(): Promise<void> {
+  #groupCommitDelay(delayMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, this.#p.batchDelayMs);
+      let deadline = performance.now() + delayMs;
+      let timer = setTimeout(done, delayMs);
       const self = this;
       function done(): void {
         clearTimeout(timer);
         self.#wakeDelay = null;
+        self.#shortenDelay = null;
         resolve();
       }
       this.#wakeDelay = done;
+      this.#shortenDelay = (ms) => {
+        const sooner = performance.now() + ms;
+        if (sooner >= deadline) return;
+        deadline = sooner;
+        clearTimeout(timer);
+        timer = setTimeout(done, ms);
+      };
     });
   }
 

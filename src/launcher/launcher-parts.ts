@@ -127,6 +127,7 @@ export class LauncherParts {
       onError: report,
       onStatement: (timing) => events.emit('launch:statement', timing),
       batchDelayMs: config.completionBatchMs,
+      startDelayMs: config.startBatchMs,
       logger: config.logger,
     });
     dispatcher.records = this.loop;
