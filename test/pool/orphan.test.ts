@@ -8,8 +8,10 @@ import { childEnv, jobFor } from '../helpers/jobs.js';
 import { PidTracker, waitForExit } from '../helpers/processes.js';
 
 /**
- * A child whose launcher is gone must not run on unsupervised: it ends itself when its channel
- * (fd 3) closes, whether the launcher retires it or dies.
+ * A child whose launcher is gone must not run on unsupervised. Waiting for a task, it ends itself
+ * when its channel (fd 3) closes, whether the launcher retires it or dies. Running one, a reused
+ * child (which holds its channel as a socket) ends when the channel closes, and a fresh one (which
+ * reads and writes it with blocking calls) when its launcher is gone.
  */
 const childEntry = childRuntimeEntry();
 const poolHost = fileURLToPath(new URL('../fixtures/scripts/pool-host.mjs', import.meta.url));
@@ -36,7 +38,7 @@ interface Runtime {
 
 const key = 'k'.repeat(32);
 
-async function startRuntime(): Promise<Runtime> {
+async function startRuntime(reuse = false): Promise<Runtime> {
   const child = spawn(process.execPath, [childEntry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
   tracker.add(child.pid);
   const channel = child.stdio[3] as Socket;
@@ -73,7 +75,7 @@ async function startRuntime(): Promise<Runtime> {
         check();
       }),
   };
-  runtime.send({ type: 'init', key, reuse: false, reportRss: false });
+  runtime.send({ type: 'init', key, reuse, reportRss: false });
   await runtime.next((m) => m?.type === 'ready' && m.key === key);
   return runtime;
 }
@@ -117,8 +119,8 @@ describe('a child whose launcher goes away', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
   });
 
-  it('exits when its channel closes while its task runs', async () => {
-    const runtime = await startRuntime();
+  it('exits when its channel closes while its task runs (a reused child)', async () => {
+    const runtime = await startRuntime(true);
     const sleeping = nextLine(runtime.child, 'sleeping pid=');
     runtime.send({ type: 'run', ...(await jobFor('Sleep', { ms: 60_000 })) });
     expect(await sleeping).toBe(`sleeping pid=${runtime.child.pid}`);

@@ -5,11 +5,19 @@
  * `exitAfter` it exits. It ends itself when the channel closes, so a child whose launcher died
  * does not run on unsupervised, and a retired child simply goes.
  *
- * It starts light: no database driver, and the YAML parser only when a try's options need it.
+ * It starts light: no database driver, the YAML parser only when a try's options need it, and no
+ * socket for a child that runs one try (fresh and spare children): it reads its messages and
+ * writes its report with blocking calls (see blocking-channel.ts), and while the try runs it
+ * checks every 200 ms that its parent is still the launcher that started it (an orphan is
+ * re-parented). It cannot wait on the channel then: a read left blocked on libuv's thread pool
+ * would hold the process's exit until the launcher closed the channel. A reused child waits
+ * between tries with what earlier tries left running, so after `init` it moves the channel to a
+ * `net.Socket` and ends itself when the channel closes.
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { describeError } from '../../errors.js';
 import { decodeParentMessage, MessageLines, type ChildMessage, type TaskOutcome } from '../protocol.js';
+import { BlockingChannel } from './blocking-channel.js';
 import { endLeftovers, watchSpawns } from './descendants.js';
 import { capText, runTask } from './run-task.js';
 import { guardProcessKill } from './signal-guard.js';
@@ -17,10 +25,11 @@ import { guardProcessKill } from './signal-guard.js';
 /** The launcher never sends more than a run message holds: options are capped long before this. */
 const maxParentLineChars = 256 * 1024 * 1024;
 
-const channel = new Socket({ fd: 3, readable: true, writable: true });
-channel.setEncoding('utf8');
-// The launcher gone mid-write must not become an uncaught error: 'close' below handles it.
-channel.on('error', () => undefined);
+const blocking = new BlockingChannel(3, maxParentLineChars);
+/** The launcher, read before anything can have gone wrong with it. */
+const launcherPid = process.ppid;
+/** The channel as a socket, once this child uses one (a reused child; see the top). */
+let socket: Socket | null = null;
 
 /** Set by `init`; a task cannot read this module's scope, so it cannot sign a report. */
 let key: string | null = null;
@@ -30,7 +39,18 @@ let reportRss = false;
 let current: { maxBytes: number; exitAfter: boolean; reported: boolean } | null = null;
 
 function send(message: ChildMessage, then?: () => void): void {
-  channel.write(`${JSON.stringify(message)}\n`, then);
+  const text = `${JSON.stringify(message)}\n`;
+  if (socket !== null) {
+    socket.write(text, then);
+    return;
+  }
+  if (!blocking.write(text)) channelEnded();
+  then?.();
+}
+
+/** The launcher closed the channel or went: a child in the middle of a try says so by its exit code. */
+function channelEnded(): void {
+  process.exit(current === null || current.reported ? 0 : 70);
 }
 
 /**
@@ -40,7 +60,7 @@ function send(message: ChildMessage, then?: () => void): void {
  */
 let peak = { maxRss: 0, at: -Infinity };
 function memory(): { rss: number; maxRss: number } {
-  const now = performance.now();
+  const now = Date.now(); // performance.now() would load perf_hooks: ten modules, ~2 ms of a child's start
   if (now - peak.at >= 20) peak = { maxRss: process.resourceUsage().maxRSS * 1024, at: now };
   return { rss: reportRss ? process.memoryUsage.rss() : 0, maxRss: peak.maxRss };
 }
@@ -55,7 +75,10 @@ function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   send({ ...outcome, key, memory: memory(), last: exit }, () => {
     if (exit) process.exit(exitAfterReport ? 1 : 0);
   });
-  if (!exit) current = null;
+  if (exit) return;
+  current = null;
+  // Another try may come: without a socket nothing would read it.
+  if (socket === null) void useSocket();
 }
 
 function failLoose(label: string, error: unknown): void {
@@ -87,9 +110,42 @@ function onMessage(raw: unknown): void {
 }
 
 const lines = new MessageLines({ maxLineChars: maxParentLineChars, onMessage, onViolation: () => process.exit(71) });
-channel.on('data', (chunk: string) => lines.push(chunk));
-channel.on('close', () => process.exit(current === null || current.reported ? 0 : 70));
+
+/** Moves the channel to a socket: what was read and not yet a line goes first. */
+async function useSocket(): Promise<void> {
+  const { Socket } = await import('node:net');
+  socket = new Socket({ fd: 3, readable: true, writable: true });
+  socket.setEncoding('utf8');
+  // The launcher gone mid-write must not become an uncaught error: 'close' below handles it.
+  socket.on('error', () => undefined);
+  lines.push(blocking.unread());
+  socket.on('data', (chunk: string) => lines.push(chunk));
+  socket.on('close', channelEnded);
+}
+
+/**
+ * While a try runs without a socket: the child ends itself once its launcher is gone. The timer
+ * also keeps the child alive as the socket would, so a try that awaits what nothing will settle
+ * waits for its timeout instead of ending the process unreported.
+ */
+function watchLauncher(): void {
+  setInterval(() => {
+    if (process.ppid !== launcherPid) channelEnded();
+  }, 200);
+}
 
 guardProcessKill({ refused: [-1, process.ppid], what: 'a task may not signal its launcher or every process' });
 process.on('uncaughtException', (error) => failLoose('uncaught exception', error));
 process.on('unhandledRejection', (reason) => failLoose('unhandled rejection', reason));
+
+// Blocking reads until a try starts (a fresh or spare child) or `init` says the child is reused.
+for (;;) {
+  const got = blocking.readLines();
+  if (got.kind === 'would block') break;
+  if (got.kind === 'end') channelEnded();
+  if (got.kind === 'too long') process.exit(71);
+  if (got.kind === 'lines') lines.push(got.text);
+  if (reuse || current !== null) break;
+}
+if (reuse || current === null) void useSocket();
+else watchLauncher();
