@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { TaskRunnerError } from '../errors.js';
+import { nodeModule } from '../shared/builtins.js';
 import { parseCoreYaml } from '../shared/core-yaml.js';
 import { parsePlainOptions, stringifyPlainOptions } from './plain-options.js';
 
@@ -11,7 +11,7 @@ import { parsePlainOptions, stringifyPlainOptions } from './plain-options.js';
 declare const CW_TASK_RUNNER_YAML_BUNDLE: string | undefined;
 
 function loadYaml(): typeof import('yaml') {
-  const require = createRequire(import.meta.url);
+  const require = nodeModule().createRequire(import.meta.url);
   if (typeof CW_TASK_RUNNER_YAML_BUNDLE === 'string') {
     try {
       return require(CW_TASK_RUNNER_YAML_BUNDLE) as typeof import('yaml');

@@ -11,8 +11,7 @@
  * A process that left the group (setsid, a daemon) is beyond this; running tasks as another user
  * in a cgroup is what contains those.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { childProcessExports, fs, nodeModule } from '../../shared/builtins.js';
 
 const spawning = ['spawn', 'exec', 'execFile', 'fork', 'spawnSync', 'execSync', 'execFileSync'] as const;
 let started = false;
@@ -20,7 +19,7 @@ let started = false;
 /** Wraps the child_process functions so a try that starts a process is noticed. */
 export function watchSpawns(): void {
   // Loaded here, not imported: a child used for one try never needs it, and it costs ~2 ms of boot.
-  const target = createRequire(import.meta.url)('node:child_process') as Record<string, (...args: unknown[]) => unknown>;
+  const target = childProcessExports() as Record<string, (...args: unknown[]) => unknown>;
   for (const name of spawning) {
     const original = target[name]!;
     target[name] = function (this: unknown, ...args: unknown[]) {
@@ -28,7 +27,7 @@ export function watchSpawns(): void {
       return original.apply(this, args);
     };
   }
-  syncBuiltinESMExports();
+  nodeModule().syncBuiltinESMExports();
 }
 
 /**
@@ -38,7 +37,7 @@ export function watchSpawns(): void {
 export function groupMembers(pgid: number): number[] | null {
   let names: string[];
   try {
-    names = readdirSync('/proc');
+    names = fs.readdirSync('/proc');
   } catch {
     return null;
   }
@@ -48,7 +47,7 @@ export function groupMembers(pgid: number): number[] | null {
     if (first < 48 || first > 57) continue;
     let stat: string;
     try {
-      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
     } catch {
       continue;
     }
