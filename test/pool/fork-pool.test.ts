@@ -120,6 +120,16 @@ describe('ForkPool', () => {
     expect(await loaded({ created_from: 'a shell', ms: 5 })).toEqual({ options: { created_from: 'a shell', ms: 5 }, loaded: [] });
   });
 
+  // Node before 20.16 has no process.getBuiltinModule: the runtime then imports the built-ins.
+  it.skipIf(!('getBuiltinModule' in process))('starts a child for one try with no socket, stream or perf_hooks module loaded (a bare node loads none)', async () => {
+    // An ES import of node:fs alone loads the streams (its lazy getters run), and a net.Socket on
+    // fd 3 loads net: each cost a fresh child milliseconds of CPU (see shared/builtins.ts).
+    const report = await run(createPool(), await jobFor('BuiltinsLoaded', {})).report;
+    expect(report).toMatchObject({ outcome: 'finished' });
+    if (report.outcome !== 'finished') throw new Error('unreachable');
+    expect(JSON.parse(report.resultText!)).toEqual([]);
+  });
+
   it('fails invalid options in the child, as a permanent kind', async () => {
     const report = await run(createPool(), await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' })).report;
     expect(report).toMatchObject({ outcome: 'failed', kind: 'options' });
