@@ -4,7 +4,7 @@ import type { AttemptJob, AttemptReport } from '../pool/attempt.js';
 import type { ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import type { TaskTraits } from '../tasks/task-traits.js';
-import { trySettings } from './task-settings.js';
+import { trySettings, type TrySettings } from './task-settings.js';
 
 /** What the dispatcher needs of task classes (see `TaskTraitsReader`). */
 export interface TraitsSource {
@@ -48,6 +48,12 @@ export class TryPreparer {
     this.#config.logger.warn(text);
   };
 
+  /**
+   * Settings by class, for each version of its traits (a changed file brings new traits): they
+   * depend on nothing else but a request's own timeout, so they are worked out once, not per try.
+   */
+  readonly #settings = new WeakMap<TaskTraits, Map<string, TrySettings>>();
+
   constructor(params: { config: RunnerConfig; registry: TaskRegistry; traits: TraitsSource }) {
     this.#config = params.config;
     this.#registry = params.registry;
@@ -76,7 +82,8 @@ export class TryPreparer {
 
   #prepared(row: ClaimedRow, file: string, traits: TaskTraits): PreparedTry {
     const config = this.#config;
-    const settings = trySettings(config, row.taskClassName, traits, row.timeoutMs, this.#warn);
+    const byClass = this.#settingsOf(row.taskClassName, traits);
+    const settings = row.timeoutMs === null ? byClass : { ...byClass, timeoutMs: row.timeoutMs };
     const job: AttemptJob = {
       request: {
         id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
@@ -89,5 +96,13 @@ export class TryPreparer {
     };
     if (settings.confinement !== null) job.confinement = settings.confinement;
     return { job, mode: settings.mode, timeoutMs: settings.timeoutMs };
+  }
+
+  #settingsOf(taskClassName: string, traits: TaskTraits): TrySettings {
+    let byName = this.#settings.get(traits);
+    if (byName === undefined) this.#settings.set(traits, (byName = new Map()));
+    let settings = byName.get(taskClassName);
+    if (settings === undefined) byName.set(taskClassName, (settings = trySettings(this.#config, taskClassName, traits, null, this.#warn)));
+    return settings;
   }
 }

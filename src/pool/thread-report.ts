@@ -9,6 +9,7 @@ import { decodeThreadResult, type ThreadOutput } from './thread-result.js';
 
 function replayOutput(output: ThreadOutput, job: AttemptJob, onOutput: NonNullable<AttemptHooks['onOutput']>): void {
   for (const stream of ['stdout', 'stderr'] as const) {
+    if (output[stream].length === 0) continue; // most tries write nothing: no splitter for them
     const lines = new OutputLines((line) => onOutput(stream, line, job));
     lines.push(output[stream]);
     lines.end();
