@@ -64,7 +64,7 @@ export async function probeProcess(pid: number, identity: string | null): Promis
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'gone';
   }
   if (readBootId() === null) return 'alive';
-  const stat = await readStat(pid);
+  const stat = readStat(pid);
   if (stat === null || stat.state === 'Z' || stat.state === 'X') return 'gone';
   if (identity === null) return 'alive';
   return `${readBootId()}:${stat.startTime}` === identity ? 'alive' : 'reused';
