@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const modules = fileURLToPath(new URL('./runtime/child-entry.js', import.meta.url));
-const bundled = fileURLToPath(new URL('./runtime/child-runtime.mjs', import.meta.url));
+const bundled = fileURLToPath(new URL('./runtime/child-runtime.cjs', import.meta.url));
 
 function modifiedMs(file: string): number | null {
   try {

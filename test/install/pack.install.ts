@@ -120,7 +120,7 @@ describe('the packed package', () => {
     const files = info!.files.map((file) => file.path);
     for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts',
       'dist/tasks/task.js', 'dist/tasks/task.d.ts', 'dist/cli/bin.js', 'dist/launcher.js', 'dist/tasks/samples/NoOp.js',
-      'dist/pool/runtime/child-entry.js', 'dist/pool/runtime/child-runtime.mjs', 'assets/dashboard/index.html', 'assets/dashboard/app.js', 'assets/dashboard/app.css']) {
+      'dist/pool/runtime/child-entry.js', 'dist/pool/runtime/child-runtime.cjs', 'assets/dashboard/index.html', 'assets/dashboard/app.js', 'assets/dashboard/app.css']) {
       expect(files, required).toContain(required);
     }
     expect(files.filter((file) => !/^(dist|src|assets\/dashboard)\//.test(file)).sort()).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json']);

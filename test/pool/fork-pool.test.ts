@@ -31,6 +31,15 @@ describe('ForkPool', () => {
     expect(retried).toMatchObject({ outcome: 'finished', resultText: 'FailTimes succeeded on try 3' });
   });
 
+  it('runs a task module with a top-level await and a CommonJS task file whose module.exports is the class', async () => {
+    // The runtime takes task files with require() where Node can (see tasks/load-task.ts); a
+    // top-level await makes require() refuse before any of the module runs, and import() takes over.
+    const awaited = await run(createPool(), await jobFor('Awaited', {})).report;
+    expect(awaited).toMatchObject({ outcome: 'finished', resultText: 'settled at load' });
+    const plain = await run(createPool(), await jobFor('PlainCommonJs', { text: 'hi' })).report;
+    expect(plain).toMatchObject({ outcome: 'finished', resultText: 'commonjs: hi' });
+  });
+
   it('reports a throwing task as failed, with the error and its stack', async () => {
     const report = await run(createPool(), await jobFor('Fail', { reason: 'testing' })).report;
     expect(report).toMatchObject({ outcome: 'failed', kind: 'task' });
@@ -121,9 +130,12 @@ describe('ForkPool', () => {
   });
 
   // Node before 20.16 has no process.getBuiltinModule: the runtime then imports the built-ins.
-  it.skipIf(!('getBuiltinModule' in process))('starts a child for one try with no socket, stream or perf_hooks module loaded (a bare node loads none)', async () => {
+  const requireLoadsEsm = (process.features as { require_module?: boolean }).require_module === true;
+  it.skipIf(!('getBuiltinModule' in process) || !requireLoadsEsm)('starts a child for one try with no socket, stream, perf_hooks or async module loader loaded (a bare node loads none)', async () => {
     // An ES import of node:fs alone loads the streams (its lazy getters run), and a net.Socket on
-    // fd 3 loads net: each cost a fresh child milliseconds of CPU (see shared/builtins.ts).
+    // fd 3 loads net: each cost a fresh child milliseconds of CPU (see shared/builtins.ts). A
+    // runtime that is an ES module, or a task file taken with import(), starts the asynchronous
+    // module loader with fs/promises (see scripts/bundle-child-runtime.mjs and tasks/load-task.ts).
     const report = await run(createPool(), await jobFor('BuiltinsLoaded', {})).report;
     expect(report).toMatchObject({ outcome: 'finished' });
     if (report.outcome !== 'finished') throw new Error('unreachable');

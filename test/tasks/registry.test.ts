@@ -7,8 +7,8 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
-  'BadExport', 'BuiltinsLoaded', 'Chatty', 'Echo', 'Env', 'Escape', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grab', 'Grandchild', 'Hog', 'HugeError',
-  'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'SelfConfined', 'Sleep', 'SlowStatic',
+  'Awaited', 'BadExport', 'BuiltinsLoaded', 'Chatty', 'Echo', 'Env', 'Escape', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grab', 'Grandchild', 'Hog', 'HugeError',
+  'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'PlainCommonJs', 'SelfConfined', 'Sleep', 'SlowStatic',
   'Spawner', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TopLevelPeek', 'YamlLoaded',
 ];
 

@@ -113,7 +113,9 @@ const lines = new MessageLines({ maxLineChars: maxParentLineChars, onMessage, on
 
 /** Moves the channel to a socket: what was read and not yet a line goes first. */
 async function useSocket(): Promise<void> {
-  const { Socket } = await import('node:net');
+  // Taken, not imported, where Node allows it: an import() would start the ES module loader.
+  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  const { Socket } = (getBuiltin?.call(process, 'node:net') as typeof import('node:net') | undefined) ?? await import('node:net');
   socket = new Socket({ fd: 3, readable: true, writable: true });
   socket.setEncoding('utf8');
   // The launcher gone mid-write must not become an uncaught error: 'close' below handles it.
