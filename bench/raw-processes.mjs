@@ -28,7 +28,7 @@ function exited(child) {
 
 /** Node started and exited, `concurrency` at a time, for `seconds`: processes per second. */
 export async function bareForkRate({ concurrency, seconds, env, execArgv }) {
-  const script = path.join(here, 'raw', 'empty.mjs');
+  const script = path.join(here, 'raw', 'empty.cjs');
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let count = 0;

@@ -1,1 +1,0 @@
-// The bare fork limit's child: Node starts, loads nothing, exits.
