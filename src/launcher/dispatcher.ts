@@ -172,9 +172,7 @@ export class Dispatcher {
       for (const row of rows) this.#release(row);
       return;
     }
-    const now = performance.now();
     for (const row of rows) {
-      this.#lease.claimed(row, now);
       if (row.startNow) this.#start(row);
       else this.#queue.push(row);
     }

@@ -9,7 +9,6 @@ import type { ClaimedRow } from '../store/request-store.js';
  */
 export class LeaseClock {
   readonly #leaseMs: number;
-  readonly #claimedAt = new WeakMap<ClaimedRow, number>();
   /** When the last renewal that succeeded was sent. */
   #renewedAt = performance.now();
 
@@ -17,22 +16,22 @@ export class LeaseClock {
     this.#leaseMs = leaseMs;
   }
 
-  claimed(row: ClaimedRow, at: number): void {
-    this.#claimedAt.set(row, at);
-  }
-
   /** A renewal sent at `sentAt` succeeded. */
   renewed(sentAt: number): void {
     this.#renewedAt = Math.max(this.#renewedAt, sentAt);
   }
 
-  /** True when `row` was claimed before `at` (so a renewal sent then should have found it). */
+  /**
+   * True when `row` was claimed before `at` (so a renewal sent then should have found it). The
+   * claim's time is the row's own `receivedAtMs`, not an entry kept here: a WeakMap entry per row
+   * cost a launcher at 10,000 tries a second more than the rest of this clock.
+   */
   claimedBefore(row: ClaimedRow, at: number): boolean {
-    return (this.#claimedAt.get(row) ?? Number.POSITIVE_INFINITY) < at;
+    return row.receivedAtMs < at;
   }
 
   /** True while `row`'s lease is known to hold. */
   holds(row: ClaimedRow, now: number): boolean {
-    return now - Math.max(this.#renewedAt, this.#claimedAt.get(row) ?? 0) < this.#leaseMs;
+    return now - Math.max(this.#renewedAt, row.receivedAtMs) < this.#leaseMs;
   }
 }

@@ -68,6 +68,8 @@ export interface ClaimedRow {
   runnableAtMs: number;
   /** W3C traceparent stored at `schedule()` (null when none was): the try's span links to it. */
   traceparent: string | null;
+  /** When this launcher received the row (`performance.now()` milliseconds): its lease was confirmed then. */
+  receivedAtMs: number;
 }
 
 export interface LaunchResult {
@@ -264,6 +266,7 @@ export function launchValues(params: LaunchParams): unknown[] {
 /** Splits the statement's rows into what it did. */
 export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
   const result: LaunchResult = { outcomes: [], starts: new Set(), claimed: [] };
+  const receivedAtMs = performance.now();
   for (const row of rows) {
     if (row.kind === 1) {
       result.outcomes.push({ id: row.id, result: row.result!, ended: row.ended! });
@@ -285,6 +288,7 @@ export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
         startNow: row.started!,
         runnableAtMs: row.runnable_ms!,
         traceparent: row.traceparent,
+        receivedAtMs,
       });
     }
   }
