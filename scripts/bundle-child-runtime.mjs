@@ -4,9 +4,10 @@
 // main script is an ES module runs Node's asynchronous module loader before any of our code: a bare
 // `node empty.mjs` costs about 5 ms more CPU than `node empty.cjs` on the 2-core machine, and a task
 // file taken with require() (Node 20.19 and later load ES modules that way) does not bring it back.
-// Node built-ins and packages stay outside the bundle. The YAML parser, which a child loads only when a try's options need it, is bundled into
-// a file of its own beside it, dist/pool/runtime/yaml.cjs: loading the package costs a child about
-// 45 ms of CPU, the one file about 12 ms.
+// Node built-ins and packages stay outside the bundle. The YAML parser, which a child loads only
+// when a try's options need it, is bundled into a file of its own beside it,
+// dist/pool/runtime/yaml.cjs: loading the package costs a child about 45 ms of CPU, the one file
+// about 12 ms.
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import path from 'node:path';

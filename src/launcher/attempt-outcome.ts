@@ -22,19 +22,19 @@ export function outcomeOf(row: ClaimedRow, report: AttemptReport, start: Attempt
   };
   switch (report.outcome) {
     case 'finished':
-      return outcome(row, RequestResult.FINISHED, report.resultText, ended, attempt);
+      return outcome(row, RequestResult.FINISHED, report.resultText, ends, attempt);
     case 'failed':
-      return outcome(row, RequestResult.FAILED, report.text, report.kind === 'options' ? ended : retried, attempt);
+      return outcome(row, RequestResult.FAILED, report.text, report.kind === 'options' ? ends : retries, attempt);
     case 'crashed':
-      return outcome(row, RequestResult.CRASHED, report.text, crash, attempt);
+      return outcome(row, RequestResult.CRASHED, report.text, countsAsCrash, attempt);
     case 'aborted':
       switch (report.reason) {
         case 'timeout':
-          return outcome(row, RequestResult.TIMED_OUT, `hard timeout of ${timeoutMs} ms reached; ${report.text}`, crash, attempt);
+          return outcome(row, RequestResult.TIMED_OUT, `hard timeout of ${timeoutMs} ms reached; ${report.text}`, countsAsCrash, attempt);
         case 'cancel':
-          return outcome(row, RequestResult.CANCELLED, report.text, ended, attempt);
+          return outcome(row, RequestResult.CANCELLED, report.text, ends, attempt);
         case 'shutdown':
-          return outcome(row, RequestResult.INTERRUPTED, `interrupted by launcher shutdown: ${report.text}`, refunded, attempt);
+          return outcome(row, RequestResult.INTERRUPTED, `interrupted by launcher shutdown: ${report.text}`, givesBack, attempt);
       }
   }
 }
@@ -45,10 +45,10 @@ interface OutcomeFlags {
   crash: boolean;
 }
 
-const ended: OutcomeFlags = { final: true, refund: false, crash: false };
-const retried: OutcomeFlags = { final: false, refund: false, crash: false };
-const crash: OutcomeFlags = { final: false, refund: false, crash: true };
-const refunded: OutcomeFlags = { final: false, refund: true, crash: false };
+const ends: OutcomeFlags = { final: true, refund: false, crash: false };
+const retries: OutcomeFlags = { final: false, refund: false, crash: false };
+const countsAsCrash: OutcomeFlags = { final: false, refund: false, crash: true };
+const givesBack: OutcomeFlags = { final: false, refund: true, crash: false };
 
 /**
  * Every outcome is built here, with its fields in one order: an object spread with a field
