@@ -15,8 +15,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const childEntry = childRuntimeEntry();
 
 /** Spawned as the fork pool spawns its children: same env, arguments, stdio and process group. */
-function spawnLike(script, { env, execArgv }) {
-  return spawn(process.execPath, [...execArgv, script], { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+function spawnLike(script, { env, execArgv, args = [] }) {
+  return spawn(process.execPath, [...execArgv, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
 }
 
 function exited(child) {
@@ -26,18 +26,23 @@ function exited(child) {
   });
 }
 
-/** Node started and exited, `concurrency` at a time, for `seconds`: processes per second. */
-export async function bareForkRate({ concurrency, seconds, env, execArgv }) {
-  const script = path.join(here, 'raw', 'empty.cjs');
+/**
+ * Node started and exited, `concurrency` at a time, for `seconds`: processes per second. With
+ * `taskFile`, each child loads that file with require() before it exits (raw/load-task.cjs).
+ */
+export async function bareForkRate({ concurrency, seconds, env, execArgv, taskFile = null }) {
+  const script = path.join(here, 'raw', taskFile === null ? 'empty.cjs' : 'load-task.cjs');
+  const args = taskFile === null ? [] : [taskFile];
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let count = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < deadline) {
-      const child = spawnLike(script, { env, execArgv });
+      const child = spawnLike(script, { env, execArgv, args });
       child.stdout.resume();
       child.stderr.resume();
-      await exited(child);
+      const code = await exited(child);
+      if (code !== 0) throw new Error(`bench: ${path.basename(script)} ${args.join(' ')} exited with code ${code}`);
       count++;
       tick(`${count} forks`);
     }

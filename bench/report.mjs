@@ -112,6 +112,10 @@ export function renderTables(report) {
     out.push('\n### Raw limits\n\n');
     const rows = [];
     for (const [c, v] of Object.entries(raw.forkPerSecond ?? {})) rows.push([`bare fork + exit, c=${c}, child env`, rate(v)]);
+    for (const [c, v] of Object.entries(raw.taskLoadForkPerSecond ?? {})) {
+      const bare = raw.forkPerSecond?.[c];
+      rows.push([`bare fork + require() of the no-op ES task module + exit, c=${c}`, `${rate(v)}${bare === undefined ? '' : ` (${ratio(v / bare)} the bare fork)`}`]);
+    }
     if (raw.childBootMs) rows.push(['child runtime boot (fork to ready), p50 / p99', `${ms(raw.childBootMs.p50)} / ${ms(raw.childBootMs.p99)}`]);
     for (const [c, v] of Object.entries(raw.childRoundTripPerSecond ?? {})) rows.push([`bare child round trip on fd 3, ${c} children`, rate(v)]);
     if (raw.threadRoundTripPerSecond !== undefined) rows.push([`bare thread round trip, ${report.config.maxThreads} threads`, rate(raw.threadRoundTripPerSecond)]);

@@ -94,6 +94,13 @@ try {
       step(`raw: bare fork + exit, c=${c}`);
       report.raw.forkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, ...childSpawn });
     }
+    // The same forks loading the no-op task's file (an ES module) before they exit: the least a
+    // fresh try can cost, shown beside the bare fork so a run says how much of the gap is Node's.
+    report.raw.taskLoadForkPerSecond = {};
+    for (const c of [...forkConcurrencies].sort((a, b) => a - b)) {
+      step(`raw: bare fork + require() of the no-op task file + exit, c=${c}`);
+      report.raw.taskLoadForkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, taskFile: path.join(tasksDir, 'NoOp.js'), ...childSpawn });
+    }
     step('raw: child runtime boot (fork to ready)');
     report.raw.childBootMs = await childRuntimeBootMs({ samples: r.bootSamples, ...childSpawn });
     report.raw.childRoundTripPerSecond = {};
