@@ -26,7 +26,8 @@ for (const file of process.argv.slice(2)) {
   failed += report.numFailedTests;
   for (const suite of report.testResults ?? []) {
     const where = path.relative(process.cwd(), suite.name ?? '?');
-    const failedTests = (suite.assertionResults ?? []).filter((test) => test.status === 'failed');
+    const tests = suite.assertionResults ?? [];
+    const failedTests = tests.filter((test) => test.status === 'failed');
     for (const test of failedTests) {
       lines.push(`FAILED [${path.basename(file)}] ${where} > ${test.fullName ?? test.title}`);
       for (const message of test.failureMessages ?? []) {
@@ -35,7 +36,7 @@ for (const file of process.argv.slice(2)) {
     }
     // Skipped tests are named too: a skip that depends on the machine (the Node version, who may
     // reach the checkout, a browser) is how two machines' counts come to differ.
-    for (const test of (suite.assertionResults ?? []).filter((t) => t.status === 'skipped' || t.status === 'pending' || t.status === 'todo')) {
+    for (const test of tests.filter((t) => t.status === 'skipped' || t.status === 'pending' || t.status === 'todo')) {
       skipped.push(`SKIPPED [${path.basename(file)}] ${where} > ${test.fullName ?? test.title}`);
     }
     // A file that failed outside any test (an import error, a failing hook) has no failed test.

@@ -90,14 +90,12 @@ try {
       ...(runs('launchers') && plan.launchers.mode === 'reused' ? [plan.launchers.concurrency] : []),
     ]);
     report.raw.forkPerSecond = {};
-    for (const c of [...forkConcurrencies].sort((a, b) => a - b)) {
-      step(`raw: bare fork + exit, c=${c}`);
-      report.raw.forkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, ...childSpawn });
-    }
     // The same forks loading the no-op task's file (an ES module) before they exit: the least a
     // fresh try can cost, shown beside the bare fork so a run says how much of the gap is Node's.
     report.raw.taskLoadForkPerSecond = {};
     for (const c of [...forkConcurrencies].sort((a, b) => a - b)) {
+      step(`raw: bare fork + exit, c=${c}`);
+      report.raw.forkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, ...childSpawn });
       step(`raw: bare fork + require() of the no-op task file + exit, c=${c}`);
       report.raw.taskLoadForkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, taskFile: path.join(tasksDir, 'NoOp.js'), ...childSpawn });
     }
