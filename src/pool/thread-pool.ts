@@ -1,27 +1,17 @@
-import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { randomUUID } from 'node:crypto';
+import { BroadcastChannel } from 'node:worker_threads';
+import type { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import {
   abortReasonOf, notStartedReport, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
 } from './attempt.js';
-import type { RunMessage } from './protocol.js';
+import { batchEntry, decodeBatchResult, type BatchEntry, type ThreadBatch } from './thread-batch.js';
+import { createPiscina, Recaller, type PiscinaParams } from './thread-piscina.js';
 import { abortedReport, answerReport, crashedReport } from './thread-report.js';
 import { endProcesses, ThreadSlots } from './thread-slots.js';
 
-export interface ThreadPoolParams {
-  /** Threads alive at once; further runs queue. */
-  maxThreads: number;
-  /** An idle thread is ended after this long. */
-  idleTimeoutMs: number;
-  /** V8 limits of each thread, MiB; null leaves V8's own. */
-  resourceLimits: {
-    maxOldGenerationSizeMb: number | null;
-    maxYoungGenerationSizeMb: number | null;
-    stackSizeMb: number | null;
-  };
-  /** The threads' `process.env` (never the launcher's). */
-  env: Readonly<Record<string, string>>;
+export interface ThreadPoolParams extends PiscinaParams {
   /** Reported as every thread-mode try's pid: threads live in the launcher. */
   launcherPid: number;
   launcherIdentity: string | null;
@@ -30,37 +20,23 @@ export interface ThreadPoolParams {
   startCheckMs?: number;
 }
 
-const threadEntry = fileURLToPath(new URL('./runtime/thread-entry.js', import.meta.url));
-
-/** Why a try handed to piscina was taken back. */
-type Recall = AbortReason | 'no thread';
-
 /**
- * The abort handle piscina is given for one try. Piscina accepts an AbortSignal or an
- * EventEmitter; this is the smallest emitter it can use (it calls `once` and `removeListener`),
- * much cheaper per try than an AbortController.
+ * Most tries one thread is handed at once. A batch costs one message and one wake-up of the
+ * thread; waking a sleeping thread costs ~15-20 µs of the launcher's main thread on a 2-core VM,
+ * more than the rest of a no-op try's dispatch.
  */
-class Recaller {
-  aborted = false;
-  reason: Recall | undefined;
-  #listener: (() => void) | null = null;
+export const maxBatch = 8;
+/** A try waiting in a batch behind one that has run this long moves to an idle thread. */
+const moveAfterMs = 10;
+/** A try whose thread ends before reaching it goes back to the queue this often, then fails. */
+const maxRequeues = 3;
 
-  once(_event: 'abort', listener: () => void): void {
-    this.#listener = listener;
-  }
-
-  removeListener(): void {
-    this.#listener = null;
-  }
-
-  recall(reason: Recall): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    const listener = this.#listener;
-    this.#listener = null;
-    listener?.();
-  }
+/** Tries handed to one thread as one piscina task. */
+interface Batch {
+  readonly attempts: Attempt[];
+  readonly recaller: Recaller;
+  /** Why no thread could take the batch, when that is why it was recalled. */
+  bootFailure: unknown;
 }
 
 /** One try, from `run()` to its report. */
@@ -70,11 +46,15 @@ interface Attempt {
   readonly resolve: (report: AttemptReport) => void;
   readonly signal: AbortSignal | undefined;
   readonly onSignal: (() => void) | undefined;
-  /** Its shared slot once handed to piscina; -1 while queued. */
+  /** The batch holding it, while it is in one; null while queued. */
+  batch: Batch | null;
+  /** Its shared slot and ticket while in a batch; -1 otherwise. */
   slot: number;
-  recaller: Recaller | null;
-  /** Why no thread could take the try, when that is why it was recalled. */
-  bootFailure: unknown;
+  ticket: number;
+  /** Why the pool was asked to stop it, once asked. */
+  abortReason: AbortReason | null;
+  /** Times its thread ended before reaching it. */
+  requeues: number;
   threadId: number | null;
   startReported: boolean;
 }
@@ -83,13 +63,22 @@ interface Attempt {
  * Runs tries in worker threads of the launcher (piscina), at most `maxThreads` at once; threads
  * are reused and an idle one ends after `idleTimeoutMs`.
  *
- * Tries wait in this pool's own queue rather than piscina's, so `busy` is exact, a queued try is
- * aborted without touching piscina, and piscina only holds tries a thread can take now.
+ * Tries wait in this pool's own queue, oldest first. Once per turn of the event loop the queue is
+ * dealt to the threads that have nothing to do, round robin, at most {@link maxBatch} tries each:
+ * a thread runs its batch in order (see runtime/thread-entry.ts), so the oldest tries start first
+ * as they would one by one, and under load one message and one wake-up of a thread serve several
+ * tries. Piscina only ever holds batches a thread can take now.
  *
- * Where a try runs is learnt from its shared slot (thread-slots.ts), not from a message: the
- * thread writes its id and start time there when it begins the try. `onStart` is called when a
- * check finds it there (every `startCheckMs` while tries run) or just before the report,
- * whichever comes first, so a short try costs no start message at all.
+ * A try waiting in a batch has not started: it can be aborted, or moved to a thread with nothing
+ * to do when the try ahead of it has run for {@link moveAfterMs}, by taking it back through its
+ * shared slot (thread-slots.ts), without disturbing the thread. A running try is stopped by
+ * ending its thread (piscina's abort); the tries behind it go back to the queue, uncounted.
+ *
+ * Where a try runs is learnt from its shared slot, not from a message: the thread writes its id
+ * and start time there when it begins the try. `onStart` is called when a check finds it there
+ * (every `startCheckMs` while tries run) or just before the report, whichever comes first, so a
+ * short try costs no start message at all. Each try's result comes on the pool's results channel
+ * (thread-batch.ts) as soon as it ends.
  *
  * What a try writes to stdout and stderr is caught in its thread (capped at 64 KiB) and passed to
  * `onOutput` when the try reports; a thread that dies takes its try's output with it.
@@ -102,11 +91,17 @@ export class ThreadPool implements TaskPool {
   readonly #piscina: Piscina;
   readonly #slots: ThreadSlots;
   readonly #freeSlots: number[];
+  /** The try holding each slot. */
+  readonly #bySlot: (Attempt | null)[];
+  readonly #results: BroadcastChannel;
   /** Tries waiting for a thread, oldest first. */
-  readonly #queued = new Set<Attempt>();
-  /** Tries handed to piscina and not yet reported. */
+  #queued: Attempt[] = [];
+  /** Batches handed to piscina and not yet answered: at most one per thread. */
+  readonly #batches = new Set<Batch>();
+  /** Tries in a batch and not yet reported. */
   readonly #running = new Set<Attempt>();
   readonly #byJob = new Map<AttemptJob, Attempt>();
+  #dealPending = false;
   #startTimer: NodeJS.Timeout | null = null;
   #idleWaiters: (() => void)[] = [];
   #closed = false;
@@ -114,23 +109,17 @@ export class ThreadPool implements TaskPool {
 
   constructor(params: ThreadPoolParams) {
     this.#params = params;
-    this.#slots = ThreadSlots.create(params.maxThreads);
-    this.#freeSlots = Array.from({ length: params.maxThreads }, (_, i) => params.maxThreads - 1 - i);
-    this.#piscina = new Piscina({
-      filename: threadEntry,
-      minThreads: 0,
-      maxThreads: params.maxThreads,
-      idleTimeout: params.idleTimeoutMs,
-      concurrentTasksPerWorker: 1,
-      resourceLimits: resourceLimitsOf(params.resourceLimits),
-      env: { ...params.env },
-      workerData: { slots: this.#slots.data },
-      recordTiming: false,
-      // Between tries a thread waits on its event loop, not blocked in Atomics.wait: what a try
-      // left running (a timer, a promise) then settles or fails while the thread is idle, instead
-      // of waking inside the next try and being blamed on it.
-      atomics: 'disabled',
-    });
+    // Twice what the batches in flight can hold: tries of an answered batch keep their slots until
+    // their results (on another channel) arrive.
+    const slotCount = 2 * params.maxThreads * maxBatch;
+    this.#slots = ThreadSlots.create(slotCount);
+    this.#freeSlots = Array.from({ length: slotCount }, (_, i) => slotCount - 1 - i);
+    this.#bySlot = Array.from({ length: slotCount }, () => null);
+    const resultsName = `cw-task-runner-thread-results-${randomUUID()}`;
+    this.#results = new BroadcastChannel(resultsName);
+    this.#results.onmessage = (event) => this.#onResult((event as { data: unknown }).data);
+    this.#results.unref();
+    this.#piscina = createPiscina(params, { slots: this.#slots.data, results: resultsName });
     // A thread that failed while running no try: one that could not boot, or an idle one hit by
     // what an earlier try left behind. Without a listener this event would throw in the launcher.
     this.#piscina.on('error', (error: unknown) => this.#threadFailed(error));
@@ -138,7 +127,7 @@ export class ThreadPool implements TaskPool {
 
   /** Tries running or queued. */
   get busy(): number {
-    return this.#running.size + this.#queued.size;
+    return this.#running.size + this.#queued.length;
   }
 
   /** Ids of the threads alive now. */
@@ -162,25 +151,35 @@ export class ThreadPool implements TaskPool {
         resolve,
         signal,
         onSignal: signal === undefined ? undefined : () => void this.abort(job, abortReasonOf(signal)),
+        batch: null,
         slot: -1,
-        recaller: null,
-        bootFailure: null,
+        ticket: 0,
+        abortReason: null,
+        requeues: 0,
         threadId: null,
         startReported: false,
       };
       if (signal !== undefined) signal.addEventListener('abort', attempt.onSignal!, { once: true });
       this.#byJob.set(job, attempt);
-      if (this.#running.size < this.#params.maxThreads) this.#start(attempt);
-      else this.#queued.add(attempt);
+      this.#queued.push(attempt);
+      this.#dealSoon();
     });
   }
 
   abort(job: AttemptJob, reason: AbortReason): boolean {
     const attempt = this.#byJob.get(job);
     if (attempt === undefined) return false;
-    // A queued try is ours to drop; a running one is piscina's to stop (it terminates the thread).
-    if (this.#queued.delete(attempt)) this.#dequeued(attempt, reason);
-    else attempt.recaller?.recall(reason);
+    if (attempt.batch === null) {
+      // Queued: ours to drop.
+      this.#queued = this.#queued.filter((queued) => queued !== attempt);
+      this.#settle(attempt, abortedReport(reason, this.#usage(null)));
+    } else if (this.#takeBack(attempt)) {
+      this.#settle(attempt, abortedReport(reason, this.#usage(null)));
+    } else if (!this.#slots.finished(attempt.slot)) {
+      // Running: piscina stops it by terminating its thread. A finished one's result is on its way.
+      attempt.abortReason = reason;
+      attempt.batch.recaller.recall(reason);
+    }
     return true;
   }
 
@@ -204,56 +203,163 @@ export class ThreadPool implements TaskPool {
 
   async #shutdown(): Promise<void> {
     this.#closed = true;
-    for (const attempt of [...this.#queued]) {
-      this.#queued.delete(attempt);
-      this.#dequeued(attempt, 'shutdown');
-    }
-    // Destroying rejects the running tries (reported aborted, reason shutdown) and waits for
-    // every thread to exit.
+    const notStarted = [...this.#queued, ...[...this.#running].filter((attempt) => this.#takeBack(attempt))];
+    this.#queued = [];
+    for (const attempt of notStarted) this.#settle(attempt, abortedReport('shutdown', this.#usage(null)));
+    // Destroying rejects the running batches (their running tries are reported aborted, reason
+    // shutdown) and waits for every thread to exit; results already posted still arrive.
     await this.#piscina.destroy();
     await this.drain(5_000);
     this.#stopStartChecks();
+    this.#results.close();
   }
 
   #threadFailed(error: unknown): void {
     this.#params.logger.warn('a worker thread failed outside any task', { error: describeError(error) });
-    // Tries wait in piscina only for a thread being started. If every such thread failed to boot,
-    // piscina starts no other for them and they would wait for ever: they fail instead.
+    // Batches wait in piscina only for a thread being started. If every such thread failed to
+    // boot, piscina starts no other for them and they would wait for ever: they fail instead.
     if (this.#piscina.threads.length > 0) return;
-    for (const attempt of this.#running) {
-      if (attempt.recaller === null || this.#slots.started(attempt.slot) !== null) continue;
-      attempt.bootFailure = error;
-      attempt.recaller.recall('no thread');
+    for (const batch of this.#batches) {
+      if (batch.attempts.some((attempt) => attempt.batch === batch && this.#slots.started(attempt.slot) !== null)) continue;
+      batch.bootFailure = error;
+      batch.recaller.recall('no thread');
     }
   }
 
-  #start(attempt: Attempt): void {
-    this.#running.add(attempt);
-    attempt.slot = this.#freeSlots.pop()!;
-    attempt.recaller = new Recaller();
-    const { job } = attempt;
-    const run: RunMessage = {
-      type: 'run',
-      request: job.request,
-      file: job.file,
-      options: job.options,
-      maxOptionsBytes: job.maxOptionsBytes,
-      maxResultBytes: job.maxResultBytes,
-    };
+  /** Deals the queue to idle threads once this turn of the event loop is over. */
+  #dealSoon(): void {
+    if (this.#dealPending || this.#closed) return;
+    this.#dealPending = true;
+    setImmediate(() => {
+      this.#dealPending = false;
+      this.#deal();
+    });
+  }
+
+  #deal(): void {
+    const idle = this.#params.maxThreads - this.#batches.size;
+    if (this.#closed || idle <= 0 || this.#queued.length === 0) return;
+    const count = Math.min(this.#queued.length, idle * maxBatch, this.#freeSlots.length);
+    if (count === 0) return; // every slot waits for a result: dealt again as they come
+    const parts: Attempt[][] = Array.from({ length: Math.min(idle, count) }, () => []);
+    for (let i = 0; i < count; i++) parts[i % parts.length]!.push(this.#queued[i]!);
+    this.#queued = this.#queued.slice(count);
+    for (const part of parts) this.#send(part);
+    this.#startChecks();
+  }
+
+  #send(attempts: Attempt[]): void {
+    const batch: Batch = { attempts, recaller: new Recaller(), bootFailure: null };
+    const entries: BatchEntry[] = [];
+    for (const attempt of attempts) {
+      const slot = this.#freeSlots.pop()!;
+      attempt.batch = batch;
+      attempt.slot = slot;
+      attempt.ticket = this.#slots.assign(slot);
+      this.#bySlot[slot] = attempt;
+      this.#running.add(attempt);
+      entries.push(batchEntry(slot, attempt.ticket, attempt.job));
+    }
+    this.#batches.add(batch);
+    const task: ThreadBatch = { entries };
     let answer: Promise<unknown>;
     try {
-      answer = this.#piscina.run({ slot: attempt.slot, run }, { signal: attempt.recaller as never });
+      answer = this.#piscina.run(task, { signal: batch.recaller as never });
     } catch (error) {
       answer = Promise.reject(error); // run() must never reject, whatever piscina does
     }
     answer.then(
-      (value: unknown) => {
-        this.#checkStart(attempt);
-        this.#settle(attempt, answerReport(value, this.#usage(attempt), job, attempt.hooks.onOutput));
-      },
-      (error: unknown) => this.#failed(attempt, error),
+      () => this.#batchEnded(batch, null),
+      (error: unknown) => this.#batchEnded(batch, error),
     );
-    this.#startChecks();
+  }
+
+  /** A try's result from the results channel. */
+  #onResult(data: unknown): void {
+    const message = decodeBatchResult(data);
+    if (message === null) return;
+    const attempt = this.#bySlot[message.slot];
+    if (attempt === undefined || attempt === null || attempt.ticket !== message.ticket) return;
+    this.#checkStart(attempt);
+    this.#settle(attempt, answerReport(message.result, this.#usage(attempt), attempt.job, attempt.hooks.onOutput));
+  }
+
+  /**
+   * Piscina answered a batch (`error` null: the thread went through it) or rejected it: recalled
+   * (a try aborted, or no thread could start), the pool closed, or the thread died. Tries that
+   * posted their result are settled by it; the one running when the thread ended is reported;
+   * those it never reached go back to the queue, or end with the pool.
+   */
+  #batchEnded(batch: Batch, error: unknown): void {
+    this.#batches.delete(batch);
+    const requeued: Attempt[] = [];
+    for (const attempt of batch.attempts) {
+      if (attempt.batch !== batch || this.#slots.finished(attempt.slot)) continue; // reported, taken back, or on its way
+      if (this.#takeBack(attempt)) {
+        if (batch.recaller.reason === 'no thread') {
+          this.#settle(attempt, notStartedReport(`no worker thread could start: ${describeError(batch.bootFailure)}`));
+        } else if (this.#closed) this.#settle(attempt, abortedReport('shutdown', this.#usage(null)));
+        else if (++attempt.requeues > maxRequeues) {
+          this.#settle(attempt, notStartedReport(`its thread ended before starting it, ${maxRequeues + 1} times; last: ${describeError(error)}`));
+        } else requeued.push(attempt);
+        continue;
+      }
+      this.#checkStart(attempt);
+      const usage = this.#usage(attempt);
+      let report: AttemptReport;
+      if (attempt.abortReason !== null) report = abortedReport(attempt.abortReason, usage);
+      else if (this.#closed) report = abortedReport('shutdown', usage);
+      else if (error === null) report = crashedReport(new Error('its thread answered without reporting it'), usage);
+      else if (batch.recaller.reason !== undefined) {
+        report = crashedReport(new Error(`its thread was ended to stop the try before it (${batch.recaller.reason})`), usage);
+      } else report = crashedReport(error, usage);
+      // The thread is gone or going: what the try started goes with it.
+      endProcesses(this.#slots.processes(attempt.slot));
+      this.#settle(attempt, report);
+    }
+    this.#queued = [...requeued, ...this.#queued];
+    this.#rebalance();
+    this.#next();
+  }
+
+  /** Takes a try in a batch back before its thread starts it: true when it was not started. */
+  #takeBack(attempt: Attempt): boolean {
+    if (attempt.batch === null || !this.#slots.withdraw(attempt.slot, attempt.ticket)) return false;
+    this.#release(attempt);
+    return true;
+  }
+
+  /** Frees a try's slot; a thread with a stale ticket can no longer start anything in it. */
+  #release(attempt: Attempt): void {
+    if (attempt.slot < 0) return;
+    this.#slots.clear(attempt.slot);
+    this.#bySlot[attempt.slot] = null;
+    this.#freeSlots.push(attempt.slot);
+    this.#running.delete(attempt);
+    attempt.batch = null;
+    attempt.slot = -1;
+  }
+
+  /**
+   * With a thread idle and nothing queued, tries waiting behind one that has run for
+   * `moveAfterMs` are taken back, to be dealt to the idle thread.
+   */
+  #rebalance(): void {
+    if (this.#closed || this.#queued.length > 0 || this.#batches.size >= this.#params.maxThreads) return;
+    const now = performance.timeOrigin + performance.now();
+    const moved: Attempt[] = [];
+    for (const batch of this.#batches) {
+      let stuck = false;
+      for (const attempt of batch.attempts) {
+        if (attempt.batch !== batch) continue;
+        const started = this.#slots.started(attempt.slot);
+        if (started !== null) stuck = !this.#slots.finished(attempt.slot) && now - started.atMs >= moveAfterMs;
+        else if (stuck && this.#takeBack(attempt)) moved.push(attempt);
+      }
+    }
+    if (moved.length === 0) return;
+    this.#queued.push(...moved);
+    this.#dealSoon();
   }
 
   /** Reports `onStart` for a try its thread has begun, once. */
@@ -284,6 +390,7 @@ export class ThreadPool implements TaskPool {
     if (this.#startTimer !== null) return;
     this.#startTimer = setInterval(() => {
       for (const attempt of this.#running) this.#checkStart(attempt);
+      this.#rebalance();
       if (this.#running.size === 0) this.#stopStartChecks();
     }, this.#params.startCheckMs ?? 20);
     this.#startTimer.unref();
@@ -294,47 +401,17 @@ export class ThreadPool implements TaskPool {
     this.#startTimer = null;
   }
 
-  /** Piscina rejected the try: recalled (aborted, or no thread could start), the pool closed, or the thread died. */
-  #failed(attempt: Attempt, error: unknown): void {
-    this.#checkStart(attempt);
-    const usage = this.#usage(attempt);
-    const recalled = attempt.recaller?.reason;
-    let report: AttemptReport;
-    if (recalled === 'no thread') report = notStartedReport(`no worker thread could start: ${describeError(attempt.bootFailure)}`);
-    else if (recalled !== undefined) report = abortedReport(recalled, usage);
-    else if (this.#closed) report = abortedReport('shutdown', usage);
-    else report = crashedReport(error, usage);
-    // The thread is gone or going: what the try started goes with it.
-    endProcesses(this.#slots.processes(attempt.slot));
-    this.#settle(attempt, report);
-  }
-
   #settle(attempt: Attempt, report: AttemptReport): void {
     if (attempt.onSignal !== undefined) attempt.signal!.removeEventListener('abort', attempt.onSignal);
     this.#byJob.delete(attempt.job);
-    this.#slots.clear(attempt.slot);
-    this.#freeSlots.push(attempt.slot);
-    attempt.slot = -1;
-    this.#running.delete(attempt);
+    this.#release(attempt);
     attempt.resolve(report);
     this.#next();
   }
 
-  /** A queued try leaves the queue without running. */
-  #dequeued(attempt: Attempt, reason: AbortReason): void {
-    if (attempt.onSignal !== undefined) attempt.signal!.removeEventListener('abort', attempt.onSignal);
-    this.#byJob.delete(attempt.job);
-    attempt.resolve(abortedReport(reason, this.#usage(null)));
-    this.#next();
-  }
-
-  /** Starts queued tries while threads are free; wakes drain() once nothing is left. */
+  /** Deals queued tries to idle threads; wakes drain() once nothing is left. */
   #next(): void {
-    while (!this.#closed && this.#running.size < this.#params.maxThreads && this.#queued.size > 0) {
-      const attempt = this.#queued.values().next().value as Attempt;
-      this.#queued.delete(attempt);
-      this.#start(attempt);
-    }
+    if (this.#queued.length > 0 && this.#batches.size < this.#params.maxThreads) this.#dealSoon();
     if (this.busy === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -346,12 +423,4 @@ export class ThreadPool implements TaskPool {
     const threadId = attempt?.threadId ?? null;
     return { pid: threadId === null ? null : this.#params.launcherPid, threadId, peakMemoryBytes: null };
   }
-}
-
-function resourceLimitsOf(limits: ThreadPoolParams['resourceLimits']): NonNullable<ConstructorParameters<typeof Piscina>[0]>['resourceLimits'] {
-  const result: Record<string, number> = {};
-  if (limits.maxOldGenerationSizeMb !== null) result.maxOldGenerationSizeMb = limits.maxOldGenerationSizeMb;
-  if (limits.maxYoungGenerationSizeMb !== null) result.maxYoungGenerationSizeMb = limits.maxYoungGenerationSizeMb;
-  if (limits.stackSizeMb !== null) result.stackSizeMb = limits.stackSizeMb;
-  return result;
 }

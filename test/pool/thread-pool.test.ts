@@ -325,3 +325,70 @@ describe('ThreadPool', () => {
     await pool.close(); // twice is fine
   });
 });
+
+describe('ThreadPool batches (several tries handed to a thread at once)', () => {
+  it('aborts a try waiting behind a running one in its thread without ending the thread', async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const signals = new Signals();
+    // Run in the same turn of the event loop: the one thread is handed both.
+    const running = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
+    const behind = run(pool, await jobFor('Echo', { text: 'never' }));
+    const { threadId } = await signals.next();
+    behind.controller.abort('cancel');
+    expect(await behind.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId: null, text: 'aborted (cancel) before it started' });
+    expect(behind.starts).toEqual([]);
+    expect(pool.threadIds).toContain(threadId);
+    expect(running.reported()).toBe(false);
+    expect(pool.busy).toBe(1);
+  });
+
+  it('ends a thread to stop its running try; the tries behind it run on a new thread, not counted as crashed', async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const signals = new Signals();
+    const running = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
+    const behind = [run(pool, await jobFor('Echo', { text: 'a' })), run(pool, await jobFor('Echo', { text: 'b' }))];
+    const { threadId } = await signals.next();
+    running.controller.abort('timeout');
+    expect(await running.report).toMatchObject({ outcome: 'aborted', reason: 'timeout', threadId });
+    const reports = await Promise.all(behind.map((attempt) => attempt.report));
+    expect(reports.map((report) => [report.outcome, report.outcome === 'finished' && report.resultText])).toEqual([['finished', 'a'], ['finished', 'b']]);
+    for (const report of reports) expect(report.threadId).not.toBe(threadId);
+    for (const attempt of behind) expect(attempt.starts).toHaveLength(1);
+  });
+
+  it('reports a thread that dies under a try against that try only: the ones behind it run on', async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const exiting = run(pool, await jobFor('Exit', { code: 3 }));
+    const behind = run(pool, await jobFor('Echo', { text: 'after the exit' }));
+    const crashed = expectOutcome(await exiting.report, 'crashed');
+    expect(crashed.exitCode).toBe(3);
+    expect(await behind.report).toMatchObject({ outcome: 'finished', resultText: 'after the exit' });
+    expect((await behind.report).threadId).not.toBe(crashed.threadId);
+  });
+
+  it('reports a try as soon as it ends, so ending its thread later for another try loses nothing', async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const signals = new Signals();
+    const first = run(pool, await jobFor('Echo', { text: 'kept' }));
+    const long = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
+    const { threadId } = await signals.next();
+    // Reported while the thread still runs the try behind it.
+    expect(await first.report).toMatchObject({ outcome: 'finished', resultText: 'kept', threadId });
+    expect(long.reported()).toBe(false);
+    long.controller.abort('cancel');
+    expect(await long.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId });
+  });
+
+  it('moves a try waiting behind a long one to a thread with nothing to do', async () => {
+    const pool = createPool({ maxThreads: 2 });
+    const signals = new Signals();
+    // Dealt round robin: the long try and `c` to one thread, `b` and `d` to the other.
+    const long = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
+    const [b, c, d] = await Promise.all(['b', 'c', 'd'].map(async (text) => run(pool, await jobFor('Echo', { text }))));
+    const { threadId } = await signals.next();
+    const reports = await Promise.all([b!, c!, d!].map((attempt) => attempt.report));
+    expect(reports.map((report) => report.outcome)).toEqual(['finished', 'finished', 'finished']);
+    for (const report of reports) expect(report.threadId).not.toBe(threadId);
+    expect(long.reported()).toBe(false);
+  });
+});

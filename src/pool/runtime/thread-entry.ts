@@ -1,9 +1,14 @@
 /**
  * Entry of a thread-mode worker (piscina loads it once per thread and calls the default export
- * for each try). It runs the try with the same transport-free runtime as a child process and
- * answers with the outcome, its own thread id, its heap size and what the try wrote. Where and
- * when the try started, and the processes it started, go to the try's shared slot (see
- * ../thread-slots.ts) as they happen.
+ * for each batch of tries, see ../thread-batch.ts). It runs the batch's tries one after another
+ * with the same transport-free runtime as a child process, skipping any the launcher took back
+ * before it got to them, and posts each one's outcome (with its own thread id, its heap size and
+ * what the try wrote) on the results channel as soon as the try ends. Where and when a try
+ * started, and the processes it started, go to the try's shared slot (see ../thread-slots.ts) as
+ * they happen.
+ *
+ * Between two tries the thread turns its event loop once, so what the earlier try left ready to
+ * run (an immediate, a settled promise) runs then rather than inside the next try.
  *
  * Installed at load, before any task: the child_process wrappers (thread-spawns.ts) and a guard
  * on `process.kill` (a thread lives in the launcher: "its own" process is the launcher). Nothing
@@ -12,10 +17,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
-import { threadId, workerData } from 'node:worker_threads';
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../../errors.js';
-import { isRecord } from '../../shared/values.js';
 import { decodeRunMessage, type TaskOutcome } from '../protocol.js';
+import { decodeThreadBatch, type BatchResult, type ThreadChannels } from '../thread-batch.js';
 import type { ThreadResult } from '../thread-result.js';
 import { endProcesses, ThreadSlots, type ThreadSlotsData } from '../thread-slots.js';
 import { runTask } from './run-task.js';
@@ -23,7 +28,10 @@ import { guardProcessKill } from './signal-guard.js';
 import { withCapturedOutput } from './thread-output.js';
 import { trackThreadSpawns } from './thread-spawns.js';
 
-const slots = new ThreadSlots((workerData as { slots: ThreadSlotsData }).slots);
+const given = workerData as { slots: ThreadSlotsData } & ThreadChannels;
+const slots = new ThreadSlots(given.slots);
+const results = new BroadcastChannel(given.results);
+results.unref();
 /** The slot of the try running now; -1 between tries. */
 let slot = -1;
 
@@ -43,28 +51,38 @@ guardProcessKill({
 });
 trackThreadSpawns((pid) => slot >= 0 && slots.addProcess(slot, pid));
 
-/** What piscina is given for one try: the run message and the try's slot. */
-export interface ThreadTask {
-  slot: number;
-  run: unknown;
+async function runOne(run: unknown): Promise<ThreadResult> {
+  const { value: message, output } = await withCapturedOutput(async (): Promise<TaskOutcome> => {
+    try {
+      return await runTask(decodeRunMessage(run));
+    } catch (error) {
+      // Only a malformed request gets here: runTask itself turns every failure into an outcome.
+      return { type: 'error', kind: 'load', text: describeError(error) };
+    }
+  });
+  return { message, threadId, peakMemoryBytes: getHeapStatistics().total_heap_size, output };
 }
 
-export default async function runInThread(task: unknown): Promise<ThreadResult> {
-  if (!isRecord(task) || typeof task.slot !== 'number') throw new Error('malformed thread task');
-  slot = task.slot;
-  slots.begin(slot, threadId, performance.timeOrigin + performance.now());
-  try {
-    const { value: message, output } = await withCapturedOutput(async (): Promise<TaskOutcome> => {
-      try {
-        return await runTask(decodeRunMessage(task.run));
-      } catch (error) {
-        // Only a malformed request gets here: runTask itself turns every failure into an outcome.
-        return { type: 'error', kind: 'load', text: describeError(error) };
-      }
-    });
-    return { message, threadId, peakMemoryBytes: getHeapStatistics().total_heap_size, output };
-  } finally {
-    endProcesses(slots.processes(slot));
-    slot = -1;
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export default async function runBatch(task: unknown): Promise<number> {
+  const entries = decodeThreadBatch(task);
+  let ran = 0;
+  for (const entry of entries) {
+    if (ran > 0) await nextTurn();
+    if (!slots.begin(entry.slot, entry.ticket, threadId, performance.timeOrigin + performance.now())) continue; // taken back
+    ran++;
+    slot = entry.slot;
+    let result: ThreadResult;
+    try {
+      result = await runOne(entry.run);
+    } finally {
+      endProcesses(slots.processes(entry.slot));
+      slot = -1;
+    }
+    const posted: BatchResult = { slot: entry.slot, ticket: entry.ticket, result };
+    results.postMessage(posted);
+    slots.finish(entry.slot);
   }
+  return ran;
 }

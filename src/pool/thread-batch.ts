@@ -1,0 +1,67 @@
+/**
+ * What crosses between the launcher and a worker thread in thread mode, besides the shared slots:
+ * a batch of tries goes to a thread as one piscina task (one message and one wake-up for several
+ * tries), and each try's result comes back on its own as soon as it ends, on the pool's results
+ * channel (a BroadcastChannel), before the thread starts the next one. A result posted there
+ * reaches the launcher even when the thread is ended right after, so ending a thread to stop one
+ * try never loses what the tries before it returned.
+ */
+import { TaskRunnerError } from '../errors.js';
+import { isRecord, previewJson } from '../shared/values.js';
+import type { AttemptJob } from './attempt.js';
+import type { RunMessage } from './protocol.js';
+
+/** One try of a batch: its shared slot, the ticket that lets the thread start it, its run message. */
+export interface BatchEntry {
+  slot: number;
+  ticket: number;
+  run: unknown;
+}
+
+/** What piscina is given for a batch; the thread answers with how many of its tries it ran. */
+export interface ThreadBatch {
+  entries: BatchEntry[];
+}
+
+/** One try's result, posted on the results channel. */
+export interface BatchResult {
+  slot: number;
+  ticket: number;
+  /** A {@link import('./thread-result.js').ThreadResult}, decoded by the launcher. */
+  result: unknown;
+}
+
+/** What a worker thread is given through `workerData`, besides the slots. */
+export interface ThreadChannels {
+  /** Name of the BroadcastChannel results are posted on (one per pool). */
+  results: string;
+}
+
+/** Launcher side: a try's entry in a batch. */
+export function batchEntry(slot: number, ticket: number, job: AttemptJob): BatchEntry {
+  const run: RunMessage = {
+    type: 'run',
+    request: job.request,
+    file: job.file,
+    options: job.options,
+    maxOptionsBytes: job.maxOptionsBytes,
+    maxResultBytes: job.maxResultBytes,
+  };
+  return { slot, ticket, run };
+}
+
+const isIndex = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
+
+/** Thread side: checks a batch; a malformed one is a launcher bug and fails the whole task. */
+export function decodeThreadBatch(value: unknown): BatchEntry[] {
+  if (isRecord(value) && Array.isArray(value.entries)) {
+    const entries = value.entries as unknown[];
+    if (entries.every((entry) => isRecord(entry) && isIndex(entry.slot) && isIndex(entry.ticket))) return entries as BatchEntry[];
+  }
+  throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread batch: ${previewJson(value, 200)}`);
+}
+
+/** Launcher side: a result message's slot and ticket, or null for anything else on the channel. */
+export function decodeBatchResult(value: unknown): BatchResult | null {
+  return isRecord(value) && isIndex(value.slot) && isIndex(value.ticket) ? (value as unknown as BatchResult) : null;
+}
