@@ -1,10 +1,11 @@
 /**
  * What crosses between the launcher and a worker thread in thread mode, besides the shared slots:
  * a batch of tries goes to a thread as one piscina task (one message and one wake-up for several
- * tries), and each try's result comes back on its own as soon as it ends, on the pool's results
- * channel (a BroadcastChannel), before the thread starts the next one. A result posted there
- * reaches the launcher even when the thread is ended right after, so ending a thread to stop one
- * try never loses what the tries before it returned.
+ * tries), and each try's result comes back on its own as soon as it ends, posted on the thread's
+ * parent port (piscina's 'message' event) before the thread starts the next one. A message posted
+ * there reaches the launcher even when the thread is ended right after (Node emits a worker's
+ * messages before its exit), so ending a thread to stop one try never loses what the tries
+ * before it returned.
  */
 import { TaskRunnerError } from '../errors.js';
 import { isRecord, previewJson } from '../shared/values.js';
@@ -23,18 +24,12 @@ export interface ThreadBatch {
   entries: BatchEntry[];
 }
 
-/** One try's result, posted on the results channel. */
+/** One try's result, posted on the thread's parent port. */
 export interface BatchResult {
   slot: number;
   ticket: number;
   /** A {@link import('./thread-result.js').ThreadResult}, decoded by the launcher. */
   result: unknown;
-}
-
-/** What a worker thread is given through `workerData`, besides the slots. */
-export interface ThreadChannels {
-  /** Name of the BroadcastChannel results are posted on (one per pool). */
-  results: string;
 }
 
 /** Launcher side: a try's entry in a batch. */
@@ -61,7 +56,7 @@ export function decodeThreadBatch(value: unknown): BatchEntry[] {
   throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread batch: ${previewJson(value, 200)}`);
 }
 
-/** Launcher side: a result message's slot and ticket, or null for anything else on the channel. */
+/** Launcher side: a result message's slot and ticket, or null for anything else a thread posts. */
 export function decodeBatchResult(value: unknown): BatchResult | null {
   return isRecord(value) && isIndex(value.slot) && isIndex(value.ticket) ? (value as unknown as BatchResult) : null;
 }

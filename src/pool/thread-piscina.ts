@@ -5,7 +5,6 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AbortReason } from './attempt.js';
-import type { ThreadChannels } from './thread-batch.js';
 import type { ThreadSlotsData } from './thread-slots.js';
 
 export interface PiscinaParams {
@@ -57,7 +56,7 @@ export class Recaller {
 }
 
 /** A worker pool whose threads run batches (runtime/thread-entry.ts), one batch per thread at a time. */
-export function createPiscina(params: PiscinaParams, workerData: { slots: ThreadSlotsData } & ThreadChannels): Piscina {
+export function createPiscina(params: PiscinaParams, workerData: { slots: ThreadSlotsData }): Piscina {
   return new Piscina({
     filename: threadEntry,
     minThreads: 0,

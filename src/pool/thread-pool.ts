@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { BroadcastChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -64,7 +62,8 @@ interface Attempt {
  * are reused and an idle one ends after `idleTimeoutMs`.
  *
  * Tries wait in this pool's own queue, oldest first. Once per turn of the event loop the queue is
- * dealt to the threads that have nothing to do, round robin, at most {@link maxBatch} tries each:
+ * dealt to the threads that have nothing to do, round robin, at most {@link maxBatch} tries each
+ * (a try that finds every thread idle is dealt at once, for the pickup latency of a quiet pool):
  * a thread runs its batch in order (see runtime/thread-entry.ts), so the oldest tries start first
  * as they would one by one, and under load one message and one wake-up of a thread serve several
  * tries. Piscina only ever holds batches a thread can take now.
@@ -77,14 +76,14 @@ interface Attempt {
  * Where a try runs is learnt from its shared slot, not from a message: the thread writes its id
  * and start time there when it begins the try. `onStart` is called when a check finds it there
  * (every `startCheckMs` while tries run) or just before the report, whichever comes first, so a
- * short try costs no start message at all. Each try's result comes on the pool's results channel
- * (thread-batch.ts) as soon as it ends.
+ * short try costs no start message at all. Each try's result comes as soon as it ends, posted by
+ * its thread on its parent port (thread-batch.ts).
  *
  * What a try writes to stdout and stderr is caught in its thread (capped at 64 KiB) and passed to
  * `onOutput` when the try reports; a thread that dies takes its try's output with it.
  *
  * Uses piscina's public API only: `run` with an abort emitter, `destroy`, `threads`, and its
- * 'error' event.
+ * 'message' and 'error' events.
  */
 export class ThreadPool implements TaskPool {
   readonly #params: ThreadPoolParams;
@@ -93,7 +92,6 @@ export class ThreadPool implements TaskPool {
   readonly #freeSlots: number[];
   /** The try holding each slot. */
   readonly #bySlot: (Attempt | null)[];
-  readonly #results: BroadcastChannel;
   /** Tries waiting for a thread, oldest first. */
   #queued: Attempt[] = [];
   /** Batches handed to piscina and not yet answered: at most one per thread. */
@@ -115,11 +113,9 @@ export class ThreadPool implements TaskPool {
     this.#slots = ThreadSlots.create(slotCount);
     this.#freeSlots = Array.from({ length: slotCount }, (_, i) => slotCount - 1 - i);
     this.#bySlot = Array.from({ length: slotCount }, () => null);
-    const resultsName = `cw-task-runner-thread-results-${randomUUID()}`;
-    this.#results = new BroadcastChannel(resultsName);
-    this.#results.onmessage = (event) => this.#onResult((event as { data: unknown }).data);
-    this.#results.unref();
-    this.#piscina = createPiscina(params, { slots: this.#slots.data, results: resultsName });
+    this.#piscina = createPiscina(params, { slots: this.#slots.data });
+    // What threads post on their parent port: each try's result as it ends.
+    this.#piscina.on('message', (data: unknown) => this.#onResult(data));
     // A thread that failed while running no try: one that could not boot, or an idle one hit by
     // what an earlier try left behind. Without a listener this event would throw in the launcher.
     this.#piscina.on('error', (error: unknown) => this.#threadFailed(error));
@@ -162,7 +158,9 @@ export class ThreadPool implements TaskPool {
       if (signal !== undefined) signal.addEventListener('abort', attempt.onSignal!, { once: true });
       this.#byJob.set(job, attempt);
       this.#queued.push(attempt);
-      this.#dealSoon();
+      // With every thread idle nothing is gained by waiting for more: the try starts now.
+      if (this.#batches.size === 0 && !this.#dealPending) this.#deal();
+      else this.#dealSoon();
     });
   }
 
@@ -211,7 +209,6 @@ export class ThreadPool implements TaskPool {
     await this.#piscina.destroy();
     await this.drain(5_000);
     this.#stopStartChecks();
-    this.#results.close();
   }
 
   #threadFailed(error: unknown): void {
@@ -274,7 +271,7 @@ export class ThreadPool implements TaskPool {
     );
   }
 
-  /** A try's result from the results channel. */
+  /** A try's result, posted by its thread. */
   #onResult(data: unknown): void {
     const message = decodeBatchResult(data);
     if (message === null) return;

@@ -3,7 +3,7 @@
  * for each batch of tries, see ../thread-batch.ts). It runs the batch's tries one after another
  * with the same transport-free runtime as a child process, skipping any the launcher took back
  * before it got to them, and posts each one's outcome (with its own thread id, its heap size and
- * what the try wrote) on the results channel as soon as the try ends. Where and when a try
+ * what the try wrote) on its parent port as soon as the try ends. Where and when a try
  * started, and the processes it started, go to the try's shared slot (see ../thread-slots.ts) as
  * they happen.
  *
@@ -17,10 +17,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
-import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { describeError } from '../../errors.js';
 import { decodeRunMessage, type TaskOutcome } from '../protocol.js';
-import { decodeThreadBatch, type BatchResult, type ThreadChannels } from '../thread-batch.js';
+import { decodeThreadBatch, type BatchResult } from '../thread-batch.js';
 import type { ThreadResult } from '../thread-result.js';
 import { endProcesses, ThreadSlots, type ThreadSlotsData } from '../thread-slots.js';
 import { runTask } from './run-task.js';
@@ -28,10 +28,7 @@ import { guardProcessKill } from './signal-guard.js';
 import { withCapturedOutput } from './thread-output.js';
 import { trackThreadSpawns } from './thread-spawns.js';
 
-const given = workerData as { slots: ThreadSlotsData } & ThreadChannels;
-const slots = new ThreadSlots(given.slots);
-const results = new BroadcastChannel(given.results);
-results.unref();
+const slots = new ThreadSlots((workerData as { slots: ThreadSlotsData }).slots);
 /** The slot of the try running now; -1 between tries. */
 let slot = -1;
 
@@ -81,7 +78,7 @@ export default async function runBatch(task: unknown): Promise<number> {
       slot = -1;
     }
     const posted: BatchResult = { slot: entry.slot, ticket: entry.ticket, result };
-    results.postMessage(posted);
+    parentPort!.postMessage(posted);
     slots.finish(entry.slot);
   }
   return ran;
