@@ -24,8 +24,13 @@ export interface ThreadBatch {
   entries: BatchEntry[];
 }
 
-/** One try's result, posted on the thread's parent port. */
+/**
+ * One try's result, posted on the thread's parent port. The port is the thread's, so a task could
+ * post there too: what does not look like this is ignored (thread mode is for trusted tasks; one
+ * could still forge another try's result, as it could write the shared slots).
+ */
 export interface BatchResult {
+  type: 'thread result';
   slot: number;
   ticket: number;
   /** A {@link import('./thread-result.js').ThreadResult}, decoded by the launcher. */
@@ -58,5 +63,6 @@ export function decodeThreadBatch(value: unknown): BatchEntry[] {
 
 /** Launcher side: a result message's slot and ticket, or null for anything else a thread posts. */
 export function decodeBatchResult(value: unknown): BatchResult | null {
-  return isRecord(value) && isIndex(value.slot) && isIndex(value.ticket) ? (value as unknown as BatchResult) : null;
+  if (!isRecord(value) || value.type !== 'thread result' || !isIndex(value.slot) || !isIndex(value.ticket)) return null;
+  return value as unknown as BatchResult;
 }

@@ -379,6 +379,14 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
     expect(await long.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId });
   });
 
+  it("ignores what a task posts on its thread's parent port", async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const posting = run(pool, await jobFor('ParentPost'));
+    const behind = run(pool, await jobFor('Echo', { text: 'unbothered' }));
+    expect(await posting.report).toMatchObject({ outcome: 'finished', resultText: 'posted' });
+    expect(await behind.report).toMatchObject({ outcome: 'finished', resultText: 'unbothered' });
+  });
+
   it('moves a try waiting behind a long one to a thread with nothing to do', async () => {
     const pool = createPool({ maxThreads: 2 });
     const signals = new Signals();

@@ -77,7 +77,7 @@ export default async function runBatch(task: unknown): Promise<number> {
       endProcesses(slots.processes(entry.slot));
       slot = -1;
     }
-    const posted: BatchResult = { slot: entry.slot, ticket: entry.ticket, result };
+    const posted: BatchResult = { type: 'thread result', slot: entry.slot, ticket: entry.ticket, result };
     parentPort!.postMessage(posted);
     slots.finish(entry.slot);
   }
