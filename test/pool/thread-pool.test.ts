@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger, type Logger } from '../../dist/index.js';
 import type { AttemptJob, AttemptReport, AttemptStart } from '../../dist/pool/attempt.js';
@@ -326,30 +329,40 @@ describe('ThreadPool', () => {
   });
 });
 
+/**
+ * Runs `jobs` so that they reach a thread as one batch. A try that finds every thread idle is
+ * dealt alone at once; so a warm-up try goes first, and the jobs, run in the same turn, wait
+ * for a thread and are then dealt together to the first one free.
+ */
+async function runAsBatch(pool: ThreadPool, jobs: AttemptJob[]): Promise<ReturnType<typeof run>[]> {
+  const warmUp = run(pool, await jobFor('Echo', { text: 'warm-up' }));
+  const attempts = jobs.map((job) => run(pool, job));
+  expect(await warmUp.report).toMatchObject({ outcome: 'finished' });
+  return attempts;
+}
+
 describe('ThreadPool batches (several tries handed to a thread at once)', () => {
   it('aborts a try waiting behind a running one in its thread without ending the thread', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    // Run in the same turn of the event loop: the one thread is handed both.
-    const running = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
-    const behind = run(pool, await jobFor('Echo', { text: 'never' }));
+    const [running, behind] = await runAsBatch(pool, [await jobFor('ThreadSignal', { channel: signals.name }), await jobFor('Echo', { text: 'never' })]);
     const { threadId } = await signals.next();
-    behind.controller.abort('cancel');
-    expect(await behind.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId: null, text: 'aborted (cancel) before it started' });
-    expect(behind.starts).toEqual([]);
+    behind!.controller.abort('cancel');
+    expect(await behind!.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId: null, text: 'aborted (cancel) before it started' });
+    expect(behind!.starts).toEqual([]);
     expect(pool.threadIds).toContain(threadId);
-    expect(running.reported()).toBe(false);
+    expect(running!.reported()).toBe(false);
     expect(pool.busy).toBe(1);
   });
 
   it('ends a thread to stop its running try; the tries behind it run on a new thread, not counted as crashed', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    const running = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
-    const behind = [run(pool, await jobFor('Echo', { text: 'a' })), run(pool, await jobFor('Echo', { text: 'b' }))];
+    const jobs = [await jobFor('ThreadSignal', { channel: signals.name }), await jobFor('Echo', { text: 'a' }), await jobFor('Echo', { text: 'b' })];
+    const [running, ...behind] = await runAsBatch(pool, jobs);
     const { threadId } = await signals.next();
-    running.controller.abort('timeout');
-    expect(await running.report).toMatchObject({ outcome: 'aborted', reason: 'timeout', threadId });
+    running!.controller.abort('timeout');
+    expect(await running!.report).toMatchObject({ outcome: 'aborted', reason: 'timeout', threadId });
     const reports = await Promise.all(behind.map((attempt) => attempt.report));
     expect(reports.map((report) => [report.outcome, report.outcome === 'finished' && report.resultText])).toEqual([['finished', 'a'], ['finished', 'b']]);
     for (const report of reports) expect(report.threadId).not.toBe(threadId);
@@ -358,45 +371,61 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
 
   it('reports a thread that dies under a try against that try only: the ones behind it run on', async () => {
     const pool = createPool({ maxThreads: 1 });
-    const exiting = run(pool, await jobFor('Exit', { code: 3 }));
-    const behind = run(pool, await jobFor('Echo', { text: 'after the exit' }));
-    const crashed = expectOutcome(await exiting.report, 'crashed');
+    const [exiting, behind] = await runAsBatch(pool, [await jobFor('Exit', { code: 3 }), await jobFor('Echo', { text: 'after the exit' })]);
+    const crashed = expectOutcome(await exiting!.report, 'crashed');
     expect(crashed.exitCode).toBe(3);
-    expect(await behind.report).toMatchObject({ outcome: 'finished', resultText: 'after the exit' });
-    expect((await behind.report).threadId).not.toBe(crashed.threadId);
+    const next = await behind!.report;
+    expect(next).toMatchObject({ outcome: 'finished', resultText: 'after the exit' });
+    expect(next.threadId).not.toBe(crashed.threadId);
   });
 
   it('reports a try as soon as it ends, so ending its thread later for another try loses nothing', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    const first = run(pool, await jobFor('Echo', { text: 'kept' }));
-    const long = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
+    const [first, long] = await runAsBatch(pool, [await jobFor('Echo', { text: 'kept' }), await jobFor('ThreadSignal', { channel: signals.name })]);
     const { threadId } = await signals.next();
-    // Reported while the thread still runs the try behind it.
-    expect(await first.report).toMatchObject({ outcome: 'finished', resultText: 'kept', threadId });
-    expect(long.reported()).toBe(false);
-    long.controller.abort('cancel');
-    expect(await long.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId });
+    // Reported while its thread runs the try behind it.
+    expect(await first!.report).toMatchObject({ outcome: 'finished', resultText: 'kept', threadId });
+    expect(long!.reported()).toBe(false);
+    long!.controller.abort('cancel');
+    expect(await long!.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId });
+  });
+
+  it('keeps the result of a try that ended just before its thread was ended to stop the next one', async () => {
+    const pool = createPool({ maxThreads: 1 });
+    const signals = new Signals();
+    const marker = path.join(os.tmpdir(), `cwtr-thread-started-${randomUUID()}`);
+    const jobs = [await jobFor('Sleep', { ms: 300 }), await jobFor('ThreadSignal', { channel: signals.name, spin: true, touch: marker })];
+    const [sleeper, spinner] = await runAsBatch(pool, jobs);
+    await waitFor(() => sleeper!.starts.length > 0, { what: 'the first try of the batch started' });
+    // The event loop is held from here to the abort, so the first try's result, posted when it
+    // ended, is still unread when its thread is ended under the second try.
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(marker)) if (Date.now() > deadline) throw new Error('the second try of the batch never started');
+    rmSync(marker);
+    spinner!.controller.abort('timeout');
+    expect(await sleeper!.report).toMatchObject({ outcome: 'finished', resultText: 'slept 300 ms' });
+    expect(await spinner!.report).toMatchObject({ outcome: 'aborted', reason: 'timeout' });
   });
 
   it("ignores what a task posts on its thread's parent port", async () => {
     const pool = createPool({ maxThreads: 1 });
-    const posting = run(pool, await jobFor('ParentPost'));
-    const behind = run(pool, await jobFor('Echo', { text: 'unbothered' }));
-    expect(await posting.report).toMatchObject({ outcome: 'finished', resultText: 'posted' });
-    expect(await behind.report).toMatchObject({ outcome: 'finished', resultText: 'unbothered' });
+    const [posting, behind] = await runAsBatch(pool, [await jobFor('ParentPost'), await jobFor('Echo', { text: 'unbothered' })]);
+    const first = await posting!.report;
+    expect(first).toMatchObject({ outcome: 'finished', resultText: 'posted' });
+    expect(await behind!.report).toMatchObject({ outcome: 'finished', resultText: 'unbothered', threadId: first.threadId });
   });
 
   it('moves a try waiting behind a long one to a thread with nothing to do', async () => {
     const pool = createPool({ maxThreads: 2 });
     const signals = new Signals();
-    // Dealt round robin: the long try and `c` to one thread, `b` and `d` to the other.
-    const long = run(pool, await jobFor('ThreadSignal', { channel: signals.name }));
-    const [b, c, d] = await Promise.all(['b', 'c', 'd'].map(async (text) => run(pool, await jobFor('Echo', { text }))));
+    const jobs = [await jobFor('ThreadSignal', { channel: signals.name }), ...(await Promise.all(['b', 'c', 'd'].map((text) => jobFor('Echo', { text }))))];
+    // The warm-up holds one thread, so the four go to the other as one batch.
+    const [long, ...behind] = await runAsBatch(pool, jobs);
     const { threadId } = await signals.next();
-    const reports = await Promise.all([b!, c!, d!].map((attempt) => attempt.report));
+    const reports = await Promise.all(behind.map((attempt) => attempt.report));
     expect(reports.map((report) => report.outcome)).toEqual(['finished', 'finished', 'finished']);
     for (const report of reports) expect(report.threadId).not.toBe(threadId);
-    expect(long.reported()).toBe(false);
+    expect(long!.reported()).toBe(false);
   });
 });
