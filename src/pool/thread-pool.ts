@@ -23,7 +23,7 @@ export interface ThreadPoolParams extends PiscinaParams {
  * thread; waking a sleeping thread costs ~15-20 µs of the launcher's main thread on a 2-core VM,
  * more than the rest of a no-op try's dispatch.
  */
-export const maxBatch = 8;
+const maxBatch = 8;
 /** A try waiting in a batch behind one that has run this long moves to an idle thread. */
 const moveAfterMs = 10;
 /** A try whose thread ends before reaching it goes back to the queue this often, then fails. */
