@@ -55,16 +55,22 @@ export class ThreadSlots {
   assign(slot: number): number {
     this.#lastTicket = this.#lastTicket >= 0x7fffffff ? 1 : this.#lastTicket + 1;
     const base = slot * intsPerSlot;
+    this.#starts[slot] = 0;
     Atomics.store(this.#ints, base + processCount, 0);
     Atomics.store(this.#ints, base + finishedFlag, 0);
     Atomics.store(this.#ints, base + state, -this.#lastTicket);
     return this.#lastTicket;
   }
 
-  /** Thread side: starts the try in `slot` on `threadId` now; false when it was taken back. */
+  /**
+   * Thread side: starts the try in `slot` on `threadId` now; false when it was taken back. The
+   * start time is written only by the thread that won the slot (a thread with a stale ticket must
+   * not touch the try the slot holds now), after the swap; until it is, the try reads as not started.
+   */
   begin(slot: number, ticket: number, threadId: number, atMs: number): boolean {
-    this.#starts[slot] = atMs; // written first: the launcher reads it once the state says started
-    return Atomics.compareExchange(this.#ints, slot * intsPerSlot + state, -ticket, threadId) === -ticket;
+    if (Atomics.compareExchange(this.#ints, slot * intsPerSlot + state, -ticket, threadId) !== -ticket) return false;
+    this.#starts[slot] = atMs;
+    return true;
   }
 
   /** Launcher side: takes a try back before its thread starts it; false when it has started. */
@@ -75,7 +81,8 @@ export class ThreadSlots {
   /** Launcher side: the thread running the try in `slot` and when it started, or null before it has. */
   started(slot: number): { threadId: number; atMs: number } | null {
     const threadId = Atomics.load(this.#ints, slot * intsPerSlot + state);
-    return threadId <= 0 ? null : { threadId, atMs: this.#starts[slot]! };
+    const atMs = threadId <= 0 ? 0 : this.#starts[slot]!;
+    return atMs === 0 ? null : { threadId, atMs };
   }
 
   /** Thread side: the try's result is posted (so it will reach the launcher even if the thread dies now). */
