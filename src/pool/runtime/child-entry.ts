@@ -62,7 +62,9 @@ let peak = { maxRss: 0, at: -Infinity };
 function memory(): { rss: number; maxRss: number } {
   const now = Date.now(); // performance.now() would load perf_hooks: ten modules, ~2 ms of a child's start
   if (now - peak.at >= 20) peak = { maxRss: process.resourceUsage().maxRSS * 1024, at: now };
-  return { rss: reportRss ? process.memoryUsage.rss() : 0, maxRss: peak.maxRss };
+  // A reading up to 20 ms old can predate what this try took: the peak is at least what is resident now.
+  const rss = reportRss ? process.memoryUsage.rss() : 0;
+  return { rss, maxRss: Math.max(peak.maxRss, rss) };
 }
 
 /** Reports the current task's end once; a child that may no longer be trusted exits after it. */
