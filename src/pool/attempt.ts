@@ -1,5 +1,5 @@
 import type { ChildConfinement } from '../config/confinement.js';
-import type { FailureKind, WireRequest } from './protocol.js';
+import type { FailureKind, RunMessage, WireRequest } from './protocol.js';
 
 /** One try to run in isolation. The pool never sees the database: this is all it gets. */
 export interface AttemptJob {
@@ -96,6 +96,14 @@ export interface TaskPool {
   drain(timeoutMs: number): Promise<boolean>;
   /** Aborts everything (reason `shutdown`), ends every worker, and refuses further runs. */
   close(): Promise<void>;
+}
+
+/** The message that hands `job` to a child or a thread; `exitAfter` is for children only. */
+export function runMessage(job: AttemptJob, exitAfter?: boolean): RunMessage {
+  const { request, file, options, maxOptionsBytes, maxResultBytes } = job;
+  const message: RunMessage = { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes };
+  if (exitAfter !== undefined) message.exitAfter = exitAfter;
+  return message;
 }
 
 /** A try that never reached a child or thread: crashed, with nothing known of a process. */

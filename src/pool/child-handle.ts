@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { ChildConfinement } from '../config/confinement.js';
 import { ChildCrashError, describeError } from '../errors.js';
 import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
-import type { AbortReason, AttemptHooks, AttemptJob, AttemptReport } from './attempt.js';
+import { runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
 import { decodeChildMessage, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
@@ -201,8 +201,7 @@ export class ChildHandle {
         void this.#settleAtExit(current);
         return;
       }
-      const { request, file, options, maxOptionsBytes, maxResultBytes } = job;
-      this.#send({ type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter });
+      this.#send(runMessage(job, exitAfter));
     });
   }
 

@@ -9,8 +9,7 @@
  */
 import { TaskRunnerError } from '../errors.js';
 import { isRecord, previewJson } from '../shared/values.js';
-import type { AttemptJob } from './attempt.js';
-import type { RunMessage } from './protocol.js';
+import { runMessage, type AttemptJob } from './attempt.js';
 
 /** One try of a batch: its shared slot, the ticket that lets the thread start it, its run message. */
 export interface BatchEntry {
@@ -39,15 +38,7 @@ export interface BatchResult {
 
 /** Launcher side: a try's entry in a batch. */
 export function batchEntry(slot: number, ticket: number, job: AttemptJob): BatchEntry {
-  const run: RunMessage = {
-    type: 'run',
-    request: job.request,
-    file: job.file,
-    options: job.options,
-    maxOptionsBytes: job.maxOptionsBytes,
-    maxResultBytes: job.maxResultBytes,
-  };
-  return { slot, ticket, run };
+  return { slot, ticket, run: runMessage(job) };
 }
 
 const isIndex = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
