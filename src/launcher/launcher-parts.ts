@@ -7,6 +7,7 @@ import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
+import { attemptsNoteFenced } from '../store/fenced-attempts.js';
 import type { RequestStore } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { TaskTraitsReader } from '../tasks/task-traits.js';
@@ -95,6 +96,10 @@ export class LauncherParts {
       config,
       events,
       onTryEnded: (durationMs) => this.policy.tryEnded(durationMs),
+      onFencedElsewhere: (notes) => {
+        attemptsNoteFenced(params.database.db, config.table, { launcherId, notes })
+          .catch((error: Error) => report(error, 'noting fenced tries in their history'));
+      },
     });
     this.policy = new ClaimPolicy({
       concurrency: config.concurrency,

@@ -6,7 +6,7 @@ import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
-import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
+import { asDatabaseError, databaseTimeoutMs, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
@@ -117,7 +117,9 @@ class TaskRunner implements Runner {
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
     this.#autoMigrate = options.autoMigrate ?? true;
-    this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)));
+    this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)), {
+      statementTimeoutMs: databaseTimeoutMs(this.config.leaseMs),
+    });
     this.#store = new RequestStore({
       db: this.#database.db,
       sql: this.#database.pool === null ? undefined : poolClient(this.#database.pool),
@@ -239,7 +241,7 @@ class TaskRunner implements Runner {
       await checkConfinement(config);
       const launcherId = await this.#id();
       try {
-        if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+        if (this.#autoMigrate) await this.#migrate();
         else await this.#store.requestsCountByState();
       } catch (error) {
         await this.#database.close().catch(() => undefined);
@@ -270,16 +272,24 @@ class TaskRunner implements Runner {
         this.#report(error, 'registering the launcher');
       });
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+        // The renewal first: the tries' fence deadlines wait on it, the heartbeat does not.
         // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
         let sentAt = 0;
-        const { renewed, cancelled } = await parts.loop.exclusive(() => {
+        const renewal = await parts.loop.exclusive(() => {
           sentAt = performance.now();
           return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        }).catch((error: Error) => {
+          // Said by the fence (a warning, once per streak); the tries' deadlines do the rest.
+          parts.dispatcher.leaseRenewalFailed(error);
+          this.events.emit('error', { error, during: 'renewing leases' });
+          return null;
         });
-        parts.dispatcher.leaseRenewed(renewed, sentAt);
-        for (const id of cancelled) parts.dispatcher.cancel(id);
-        this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
+        if (renewal !== null) {
+          parts.dispatcher.leaseRenewed(renewal.renewed, sentAt);
+          for (const id of renewal.cancelled) parts.dispatcher.cancel(id);
+        }
+        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+        if (renewal !== null) this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
       }, 'renewing leases');
       this.#untrace = traceTries(this.events);
       await parts.start();
@@ -289,6 +299,20 @@ class TaskRunner implements Runner {
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
+  }
+
+  /**
+   * Migrations may build indexes on a large table for longer than the runner's statements may
+   * take (see `databaseTimeoutMs`): over a connection string they get a connection of their own.
+   */
+  async #migrate(): Promise<void> {
+    const { connectionString } = this.#database;
+    const own = connectionString === null ? null : openDatabase(connectionString, 1);
+    try {
+      await migrate((own ?? this.#database).db, { tableName: this.config.table.qualified });
+    } finally {
+      await own?.close();
+    }
   }
 
   #every(intervalMs: number, body: () => Promise<void>, during: string): void {
