@@ -231,6 +231,8 @@ export class Dispatcher {
    * work does not go on under two launchers. Nothing is written for either: the row is not ours.
    */
   leaseRenewed(renewed: readonly string[], sentAt: number): void {
+    // Deadlines that passed before this answer came stay passed: those tries were fenced.
+    this.#fence.fenceDue();
     this.#lease.renewed(sentAt);
     const ours = new Set(renewed);
     const claimedBefore = (row: ClaimedRow): boolean => this.#lease.claimedBefore(row, sentAt);

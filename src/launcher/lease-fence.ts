@@ -127,6 +127,16 @@ export class LeaseFence {
     this.#timer.unref();
   }
 
+  /**
+   * Fences now the tries whose deadline has passed, before anything moves it: a renewal that
+   * comes back after a launcher woke (frozen) must not revive a try whose deadline its child
+   * already acted on. The timer does the same at each deadline.
+   */
+  fenceDue(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#due();
+  }
+
   #due(): void {
     this.#timer = null;
     this.#timerAt = Number.POSITIVE_INFINITY;
