@@ -89,9 +89,11 @@ describe('a black-holed database connection', () => {
       const recoveryLogged = afterHeal.find((line) => /lease confirmed again/.test(String(line.msg)));
       report('blackHole', {
         leaseMs: baseOptions.leaseMs, taskMs, cutMs, runningAtCut: running.length, heldAtCut: heldRows.length,
-        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, overlapPairs: overlaps.pairs,
+        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, fenceToRerunMinMs: overlaps.minGapMs, overlapPairs: overlaps.pairs,
         cutToFenceMs: fencedAfterMs.map((ms) => Math.round(ms)), startsAfterLeaseLapsed: lateStarts[0].n,
         healToRenewalMs: recoveredMs, workedAgain, allEnded,
+        // The launcher beside it, never cut off: a fence there would be a renewal late under load.
+        otherLauncherFences: b.logs.filter((line) => /tries fenced/.test(String(line.msg))).length,
         cutLogged: cutLogged?.msg ?? null, fenceLogged: fenceLogged?.msg ?? null, recoveryLogged: recoveryLogged?.msg ?? null,
         cutTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`), ...figures,
       });

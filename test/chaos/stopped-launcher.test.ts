@@ -34,7 +34,7 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
       return rows.length === 4 ? rows as { id: string; try: number; pid: number }[] : null;
     }, { timeoutMs: 60_000, what: 'stop-a to start 4 long tries' });
     const { rows: heldRows } = await pool.query(
-      `SELECT id::text AS id FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`, [a.launcherId]);
+      `SELECT id::text AS id, tries FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`, [a.launcherId]);
     await recordKill(pool, 'stop-a', a.pid, 'stop');
     a.signal('SIGSTOP');
     const stoppedAt = Date.now();
@@ -69,10 +69,12 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
     const { rows: lateFinishes } = await pool.query(`
       SELECT count(*)::int AS n FROM chaos_ledger l JOIN unnest($1::bigint[], $2::int[]) AS r(id, try) ON r.id = l.request_id AND r.try = l.try
       WHERE l.event = 'finish' AND l.host = 'stop-a'`, [running.map((r) => r.id), running.map((r) => r.try)]);
-    // Nothing started by A after it woke up ran a row someone else had.
+    // Nothing A held when it froze was started by it after it woke up (the same try: A, awake with
+    // its slots free, may claim such a row again once another host gave it back, as a new try).
     const { rows: heldStarted } = await pool.query(`
-      SELECT count(*)::int AS n FROM chaos_ledger WHERE host = 'stop-a' AND event = 'start' AND at > $1 AND request_id = ANY($2::bigint[])`,
-    [contRows[0].at, heldRows.map((r) => r.id)]);
+      SELECT count(*)::int AS n FROM chaos_ledger l JOIN unnest($2::bigint[], $3::int[]) AS h(id, try) ON h.id = l.request_id AND h.try = l.try
+      WHERE l.host = 'stop-a' AND l.event = 'start' AND l.at > $1`,
+    [contRows[0].at, heldRows.map((r) => r.id), heldRows.map((r) => r.tries)]);
     const figures = await ledgerFigures(pool);
     // A said so (its log, once the lease renewal showed the rows gone).
     const noticed = a.logs.find((line) => /no longer this launcher's/.test(String(line.msg)) && /lease/.test(String(line.msg)));
@@ -130,7 +132,8 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
       const figures = await ledgerFigures(pool);
       report('frozenLauncher', {
         leaseMs: baseOptions.leaseMs, taskMs, frozenMs, runningAtStop: running.length,
-        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, overlapPairs: overlaps.pairs, stopToFenceMs: fencedAfterMs,
+        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, fenceToRerunMinMs: overlaps.minGapMs, overlapPairs: overlaps.pairs, stopToFenceMs: fencedAfterMs,
+        otherLauncherFences: b.logs.filter((line) => /tries fenced/.test(String(line.msg))).length,
         frozenTriesFinished: finishes[0].n, frozenTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`),
         ...figures,
       });

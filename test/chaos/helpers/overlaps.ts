@@ -23,6 +23,8 @@ export interface OverlapFigures {
   overlaps: number;
   /** How long the longest such overlap lasted. */
   maxOverlapMs: number;
+  /** The shortest time from one try's end to the next try's start, over requests that ran twice (null: none did). */
+  minGapMs: number | null;
   pairs: { id: string; first: string; second: string; overlapMs: number }[];
 }
 
@@ -85,7 +87,12 @@ export function overlapFigures(spans: readonly TrySpan[], nowMs = Date.now()): O
   const byId = new Map<string, TrySpan[]>();
   for (const span of spans) byId.set(span.id, [...(byId.get(span.id) ?? []), span]);
   const pairs: OverlapFigures['pairs'] = [];
+  let minGapMs: number | null = null;
   for (const [id, tries] of byId) {
+    for (let i = 1; i < tries.length; i += 1) {
+      const gap = tries[i]!.startMs - (tries[i - 1]!.endMs ?? nowMs);
+      if (gap >= 0 && (minGapMs === null || gap < minGapMs)) minGapMs = Math.round(gap);
+    }
     let worst: OverlapFigures['pairs'][number] | null = null;
     for (let i = 0; i < tries.length; i += 1) {
       for (let j = i + 1; j < tries.length; j += 1) {
@@ -99,5 +106,5 @@ export function overlapFigures(spans: readonly TrySpan[], nowMs = Date.now()): O
     }
     if (worst !== null) pairs.push(worst);
   }
-  return { overlaps: pairs.length, maxOverlapMs: pairs.reduce((max, p) => Math.max(max, p.overlapMs), 0), pairs };
+  return { overlaps: pairs.length, maxOverlapMs: pairs.reduce((max, p) => Math.max(max, p.overlapMs), 0), minGapMs, pairs };
 }
