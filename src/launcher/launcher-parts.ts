@@ -46,6 +46,8 @@ export class LauncherParts {
   readonly traits: TaskTraitsReader;
   readonly #p: LauncherPartsParams;
   #listener: NotifyListener | null = null;
+  /** History notes of fenced tries being written; `stop` waits for them (the pool closes after). */
+  readonly #noting = new Set<Promise<void>>();
 
   constructor(params: LauncherPartsParams) {
     this.#p = params;
@@ -97,8 +99,10 @@ export class LauncherParts {
       events,
       onTryEnded: (durationMs) => this.policy.tryEnded(durationMs),
       onFencedElsewhere: (notes) => {
-        attemptsNoteFenced(params.database.db, config.table, { launcherId, notes })
-          .catch((error: Error) => report(error, 'noting fenced tries in their history'));
+        const noting = attemptsNoteFenced(params.database.db, config.table, { launcherId, notes })
+          .then(() => undefined, (error: Error) => report(error, 'noting fenced tries in their history'))
+          .finally(() => this.#noting.delete(noting));
+        this.#noting.add(noting);
       },
     });
     this.policy = new ClaimPolicy({
@@ -187,6 +191,7 @@ export class LauncherParts {
       });
     }
     this.loop.close();
+    await Promise.all([...this.#noting]);
     await this.traits.close();
     return interrupted;
   }

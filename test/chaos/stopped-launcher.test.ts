@@ -134,6 +134,7 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
         leaseMs: baseOptions.leaseMs, taskMs, frozenMs, runningAtStop: running.length,
         overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, fenceToRerunMinMs: overlaps.minGapMs, overlapPairs: overlaps.pairs, stopToFenceMs: fencedAfterMs,
         otherLauncherFences: b.logs.filter((line) => /tries fenced/.test(String(line.msg))).length,
+        frozenLauncherSaid: [...new Set(a.logs.map((line) => `${line.level} ${String(line.msg)}${line.error === undefined ? '' : `: ${String(line.error)}`}`))],
         frozenTriesFinished: finishes[0].n, frozenTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`),
         ...figures,
       });
