@@ -118,4 +118,27 @@ describe('a runner cut off from its database', () => {
       }
     });
   }
+
+  it('a cut longer than the statement timeout errors out instead of hanging, and the runner reconnects', async () => {
+    const proxy = new BlackHoleProxy({ host: new URL(t.url).hostname, port: Number(new URL(t.url).port || 5432) });
+    await proxy.start();
+    const logs: { level: string; message: string; error?: unknown }[] = [];
+    const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message: string, fields?: { error?: unknown }) => {
+      logs.push({ level, message, error: fields?.error });
+    }]));
+    try {
+      // A 1 s lease: statements time out after 5 s (the floor), the client a second later.
+      const runner = await runners.start({ url: proxy.urlThrough(t.url) }, { concurrency: 1, leaseMs: 1_000, logger: logger as never });
+      proxy.cut();
+      const failed = await waitFor(() => logs.find((l) => /^lease renewal failed/.test(l.message)), { timeoutMs: 15_000, what: 'the renewal to fail' });
+      expect(String(failed.error)).toMatch(/Query read timeout|timeout/);
+      proxy.heal();
+      await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), { timeoutMs: 20_000, what: 'the runner to renew again' });
+      const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Echo', options: { text: 'after the cut' } });
+      await waitFor(async () => (await getRow(t.pool, id!)).result === 'FINISHED', { timeoutMs: 20_000, what: 'new work to run' });
+      await runner.stop();
+    } finally {
+      await proxy.stop();
+    }
+  });
 });
