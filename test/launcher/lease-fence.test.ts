@@ -16,6 +16,7 @@ import { useTestRunners } from '../helpers/runner.js';
  * (test/chaos/black-hole.test.ts and stopped-launcher.test.ts do this with launcher processes.)
  */
 const pools = useTestPools();
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const t = useTestDatabase();
 const runners = useTestRunners();
 
@@ -136,6 +137,34 @@ describe('a runner cut off from its database', () => {
       await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), { timeoutMs: 20_000, what: 'the runner to renew again' });
       const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Echo', options: { text: 'after the cut' } });
       await waitFor(async () => (await getRow(t.pool, id!)).result === 'FINISHED', { timeoutMs: 20_000, what: 'new work to run' });
+      await runner.stop();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('a try that finished before its deadline keeps its outcome: FINISHED once the path heals, not a lease crash', async () => {
+    const proxy = new BlackHoleProxy({ host: new URL(t.url).hostname, port: Number(new URL(t.url).port || 5432) });
+    await proxy.start();
+    try {
+      const runner = await runners.start({ url: proxy.urlThrough(t.url) }, { concurrency: 1, leaseMs: 1_500, logger: silent as never });
+      const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Sleep', options: { ms: 400 }, try_limit: 2 });
+      const started = await runners.started(runner, id!);
+      proxy.cut();
+      // It ends within its deadline, while its outcome cannot be written; the cut outlasts the deadline.
+      await waitFor(() => !isAlive(started.pid), { timeoutMs: 5_000, intervalMs: 20, what: 'the try to end' });
+      await waitFor(async () => {
+        const { rows } = await t.pool.query('SELECT lease_expires_at < clock_timestamp() AS lapsed FROM task_runner_requests WHERE id = $1', [id]);
+        return rows[0].lapsed as boolean;
+      }, { timeoutMs: 5_000, what: 'the lease to lapse' });
+      proxy.heal();
+      const row = await waitFor(async () => {
+        const found = await getRow(t.pool, id!);
+        return found.completed_at !== null ? found : null;
+      }, { timeoutMs: 20_000, what: 'the outcome to be written' });
+      expect(row).toMatchObject({ result: 'FINISHED', result_text: 'slept 400 ms' });
+      const { rows: history } = await t.pool.query('SELECT result FROM task_runner_requests_attempts WHERE request_id = $1', [id]);
+      expect(history.map((h) => h.result)).toEqual(['FINISHED']);
       await runner.stop();
     } finally {
       await proxy.stop();
