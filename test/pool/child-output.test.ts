@@ -53,6 +53,15 @@ describe('output a child writes faster than it can be passed on', () => {
     expectAccounted(attempt, 30);
   });
 
+  it('does so for stderr written without a newline, the marker on a line of its own', async () => {
+    const attempt = pools.run(pools.create(), await jobFor('Spew', { mb: 8, stream: 'stderr', newlines: false }));
+    expect(await attempt.report).toMatchObject({ outcome: 'finished', resultText: 'spewed 8 MiB' });
+    await waitFor(() => attempt.lines.includes('stderr: spew done: 8 MiB'), { timeoutMs: 20_000, what: 'the last line' });
+    const stderr = attempt.lines.filter((line) => line.startsWith('stderr: ')).map((line) => line.slice('stderr: '.length));
+    expect(stderr.filter((line) => marker.test(line))).toHaveLength(1);
+    expect(stderr.at(-1)).toBe('spew done: 8 MiB');
+  });
+
   it('does so in a reused child, and the next try\'s output is its own', async () => {
     const pool = pools.create({ concurrency: 1, maxTasksPerChild: Infinity });
     await spew(pool, 1);

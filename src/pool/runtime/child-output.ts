@@ -66,6 +66,8 @@ function lastIsNewline(chunk: unknown): boolean {
   return chunk instanceof Uint8Array && chunk[chunk.length - 1] === newline;
 }
 
+const isEmpty = (chunk: unknown): boolean => (typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length === 0;
+
 /** Keeps `chunk` as the newest held; drops the oldest bytes past `keptOutputBytes`. */
 function hold(held: Held, chunk: HeldChunk): void {
   held.chunks.push(chunk);
@@ -82,7 +84,8 @@ function hold(held: Held, chunk: HeldChunk): void {
     }
     const bytes = bufferOf(first);
     held.droppedEndsLine = bytes[over - 1] === newline;
-    held.chunks[0] = { data: bytes.subarray(over), encoding: 'utf8', bytes: bytes.length - over };
+    // A copy (at most `keptOutputBytes`): a view would keep all of a huge write alive.
+    held.chunks[0] = { data: Buffer.from(bytes.subarray(over)), encoding: 'utf8', bytes: bytes.length - over };
     held.bytes -= over;
   }
 }
@@ -116,7 +119,7 @@ function watch(stream: NodeJS.WriteStream): void {
   stream.on('drain', () => release(entry));
   stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
     if (entry.held === null && stream.writableLength < maxWaitingOutputBytes) {
-      entry.endsLine = lastIsNewline(chunk);
+      if (!isEmpty(chunk)) entry.endsLine = lastIsNewline(chunk);
       return entry.write(chunk, ...rest);
     }
     const held = heldChunk(chunk, rest[0]);
