@@ -239,6 +239,8 @@ export class ForkPool implements TaskPool {
         this.#startFailures = 0;
         return { child, mode: 'fresh' };
       }
+      // Ended by close() while it booted: the stop, not a failure.
+      if (this.#closed) return { failure: 'pool closed before the task started' };
       failure = child.startFailure();
       this.#p.logger.error('child failed to start', { pid: child.pid ?? '', text: failure });
     }
@@ -361,6 +363,11 @@ export class ForkPool implements TaskPool {
         if (ready) {
           this.#startFailures = 0;
           this.#release(child);
+          return;
+        }
+        if (this.#closed) {
+          // close() ended it while it booted: that is the stop, not a failed start.
+          this.#p.logger.debug('spare child ended by the pool closing while it booted', { pid: child.pid ?? '' });
           return;
         }
         this.#startFailures += 1;
