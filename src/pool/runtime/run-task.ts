@@ -43,6 +43,8 @@ export async function runTask(message: RunMessage): Promise<TaskOutcome> {
   try {
     options = parseOptions(message.options, message.maxOptionsBytes);
   } catch (error) {
+    // The row's options are wrong, not the code: the message says what, a stack of the parser would not.
+    if (error instanceof TaskRunnerError) return { type: 'error', kind: 'options', text: capText(error.message, limit) };
     return failure('options', error, limit);
   }
   let TaskClass;
