@@ -12,6 +12,8 @@ export interface CoreYamlParams {
   fail(message: string): Error;
   /** Words for a tag outside the core schema; default "YAML tag <tag> is not allowed". */
   refuseTag?(tag: string): string;
+  /** Integers beyond 2^53 as the exact BigInt (task options); default false: numbers (config files). */
+  exactIntegers?: boolean;
 }
 
 /** How the core schema writes an integer (decimal, `0o` octal, `0x` hex), as BigInt reads it too. */
@@ -26,14 +28,14 @@ function exactInteger(node: Yaml.Scalar): bigint | null {
   if (typeof node.value !== 'number' || !Number.isInteger(node.value) || Number.isSafeInteger(node.value)) return null;
   if (node.tag === 'tag:yaml.org,2002:float') return null; // `!!float 1234…` asked for a double
   const source = node.source;
-  return typeof source === 'string' && integerSource.test(source) ? BigInt(source.startsWith('+') ? source.slice(1) : source) : null;
+  return typeof source === 'string' && integerSource.test(source) ? BigInt(source) : null;
 }
 
 /**
  * Parses untrusted YAML narrowly: the core schema, unique keys, no tag beyond the core ones (so
- * no object is ever instantiated), and a cap on alias expansion. Integers beyond 2^53 come back
- * as BigInt, exact; every other integer as a number. Both task options and config files are
- * read this way. The module is passed in so that a caller may load `yaml` lazily.
+ * no object is ever instantiated), and a cap on alias expansion; with `exactIntegers`, integers
+ * beyond 2^53 come back as BigInt. Both task options and config files are read this way. The
+ * module is passed in so that a caller may load `yaml` lazily.
  */
 export function parseCoreYaml(yaml: Pick<typeof Yaml, 'parseDocument' | 'visit' | 'isNode' | 'isScalar'>, text: string, params: CoreYamlParams): unknown {
   const doc = yaml.parseDocument(text, { schema: 'core', uniqueKeys: true, strict: true, prettyErrors: false });
@@ -41,7 +43,7 @@ export function parseCoreYaml(yaml: Pick<typeof Yaml, 'parseDocument' | 'visit' 
   yaml.visit(doc, (_key, node) => {
     if (!yaml.isNode(node)) return;
     if (node.tag !== undefined && !coreTags.has(node.tag)) throw params.fail(params.refuseTag?.(node.tag) ?? `YAML tag ${node.tag} is not allowed`);
-    if (yaml.isScalar(node)) {
+    if (params.exactIntegers === true && yaml.isScalar(node)) {
       const exact = exactInteger(node);
       if (exact !== null) node.value = exact;
     }

@@ -92,6 +92,7 @@ export function parseOptions(text: string | null, maxBytes: number): unknown {
 export function parseYamlOptions(text: string): unknown {
   const value = parseCoreYaml(yaml(), text, {
     maxAliasCount,
+    exactIntegers: true,
     fail: optionsError,
     refuseTag: (tag) =>
       tag.startsWith('!ruby/')
