@@ -23,10 +23,10 @@ interface HostAnswer {
   logged: string[];
 }
 
-function runHost(command: string, args: string[]): Promise<HostAnswer> {
+function runHost(command: string, args: string[], names = ['SlowTyped', 'ThreadTyped'], extraEnv: Record<string, string> = {}): Promise<HostAnswer> {
   return new Promise((resolve, reject) => {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-    execFile(command, [...args, host, t.url, tasksDir, 'SlowTyped', 'ThreadTyped'], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...extraEnv };
+    execFile(command, [...args, host, t.url, tasksDir, ...names], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
       if (error !== null) reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
       else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as HostAnswer);
     });
@@ -53,5 +53,15 @@ describe.each(setups)('a .ts task under $name', ({ command, args }) => {
       expect(threaded).toMatchObject({ pid: answer.pid, resultText: `pid ${answer.pid} thread ${threaded!.threadId}` });
     }
     expect(answer.logged.filter((line) => /could not be loaded|ERR_UNKNOWN_FILE_EXTENSION/.test(line))).toEqual([]);
+  });
+});
+
+describe('a loader the children do not get', () => {
+  it('is said at start, once, before any try fails to load', async () => {
+    // NODE_OPTIONS reaches the launcher, not its children (their environment is allowlisted).
+    const answer = await runHost(process.execPath, [], ['SlowTyped'], { NODE_OPTIONS: '--import tsx' });
+    expect(answer.runs[0]).toMatchObject({ name: 'SlowTyped', result: 'FAILED', resultText: expect.stringContaining('ERR_UNKNOWN_FILE_EXTENSION') });
+    expect(answer.logged[0]).toMatch(/^warn 2 TypeScript task file\(s\), \S+SlowTyped\.ts first, will fail to load in the children that run their tries: their Node arguments \(childExecArgv\) carry no TypeScript loader/);
+    expect(answer.logged.filter((line) => line.includes('will fail to load in the children'))).toHaveLength(1);
   });
 });
