@@ -12,7 +12,7 @@ export { listRecurring, pruneTable, type RecurringListing } from './launcher/lif
 export type { PruneResult } from './store/prune-requests.js';
 export type { RecurringEntryOptions } from './config/recurring-config.js';
 export type { EndedResult, RetentionOptions } from './config/retention-config.js';
-export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
+export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult, type TaskOutputLine } from './launcher/run-task-once.js';
 
 export { Task, type ScheduleParams, type TaskRequestInfo, type RequestEnqueuer } from './tasks/task.js';
 export { parseOptions, stringifyOptions } from './tasks/options.js';

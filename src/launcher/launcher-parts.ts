@@ -70,9 +70,11 @@ export class LauncherParts {
       env: config.childEnv,
       // Loading a task file runs its top-level code: where children are confined, so is that.
       inspectorCommand: confined ? (entry, args) => {
-        const plan = spawnPlan(entry, [], config.childConfinement, readable);
+        const plan = spawnPlan(entry, config.childExecArgv, config.childConfinement, readable);
         return { ...plan, args: [...plan.args, ...args] };
       } : null,
+      // A TypeScript loader among them lets a child read a `.ts` file no thread can load.
+      execArgv: config.childExecArgv,
       onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
     });
     const dispatcher = new Dispatcher({

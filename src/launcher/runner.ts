@@ -14,7 +14,7 @@ import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
-import { TaskRegistry } from '../tasks/registry.js';
+import { TaskRegistry, typeScriptChildrenProblem } from '../tasks/registry.js';
 import type { RequestEnqueuer } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
@@ -247,6 +247,8 @@ class TaskRunner implements Runner {
       }
       const scan = await this.#registry.refresh();
       for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
+      const typeScript = typeScriptChildrenProblem(scan, config.childExecArgv, config.childEnv);
+      if (typeScript !== null) config.logger.warn(typeScript);
       this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
       const parts = new LauncherParts({
         config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
