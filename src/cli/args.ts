@@ -117,6 +117,17 @@ export function parseDelay(value: string, now = Date.now()): Date {
   );
 }
 
+/**
+ * `--delay` as schedule parameters: a duration as `delayMs`, which the database adds to its own
+ * now (so a scheduler whose clock is wrong still delays by what it was asked), an ISO date as
+ * `delayUntil`.
+ */
+export function parseDelayParams(value: string): { delayMs: number } | { delayUntil: Date } {
+  const nowMs = 0;
+  const at = parseDelay(value, nowMs);
+  return /^\d{4}-\d{2}-\d{2}/.test(value.trim()) ? { delayUntil: at } : { delayMs: at.getTime() - nowMs };
+}
+
 /** The one request id a command takes (`retry 5`, `cancel 5`): a whole number within bigint. */
 export function requestIdArgument(command: string, positionals: readonly string[]): string {
   const [id, ...extra] = positionals;

@@ -7,8 +7,8 @@
  */
 import { access } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { cleanEnv, launcherProcesses, startLauncher, workDir } from '../cli/cli-process.js';
-import { insertRequest, waitForCompleted } from '../helpers/db.js';
+import { cleanEnv, cliProcess, launcherProcesses, startLauncher, workDir } from '../cli/cli-process.js';
+import { getRow, insertRequest, waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 
 const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -45,5 +45,17 @@ describe('a launcher whose clock is ten minutes ahead', () => {
     const sleep = await waitForCompleted(files.t.pool, ids[0]!);
     expect(sleep.completed_at.getTime() - sleep.started_at.getTime()).toBeGreaterThanOrEqual(1_400);
     await launcher.stop();
+  });
+
+  it('a relative --delay counts from the database\'s now, not the scheduler\'s clock', async () => {
+    const work = await workDir();
+    files.cleanups.push(work.remove);
+    const env = cleanEnv({ DATABASE_URL: files.t.url, CW_TASKS_DIR: fixturesDir, LD_PRELOAD: libfaketime, FAKETIME: '+10m' });
+    const scheduled = await cliProcess(['schedule', 'Echo', '--delay', '1h'], { cwd: work.dir, env });
+    expect(scheduled.code, scheduled.stderr).toBe(0);
+    const row = await getRow(files.t.pool, scheduled.stdout.trim());
+    const aheadMs = row.delay_until.getTime() - row.created_at.getTime();
+    expect(aheadMs, `delay_until ${row.delay_until.toISOString()}, created ${row.created_at.toISOString()}`).toBeGreaterThanOrEqual(3_600_000);
+    expect(aheadMs).toBeLessThan(3_600_000 + 30_000);
   });
 });
