@@ -136,6 +136,13 @@ describe('a Rails-made table, adopted', () => {
     await keeping.stop();
     expect(kept).toMatchObject({ ran: false, adopted: true, requests: {} });
     expect((await t.rails.all(table)).map((r) => String(r.id))).toEqual([id]);
+    // By hand too: the CLI's prune says why it does nothing.
+    const work = await workDir();
+    cleanups.push(() => work.remove());
+    const byHand = await cli(['prune'], { cwd: work.dir, env: cleanEnv({ DATABASE_URL: t.url }) });
+    expect(byHand).toMatchObject({ code: 0 });
+    expect(byHand.stdout).toMatch(/task_runner_requests is adopted .*retention.pruneAdopted is true; nothing done/);
+    expect((await t.rails.all(table)).map((r) => String(r.id))).toEqual([id]);
     const pruning = runners.create(t, { retention: { pruneAdopted: true } });
     const pruned = await pruning.prune();
     await pruning.stop();
@@ -157,5 +164,24 @@ describe('a table the runner created', () => {
     await runner.stop();
     expect(pruned).toMatchObject({ ran: true, adopted: false, requests: { FINISHED: 1 } });
     await waitFor(async () => (await t.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n === 0, { what: 'the old row gone' });
+    // No updated_at, so no trigger of the kind: only the two notify triggers.
+    const { rows } = await t.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1`, [table]);
+    expect(rows.map((row) => row.tgname)).toEqual(['task_runner_requests_cw_insert_notify', 'task_runner_requests_cw_update_notify']);
+  });
+
+  it('with an updated_at of the application\'s among the extra columns, fills and touches it as on an adopted table', async () => {
+    const t = await createRailsDatabase();
+    cleanups.push(() => t.drop());
+    await t.pool.query(`DROP TABLE ${table}`);
+    const result = await migrate(t.db, { extraColumns: (c) => c.addColumn('updated_at', 'timestamptz', (col) => col.notNull()) });
+    expect(result).toMatchObject({ created: true, origin: 'created', addedDefaults: ['updated_at'], addedTriggers: ['task_runner_requests_cw_touch_updated_at'] });
+    const client = createClient({ db: t.url });
+    cleanups.push(() => client.close());
+    const id = await client.schedule('Echo', { text: 'x' });
+    await t.pool.query(`UPDATE ${table} SET updated_at = '2010-01-01 00:00:00+00' WHERE id = $1`, [id]);
+    await client.cancel(id);
+    const { rows } = await t.pool.query(`SELECT updated_at, result FROM ${table} WHERE id = $1`, [id]);
+    expect(rows[0].result).toBe('CANCELLED');
+    expect(Date.now() - rows[0].updated_at.getTime()).toBeLessThan(60_000);
   });
 });
