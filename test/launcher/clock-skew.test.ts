@@ -31,6 +31,8 @@ describe('a launcher whose clock is ten minutes ahead', () => {
       await insertRequest(files.t.pool, { task_class_name: 'Sleep', options: { ms: 1_500 } }),
       await insertRequest(files.t.pool, { options: { text: 'a' } }),
       await insertRequest(files.t.pool, { options: { text: 'b' } }),
+      // Thread mode: the start time is taken in the worker thread.
+      await insertRequest(files.t.pool, { task_class_name: 'ThreadEcho', options: { text: 'c' } }),
     ];
     for (const id of ids) {
       const row = await waitForCompleted(files.t.pool, id);
