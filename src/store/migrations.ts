@@ -167,8 +167,10 @@ export interface MigrateResult {
 
 /**
  * Brings the request table up to date: creates it when missing; on an existing table (one the
- * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table. Safe to
- * run repeatedly and from several processes at once.
+ * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table, and
+ * adopts it as an application's table (`adoptTimestamps` in table-adoption.ts: defaults for
+ * `created_at`/`updated_at`, the trigger that keeps `updated_at` current), recording whether the
+ * runner created it or adopted it. Safe to run repeatedly and from several processes at once.
  *
  * @example
  * await migrate(db);                       // task_runner_requests
