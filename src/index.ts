@@ -25,6 +25,7 @@ export {
   type ExtraColumns,
   type MigrateResult,
 } from './store/migrations.js';
+export type { TableOrigin } from './store/table-adoption.js';
 export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
 export type { StatusCounts } from './store/request-store.js';
 export type { AttemptOutcome, AttemptRecord, CancelResult, RequestAttempt } from './store/request-store.js';

@@ -7,7 +7,7 @@ import { createLauncherId, readProcessIdentity } from '../pool/process-identity.
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
-import { migrate } from '../store/migrations.js';
+import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
 import { RecurringStore } from '../store/recurring-store.js';
@@ -24,6 +24,7 @@ import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 import { traceTries } from './try-spans.js';
 import type { ChildRecycleReason } from '../pool/fork-pool.js';
+import { announceTable, logMigration } from './table-notice.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
@@ -238,13 +239,19 @@ class TaskRunner implements Runner {
       // Before anything is opened: a child user that cannot load the runtime is a config error.
       await checkConfinement(config);
       const launcherId = await this.#id();
+      let migrated: MigrateResult | null = null;
       try {
-        if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+        if (this.#autoMigrate) migrated = await migrate(this.#database.db, { tableName: config.table.qualified });
         else await this.#store.requestsCountByState();
       } catch (error) {
         await this.#database.close().catch(() => undefined);
         throw asDatabaseError(error);
       }
+      if (migrated !== null) logMigration(config.logger, config.table.qualified, migrated);
+      await announceTable({
+        db: this.#database.db, table: config.table, retention: config.retention, ownSessions: this.#database.connectionString !== null,
+        logger: config.logger,
+      }).catch((error: Error) => this.#report(error, 'reading how the request table came to be'));
       const scan = await this.#registry.refresh();
       for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
       const typeScript = typeScriptChildrenProblem(scan, config.childExecArgv, config.childEnv);

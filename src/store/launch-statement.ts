@@ -14,7 +14,7 @@ export interface AttemptStartRecord {
   pid: number;
   processIdentity: string | null;
   threadId: number | null;
-  /** When the try started, epoch milliseconds. */
+  /** When the try started, by the launcher's `performance.timeOrigin + performance.now()`: stored as an age (see `agoMs`). */
   startedAtMs: number;
 }
 
@@ -182,14 +182,14 @@ WITH o AS (
   SELECT DISTINCT ON (id) * FROM unnest(
     $2::bigint[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::bool[], $9::int[], $10::int[],
     $11::text[], $12::float8[], $13::int[], $14::text[], $15::bigint[]
-  ) WITH ORDINALITY AS u(id, tries, result, result_text, final, refund, crash, pid, thread_id, mode, started_ms,
+  ) WITH ORDINALITY AS u(id, tries, result, result_text, final, refund, crash, pid, thread_id, mode, started_ago_ms,
                           exit_code, signal, peak_memory_bytes, n)
   ORDER BY id, n DESC
 ),
 done AS (
   UPDATE ${t} AS t
   SET ${settle},
-      started_at = COALESCE(to_timestamp(o.started_ms / 1000.0), t.started_at)
+      started_at = COALESCE(statement_timestamp() - o.started_ago_ms * interval '1 millisecond', t.started_at)
   FROM o
   WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text AND t.pid IS NOT NULL
   RETURNING t.id, t.result, t.completed_at IS NOT NULL AS ended, t.host, t.launcher_id, t.started_at
@@ -203,11 +203,12 @@ history AS (
 ),
 s AS (
   SELECT * FROM unnest($16::bigint[], $17::int[], $18::int[], $19::text[], $20::int[], $21::float8[])
-    AS u(id, tries, pid, identity, thread_id, started_ms)
+    AS u(id, tries, pid, identity, thread_id, started_ago_ms)
 ),
 started AS (
   UPDATE ${t} AS t
-  SET pid = s.pid, process_identity = s.identity, thread_id = s.thread_id, started_at = to_timestamp(s.started_ms / 1000.0)
+  SET pid = s.pid, process_identity = s.identity, thread_id = s.thread_id,
+      started_at = statement_timestamp() - s.started_ago_ms * interval '1 millisecond'
   FROM s
   WHERE t.id = s.id AND t.tries = s.tries AND t.launcher_id = $1 AND t.pid IS NOT NULL AND t.completed_at IS NULL
   RETURNING t.id
@@ -247,18 +248,32 @@ export function claimValues(launcherId: string, c: ClaimOrder): unknown[] {
   return [launcherId, ...claimParameters(c)];
 }
 
+/**
+ * How long ago a try started, by the launcher's monotonic clock (`startedAtMs` and now both come
+ * from `performance.timeOrigin + performance.now()`, so the launcher's wall clock cancels out).
+ * The statement subtracts it from its own start (`statement_timestamp()`, which is also the
+ * `now()` that `completed_at` gets), so a start is stored by the database's clock, as every other
+ * time is: a launcher whose wall clock ran 10 minutes ahead wrote every try as started 600 s
+ * after it completed. Sent when the statement is built, so a wait for a connection only makes
+ * the start look later, never after the end.
+ */
+function agoMs(startedAtMs: number | null, nowMs: number): number | null {
+  return startedAtMs === null ? null : Math.max(0, nowMs - startedAtMs);
+}
+
 /** The statement's parameters, in order. */
 export function launchValues(params: LaunchParams): unknown[] {
   const o = params.outcomes;
   const s = params.starts;
+  const nowMs = performance.timeOrigin + performance.now();
   return [
     params.launcherId,
     o.map((x) => x.id), o.map((x) => x.tries), o.map((x) => x.result), o.map((x) => storableText(x.resultText)),
     o.map((x) => x.final), o.map((x) => x.refund), o.map((x) => x.crash), o.map((x) => x.attempt.pid),
-    o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => x.attempt.startedAtMs),
+    o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => agoMs(x.attempt.startedAtMs, nowMs)),
     o.map((x) => x.attempt.exitCode), o.map((x) => x.attempt.signal), o.map((x) => x.attempt.peakMemoryBytes),
     s.map((x) => x.id), s.map((x) => x.tries), s.map((x) => x.pid), s.map((x) => x.processIdentity), s.map((x) => x.threadId),
-    s.map((x) => x.startedAtMs),
+    s.map((x) => agoMs(x.startedAtMs, nowMs)),
     ...claimParameters(params.claim),
   ];
 }

@@ -6,6 +6,9 @@ import { derivedName } from './derived-name.js';
 import { dropOpsSupport, installOpsSupport } from './ops-support.js';
 import { createRecurringTable, dropRecurringTable, recurringTableExists, recurringTableFor } from './recurring-table.js';
 import type { SqlDb } from './database.js';
+import {
+  adoptTimestamps, dropTimestampTrigger, guessTableOrigin, readTableOrigin, writeTableOrigin, type TableOrigin, type TimestampAdoption,
+} from './table-adoption.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -88,8 +91,12 @@ export async function createTaskRunnerRequestTable(
   name: string = defaults.tableName,
   extraColumns?: ExtraColumns,
 ): Promise<void> {
+  await createTable(db, name, extraColumns);
+}
+
+async function createTable(db: SqlDb, name: string, extraColumns?: ExtraColumns): Promise<TimestampAdoption> {
   const table = parseTableName(name);
-  await db.transaction().execute(async (trx) => {
+  return db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
     const schema = table.schema === null ? trx.schema : trx.schema.withSchema(table.schema);
     let builder = schema
@@ -119,8 +126,12 @@ export async function createTaskRunnerRequestTable(
     await builder.execute();
     await installSupport(trx, table);
     await createAttemptsTable(trx, table);
+    // Durable: retention's default depends on it at every start (see table-adoption.ts).
+    await writeTableOrigin(trx, table, 'created');
     await installOpsSupport(trx, table);
     await createRecurringTable(trx, table);
+    // An `updated_at` among the extra columns is kept current as on an adopted table.
+    return adoptTimestamps(trx, table);
   });
 }
 
@@ -131,6 +142,7 @@ export async function dropTaskRunnerRequestTable(db: SqlDb, name: string = defau
   await dropAttemptsTable(db, table);
   await dropOpsSupport(db, table);
   await dropRecurringTable(db, table);
+  await dropTimestampTrigger(db, table);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }
 
@@ -141,12 +153,24 @@ export interface MigrateResult {
   addedColumns: string[];
   /** Tables the design adds beside an existing request table (`<table>_attempts`, `<table>_recurring`), when created now. */
   addedTables: string[];
+  /**
+   * Whether the runner created the table or adopted one an application made. Recorded when the
+   * table is first created or migrated, and read back on every later run (see table-adoption.ts):
+   * retention leaves an adopted table's rows alone unless `retention.pruneAdopted` is true.
+   */
+  origin: TableOrigin;
+  /** `created_at` / `updated_at` columns given a default of now (UTC), which had none (Rails' `t.timestamps`). */
+  addedDefaults: string[];
+  /** Triggers installed now: the one that keeps `updated_at` current on the runner's updates. */
+  addedTriggers: string[];
 }
 
 /**
  * Brings the request table up to date: creates it when missing; on an existing table (one the
- * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table. Safe to
- * run repeatedly and from several processes at once.
+ * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table, and
+ * adopts it as an application's table (`adoptTimestamps` in table-adoption.ts: defaults for
+ * `created_at`/`updated_at`, the trigger that keeps `updated_at` current), recording whether the
+ * runner created it or adopted it. Safe to run repeatedly and from several processes at once.
  *
  * @example
  * await migrate(db);                       // task_runner_requests
@@ -163,8 +187,8 @@ export async function migrate(
   };
   if (!(await exists())) {
     try {
-      await createTaskRunnerRequestTable(db, table.qualified, params.extraColumns);
-      return { created: true, addedColumns: [], addedTables: [] };
+      const adoption = await createTable(db, table.qualified, params.extraColumns);
+      return { created: true, addedColumns: [], addedTables: [], origin: 'created', ...adoption };
     } catch (error) {
       // Another process created it between our check and our CREATE: fall through to upgrade.
       if (!(await exists())) throw error;
@@ -172,6 +196,8 @@ export async function migrate(
   }
   const addedColumns: string[] = [];
   const addedTables: string[] = [];
+  let origin: TableOrigin = 'adopted';
+  let adoption: TimestampAdoption = { addedDefaults: [], addedTriggers: [] };
   await db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
     const { rows } = await sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns
@@ -183,15 +209,22 @@ export async function migrate(
       addedColumns.push(column);
     }
     await installSupport(trx, table);
-    if (!(await attemptsTableExists(trx, table))) {
+    // A table without an attempts table was not made by the runner; one with an attempts table
+    // but no marker was migrated before the marker existed, and its column types tell.
+    const hadAttempts = await attemptsTableExists(trx, table);
+    const recorded = hadAttempts ? await readTableOrigin(trx, table) : null;
+    origin = recorded ?? (hadAttempts ? await guessTableOrigin(trx, table) : 'adopted');
+    if (!hadAttempts) {
       await createAttemptsTable(trx, table);
       addedTables.push(attemptsTableFor(table).qualified);
     }
+    if (recorded === null) await writeTableOrigin(trx, table, origin);
+    adoption = await adoptTimestamps(trx, table);
     await installOpsSupport(trx, table);
     if (!(await recurringTableExists(trx, table))) {
       await createRecurringTable(trx, table);
       addedTables.push(recurringTableFor(table).qualified);
     }
   });
-  return { created: false, addedColumns, addedTables };
+  return { created: false, addedColumns, addedTables, origin, ...adoption };
 }

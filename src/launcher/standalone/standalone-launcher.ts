@@ -13,6 +13,7 @@ import { startDashboard } from '../../dashboard/dashboard-server.js';
 import { createMetrics } from '../../metrics/metrics.js';
 import { serveMetrics } from '../../metrics/metrics-server.js';
 import { acquirePidfile, pidfilePath, type Pidfile } from './pidfile.js';
+import { logMigration } from '../table-notice.js';
 
 export interface StandaloneLauncherParams {
   config: StandaloneConfig;
@@ -62,11 +63,7 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
 
     const db = openCommandDb(source.url);
     try {
-      const result = await migrate(db, { tableName: config.tableName });
-      if (result.created) logger.info('created the request table', { table: config.tableName });
-      else if (result.addedColumns.length + result.addedTables.length > 0) {
-        logger.info('upgraded the request table', { table: config.tableName, added: [...result.addedColumns, ...result.addedTables].join(',') });
-      }
+      logMigration(logger, config.tableName, await migrate(db, { tableName: config.tableName }));
     } catch (error) {
       throw describeDatabaseError(error, source.url);
     } finally {
