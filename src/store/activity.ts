@@ -148,8 +148,8 @@ export async function activityRunning(db: SqlDb, table: TableName, limit = 200):
   }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
-    FROM ${sql.table(table.qualified)} WHERE ${sql.raw(runningSql())}
-    ORDER BY started_at NULLS LAST, id LIMIT ${limit}`.execute(db);
+    FROM ${sql.table(table.qualified)} AS r WHERE ${sql.raw(runningSql('r'))}
+    ORDER BY r.started_at NULLS LAST, r.id LIMIT ${limit}`.execute(db);
   return rows.map((row) => ({
     id: row.id, taskClassName: row.task_class_name, queue: row.queue, tries: row.tries, pid: row.pid, threadId: row.thread_id,
     host: row.host, launcherId: row.launcher_id, startedAt: row.started_at, cancelRequested: row.cancel,

@@ -122,6 +122,10 @@ interface SummaryRow {
   delay_until: Date | null; pid: number | null; host: string | null; preview: string | null;
 }
 
+/**
+ * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
+ * alias ('9' after '12'): statements order by the column through the table's alias (`r.id`).
+ */
 const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result, tries, try_limit,
   created_at, started_at, completed_at, delay_until, pid, host, left(result_text, 200) AS preview`);
 
@@ -176,9 +180,9 @@ export async function requestsList(db: SqlDb, table: TableName, params: ListRequ
   if (params.text !== undefined) return textSearch(db, table, params, limit, window);
   const before = params.before === undefined ? sql`` : sql`AND id < ${params.before}::bigint`;
   const { rows } = await sql<SummaryRow>`
-    SELECT ${summaryColumns} FROM ${sql.table(table.qualified)}
+    SELECT ${summaryColumns} FROM ${sql.table(table.qualified)} AS r
     WHERE ${filterConditions(params)} ${before}
-    ORDER BY id DESC LIMIT ${limit + 1}`.execute(db);
+    ORDER BY r.id DESC LIMIT ${limit + 1}`.execute(db);
   const more = rows.length > limit;
   const requests = rows.slice(0, limit).map(summaryOf);
   return { requests, nextBefore: more ? requests[requests.length - 1]!.id : null, searchedDownTo: null };
@@ -197,9 +201,9 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
     let rows: SummaryRow[];
     try {
       ({ rows } = await sql<SummaryRow>`
-        SELECT ${summaryColumns} FROM ${ref}
-        WHERE ${filterConditions(params)} AND id < ${top}::bigint AND id >= ${floor}::bigint
-        ORDER BY id DESC LIMIT ${limit + 1}`.execute(trx));
+        SELECT ${summaryColumns} FROM ${ref} AS r
+        WHERE ${filterConditions(params)} AND r.id < ${top}::bigint AND r.id >= ${floor}::bigint
+        ORDER BY r.id DESC LIMIT ${limit + 1}`.execute(trx));
     } catch (error) {
       if ((error as { code?: string }).code === '57014') {
         throw new TaskRunnerError('CONFIG_INVALID', `text search stopped after ${textSearchTimeoutMs} ms in ids ${floor} to ${top}; ` +

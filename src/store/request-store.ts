@@ -188,7 +188,7 @@ export class RequestStore {
                NULL, NULL, NULL, ${sql.raw(text)}
         FROM done JOIN old ON old.id = done.id
       )
-      SELECT id::text AS id FROM done ORDER BY id`.execute(this.#db);
+      SELECT id::text AS id FROM done ORDER BY done.id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
