@@ -58,7 +58,7 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
   };
 
   new Gauge({
-    name: `${p}requests`, help: 'Open requests by state (waiting: runnable now; delayed; running) and queue', labelNames: ['state', 'queue'], registers,
+    name: `${p}requests`, help: 'Open requests by state (waiting: runnable now; delayed; running: started; held: claimed by a launcher, not started) and queue', labelNames: ['state', 'queue'], registers,
     async collect() {
       const { open } = await read();
       this.reset();
@@ -66,6 +66,7 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
         this.inc({ state: 'waiting', queue: d.queue }, d.waiting);
         this.inc({ state: 'delayed', queue: d.queue }, d.delayed);
         this.inc({ state: 'running', queue: d.queue }, d.running);
+        this.inc({ state: 'held', queue: d.queue }, d.held);
       }
     },
   });

@@ -6,6 +6,8 @@
  *   runnable  waiting, and delay_until IS NULL OR delay_until <= now()
  *   delayed   waiting, and delay_until > now()
  *   running   pid IS NOT NULL AND completed_at IS NULL (claimed by a launcher: held or started)
+ *   held      running, and started_at IS NULL (claimed ahead, in the launcher's local queue)
+ *   started   running, and started_at IS NOT NULL (its try runs)
  *   ended     completed_at IS NOT NULL
  */
 const column = (alias: string | undefined, name: string): string => (alias === undefined ? name : `${alias}.${name}`);
@@ -31,4 +33,14 @@ export function runningSql(alias?: string): string {
 /** A queue filter on parameter `$n` (text[]; NULL means every queue). */
 export function queueFilterSql(parameter: number, alias?: string): string {
   return `($${parameter}::text[] IS NULL OR ${column(alias, 'queue')} = ANY($${parameter}::text[]))`;
+}
+
+/** Claimed but not started: what `status`, `list` and the dashboard call held. */
+export function heldSql(alias?: string): string {
+  return `${runningSql(alias)} AND ${column(alias, 'started_at')} IS NULL`;
+}
+
+/** Claimed and started: a try runs (what `status`, `list` and the dashboard call running). */
+export function startedSql(alias?: string): string {
+  return `${runningSql(alias)} AND ${column(alias, 'started_at')} IS NOT NULL`;
 }

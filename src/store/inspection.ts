@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
-import { runningSql, waitingSql } from './fragments.js';
+import { heldSql, startedSql, waitingSql } from './fragments.js';
 import type { SqlDb } from './database.js';
 
 /**
@@ -13,17 +13,18 @@ import type { SqlDb } from './database.js';
  */
 
 /** How a request stands, derived from its columns (never stored). */
-export const requestStates = ['waiting', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
+export const requestStates = ['waiting', 'held', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
 export type RequestState = (typeof requestStates)[number];
 
 /**
  * The state of a row as SQL. An ended row is named by its result (TIMED_OUT counts as crashed);
- * a row with no try left that never ended (a careless INSERT) reads as failed.
+ * a claimed row is held until its try starts (`started_at` set), then running; a row with no try
+ * left that never ended (a careless INSERT) reads as failed.
  */
 export const stateSql = `CASE
   WHEN completed_at IS NOT NULL THEN CASE result WHEN 'FINISHED' THEN 'finished' WHEN 'CANCELLED' THEN 'cancelled'
     WHEN 'PARKED' THEN 'parked' WHEN 'CRASHED' THEN 'crashed' WHEN 'TIMED_OUT' THEN 'crashed' ELSE 'failed' END
-  WHEN pid IS NOT NULL THEN 'running'
+  WHEN pid IS NOT NULL THEN CASE WHEN started_at IS NULL THEN 'held' ELSE 'running' END
   WHEN tries < try_limit THEN 'waiting'
   ELSE 'failed' END`;
 
@@ -31,7 +32,8 @@ export const stateSql = `CASE
 export function stateFilterSql(state: RequestState): string {
   switch (state) {
     case 'waiting': return waitingSql();
-    case 'running': return runningSql();
+    case 'held': return heldSql();
+    case 'running': return startedSql();
     case 'finished': return `completed_at IS NOT NULL AND result = 'FINISHED'`;
     case 'failed': return `completed_at IS NOT NULL AND result = 'FAILED'`;
     case 'crashed': return `completed_at IS NOT NULL AND result IN ('CRASHED', 'TIMED_OUT')`;
