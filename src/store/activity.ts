@@ -184,6 +184,20 @@ export async function launchersAlive(db: SqlDb, table: TableName, staleMs: numbe
   }));
 }
 
+/**
+ * The launcher that exports the table's own figures (see createMetrics): of the launchers alive
+ * (heartbeat within `staleMs`), the one with the smallest id. Null when none is alive. Every
+ * launcher answers the same from the same table, so the figures are exported once, and another
+ * launcher takes over when that one stops (its row goes) or stops heart-beating.
+ */
+export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs: number): Promise<string | null> {
+  const { rows } = await sql<{ launcher_id: string }>`
+    SELECT launcher_id FROM ${sql.table(launchersTableFor(table).qualified)}
+    WHERE heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
+    ORDER BY launcher_id LIMIT 1`.execute(db);
+  return rows[0]?.launcher_id ?? null;
+}
+
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
 export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
   const { rows } = await sql<{ result: string | null; n: string }>`
