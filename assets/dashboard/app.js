@@ -60,6 +60,11 @@ function age(iso, now) {
   return `${Math.floor(ms / 86_400_000)} d`;
 }
 
+// A table made by Rails allows a NULL task_class_name: such a row ends FAILED, no task to run.
+function taskName(name) {
+  return name === null ? '(no task)' : name;
+}
+
 function stateBadge(state) {
   return el('span', { class: `state ${state}`, 'data-state': state }, state);
 }
@@ -142,7 +147,7 @@ async function overview(mine) {
     .map(([k, n]) => el('div', { class: 'card', 'data-count': k }, el('div', { class: 'n' }, n), el('div', { class: 'k' }, k)));
   const oldest = data.open.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting: ${age(new Date(now - data.open.oldestWaitingMs).toISOString(), now)}`;
   const depth = data.open.depth.map((d) => el('tr', {},
-    el('td', {}, d.queue), el('td', {}, d.taskClassName), el('td', { class: 'num' }, d.waiting), el('td', { class: 'num' }, d.delayed),
+    el('td', {}, d.queue), el('td', {}, taskName(d.taskClassName)), el('td', { class: 'num' }, d.waiting), el('td', { class: 'num' }, d.delayed),
     el('td', { class: 'num' }, d.running), el('td', { class: 'num' }, d.held)));
   const launchers = data.launchers.map((l) => el('tr', {},
     el('td', {}, l.host), el('td', { class: 'num' }, l.pid), el('td', { class: 'num running' }, `${l.running} / ${l.concurrency}`),
@@ -199,7 +204,7 @@ async function requests(mine, filter) {
   if (mine !== generation) return;
   const now = Date.now();
   const rows = page.requests.map((r) => el('tr', { 'data-id': r.id },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)), el('td', { class: 'task' }, r.taskClassName), el('td', {}, r.queue),
+    el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)), el('td', { class: 'task' }, taskName(r.taskClassName)), el('td', {}, r.queue),
     el('td', {}, stateBadge(r.state)), el('td', { class: 'num' }, `${r.tries}/${r.tryLimit}`), el('td', {}, age(r.createdAt, now)),
     el('td', { class: 'preview' }, r.resultPreview ?? '')));
   const next = new URLSearchParams(params);
@@ -228,7 +233,7 @@ async function request(mine, id) {
   }
   if (mine !== generation) return;
   const iso = (v) => (v ? new Date(v).toISOString() : '-');
-  const fields = [['task', r.taskClassName], ['state', stateBadge(r.state)], ['result', r.result ?? '-'], ['queue', r.queue],
+  const fields = [['task', taskName(r.taskClassName)], ['state', stateBadge(r.state)], ['result', r.result ?? '-'], ['queue', r.queue],
     ['priority', r.priority], ['tries', `${r.tries} of ${r.tryLimit} (crashes ${r.crashes})`], ['created', iso(r.createdAt)],
     ['delay until', iso(r.delayUntil)], ['started', iso(r.startedAt)], ['completed', iso(r.completedAt)],
     ['pid / thread', r.pid === null ? '-' : `${r.pid}${r.threadId === null ? '' : ` thread ${r.threadId}`}`], ['host', r.host ?? '-'],
@@ -266,7 +271,7 @@ async function running(mine) {
   if (mine !== generation) return;
   const now = new Date(data.now).getTime();
   const rows = data.running.map((t) => el('tr', { 'data-id': t.id, 'data-state': t.held ? 'held' : 'running' },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)), el('td', {}, t.taskClassName), el('td', { class: 'num' }, t.tries),
+    el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)), el('td', {}, taskName(t.taskClassName)), el('td', { class: 'num' }, t.tries),
     el('td', {}, t.pid === null ? '-' : `${t.pid}${t.threadId === null ? '' : ` thread ${t.threadId}`}`), el('td', {}, t.host ?? '-'),
     el('td', { class: 'elapsed' }, t.startedAt ? age(t.startedAt, now) : 'held'),
     el('td', {}, readOnly ? '' : t.cancelRequested ? 'cancelling…' : el('button', { class: 'danger', onclick: () => act(`/api/requests/${t.id}/cancel`, `Cancel request ${t.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel'))));

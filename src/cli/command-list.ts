@@ -8,7 +8,7 @@ import { formatAge, withInspector } from './with-inspector.js';
 export function formatSummary(r: RequestSummary, nowMs: number): string {
   const preview = (r.resultPreview ?? '').split('\n', 1)[0]!.trim();
   const short = preview.length > 60 ? `${preview.slice(0, 59)}…` : preview;
-  return [r.id.padStart(6), r.state.padEnd(9), r.taskClassName, r.queue, `try ${r.tries}/${r.tryLimit}`,
+  return [r.id.padStart(6), r.state.padEnd(9), r.taskClassName ?? '(no task)', r.queue, `try ${r.tries}/${r.tryLimit}`,
     `${formatAge(nowMs - r.createdAt.getTime())} ago`, short].filter((part) => part !== '').join('  ');
 }
 

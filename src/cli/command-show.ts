@@ -11,7 +11,7 @@ const iso = (date: Date | null): string => date?.toISOString() ?? '-';
 /** The request as `show` prints it: fields, then options, result text and tries. */
 export function formatRequest(r: RequestDetail): string {
   const fields: [string, string][] = [
-    ['task', r.taskClassName],
+    ['task', r.taskClassName ?? '(none: task_class_name is NULL)'],
     ['state', r.state + (r.result === null ? '' : ` (result ${r.result})`)],
     ['queue', `${r.queue}, priority ${r.priority}`],
     ['tries', `${r.tries} of ${r.tryLimit}, ${r.crashes} crash(es)`],

@@ -25,7 +25,7 @@ function formatActivity(activity: TableActivity): string {
   lines.push(activity.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting request: ${formatAge(activity.oldestWaitingMs)}`);
   if (activity.depth.length > 0) {
     lines.push('open requests by queue and task (waiting / delayed / running / held):');
-    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName}  ${d.waiting} / ${d.delayed} / ${d.running} / ${d.held}`);
+    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName ?? '(no task)'}  ${d.waiting} / ${d.delayed} / ${d.running} / ${d.held}`);
   }
   lines.push(`launchers alive: ${activity.launchers.length}`);
   for (const l of activity.launchers) {

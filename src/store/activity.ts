@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import { heldSql, runningSql, startedSql } from './fragments.js';
+import { heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
 import type { SqlDb } from './database.js';
 
@@ -17,7 +17,8 @@ import type { SqlDb } from './database.js';
 /** Open requests of one queue and task. */
 export interface QueueDepth {
   queue: string;
-  taskClassName: string;
+  /** Null for rows without one (a Rails-made table allows it); they end FAILED when claimed. */
+  taskClassName: string | null;
   /** Runnable now. */
   waiting: number;
   /** Waiting for `delay_until`. */
@@ -52,7 +53,7 @@ export interface MinuteActivity {
 /** A try running now, as its row says. */
 export interface RunningTry {
   id: string;
-  taskClassName: string;
+  taskClassName: string | null;
   queue: string;
   tries: number;
   pid: number | null;
@@ -85,7 +86,7 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
   const ref = sql.table(table.qualified);
   // Two scans, each of one partial index's rows (runnable_idx, running_idx), rather than one
   // scan of the whole table for `completed_at IS NULL`.
-  const { rows } = await sql<{ queue: string; task_class_name: string; waiting: string; delayed: string; running: string; held: string }>`
+  const { rows } = await sql<{ queue: string; task_class_name: string | null; waiting: string; delayed: string; running: string; held: string }>`
     SELECT queue, task_class_name,
            count(*) FILTER (WHERE kind = 'w' AND (delay_until IS NULL OR delay_until <= now())) AS waiting,
            count(*) FILTER (WHERE kind = 'w' AND delay_until > now()) AS delayed,
@@ -93,14 +94,14 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
            count(*) FILTER (WHERE kind = 'r' AND NOT started) AS held
     FROM (
       SELECT 'w' AS kind, queue, task_class_name, delay_until, NULL::bool AS started FROM ${ref}
-      WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit
+      WHERE ${sql.raw(waitingSql())}
       UNION ALL
       SELECT 'r', queue, task_class_name, NULL, started_at IS NOT NULL FROM ${ref} WHERE pid IS NOT NULL AND completed_at IS NULL
     ) open
     GROUP BY queue, task_class_name ORDER BY queue, task_class_name`.execute(db);
   const { rows: oldest } = await sql<{ ms: number | null }>`
     SELECT (extract(epoch FROM now() - min(greatest(created_at, delay_until))) * 1000)::float8 AS ms FROM ${ref}
-    WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit AND (delay_until IS NULL OR delay_until <= now())`.execute(db);
+    WHERE ${sql.raw(runnableSql())}`.execute(db);
   const ms = oldest[0]?.ms ?? null;
   return {
     depth: rows.map((row) => ({
@@ -152,7 +153,7 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
 /** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
   const { rows } = await sql<{
-    id: string; task_class_name: string; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
+    id: string; task_class_name: string | null; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
     launcher_id: string | null; started_at: Date | null; cancel: boolean;
   }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,

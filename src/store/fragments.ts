@@ -2,7 +2,7 @@
  * The states of a request, as SQL conditions over a row (optionally through an alias). Each is
  * written here once; statements name the fragment instead of spelling the condition out.
  *
- *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit
+ *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit (see triesLeftSql for NULLs)
  *   runnable  waiting, and delay_until IS NULL OR delay_until <= now()
  *   delayed   waiting, and delay_until > now()
  *   running   pid IS NOT NULL AND completed_at IS NULL (claimed by a launcher: held or started)
@@ -12,9 +12,21 @@
  */
 const column = (alias: string | undefined, name: string): string => (alias === undefined ? name : `${alias}.${name}`);
 
+/**
+ * What a NULL `try_limit` reads as (a Rails-made table allows NULL there and in `tries`): the
+ * column's default. A NULL `tries` reads as 0, no try made. The claim writes both readings into
+ * the row, so every later statement sees plain numbers.
+ */
+export const nullTryLimit = 5;
+
+/** A try is left: `tries < try_limit`, reading NULLs as `nullTryLimit` says. A filter only, so the claim's partial index still serves it. */
+export function triesLeftSql(alias?: string): string {
+  return `COALESCE(${column(alias, 'tries')}, 0) < COALESCE(${column(alias, 'try_limit')}, ${nullTryLimit})`;
+}
+
 export function waitingSql(alias?: string): string {
   const c = (name: string) => column(alias, name);
-  return `${c('completed_at')} IS NULL AND ${c('pid')} IS NULL AND ${c('tries')} < ${c('try_limit')}`;
+  return `${c('completed_at')} IS NULL AND ${c('pid')} IS NULL AND ${triesLeftSql(alias)}`;
 }
 
 export function runnableSql(alias?: string): string {

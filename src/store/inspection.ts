@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
-import { heldSql, startedSql, waitingSql } from './fragments.js';
+import { heldSql, nullTryLimit, startedSql, triesLeftSql, waitingSql } from './fragments.js';
 import type { SqlDb } from './database.js';
 
 /**
@@ -25,7 +25,7 @@ export const stateSql = `CASE
   WHEN completed_at IS NOT NULL THEN CASE result WHEN 'FINISHED' THEN 'finished' WHEN 'CANCELLED' THEN 'cancelled'
     WHEN 'PARKED' THEN 'parked' WHEN 'CRASHED' THEN 'crashed' WHEN 'TIMED_OUT' THEN 'crashed' ELSE 'failed' END
   WHEN pid IS NOT NULL THEN CASE WHEN started_at IS NULL THEN 'held' ELSE 'running' END
-  WHEN tries < try_limit THEN 'waiting'
+  WHEN ${triesLeftSql()} THEN 'waiting'
   ELSE 'failed' END`;
 
 /** The filter of one state, written so that an index serves it. */
@@ -76,7 +76,8 @@ export const textSearchTimeoutMs = 5_000;
 /** One request as a list shows it. */
 export interface RequestSummary {
   id: string;
-  taskClassName: string;
+  /** Null where a table allows it (a Rails-made one): such a row ends FAILED, no task to run. */
+  taskClassName: string | null;
   queue: string;
   priority: number;
   state: RequestState;
@@ -119,7 +120,7 @@ export interface RequestDetail extends RequestSummary {
 }
 
 interface SummaryRow {
-  id: string; task_class_name: string; queue: string; priority: number; state: RequestState; result: string | null;
+  id: string; task_class_name: string | null; queue: string; priority: number; state: RequestState; result: string | null;
   tries: number; try_limit: number; created_at: Date; started_at: Date | null; completed_at: Date | null;
   delay_until: Date | null; pid: number | null; host: string | null; preview: string | null;
 }
@@ -128,7 +129,8 @@ interface SummaryRow {
  * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
  * alias ('9' after '12'): statements order by the column through the table's alias (`r.id`).
  */
-const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result, tries, try_limit,
+const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result,
+  COALESCE(tries, 0) AS tries, COALESCE(try_limit, ${nullTryLimit}) AS try_limit,
   created_at, started_at, completed_at, delay_until, pid, host, left(result_text, 200) AS preview`);
 
 function summaryOf(row: SummaryRow): RequestSummary {

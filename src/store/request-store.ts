@@ -284,7 +284,7 @@ export class RequestStore {
     const { rows } = await sql<{ id: string }>`
       UPDATE ${this.#table}
       SET completed_at = now(), result = 'FAILED',
-          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || tries
+          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || COALESCE(tries, 0)
       WHERE completed_at IS NULL AND pid IS NULL AND try_limit <= 0
       RETURNING id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id).sort((a, b) => a.length - b.length || (a < b ? -1 : 1));
