@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, serveMetrics, type MetricsServer, type TaskRunnerMetrics } from '../../dist/index.js';
 import { insertRequest, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
+import { insertRunning } from '../helpers/store.js';
 
 const t = useTestDatabase();
 const runners = useTestRunners();
@@ -112,11 +113,16 @@ describe('Prometheus metrics', () => {
       await insertRequest(t.pool, { queue: 'elsewhere' });
       await insertRequest(t.pool, { queue: 'elsewhere' });
       await insertRequest(t.pool, { queue: 'elsewhere' });
+      // Two rows another launcher (on another host) claimed ahead and holds, not started.
+      await insertRunning(t.pool, { queue: 'elsewhere', started_at: null });
+      await insertRunning(t.pool, { queue: 'elsewhere', started_at: null });
       const sum = (scrapes: Map<string, number>[], key: string) => scrapes.reduce((n, m) => n + (m.get(key) ?? 0), 0);
       const both = await Promise.all([scrape(serverA.url), scrape(serverB.url)]);
       // What `sum(cw_task_runner_requests{...})` over the two launchers gives: the table's own figures.
       expect(sum(both, 'cw_task_runner_requests{state="waiting",queue="elsewhere"}')).toBe(3);
       expect(sum(both, 'cw_task_runner_requests{state="running",queue="default"}')).toBe(2);
+      expect(sum(both, 'cw_task_runner_requests{state="held",queue="elsewhere"}')).toBe(2);
+      expect(sum(both, 'cw_task_runner_requests{state="running",queue="elsewhere"}')).toBe(0);
       expect(sum(both, 'cw_task_runner_requests_ended{result="FINISHED"}')).toBe(0);
       expect(both.filter((m) => m.has('cw_task_runner_oldest_waiting_seconds'))).toHaveLength(1);
       expect(sum(both, 'cw_task_runner_table_exporter')).toBe(1);
