@@ -76,7 +76,7 @@ export interface LauncherAlive {
   startedAt: Date;
   /** Milliseconds since its last heartbeat. */
   heartbeatAgeMs: number;
-  /** Tries of its running now, from the request table. */
+  /** Its tries running now (started), from the request table. */
   running: number;
   /** Rows it claimed ahead and holds, not started. */
   held: number;

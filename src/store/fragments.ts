@@ -1,3 +1,5 @@
+import { defaults } from '../config/runner-config.js';
+
 /**
  * The states of a request, as SQL conditions over a row (optionally through an alias). Each is
  * written here once; statements name the fragment instead of spelling the condition out.
@@ -14,10 +16,10 @@ const column = (alias: string | undefined, name: string): string => (alias === u
 
 /**
  * What a NULL `try_limit` reads as (a Rails-made table allows NULL there and in `tries`): the
- * column's default. A NULL `tries` reads as 0, no try made. The claim writes both readings into
- * the row, so every later statement sees plain numbers.
+ * column's default, 5. A NULL `tries` reads as 0, no try made. The claim writes both readings
+ * into the row, so every later statement sees plain numbers.
  */
-export const nullTryLimit = 5;
+export const nullTryLimit: number = defaults.tryLimit;
 
 /** A try is left: `tries < try_limit`, reading NULLs as `nullTryLimit` says. A filter only, so the claim's partial index still serves it. */
 export function triesLeftSql(alias?: string): string {
