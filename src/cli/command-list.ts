@@ -18,8 +18,8 @@ export const listCommand: CliCommand = {
   usage: 'list [options] | list --recurring [--json]',
   description: [
     'Prints requests newest first: id, state, task, queue, tries, age and the start of the result.',
-    `States: ${requestStates.join(', ')} (held: claimed by a launcher, not started;`,
-    'running: started; crashed includes TIMED_OUT).',
+    `States: ${requestStates.join(', ')}`,
+    '(held: claimed by a launcher, not started; running: started; crashed includes TIMED_OUT).',
     'Pages: --before ID continues below the last id printed (the JSON output gives it as nextBefore).',
     'With --recurring it lists the recurring entries instead, as the `recurring` command does.',
   ].join('\n'),

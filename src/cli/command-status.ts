@@ -60,9 +60,10 @@ export const statusCommand: CliCommand = {
   description: [
     'Asks the launcher running here (on <tmpDir>/sockets/task_runner.sock) for its running tasks',
     'and the request counts; with no launcher running here, reads the counts from the database.',
-    'Counts: waiting (runnable now), delayed (delay_until ahead), running (started), held (claimed',
-    'by a launcher ahead of a free slot, not started: pid is the launcher\'s, started_at NULL), finished,',
-    'given up (ended without FINISHED), of which cancelled and parked (after crashLimit crashes).',
+    'Counts: waiting (runnable now), delayed (delay_until ahead), running (started), held',
+    '(claimed by a launcher ahead of a free slot, not started: pid is the launcher\'s, started_at',
+    'NULL), finished, given up (ended without FINISHED), of which cancelled and parked (after',
+    'crashLimit crashes).',
     `Then: tries ended in the last ${recentMinutes} minutes, the oldest waiting request's wait, open`,
     'requests per queue and task, and the launchers alive (heart-beaten within a lease).',
   ].join('\n'),
