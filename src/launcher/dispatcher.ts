@@ -155,7 +155,7 @@ export class Dispatcher {
   list(): RunningRequest[] {
     return [...this.#running.values()].map((entry) => ({
       id: entry.row.id,
-      taskClassName: entry.row.taskClassName,
+      taskClassName: entry.row.taskClassName ?? '',
       tries: entry.row.tries,
       pid: entry.start?.pid ?? null,
       threadId: entry.start?.threadId ?? null,
@@ -398,7 +398,7 @@ export class Dispatcher {
     entry.outcome = outcome;
     if (outcome.result !== 'FINISHED') {
       const log = outcome.result === 'INTERRUPTED' ? this.#logger.warn : this.#logger.error;
-      log(`task ${row.taskClassName} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
+      log(`task ${row.taskClassName ?? '(no task)'} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
     }
     this.#writing.set(row.id, entry);
     records.addOutcome(outcome);
@@ -430,7 +430,7 @@ export class Dispatcher {
     entry.startTold = true;
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
+      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
       startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs, traceparent: row.traceparent,
     });
   }
@@ -439,7 +439,7 @@ export class Dispatcher {
     const { row } = entry;
     const outcome = entry.outcome!;
     this.#p.events.emit('task:completed', {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries, result: outcome.result, resultText: outcome.resultText,
+      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, result: outcome.result, resultText: outcome.resultText,
       final: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
     });
   }

@@ -1,7 +1,7 @@
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
-import { queueFilterSql, runnableSql } from './fragments.js';
+import { nullTryLimit, queueFilterSql, runnableSql } from './fragments.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { RequestResultValue } from './schema.js';
 import type { Statement } from './sql-client.js';
@@ -50,7 +50,8 @@ export interface AppliedOutcome {
 /** A claimed row: what the launcher needs to run one try of it. */
 export interface ClaimedRow {
   id: string;
-  taskClassName: string;
+  /** Null where the table allows it (a Rails-made table) and a row has none: it cannot run. */
+  taskClassName: string | null;
   /** Null also when the text was over `maxOptionsBytes` (see `optionsBytes`). */
   options: string | null;
   optionsBytes: number | null;
@@ -134,7 +135,7 @@ ranked AS (
 claimed AS (
   UPDATE ${t} AS t
   SET pid = $${p.pid}::int, process_identity = $${p.identity}::text, host = $${p.host}::text, launcher_id = $1::text,
-      thread_id = NULL, tries = t.tries + 1,
+      thread_id = NULL, tries = COALESCE(t.tries, 0) + 1, try_limit = COALESCE(t.try_limit, ${nullTryLimit}),
       started_at = CASE WHEN ranked.n <= $${p.startNow}::int THEN now() END,
       lease_expires_at = now() + $${p.leaseMs}::int * interval '1 millisecond'
   FROM ranked
@@ -290,7 +291,7 @@ export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
     } else {
       result.claimed.push({
         id: row.id,
-        taskClassName: row.task_class_name!,
+        taskClassName: row.task_class_name,
         options: row.options,
         optionsBytes: row.options_bytes,
         tries: row.tries!,

@@ -6,7 +6,7 @@ import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
 import { cancelRequest, type CancelResult } from './cancel-request.js';
-import { delayedSql, runnableSql, runningSql, waitingSql } from './fragments.js';
+import { delayedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import {
   claimStatement, claimValues, launchResult, launchStatement, launchValues, type AttemptStartRecord, type ClaimedRow, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
@@ -34,7 +34,10 @@ export interface OwnedRunningRow {
 export interface StatusCounts {
   waiting: number;
   delayed: number;
+  /** Claimed and started. */
   running: number;
+  /** Claimed by a launcher ahead of a free slot, not started (`started_at` NULL). */
+  held: number;
   finished: number;
   /** Ended without FINISHED: tries ran out, the failure was permanent, or it was cancelled or parked. */
   givenUp: number;
@@ -188,7 +191,7 @@ export class RequestStore {
                NULL, NULL, NULL, ${sql.raw(text)}
         FROM done JOIN old ON old.id = done.id
       )
-      SELECT id::text AS id FROM done ORDER BY id`.execute(this.#db);
+      SELECT id::text AS id FROM done ORDER BY done.id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
@@ -281,7 +284,7 @@ export class RequestStore {
     const { rows } = await sql<{ id: string }>`
       UPDATE ${this.#table}
       SET completed_at = now(), result = 'FAILED',
-          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || tries
+          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || COALESCE(tries, 0)
       WHERE completed_at IS NULL AND pid IS NULL AND try_limit <= 0
       RETURNING id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id).sort((a, b) => a.length - b.length || (a < b ? -1 : 1));
@@ -329,7 +332,8 @@ export class RequestStore {
       SELECT
         count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
         count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
-        count(*) FILTER (WHERE ${sql.raw(runningSql())}) AS running,
+        count(*) FILTER (WHERE ${sql.raw(startedSql())}) AS running,
+        count(*) FILTER (WHERE ${sql.raw(heldSql())}) AS held,
         count(*) FILTER (WHERE completed_at IS NOT NULL AND result = 'FINISHED') AS finished,
         count(*) FILTER (WHERE (completed_at IS NOT NULL AND result IS DISTINCT FROM 'FINISHED')
                            OR (completed_at IS NULL AND pid IS NULL AND NOT (${sql.raw(waitingSql())}))) AS "givenUp",
@@ -338,7 +342,7 @@ export class RequestStore {
       FROM ${this.#table}`.execute(this.#db);
     const row = rows[0]!;
     return {
-      waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running),
+      waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running), held: Number(row.held),
       finished: Number(row.finished), givenUp: Number(row.givenUp), cancelled: Number(row.cancelled), parked: Number(row.parked),
     };
   }

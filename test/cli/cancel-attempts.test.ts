@@ -107,7 +107,7 @@ describe('what came with them', () => {
     await insertRequest(s.t.pool, { completed_at: new Date(), result: 'PARKED', tries: 3, crashes: 3 });
     await insertRequest(s.t.pool, { completed_at: new Date(), result: 'FAILED', tries: 5 });
     const text = await cli(['status'], s.at);
-    expect(text.stdout).toMatch(/^requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 finished, 3 given up \(1 cancelled, 1 parked\)$/m);
+    expect(text.stdout).toMatch(/^requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 held, 0 finished, 3 given up \(1 cancelled, 1 parked\)$/m);
   });
 
   it('retry makes a cancelled request runnable again', async () => {
