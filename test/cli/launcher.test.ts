@@ -62,7 +62,7 @@ describe('node dist/launcher.js', () => {
 
     const status = await cliProcess(['status'], where);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running\\n`));
+    expect(status.stdout).toMatch(new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running, 0 held\\n`));
     expect(status.stdout).toMatch(new RegExp(`^  ${sleeper.stdout.trim()}  Sleep  try 1  pid ${sleeping}  (spare|fresh)  since \\S+$`, 'm'));
     const json = JSON.parse((await cliProcess(['status', '--json'], where)).stdout);
     expect(json.launcher.pid).toBe(launcher.pid);
