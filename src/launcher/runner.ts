@@ -251,6 +251,8 @@ class TaskRunner implements Runner {
       const parts = new LauncherParts({
         config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
         launcherId, launcherIdentity: await readProcessIdentity(process.pid), report: (error, during) => this.#report(error, during),
+        // A pid cleared under one of our tries: renew now, which finds it and stops the try.
+        onRescheduleNotice: () => renewSoon(),
       });
       this.#parts = parts;
       // Recover what a previous launcher on this host left behind before claiming anything.
@@ -269,17 +271,37 @@ class TaskRunner implements Runner {
         beating = error.code !== '42P01';
         this.#report(error, 'registering the launcher');
       });
-      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+      const renewLeases = async (): Promise<void> => {
         // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
         let sentAt = 0;
-        const { renewed, cancelled } = await parts.loop.exclusive(() => {
+        const { renewed, cancelled, wiped } = await parts.loop.exclusive(() => {
           sentAt = performance.now();
           return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
         });
         parts.dispatcher.leaseRenewed(renewed, sentAt);
         for (const id of cancelled) parts.dispatcher.cancel(id);
+        if (wiped.length > 0) await this.#reschedule(parts, launcherId, wiped);
+      };
+      // One renewal at a time for notices, and one more when notices came during it.
+      let renewing = false;
+      let renewAgain = false;
+      const renewSoon = (): void => {
+        if (renewing) {
+          renewAgain = true;
+          return;
+        }
+        renewing = true;
+        renewAgain = false;
+        void renewLeases().catch((error: Error) => this.#report(error, 'renewing leases')).finally(() => {
+          renewing = false;
+          if (renewAgain) renewSoon();
+        });
+      };
+      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+        await renewLeases();
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
+        this.#recovered(await this.#store.requestsRecoverWiped(), 'lease');
       }, 'renewing leases');
       this.#untrace = traceTries(this.events);
       await parts.start();
@@ -289,6 +311,17 @@ class TaskRunner implements Runner {
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
+  }
+
+  /**
+   * Rows of ours whose pid was cleared by hand: their tries are stopped (and written RESCHEDULED
+   * once stopped, which releases them); a row with no try here is released at once.
+   */
+  async #reschedule(parts: LauncherParts, launcherId: string, wiped: readonly string[]): Promise<void> {
+    const unknown = parts.dispatcher.rescheduled(wiped);
+    if (unknown.length === 0) return;
+    const released = await parts.loop.exclusive(() => this.#store.requestsReleaseWiped({ launcherId, ids: unknown }));
+    if (released.length > 0) this.config.logger.warn('pid cleared by hand on rows with no try here: released', { ids: released.join(',') });
   }
 
   #every(intervalMs: number, body: () => Promise<void>, during: string): void {

@@ -104,6 +104,24 @@ describe('wiping the pid of a claimed row', () => {
     await runner.stop();
   });
 
+  it('without LISTEN (db given as a Kysely), the next lease renewal finds the wipe', { timeout: 60_000 }, async () => {
+    const runner = await runners.start(t, { db: t.db, leaseMs: 900 });
+    const file = path.join(dir, 'polled.log');
+    const id = await runner.schedule('TickLedger', { file, ms: 3_000 });
+    const first = await runners.started(runner, id);
+    await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
+
+    await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
+
+    const row = await waitForCompleted(t.pool, id, 30_000);
+    const tries = triesOf(await ledger(file), id);
+    expect(tries.overlaps).toEqual([]);
+    expect(tries.pids).toHaveLength(2);
+    expect(row).toMatchObject({ result: 'FINISHED' });
+    expect((await historyOf(t.pool, id)).map((h) => h.result)).toEqual(['RESCHEDULED', 'FINISHED']);
+    await runner.stop();
+  });
+
   it('the owner on its host stops the try, not a launcher on another host, which runs the next try only after', { timeout: 60_000 }, async () => {
     const owner = await runners.start(t, { concurrency: 1, host: 'host-a' });
     const file = path.join(dir, 'hosts.log');
