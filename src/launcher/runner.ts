@@ -23,6 +23,7 @@ import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 import { traceTries } from './try-spans.js';
+import { withStartRetry } from './start-retry.js';
 import type { ChildRecycleReason } from '../pool/fork-pool.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
@@ -113,6 +114,8 @@ class TaskRunner implements Runner {
   readonly #recurring: RecurringService;
   /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
   #untrace: (() => void) | null = null;
+  /** Aborted by `stop()`: a start still waiting for the database gives up. */
+  readonly #startAbort = new AbortController();
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -239,8 +242,15 @@ class TaskRunner implements Runner {
       await checkConfinement(config);
       const launcherId = await this.#id();
       try {
-        if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
-        else await this.#store.requestsCountByState();
+        // With `startRetry`, a database that is down or full at start is waited for (see start-retry.ts).
+        await withStartRetry({
+          retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
+          what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
+          attempt: async () => {
+            if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+            else await this.#store.requestsCountByState();
+          },
+        });
       } catch (error) {
         await this.#database.close().catch(() => undefined);
         throw asDatabaseError(error);
@@ -351,6 +361,7 @@ class TaskRunner implements Runner {
    * holding a pid.
    */
   stop(): Promise<void> {
+    this.#startAbort.abort();
     return this.#state.stop(async () => {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);
