@@ -247,9 +247,11 @@ export class RequestStore {
    * A row whose pid was cleared by hand while the lease held (a reschedule) is still this
    * launcher's until it has stopped the try: it is returned in `renewed` and `wiped`, and the
    * launcher stops its try and writes it RESCHEDULED, which clears the lease (or releases it with
-   * `requestsReleaseWiped`). Its lease is renewed only once half of it has gone, so that it cannot
-   * run out under a try being stopped: renewing a row without a pid wakes its launcher through the
-   * notify trigger, and doing it on every renewal would make the two call each other in a loop.
+   * `requestsReleaseWiped`). Its lease is renewed once a quarter of it has gone, so on every
+   * periodic renewal (a third of the lease apart) and it cannot run out under a try being
+   * stopped, but not on the renewal that follows at once: renewing a row without a pid wakes its
+   * launcher through the notify trigger, which renews again, and renewing every time would make
+   * the two call each other in a loop.
    * Both arms have a partial index (`running_idx`, `wiped_idx`): PostgreSQL ORs two bitmap scans.
    */
   async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
@@ -264,7 +266,7 @@ export class RequestStore {
         UPDATE ${this.#table} SET lease_expires_at = now() + ${lease}
         WHERE launcher_id = ${params.launcherId} AND completed_at IS NULL
           AND (pid IS NOT NULL OR (pid IS NULL AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
-                                   AND lease_expires_at < now() + ${lease} / 2))
+                                   AND lease_expires_at < now() + ${lease} * 0.75))
         RETURNING id, cancel_requested_at IS NOT NULL AS cancel, pid IS NULL AS wiped
       )
       SELECT id::text AS id, cancel, false AS wiped FROM renewed WHERE NOT wiped

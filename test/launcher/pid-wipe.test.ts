@@ -12,7 +12,9 @@ import { historyOf } from '../helpers/store.js';
  * launcher (on whatever host) stops that try first and records it RESCHEDULED; only then may any
  * launcher start the next one, so two tries of one request never run at once. The task writes
  * its own ledger (TickLedger: a line at start, every 50 ms, and at the end), so an overlap shows
- * outside the database: a line of the first try after the second try's start.
+ * outside the database: a line of the first try after the second try's start. A first try runs a
+ * minute, far longer than any wipe takes to arrive (a ruby process under load takes seconds), and
+ * the next one half a second.
  */
 const t = useTestDatabase();
 const runners = useTestRunners();
@@ -56,7 +58,7 @@ describe('wiping the pid of a claimed row', () => {
   it('a running try wiped by a Rails client is stopped and recorded RESCHEDULED before the next try starts', { timeout: 60_000 }, async () => {
     const runner = await runners.start(t, { concurrency: 2 });
     const file = path.join(dir, 'rails.log');
-    const id = await runner.schedule('TickLedger', { file, ms: 4_000 });
+    const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
     const first = await runners.started(runner, id);
     await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
 
@@ -76,13 +78,16 @@ describe('wiping the pid of a claimed row', () => {
   });
 
   it('a held row wiped by SQL is dropped from the local queue, released, and runs once', { timeout: 60_000 }, async () => {
-    const runner = await runners.start(t, { concurrency: 1, prefetch: 4 });
+    // A long horizon: however slow the warm-up tries were under load, rows are held ahead.
+    const runner = await runners.start(t, { concurrency: 1, prefetch: 4, prefetchHorizonMs: 600_000 });
     const file = path.join(dir, 'held.log');
     // Short tries first, so that the runner has durations to go by and holds rows ahead.
     const warm = await insertRequests(t.pool, 4, { task_class_name: 'Echo', options: { text: 'warm' } });
     await waitFor(async () => (await Promise.all(warm.map((w) => getRow(t.pool, w)))).every((r) => r.completed_at !== null),
       { what: 'the warm-up rows' });
-    const [busy, held] = await insertRequests(t.pool, 2, { task_class_name: 'TickLedger', options: { file, ms: 2_500 } });
+    // The first runs long enough for the wipe to find the second still held, however loaded the machine.
+    const [busy] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 8_000 } });
+    const [held] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 300 } });
     await runners.started(runner, busy!);
     const heldRow = await waitFor(async () => {
       const r = await getRow(t.pool, held!);
@@ -105,9 +110,9 @@ describe('wiping the pid of a claimed row', () => {
   });
 
   it('without LISTEN (db given as a Kysely), the next lease renewal finds the wipe', { timeout: 60_000 }, async () => {
-    const runner = await runners.start(t, { db: t.db, leaseMs: 900 });
+    const runner = await runners.start(t, { db: t.db, leaseMs: 3_000 });
     const file = path.join(dir, 'polled.log');
-    const id = await runner.schedule('TickLedger', { file, ms: 3_000 });
+    const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
     const first = await runners.started(runner, id);
     await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
 
@@ -125,7 +130,7 @@ describe('wiping the pid of a claimed row', () => {
   it('the owner on its host stops the try, not a launcher on another host, which runs the next try only after', { timeout: 60_000 }, async () => {
     const owner = await runners.start(t, { concurrency: 1, host: 'host-a' });
     const file = path.join(dir, 'hosts.log');
-    const [id] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 4_000 } });
+    const [id] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 60_000, laterMs: 500 } });
     const first = await runners.started(owner, id!);
     await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
     const other = await runners.start(t, { concurrency: 2, host: 'host-b' });

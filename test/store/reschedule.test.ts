@@ -72,7 +72,7 @@ describe('a row whose pid was cleared under a live lease', () => {
       .toEqual(new Set());
   });
 
-  it("is found by its launcher's lease renewal, whose lease is extended only once half of it has gone", async () => {
+  it("is found by its launcher's lease renewal, whose lease is extended only once a quarter of it has gone", async () => {
     const running = await insertRunning(t.pool);
     const wiped = await insertRunning(t.pool);
     await wipe(wiped);
