@@ -31,27 +31,32 @@ interface LedgerLine {
   id: string;
   pid: number;
   what: string;
+  run: string;
 }
 
 async function ledger(file: string): Promise<LedgerLine[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.split('\n').filter((line) => line !== '').map((line) => {
-    const [id, pid, what] = line.split(' ');
-    return { id: id!, pid: Number(pid), what: what! };
+    const [id, pid, what, run] = line.split(' ');
+    return { id: id!, pid: Number(pid), what: what!, run: run! };
   });
 }
 
-/** The tries of request `id` in the ledger (by pid, in order of their first line), and whether any two overlapped. */
+/**
+ * The runs of request `id` in the ledger, in order of their first line: their pids, the pids of
+ * those that reached their end, and every run that wrote a line after a later run had started.
+ */
 function triesOf(lines: readonly LedgerLine[], id: string): { pids: number[]; overlaps: string[]; ended: number[] } {
   const mine = lines.filter((line) => line.id === id);
-  const pids = [...new Set(mine.map((line) => line.pid))];
+  const runs = [...new Set(mine.map((line) => line.run))];
+  const pidOf = (run: string): number => mine.find((line) => line.run === run)!.pid;
   const overlaps: string[] = [];
-  for (let i = 1; i < pids.length; i += 1) {
-    const nextStart = mine.findIndex((line) => line.pid === pids[i]);
-    const lateLines = mine.slice(nextStart).filter((line) => pids.slice(0, i).includes(line.pid));
-    if (lateLines.length > 0) overlaps.push(`try of pid ${pids[i]} started while pid ${lateLines[0]!.pid} still ran (${lateLines.length} lines after)`);
+  for (let i = 1; i < runs.length; i += 1) {
+    const nextStart = mine.findIndex((line) => line.run === runs[i]);
+    const lateLines = mine.slice(nextStart).filter((line) => runs.slice(0, i).includes(line.run));
+    if (lateLines.length > 0) overlaps.push(`run ${i + 1} (pid ${pidOf(runs[i]!)}) started while run of pid ${lateLines[0]!.pid} still ran (${lateLines.length} lines after)`);
   }
-  return { pids, overlaps, ended: mine.filter((line) => line.what === 'end').map((line) => line.pid) };
+  return { pids: runs.map(pidOf), overlaps, ended: mine.filter((line) => line.what === 'end').map((line) => line.pid) };
 }
 
 describe('wiping the pid of a claimed row', () => {
@@ -124,6 +129,27 @@ describe('wiping the pid of a claimed row', () => {
     expect(tries.pids).toHaveLength(2);
     expect(row).toMatchObject({ result: 'FINISHED' });
     expect((await historyOf(t.pool, id)).map((h) => h.result)).toEqual(['RESCHEDULED', 'FINISHED']);
+    await runner.stop();
+  });
+
+  it('a thread-mode try wiped by SQL is stopped (its thread ended) before the next starts', { timeout: 60_000 }, async () => {
+    const runner = await runners.start(t, { defaultMode: 'thread' });
+    const file = path.join(dir, 'thread.log');
+    const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
+    const first = await runners.started(runner, id);
+    expect(first).toMatchObject({ mode: 'thread', pid: process.pid });
+    await waitFor(async () => (await ledger(file)).some((line) => line.id === id), { what: 'the first try to write its start' });
+
+    await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
+
+    const row = await waitForCompleted(t.pool, id, 30_000);
+    const tries = triesOf(await ledger(file), id);
+    expect(tries.overlaps).toEqual([]);
+    expect(tries.pids).toHaveLength(2);
+    expect(tries.ended).toHaveLength(1);
+    expect(row).toMatchObject({ result: 'FINISHED' });
+    const history = await historyOf(t.pool, id);
+    expect(history.map((h) => [h.result, h.mode])).toEqual([['RESCHEDULED', 'thread'], ['FINISHED', 'thread']]);
     await runner.stop();
   });
 
