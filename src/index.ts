@@ -38,6 +38,7 @@ export {
   resolveRunnerConfig,
   type DatabaseInput,
   type RetryBackoffOptions,
+  type StartRetryOptions,
   type RunnerConfig,
   type RunnerOptions,
 } from './config/runner-config.js';

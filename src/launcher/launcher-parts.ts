@@ -7,6 +7,7 @@ import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
+import { rescheduleNoticeFor } from '../store/migrations.js';
 import type { RequestStore } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { TaskTraitsReader } from '../tasks/task-traits.js';
@@ -26,6 +27,8 @@ export interface LauncherPartsParams {
   launcherIdentity: string | null;
   /** Something failed inside the launcher; it goes on. */
   report(error: Error, during: string): void;
+  /** The notify trigger says the pid of a row this launcher holds was cleared by hand. */
+  onRescheduleNotice(): void;
 }
 
 /**
@@ -141,10 +144,14 @@ export class LauncherParts {
     const { config, database } = this.#p;
     const listenSource = config.listenDb ?? database.connectionString ?? database.pool;
     if (listenSource !== null) {
+      const notice = rescheduleNoticeFor(this.#p.launcherId);
       this.#listener = new NotifyListener({
         source: listenSource,
         channels: {
-          [channelFor(config.table)]: () => this.policy.wake(),
+          [channelFor(config.table)]: (payload) => {
+            if (payload === notice) this.#p.onRescheduleNotice();
+            else this.policy.wake();
+          },
           [cancelChannelFor(config.table)]: (id) => void this.dispatcher.cancel(id),
         },
         onConnected: () => this.policy.wake(),

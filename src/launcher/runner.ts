@@ -23,6 +23,7 @@ import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 import { traceTries } from './try-spans.js';
+import { withStartRetry } from './start-retry.js';
 import type { ChildRecycleReason } from '../pool/fork-pool.js';
 import { announceTable, logMigration } from './table-notice.js';
 
@@ -114,6 +115,8 @@ class TaskRunner implements Runner {
   readonly #recurring: RecurringService;
   /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
   #untrace: (() => void) | null = null;
+  /** Aborted by `stop()`: a start still waiting for the database gives up. */
+  readonly #startAbort = new AbortController();
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -241,8 +244,15 @@ class TaskRunner implements Runner {
       const launcherId = await this.#id();
       let migrated: MigrateResult | null = null;
       try {
-        if (this.#autoMigrate) migrated = await migrate(this.#database.db, { tableName: config.table.qualified });
-        else await this.#store.requestsCountByState();
+        // With `startRetry`, a database that is down or full at start is waited for (see start-retry.ts).
+        await withStartRetry({
+          retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
+          what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
+          attempt: async () => {
+            if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+            else await this.#store.requestsCountByState();
+          },
+        });
       } catch (error) {
         await this.#database.close().catch(() => undefined);
         throw asDatabaseError(error);
@@ -260,6 +270,8 @@ class TaskRunner implements Runner {
       const parts = new LauncherParts({
         config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
         launcherId, launcherIdentity: await readProcessIdentity(process.pid), report: (error, during) => this.#report(error, during),
+        // A pid cleared under one of our tries: renew now, which finds it and stops the try.
+        onRescheduleNotice: () => renewSoon(),
       });
       this.#parts = parts;
       // Recover what a previous launcher on this host left behind before claiming anything.
@@ -278,17 +290,37 @@ class TaskRunner implements Runner {
         beating = error.code !== '42P01';
         this.#report(error, 'registering the launcher');
       });
-      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+      const renewLeases = async (): Promise<void> => {
         // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
         let sentAt = 0;
-        const { renewed, cancelled } = await parts.loop.exclusive(() => {
+        const { renewed, cancelled, wiped } = await parts.loop.exclusive(() => {
           sentAt = performance.now();
           return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
         });
         parts.dispatcher.leaseRenewed(renewed, sentAt);
         for (const id of cancelled) parts.dispatcher.cancel(id);
+        if (wiped.length > 0) await this.#reschedule(parts, launcherId, wiped);
+      };
+      // One renewal at a time for notices, and one more when notices came during it.
+      let renewing = false;
+      let renewAgain = false;
+      const renewSoon = (): void => {
+        if (renewing) {
+          renewAgain = true;
+          return;
+        }
+        renewing = true;
+        renewAgain = false;
+        void renewLeases().catch((error: Error) => this.#report(error, 'renewing leases')).finally(() => {
+          renewing = false;
+          if (renewAgain) renewSoon();
+        });
+      };
+      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
+        await renewLeases();
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
+        this.#recovered(await this.#store.requestsRecoverWiped(), 'lease');
       }, 'renewing leases');
       this.#untrace = traceTries(this.events);
       await parts.start();
@@ -298,6 +330,17 @@ class TaskRunner implements Runner {
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
+  }
+
+  /**
+   * Rows of ours whose pid was cleared by hand: their tries are stopped (and written RESCHEDULED
+   * once stopped, which releases them); a row with no try here is released at once.
+   */
+  async #reschedule(parts: LauncherParts, launcherId: string, wiped: readonly string[]): Promise<void> {
+    const unknown = parts.dispatcher.rescheduled(wiped);
+    if (unknown.length === 0) return;
+    const released = await parts.loop.exclusive(() => this.#store.requestsReleaseWiped({ launcherId, ids: unknown }));
+    if (released.length > 0) this.config.logger.warn('pid cleared by hand on rows with no try here: released', { ids: released.join(',') });
   }
 
   #every(intervalMs: number, body: () => Promise<void>, during: string): void {
@@ -327,6 +370,7 @@ class TaskRunner implements Runner {
    * holding a pid.
    */
   stop(): Promise<void> {
+    this.#startAbort.abort();
     return this.#state.stop(async () => {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);

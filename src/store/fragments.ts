@@ -11,6 +11,10 @@ import { defaults } from '../config/runner-config.js';
  *   held      running, and started_at IS NULL (claimed ahead, in the launcher's local queue)
  *   started   running, and started_at IS NOT NULL (its try runs)
  *   ended     completed_at IS NOT NULL
+ *
+ * A waiting row whose pid was cleared by hand while its launcher's lease still holds
+ * (`leaseFreeSql` false) is being rescheduled: that launcher stops the try first and then clears
+ * the lease, so the claim leaves such a row alone until then (or until the lease runs out).
  */
 const column = (alias: string | undefined, name: string): string => (alias === undefined ? name : `${alias}.${name}`);
 
@@ -42,6 +46,17 @@ export function delayedSql(alias?: string): string {
 
 export function runningSql(alias?: string): string {
   return `${column(alias, 'pid')} IS NOT NULL AND ${column(alias, 'completed_at')} IS NULL`;
+}
+
+/**
+ * No launcher's lease holds the row: every statement that ends a try clears the lease with the
+ * pid, so a lease still in the future on a row without a pid means the pid was cleared under a
+ * try whose launcher has not stopped it yet. A filter on the rows the claim's index gives, not an
+ * index condition (now() changes), and rarely false, so it costs the claim nothing measurable.
+ */
+export function leaseFreeSql(alias?: string): string {
+  const lease = column(alias, 'lease_expires_at');
+  return `(${lease} IS NULL OR ${lease} <= now())`;
 }
 
 /** A queue filter on parameter `$n` (text[]; NULL means every queue). */

@@ -1,7 +1,7 @@
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
-import { nullTryLimit, queueFilterSql, runnableSql } from './fragments.js';
+import { leaseFreeSql, nullTryLimit, queueFilterSql, runnableSql } from './fragments.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { RequestResultValue } from './schema.js';
 import type { Statement } from './sql-client.js';
@@ -114,7 +114,8 @@ function quoted(table: TableName): string {
  * `startNow` rows get `started_at` (they start at once); the rest are held in the launcher's
  * local queue and get it when they start, which is how recovery tells a try that ran from one
  * that never started. A row whose options are over the limit is claimed without them: the
- * launcher refuses it by length, having loaded nothing.
+ * launcher refuses it by length, having loaded nothing. A row whose pid was cleared under a lease
+ * that still holds is not taken (see `leaseFreeSql`): its try may still run.
  */
 function claimCtes(t: string, first: number): string {
   // $1 is the launcher id; the claim's own values (see claimParameters) are $first, $first + 1, ...
@@ -124,7 +125,7 @@ function claimCtes(t: string, first: number): string {
   };
   return `picked AS MATERIALIZED (
   SELECT id, priority FROM ${t}
-  WHERE ${runnableSql()} AND ${queueFilterSql(p.queues)}
+  WHERE ${runnableSql()} AND ${leaseFreeSql()} AND ${queueFilterSql(p.queues)}
   ORDER BY priority DESC, id
   LIMIT $${p.limit}::int
   FOR UPDATE SKIP LOCKED
@@ -163,7 +164,9 @@ FROM claimed`;
  *   statement returns that, so the launcher reports what was written rather than recomputing it.
  *   The guard on launcher, try number and pid means a row recovered by someone else meanwhile is
  *   neither overwritten nor given a history row from here. An id given twice counts once (the
- *   last outcome given).
+ *   last outcome given). A row whose pid was cleared by hand (a reschedule) is still this
+ *   launcher's while its lease is set: the try's outcome (RESCHEDULED once stopped, or how it
+ *   ended if it ended first) is written, and clears the lease, which lets the claim take it.
  * - Starts: the running try's pid (the child's; the launcher's own with the thread id in thread
  *   mode) and start time, under the same guard.
  * - Claim: see `claimCtes`.
@@ -192,7 +195,8 @@ done AS (
   SET ${settle},
       started_at = COALESCE(statement_timestamp() - o.started_ago_ms * interval '1 millisecond', t.started_at)
   FROM o
-  WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text AND t.pid IS NOT NULL
+  WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text
+    AND (t.pid IS NOT NULL OR (t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL))
   RETURNING t.id, t.result, t.completed_at IS NOT NULL AS ended, t.host, t.launcher_id, t.started_at
 ),
 history AS (

@@ -35,9 +35,20 @@ function qualified(table: TableName, name: string) {
 }
 
 /**
+ * The payload of the wake-up notification that tells launcher `launcherId` that the pid of a row
+ * it holds was cleared by hand: it stops that try now instead of at its next lease renewal.
+ */
+export function rescheduleNoticeFor(launcherId: string): string {
+  return `rescheduled:${launcherId}`;
+}
+
+/**
  * Indexes for the claim and the probe, and the trigger that wakes launchers. The trigger is per
  * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
  * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
+ * A wiped row whose lease still holds (the runner's own statements clear the lease with the pid)
+ * also names its launcher, which must stop the try before anyone claims the row; the second
+ * look at the changed rows is made only when the first found a row without a pid.
  */
 async function installSupport(db: SqlDb, table: TableName): Promise<void> {
   const ref = sql.table(table.qualified);
@@ -47,6 +58,11 @@ async function installSupport(db: SqlDb, table: TableName): Promise<void> {
     ON ${ref} (priority DESC, id) WHERE completed_at IS NULL AND pid IS NULL`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'running_idx'))}
     ON ${ref} (host) WHERE pid IS NOT NULL`.execute(db);
+  // Rows whose pid was cleared by hand under a lease (a reschedule its launcher has not finished):
+  // the lease renewal finds its own here. Every statement that ends a try clears the lease with
+  // the pid, so this holds only those rows, a handful at most.
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'wiped_idx'))}
+    ON ${ref} (launcher_id) WHERE pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL`.execute(db);
   // Retention walks ended rows oldest first, and unique schedules look a key up: both partial,
   // so neither holds a waiting row, and the claim (which reads runnable_idx only) never sees them.
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'ended_idx'))}
@@ -57,6 +73,11 @@ async function installSupport(db: SqlDb, table: TableName): Promise<void> {
     BEGIN
       IF EXISTS (SELECT 1 FROM cw_new_rows WHERE pid IS NULL AND completed_at IS NULL) THEN
         PERFORM pg_notify(${channel}, '');
+        IF TG_OP = 'UPDATE' THEN
+          PERFORM pg_notify(${channel}, ${sql.lit(rescheduleNoticeFor(''))} || wiped.launcher_id)
+          FROM (SELECT DISTINCT launcher_id FROM cw_new_rows
+                WHERE pid IS NULL AND completed_at IS NULL AND launcher_id IS NOT NULL AND lease_expires_at > now()) AS wiped;
+        END IF;
       END IF;
       RETURN NULL;
     END

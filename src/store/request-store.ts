@@ -246,17 +246,56 @@ export class RequestStore {
    * learns which rows are still its own (one that is missing was recovered elsewhere after its
    * lease ran out, while this launcher was frozen or cut off), and those whose cancel was asked
    * for: the launcher kills them, which covers a cancel NOTIFY it missed (reconnecting).
+   *
+   * A row whose pid was cleared by hand while the lease held (a reschedule) is still this
+   * launcher's until it has stopped the try: it is returned in `renewed` and `wiped`, and the
+   * launcher stops its try and writes it RESCHEDULED, which clears the lease (or releases it with
+   * `requestsReleaseWiped`). Its lease is renewed once a quarter of it has gone, so on every
+   * periodic renewal (a third of the lease apart) and it cannot run out under a try being
+   * stopped, but not on the renewal that follows at once: renewing a row without a pid wakes its
+   * launcher through the notify trigger, which renews again, and renewing every time would make
+   * the two call each other in a loop.
+   * Both arms have a partial index (`running_idx`, `wiped_idx`): PostgreSQL ORs two bitmap scans.
    */
-  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[] }> {
-    const { rows } = await sql<{ id: string; cancel: boolean }>`
-      UPDATE ${this.#table} SET lease_expires_at = now() + ${params.leaseMs} * interval '1 millisecond'
-      WHERE launcher_id = ${params.launcherId} AND pid IS NOT NULL AND completed_at IS NULL
-      RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel`.execute(this.#db);
+  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
+    const lease = sql`${params.leaseMs} * interval '1 millisecond'`;
+    const { rows } = await sql<{ id: string; cancel: boolean; wiped: boolean }>`
+      WITH wiped AS (
+        SELECT id FROM ${this.#table}
+        WHERE launcher_id = ${params.launcherId} AND pid IS NULL AND completed_at IS NULL
+          AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+      ),
+      renewed AS (
+        UPDATE ${this.#table} SET lease_expires_at = now() + ${lease}
+        WHERE launcher_id = ${params.launcherId} AND completed_at IS NULL
+          AND (pid IS NOT NULL OR (pid IS NULL AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+                                   AND lease_expires_at < now() + ${lease} * 0.75))
+        RETURNING id, cancel_requested_at IS NOT NULL AS cancel, pid IS NULL AS wiped
+      )
+      SELECT id::text AS id, cancel, false AS wiped FROM renewed WHERE NOT wiped
+      UNION ALL
+      SELECT id::text, false, true FROM wiped`.execute(this.#db);
     const byId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
     return {
       renewed: rows.map((row) => row.id).sort(byId),
       cancelled: rows.filter((row) => row.cancel).map((row) => row.id).sort(byId),
+      wiped: rows.filter((row) => row.wiped).map((row) => row.id).sort(byId),
     };
+  }
+
+  /**
+   * Clears the lease of rows of this launcher whose pid was cleared by hand and for which it has
+   * no try (none left to stop, no outcome to write): the claim may take them at once. No history
+   * row: no try of this launcher's ran for them.
+   */
+  async requestsReleaseWiped(params: { launcherId: string; ids: readonly string[] }): Promise<string[]> {
+    if (params.ids.length === 0) return [];
+    const { rows } = await sql<{ id: string }>`
+      UPDATE ${this.#table} SET lease_expires_at = NULL
+      WHERE id = ANY(${[...params.ids]}::bigint[]) AND launcher_id = ${params.launcherId}
+        AND pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL
+      RETURNING id::text AS id`.execute(this.#db);
+    return rows.map((row) => row.id);
   }
 
   /**
@@ -274,6 +313,22 @@ export class RequestStore {
       WHERE t.pid IS NOT NULL AND t.completed_at IS NULL AND t.lease_expires_at < now()
         AND t.host IS DISTINCT FROM ${params.host}
       FOR UPDATE OF t SKIP LOCKED`, { result: 'CRASHED', refund: false });
+  }
+
+  /**
+   * Gives back rows whose pid was cleared by hand and whose launcher then stopped renewing their
+   * lease before it had stopped the try (it died, or was cut off): RESCHEDULED, the try refunded,
+   * runnable at once; the statement's wake-up tells every launcher. Any host's: a launcher alive
+   * keeps the lease of such a row renewed until it has written it. Reads `wiped_idx` only.
+   */
+  async requestsRecoverWiped(): Promise<string[]> {
+    return this.#endUnreportedTries(sql`
+      SELECT ${lockedTryColumns},
+             'pid cleared by hand; launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
+               || ' stopped renewing its lease before it had stopped the try' AS text
+      FROM ${this.#table} AS t
+      WHERE t.pid IS NULL AND t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL AND t.lease_expires_at < now()
+      FOR UPDATE OF t SKIP LOCKED`, { result: 'RESCHEDULED', refund: true });
   }
 
   /**

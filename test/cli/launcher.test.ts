@@ -152,8 +152,9 @@ describe('node dist/launcher.js', () => {
     expect(await launcher.stop()).toBe(0);
   });
 
-  it('fails to start with exit code 1 and one line when the database is unreachable, leaving nothing behind', async () => {
-    const where = await setup();
+  it('fails to start with exit code 1 and one line when the database is unreachable and startRetry is false, leaving nothing behind', async () => {
+    // By default it waits for the database (test/cli/start-retry.test.ts); false fails at once.
+    const where = await setup(['startRetry: false']);
     const result = await cliProcess(['start', '--database-url', 'postgres://root@127.0.0.1:1/x'], where);
     expect(result.code).toBe(1);
     expect(result.stderr.trimEnd().split('\n').pop()).toMatch(/^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
