@@ -249,7 +249,7 @@ class TaskRunner implements Runner {
           retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
           what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
           attempt: async () => {
-            if (this.#autoMigrate) await migrate(this.#database.db, { tableName: config.table.qualified });
+            if (this.#autoMigrate) migrated = await migrate(this.#database.db, { tableName: config.table.qualified });
             else await this.#store.requestsCountByState();
           },
         });
