@@ -1,8 +1,10 @@
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CreateRunnerOptions } from '../../dist/index.js';
+import { findHierarchies } from '../../dist/pool/cgroup-fs.js';
 import { useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { isAlive, PidTracker, waitForExit } from '../helpers/processes.js';
 import { useTestRunners } from '../helpers/runner.js';
@@ -17,6 +19,9 @@ const t = useTestDatabase();
 const leftovers = new PidTracker();
 // Also after a failed test: an escaped process would outlive the whole run.
 afterEach(() => leftovers.expectAllGone(0));
+
+/** Control group directories of this process's launchers: none once every runner stopped. */
+const launcherDirs = (): string[] => findHierarchies().flatMap((h) => readdirSync(h.own).filter((name) => name.startsWith(`cw-task-runner-${process.pid}-`)));
 
 const pidIn = (text: string): number => Number(/escaped pid=(\d+)/.exec(text)?.[1]);
 
@@ -38,6 +43,7 @@ describe.each(modes)('a process that left the try\'s session, $name', ({ options
     leftovers.add(escaped);
     await waitForExit(escaped, 5_000);
     await runner.stop();
+    expect(launcherDirs()).toEqual([]);
   });
 
   it('ends when the try is stopped by its hard timeout', async () => {
@@ -50,5 +56,6 @@ describe.each(modes)('a process that left the try\'s session, $name', ({ options
     expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'TIMED_OUT' });
     await waitForExit(escaped, 5_000);
     await runner.stop();
+    expect(launcherDirs()).toEqual([]);
   });
 });
