@@ -59,7 +59,7 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
   });
   await checkConfinement(config);
-  const tryGroups = TryGroups.open();
+  const tryGroups = TryGroups.open({ threads: false });
   const pool = new ForkPool({
     tryGroups,
     concurrency: 1,

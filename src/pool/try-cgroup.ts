@@ -116,42 +116,47 @@ export class TryGroups {
   /**
    * Finds a usable hierarchy, removes what dead launchers left in it and makes this launcher's
    * directory. Never throws: where nothing is usable, the manager makes no groups.
-   * `kinds` narrows the choice (tests use it to try each kind).
+   * `kinds` narrows the choice (tests use it to try each kind); `threads: false` when no
+   * thread-mode try will run (no v1 pids directory is made for them).
    */
-  static open(params: { kinds?: readonly CgroupKind[]; logger?: Logger } = {}): TryGroups {
-    const groups = TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids']);
+  static open(params: { kinds?: readonly CgroupKind[]; logger?: Logger; threads?: boolean } = {}): TryGroups {
+    const groups = TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids'], params.threads ?? true);
     groups.#logger = params.logger ?? null;
     return groups;
   }
 
-  static #detect(allowed: readonly CgroupKind[]): TryGroups {
+  static #detect(allowed: readonly CgroupKind[], forThreads: boolean): TryGroups {
     if (process.platform !== 'linux') return new TryGroups(null, null, null, `no control groups on ${process.platform}: tries end by their process group only`);
     const found = findHierarchies().filter((h) => allowed.includes(h.kind));
     const name = `${prefix}${process.pid}-${startTime(process.pid) ?? 0}-${instances++}`;
     const failures: string[] = [];
-    const usable: Hierarchy[] = [];
-    for (const kind of ['cgroup2', 'freezer', 'pids'] as const) {
+    /** This launcher's directory in the hierarchy of `kind`, made now; null when it cannot be. */
+    const make = (kind: CgroupKind): Hierarchy | null => {
       const hierarchy = found.find((h) => h.kind === kind);
-      if (hierarchy === undefined) continue;
+      if (hierarchy === undefined) return null;
       const dir = path.join(hierarchy.own, name);
       try {
         removeAbandoned(hierarchy);
         mkdirSync(dir);
       } catch (error) {
         failures.push(`${kind} at ${hierarchy.own}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-        continue;
+        return null;
       }
       if (kind === 'cgroup2' && !hasCgroupKill(dir)) {
         rmdirSync(dir);
         failures.push(`cgroup2 at ${hierarchy.own}: no cgroup.kill (Linux before 5.14)`);
-        continue;
+        return null;
       }
-      usable.push({ kind, own: dir });
+      return { kind, own: dir };
+    };
+    let main: Hierarchy | null = null;
+    for (const kind of ['cgroup2', 'freezer', 'pids'] as const) {
+      main = make(kind);
+      if (main !== null) break;
     }
-    const main = usable[0] ?? null;
-    // Threads need per-thread membership (v1 pids); else each spawned process is moved in.
-    const threads = usable.find((h) => h.kind === 'pids') ?? (main?.kind === 'cgroup2' ? main : null);
-    for (const extra of usable) if (extra !== main && extra !== threads) removeGroup(extra.own);
+    // Threads need per-thread membership (v1 pids); else, on cgroup2, each spawned process is moved in.
+    let threads: Hierarchy | null = null;
+    if (forThreads && main !== null) threads = main.kind === 'pids' ? main : make('pids') ?? (main.kind === 'cgroup2' ? main : null);
     const why = failures.length > 0 ? ` (not usable: ${failures.join('; ')})` : '';
     if (main === null) {
       const summary = found.length === 0
@@ -159,12 +164,14 @@ export class TryGroups {
         : `no control group could be made${why}: tries end by their process group only; a process that leaves it (setsid) may outlive its try`;
       return new TryGroups(null, null, null, summary);
     }
-    const threadNote = threads === null
-      ? 'thread-mode tries: by process group only'
-      : threads.kind === 'pids'
-        ? `thread-mode tries: a pids group per try at ${threads.own}`
-        : 'thread-mode tries: each process a try spawns is stopped and moved into its group as soon as it started (what it forks in its first microseconds, and what a synchronous spawn starts, may escape)';
-    return new TryGroups(main, threads, main.own, `every process a try starts runs in a ${main.kind} group of its own at ${main.own}, ended with the try; ${threadNote}${why}`);
+    const threadNote = !forThreads
+      ? ''
+      : threads === null
+        ? '; thread-mode tries: by process group only'
+        : threads.kind === 'pids'
+          ? `; thread-mode tries: a pids group per try that starts a process, at ${threads.own}`
+          : '; thread-mode tries: each process a try spawns is stopped and moved into its group as soon as it started (what it forks in its first microseconds, and what a synchronous spawn starts, may escape)';
+    return new TryGroups(main, threads, main.own, `every process a try starts runs in a ${main.kind} group of its own at ${main.own}, ended with the try${threadNote}${why}`);
   }
 
   /** The kind of the hierarchy used for child processes; null: none (no groups are made). */
