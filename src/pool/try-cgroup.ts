@@ -4,7 +4,7 @@
  * for how a group is emptied.
  *
  * At start a launcher (or `runTaskOnce`) makes a directory of its own beside its own group,
- * named `cw-task-runner-<pid>-<start time>-<n>`, in the first usable hierarchy: cgroup2 with
+ * named `cw-task-runner-<pid namespace>-<pid>-<start time>-<n>`, in the first usable hierarchy: cgroup2 with
  * `cgroup.kill`, else v1 `freezer`, else v1 `pids`. Usable means this process may make a group
  * there (root, or a delegated subtree). It first removes the directories that launchers which
  * died left behind (their pid is gone or names another process), ending what is in them.
@@ -19,7 +19,7 @@
  * Where no hierarchy is usable, {@link TryGroups.open} returns a manager whose groups are null
  * and says why in `summary`: tries then rely on the process-group kill alone.
  */
-import { mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { endGroup, findHierarchies, groupProcesses, hasCgroupKill, killPass, moveProcess, removeGroup, type CgroupKind, type Hierarchy } from './cgroup-fs.js';
@@ -39,6 +39,18 @@ export interface ThreadGroupsData {
 
 /** The group of thread-mode try `slot`/`ticket` under `dir`. */
 export const threadGroupDir = (dir: string, slot: number, ticket: number): string => path.join(dir, `thread-${slot}-${ticket}`);
+
+/**
+ * This process's pid namespace (its inode number), part of a launcher directory's name: launchers
+ * in other containers may share the hierarchy, and their pids mean nothing here.
+ */
+function pidNamespace(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+  } catch {
+    return '0';
+  }
+}
 
 function startTime(pid: number): string | null {
   try {
@@ -128,7 +140,7 @@ export class TryGroups {
   static #detect(allowed: readonly CgroupKind[], forThreads: boolean): TryGroups {
     if (process.platform !== 'linux') return new TryGroups(null, null, null, `no control groups on ${process.platform}: tries end by their process group only`);
     const found = findHierarchies().filter((h) => allowed.includes(h.kind));
-    const name = `${prefix}${process.pid}-${startTime(process.pid) ?? 0}-${instances++}`;
+    const name = `${prefix}${pidNamespace()}-${process.pid}-${startTime(process.pid) ?? 0}-${instances++}`;
     const failures: string[] = [];
     /** This launcher's directory in the hierarchy of `kind`, made now; null when it cannot be. */
     const make = (kind: CgroupKind): Hierarchy | null => {
@@ -256,13 +268,15 @@ function subgroups(dir: string): string[] {
 }
 
 /**
- * Removes the directories of launchers that are gone (their pid is not alive, or is another
- * process now), ending what they left in them. A live launcher's directory is left alone.
+ * Removes the directories of launchers of this pid namespace that are gone (their pid is not
+ * alive, or is another process now), ending what they left in them. A live launcher's directory,
+ * and one from another namespace (another container), is left alone.
  */
 function removeAbandoned(hierarchy: Hierarchy): void {
+  const namespace = pidNamespace();
   for (const name of subgroups(hierarchy.own)) {
-    const match = /^cw-task-runner-(\d+)-(\d+)-\d+$/.exec(name);
-    if (match === null || startTime(Number(match[1])) === match[2]) continue;
+    const match = /^cw-task-runner-(\d+)-(\d+)-(\d+)-\d+$/.exec(name);
+    if (match === null || match[1] !== namespace || startTime(Number(match[2])) === match[3]) continue;
     const dir = path.join(hierarchy.own, name);
     for (const group of subgroups(dir)) {
       killPass(hierarchy.kind, path.join(dir, group));

@@ -21,7 +21,7 @@ const leftovers = new PidTracker();
 afterEach(() => leftovers.expectAllGone(0));
 
 /** Control group directories of this process's launchers: none once every runner stopped. */
-const launcherDirs = (): string[] => findHierarchies().flatMap((h) => readdirSync(h.own).filter((name) => name.startsWith(`cw-task-runner-${process.pid}-`)));
+const launcherDirs = (): string[] => findHierarchies().flatMap((h) => readdirSync(h.own).filter((name) => new RegExp(`^cw-task-runner-\\d+-${process.pid}-`).test(name)));
 
 const pidIn = (text: string): number => Number(/escaped pid=(\d+)/.exec(text)?.[1]);
 

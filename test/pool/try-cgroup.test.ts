@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,7 +41,7 @@ function open(kinds: CgroupKind[]): TryGroups {
 /** This process's launcher directories in the hierarchy of `kind`. */
 function ownDirs(kind: CgroupKind): string[] {
   const own = findHierarchies().find((h) => h.kind === kind)!.own;
-  return readdirSync(own).filter((name) => name.startsWith(`cw-task-runner-${process.pid}-`));
+  return readdirSync(own).filter((name) => new RegExp(`^cw-task-runner-\\d+-${process.pid}-`).test(name));
 }
 
 describe.each(['cgroup2', 'freezer', 'pids'] as const)('children in %s groups', (kind) => {
@@ -124,7 +124,11 @@ describe('what a dead launcher left', () => {
     const own = findHierarchies().find((h) => h.kind === 'cgroup2')!.own;
     // A pid that cannot be alive: above the kernel's limit.
     const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
-    const dead = path.join(own, `cw-task-runner-${max + 1}-12345-0`);
+    const namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1];
+    const dead = path.join(own, `cw-task-runner-${namespace}-${max + 1}-12345-0`);
+    // Another pid namespace's launcher (another container) is not this one's to judge.
+    const foreign = path.join(own, `cw-task-runner-1-${max + 1}-12345-0`);
+    mkdirSync(foreign);
     mkdirSync(path.join(dead, 'try-0'), { recursive: true });
     const inner = 'sleep 300 </dev/null >/dev/null 2>&1 & echo $!';
     const out = spawnSync('sh', ['-c', `echo $$ > ${path.join(dead, 'try-0', 'cgroup.procs')} && setsid sh -c '${inner}'; true`], { encoding: 'utf8' });
@@ -134,6 +138,8 @@ describe('what a dead launcher left', () => {
     open(['cgroup2']);
     await waitForExit(pid, 5_000);
     await waitFor(() => !existsSync(dead), { timeoutMs: 5_000, what: 'the dead launcher\'s directory to go' });
+    expect(existsSync(foreign)).toBe(true);
+    rmdirSync(foreign);
   });
 });
 
