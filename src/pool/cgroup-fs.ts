@@ -207,6 +207,27 @@ export function endGroup(kind: CgroupKind, dir: string): Promise<boolean> {
   });
 }
 
+/**
+ * v1: moves every thread of this process found in the group at `dir` to the group at `home`
+ * (the thread that entered it, and any thread started from it meanwhile: libuv's pool, a Worker).
+ */
+export function moveOwnThreads(dir: string, home: string): void {
+  let tids: string[];
+  try {
+    tids = readFileSync(path.join(dir, 'tasks'), 'latin1').split('\n').filter((tid) => tid !== '');
+  } catch {
+    return; // gone
+  }
+  for (const tid of tids) {
+    if (!existsSync(`/proc/self/task/${tid}`)) continue;
+    try {
+      writeFileSync(path.join(home, 'tasks'), tid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
 /** Whether the kernel offers `cgroup.kill` in a cgroup2 group (Linux 5.14 and later). */
 export function hasCgroupKill(dir: string): boolean {
   return existsSync(path.join(dir, 'cgroup.kill'));

@@ -105,13 +105,14 @@ export class ChildHandle {
       this.#markReady = resolve;
     });
     // No try before the child is in its group (the move runs while Node starts, see try-cgroup.ts).
-    const placed = child.pid === undefined || params.tryGroups == null ? null : params.tryGroups.place(child.pid);
+    const groups = params.tryGroups ?? null;
+    const placed = child.pid === undefined || groups === null || groups.kind === null ? null : groups.place(child.pid);
     this.#ready = placed === null ? runtimeReady : Promise.all([runtimeReady, placed]).then(([ready, group]) => {
       this.#group = group;
       return ready;
     });
     // Whatever the child's tries left in its group ends with it.
-    if (placed !== null) void Promise.all([this.#exited, placed]).then(() => this.#group?.close());
+    if (placed !== null) void Promise.all([this.#exited, placed]).then(([, group]) => group?.close());
     void this.#exited.then(() => this.#markReady(false));
     this.identity = new Promise((resolve) => {
       child.once('spawn', () => resolve(readProcessIdentity(child.pid!)));

@@ -22,7 +22,9 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../shared/logger.js';
-import { endGroup, findHierarchies, groupProcesses, hasCgroupKill, killPass, moveProcess, removeGroup, type CgroupKind, type Hierarchy } from './cgroup-fs.js';
+import {
+  endGroup, findHierarchies, groupProcesses, hasCgroupKill, killPass, moveOwnThreads, moveProcess, removeGroup, type CgroupKind, type Hierarchy,
+} from './cgroup-fs.js';
 
 const prefix = 'cw-task-runner-';
 
@@ -242,8 +244,12 @@ export class TryGroups {
 
   /** Ends the group of thread-mode try `slot`/`ticket`, if its thread could not (it was ended). */
   endThreadTry(slot: number, ticket: number): void {
-    const threads = this.#threads;
-    if (threads !== null) this.end(threadGroupDir(threads.own, slot, ticket), threads.kind);
+    const data = this.threadData;
+    if (data === null) return;
+    const dir = threadGroupDir(data.dir, slot, ticket);
+    // A launcher thread the try's thread started while in the group (libuv's pool) goes home first.
+    if (data.how === 'thread') moveOwnThreads(dir, data.home);
+    this.end(dir, data.kind);
   }
 
   /** Ends every group still here and removes this launcher's directories. Idempotent. */
@@ -252,7 +258,12 @@ export class TryGroups {
     this.#closed = true;
     for (const hierarchy of new Set([this.#hierarchy, this.#threads])) {
       if (hierarchy === null) continue;
-      for (const name of subgroups(hierarchy.own)) this.end(path.join(hierarchy.own, name), hierarchy.kind);
+      for (const name of subgroups(hierarchy.own)) {
+        const dir = path.join(hierarchy.own, name);
+        // v1: a group may still hold a launcher thread (one the pool did not see end).
+        if (hierarchy.kind !== 'cgroup2') moveOwnThreads(dir, path.dirname(hierarchy.own));
+        this.end(dir, hierarchy.kind);
+      }
     }
     await Promise.all(this.#pending);
     for (const hierarchy of new Set([this.#hierarchy, this.#threads])) if (hierarchy !== null) removeGroup(hierarchy.own);

@@ -15,9 +15,9 @@
  * Moving a thread blocks it while the kernel waits for an RCU grace period (10-40 ms measured,
  * when no move came just before); only this worker thread waits, not the launcher's.
  */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { endGroup } from '../cgroup-fs.js';
+import { endGroup, moveOwnThreads } from '../cgroup-fs.js';
 import { threadGroupDir, type ThreadGroupsData } from '../try-cgroup.js';
 
 /** This thread's kernel id, from /proc/thread-self (`<pid>/task/<tid>`). */
@@ -95,23 +95,7 @@ export class ThreadTryGroups {
     this.#slot = -1;
     this.#dir = null;
     if (dir === null || dir === '') return;
-    if (this.#data.how === 'thread') {
-      let tids: string[] = [];
-      try {
-        tids = readFileSync(path.join(dir, 'tasks'), 'latin1').split('\n').filter((tid) => tid !== '');
-      } catch {
-        // gone
-      }
-      // This thread, and any thread the process started from it meanwhile (libuv's pool, a Worker).
-      for (const tid of tids) {
-        if (!existsSync(`/proc/self/task/${tid}`)) continue;
-        try {
-          writeFileSync(path.join(this.#data.home, 'tasks'), tid);
-        } catch {
-          // exited meanwhile
-        }
-      }
-    }
+    if (this.#data.how === 'thread') moveOwnThreads(dir, this.#data.home);
     void endGroup(this.#data.kind, dir);
   }
 }
