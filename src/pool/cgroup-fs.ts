@@ -20,7 +20,7 @@
  * launcher. Every file is read and written synchronously: each is a few microseconds of kernel
  * work, except moving a process (see moveProcess).
  */
-import { closeSync, existsSync, openSync, readFileSync, rmdirSync, write as writeAsync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmdirSync, write as writeAsync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export type CgroupKind = 'cgroup2' | 'freezer' | 'pids';
@@ -94,13 +94,32 @@ export function findHierarchies(): Hierarchy[] {
   return found;
 }
 
-/** Pids listed in a group's `cgroup.procs` (a v1 group that holds one thread of a process lists that process). */
+const procsBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Pids listed in a group's `cgroup.procs` (a v1 group that holds one thread of a process lists
+ * that process). Read into one buffer, without the stat and the second read of `readFileSync`
+ * (a reused child's group is read after every try).
+ */
 export function groupProcesses(dir: string): number[] {
-  let text: string;
+  let text = '';
+  let fd: number;
   try {
-    text = readFileSync(path.join(dir, 'cgroup.procs'), 'latin1');
+    fd = openSync(path.join(dir, 'cgroup.procs'), 'r');
   } catch {
     return [];
+  }
+  try {
+    // The kernel hands a small file over in one read; a large one (thousands of processes) in several.
+    for (;;) {
+      const length = readSync(fd, procsBuffer, 0, procsBuffer.length, null);
+      if (length === 0) break;
+      text += procsBuffer.toString('latin1', 0, length);
+    }
+  } catch {
+    // gone meanwhile: what was read stands
+  } finally {
+    closeSync(fd);
   }
   const pids: number[] = [];
   for (const line of text.split('\n')) if (line !== '') pids.push(Number(line));
