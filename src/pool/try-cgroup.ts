@@ -4,17 +4,19 @@
  * for how a group is emptied.
  *
  * At start a launcher (or `runTaskOnce`) makes a directory of its own beside its own group,
- * named `cw-task-runner-<pid namespace>-<pid>-<start time>-<n>`, in the first usable hierarchy: cgroup2 with
- * `cgroup.kill`, else v1 `freezer`, else v1 `pids`. Usable means this process may make a group
- * there (root, or a delegated subtree). It first removes the directories that launchers which
- * died left behind (their pid is gone or names another process), ending what is in them.
+ * named `cw-task-runner-<pid namespace>-<pid>-<start time>-<n>`, in the first usable hierarchy:
+ * cgroup2 with `cgroup.kill`, else v1 `freezer`, else v1 `pids`. Usable means this process may
+ * make a group there (root, or a delegated subtree). It first removes the directories that
+ * launchers which died left behind (their pid is gone or names another process), ending what is
+ * in them.
  *
  * - A child process is moved into a group of its own right after it is spawned, while Node is
  *   still starting and before any task code loads; it is emptied and removed when the child
  *   exits, however its try ended.
  * - A reused child moves to a new group at the end of each try that left a process behind, and
  *   its old group is emptied (a group cannot be emptied of all but one process at once).
- * - Thread-mode tries get a group each through {@link threadGroups} (runtime/thread-cgroup.ts).
+ * - A thread-mode try that starts a process gets a group of its own (`threadData`, used by
+ *   runtime/thread-cgroup.ts in the worker thread).
  *
  * Where no hierarchy is usable, {@link TryGroups.open} returns a manager whose groups are null
  * and says why in `summary`: tries then rely on the process-group kill alone.
@@ -23,7 +25,7 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'n
 import path from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import {
-  endGroup, findHierarchies, groupProcesses, hasCgroupKill, killPass, moveOwnThreads, moveProcess, removeGroup, type CgroupKind, type Hierarchy,
+  endGroup, findHierarchies, groupProcesses, hasCgroupKill, moveOwnThreads, moveProcess, removeGroup, type CgroupKind, type Hierarchy,
 } from './cgroup-fs.js';
 
 const prefix = 'cw-task-runner-';
@@ -71,10 +73,10 @@ export class TryGroup {
   readonly #pid: number;
   #dir: string;
 
-  constructor(groups: TryGroups, dir: string, pid: number) {
-    this.#groups = groups;
-    this.#dir = dir;
-    this.#pid = pid;
+  constructor(params: { groups: TryGroups; dir: string; pid: number }) {
+    this.#groups = params.groups;
+    this.#dir = params.dir;
+    this.#pid = params.pid;
   }
 
   get dir(): string {
@@ -108,23 +110,29 @@ export class TryGroup {
   }
 }
 
+interface TryGroupsParams {
+  /** Where children's groups are made; null: nowhere (no usable hierarchy). */
+  hierarchy: Hierarchy | null;
+  /** Where thread-mode tries' groups are made; null: none. */
+  threads: Hierarchy | null;
+  summary: string;
+  logger: Logger | null;
+}
+
 export class TryGroups {
-  readonly #hierarchy: Hierarchy | null;
-  readonly #threads: Hierarchy | null;
-  readonly #dir: string | null;
+  readonly #p: TryGroupsParams;
   readonly #pending = new Set<Promise<boolean>>();
   #next = 0;
   #closed = false;
   #placeFailed = false;
-  #logger: Logger | null = null;
-  /** What holds here, in one sentence, for the start log. */
-  readonly summary: string;
 
-  private constructor(hierarchy: Hierarchy | null, threads: Hierarchy | null, dir: string | null, summary: string) {
-    this.#hierarchy = hierarchy;
-    this.#threads = threads;
-    this.#dir = dir;
-    this.summary = summary;
+  private constructor(params: TryGroupsParams) {
+    this.#p = params;
+  }
+
+  /** What holds here, in one sentence, for the start log. */
+  get summary(): string {
+    return this.#p.summary;
   }
 
   /**
@@ -134,13 +142,11 @@ export class TryGroups {
    * thread-mode try will run (no v1 pids directory is made for them).
    */
   static open(params: { kinds?: readonly CgroupKind[]; logger?: Logger; threads?: boolean } = {}): TryGroups {
-    const groups = TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids'], params.threads ?? true);
-    groups.#logger = params.logger ?? null;
-    return groups;
+    return new TryGroups({ ...TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids'], params.threads ?? true), logger: params.logger ?? null });
   }
 
-  static #detect(allowed: readonly CgroupKind[], forThreads: boolean): TryGroups {
-    if (process.platform !== 'linux') return new TryGroups(null, null, null, `no control groups on ${process.platform}: tries end by their process group only`);
+  static #detect(allowed: readonly CgroupKind[], forThreads: boolean): Omit<TryGroupsParams, 'logger'> {
+    if (process.platform !== 'linux') return { hierarchy: null, threads: null, summary: `no control groups on ${process.platform}: tries end by their process group only` };
     const found = findHierarchies().filter((h) => allowed.includes(h.kind));
     const name = `${prefix}${pidNamespace()}-${process.pid}-${startTime(process.pid) ?? 0}-${instances++}`;
     const failures: string[] = [];
@@ -176,7 +182,7 @@ export class TryGroups {
       const summary = found.length === 0
         ? 'no usable control group hierarchy (none of cgroup2, freezer, pids is mounted): tries end by their process group only; a process that leaves it (setsid) may outlive its try'
         : `no control group could be made${why}: tries end by their process group only; a process that leaves it (setsid) may outlive its try`;
-      return new TryGroups(null, null, null, summary);
+      return { hierarchy: null, threads: null, summary };
     }
     const threadNote = !forThreads
       ? ''
@@ -185,25 +191,30 @@ export class TryGroups {
         : threads.kind === 'pids'
           ? `; thread-mode tries: a pids group per try that starts a process, at ${threads.own}`
           : '; thread-mode tries: each process a try spawns is stopped and moved into its group as soon as it started (what it forks in its first microseconds, and what a synchronous spawn starts, may escape)';
-    return new TryGroups(main, threads, main.own, `every process a try starts runs in a ${main.kind} group of its own at ${main.own}, ended with the try${threadNote}${why}`);
+    return {
+      hierarchy: main,
+      threads,
+      summary: `every process a try starts runs in a ${main.kind} group of its own at ${main.own}, ended with the try${threadNote}${why}`,
+    };
   }
 
   /** The kind of the hierarchy used for child processes; null: none (no groups are made). */
   get kind(): CgroupKind | null {
-    return this.#hierarchy?.kind ?? null;
+    return this.#p.hierarchy?.kind ?? null;
   }
 
   /** For worker threads; null where thread-mode tries get no group. */
   get threadData(): ThreadGroupsData | null {
-    const threads = this.#threads;
+    const threads = this.#p.threads;
     if (threads === null || this.#closed) return null;
     return { kind: threads.kind, dir: threads.own, how: threads.kind === 'cgroup2' ? 'adopt' : 'thread', home: path.dirname(threads.own) };
   }
 
   /** A new, empty group under this launcher's directory; null when groups are not made (or on failure). */
   newGroupDir(): string | null {
-    if (this.#dir === null || this.#closed) return null;
-    const dir = path.join(this.#dir, `try-${this.#next++}`);
+    const root = this.#p.hierarchy?.own;
+    if (root === undefined || this.#closed) return null;
+    const dir = path.join(root, `try-${this.#next++}`);
     try {
       mkdirSync(dir);
       return dir;
@@ -225,17 +236,17 @@ export class TryGroups {
       removeGroup(dir);
       if (!this.#placeFailed) {
         this.#placeFailed = true;
-        this.#logger?.warn('a child could not be moved into a control group: its try ends by its process group only (said once)', {
+        this.#p.logger?.warn('a child could not be moved into a control group: its try ends by its process group only (said once)', {
           pid, group: dir, error: (error as NodeJS.ErrnoException).code ?? String(error),
         });
       }
       return null;
     }
-    return new TryGroup(this, dir, pid);
+    return new TryGroup({ groups: this, dir, pid });
   }
 
   /** Ends what is in the group at `dir` and removes it (now, or soon: see endGroup). */
-  end(dir: string, kind: CgroupKind | undefined = this.#hierarchy?.kind): void {
+  end(dir: string, kind: CgroupKind | undefined = this.#p.hierarchy?.kind): void {
     if (kind === undefined) return;
     const ending = endGroup(kind, dir);
     this.#pending.add(ending);
@@ -256,7 +267,7 @@ export class TryGroups {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const hierarchy of new Set([this.#hierarchy, this.#threads])) {
+    for (const hierarchy of new Set([this.#p.hierarchy, this.#p.threads])) {
       if (hierarchy === null) continue;
       for (const name of subgroups(hierarchy.own)) {
         const dir = path.join(hierarchy.own, name);
@@ -266,7 +277,7 @@ export class TryGroups {
       }
     }
     await Promise.all(this.#pending);
-    for (const hierarchy of new Set([this.#hierarchy, this.#threads])) if (hierarchy !== null) removeGroup(hierarchy.own);
+    for (const hierarchy of new Set([this.#p.hierarchy, this.#p.threads])) if (hierarchy !== null) removeGroup(hierarchy.own);
   }
 }
 
@@ -289,11 +300,9 @@ function removeAbandoned(hierarchy: Hierarchy): void {
     const match = /^cw-task-runner-(\d+)-(\d+)-(\d+)-\d+$/.exec(name);
     if (match === null || match[1] !== namespace || startTime(Number(match[2])) === match[3]) continue;
     const dir = path.join(hierarchy.own, name);
-    for (const group of subgroups(dir)) {
-      killPass(hierarchy.kind, path.join(dir, group));
-      void endGroup(hierarchy.kind, path.join(dir, group)).then(() => removeGroup(dir));
-    }
-    killPass(hierarchy.kind, dir);
-    removeGroup(dir);
+    // Each group's first pass kills now; the directory goes once its groups have.
+    const groups = subgroups(dir).map((group) => endGroup(hierarchy.kind, path.join(dir, group)));
+    if (groups.length === 0) removeGroup(dir);
+    else void Promise.all(groups).then(() => removeGroup(dir));
   }
 }
