@@ -46,6 +46,18 @@ describe.each(modes)('a process that left the try\'s session, $name', ({ options
     expect(launcherDirs()).toEqual([]);
   });
 
+  it('ends when the try CRASHED', async () => {
+    const runner = await runners.start(t, options);
+    const pidFile = path.join(await mkdtemp(path.join(tmpdir(), 'cwtr-escapee-')), 'pid');
+    const id = await runner.schedule('Escapee', { exit: true, pidFile }, { tryLimit: 1 });
+    expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'CRASHED' });
+    const escaped = Number(await readFile(pidFile, 'utf8'));
+    leftovers.add(escaped);
+    await waitForExit(escaped, 5_000);
+    await runner.stop();
+    expect(launcherDirs()).toEqual([]);
+  });
+
   it('ends when the try is stopped by its hard timeout', async () => {
     const runner = await runners.start(t, options);
     const pidFile = path.join(await mkdtemp(path.join(tmpdir(), 'cwtr-escapee-')), 'pid');
