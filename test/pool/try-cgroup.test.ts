@@ -29,7 +29,18 @@ afterEach(async () => {
   await escaped.expectAllGone(0);
 });
 
-const available = new Set(findHierarchies().map((h) => h.kind));
+/** Kinds this process may make groups in (mounted, and writable: root or a delegated subtree). */
+const available = new Set(findHierarchies().filter((h) => {
+  const probe = path.join(h.own, `cw-task-runner-probe-${process.pid}`);
+  try {
+    mkdirSync(probe);
+  } catch {
+    return false;
+  }
+  const usable = h.kind !== 'cgroup2' || existsSync(path.join(probe, 'cgroup.kill'));
+  rmdirSync(probe);
+  return usable;
+}).map((h) => h.kind));
 const pidIn = (text: string): number => Number(/escaped pid=(\d+)/.exec(text)?.[1]);
 
 function open(kinds: CgroupKind[]): TryGroups {
