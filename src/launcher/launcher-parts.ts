@@ -5,6 +5,7 @@ import { TaskRunnerError } from '../errors.js';
 import { runtimePaths, spawnPlan, unreadableBy } from '../pool/confined-spawn.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
+import { TryGroups } from '../pool/try-cgroup.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
 import { rescheduleNoticeFor } from '../store/migrations.js';
@@ -46,6 +47,8 @@ export class LauncherParts {
   readonly policy: ClaimPolicy;
   readonly processPool: ForkPool;
   readonly traits: TaskTraitsReader;
+  /** A control group per try, where the system allows it; closed last at stop. */
+  readonly tryGroups: TryGroups;
   readonly #p: LauncherPartsParams;
   #listener: NotifyListener | null = null;
 
@@ -54,7 +57,9 @@ export class LauncherParts {
     const { config, store, events, launcherId, launcherIdentity, report } = params;
     const confined = !isUnconfined(config.childConfinement);
     const readable = [...runtimePaths(), config.tasksDir];
+    this.tryGroups = TryGroups.open({ logger: config.logger });
     this.processPool = new ForkPool({
+      tryGroups: this.tryGroups,
       concurrency: config.concurrency,
       spareChildren: config.spareChildren,
       maxTasksPerChild: config.maxTasksPerChild,
@@ -94,6 +99,7 @@ export class LauncherParts {
         launcherPid: process.pid,
         launcherIdentity,
         logger: config.logger,
+        tryGroups: this.tryGroups,
       }),
       traits: this.traits,
       registry: params.registry,
@@ -142,6 +148,9 @@ export class LauncherParts {
   /** Listens, warms the pool and starts claiming (after the start-up probe). */
   async start(): Promise<void> {
     const { config, database } = this.#p;
+    // What holds for a try's processes here, said once.
+    if (this.tryGroups.kind === null && process.platform === 'linux') config.logger.warn(`control groups: ${this.tryGroups.summary}`);
+    else config.logger.info(`control groups: ${this.tryGroups.summary}`);
     const listenSource = config.listenDb ?? database.connectionString ?? database.pool;
     if (listenSource !== null) {
       const notice = rescheduleNoticeFor(this.#p.launcherId);
@@ -192,6 +201,7 @@ export class LauncherParts {
     }
     this.loop.close();
     await this.traits.close();
+    await this.tryGroups.close();
     return interrupted;
   }
 }

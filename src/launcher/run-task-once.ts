@@ -4,6 +4,7 @@ import { defaults, resolveRunnerConfig, type RunnerOptions } from '../config/run
 import { runtimePaths } from '../pool/confined-spawn.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
+import { TryGroups } from '../pool/try-cgroup.js';
 import { silentLogger } from '../shared/logger.js';
 import { stringifyOptions } from '../tasks/options.js';
 import { TaskRegistry } from '../tasks/registry.js';
@@ -104,7 +105,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
   });
   await checkConfinement(config);
+  const tryGroups = TryGroups.open({ threads: false });
   const pool = new ForkPool({
+    tryGroups,
     concurrency: 1,
     spareChildren: 0,
     maxTasksPerChild: 1,
@@ -140,5 +143,6 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   } finally {
     if (timer !== null) clearTimeout(timer);
     await pool.close();
+    await tryGroups.close();
   }
 }

@@ -5,6 +5,7 @@ import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport,
 import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
 import { childRuntimeEntry } from './runtime-entry.js';
+import type { TryGroups } from './try-cgroup.js';
 import { settleAll } from '../shared/settle-all.js';
 
 export interface ForkPoolParams {
@@ -35,6 +36,8 @@ export interface ForkPoolParams {
   readable?: readonly string[];
   /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
+  /** Control groups for the children (each in one of its own); null or omitted: none. */
+  tryGroups?: TryGroups | null;
 }
 
 const defaultMaxResultBytes = 1024 * 1024;
@@ -317,6 +320,7 @@ export class ForkPool implements TaskPool {
 
   #spawn(confinement: ChildConfinement | null): ChildHandle {
     const child = ChildHandle.spawn({
+      tryGroups: this.#p.tryGroups ?? null,
       confinement,
       readable: this.#p.readable ?? [],
       entry: this.#entry,
