@@ -193,7 +193,7 @@ WITH o AS (
 done AS (
   UPDATE ${t} AS t
   SET ${settle},
-      started_at = COALESCE(statement_timestamp() - o.started_ago_ms * interval '1 millisecond', t.started_at)
+      started_at = COALESCE(now() - o.started_ago_ms * interval '1 millisecond', t.started_at)
   FROM o
   WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text
     AND (t.pid IS NOT NULL OR (t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL))
@@ -213,7 +213,7 @@ s AS (
 started AS (
   UPDATE ${t} AS t
   SET pid = s.pid, process_identity = s.identity, thread_id = s.thread_id,
-      started_at = statement_timestamp() - s.started_ago_ms * interval '1 millisecond'
+      started_at = now() - s.started_ago_ms * interval '1 millisecond'
   FROM s
   WHERE t.id = s.id AND t.tries = s.tries AND t.launcher_id = $1 AND t.pid IS NOT NULL AND t.completed_at IS NULL
   RETURNING t.id
@@ -256,8 +256,10 @@ export function claimValues(launcherId: string, c: ClaimOrder): unknown[] {
 /**
  * How long ago a try started, by the launcher's monotonic clock (`startedAtMs` and now both come
  * from `performance.timeOrigin + performance.now()`, so the launcher's wall clock cancels out).
- * The statement subtracts it from its own start (`statement_timestamp()`, which is also the
- * `now()` that `completed_at` gets), so a start is stored by the database's clock, as every other
+ * The statement subtracts it from `now()`, the same time `completed_at` and the attempt's
+ * `ended_at` get (not `statement_timestamp()`: under the extended protocol that is taken at the
+ * Execute message, after the Bind that plans this statement, so it ran up to a millisecond past
+ * `now()` and a short try read as ending before it started), so a start is stored by the database's clock, as every other
  * time is: a launcher whose wall clock ran 10 minutes ahead wrote every try as started 600 s
  * after it completed. Sent when the statement is built, so a wait for a connection only makes
  * the start look later, never after the end.
