@@ -8,7 +8,13 @@
 // when a try's options need it, is bundled into a file of its own beside it,
 // dist/pool/runtime/yaml.cjs: loading the package costs a child about 45 ms of CPU, the one file
 // about 12 ms.
+// Beside the bundle goes child-runtime.inputs.json: a hash of every module it was made from. The
+// launcher runs the bundle only while those modules still hash the same (src/pool/runtime-entry.ts),
+// so a `tsc` run without this step cannot leave children on stale code; file times would not do,
+// since an installer writes the package's files in an order of its own.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +56,7 @@ const commonJsBuiltins = {
   },
 };
 
-await build({
+const runtime = await build({
   entryPoints: [path.join(runtimeDir, 'child-entry.js')],
   outfile: path.join(runtimeDir, 'child-runtime.cjs'),
   bundle: true,
@@ -68,5 +74,17 @@ await build({
     CW_TASK_RUNNER_YAML_BUNDLE: JSON.stringify('./yaml.cjs'),
   },
   sourcemap: 'linked',
+  metafile: true,
+  absWorkingDir: root,
   logLevel: 'warning',
 });
+
+// The modules the bundle holds, by path relative to the bundle's folder (the plugin's stand-in for
+// builtins.js lives in a namespace of its own and is no file).
+const inputs = {};
+for (const input of Object.keys(runtime.metafile.inputs).sort()) {
+  if (input.includes(':')) continue;
+  const file = path.join(root, input);
+  inputs[path.relative(runtimeDir, file).split(path.sep).join('/')] = createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+writeFileSync(path.join(runtimeDir, 'child-runtime.inputs.json'), `${JSON.stringify({ bundle: 'child-runtime.cjs', inputs }, null, 2)}\n`);

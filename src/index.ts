@@ -12,7 +12,7 @@ export { listRecurring, pruneTable, type RecurringListing } from './launcher/lif
 export type { PruneResult } from './store/prune-requests.js';
 export type { RecurringEntryOptions } from './config/recurring-config.js';
 export type { EndedResult, RetentionOptions } from './config/retention-config.js';
-export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult } from './launcher/run-task-once.js';
+export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult, type TaskOutputLine } from './launcher/run-task-once.js';
 
 export { Task, type ScheduleParams, type TaskRequestInfo, type RequestEnqueuer } from './tasks/task.js';
 export { parseOptions, stringifyOptions } from './tasks/options.js';
@@ -25,6 +25,7 @@ export {
   type ExtraColumns,
   type MigrateResult,
 } from './store/migrations.js';
+export type { TableOrigin } from './store/table-adoption.js';
 export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
 export type { StatusCounts } from './store/request-store.js';
 export type { AttemptOutcome, AttemptRecord, CancelResult, RequestAttempt } from './store/request-store.js';
@@ -37,6 +38,7 @@ export {
   resolveRunnerConfig,
   type DatabaseInput,
   type RetryBackoffOptions,
+  type StartRetryOptions,
   type RunnerConfig,
   type RunnerOptions,
 } from './config/runner-config.js';

@@ -8,7 +8,7 @@ const csrf = document.querySelector('meta[name="cw-csrf"]').getAttribute('conten
 const view = document.getElementById('view');
 const live = document.getElementById('live');
 const notice = document.getElementById('notice');
-const states = ['waiting', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'];
+const states = ['waiting', 'held', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'];
 let readOnly = true;
 let timer = null;
 let generation = 0;
@@ -58,6 +58,11 @@ function age(iso, now) {
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.floor((ms % 60_000) / 1000)} s`;
   if (ms < 86_400_000) return `${Math.floor(ms / 3_600_000)} h ${Math.floor((ms % 3_600_000) / 60_000)} min`;
   return `${Math.floor(ms / 86_400_000)} d`;
+}
+
+// A table made by Rails allows a NULL task_class_name: such a row ends FAILED, no task to run.
+function taskName(name) {
+  return name === null ? '(no task)' : name;
 }
 
 function stateBadge(state) {
@@ -137,24 +142,25 @@ async function overview(mine) {
   document.getElementById('table-name').textContent = data.table;
   const now = new Date(data.now).getTime();
   const c = data.counts;
-  const cards = [['waiting', c.waiting], ['delayed', c.delayed], ['running', c.running], ['finished', c.finished],
+  const cards = [['waiting', c.waiting], ['delayed', c.delayed], ['running', c.running], ['held', c.held], ['finished', c.finished],
     ['given up', c.givenUp], ['cancelled', c.cancelled], ['parked', c.parked]]
     .map(([k, n]) => el('div', { class: 'card', 'data-count': k }, el('div', { class: 'n' }, n), el('div', { class: 'k' }, k)));
   const oldest = data.open.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting: ${age(new Date(now - data.open.oldestWaitingMs).toISOString(), now)}`;
   const depth = data.open.depth.map((d) => el('tr', {},
-    el('td', {}, d.queue), el('td', {}, d.taskClassName), el('td', { class: 'num' }, d.waiting), el('td', { class: 'num' }, d.delayed),
-    el('td', { class: 'num' }, d.running)));
+    el('td', {}, d.queue), el('td', {}, taskName(d.taskClassName)), el('td', { class: 'num' }, d.waiting), el('td', { class: 'num' }, d.delayed),
+    el('td', { class: 'num' }, d.running), el('td', { class: 'num' }, d.held)));
   const launchers = data.launchers.map((l) => el('tr', {},
-    el('td', {}, l.host), el('td', { class: 'num' }, l.pid), el('td', { class: 'num' }, `${l.running} / ${l.concurrency}`),
+    el('td', {}, l.host), el('td', { class: 'num' }, l.pid), el('td', { class: 'num running' }, `${l.running} / ${l.concurrency}`),
+    el('td', { class: 'num held' }, l.held),
     el('td', {}, l.queues ? l.queues.join(', ') : 'all'), el('td', {}, age(l.startedAt, now)), el('td', {}, `${(l.heartbeatAgeMs / 1000).toFixed(1)} s`)));
   view.replaceChildren(
     el('div', { class: 'cards' }, ...cards),
     el('p', { class: 'muted', id: 'oldest' }, oldest),
     el('div', { class: 'charts' }, barChart(data.minutes), lineChart(data.minutes)),
     el('h2', {}, 'Open requests by queue and task'),
-    depth.length ? table(['queue', 'task', 'waiting', 'delayed', 'running'], depth) : el('p', { class: 'muted' }, 'none'),
+    depth.length ? table(['queue', 'task', 'waiting', 'delayed', 'running', 'held'], depth) : el('p', { class: 'muted' }, 'none'),
     el('h2', {}, 'Launchers alive'),
-    launchers.length ? table(['host', 'pid', 'running / concurrency', 'queues', 'up', 'last heartbeat'], launchers, { id: 'launchers' })
+    launchers.length ? table(['host', 'pid', 'running / concurrency', 'held', 'queues', 'up', 'last heartbeat'], launchers, { id: 'launchers' })
       : el('p', { class: 'muted' }, 'no launcher has heart-beaten lately'),
   );
 }
@@ -198,7 +204,7 @@ async function requests(mine, filter) {
   if (mine !== generation) return;
   const now = Date.now();
   const rows = page.requests.map((r) => el('tr', { 'data-id': r.id },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)), el('td', { class: 'task' }, r.taskClassName), el('td', {}, r.queue),
+    el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)), el('td', { class: 'task' }, taskName(r.taskClassName)), el('td', {}, r.queue),
     el('td', {}, stateBadge(r.state)), el('td', { class: 'num' }, `${r.tries}/${r.tryLimit}`), el('td', {}, age(r.createdAt, now)),
     el('td', { class: 'preview' }, r.resultPreview ?? '')));
   const next = new URLSearchParams(params);
@@ -227,16 +233,18 @@ async function request(mine, id) {
   }
   if (mine !== generation) return;
   const iso = (v) => (v ? new Date(v).toISOString() : '-');
-  const fields = [['task', r.taskClassName], ['state', stateBadge(r.state)], ['result', r.result ?? '-'], ['queue', r.queue],
+  const fields = [['task', taskName(r.taskClassName)], ['state', stateBadge(r.state)], ['result', r.result ?? '-'], ['queue', r.queue],
     ['priority', r.priority], ['tries', `${r.tries} of ${r.tryLimit} (crashes ${r.crashes})`], ['created', iso(r.createdAt)],
     ['delay until', iso(r.delayUntil)], ['started', iso(r.startedAt)], ['completed', iso(r.completedAt)],
     ['pid / thread', r.pid === null ? '-' : `${r.pid}${r.threadId === null ? '' : ` thread ${r.threadId}`}`], ['host', r.host ?? '-'],
     ['launcher', r.launcherId ?? '-'], ['timeout', r.timeoutMs === null ? '-' : `${r.timeoutMs} ms`],
     ['cancel asked', iso(r.cancelRequestedAt)], ['traceparent', r.traceparent ?? '-']];
+  // A held row is claimed by a launcher like a running one: cancel it, but neither retry nor delete it.
+  const claimed = r.state === 'running' || r.state === 'held';
   const actions = readOnly ? null : el('div', { class: 'actions' },
-    r.state !== 'running' ? el('button', { id: 'retry', onclick: () => act(`/api/requests/${r.id}/retry`, `Retry request ${r.id}?`, () => `request ${r.id} is runnable again`) }, 'Retry') : null,
-    r.state === 'running' || r.state === 'waiting' ? el('button', { id: 'cancel', class: 'danger', onclick: () => act(`/api/requests/${r.id}/cancel`, `Cancel request ${r.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel') : null,
-    r.state !== 'running' ? el('button', { id: 'delete', class: 'danger', onclick: () => act(`/api/requests/${r.id}/delete`, `Delete request ${r.id} and its history?`, () => { location.hash = '#/requests'; return `request ${r.id} deleted`; }) }, 'Delete') : null);
+    !claimed ? el('button', { id: 'retry', onclick: () => act(`/api/requests/${r.id}/retry`, `Retry request ${r.id}?`, () => `request ${r.id} is runnable again`) }, 'Retry') : null,
+    claimed || r.state === 'waiting' ? el('button', { id: 'cancel', class: 'danger', onclick: () => act(`/api/requests/${r.id}/cancel`, `Cancel request ${r.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel') : null,
+    !claimed ? el('button', { id: 'delete', class: 'danger', onclick: () => act(`/api/requests/${r.id}/delete`, `Delete request ${r.id} and its history?`, () => { location.hash = '#/requests'; return `request ${r.id} deleted`; }) }, 'Delete') : null);
   const attempts = r.attempts.map((a) => el('tr', {},
     el('td', { class: 'num' }, a.try), el('td', {}, a.result), el('td', {}, a.mode ?? '-'),
     el('td', {}, a.pid === null ? '-' : `${a.pid}${a.threadId === null ? '' : ` t${a.threadId}`}`), el('td', {}, a.host ?? '-'),
@@ -262,12 +270,13 @@ async function running(mine) {
   const data = await api('/api/running');
   if (mine !== generation) return;
   const now = new Date(data.now).getTime();
-  const rows = data.running.map((t) => el('tr', { 'data-id': t.id },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)), el('td', {}, t.taskClassName), el('td', { class: 'num' }, t.tries),
+  const rows = data.running.map((t) => el('tr', { 'data-id': t.id, 'data-state': t.held ? 'held' : 'running' },
+    el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)), el('td', {}, taskName(t.taskClassName)), el('td', { class: 'num' }, t.tries),
     el('td', {}, t.pid === null ? '-' : `${t.pid}${t.threadId === null ? '' : ` thread ${t.threadId}`}`), el('td', {}, t.host ?? '-'),
     el('td', { class: 'elapsed' }, t.startedAt ? age(t.startedAt, now) : 'held'),
     el('td', {}, readOnly ? '' : t.cancelRequested ? 'cancelling…' : el('button', { class: 'danger', onclick: () => act(`/api/requests/${t.id}/cancel`, `Cancel request ${t.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel'))));
-  view.replaceChildren(el('h2', {}, `Running tries (${rows.length})`),
+  const heldCount = data.running.filter((t) => t.held).length;
+  view.replaceChildren(el('h2', {}, `Running tries (${rows.length - heldCount}) and held rows (${heldCount})`),
     rows.length ? table(['id', 'task', 'try', 'pid', 'host', 'elapsed', ''], rows, { id: 'running' }) : el('p', { class: 'muted' }, 'nothing runs'));
 }
 

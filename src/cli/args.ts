@@ -98,23 +98,30 @@ export function integerFlag(command: string, name: string, value: string | boole
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * `--delay`: a duration (`500ms`, `30s`, `5m`, `2h`, `1d`) from now, or an ISO date
- * (`2030-01-01T09:00:00Z`). Returns the time the request becomes runnable.
+ * `--delay` as schedule parameters: a duration (`500ms`, `30s`, `5m`, `2h`, `1d`) as `delayMs`,
+ * which the database adds to its own now (so a scheduler whose clock is wrong still delays by
+ * what it was asked), or an ISO date (`2030-01-01T09:00:00Z`) as `delayUntil`.
  */
-export function parseDelay(value: string, now = Date.now()): Date {
+export function parseDelayParams(value: string): { delayMs: number } | { delayUntil: Date } {
   const text = value.trim();
   const duration = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text);
   if (duration !== null) {
     const ms = Number(duration[1]) * units[duration[2]!]!;
-    if (Number.isFinite(ms) && ms <= 100 * 365 * units.d!) return new Date(now + ms);
+    if (Number.isFinite(ms) && ms <= 100 * 365 * units.d!) return { delayMs: ms };
   } else if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
     const date = new Date(text);
-    if (!Number.isNaN(date.getTime())) return date;
+    if (!Number.isNaN(date.getTime())) return { delayUntil: date };
   }
   throw new UsageError(
     `invalid --delay ${JSON.stringify(value)}: use a duration (500ms, 30s, 5m, 2h, 1d) or an ISO date (2030-01-01T09:00:00Z)`,
     'schedule',
   );
+}
+
+/** `--delay` as the time the request becomes runnable, by this process's clock (`now`). */
+export function parseDelay(value: string, now = Date.now()): Date {
+  const delay = parseDelayParams(value);
+  return 'delayMs' in delay ? new Date(now + delay.delayMs) : delay.delayUntil;
 }
 
 /** The one request id a command takes (`retry 5`, `cancel 5`): a whole number within bigint. */

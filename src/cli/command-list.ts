@@ -8,7 +8,7 @@ import { formatAge, withInspector } from './with-inspector.js';
 export function formatSummary(r: RequestSummary, nowMs: number): string {
   const preview = (r.resultPreview ?? '').split('\n', 1)[0]!.trim();
   const short = preview.length > 60 ? `${preview.slice(0, 59)}…` : preview;
-  return [r.id.padStart(6), r.state.padEnd(9), r.taskClassName, r.queue, `try ${r.tries}/${r.tryLimit}`,
+  return [r.id.padStart(6), r.state.padEnd(9), r.taskClassName ?? '(no task)', r.queue, `try ${r.tries}/${r.tryLimit}`,
     `${formatAge(nowMs - r.createdAt.getTime())} ago`, short].filter((part) => part !== '').join('  ');
 }
 
@@ -18,7 +18,8 @@ export const listCommand: CliCommand = {
   usage: 'list [options] | list --recurring [--json]',
   description: [
     'Prints requests newest first: id, state, task, queue, tries, age and the start of the result.',
-    `States: ${requestStates.join(', ')} (crashed includes TIMED_OUT).`,
+    `States: ${requestStates.join(', ')}`,
+    '(held: claimed by a launcher, not started; running: started; crashed includes TIMED_OUT).',
     'Pages: --before ID continues below the last id printed (the JSON output gives it as nextBefore).',
     'With --recurring it lists the recurring entries instead, as the `recurring` command does.',
   ].join('\n'),
@@ -27,7 +28,7 @@ export const listCommand: CliCommand = {
     limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' }, recurring: { type: 'boolean' },
   },
   optionHelp: [
-    '--state STATE      waiting, running, finished, failed, crashed, parked or cancelled',
+    '--state STATE      waiting, held, running, finished, failed, crashed, parked or cancelled',
     '--task NAME        only this task',
     '--queue Q          only this queue',
     '--text TEXT        result_text contains TEXT (any case); each page searches 100000 ids at most',

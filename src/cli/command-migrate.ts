@@ -25,11 +25,17 @@ export const migrateCommand: CliCommand = {
       }
     });
     const table = config.tableName;
+    const added = [
+      ...result.addedColumns, ...result.addedTables,
+      ...result.addedDefaults.map((column) => `a default of now() (UTC) on ${column}`),
+      ...result.addedTriggers.map((name) => `trigger ${name} (keeps updated_at current)`),
+    ];
     if (result.created) context.io.stdout.write(`created table ${table}\n`);
-    else if (result.addedColumns.length + result.addedTables.length > 0) {
-      context.io.stdout.write(`upgraded table ${table}: added ${[...result.addedColumns, ...result.addedTables].join(', ')}\n`);
-    }
+    else if (added.length > 0) context.io.stdout.write(`upgraded table ${table}: added ${added.join(', ')}\n`);
     else context.io.stdout.write(`table ${table} is up to date\n`);
+    if (result.origin === 'adopted') {
+      context.io.stdout.write(`${table} is adopted (the runner did not create it): retention deletes none of its rows unless retention.pruneAdopted is true\n`);
+    }
     return 0;
   },
 };

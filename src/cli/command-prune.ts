@@ -11,7 +11,8 @@ export const pruneCommand: CliCommand = {
     'CRASHED, TIMED_OUT and PARKED after 30), in small batches, as launchers do every',
     'retention.intervalMs. Waiting and running requests are never touched. With `retention: false`',
     'nothing is deleted. One pruner runs per table at a time: while a launcher is pruning, prune does',
-    'nothing and says so.',
+    'nothing and says so. A table the runner adopted (an application made it) is pruned only with',
+    'retention.pruneAdopted: true.',
   ].join('\n'),
   options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   optionHelp: [
@@ -38,6 +39,10 @@ export const pruneCommand: CliCommand = {
     });
     if (context.values.json === true) {
       out.write(`${JSON.stringify({ ...result, dryRun })}\n`);
+      return 0;
+    }
+    if (result !== null && result.adopted && !result.ran && config.runner.retention?.pruneAdopted !== true) {
+      out.write(`${config.tableName} is adopted (the runner did not create it): retention deletes none of its rows unless retention.pruneAdopted is true; nothing done\n`);
       return 0;
     }
     if (result === null || !result.ran) {

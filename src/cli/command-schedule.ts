@@ -2,7 +2,7 @@ import { defaults } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
 import { bundledTasksDir } from '../launcher/standalone/bundled-tasks.js';
 import type { ScheduleParams } from '../tasks/task.js';
-import { integerFlag, parseDelay, UsageError } from './args.js';
+import { integerFlag, parseDelayParams, UsageError } from './args.js';
 import { loadRuntime, withDatabase, type CliCommand } from './command.js';
 
 type Runtime = Awaited<ReturnType<typeof loadRuntime>>;
@@ -68,7 +68,7 @@ export const scheduleCommand: CliCommand = {
     const maxOptionsBytes = config.runner.maxOptionsBytes ?? defaults.maxOptionsBytes;
     const options = typeof values.options === 'string' ? parseOptionsFlag(parseOptions, values.options, maxOptionsBytes) : {};
     const params: ScheduleParams = {};
-    if (typeof values.delay === 'string') params.delayUntil = parseDelay(values.delay);
+    if (typeof values.delay === 'string') Object.assign(params, parseDelayParams(values.delay));
     const tryLimit = integerFlag('schedule', 'try-limit', values['try-limit']);
     if (tryLimit !== undefined) params.tryLimit = tryLimit;
     const priority = integerFlag('schedule', 'priority', values.priority);

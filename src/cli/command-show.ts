@@ -11,7 +11,7 @@ const iso = (date: Date | null): string => date?.toISOString() ?? '-';
 /** The request as `show` prints it: fields, then options, result text and tries. */
 export function formatRequest(r: RequestDetail): string {
   const fields: [string, string][] = [
-    ['task', r.taskClassName],
+    ['task', r.taskClassName ?? '(none: task_class_name is NULL)'],
     ['state', r.state + (r.result === null ? '' : ` (result ${r.result})`)],
     ['queue', `${r.queue}, priority ${r.priority}`],
     ['tries', `${r.tries} of ${r.tryLimit}, ${r.crashes} crash(es)`],
@@ -20,7 +20,12 @@ export function formatRequest(r: RequestDetail): string {
     ['started', iso(r.startedAt)],
     ['completed', iso(r.completedAt)],
   ];
-  if (r.pid !== null) fields.push(['running', `${formatProcess(r.pid, r.threadId)} on ${r.host ?? '?'} (launcher ${r.launcherId ?? '?'}, lease until ${iso(r.leaseExpiresAt)})`]);
+  if (r.state === 'held') {
+    // Claimed ahead of a free slot: the pid is the launcher's own, no try of it runs yet.
+    fields.push(['held', `by launcher ${r.launcherId ?? '?'} (pid ${r.pid}) on ${r.host ?? '?'}, not started; lease until ${iso(r.leaseExpiresAt)}`]);
+  } else if (r.pid !== null) {
+    fields.push(['running', `${formatProcess(r.pid, r.threadId)} on ${r.host ?? '?'} (launcher ${r.launcherId ?? '?'}, lease until ${iso(r.leaseExpiresAt)})`]);
+  }
   if (r.timeoutMs !== null) fields.push(['timeout', `${r.timeoutMs} ms per try`]);
   if (r.cancelRequestedAt !== null) fields.push(['cancel asked', iso(r.cancelRequestedAt)]);
   if (r.traceparent !== null) fields.push(['traceparent', r.traceparent]);
@@ -42,9 +47,10 @@ export const showCommand: CliCommand = {
   summary: 'print one request in full: state, options, result_text, its tries',
   usage: 'show <id> [options]',
   description: [
-    'Prints the whole request: task, state (waiting, running, finished, failed, crashed, parked,',
-    'cancelled), queue and priority, tries, timings, the process running it (pid or thread, host,',
-    'launcher, lease), its options as YAML, its result_text in full, and one line per ended try',
+    'Prints the whole request: task, state (waiting, held, running, finished, failed, crashed,',
+    'parked, cancelled), queue and priority, tries, timings, the process running it (pid or thread,',
+    'host, launcher, lease) or the launcher holding it unstarted, its options as YAML, its',
+    'result_text in full, and one line per ended try',
     '(as `attempts` prints them).',
   ].join('\n'),
   options: { json: { type: 'boolean' } },

@@ -24,12 +24,12 @@ function formatActivity(activity: TableActivity): string {
     `${sum('other')} other tries (${(sum('finished') / recentMinutes).toFixed(1)} finished/min)`);
   lines.push(activity.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting request: ${formatAge(activity.oldestWaitingMs)}`);
   if (activity.depth.length > 0) {
-    lines.push('open requests by queue and task (waiting / delayed / running):');
-    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName}  ${d.waiting} / ${d.delayed} / ${d.running}`);
+    lines.push('open requests by queue and task (waiting / delayed / running / held):');
+    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName ?? '(no task)'}  ${d.waiting} / ${d.delayed} / ${d.running} / ${d.held}`);
   }
   lines.push(`launchers alive: ${activity.launchers.length}`);
   for (const l of activity.launchers) {
-    lines.push(`  ${l.host} pid ${l.pid}: ${l.running} of ${l.concurrency} running, heartbeat ${formatAge(l.heartbeatAgeMs)} ago`);
+    lines.push(`  ${l.host} pid ${l.pid}: ${l.running} of ${l.concurrency} running, ${l.held} held, heartbeat ${formatAge(l.heartbeatAgeMs)} ago`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -43,11 +43,13 @@ interface LauncherStatus {
     id: string; taskClassName: string; tries: number; pid: number | null; startedAt: string;
     threadId?: number | null; mode?: string | null;
   }[];
+  /** Rows it claimed ahead and holds, not started (absent from a launcher older than this CLI). */
+  held?: number;
   counts: StatusCounts;
 }
 
 function formatCounts(table: string, counts: StatusCounts): string {
-  return `requests in ${table}: ${counts.waiting} waiting, ${counts.delayed} delayed, ${counts.running} running, ` +
+  return `requests in ${table}: ${counts.waiting} waiting, ${counts.delayed} delayed, ${counts.running} running, ${counts.held} held, ` +
     `${counts.finished} finished, ${counts.givenUp} given up (${counts.cancelled} cancelled, ${counts.parked} parked)\n`;
 }
 
@@ -58,8 +60,10 @@ export const statusCommand: CliCommand = {
   description: [
     'Asks the launcher running here (on <tmpDir>/sockets/task_runner.sock) for its running tasks',
     'and the request counts; with no launcher running here, reads the counts from the database.',
-    'Counts: waiting (runnable now), delayed (delay_until ahead), running (pid set), finished,',
-    'given up (ended without FINISHED), of which cancelled and parked (after crashLimit crashes).',
+    'Counts: waiting (runnable now), delayed (delay_until ahead), running (started), held',
+    '(claimed by a launcher ahead of a free slot, not started: pid is the launcher\'s, started_at',
+    'NULL), finished, given up (ended without FINISHED), of which cancelled and parked (after',
+    'crashLimit crashes).',
     `Then: tries ended in the last ${recentMinutes} minutes, the oldest waiting request's wait, open`,
     'requests per queue and task, and the launchers alive (heart-beaten within a lease).',
   ].join('\n'),
@@ -88,7 +92,8 @@ export const statusCommand: CliCommand = {
     if (launcher === null) {
       out.write(`no launcher is running here (nothing answers on ${path.relative(context.io.cwd ?? process.cwd(), socketPath) || socketPath})\n`);
     } else {
-      out.write(`launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running\n`);
+      const held = launcher.held === undefined ? '' : `, ${launcher.held} held`;
+      out.write(`launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running${held}\n`);
       for (const task of launcher.running) {
         const where = formatProcess(task.pid, task.threadId);
         out.write(`  ${task.id}  ${task.taskClassName}  try ${task.tries}  ${where}  ${task.mode ?? 'starting'}  since ${task.startedAt}\n`);

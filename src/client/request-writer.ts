@@ -30,20 +30,21 @@ function invalid(message: string): TaskRunnerError {
   return new TaskRunnerError('CONFIG_INVALID', `invalid schedule parameters: ${message}`);
 }
 
-function delayOf(params: ScheduleParams): Date | null {
+/** A `delayMs` goes to the database as it is, which adds it to its own now (not this process's clock). */
+function delayOf(params: ScheduleParams): { delayUntil: Date | null; delayMs: number | null } {
   if (params.delayUntil !== undefined) {
     if (!(params.delayUntil instanceof Date) || Number.isNaN(params.delayUntil.getTime())) {
       throw invalid('delayUntil must be a valid Date');
     }
-    return params.delayUntil;
+    return { delayUntil: params.delayUntil, delayMs: null };
   }
   if (params.delayMs !== undefined) {
     if (typeof params.delayMs !== 'number' || !Number.isFinite(params.delayMs) || params.delayMs < 0) {
       throw invalid('delayMs must be a non-negative number');
     }
-    return params.delayMs === 0 ? null : new Date(Date.now() + params.delayMs);
+    return { delayUntil: null, delayMs: params.delayMs === 0 ? null : params.delayMs };
   }
-  return null;
+  return { delayUntil: null, delayMs: null };
 }
 
 function timeoutOf(params: ScheduleParams): number | null {
@@ -95,7 +96,7 @@ export class RequestWriter {
       options: stringifyOptions(item.options ?? {}, this.#maxOptionsBytes),
       tryLimit: int('tryLimit', params.tryLimit, defaults.tryLimit, 1),
       priority: int('priority', params.priority, 0, -2_147_483_648),
-      delayUntil: delayOf(params),
+      ...delayOf(params),
       queue,
       timeoutMs: timeoutOf(params),
       ...uniqueOf(params),

@@ -108,6 +108,7 @@ const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
   queues: 'stringsOrNull',
   pollIntervalMs: 'integer',
   retryBackoff: 'backoff',
+  startRetry: 'runner',
   probeIntervalMs: 'integer',
   leaseMs: 'integer',
   shutdownGraceMs: 'integer',
@@ -354,6 +355,8 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   assign('pollIntervalMs', envInteger(env, 'CW_POLL_INTERVAL_MS') ?? file.pollIntervalMs);
   assign('queues', file.queues);
   assign('retryBackoff', file.retryBackoff);
+  // A daemon waits for its database at start as it does when the database goes away later.
+  assign('startRetry', file.startRetry ?? {});
   assign('probeIntervalMs', file.probeIntervalMs);
   assign('leaseMs', file.leaseMs);
   assign('shutdownGraceMs', file.shutdownGraceMs);

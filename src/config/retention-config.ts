@@ -25,6 +25,12 @@ export interface RetentionOptions {
   batchSize?: number;
   /** Statements one pruning run issues at most; the rest waits for the next run. Default 200. */
   maxBatchesPerRun?: number;
+  /**
+   * Prune a table the runner adopted (one an application made, such as a Rails migration's,
+   * whose history is the application's) as well. Default false: retention deletes none of an
+   * adopted table's rows. A table the runner created is pruned either way.
+   */
+  pruneAdopted?: boolean;
 }
 
 /** One pruning rule: requests that ended with one of `results` more than `keepMs` ago go. */
@@ -39,6 +45,7 @@ export interface RetentionConfig {
   readonly intervalMs: number;
   readonly batchSize: number;
   readonly maxBatchesPerRun: number;
+  readonly pruneAdopted: boolean;
 }
 
 const day = 86_400_000;
@@ -66,7 +73,7 @@ export function resolveRetention(value: unknown): RetentionConfig | null {
   if (value === false) return null;
   if (value !== undefined && value !== null && !isRecord(value)) throw new ConfigError('retention', 'must be false or a map');
   const options = (value ?? {}) as Record<string, unknown>;
-  const allowed = ['keep', 'intervalMs', 'batchSize', 'maxBatchesPerRun'];
+  const allowed = ['keep', 'intervalMs', 'batchSize', 'maxBatchesPerRun', 'pruneAdopted'];
   const unknown = Object.keys(options).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw new ConfigError('retention', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   const keep = options.keep ?? {};
@@ -82,11 +89,14 @@ export function resolveRetention(value: unknown): RetentionConfig | null {
     const keepMs = given === undefined ? retentionDefaults.keepMs[result] : parseDurationMs(`retention.keep.${result}`, given);
     byAge.set(keepMs, [...(byAge.get(keepMs) ?? []), result]);
   }
+  const pruneAdopted = options.pruneAdopted ?? false;
+  if (typeof pruneAdopted !== 'boolean') throw new ConfigError('retention.pruneAdopted', `must be true or false, got ${JSON.stringify(pruneAdopted)}`);
   const rules = [...byAge].sort((a, b) => a[0] - b[0]).map(([keepMs, results]) => Object.freeze({ keepMs, results: Object.freeze(results) }));
   return Object.freeze({
     rules: Object.freeze(rules),
     intervalMs: integer('retention.intervalMs', options.intervalMs, retentionDefaults.intervalMs, 100, 7 * day),
     batchSize: integer('retention.batchSize', options.batchSize, retentionDefaults.batchSize, 1, 100_000),
     maxBatchesPerRun: integer('retention.maxBatchesPerRun', options.maxBatchesPerRun, retentionDefaults.maxBatchesPerRun, 1, 1_000_000),
+    pruneAdopted,
   });
 }

@@ -15,8 +15,15 @@ import type {
 } from './runner-options.js';
 
 export type {
-  DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, TaskMode, TaskOverride, ThreadOptions,
+  DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, StartRetryOptions, TaskMode, TaskOverride, ThreadOptions,
 } from './runner-options.js';
+
+/** `startRetry` resolved: waits in ms; `giveUpAfterMs` null waits for ever. */
+export interface StartRetryConfig {
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly giveUpAfterMs: number | null;
+}
 
 /** Options after validation and defaults, frozen. */
 export interface RunnerConfig {
@@ -32,6 +39,8 @@ export interface RunnerConfig {
   readonly queues: readonly string[] | null;
   readonly pollIntervalMs: number;
   readonly retryBackoff: Readonly<Required<RetryBackoffOptions>>;
+  /** Null: `start()` does not wait for the database. */
+  readonly startRetry: StartRetryConfig | null;
   readonly probeIntervalMs: number;
   readonly leaseMs: number;
   readonly shutdownGraceMs: number;
@@ -65,6 +74,7 @@ export const defaults = Object.freeze({
   tableName: 'task_runner_requests',
   pollIntervalMs: 5_000,
   retryBackoff: Object.freeze({ baseMs: 2_000, maxMs: 3_600_000 }),
+  startRetry: Object.freeze({ baseMs: 250, maxMs: 5_000 }),
   probeIntervalMs: 60_000,
   leaseMs: 60_000,
   shutdownGraceMs: 10_000,
@@ -162,6 +172,7 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     queues: queues === null ? null : Object.freeze(queues),
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, 10),
     retryBackoff: Object.freeze({ baseMs, maxMs }),
+    startRetry: startRetry(options.startRetry),
     probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs, defaults.probeIntervalMs, 10),
     leaseMs,
     shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, defaults.shutdownGraceMs, 0),
@@ -196,6 +207,22 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     recurring: resolveRecurring(options.recurring),
     retention: resolveRetention(options.retention),
   });
+}
+
+function startRetry(value: unknown): StartRetryConfig | null {
+  if (value === undefined || value === false) return null;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('startRetry', `must be false or a map of baseMs, maxMs and giveUpAfterMs, got ${JSON.stringify(value)}`);
+  }
+  const unknown = Object.keys(value).filter((key) => !['baseMs', 'maxMs', 'giveUpAfterMs'].includes(key));
+  if (unknown.length > 0) throw new ConfigError(`startRetry.${unknown[0]}`, 'is not an option (baseMs, maxMs, giveUpAfterMs)');
+  const options = value as { baseMs?: unknown; maxMs?: unknown; giveUpAfterMs?: unknown };
+  const baseMs = integer('startRetry.baseMs', options.baseMs, defaults.startRetry.baseMs, 1, 3_600_000);
+  const maxMs = integer('startRetry.maxMs', options.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), baseMs, 3_600_000);
+  const giveUpAfterMs = options.giveUpAfterMs === null || options.giveUpAfterMs === undefined
+    ? null
+    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, 0, 0);
+  return Object.freeze({ baseMs, maxMs, giveUpAfterMs });
 }
 
 function logLevel(field: string, value: unknown): LogLevel {

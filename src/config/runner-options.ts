@@ -20,6 +20,24 @@ export interface RetryBackoffOptions {
   maxMs?: number;
 }
 
+/**
+ * How `start()` waits for a database it cannot use yet: down, still starting, unreachable, or with
+ * no free connection (`too many clients`). Each failed try is logged (warn) with the next wait;
+ * the waits double from `baseMs` up to `maxMs`. Errors that waiting cannot mend (a wrong password,
+ * a database that does not exist) end `start()` at once.
+ */
+export interface StartRetryOptions {
+  /** The first wait. Default {@link defaults.startRetry.baseMs} (250 ms). */
+  baseMs?: number;
+  /** The longest wait between two tries. Default {@link defaults.startRetry.maxMs} (5000 ms). */
+  maxMs?: number;
+  /**
+   * Give up once this long has passed since the first try: `start()` rejects with
+   * DATABASE_UNAVAILABLE, saying how many tries it made. null: never. Default null.
+   */
+  giveUpAfterMs?: number | null;
+}
+
 /** Where a task runs: a child process (the seed's isolation) or a worker thread of the launcher. */
 export type TaskMode = 'process' | 'thread';
 
@@ -99,6 +117,13 @@ export interface RunnerOptions {
   pollIntervalMs?: number;
   /** Delay between retries, see {@link RetryBackoffOptions}. */
   retryBackoff?: RetryBackoffOptions;
+  /**
+   * Wait at `start()` for a database that is down or has no free connection, instead of failing
+   * (see {@link StartRetryOptions}); `false` fails at once with DATABASE_UNAVAILABLE. Default
+   * `false` for `createRunner()`, whose caller decides how its application waits; the standalone
+   * launcher (`cw-task-runner start`) defaults to `{}`: it waits for as long as it takes.
+   */
+  startRetry?: StartRetryOptions | false;
   /** How often the pid probe runs after the one at start. Default 60000 ms. */
   probeIntervalMs?: number;
   /**

@@ -33,6 +33,10 @@ export interface ThrowawayPostgres {
   url(database?: string): string;
   /** Fast shutdown (every session ended), then start again on the same data and port. */
   restart(): Promise<void>;
+  /** Fast shutdown, keeping the data and port until `resume()` (a database that is down). */
+  pause(): Promise<void>;
+  /** Starts a paused server again. */
+  resume(): Promise<void>;
   /** Stops the server and removes its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -105,6 +109,8 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
       await halt();
       await start();
     },
+    pause: halt,
+    resume: start,
     stop: () =>
       (stopped ??= (async () => {
         try {

@@ -6,7 +6,8 @@ import { RequestResult } from '../store/schema.js';
  * Turns how a try ended into the outcome the launch statement writes:
  * - finished → FINISHED; failed → FAILED (invalid options end the request at once);
  * - crashed → CRASHED and timed out → TIMED_OUT, both counted as crashes;
- * - cancelled → CANCELLED, never retried; shut down → INTERRUPTED with the try given back;
+ * - cancelled → CANCELLED, never retried; shut down → INTERRUPTED with the try given back
+ *   (stopped because its pid was cleared by hand: `rescheduledOutcome`);
  * - fenced (its lease deadline passed unconfirmed, see lease-fence.ts) → INTERRUPTED, try given back.
  * How the request then stands (PARKED, CANCELLED, retried, ended) is decided by the statement.
  */
@@ -62,10 +63,33 @@ function outcome(row: ClaimedRow, result: AttemptOutcome['result'], resultText: 
   return { id: row.id, tries: row.tries, result, resultText, final: flags.final, refund: flags.refund, crash: flags.crash, attempt };
 }
 
-/** The outcome of a claimed row that ends without a try: cancelled while queued, or released at shutdown. */
+/**
+ * A try stopped because its row's pid was cleared by hand (a reschedule): RESCHEDULED, the try
+ * given back, the row runnable at once once this is written. `report` is how the stopped try
+ * ended (aborted), for the history row's exit code, signal and usage.
+ */
+export function rescheduledOutcome(
+  row: ClaimedRow,
+  report: Extract<AttemptReport, { outcome: 'aborted' }>,
+  start: AttemptStart | null,
+): AttemptOutcome {
+  const attempt: AttemptOutcome['attempt'] = {
+    pid: start?.pid ?? report.pid,
+    threadId: start?.threadId ?? report.threadId,
+    mode: start?.mode ?? null,
+    startedAtMs: start?.startedAtMs ?? null,
+    exitCode: report.exitCode,
+    signal: report.signal,
+    peakMemoryBytes: report.peakMemoryBytes,
+  };
+  const text = `rescheduled: its pid was cleared while the try ran, so the try was stopped before the next one could start (${report.text})`;
+  return outcome(row, RequestResult.RESCHEDULED, text, givesBack, attempt);
+}
+
+/** The outcome of a claimed row that ends without a try: cancelled while queued, released at shutdown, or rescheduled. */
 export function notRunOutcome(
   row: ClaimedRow,
-  result: 'CANCELLED' | 'INTERRUPTED',
+  result: 'CANCELLED' | 'INTERRUPTED' | 'RESCHEDULED',
   text: string,
   how: { final: boolean; refund: boolean },
 ): AttemptOutcome {

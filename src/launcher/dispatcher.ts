@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import { fencedReport, notRunOutcome, outcomeOf } from './attempt-outcome.js';
+import { fencedReport, notRunOutcome, outcomeOf, rescheduledOutcome } from './attempt-outcome.js';
 import type { RunnerEvents } from './events.js';
 import { LeaseClock } from './lease-clock.js';
 import { LeaseFence, toMonotonicMs } from './lease-fence.js';
@@ -79,6 +79,8 @@ interface Entry {
   lost: boolean;
   /** Its lease deadline passed unconfirmed: ended by its child or by the fence (lease-fence.ts). */
   fenced: boolean;
+  /** Its row's pid was cleared by hand: stopped, and written RESCHEDULED (unless it ended first). */
+  wiped: boolean;
 }
 
 /**
@@ -179,7 +181,7 @@ export class Dispatcher {
   list(): RunningRequest[] {
     return [...this.#running.values()].map((entry) => ({
       id: entry.row.id,
-      taskClassName: entry.row.taskClassName,
+      taskClassName: entry.row.taskClassName ?? '',
       tries: entry.row.tries,
       pid: entry.start?.pid ?? null,
       threadId: entry.start?.threadId ?? null,
@@ -267,6 +269,47 @@ export class Dispatcher {
   /** A lease renewal failed: said once per streak; the fence does the rest at each deadline. */
   leaseRenewalFailed(error: Error): void {
     this.#fence.failed(error);
+  }
+
+  /**
+   * A lease renewal found these rows of this launcher with their pid cleared by hand (the seed's
+   * way to reschedule). The row's lease keeps every other launcher from claiming it until this one
+   * has finished with it: a held row is dropped from the local queue and given back
+   * (RESCHEDULED, the try refunded); a running try is stopped (its process group ended, or its
+   * thread) and written RESCHEDULED once it has stopped, which releases the row. A try whose
+   * outcome is already on its way keeps it. Returns the ids this launcher has nothing for (no
+   * try, no outcome): the caller releases those rows.
+   */
+  rescheduled(ids: readonly string[]): string[] {
+    const unknown: string[] = [];
+    const held: string[] = [];
+    const stopping: string[] = [];
+    for (const id of ids) {
+      const row = this.#queue.remove(id);
+      if (row !== undefined) {
+        held.push(id);
+        this.#notRun(row, 'RESCHEDULED', 'rescheduled before it started: its pid was cleared while it was held', false, true);
+        continue;
+      }
+      const entry = this.#running.get(id);
+      if (entry !== undefined) {
+        if (entry.wiped || entry.lost) continue;
+        entry.wiped = true;
+        stopping.push(id);
+        if (entry.job !== null) this.#abort(entry, 'shutdown');
+        else this.#ended(entry, { outcome: 'aborted', reason: 'shutdown', text: 'stopped before it started', pid: null, threadId: null,
+          peakMemoryBytes: null, exitCode: null, signal: null });
+        continue;
+      }
+      if (!this.#writing.has(id)) unknown.push(id);
+    }
+    if (held.length + stopping.length > 0) {
+      this.#logger.warn('pid cleared by hand: rescheduling these rows, stopping their tries first', {
+        running: stopping.join(','), held: held.join(','),
+      });
+    }
+    this.#fill();
+    return unknown;
   }
 
   /**
@@ -373,7 +416,7 @@ export class Dispatcher {
   #start(row: ClaimedRow): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
-      outcome: null, lost: false, fenced: false,
+      outcome: null, lost: false, wiped: false, fenced: false,
     };
     this.#running.set(row.id, entry);
     this.#fence.started(row);
@@ -454,11 +497,14 @@ export class Dispatcher {
       this.#wakeIdleWaiters();
       return;
     }
-    const outcome = outcomeOf(row, report, entry.start, entry.timeoutMs);
+    // Stopped for a reschedule: RESCHEDULED. A try that ended by itself first keeps how it ended.
+    const outcome = entry.wiped && report.outcome === 'aborted'
+      ? rescheduledOutcome(row, report, entry.start)
+      : outcomeOf(row, report, entry.start, entry.timeoutMs);
     entry.outcome = outcome;
     if (outcome.result !== 'FINISHED') {
-      const log = outcome.result === 'INTERRUPTED' ? this.#logger.warn : this.#logger.error;
-      log(`task ${row.taskClassName} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
+      const log = outcome.result === 'INTERRUPTED' || outcome.result === 'RESCHEDULED' ? this.#logger.warn : this.#logger.error;
+      log(`task ${row.taskClassName ?? '(no task)'} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
     }
     this.#writing.set(row.id, entry);
     records.addOutcome(outcome);
@@ -490,10 +536,10 @@ export class Dispatcher {
   }
 
   /** A claimed row that ends without a try (cancelled while queued; released at shutdown). */
-  #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED', text: string, final: boolean, refund = false): void {
+  #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED' | 'RESCHEDULED', text: string, final: boolean, refund = false): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
-      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false, fenced: false,
+      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false, wiped: false, fenced: false,
     };
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);
@@ -504,7 +550,7 @@ export class Dispatcher {
     entry.startTold = true;
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
+      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
       startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs, traceparent: row.traceparent,
     });
   }
@@ -513,7 +559,7 @@ export class Dispatcher {
     const { row } = entry;
     const outcome = entry.outcome!;
     this.#p.events.emit('task:completed', {
-      id: row.id, taskClassName: row.taskClassName, tries: row.tries, result: outcome.result, resultText: outcome.resultText,
+      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, result: outcome.result, resultText: outcome.resultText,
       final: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
     });
   }

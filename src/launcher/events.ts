@@ -34,6 +34,7 @@ export interface RunnerEvents {
   /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
   'task:completed': {
     id: string;
+    /** '' for a row whose task_class_name is NULL (it ends FAILED, no try having run). */
     taskClassName: string;
     tries: number;
     /** This try's own result; the request may have ended PARKED (see `parked`) or CANCELLED. */

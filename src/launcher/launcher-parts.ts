@@ -5,9 +5,11 @@ import { TaskRunnerError } from '../errors.js';
 import { runtimePaths, spawnPlan, unreadableBy } from '../pool/confined-spawn.js';
 import { ForkPool } from '../pool/fork-pool.js';
 import { ThreadPool } from '../pool/thread-pool.js';
+import { TryGroups } from '../pool/try-cgroup.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
 import { attemptsNoteFenced } from '../store/fenced-attempts.js';
+import { rescheduleNoticeFor } from '../store/migrations.js';
 import type { RequestStore } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { TaskTraitsReader } from '../tasks/task-traits.js';
@@ -27,6 +29,8 @@ export interface LauncherPartsParams {
   launcherIdentity: string | null;
   /** Something failed inside the launcher; it goes on. */
   report(error: Error, during: string): void;
+  /** The notify trigger says the pid of a row this launcher holds was cleared by hand. */
+  onRescheduleNotice(): void;
 }
 
 /**
@@ -44,6 +48,8 @@ export class LauncherParts {
   readonly policy: ClaimPolicy;
   readonly processPool: ForkPool;
   readonly traits: TaskTraitsReader;
+  /** A control group per try, where the system allows it; closed last at stop. */
+  readonly tryGroups: TryGroups;
   readonly #p: LauncherPartsParams;
   #listener: NotifyListener | null = null;
   /** History notes of fenced tries being written; `stop` waits for them (the pool closes after). */
@@ -54,7 +60,9 @@ export class LauncherParts {
     const { config, store, events, launcherId, launcherIdentity, report } = params;
     const confined = !isUnconfined(config.childConfinement);
     const readable = [...runtimePaths(), config.tasksDir];
+    this.tryGroups = TryGroups.open({ logger: config.logger });
     this.processPool = new ForkPool({
+      tryGroups: this.tryGroups,
       concurrency: config.concurrency,
       spareChildren: config.spareChildren,
       maxTasksPerChild: config.maxTasksPerChild,
@@ -73,9 +81,11 @@ export class LauncherParts {
       env: config.childEnv,
       // Loading a task file runs its top-level code: where children are confined, so is that.
       inspectorCommand: confined ? (entry, args) => {
-        const plan = spawnPlan(entry, [], config.childConfinement, readable);
+        const plan = spawnPlan(entry, config.childExecArgv, config.childConfinement, readable);
         return { ...plan, args: [...plan.args, ...args] };
       } : null,
+      // A TypeScript loader among them lets a child read a `.ts` file no thread can load.
+      execArgv: config.childExecArgv,
       onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
     });
     const dispatcher = new Dispatcher({
@@ -92,6 +102,7 @@ export class LauncherParts {
         launcherPid: process.pid,
         launcherIdentity,
         logger: config.logger,
+        tryGroups: this.tryGroups,
       }),
       traits: this.traits,
       registry: params.registry,
@@ -146,12 +157,19 @@ export class LauncherParts {
   /** Listens, warms the pool and starts claiming (after the start-up probe). */
   async start(): Promise<void> {
     const { config, database } = this.#p;
+    // What holds for a try's processes here, said once.
+    if (this.tryGroups.kind === null && process.platform === 'linux') config.logger.warn(`control groups: ${this.tryGroups.summary}`);
+    else config.logger.info(`control groups: ${this.tryGroups.summary}`);
     const listenSource = config.listenDb ?? database.connectionString ?? database.pool;
     if (listenSource !== null) {
+      const notice = rescheduleNoticeFor(this.#p.launcherId);
       this.#listener = new NotifyListener({
         source: listenSource,
         channels: {
-          [channelFor(config.table)]: () => this.policy.wake(),
+          [channelFor(config.table)]: (payload) => {
+            if (payload === notice) this.#p.onRescheduleNotice();
+            else this.policy.wake();
+          },
           [cancelChannelFor(config.table)]: (id) => void this.dispatcher.cancel(id),
         },
         onConnected: () => this.policy.wake(),
@@ -193,6 +211,7 @@ export class LauncherParts {
     this.loop.close();
     await Promise.all([...this.#noting]);
     await this.traits.close();
+    await this.tryGroups.close();
     return interrupted;
   }
 }

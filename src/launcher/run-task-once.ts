@@ -4,6 +4,7 @@ import { defaults, resolveRunnerConfig, type RunnerOptions } from '../config/run
 import { runtimePaths } from '../pool/confined-spawn.js';
 import type { AttemptReport } from '../pool/attempt.js';
 import { ForkPool } from '../pool/fork-pool.js';
+import { TryGroups } from '../pool/try-cgroup.js';
 import { silentLogger } from '../shared/logger.js';
 import { stringifyOptions } from '../tasks/options.js';
 import { TaskRegistry } from '../tasks/registry.js';
@@ -32,18 +33,64 @@ export interface RunTaskOnceOptions extends ChildSettings {
   tryLimit?: number;
   /** Hard timeout; past it the child is killed and the report is `aborted` with reason `timeout`. */
   timeoutMs?: number;
+  /**
+   * Each line the task writes, as it comes (the launcher logs these as `[task <id> stdout] …`):
+   * pass `(stream, line) => console.log(line)` to watch a task by hand.
+   */
+  onOutput?(stream: 'stdout' | 'stderr', line: string): void;
 }
 
-export type RunTaskOnceResult = AttemptReport;
+/** One line the task wrote, as the launcher's log shows it. */
+export interface TaskOutputLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+/** How the try ended, and what the task wrote during it (the first {@link maxKeptOutputChars}). */
+export type RunTaskOnceResult = AttemptReport & { output: TaskOutputLine[] };
+
+/**
+ * Output kept in the result, in characters: a task that writes without end must not fill the
+ * caller's memory. Past it the lines still go to `onOutput`, and the last line kept says how
+ * many were not.
+ */
+export const maxKeptOutputChars = 1024 * 1024;
+
+/** Collects a try's lines up to the cap, counting what is left out. */
+function outputCollector(onOutput: RunTaskOnceOptions['onOutput']): { hook(stream: TaskOutputLine['stream'], line: string): void; lines(): TaskOutputLine[] } {
+  const kept: TaskOutputLine[] = [];
+  let keptChars = 0;
+  let droppedLines = 0;
+  let droppedChars = 0;
+  return {
+    hook(stream, line) {
+      onOutput?.(stream, line);
+      if (droppedLines === 0 && keptChars + line.length <= maxKeptOutputChars) {
+        kept.push({ stream, line });
+        keptChars += line.length;
+      } else {
+        droppedLines += 1;
+        droppedChars += line.length;
+      }
+    },
+    lines() {
+      if (droppedLines === 0) return kept;
+      const note = `[${droppedLines} more lines (${droppedChars} characters) of output not kept: runTaskOnce keeps ${maxKeptOutputChars}; onOutput got them all]`;
+      return [...kept, { stream: 'stderr', line: note }];
+    },
+  };
+}
 
 /**
  * Runs one task exactly as the launcher would, without a database: the name is resolved in the
  * tasks directory, the options go through YAML, the task runs in a forked child, and the report
  * says how it ended (finished with its result text, failed with the error and stack, or crashed
- * with exit code or signal).
+ * with exit code or signal). What the task wrote to stdout and stderr is in `output`, line by
+ * line as the launcher's log has it, and goes to `onOutput` as it comes.
  *
  * @example
  * const report = await runTaskOnce({ tasksDir: './dist/tasks', taskClassName: 'SendReport', options: { accountId: 7 } });
+ * for (const { stream, line } of report.output) console.log(`[${stream}] ${line}`);
  * if (report.outcome !== 'finished') console.error(report);
  */
 export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskOnceResult> {
@@ -58,7 +105,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
   });
   await checkConfinement(config);
+  const tryGroups = TryGroups.open({ threads: false });
   const pool = new ForkPool({
+    tryGroups,
     concurrency: 1,
     spareChildren: 0,
     maxTasksPerChild: 1,
@@ -73,8 +122,9 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   });
   const controller = new AbortController();
   const timer = options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);
+  const output = outputCollector(options.onOutput);
   try {
-    return await pool.run({
+    const report = await pool.run({
       request: {
         id: options.id ?? '0',
         taskClassName: options.taskClassName,
@@ -88,9 +138,11 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
       options: yaml,
       maxOptionsBytes,
       maxResultBytes: options.maxResultBytes ?? defaults.maxResultBytes,
-    }, {}, controller.signal);
+    }, { onOutput: (stream, line) => output.hook(stream, line) }, controller.signal);
+    return { ...report, output: output.lines() };
   } finally {
     if (timer !== null) clearTimeout(timer);
     await pool.close();
+    await tryGroups.close();
   }
 }

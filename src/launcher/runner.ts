@@ -7,14 +7,14 @@ import { createLauncherId, readProcessIdentity } from '../pool/process-identity.
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, databaseTimeoutMs, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
-import { migrate } from '../store/migrations.js';
+import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
 import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
-import { TaskRegistry } from '../tasks/registry.js';
+import { TaskRegistry, typeScriptChildrenProblem } from '../tasks/registry.js';
 import type { RequestEnqueuer } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
@@ -23,7 +23,9 @@ import { ProbeService, type ProbeResult } from './probe-service.js';
 import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 import { traceTries } from './try-spans.js';
+import { withStartRetry } from './start-retry.js';
 import type { ChildRecycleReason } from '../pool/fork-pool.js';
+import { announceTable, logMigration } from './table-notice.js';
 
 export interface CreateRunnerOptions extends RunnerOptions {
   /** Run `migrate()` on the request table at `start()`. Default true. */
@@ -113,6 +115,8 @@ class TaskRunner implements Runner {
   readonly #recurring: RecurringService;
   /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
   #untrace: (() => void) | null = null;
+  /** Aborted by `stop()`: a start still waiting for the database gives up. */
+  readonly #startAbort = new AbortController();
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
@@ -240,19 +244,36 @@ class TaskRunner implements Runner {
       // Before anything is opened: a child user that cannot load the runtime is a config error.
       await checkConfinement(config);
       const launcherId = await this.#id();
+      let migrated: MigrateResult | null = null;
       try {
-        if (this.#autoMigrate) await this.#migrate();
-        else await this.#store.requestsCountByState();
+        // With `startRetry`, a database that is down or full at start is waited for (see start-retry.ts).
+        await withStartRetry({
+          retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
+          what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
+          attempt: async () => {
+            if (this.#autoMigrate) migrated = await this.#migrate();
+            else await this.#store.requestsCountByState();
+          },
+        });
       } catch (error) {
         await this.#database.close().catch(() => undefined);
         throw asDatabaseError(error);
       }
+      if (migrated !== null) logMigration(config.logger, config.table.qualified, migrated);
+      await announceTable({
+        db: this.#database.db, table: config.table, retention: config.retention, ownSessions: this.#database.connectionString !== null,
+        logger: config.logger,
+      }).catch((error: Error) => this.#report(error, 'reading how the request table came to be'));
       const scan = await this.#registry.refresh();
       for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
+      const typeScript = typeScriptChildrenProblem(scan, config.childExecArgv, config.childEnv);
+      if (typeScript !== null) config.logger.warn(typeScript);
       this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
       const parts = new LauncherParts({
         config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
         launcherId, launcherIdentity: await readProcessIdentity(process.pid), report: (error, during) => this.#report(error, during),
+        // A pid cleared under one of our tries: renew now, which finds it and stops the try.
+        onRescheduleNotice: () => renewSoon(),
       });
       this.#parts = parts;
       // Recover what a previous launcher on this host left behind before claiming anything.
@@ -271,8 +292,8 @@ class TaskRunner implements Runner {
         beating = error.code !== '42P01';
         this.#report(error, 'registering the launcher');
       });
-      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        // The renewal first: the tries' fence deadlines wait on it, the heartbeat does not.
+      /** Renews, and says whether the database accepted it (a failure is the fence's to tell). */
+      const renewLeases = async (): Promise<boolean> => {
         // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
         let sentAt = 0;
         const renewal = await parts.loop.exclusive(() => {
@@ -284,12 +305,34 @@ class TaskRunner implements Runner {
           this.events.emit('error', { error, during: 'renewing leases' });
           return null;
         });
-        if (renewal !== null) {
-          parts.dispatcher.leaseRenewed(renewal.renewed, sentAt);
-          for (const id of renewal.cancelled) parts.dispatcher.cancel(id);
+        if (renewal === null) return false;
+        parts.dispatcher.leaseRenewed(renewal.renewed, sentAt);
+        for (const id of renewal.cancelled) parts.dispatcher.cancel(id);
+        if (renewal.wiped.length > 0) await this.#reschedule(parts, launcherId, renewal.wiped);
+        return true;
+      };
+      // One renewal at a time for notices, and one more when notices came during it.
+      let renewing = false;
+      let renewAgain = false;
+      const renewSoon = (): void => {
+        if (renewing) {
+          renewAgain = true;
+          return;
         }
+        renewing = true;
+        renewAgain = false;
+        void renewLeases().catch((error: Error) => this.#report(error, 'renewing leases')).finally(() => {
+          renewing = false;
+          if (renewAgain) renewSoon();
+        });
+      };
+      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        // The renewal first: the tries' fence deadlines wait on it, the heartbeat does not.
+        const renewed = await renewLeases();
         if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
-        if (renewal !== null) this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
+        if (!renewed) return;
+        this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
+        this.#recovered(await this.#store.requestsRecoverWiped(), 'lease');
       }, 'renewing leases');
       this.#untrace = traceTries(this.events);
       await parts.start();
@@ -305,14 +348,25 @@ class TaskRunner implements Runner {
    * Migrations may build indexes on a large table for longer than the runner's statements may
    * take (see `databaseTimeoutMs`): over a connection string they get a connection of their own.
    */
-  async #migrate(): Promise<void> {
+  async #migrate(): Promise<MigrateResult> {
     const { connectionString } = this.#database;
     const own = connectionString === null ? null : openDatabase(connectionString, 1);
     try {
-      await migrate((own ?? this.#database).db, { tableName: this.config.table.qualified });
+      return await migrate((own ?? this.#database).db, { tableName: this.config.table.qualified });
     } finally {
       await own?.close();
     }
+  }
+
+  /**
+   * Rows of ours whose pid was cleared by hand: their tries are stopped (and written RESCHEDULED
+   * once stopped, which releases them); a row with no try here is released at once.
+   */
+  async #reschedule(parts: LauncherParts, launcherId: string, wiped: readonly string[]): Promise<void> {
+    const unknown = parts.dispatcher.rescheduled(wiped);
+    if (unknown.length === 0) return;
+    const released = await parts.loop.exclusive(() => this.#store.requestsReleaseWiped({ launcherId, ids: unknown }));
+    if (released.length > 0) this.config.logger.warn('pid cleared by hand on rows with no try here: released', { ids: released.join(',') });
   }
 
   #every(intervalMs: number, body: () => Promise<void>, during: string): void {
@@ -342,6 +396,7 @@ class TaskRunner implements Runner {
    * holding a pid.
    */
   stop(): Promise<void> {
+    this.#startAbort.abort();
     return this.#state.stop(async () => {
       const { config } = this;
       for (const timer of this.#timers) clearInterval(timer);

@@ -62,15 +62,19 @@ export class TryPreparer {
 
   prepare(row: ClaimedRow): PreparedTry | RefusedTry | Promise<PreparedTry | RefusedTry> {
     const { maxOptionsBytes } = this.#config;
+    // A table made by Rails allows a NULL name; no retry can give the row one, so it ends now
+    // (refused as oversized options are: the row cannot run as it is).
+    if (row.taskClassName === null) return refusal('options', 'task_class_name is NULL: no task to run');
     if (row.optionsBytes !== null && row.optionsBytes > maxOptionsBytes) {
       return refusal('options', `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`);
     }
-    const file = this.#registry.lookup(row.taskClassName);
-    const traits = file === undefined ? null : this.#traits.peek(file, row.taskClassName);
-    if (file !== undefined && traits !== null) return this.#prepared(row, file, traits);
+    const name = row.taskClassName;
+    const file = this.#registry.lookup(name);
+    const traits = file === undefined ? null : this.#traits.peek(file, name);
+    if (file !== undefined && traits !== null) return this.#prepared(row, name, file, traits);
     // A name not seen yet, or a file not looked at for a while: the try waits for the I/O.
-    return this.#resolve(row.taskClassName, file).then(
-      ({ file: found, traits: read }) => this.#prepared(row, found, read),
+    return this.#resolve(name, file).then(
+      ({ file: found, traits: read }) => this.#prepared(row, name, found, read),
       (error: unknown) => refusal('load', error instanceof UnknownTaskError ? error.message : describeError(error)),
     );
   }
@@ -80,13 +84,13 @@ export class TryPreparer {
     return { file, traits: await this.#traits.read(file, name) };
   }
 
-  #prepared(row: ClaimedRow, file: string, traits: TaskTraits): PreparedTry {
+  #prepared(row: ClaimedRow, taskClassName: string, file: string, traits: TaskTraits): PreparedTry {
     const config = this.#config;
-    const byClass = this.#settingsOf(row.taskClassName, traits);
+    const byClass = this.#settingsOf(taskClassName, traits);
     const settings = row.timeoutMs === null ? byClass : { ...byClass, timeoutMs: row.timeoutMs };
     const job: AttemptJob = {
       request: {
-        id: row.id, taskClassName: row.taskClassName, tries: row.tries, tryLimit: row.tryLimit,
+        id: row.id, taskClassName, tries: row.tries, tryLimit: row.tryLimit,
         queue: row.queue, priority: row.priority, createdAt: new Date(row.createdAtMs).toISOString(),
       },
       file,

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client';
 import type { RunnerEvents } from '../launcher/events.js';
 import type { Runner } from '../launcher/runner.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
@@ -12,6 +12,12 @@ export interface CreateMetricsOptions {
   registry?: Registry;
   /** Prefix of every metric name. Default `cw_task_runner_`. */
   prefix?: string;
+  /**
+   * Also register prom-client's default process metrics (`process_cpu_user_seconds_total`,
+   * `process_resident_memory_bytes`, `nodejs_eventloop_lag_seconds`, ...; standard names, no
+   * prefix). Default true; skipped when the registry already has them.
+   */
+  defaultMetrics?: boolean;
 }
 
 /** A runner's metrics in a prom-client registry. */
@@ -21,16 +27,47 @@ export interface TaskRunnerMetrics {
   close(): void;
 }
 
+/** What one scrape read of the table (empty figures where this launcher is not the exporter). */
+interface TableSnapshot {
+  exporter: boolean;
+  open: OpenActivity;
+  ended: Record<string, number>;
+}
+
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const durationBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600];
+
+/**
+ * A gauge of the whole table: it has samples only on the launcher that exports the table now.
+ * Every launcher on the table is scraped, and a Prometheus user sums over them (`sum by (state)
+ * (cw_task_runner_requests)`), as over any other metric of a job: figures each launcher exported
+ * would be counted once per launcher. A family with no samples keeps its HELP and TYPE.
+ */
+class TableGauge extends Gauge<string> {
+  readonly #exporting: () => boolean;
+
+  constructor(config: GaugeConfiguration<string>, exporting: () => boolean) {
+    super(config);
+    this.#exporting = exporting;
+  }
+
+  override async get(): ReturnType<Gauge<string>['get']> {
+    const metric = await super.get();
+    return this.#exporting() ? metric : { ...metric, values: [] };
+  }
+}
 
 /**
  * Prometheus metrics of a runner. Two kinds, so that nothing is added to the launch path:
  *
  * - Gauges of the table (requests by state and queue, ended requests by result, the oldest
  *   wait) are read at scrape time, by the few statements of `activity.ts` that walk only open
- *   rows or an index; one scrape runs them once (shared by the gauges).
+ *   rows or an index; one scrape runs them once (shared by the gauges). They are exported by
+ *   one launcher of the table at a time, so that a sum over launchers counts each request once:
+ *   of the launchers alive, the one with the smallest id (`table_exporter` says which is; when
+ *   it stops another takes over at its next scrape, and when it dies without a word, once its
+ *   heartbeat is older than its lease).
  * - Counters and histograms of tries (started, ended by result, pickup latency, run duration)
  *   are fed from the runner's events, which it emits anyway; a try costs a few map operations.
  *   They count what this launcher did since it started, as Prometheus counters do.
@@ -45,20 +82,47 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
   const p = options.prefix ?? 'cw_task_runner_';
   const inspector = new Inspector({ db: runner.db, table: runner.config.table });
   const registers = [registry];
+  if ((options.defaultMetrics ?? true) && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) {
+    collectDefaultMetrics({ register: registry });
+  }
 
-  // One read of the table per scrape, however many gauges ask.
-  let snapshot: { at: number; data: Promise<{ open: OpenActivity; ended: Record<string, number> }> } | null = null;
+  // One read of the table per scrape, however many gauges ask; only the exporter reads more
+  // than who the exporter is.
+  const ownId = (): string | null => {
+    try {
+      return runner.launcherId;
+    } catch {
+      return null; // not started: no launcher row, so never the exporter
+    }
+  };
+  let exporting = false;
+  let snapshot: { at: number; data: Promise<TableSnapshot> } | null = null;
   const read = () => {
     if (snapshot === null || Date.now() - snapshot.at > 1_000) {
-      const data = Promise.all([inspector.open(), inspector.endedByResult()]).then(([open, ended]) => ({ open, ended }));
+      const data = (async (): Promise<TableSnapshot> => {
+        const id = ownId();
+        const exporter = id !== null && (await inspector.tableExporter(runner.config.leaseMs)) === id;
+        exporting = exporter;
+        if (!exporter) return { exporter, open: { depth: [], oldestWaitingMs: null }, ended: {} };
+        const [open, ended] = await Promise.all([inspector.open(), inspector.endedByResult()]);
+        return { exporter, open, ended };
+      })();
       snapshot = { at: Date.now(), data };
       data.catch(() => (snapshot = null));
     }
     return snapshot.data;
   };
+  const isExporting = () => exporting;
 
   new Gauge({
-    name: `${p}requests`, help: 'Open requests by state (waiting: runnable now; delayed; running) and queue', labelNames: ['state', 'queue'], registers,
+    name: `${p}table_exporter`, registers,
+    help: 'Whether this launcher exports the table gauges now (1) or another launcher does (0): of the launchers alive, the smallest id',
+    async collect() {
+      this.set((await read()).exporter ? 1 : 0);
+    },
+  });
+  new TableGauge({
+    name: `${p}requests`, help: 'Open requests by state (waiting: runnable now; delayed; running: started; held: claimed by a launcher, not started) and queue', labelNames: ['state', 'queue'], registers,
     async collect() {
       const { open } = await read();
       this.reset();
@@ -66,24 +130,25 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
         this.inc({ state: 'waiting', queue: d.queue }, d.waiting);
         this.inc({ state: 'delayed', queue: d.queue }, d.delayed);
         this.inc({ state: 'running', queue: d.queue }, d.running);
+        this.inc({ state: 'held', queue: d.queue }, d.held);
       }
     },
-  });
-  new Gauge({
+  }, isExporting);
+  new TableGauge({
     name: `${p}requests_ended`, help: 'Ended requests by result', labelNames: ['result'], registers,
     async collect() {
       const { ended } = await read();
       this.reset();
       for (const [result, n] of Object.entries(ended)) this.set({ result }, n);
     },
-  });
-  new Gauge({
+  }, isExporting);
+  new TableGauge({
     name: `${p}oldest_waiting_seconds`, help: 'How long the longest-waiting runnable request has waited (0 when none waits)', registers,
     async collect() {
       const { open } = await read();
       this.set((open.oldestWaitingMs ?? 0) / 1000);
     },
-  });
+  }, isExporting);
   const stat = (name: string, help: string, pick: (s: Runner['stats']) => number) =>
     new Gauge({ name: `${p}${name}`, help, registers, collect() { this.set(pick(runner.stats)); } });
   stat('tries_running', 'Tries this launcher runs now', (s) => s.running);

@@ -8,6 +8,7 @@ import { runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type 
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
 import { decodeChildMessage, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
+import type { TryGroup, TryGroups } from './try-cgroup.js';
 
 const stderrTailBytes = 4096;
 /** After a child has exited, how long to wait for its channel and pipes to drain before deciding. */
@@ -31,6 +32,8 @@ export interface ChildHandleParams {
   confinement?: ChildConfinement | null;
   /** Paths the runtime must read under a permission policy (the package, the tasks directory). */
   readable?: readonly string[];
+  /** Where the child gets a control group of its own (see try-cgroup.ts); null: none. */
+  tryGroups?: TryGroups | null;
 }
 
 interface CurrentRun {
@@ -72,6 +75,10 @@ export class ChildHandle {
   #memory: ChildMemory | null = null;
   #tasksRun = 0;
   #leaving = false;
+  /** The child's control group, once it is in one. */
+  #group: TryGroup | null = null;
+  /** A reused child moving to a new group after a try that left processes behind; null: none. */
+  #regrouping: Promise<void> | null = null;
   readonly confinement: ChildConfinement | null;
 
   private constructor(child: ChildProcess, params: ChildHandleParams) {
@@ -94,9 +101,18 @@ export class ChildHandle {
         }
       });
     });
-    this.#ready = new Promise((resolve) => {
+    const runtimeReady = new Promise<boolean>((resolve) => {
       this.#markReady = resolve;
     });
+    // No try before the child is in its group (the move runs while Node starts, see try-cgroup.ts).
+    const groups = params.tryGroups ?? null;
+    const placed = child.pid === undefined || groups === null || groups.kind === null ? null : groups.place(child.pid);
+    this.#ready = placed === null ? runtimeReady : Promise.all([runtimeReady, placed]).then(([ready, group]) => {
+      this.#group = group;
+      return ready;
+    });
+    // Whatever the child's tries left in its group ends with it.
+    if (placed !== null) void Promise.all([this.#exited, placed]).then(([, group]) => group?.close());
     void this.#exited.then(() => this.#markReady(false));
     this.identity = new Promise((resolve) => {
       child.once('spawn', () => resolve(readProcessIdentity(child.pid!)));
@@ -201,7 +217,8 @@ export class ChildHandle {
         void this.#settleAtExit(current);
         return;
       }
-      this.#send(runMessage(job, exitAfter));
+      if (this.#regrouping === null) this.#send(runMessage(job, exitAfter));
+      else void this.#regrouping.then(() => this.#send(runMessage(job, exitAfter)));
     });
   }
 
@@ -285,6 +302,16 @@ export class ChildHandle {
     if (current === null) {
       this.#violation('a report with no task running');
       return;
+    }
+    // A child that lives on leaves behind, in its old group, what its try left running.
+    if (message.last !== true && this.#group !== null) {
+      const regrouping = this.#group.endTry();
+      if (regrouping !== null) {
+        const done: Promise<void> = regrouping.then(() => {
+          if (this.#regrouping === done) this.#regrouping = null;
+        });
+        this.#regrouping = done;
+      }
     }
     if (message.type === 'result') {
       current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });

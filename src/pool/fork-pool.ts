@@ -5,6 +5,7 @@ import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport,
 import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
 import { childRuntimeEntry } from './runtime-entry.js';
+import type { TryGroups } from './try-cgroup.js';
 import { settleAll } from '../shared/settle-all.js';
 
 export interface ForkPoolParams {
@@ -35,6 +36,8 @@ export interface ForkPoolParams {
   readable?: readonly string[];
   /** Called whenever a slot frees up, so the launcher can claim more. */
   onSlotFree?: () => void;
+  /** Control groups for the children (each in one of its own); null or omitted: none. */
+  tryGroups?: TryGroups | null;
 }
 
 const defaultMaxResultBytes = 1024 * 1024;
@@ -245,6 +248,8 @@ export class ForkPool implements TaskPool {
         this.#startFailures = 0;
         return { child, mode: 'fresh' };
       }
+      // Ended by close() while it booted: the stop, not a failure.
+      if (this.#closed) return { failure: 'pool closed before the task started' };
       failure = child.startFailure();
       this.#p.logger.error('child failed to start', { pid: child.pid ?? '', text: failure });
     }
@@ -321,6 +326,7 @@ export class ForkPool implements TaskPool {
 
   #spawn(confinement: ChildConfinement | null): ChildHandle {
     const child = ChildHandle.spawn({
+      tryGroups: this.#p.tryGroups ?? null,
       confinement,
       readable: this.#p.readable ?? [],
       entry: this.#entry,
@@ -367,6 +373,11 @@ export class ForkPool implements TaskPool {
         if (ready) {
           this.#startFailures = 0;
           this.#release(child);
+          return;
+        }
+        if (this.#closed) {
+          // close() ended it while it booted: that is the stop, not a failed start.
+          this.#p.logger.debug('spare child ended by the pool closing while it booted', { pid: child.pid ?? '' });
           return;
         }
         this.#startFailures += 1;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AbortReason } from './attempt.js';
 import type { ThreadSlotsData } from './thread-slots.js';
+import type { ThreadGroupsData } from './try-cgroup.js';
 
 export interface PiscinaParams {
   /** Threads alive at once; further runs queue. */
@@ -56,7 +57,7 @@ export class Recaller {
 }
 
 /** A worker pool whose threads run batches (runtime/thread-entry.ts), one batch per thread at a time. */
-export function createPiscina(params: PiscinaParams, workerData: { slots: ThreadSlotsData }): Piscina {
+export function createPiscina(params: PiscinaParams, workerData: { slots: ThreadSlotsData; cgroup: ThreadGroupsData | null }): Piscina {
   return new Piscina({
     filename: threadEntry,
     minThreads: 0,

@@ -8,6 +8,7 @@ import { batchEntry, decodeBatchResult, type BatchEntry, type ThreadBatch } from
 import { createPiscina, Recaller, type PiscinaParams } from './thread-piscina.js';
 import { abortedReport, answerReport, crashedReport } from './thread-report.js';
 import { endProcesses, ThreadSlots } from './thread-slots.js';
+import type { TryGroups } from './try-cgroup.js';
 
 export interface ThreadPoolParams extends PiscinaParams {
   /** Reported as every thread-mode try's pid: threads live in the launcher. */
@@ -16,6 +17,8 @@ export interface ThreadPoolParams extends PiscinaParams {
   logger: Logger;
   /** How often running tries are checked for having started, to report `onStart`. Default 20 ms. */
   startCheckMs?: number;
+  /** Control groups for the processes tries start (see runtime/thread-cgroup.ts); null or omitted: none. */
+  tryGroups?: TryGroups | null;
 }
 
 /**
@@ -113,7 +116,7 @@ export class ThreadPool implements TaskPool {
     this.#slots = ThreadSlots.create(slotCount);
     this.#freeSlots = Array.from({ length: slotCount }, (_, i) => slotCount - 1 - i);
     this.#bySlot = Array.from({ length: slotCount }, () => null);
-    this.#piscina = createPiscina(params, { slots: this.#slots.data });
+    this.#piscina = createPiscina(params, { slots: this.#slots.data, cgroup: params.tryGroups?.threadData ?? null });
     // What threads post on their parent port: each try's result as it ends.
     this.#piscina.on('message', (data: unknown) => this.#onResult(data));
     // A thread that failed while running no try: one that could not boot, or an idle one hit by
@@ -312,6 +315,7 @@ export class ThreadPool implements TaskPool {
       } else report = crashedReport(error, usage);
       // The thread is gone or going: what the try started goes with it.
       endProcesses(this.#slots.processes(attempt.slot));
+      this.#params.tryGroups?.endThreadTry(attempt.slot, attempt.ticket);
       this.#settle(attempt, report);
     }
     this.#queued = [...requeued, ...this.#queued];

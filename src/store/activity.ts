@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import { runningSql } from './fragments.js';
+import { heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
 import type { SqlDb } from './database.js';
 
@@ -17,12 +17,16 @@ import type { SqlDb } from './database.js';
 /** Open requests of one queue and task. */
 export interface QueueDepth {
   queue: string;
-  taskClassName: string;
+  /** Null for rows without one (a Rails-made table allows it); they end FAILED when claimed. */
+  taskClassName: string | null;
   /** Runnable now. */
   waiting: number;
   /** Waiting for `delay_until`. */
   delayed: number;
+  /** Claimed and started. */
   running: number;
+  /** Claimed by a launcher ahead of a free slot, not started. */
+  held: number;
 }
 
 export interface OpenActivity {
@@ -49,7 +53,7 @@ export interface MinuteActivity {
 /** A try running now, as its row says. */
 export interface RunningTry {
   id: string;
-  taskClassName: string;
+  taskClassName: string | null;
   queue: string;
   tries: number;
   pid: number | null;
@@ -57,6 +61,8 @@ export interface RunningTry {
   host: string | null;
   launcherId: string | null;
   startedAt: Date | null;
+  /** Claimed but not started (in its launcher's local queue; `pid` is the launcher's). */
+  held: boolean;
   cancelRequested: boolean;
 }
 
@@ -70,33 +76,37 @@ export interface LauncherAlive {
   startedAt: Date;
   /** Milliseconds since its last heartbeat. */
   heartbeatAgeMs: number;
-  /** Tries it holds (running or queued locally), from the request table. */
+  /** Its tries running now (started), from the request table. */
   running: number;
+  /** Rows it claimed ahead and holds, not started. */
+  held: number;
 }
 
 export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenActivity> {
   const ref = sql.table(table.qualified);
   // Two scans, each of one partial index's rows (runnable_idx, running_idx), rather than one
   // scan of the whole table for `completed_at IS NULL`.
-  const { rows } = await sql<{ queue: string; task_class_name: string; waiting: string; delayed: string; running: string }>`
+  const { rows } = await sql<{ queue: string; task_class_name: string | null; waiting: string; delayed: string; running: string; held: string }>`
     SELECT queue, task_class_name,
            count(*) FILTER (WHERE kind = 'w' AND (delay_until IS NULL OR delay_until <= now())) AS waiting,
            count(*) FILTER (WHERE kind = 'w' AND delay_until > now()) AS delayed,
-           count(*) FILTER (WHERE kind = 'r') AS running
+           count(*) FILTER (WHERE kind = 'r' AND started) AS running,
+           count(*) FILTER (WHERE kind = 'r' AND NOT started) AS held
     FROM (
-      SELECT 'w' AS kind, queue, task_class_name, delay_until FROM ${ref}
-      WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit
+      SELECT 'w' AS kind, queue, task_class_name, delay_until, NULL::bool AS started FROM ${ref}
+      WHERE ${sql.raw(waitingSql())}
       UNION ALL
-      SELECT 'r', queue, task_class_name, NULL FROM ${ref} WHERE pid IS NOT NULL AND completed_at IS NULL
+      SELECT 'r', queue, task_class_name, NULL, started_at IS NOT NULL FROM ${ref} WHERE pid IS NOT NULL AND completed_at IS NULL
     ) open
     GROUP BY queue, task_class_name ORDER BY queue, task_class_name`.execute(db);
   const { rows: oldest } = await sql<{ ms: number | null }>`
     SELECT (extract(epoch FROM now() - min(greatest(created_at, delay_until))) * 1000)::float8 AS ms FROM ${ref}
-    WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit AND (delay_until IS NULL OR delay_until <= now())`.execute(db);
+    WHERE ${sql.raw(runnableSql())}`.execute(db);
   const ms = oldest[0]?.ms ?? null;
   return {
     depth: rows.map((row) => ({
-      queue: row.queue, taskClassName: row.task_class_name, waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running),
+      queue: row.queue, taskClassName: row.task_class_name, waiting: Number(row.waiting), delayed: Number(row.delayed),
+      running: Number(row.running), held: Number(row.held),
     })),
     oldestWaitingMs: ms === null ? null : Math.max(0, Math.round(ms)),
   };
@@ -140,37 +150,53 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
   }));
 }
 
-/** Tries running now (rows with a pid), oldest start first; at most `limit`. */
+/** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
   const { rows } = await sql<{
-    id: string; task_class_name: string; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
+    id: string; task_class_name: string | null; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
     launcher_id: string | null; started_at: Date | null; cancel: boolean;
   }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
-    FROM ${sql.table(table.qualified)} WHERE ${sql.raw(runningSql())}
-    ORDER BY started_at NULLS LAST, id LIMIT ${limit}`.execute(db);
+    FROM ${sql.table(table.qualified)} AS r WHERE ${sql.raw(runningSql('r'))}
+    ORDER BY r.started_at NULLS LAST, r.id LIMIT ${limit}`.execute(db);
   return rows.map((row) => ({
     id: row.id, taskClassName: row.task_class_name, queue: row.queue, tries: row.tries, pid: row.pid, threadId: row.thread_id,
-    host: row.host, launcherId: row.launcher_id, startedAt: row.started_at, cancelRequested: row.cancel,
+    host: row.host, launcherId: row.launcher_id, startedAt: row.started_at, held: row.started_at === null, cancelRequested: row.cancel,
   }));
 }
 
 /** Launchers whose heartbeat is younger than `staleMs`. */
 export async function launchersAlive(db: SqlDb, table: TableName, staleMs: number): Promise<LauncherAlive[]> {
   const { rows } = await sql<{
-    launcher_id: string; host: string; pid: number; concurrency: number; queues: string[] | null; started_at: Date; age: number; running: string;
+    launcher_id: string; host: string; pid: number; concurrency: number; queues: string[] | null; started_at: Date; age: number;
+    running: string; held: string;
   }>`
     SELECT l.launcher_id, l.host, l.pid, l.concurrency, l.queues, l.started_at,
            (extract(epoch FROM now() - l.heartbeat_at) * 1000)::float8 AS age,
-           (SELECT count(*) FROM ${sql.table(table.qualified)} r WHERE r.launcher_id = l.launcher_id AND ${sql.raw(runningSql('r'))}) AS running
+           (SELECT count(*) FROM ${sql.table(table.qualified)} r WHERE r.launcher_id = l.launcher_id AND ${sql.raw(startedSql('r'))}) AS running,
+           (SELECT count(*) FROM ${sql.table(table.qualified)} r WHERE r.launcher_id = l.launcher_id AND ${sql.raw(heldSql('r'))}) AS held
     FROM ${sql.table(launchersTableFor(table).qualified)} l
     WHERE l.heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
     ORDER BY l.host, l.started_at`.execute(db);
   return rows.map((row) => ({
     launcherId: row.launcher_id, host: row.host, pid: row.pid, concurrency: row.concurrency, queues: row.queues, startedAt: row.started_at,
-    heartbeatAgeMs: Math.max(0, Math.round(row.age)), running: Number(row.running),
+    heartbeatAgeMs: Math.max(0, Math.round(row.age)), running: Number(row.running), held: Number(row.held),
   }));
+}
+
+/**
+ * The launcher that exports the table's own figures (see createMetrics): of the launchers alive
+ * (heartbeat within `staleMs`), the one with the smallest id. Null when none is alive. Every
+ * launcher answers the same from the same table, so the figures are exported once, and another
+ * launcher takes over when that one stops (its row goes) or stops heart-beating.
+ */
+export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs: number): Promise<string | null> {
+  const { rows } = await sql<{ launcher_id: string }>`
+    SELECT launcher_id FROM ${sql.table(launchersTableFor(table).qualified)}
+    WHERE heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
+    ORDER BY launcher_id LIMIT 1`.execute(db);
+  return rows[0]?.launcher_id ?? null;
 }
 
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */

@@ -35,14 +35,17 @@ interface AttemptRow {
   exit_code: number | null; signal: string | null; peak_memory_bytes: string | null; result_text: string | null;
 }
 
-/** The recorded tries of one request, oldest first. A request with no ended try has none. */
+/**
+ * The recorded tries of one request, oldest first. A request with no ended try has none. Ordered
+ * by `a.id`, the column: a bare `id` would name the text alias and put try 16 before try 2.
+ */
 export async function attemptsOfRequest(db: SqlDb, table: TableName, requestId: string): Promise<RequestAttempt[]> {
   const { rows } = await sql<AttemptRow>`
     SELECT id::text AS id, request_id::text AS request_id, try, host, launcher_id, pid, thread_id, mode, started_at, ended_at,
            result, exit_code, signal, peak_memory_bytes::text AS peak_memory_bytes, result_text
-    FROM ${sql.table(attemptsTableFor(table).qualified)}
-    WHERE request_id = ${requestId}::bigint
-    ORDER BY id`.execute(db);
+    FROM ${sql.table(attemptsTableFor(table).qualified)} AS a
+    WHERE a.request_id = ${requestId}::bigint
+    ORDER BY a.id`.execute(db);
   return rows.map((row) => ({
     id: row.id,
     requestId: row.request_id,

@@ -7,7 +7,7 @@ export interface AttemptRecord {
   threadId: number | null;
   /** 'fresh', 'spare', 'reused' or 'thread'; null when unknown. */
   mode: string | null;
-  /** When the try started running, epoch milliseconds; null: the time its row records is kept. */
+  /** When the try started running, by the launcher's `performance.timeOrigin + performance.now()` (stored as an age by the database's clock); null: the time its row records is kept. */
   startedAtMs: number | null;
   exitCode: number | null;
   signal: string | null;

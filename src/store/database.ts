@@ -112,11 +112,42 @@ function guardedPool(pool: pg.Pool): PostgresPool {
   };
 }
 
-/** Opens a pg pool whose clients, idle or checked out, survive their connection's death. */
+/**
+ * `timestamp without time zone` as UTC. node-pg's own parser reads such a value as the process's
+ * local time, so a launcher with TZ=Asia/Tokyo read every Rails timestamp 9 h early; the text is
+ * handed to the timestamptz parser with an explicit `+00` instead (before a trailing ` BC`).
+ */
+const timestampOid = 1114;
+const parseTimestamptz = pg.types.getTypeParser(1184, 'text');
+function parseUtcTimestamp(text: string): unknown {
+  return /^-?infinity$/.test(text) ? parseTimestamptz(text) : parseTimestamptz(text.replace(/( BC)?$/, '+00$1'));
+}
+const utcTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === timestampOid && format !== 'binary' ? parseUtcTimestamp : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/**
+ * Opens a pg pool whose clients, idle or checked out, survive their connection's death, and whose
+ * sessions read and write timestamps in UTC whatever the server's `timezone` setting and the
+ * process's TZ: the session's time zone is set to UTC as each connection opens (ActiveRecord's
+ * pg adapter does the same, and Rails writes UTC into `timestamp without time zone` columns), and
+ * such columns are parsed as UTC. Without it, a database set to Asia/Tokyo had every start
+ * written 9 h after the Rails row's `created_at`, and compared `delay_until` 9 h early.
+ *
+ * The SET is sent from the pool's 'connect' event, which pg-pool emits before it hands the new
+ * client out, so it is the first statement of the session: every statement of ours comes after
+ * it on the same connection. (Not the `options=-c TimeZone=UTC` startup parameter: PgBouncer
+ * refuses unknown startup parameters by default.) An error here is the connection's, and the
+ * next statement on it reports it.
+ */
 export function openPool(config: pg.PoolConfig): pg.Pool {
-  const pool = new pg.Pool({ keepAlive: true, keepAliveInitialDelayMillis: keepAliveDelayMs, ...config });
+  const pool = new pg.Pool({ types: utcTypes, keepAlive: true, keepAliveInitialDelayMillis: keepAliveDelayMs, ...config });
   pool.on('error', () => undefined);
-  pool.on('connect', guardClient);
+  pool.on('connect', (client) => {
+    guardClient(client);
+    client.query("SET TIME ZONE 'UTC'").catch(() => undefined);
+  });
   if (config.query_timeout !== undefined) pool.on('connect', endAfterReadTimeout);
   return pool;
 }

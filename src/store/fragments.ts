@@ -1,18 +1,38 @@
+import { defaults } from '../config/runner-config.js';
+
 /**
  * The states of a request, as SQL conditions over a row (optionally through an alias). Each is
  * written here once; statements name the fragment instead of spelling the condition out.
  *
- *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit
+ *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit (see triesLeftSql for NULLs)
  *   runnable  waiting, and delay_until IS NULL OR delay_until <= now()
  *   delayed   waiting, and delay_until > now()
  *   running   pid IS NOT NULL AND completed_at IS NULL (claimed by a launcher: held or started)
+ *   held      running, and started_at IS NULL (claimed ahead, in the launcher's local queue)
+ *   started   running, and started_at IS NOT NULL (its try runs)
  *   ended     completed_at IS NOT NULL
+ *
+ * A waiting row whose pid was cleared by hand while its launcher's lease still holds
+ * (`leaseFreeSql` false) is being rescheduled: that launcher stops the try first and then clears
+ * the lease, so the claim leaves such a row alone until then (or until the lease runs out).
  */
 const column = (alias: string | undefined, name: string): string => (alias === undefined ? name : `${alias}.${name}`);
 
+/**
+ * What a NULL `try_limit` reads as (a Rails-made table allows NULL there and in `tries`): the
+ * column's default, 5. A NULL `tries` reads as 0, no try made. The claim writes both readings
+ * into the row, so every later statement sees plain numbers.
+ */
+export const nullTryLimit: number = defaults.tryLimit;
+
+/** A try is left: `tries < try_limit`, reading NULLs as `nullTryLimit` says. A filter only, so the claim's partial index still serves it. */
+export function triesLeftSql(alias?: string): string {
+  return `COALESCE(${column(alias, 'tries')}, 0) < COALESCE(${column(alias, 'try_limit')}, ${nullTryLimit})`;
+}
+
 export function waitingSql(alias?: string): string {
   const c = (name: string) => column(alias, name);
-  return `${c('completed_at')} IS NULL AND ${c('pid')} IS NULL AND ${c('tries')} < ${c('try_limit')}`;
+  return `${c('completed_at')} IS NULL AND ${c('pid')} IS NULL AND ${triesLeftSql(alias)}`;
 }
 
 export function runnableSql(alias?: string): string {
@@ -28,7 +48,28 @@ export function runningSql(alias?: string): string {
   return `${column(alias, 'pid')} IS NOT NULL AND ${column(alias, 'completed_at')} IS NULL`;
 }
 
+/**
+ * No launcher's lease holds the row: every statement that ends a try clears the lease with the
+ * pid, so a lease still in the future on a row without a pid means the pid was cleared under a
+ * try whose launcher has not stopped it yet. A filter on the rows the claim's index gives, not an
+ * index condition (now() changes), and rarely false, so it costs the claim nothing measurable.
+ */
+export function leaseFreeSql(alias?: string): string {
+  const lease = column(alias, 'lease_expires_at');
+  return `(${lease} IS NULL OR ${lease} <= now())`;
+}
+
 /** A queue filter on parameter `$n` (text[]; NULL means every queue). */
 export function queueFilterSql(parameter: number, alias?: string): string {
   return `($${parameter}::text[] IS NULL OR ${column(alias, 'queue')} = ANY($${parameter}::text[]))`;
+}
+
+/** Claimed but not started: what `status`, `list` and the dashboard call held. */
+export function heldSql(alias?: string): string {
+  return `${runningSql(alias)} AND ${column(alias, 'started_at')} IS NULL`;
+}
+
+/** Claimed and started: a try runs (what `status`, `list` and the dashboard call running). */
+export function startedSql(alias?: string): string {
+  return `${runningSql(alias)} AND ${column(alias, 'started_at')} IS NOT NULL`;
 }

@@ -8,6 +8,11 @@ export interface NewRequest {
   options: string | null;
   tryLimit: number;
   delayUntil: Date | null;
+  /**
+   * Not before this many milliseconds after the database's now (when `delayUntil` is null): a
+   * relative delay is counted by the database's clock, as every stored time is, not the caller's.
+   */
+  delayMs?: number | null;
   priority: number;
   queue: string;
   /** Hard timeout of each try in milliseconds, or null for none of the request's own. */
@@ -30,12 +35,14 @@ export async function requestsInsert(executor: Executor, table: TableName, rows:
     executor,
     sql<{ id: string }>`
       INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key)
-      SELECT task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key
+      SELECT task_class_name, options, try_limit, COALESCE(delay_until, now() + delay_ms * interval '1 millisecond'), priority, queue,
+             timeout_ms, traceparent, unique_key
       FROM unnest(${rows.map((r) => r.taskClassName)}::text[], ${rows.map((r) => r.options)}::text[],
                   ${rows.map((r) => r.tryLimit)}::int[], ${rows.map((r) => r.delayUntil?.toISOString() ?? null)}::timestamptz[],
                   ${rows.map((r) => r.priority)}::int[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.timeoutMs)}::int[],
-                  ${rows.map((r) => r.traceparent ?? null)}::text[], ${rows.map((r) => r.uniqueKey ?? null)}::text[])
-           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key, n)
+                  ${rows.map((r) => r.traceparent ?? null)}::text[], ${rows.map((r) => r.uniqueKey ?? null)}::text[],
+                  ${rows.map((r) => r.delayMs ?? null)}::float8[])
+           WITH ORDINALITY AS v(task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key, delay_ms, n)
       ORDER BY n
       RETURNING id::text AS id`,
   );

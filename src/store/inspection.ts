@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
-import { runningSql, waitingSql } from './fragments.js';
+import { heldSql, nullTryLimit, startedSql, triesLeftSql, waitingSql } from './fragments.js';
 import type { SqlDb } from './database.js';
 
 /**
@@ -13,25 +13,27 @@ import type { SqlDb } from './database.js';
  */
 
 /** How a request stands, derived from its columns (never stored). */
-export const requestStates = ['waiting', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
+export const requestStates = ['waiting', 'held', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
 export type RequestState = (typeof requestStates)[number];
 
 /**
  * The state of a row as SQL. An ended row is named by its result (TIMED_OUT counts as crashed);
- * a row with no try left that never ended (a careless INSERT) reads as failed.
+ * a claimed row is held until its try starts (`started_at` set), then running; a row with no try
+ * left that never ended (a careless INSERT) reads as failed.
  */
 export const stateSql = `CASE
   WHEN completed_at IS NOT NULL THEN CASE result WHEN 'FINISHED' THEN 'finished' WHEN 'CANCELLED' THEN 'cancelled'
     WHEN 'PARKED' THEN 'parked' WHEN 'CRASHED' THEN 'crashed' WHEN 'TIMED_OUT' THEN 'crashed' ELSE 'failed' END
-  WHEN pid IS NOT NULL THEN 'running'
-  WHEN tries < try_limit THEN 'waiting'
+  WHEN pid IS NOT NULL THEN CASE WHEN started_at IS NULL THEN 'held' ELSE 'running' END
+  WHEN ${triesLeftSql()} THEN 'waiting'
   ELSE 'failed' END`;
 
 /** The filter of one state, written so that an index serves it. */
 export function stateFilterSql(state: RequestState): string {
   switch (state) {
     case 'waiting': return waitingSql();
-    case 'running': return runningSql();
+    case 'held': return heldSql();
+    case 'running': return startedSql();
     case 'finished': return `completed_at IS NOT NULL AND result = 'FINISHED'`;
     case 'failed': return `completed_at IS NOT NULL AND result = 'FAILED'`;
     case 'crashed': return `completed_at IS NOT NULL AND result IN ('CRASHED', 'TIMED_OUT')`;
@@ -74,7 +76,8 @@ export const textSearchTimeoutMs = 5_000;
 /** One request as a list shows it. */
 export interface RequestSummary {
   id: string;
-  taskClassName: string;
+  /** Null where a table allows it (a Rails-made one): such a row ends FAILED, no task to run. */
+  taskClassName: string | null;
   queue: string;
   priority: number;
   state: RequestState;
@@ -117,12 +120,17 @@ export interface RequestDetail extends RequestSummary {
 }
 
 interface SummaryRow {
-  id: string; task_class_name: string; queue: string; priority: number; state: RequestState; result: string | null;
+  id: string; task_class_name: string | null; queue: string; priority: number; state: RequestState; result: string | null;
   tries: number; try_limit: number; created_at: Date; started_at: Date | null; completed_at: Date | null;
   delay_until: Date | null; pid: number | null; host: string | null; preview: string | null;
 }
 
-const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result, tries, try_limit,
+/**
+ * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
+ * alias ('9' after '12'): statements order by the column through the table's alias (`r.id`).
+ */
+const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result,
+  COALESCE(tries, 0) AS tries, COALESCE(try_limit, ${nullTryLimit}) AS try_limit,
   created_at, started_at, completed_at, delay_until, pid, host, left(result_text, 200) AS preview`);
 
 function summaryOf(row: SummaryRow): RequestSummary {
@@ -176,9 +184,9 @@ export async function requestsList(db: SqlDb, table: TableName, params: ListRequ
   if (params.text !== undefined) return textSearch(db, table, params, limit, window);
   const before = params.before === undefined ? sql`` : sql`AND id < ${params.before}::bigint`;
   const { rows } = await sql<SummaryRow>`
-    SELECT ${summaryColumns} FROM ${sql.table(table.qualified)}
+    SELECT ${summaryColumns} FROM ${sql.table(table.qualified)} AS r
     WHERE ${filterConditions(params)} ${before}
-    ORDER BY id DESC LIMIT ${limit + 1}`.execute(db);
+    ORDER BY r.id DESC LIMIT ${limit + 1}`.execute(db);
   const more = rows.length > limit;
   const requests = rows.slice(0, limit).map(summaryOf);
   return { requests, nextBefore: more ? requests[requests.length - 1]!.id : null, searchedDownTo: null };
@@ -197,9 +205,9 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
     let rows: SummaryRow[];
     try {
       ({ rows } = await sql<SummaryRow>`
-        SELECT ${summaryColumns} FROM ${ref}
-        WHERE ${filterConditions(params)} AND id < ${top}::bigint AND id >= ${floor}::bigint
-        ORDER BY id DESC LIMIT ${limit + 1}`.execute(trx));
+        SELECT ${summaryColumns} FROM ${ref} AS r
+        WHERE ${filterConditions(params)} AND r.id < ${top}::bigint AND r.id >= ${floor}::bigint
+        ORDER BY r.id DESC LIMIT ${limit + 1}`.execute(trx));
     } catch (error) {
       if ((error as { code?: string }).code === '57014') {
         throw new TaskRunnerError('CONFIG_INVALID', `text search stopped after ${textSearchTimeoutMs} ms in ids ${floor} to ${top}; ` +

@@ -1,7 +1,7 @@
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import {
-  activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive,
+  activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive, launcherTableExporter,
   type LauncherAlive, type MinuteActivity, type OpenActivity, type RunningTry,
 } from './activity.js';
 import type { CancelResult } from './cancel-request.js';
@@ -58,6 +58,11 @@ export class Inspector {
   /** Launchers that heart-beat within `staleMs` (default: the default lease). */
   launchers(staleMs: number = defaults.leaseMs): Promise<LauncherAlive[]> {
     return launchersAlive(this.#db, this.#table, staleMs);
+  }
+
+  /** The launcher that exports the table's figures to Prometheus (see `launcherTableExporter`). */
+  tableExporter(staleMs: number = defaults.leaseMs): Promise<string | null> {
+    return launcherTableExporter(this.#db, this.#table, staleMs);
   }
 
   endedByResult(): Promise<Record<string, number>> {

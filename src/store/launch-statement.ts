@@ -1,7 +1,7 @@
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
-import { queueFilterSql, runnableSql } from './fragments.js';
+import { leaseFreeSql, nullTryLimit, queueFilterSql, runnableSql } from './fragments.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { RequestResultValue } from './schema.js';
 import type { Statement } from './sql-client.js';
@@ -14,7 +14,7 @@ export interface AttemptStartRecord {
   pid: number;
   processIdentity: string | null;
   threadId: number | null;
-  /** When the try started, epoch milliseconds. */
+  /** When the try started, by the launcher's `performance.timeOrigin + performance.now()`: stored as an age (see `agoMs`). */
   startedAtMs: number;
 }
 
@@ -50,7 +50,8 @@ export interface AppliedOutcome {
 /** A claimed row: what the launcher needs to run one try of it. */
 export interface ClaimedRow {
   id: string;
-  taskClassName: string;
+  /** Null where the table allows it (a Rails-made table) and a row has none: it cannot run. */
+  taskClassName: string | null;
   /** Null also when the text was over `maxOptionsBytes` (see `optionsBytes`). */
   options: string | null;
   optionsBytes: number | null;
@@ -116,7 +117,8 @@ function quoted(table: TableName): string {
  * `startNow` rows get `started_at` (they start at once); the rest are held in the launcher's
  * local queue and get it when they start, which is how recovery tells a try that ran from one
  * that never started. A row whose options are over the limit is claimed without them: the
- * launcher refuses it by length, having loaded nothing.
+ * launcher refuses it by length, having loaded nothing. A row whose pid was cleared under a lease
+ * that still holds is not taken (see `leaseFreeSql`): its try may still run.
  */
 function claimCtes(t: string, first: number): string {
   // $1 is the launcher id; the claim's own values (see claimParameters) are $first, $first + 1, ...
@@ -126,7 +128,7 @@ function claimCtes(t: string, first: number): string {
   };
   return `picked AS MATERIALIZED (
   SELECT id, priority FROM ${t}
-  WHERE ${runnableSql()} AND ${queueFilterSql(p.queues)}
+  WHERE ${runnableSql()} AND ${leaseFreeSql()} AND ${queueFilterSql(p.queues)}
   ORDER BY priority DESC, id
   LIMIT $${p.limit}::int
   FOR UPDATE SKIP LOCKED
@@ -137,7 +139,7 @@ ranked AS (
 claimed AS (
   UPDATE ${t} AS t
   SET pid = $${p.pid}::int, process_identity = $${p.identity}::text, host = $${p.host}::text, launcher_id = $1::text,
-      thread_id = NULL, tries = t.tries + 1,
+      thread_id = NULL, tries = COALESCE(t.tries, 0) + 1, try_limit = COALESCE(t.try_limit, ${nullTryLimit}),
       started_at = CASE WHEN ranked.n <= $${p.startNow}::int THEN now() END,
       lease_expires_at = now() + $${p.leaseMs}::int * interval '1 millisecond'
   FROM ranked
@@ -165,7 +167,9 @@ FROM claimed`;
  *   statement returns that, so the launcher reports what was written rather than recomputing it.
  *   The guard on launcher, try number and pid means a row recovered by someone else meanwhile is
  *   neither overwritten nor given a history row from here. An id given twice counts once (the
- *   last outcome given).
+ *   last outcome given). A row whose pid was cleared by hand (a reschedule) is still this
+ *   launcher's while its lease is set: the try's outcome (RESCHEDULED once stopped, or how it
+ *   ended if it ended first) is written, and clears the lease, which lets the claim take it.
  * - Starts: the running try's pid (the child's; the launcher's own with the thread id in thread
  *   mode) and start time, under the same guard.
  * - Claim: see `claimCtes`.
@@ -185,16 +189,17 @@ WITH o AS (
   SELECT DISTINCT ON (id) * FROM unnest(
     $2::bigint[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::bool[], $9::int[], $10::int[],
     $11::text[], $12::float8[], $13::int[], $14::text[], $15::bigint[]
-  ) WITH ORDINALITY AS u(id, tries, result, result_text, final, refund, crash, pid, thread_id, mode, started_ms,
+  ) WITH ORDINALITY AS u(id, tries, result, result_text, final, refund, crash, pid, thread_id, mode, started_ago_ms,
                           exit_code, signal, peak_memory_bytes, n)
   ORDER BY id, n DESC
 ),
 done AS (
   UPDATE ${t} AS t
   SET ${settle},
-      started_at = COALESCE(to_timestamp(o.started_ms / 1000.0), t.started_at)
+      started_at = COALESCE(now() - o.started_ago_ms * interval '1 millisecond', t.started_at)
   FROM o
-  WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text AND t.pid IS NOT NULL
+  WHERE t.id = o.id AND t.tries = o.tries AND t.launcher_id = $1::text
+    AND (t.pid IS NOT NULL OR (t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL))
   RETURNING t.id, t.result, t.completed_at IS NOT NULL AS ended, t.host, t.launcher_id, t.started_at
 ),
 history AS (
@@ -206,11 +211,12 @@ history AS (
 ),
 s AS (
   SELECT * FROM unnest($16::bigint[], $17::int[], $18::int[], $19::text[], $20::int[], $21::float8[])
-    AS u(id, tries, pid, identity, thread_id, started_ms)
+    AS u(id, tries, pid, identity, thread_id, started_ago_ms)
 ),
 started AS (
   UPDATE ${t} AS t
-  SET pid = s.pid, process_identity = s.identity, thread_id = s.thread_id, started_at = to_timestamp(s.started_ms / 1000.0)
+  SET pid = s.pid, process_identity = s.identity, thread_id = s.thread_id,
+      started_at = now() - s.started_ago_ms * interval '1 millisecond'
   FROM s
   WHERE t.id = s.id AND t.tries = s.tries AND t.launcher_id = $1 AND t.pid IS NOT NULL AND t.completed_at IS NULL
   RETURNING t.id
@@ -250,18 +256,34 @@ export function claimValues(launcherId: string, c: ClaimOrder): unknown[] {
   return [launcherId, ...claimParameters(c)];
 }
 
+/**
+ * How long ago a try started, by the launcher's monotonic clock (`startedAtMs` and now both come
+ * from `performance.timeOrigin + performance.now()`, so the launcher's wall clock cancels out).
+ * The statement subtracts it from `now()`, the same time `completed_at` and the attempt's
+ * `ended_at` get (not `statement_timestamp()`: under the extended protocol that is taken at the
+ * Execute message, after the Bind that plans this statement, so it ran up to a millisecond past
+ * `now()` and a short try read as ending before it started), so a start is stored by the database's clock, as every other
+ * time is: a launcher whose wall clock ran 10 minutes ahead wrote every try as started 600 s
+ * after it completed. Sent when the statement is built, so a wait for a connection only makes
+ * the start look later, never after the end.
+ */
+function agoMs(startedAtMs: number | null, nowMs: number): number | null {
+  return startedAtMs === null ? null : Math.max(0, nowMs - startedAtMs);
+}
+
 /** The statement's parameters, in order. */
 export function launchValues(params: LaunchParams): unknown[] {
   const o = params.outcomes;
   const s = params.starts;
+  const nowMs = performance.timeOrigin + performance.now();
   return [
     params.launcherId,
     o.map((x) => x.id), o.map((x) => x.tries), o.map((x) => x.result), o.map((x) => storableText(x.resultText)),
     o.map((x) => x.final), o.map((x) => x.refund), o.map((x) => x.crash), o.map((x) => x.attempt.pid),
-    o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => x.attempt.startedAtMs),
+    o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => agoMs(x.attempt.startedAtMs, nowMs)),
     o.map((x) => x.attempt.exitCode), o.map((x) => x.attempt.signal), o.map((x) => x.attempt.peakMemoryBytes),
     s.map((x) => x.id), s.map((x) => x.tries), s.map((x) => x.pid), s.map((x) => x.processIdentity), s.map((x) => x.threadId),
-    s.map((x) => x.startedAtMs),
+    s.map((x) => agoMs(x.startedAtMs, nowMs)),
     ...claimParameters(params.claim),
   ];
 }
@@ -278,7 +300,7 @@ export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
     } else {
       result.claimed.push({
         id: row.id,
-        taskClassName: row.task_class_name!,
+        taskClassName: row.task_class_name,
         options: row.options,
         optionsBytes: row.options_bytes,
         tries: row.tries!,

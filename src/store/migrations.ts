@@ -6,6 +6,9 @@ import { derivedName } from './derived-name.js';
 import { dropOpsSupport, installOpsSupport } from './ops-support.js';
 import { createRecurringTable, dropRecurringTable, recurringTableExists, recurringTableFor } from './recurring-table.js';
 import type { SqlDb } from './database.js';
+import {
+  adoptTimestamps, dropTimestampTrigger, guessTableOrigin, readTableOrigin, writeTableOrigin, type TableOrigin, type TimestampAdoption,
+} from './table-adoption.js';
 
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
@@ -32,9 +35,20 @@ function qualified(table: TableName, name: string) {
 }
 
 /**
+ * The payload of the wake-up notification that tells launcher `launcherId` that the pid of a row
+ * it holds was cleared by hand: it stops that try now instead of at its next lease renewal.
+ */
+export function rescheduleNoticeFor(launcherId: string): string {
+  return `rescheduled:${launcherId}`;
+}
+
+/**
  * Indexes for the claim and the probe, and the trigger that wakes launchers. The trigger is per
  * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
  * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
+ * A wiped row whose lease still holds (the runner's own statements clear the lease with the pid)
+ * also names its launcher, which must stop the try before anyone claims the row; the second
+ * look at the changed rows is made only when the first found a row without a pid.
  */
 async function installSupport(db: SqlDb, table: TableName): Promise<void> {
   const ref = sql.table(table.qualified);
@@ -44,6 +58,11 @@ async function installSupport(db: SqlDb, table: TableName): Promise<void> {
     ON ${ref} (priority DESC, id) WHERE completed_at IS NULL AND pid IS NULL`.execute(db);
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'running_idx'))}
     ON ${ref} (host) WHERE pid IS NOT NULL`.execute(db);
+  // Rows whose pid was cleared by hand under a lease (a reschedule its launcher has not finished):
+  // the lease renewal finds its own here. Every statement that ends a try clears the lease with
+  // the pid, so this holds only those rows, a handful at most.
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'wiped_idx'))}
+    ON ${ref} (launcher_id) WHERE pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL`.execute(db);
   // Retention walks ended rows oldest first, and unique schedules look a key up: both partial,
   // so neither holds a waiting row, and the claim (which reads runnable_idx only) never sees them.
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'ended_idx'))}
@@ -54,6 +73,11 @@ async function installSupport(db: SqlDb, table: TableName): Promise<void> {
     BEGIN
       IF EXISTS (SELECT 1 FROM cw_new_rows WHERE pid IS NULL AND completed_at IS NULL) THEN
         PERFORM pg_notify(${channel}, '');
+        IF TG_OP = 'UPDATE' THEN
+          PERFORM pg_notify(${channel}, ${sql.lit(rescheduleNoticeFor(''))} || wiped.launcher_id)
+          FROM (SELECT DISTINCT launcher_id FROM cw_new_rows
+                WHERE pid IS NULL AND completed_at IS NULL AND launcher_id IS NOT NULL AND lease_expires_at > now()) AS wiped;
+        END IF;
       END IF;
       RETURN NULL;
     END
@@ -88,8 +112,12 @@ export async function createTaskRunnerRequestTable(
   name: string = defaults.tableName,
   extraColumns?: ExtraColumns,
 ): Promise<void> {
+  await createTable(db, name, extraColumns);
+}
+
+async function createTable(db: SqlDb, name: string, extraColumns?: ExtraColumns): Promise<TimestampAdoption> {
   const table = parseTableName(name);
-  await db.transaction().execute(async (trx) => {
+  return db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
     const schema = table.schema === null ? trx.schema : trx.schema.withSchema(table.schema);
     let builder = schema
@@ -119,8 +147,12 @@ export async function createTaskRunnerRequestTable(
     await builder.execute();
     await installSupport(trx, table);
     await createAttemptsTable(trx, table);
+    // Durable: retention's default depends on it at every start (see table-adoption.ts).
+    await writeTableOrigin(trx, table, 'created');
     await installOpsSupport(trx, table);
     await createRecurringTable(trx, table);
+    // An `updated_at` among the extra columns is kept current as on an adopted table.
+    return adoptTimestamps(trx, table);
   });
 }
 
@@ -131,6 +163,7 @@ export async function dropTaskRunnerRequestTable(db: SqlDb, name: string = defau
   await dropAttemptsTable(db, table);
   await dropOpsSupport(db, table);
   await dropRecurringTable(db, table);
+  await dropTimestampTrigger(db, table);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }
 
@@ -141,12 +174,24 @@ export interface MigrateResult {
   addedColumns: string[];
   /** Tables the design adds beside an existing request table (`<table>_attempts`, `<table>_recurring`), when created now. */
   addedTables: string[];
+  /**
+   * Whether the runner created the table or adopted one an application made. Recorded when the
+   * table is first created or migrated, and read back on every later run (see table-adoption.ts):
+   * retention leaves an adopted table's rows alone unless `retention.pruneAdopted` is true.
+   */
+  origin: TableOrigin;
+  /** `created_at` / `updated_at` columns given a default of now (UTC), which had none (Rails' `t.timestamps`). */
+  addedDefaults: string[];
+  /** Triggers installed now: the one that keeps `updated_at` current on the runner's updates. */
+  addedTriggers: string[];
 }
 
 /**
  * Brings the request table up to date: creates it when missing; on an existing table (one the
- * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table. Safe to
- * run repeatedly and from several processes at once.
+ * Rails plugin made, say) adds the design's columns, indexes, trigger and attempts table, and
+ * adopts it as an application's table (`adoptTimestamps` in table-adoption.ts: defaults for
+ * `created_at`/`updated_at`, the trigger that keeps `updated_at` current), recording whether the
+ * runner created it or adopted it. Safe to run repeatedly and from several processes at once.
  *
  * @example
  * await migrate(db);                       // task_runner_requests
@@ -163,8 +208,8 @@ export async function migrate(
   };
   if (!(await exists())) {
     try {
-      await createTaskRunnerRequestTable(db, table.qualified, params.extraColumns);
-      return { created: true, addedColumns: [], addedTables: [] };
+      const adoption = await createTable(db, table.qualified, params.extraColumns);
+      return { created: true, addedColumns: [], addedTables: [], origin: 'created', ...adoption };
     } catch (error) {
       // Another process created it between our check and our CREATE: fall through to upgrade.
       if (!(await exists())) throw error;
@@ -172,6 +217,8 @@ export async function migrate(
   }
   const addedColumns: string[] = [];
   const addedTables: string[] = [];
+  let origin: TableOrigin = 'adopted';
+  let adoption: TimestampAdoption = { addedDefaults: [], addedTriggers: [] };
   await db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
     const { rows } = await sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns
@@ -183,15 +230,22 @@ export async function migrate(
       addedColumns.push(column);
     }
     await installSupport(trx, table);
-    if (!(await attemptsTableExists(trx, table))) {
+    // A table without an attempts table was not made by the runner; one with an attempts table
+    // but no marker was migrated before the marker existed, and its column types tell.
+    const hadAttempts = await attemptsTableExists(trx, table);
+    const recorded = hadAttempts ? await readTableOrigin(trx, table) : null;
+    origin = recorded ?? (hadAttempts ? await guessTableOrigin(trx, table) : 'adopted');
+    if (!hadAttempts) {
       await createAttemptsTable(trx, table);
       addedTables.push(attemptsTableFor(table).qualified);
     }
+    if (recorded === null) await writeTableOrigin(trx, table, origin);
+    adoption = await adoptTimestamps(trx, table);
     await installOpsSupport(trx, table);
     if (!(await recurringTableExists(trx, table))) {
       await createRecurringTable(trx, table);
       addedTables.push(recurringTableFor(table).qualified);
     }
   });
-  return { created: false, addedColumns, addedTables };
+  return { created: false, addedColumns, addedTables, origin, ...adoption };
 }

@@ -3,6 +3,7 @@ import type { TableName } from '../config/identifiers.js';
 import { endedResults, type RetentionConfig } from '../config/retention-config.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { SqlDb } from './database.js';
+import { readTableOrigin } from './table-adoption.js';
 
 /** What a pruning run removed (or, dry, would remove). */
 export interface PruneResult {
@@ -10,8 +11,16 @@ export interface PruneResult {
   requests: Record<string, number>;
   /** Attempt-history rows removed with them. */
   attempts: number;
-  /** False when another launcher was pruning the table at the time (nothing was done). */
+  /**
+   * False when nothing was done: another launcher was pruning the table at the time, or the table
+   * is adopted and `retention.pruneAdopted` is false.
+   */
   ran: boolean;
+  /**
+   * True when the runner adopted the table (an application made it), or no marker says it
+   * created it: without `retention.pruneAdopted` such a table is never pruned.
+   */
+  adopted: boolean;
   /** True when rows of some rule were left for the next run (`maxBatchesPerRun` reached). */
   more: boolean;
 }
@@ -33,6 +42,10 @@ function lockKey(table: TableName): string {
  *
  * One pruner at a time: a session advisory lock on a connection held for the run; a second
  * caller does nothing (`ran: false`). The lock goes with the connection if the process dies.
+ *
+ * A table the runner adopted (an application's: see table-adoption.ts) keeps every row unless
+ * `retention.pruneAdopted` is true: its history is the application's, and a default of 7 days
+ * deleted a Rails application's rows from 2010 five minutes after the first start.
  */
 export async function requestsPrune(
   db: SqlDb,
@@ -40,7 +53,10 @@ export async function requestsPrune(
   retention: RetentionConfig,
   params: { dryRun?: boolean; shouldStop?: () => boolean } = {},
 ): Promise<PruneResult> {
-  const result: PruneResult = { requests: {}, attempts: 0, ran: false, more: false };
+  const result: PruneResult = { requests: {}, attempts: 0, ran: false, more: false, adopted: false };
+  // Read on every run, not once at start: the marker is the table's, whoever migrated it since.
+  result.adopted = (await readTableOrigin(db, table)) !== 'created';
+  if (result.adopted && !retention.pruneAdopted) return result;
   const requests = sql.table(table.qualified);
   const attempts = sql.table(attemptsTableFor(table).qualified);
   await db.connection().execute(async (conn) => {

@@ -108,7 +108,7 @@ export class RecurringStore {
           last_request_id = (SELECT max(id) FROM inserted)
         FROM entry WHERE r.name = entry.name
       )
-      SELECT id::text AS id, delay_until AS due FROM inserted ORDER BY id`.execute(this.#db);
+      SELECT id::text AS id, delay_until AS due FROM inserted ORDER BY inserted.id`.execute(this.#db);
     return { name, ids: rows.map((row) => row.id), dueTimes: rows.map((row) => row.due) };
   }
 

@@ -6,7 +6,7 @@ import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
 import type { AttemptOutcome } from './attempt-outcome.js';
 import { cancelRequest, type CancelResult } from './cancel-request.js';
-import { delayedSql, runnableSql, runningSql, waitingSql } from './fragments.js';
+import { delayedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import {
   claimStatement, claimValues, launchResult, launchStatement, launchValues, type AttemptStartRecord, type ClaimedRow, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
@@ -34,7 +34,10 @@ export interface OwnedRunningRow {
 export interface StatusCounts {
   waiting: number;
   delayed: number;
+  /** Claimed and started. */
   running: number;
+  /** Claimed by a launcher ahead of a free slot, not started (`started_at` NULL). */
+  held: number;
   finished: number;
   /** Ended without FINISHED: tries ran out, the failure was permanent, or it was cancelled or parked. */
   givenUp: number;
@@ -188,7 +191,7 @@ export class RequestStore {
                NULL, NULL, NULL, ${sql.raw(text)}
         FROM done JOIN old ON old.id = done.id
       )
-      SELECT id::text AS id FROM done ORDER BY id`.execute(this.#db);
+      SELECT id::text AS id FROM done ORDER BY done.id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
 
@@ -243,17 +246,56 @@ export class RequestStore {
    * learns which rows are still its own (one that is missing was recovered elsewhere after its
    * lease ran out, while this launcher was frozen or cut off), and those whose cancel was asked
    * for: the launcher kills them, which covers a cancel NOTIFY it missed (reconnecting).
+   *
+   * A row whose pid was cleared by hand while the lease held (a reschedule) is still this
+   * launcher's until it has stopped the try: it is returned in `renewed` and `wiped`, and the
+   * launcher stops its try and writes it RESCHEDULED, which clears the lease (or releases it with
+   * `requestsReleaseWiped`). Its lease is renewed once a quarter of it has gone, so on every
+   * periodic renewal (a third of the lease apart) and it cannot run out under a try being
+   * stopped, but not on the renewal that follows at once: renewing a row without a pid wakes its
+   * launcher through the notify trigger, which renews again, and renewing every time would make
+   * the two call each other in a loop.
+   * Both arms have a partial index (`running_idx`, `wiped_idx`): PostgreSQL ORs two bitmap scans.
    */
-  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[] }> {
-    const { rows } = await sql<{ id: string; cancel: boolean }>`
-      UPDATE ${this.#table} SET lease_expires_at = now() + ${params.leaseMs} * interval '1 millisecond'
-      WHERE launcher_id = ${params.launcherId} AND pid IS NOT NULL AND completed_at IS NULL
-      RETURNING id::text AS id, cancel_requested_at IS NOT NULL AS cancel`.execute(this.#db);
+  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
+    const lease = sql`${params.leaseMs} * interval '1 millisecond'`;
+    const { rows } = await sql<{ id: string; cancel: boolean; wiped: boolean }>`
+      WITH wiped AS (
+        SELECT id FROM ${this.#table}
+        WHERE launcher_id = ${params.launcherId} AND pid IS NULL AND completed_at IS NULL
+          AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+      ),
+      renewed AS (
+        UPDATE ${this.#table} SET lease_expires_at = now() + ${lease}
+        WHERE launcher_id = ${params.launcherId} AND completed_at IS NULL
+          AND (pid IS NOT NULL OR (pid IS NULL AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+                                   AND lease_expires_at < now() + ${lease} * 0.75))
+        RETURNING id, cancel_requested_at IS NOT NULL AS cancel, pid IS NULL AS wiped
+      )
+      SELECT id::text AS id, cancel, false AS wiped FROM renewed WHERE NOT wiped
+      UNION ALL
+      SELECT id::text, false, true FROM wiped`.execute(this.#db);
     const byId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
     return {
       renewed: rows.map((row) => row.id).sort(byId),
       cancelled: rows.filter((row) => row.cancel).map((row) => row.id).sort(byId),
+      wiped: rows.filter((row) => row.wiped).map((row) => row.id).sort(byId),
     };
+  }
+
+  /**
+   * Clears the lease of rows of this launcher whose pid was cleared by hand and for which it has
+   * no try (none left to stop, no outcome to write): the claim may take them at once. No history
+   * row: no try of this launcher's ran for them.
+   */
+  async requestsReleaseWiped(params: { launcherId: string; ids: readonly string[] }): Promise<string[]> {
+    if (params.ids.length === 0) return [];
+    const { rows } = await sql<{ id: string }>`
+      UPDATE ${this.#table} SET lease_expires_at = NULL
+      WHERE id = ANY(${[...params.ids]}::bigint[]) AND launcher_id = ${params.launcherId}
+        AND pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL
+      RETURNING id::text AS id`.execute(this.#db);
+    return rows.map((row) => row.id);
   }
 
   /**
@@ -274,6 +316,22 @@ export class RequestStore {
   }
 
   /**
+   * Gives back rows whose pid was cleared by hand and whose launcher then stopped renewing their
+   * lease before it had stopped the try (it died, or was cut off): RESCHEDULED, the try refunded,
+   * runnable at once; the statement's wake-up tells every launcher. Any host's: a launcher alive
+   * keeps the lease of such a row renewed until it has written it. Reads `wiped_idx` only.
+   */
+  async requestsRecoverWiped(): Promise<string[]> {
+    return this.#endUnreportedTries(sql`
+      SELECT ${lockedTryColumns},
+             'pid cleared by hand; launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
+               || ' stopped renewing its lease before it had stopped the try' AS text
+      FROM ${this.#table} AS t
+      WHERE t.pid IS NULL AND t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL AND t.lease_expires_at < now()
+      FOR UPDATE OF t SKIP LOCKED`, { result: 'RESCHEDULED', refund: true });
+  }
+
+  /**
    * Ends, FAILED with the reason, waiting rows whose `try_limit` leaves no try at all (0 or less,
    * as a careless INSERT can write): they would otherwise never run and never end.
    */
@@ -281,7 +339,7 @@ export class RequestStore {
     const { rows } = await sql<{ id: string }>`
       UPDATE ${this.#table}
       SET completed_at = now(), result = 'FAILED',
-          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || tries
+          result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || COALESCE(tries, 0)
       WHERE completed_at IS NULL AND pid IS NULL AND try_limit <= 0
       RETURNING id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id).sort((a, b) => a.length - b.length || (a < b ? -1 : 1));
@@ -329,7 +387,8 @@ export class RequestStore {
       SELECT
         count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
         count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
-        count(*) FILTER (WHERE ${sql.raw(runningSql())}) AS running,
+        count(*) FILTER (WHERE ${sql.raw(startedSql())}) AS running,
+        count(*) FILTER (WHERE ${sql.raw(heldSql())}) AS held,
         count(*) FILTER (WHERE completed_at IS NOT NULL AND result = 'FINISHED') AS finished,
         count(*) FILTER (WHERE (completed_at IS NOT NULL AND result IS DISTINCT FROM 'FINISHED')
                            OR (completed_at IS NULL AND pid IS NULL AND NOT (${sql.raw(waitingSql())}))) AS "givenUp",
@@ -338,7 +397,7 @@ export class RequestStore {
       FROM ${this.#table}`.execute(this.#db);
     const row = rows[0]!;
     return {
-      waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running),
+      waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running), held: Number(row.held),
       finished: Number(row.finished), givenUp: Number(row.givenUp), cancelled: Number(row.cancelled), parked: Number(row.parked),
     };
   }

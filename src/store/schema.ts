@@ -9,7 +9,9 @@
  *   done      completed_at IS NOT NULL: `result` says how (FINISHED; the last failure when
  *             tries ran out or the failure was permanent; CANCELLED; PARKED)
  *
- * Clearing `pid` by hand makes a running row waiting again. A cancel ends a
+ * Clearing `pid` by hand reschedules a row (the seed's way): a held row is given back at once; a
+ * running try is first stopped by its launcher (found by its lease, on whatever host), which then
+ * records it RESCHEDULED and clears the lease, and only then may any launcher claim the row. A cancel ends a
  * waiting row at once; on a running row it sets `cancel_requested_at`, and the outcome its
  * launcher writes next ends the row CANCELLED (unless the try FINISHED first).
  */
@@ -69,6 +71,10 @@ export interface TaskRequestRow {
  *   not retry forever. `retry` makes it runnable again.
  * - INTERRUPTED: the launcher shut down while the task ran; the try is given back and the
  *   request runs again at once.
+ * - RESCHEDULED: its `pid` was cleared by hand while the try was held or running; the launcher
+ *   stopped the try (its process group ended) before anyone could start the next one. The try is
+ *   given back and the request runs again at once. A try that ended before its launcher saw the
+ *   cleared pid keeps its own result.
  */
 export const RequestResult = Object.freeze({
   FINISHED: 'FINISHED',
@@ -78,5 +84,6 @@ export const RequestResult = Object.freeze({
   CANCELLED: 'CANCELLED',
   PARKED: 'PARKED',
   INTERRUPTED: 'INTERRUPTED',
+  RESCHEDULED: 'RESCHEDULED',
 } as const);
 export type RequestResultValue = (typeof RequestResult)[keyof typeof RequestResult];

@@ -84,8 +84,8 @@ export async function requestsInsertUnique(executor: Executor, table: TableName,
       if (group.length === 0) continue;
       const within = group.map((item) => (item.uniqueWhile?.kind === 'ended-within' ? item.uniqueWhile.withinMs : 0));
       const rows = await run<{ key: string; id: string | null }>(trx, sql`
-        SELECT v.key, (SELECT id::text FROM ${sql.table(table.qualified)}
-                       WHERE unique_key = v.key AND ${sql.raw(matchSql(kind))} ORDER BY id DESC LIMIT 1) AS id
+        SELECT v.key, (SELECT r.id::text FROM ${sql.table(table.qualified)} AS r
+                       WHERE r.unique_key = v.key AND ${sql.raw(matchSql(kind))} ORDER BY r.id DESC LIMIT 1) AS id
         FROM unnest(${group.map((item) => item.uniqueKey!)}::text[], ${within}::float8[]) AS v(key, within_ms)`);
       for (const row of rows) if (row.id !== null) found.set(row.key, row.id);
     }

@@ -57,8 +57,25 @@ function dropSymbolColons(value: unknown): unknown {
   return out;
 }
 
+/** Plain words for a value that is not a map, in the message that refuses it. */
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return `the text ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint') return `the number ${value}`;
+  if (typeof value === 'boolean') return `the boolean ${value}`;
+  return `a ${typeof value}`;
+}
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 /**
- * Parses a request's `options` text. Empty or null gives `{}`.
+ * Parses a request's `options` text into the map `this.options` is. No options (NULL, empty or
+ * blank text, a YAML null) give `{}`; a document that is a list or a scalar is refused, since a
+ * task reads its options by name. Integers beyond 2^53 come back as BigInt (exact).
  *
  * @throws TaskRunnerError OPTIONS_TOO_LARGE or OPTIONS_INVALID, with the reason.
  */
@@ -75,17 +92,21 @@ export function parseOptions(text: string | null, maxBytes: number): unknown {
 export function parseYamlOptions(text: string): unknown {
   const value = parseCoreYaml(yaml(), text, {
     maxAliasCount,
+    exactIntegers: true,
     fail: optionsError,
     refuseTag: (tag) =>
       tag.startsWith('!ruby/')
         ? `Ruby object tag ${tag} is not supported; store plain YAML (maps, lists, scalars)`
         : `custom YAML tag ${tag} is not allowed`,
   });
-  return value === null || value === undefined ? {} : dropSymbolColons(value);
+  if (value === null || value === undefined) return {};
+  if (!isMap(value)) throw optionsError(`options must be a map of names to values (key: value), got ${kindOf(value)}`);
+  return dropSymbolColons(value);
 }
 
 function assertPlain(value: unknown, path: string, seen: Set<object>): void {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  // A BigInt is written as its digits; one beyond 2^53 reads back as the same BigInt.
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'bigint') return;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw optionsError(`${path} is ${value}, which YAML cannot carry faithfully`);
     return;
@@ -104,10 +125,17 @@ function assertPlain(value: unknown, path: string, seen: Set<object>): void {
 
 /**
  * Turns options into the YAML text stored in the row (`---\nkey: value\n`), refusing what YAML
- * would not bring back as it went in (functions, class instances, cycles) and what is too large.
+ * would not bring back as it went in (functions, class instances, cycles), what is not a map (a
+ * task could not run with it) and what is too large. Nothing (undefined, null) is `{}`.
  */
 export function stringifyOptions(options: unknown, maxBytes: number): string {
   const value = options ?? {};
+  if (!isMap(value)) {
+    const what = Array.isArray(value) ? 'a list'
+      : typeof value === 'object' ? `a ${(Object.getPrototypeOf(value) as { constructor?: { name?: string } }).constructor?.name ?? 'class'}${value instanceof Date ? '' : ' instance'}`
+      : `a ${typeof value}`;
+    throw optionsError(`options must be an object of names to values, got ${what}`);
+  }
   let text = stringifyPlainOptions(value);
   if (text === undefined) {
     assertPlain(value, 'options', new Set());

@@ -12,12 +12,32 @@ const segmentPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const jsExtensions = ['.js', '.mjs', '.cjs'];
 const tsExtensions = ['.ts', '.mts', '.cts'];
 
+/** Node arguments that make `.ts` files loadable: a loader's `--import`/`--require`, or Node's own type stripping. */
+const loaderArgument = /tsx|ts-node|strip-types|transform-types/;
+
 /** True when this process runs under a TypeScript loader, so `.ts` task files can be imported. */
 export function typeScriptLoaderActive(): boolean {
   const features = process.features as { typescript?: unknown };
   if (features.typescript) return true;
   const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return args.some((arg) => /tsx|ts-node|strip-types|transform-types/.test(arg));
+  return args.some((arg) => loaderArgument.test(arg));
+}
+
+/**
+ * Why the `.ts` files of `scan` will not load in the children that run their tries, or null
+ * when they will (or there are none): the launcher lists them because it has a loader, but a
+ * loader given only in NODE_OPTIONS, which children do not get unless it is allowlisted, or
+ * left out of an explicit `childExecArgv`, is not theirs. Said once at start, not per try.
+ */
+export function typeScriptChildrenProblem(scan: TaskRegistryScan, childExecArgv: readonly string[], childEnv: Readonly<Record<string, string>>): string | null {
+  const typed = [...scan.files.values()].filter((file) => tsExtensions.some((ext) => file.endsWith(ext)));
+  if (typed.length === 0) return null;
+  // A Node that strips types with no flag at all does so in its children too.
+  const byDefault = Boolean((process.features as { typescript?: unknown }).typescript) && !process.execArgv.some((arg) => loaderArgument.test(arg));
+  if (byDefault || childExecArgv.some((arg) => loaderArgument.test(arg)) || loaderArgument.test(childEnv.NODE_OPTIONS ?? '')) return null;
+  return `${typed.length} TypeScript task file(s), ${typed[0]} first, will fail to load in the children that run their tries: `
+    + 'their Node arguments (childExecArgv) carry no TypeScript loader. Give the loader in the launcher\'s own Node arguments '
+    + '(node --import tsx ..., tsx ...), which children get by default, rather than in NODE_OPTIONS; or set childExecArgv';
 }
 
 export interface TaskRegistryScan {

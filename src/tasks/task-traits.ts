@@ -38,6 +38,14 @@ export interface TaskTraitsReaderParams {
    * a thread of the launcher. Set when children are confined. Default: a thread.
    */
   inspectorCommand?: InspectorCommand | null;
+  /**
+   * Node arguments of the tries' children (`childExecArgv`; default the launcher's own), a
+   * TypeScript loader's `--import` among them. A file a worker thread cannot load is inspected
+   * in a child process started with them instead, as its tries will be: on Node 20 a loader
+   * registered with `--import` (tsx, for one) serves the main thread only, so an inspector
+   * thread fails on a `.ts` file with ERR_UNKNOWN_FILE_EXTENSION that a child loads.
+   */
+  execArgv?: readonly string[];
 }
 
 export const defaultTraitsTimeoutMs = 10_000;
@@ -72,7 +80,8 @@ export const traitsRecheckMs = 1_000;
  * a short-lived worker thread (bounded heap, terminated after `timeoutMs`), so a file whose
  * top-level code blocks, loops, throws or calls `process.exit()` costs a thread, never the
  * launcher. Results are cached per file version and class; concurrent reads share one inspection.
- * A file that fails to load reads as nulls (the try itself then reports the load error).
+ * A file no thread can load, though a child can (TypeScript under a loader), is read in a child
+ * process. A file that fails to load reads as nulls (the try itself then reports the load error).
  *
  * @example
  * const reader = new TaskTraitsReader({ env: config.childEnv });
@@ -86,6 +95,7 @@ export class TaskTraitsReader {
   readonly #files = new Map<string, FileEntry>();
   readonly #live = new Set<Worker>();
   readonly #command: InspectorCommand | null;
+  readonly #execArgv: readonly string[];
   readonly #processes = new Set<() => void>();
   #inspections = 0;
   #closed = false;
@@ -96,6 +106,7 @@ export class TaskTraitsReader {
     this.#onWarning = params.onWarning ?? (() => undefined);
     this.#recheckMs = params.recheckMs ?? traitsRecheckMs;
     this.#command = params.inspectorCommand ?? null;
+    this.#execArgv = params.execArgv ?? process.execArgv;
   }
 
   /** Inspector threads started so far: one per class and file version, however often it is read. */
@@ -161,6 +172,7 @@ export class TaskTraitsReader {
 
   /** Loads the file in a fresh confined process; resolves once it is gone. */
   async #inspectInProcess(command: InspectorCommand, file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+    if (this.#closed) return nothing(`${where}: the traits reader is closed; defaults apply`);
     this.#inspections++;
     const inspection = inspectInProcess(command, this.#env, file, taskClassName);
     this.#processes.add(inspection.kill);
@@ -170,6 +182,23 @@ export class TaskTraitsReader {
     this.#processes.delete(inspection.kill);
     if ('failure' in outcome) return nothing(`${where}: its inspector process ${outcome.failure} while loading; defaults apply`);
     return validate(decodeTraitsMessage(outcome.message), where);
+  }
+
+  /**
+   * What an inspector thread found, or, when no thread can load the file here (a TypeScript file
+   * whose loader serves the main thread only), what a child process started with the children's
+   * Node arguments finds. Such a class cannot run in a thread either: a `static mode = 'thread'`
+   * it declares is read as `process`, with a warning that says why.
+   */
+  #threadAnswer(message: TraitsMessage | null, file: string, taskClassName: string, where: string): TaskTraitsResult | Promise<TaskTraitsResult> {
+    if (message?.type !== 'load-error' || message.code !== 'ERR_UNKNOWN_FILE_EXTENSION') return validate(message, where);
+    const command: InspectorCommand = (entry, args) => ({ command: process.execPath, args: [...this.#execArgv, entry, ...args] });
+    return this.#inspectInProcess(command, file, taskClassName, where).then((traits) => {
+      if (traits.mode !== 'thread') return traits;
+      const why = `${where}: static mode "thread" cannot apply: a worker thread cannot load this file on Node ${process.version} `
+        + '(its loader serves the main thread only), so it runs in a child process';
+      return Object.freeze({ ...traits, mode: 'process' as const, warnings: Object.freeze([...traits.warnings, why]) });
+    });
   }
 
   /** Loads the file in a fresh thread; resolves once that thread is gone. */
@@ -195,7 +224,7 @@ export class TaskTraitsReader {
       worker.stderr.resume();
       this.#live.add(worker);
       let settled = false;
-      const finish = (result: TaskTraitsResult): void => {
+      const finish = (result: TaskTraitsResult | Promise<TaskTraitsResult>): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -209,7 +238,7 @@ export class TaskTraitsReader {
         () => finish(nothing(`${where}: loading took over ${this.#timeoutMs} ms, its thread was terminated; defaults apply`)),
         this.#timeoutMs,
       );
-      worker.on('message', (raw: unknown) => finish(validate(decodeTraitsMessage(raw), where)));
+      worker.on('message', (raw: unknown) => finish(this.#threadAnswer(decodeTraitsMessage(raw), file, taskClassName, where)));
       worker.on('error', (error: Error) => {
         const why = (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ran out of memory' : `failed: ${firstLine(describeError(error))}`;
         finish(nothing(`${where}: its inspector thread ${why} while loading; defaults apply`));

@@ -52,8 +52,9 @@ export interface RequestEnqueuer {
 /**
  * Subclass it, implement `run()`, and put the file in the tasks directory; its file name (without
  * extension, folders joined by `::`) is the name to schedule it by. `run()`'s return value becomes
- * `result_text` (strings as they are, anything else as JSON); a throw is recorded with its stack
- * and the request is retried.
+ * `result_text` (strings as they are, anything else as JSON, a BigInt as its digits, a Map or Set
+ * by its contents; a symbol, a function or a cycle fails the try); a throw is recorded with its
+ * stack and the request is retried.
  *
  * A task can be tried by hand, in the caller's own process:
  * @example
@@ -110,7 +111,7 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    */
   static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean; addons?: boolean; wasi?: boolean };
 
-  /** The request's options, parsed from YAML. */
+  /** The request's options, parsed from YAML: always a map; integers beyond 2^53 as BigInt. */
   readonly options: Options;
   /** The request this instance runs for; null when constructed by hand. */
   readonly request: TaskRequestInfo | null;

@@ -38,7 +38,8 @@ async function inspect(file: string, taskClassName: string): Promise<TraitsMessa
       permissions: plain(TaskClass, 'permissions'),
     };
   } catch (error) {
-    return { type: 'load-error', text: describeError(error) };
+    const code = (error as { code?: unknown } | null)?.code;
+    return { type: 'load-error', text: describeError(error), ...(typeof code === 'string' ? { code } : {}) };
   }
 }
 

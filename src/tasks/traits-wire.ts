@@ -15,7 +15,8 @@ export type TraitsMessage =
       limits: unknown;
       permissions: unknown;
     }
-  | { type: 'load-error'; text: string };
+  /** `code`: the error's own code when it has one (`ERR_UNKNOWN_FILE_EXTENSION`: no loader for the file here). */
+  | { type: 'load-error'; text: string; code?: string };
 
 /** Describes one static so that it can cross the thread boundary whatever it holds. */
 export function describeDeclared(value: unknown): DeclaredValue {
@@ -47,6 +48,8 @@ export function decodeTraitsMessage(raw: unknown): TraitsMessage | null {
   if (message.type === 'declared' && isDeclaredValue(message.mode) && isDeclaredValue(message.timeoutMs)) {
     return { type: 'declared', mode: message.mode, timeoutMs: message.timeoutMs, limits: message.limits ?? null, permissions: message.permissions ?? null };
   }
-  if (message.type === 'load-error' && typeof message.text === 'string') return { type: 'load-error', text: message.text };
+  if (message.type === 'load-error' && typeof message.text === 'string') {
+    return { type: 'load-error', text: message.text, ...(typeof message.code === 'string' ? { code: message.code } : {}) };
+  }
   return null;
 }

@@ -106,14 +106,14 @@ describe('status without a launcher', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toBe(
       'no launcher is running here (nothing answers on tmp/sockets/task_runner.sock)\n' +
-        'requests in status_jobs: 1 waiting, 1 delayed, 0 running, 1 finished, 1 given up (0 cancelled, 0 parked)\n' +
+        'requests in status_jobs: 1 waiting, 1 delayed, 0 running, 0 held, 1 finished, 1 given up (0 cancelled, 0 parked)\n' +
         'last 5 minutes: 0 finished, 0 failed, 0 crashed, 0 other tries (0.0 finished/min)\n' +
         `oldest waiting request: ${text.stdout.match(/oldest waiting request: (.*)\n/)?.[1]}\n` +
-        'open requests by queue and task (waiting / delayed / running):\n  default  Echo  1 / 1 / 0\nlaunchers alive: 0\n',
+        'open requests by queue and task (waiting / delayed / running / held):\n  default  Echo  1 / 1 / 0 / 0\nlaunchers alive: 0\n',
     );
     const json = await cli(['status', '--table', 'status_jobs', '--json'], s.at);
     expect(JSON.parse(json.stdout)).toMatchObject({
-      launcher: null, counts: { waiting: 1, delayed: 1, running: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 }, launchers: [],
+      launcher: null, counts: { waiting: 1, delayed: 1, running: 0, held: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 }, launchers: [],
     });
   });
 });

@@ -61,7 +61,7 @@ describe('embedded PostgreSQL', () => {
     const result = await cliProcess(['status'], { cwd, env, timeoutMs: 120_000 });
     expect(result.stderr).toMatch(/initialising the embedded PostgreSQL data directory \(first run\)/);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 finished, 0 given up/);
+    expect(result.stdout).toMatch(/requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 held, 0 finished, 0 given up/);
     await access(path.join(dataDir(), 'PG_VERSION'));
     expect(await serverPid()).toBeNull();
     // A random password, readable by this user only.

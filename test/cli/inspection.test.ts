@@ -71,7 +71,7 @@ describe('list', () => {
   it('refuses an unknown state and a bad limit with exit code 2', async () => {
     const bad = await cli(['list', '--state', 'sleeping'], s.at);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--state must be one of waiting, running, finished, failed, crashed, parked, cancelled/);
+    expect(bad.stderr).toMatch(/--state must be one of waiting, held, running, finished, failed, crashed, parked, cancelled/);
     expect((await cli(['list', '--limit', '0'], s.at)).code).toBe(2);
   });
 });
@@ -90,15 +90,15 @@ describe('status', () => {
     await s.t.pool.query(`INSERT INTO st_jobs_launchers (launcher_id, host, pid, concurrency, heartbeat_at) VALUES ('L0', 'h', 66, 4, now() - interval '1 hour')`);
     const text = await cli(['status', '--table', 'st_jobs'], s.at);
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain('requests in st_jobs: 1 waiting, 1 delayed, 1 running, 0 finished, 0 given up (0 cancelled, 0 parked)\n');
+    expect(text.stdout).toContain('requests in st_jobs: 1 waiting, 1 delayed, 1 running, 0 held, 0 finished, 0 given up (0 cancelled, 0 parked)\n');
     expect(text.stdout).toContain('last 5 minutes: 3 finished, 1 failed, 1 crashed, 0 other tries (0.6 finished/min)\n');
     expect(text.stdout).toMatch(/oldest waiting request: 3 min \d+ s\n/);
-    expect(text.stdout).toContain('  default  Echo  1 / 0 / 0\n  default  Sleep  0 / 0 / 1\n  mail  Echo  0 / 1 / 0\n');
-    expect(text.stdout).toMatch(/launchers alive: 1\n  h pid 77: 1 of 4 running, heartbeat [0-9.]+ (ms|s) ago\n$/);
+    expect(text.stdout).toContain('  default  Echo  1 / 0 / 0 / 0\n  default  Sleep  0 / 0 / 1 / 0\n  mail  Echo  0 / 1 / 0 / 0\n');
+    expect(text.stdout).toMatch(/launchers alive: 1\n  h pid 77: 1 of 4 running, 0 held, heartbeat [0-9.]+ (ms|s) ago\n$/);
     const json = JSON.parse((await cli(['status', '--table', 'st_jobs', '--json'], s.at)).stdout);
     expect(json.launcher).toBeNull();
     expect(json.counts).toMatchObject({ waiting: 1, delayed: 1, running: 1 });
-    expect(json.depth).toContainEqual({ queue: 'mail', taskClassName: 'Echo', waiting: 0, delayed: 1, running: 0 });
+    expect(json.depth).toContainEqual({ queue: 'mail', taskClassName: 'Echo', waiting: 0, delayed: 1, running: 0, held: 0 });
     expect(json.oldestWaitingMs).toBeGreaterThanOrEqual(180_000);
     expect(json.minutes).toHaveLength(5);
     expect(json.launchers).toEqual([expect.objectContaining({ launcherId: 'L1', host: 'h', pid: 77, concurrency: 4, running: 1 })]);

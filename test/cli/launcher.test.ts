@@ -62,7 +62,7 @@ describe('node dist/launcher.js', () => {
 
     const status = await cliProcess(['status'], where);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running\\n`));
+    expect(status.stdout).toMatch(new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running, 0 held\\n`));
     expect(status.stdout).toMatch(new RegExp(`^  ${sleeper.stdout.trim()}  Sleep  try 1  pid ${sleeping}  (spare|fresh)  since \\S+$`, 'm'));
     const json = JSON.parse((await cliProcess(['status', '--json'], where)).stdout);
     expect(json.launcher.pid).toBe(launcher.pid);
@@ -152,8 +152,9 @@ describe('node dist/launcher.js', () => {
     expect(await launcher.stop()).toBe(0);
   });
 
-  it('fails to start with exit code 1 and one line when the database is unreachable, leaving nothing behind', async () => {
-    const where = await setup();
+  it('fails to start with exit code 1 and one line when the database is unreachable and startRetry is false, leaving nothing behind', async () => {
+    // By default it waits for the database (test/cli/start-retry.test.ts); false fails at once.
+    const where = await setup(['startRetry: false']);
     const result = await cliProcess(['start', '--database-url', 'postgres://root@127.0.0.1:1/x'], where);
     expect(result.code).toBe(1);
     expect(result.stderr.trimEnd().split('\n').pop()).toMatch(/^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);

@@ -60,7 +60,7 @@ describe('usage errors: one line on stderr, exit code 2, nothing contacted', () 
     ['schedule without a task name', ['schedule'], /schedule needs a task name/],
     ['schedule with two names', ['schedule', 'NoOp', 'Echo'], /takes one task name/],
     ['malformed --options', ['schedule', 'NoOp', '--options', 'a: [1'], /--options: malformed YAML/],
-    ['--options that are not a map', ['schedule', 'NoOp', '--options', 'just text'], /--options must be a YAML or JSON map/],
+    ['--options that are not a map', ['schedule', 'NoOp', '--options', 'just text'], /--options: options must be a map of names to values \(key: value\), got the text "just text"/],
     ['--options with a Ruby object tag', ['schedule', 'NoOp', '--options', '!ruby/object:Foo {}'], /Ruby object tag/],
     ['--options with a custom tag', ['schedule', 'NoOp', '--options', 'a: !js/function x'], /custom YAML tag/],
     ['--options with an alias bomb', ['schedule', 'NoOp', '--options', [

@@ -152,7 +152,8 @@ describe('loadStandaloneConfig', () => {
       dashboard: null,
       dashboardToken: null,
       metrics: null,
-      runner: {},
+      // The daemon waits for its database at start (the library's default is not to).
+      runner: { startRetry: {} },
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -211,6 +212,17 @@ describe('loadStandaloneConfig', () => {
     const range = await file('cw-task-runner.yml', 'retryBackoff: { baseMs: 100, maxMs: 10 }\n');
     const error = await failure(loadStandaloneConfig({ cwd: path.dirname(range), env: {} }));
     expect(error.message).toMatch(/retryBackoff\.maxMs/);
+    for (const [text, pattern] of [
+      ['startRetry: { baseMs: 100, maxMs: 10 }\n', /invalid config "startRetry\.maxMs": must be an integer from 100/],
+      ['startRetry: { giveUpAfterMs: -1 }\n', /invalid config "startRetry\.giveUpAfterMs"/],
+      ['startRetry: { tries: 3 }\n', /invalid config "startRetry\.tries": is not an option/],
+      ['startRetry: true\n', /invalid config "startRetry": must be false or a map/],
+    ] as const) {
+      const bad = await file('cw-task-runner.yml', text);
+      expect((await failure(loadStandaloneConfig({ cwd: path.dirname(bad), env: {} }))).message).toMatch(pattern);
+    }
+    const off = await file('cw-task-runner.yml', 'startRetry: false\n');
+    expect((await loadStandaloneConfig({ cwd: path.dirname(off), env: {} })).runner.startRetry).toBe(false);
     const port = await file('cw-task-runner.yml', 'embedded: { port: 70000 }\n');
     expect((await failure(loadStandaloneConfig({ cwd: path.dirname(port), env: {} }))).message).toMatch(/embedded\.port/);
   });
@@ -220,7 +232,7 @@ describe('loadStandaloneConfig', () => {
     const config = await loadStandaloneConfig({ cwd, env: { DATABASE_URL: '', CW_CONCURRENCY: ' ', CW_TASKS_DIR: '' } });
     expect(config.databaseUrl).toBeNull();
     expect(config.tasksDir).toBeNull();
-    expect(config.runner).toEqual({});
+    expect(config.runner).toEqual({ startRetry: {} });
   });
 });
 

@@ -15,6 +15,9 @@ export interface PrivateServer {
   readonly pool: pg.Pool;
   /** Fast shutdown (every session ended, as `pg_ctl -m fast stop`), then start again. */
   restart(): Promise<void>;
+  /** Fast shutdown, the data kept: the database is down until `resume()`. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   /** Ends every session whose application_name is `applicationName`; returns how many. */
   terminate(applicationName: string): Promise<number>;
   stop(): Promise<void>;
@@ -38,6 +41,8 @@ export async function startPrivateServer(params: { maxConnections?: number } = {
     url: (applicationName) => (applicationName === undefined ? base : `${base}?application_name=${encodeURIComponent(applicationName)}`),
     pool,
     restart: () => server.restart(),
+    pause: () => server.pause(),
+    resume: () => server.resume(),
     async terminate(applicationName) {
       const { rows } = await pool.query<{ n: number }>(
         'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);

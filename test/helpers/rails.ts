@@ -34,6 +34,12 @@ export function railsClient(url: string) {
     createTable: (table = 'task_runner_requests') => run(url, ['create_table', table]),
     insert: (table: string, attributes: Record<string, unknown>) =>
       run(url, ['insert', table, JSON.stringify(attributes)]) as Promise<RailsRow>,
+    /**
+     * Inserts a request whose options, given as JSON text (so that integers past 2^53 stay
+     * exact), Ruby stores as YAML the way a Rails app does (`to_yaml`, symbol keys).
+     */
+    schedule: (table: string, attributes: Record<string, unknown>, optionsJson: string) =>
+      run(url, ['schedule', table, JSON.stringify(attributes), optionsJson]) as Promise<RailsRow>,
     update: (table: string, id: string | number, attributes: Record<string, unknown>) =>
       run(url, ['update', table, String(id), JSON.stringify(attributes)]) as Promise<RailsRow>,
     find: (table: string, id: string | number) => run(url, ['find', table, String(id)]) as Promise<RailsRow>,

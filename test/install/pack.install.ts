@@ -3,7 +3,8 @@
  * project installs the tarball, type-checks a TypeScript application and its task under `strict`
  * with `skipLibCheck: false` (the published declarations must resolve with what the package
  * brings), and runs it as ESM and, through `await import()`, from CommonJS, with its own tasks
- * directory, against a real PostgreSQL.
+ * directory, against a real PostgreSQL. A child of the installed package runs the bundled child
+ * runtime (the one file the build makes), whatever order the installer wrote the files in.
  */
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,49 @@ export default class Greet extends Task<GreetOptions, string> {
   }
 }
 `,
+  // Which script the child runs: the bundle (child-runtime.cjs) or tsc's modules (child-entry.js).
+  'src/tasks/Where.mts': `import { Task } from 'cw-task-runner/task';
+
+export default class Where extends Task {
+  run(): string {
+    return process.argv[1] ?? '';
+  }
+}
+`,
+  // Tries run one after another through runTaskOnce: the child script it ran, and wall and CPU
+  // per try (the children's CPU from /proc/self/stat once they are reaped, the app's own beside it).
+  'src/measure.mts': `import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runTaskOnce } from 'cw-task-runner';
+
+const tasksDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tasks');
+const ticksPerSecond = 100;
+function childrenCpuMs(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / ticksPerSecond;
+}
+const where = await runTaskOnce({ tasksDir, taskClassName: 'Where' });
+if (where.outcome !== 'finished') throw new Error(JSON.stringify(where));
+const tries = Number(process.argv[2] ?? '20');
+const runs = [];
+for (let run = 0; run < 3; run += 1) {
+  const wallAt = performance.now();
+  const childrenAt = childrenCpuMs();
+  const ownAt = process.cpuUsage();
+  for (let i = 0; i < tries; i += 1) {
+    const report = await runTaskOnce({ tasksDir, taskClassName: 'Greet', options: { name: 'measure' } });
+    if (report.outcome !== 'finished') throw new Error(JSON.stringify(report));
+  }
+  const own = process.cpuUsage(ownAt);
+  runs.push({
+    wallMs: (performance.now() - wallAt) / tries,
+    childCpuMs: (childrenCpuMs() - childrenAt) / tries,
+    ownCpuMs: (own.user + own.system) / 1000 / tries,
+  });
+}
+console.log(JSON.stringify({ main: where.resultText, runs }));
+`,
   'src/app.mts': `import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRunner, type Runner, type RunnerEvents } from 'cw-task-runner';
@@ -120,7 +164,7 @@ describe('the packed package', () => {
     const files = info!.files.map((file) => file.path);
     for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts',
       'dist/tasks/task.js', 'dist/tasks/task.d.ts', 'dist/cli/bin.js', 'dist/launcher.js', 'dist/tasks/samples/NoOp.js',
-      'dist/pool/runtime/child-entry.js', 'dist/pool/runtime/child-runtime.cjs', 'assets/dashboard/index.html', 'assets/dashboard/app.js', 'assets/dashboard/app.css']) {
+      'dist/pool/runtime/child-entry.js', 'dist/pool/runtime/child-runtime.cjs', 'dist/pool/runtime/child-runtime.inputs.json', 'assets/dashboard/index.html', 'assets/dashboard/app.js', 'assets/dashboard/app.css']) {
       expect(files, required).toContain(required);
     }
     expect(files.filter((file) => !/^(dist|src|assets\/dashboard)\//.test(file)).sort()).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json']);
@@ -154,6 +198,14 @@ describe('the packed package', () => {
     expect(line.result).toBe('FINISHED');
     expect(line.resultText).toMatch(new RegExp(`^Hello, ESM \\(request ${line.id}, pid \\d+\\)$`));
   }, 90_000);
+
+  it('runs a child of the installed package on the bundled child runtime', async () => {
+    const result = expectSuccess(await run('node', ['build/measure.mjs', '20'], { cwd: app(), env, timeoutMs: 120_000 }), 'node build/measure.mjs');
+    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as { main: string; runs: { wallMs: number; childCpuMs: number; ownCpuMs: number }[] };
+    // Per-try figures for the record (the test asserts only which runtime ran).
+    console.log(`runTaskOnce from the installed package, per try: ${line.runs.map((r) => `wall ${r.wallMs.toFixed(1)} ms, child CPU ${r.childCpuMs.toFixed(1)} ms, app CPU ${r.ownCpuMs.toFixed(1)} ms`).join('; ')}`);
+    expect(line.main).toBe(path.join(app(), 'node_modules', 'cw-task-runner', 'dist', 'pool', 'runtime', 'child-runtime.cjs'));
+  }, 150_000);
 
   it('runs from a CommonJS app through await import()', async () => {
     const result = expectSuccess(await run('node', ['app.cjs'], { cwd: app(), env: { ...env, DATABASE_URL: databaseUrl }, timeoutMs: 60_000 }), 'node app.cjs');

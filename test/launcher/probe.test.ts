@@ -105,14 +105,21 @@ describe('the pid probe', () => {
     await runner.stop();
   });
 
-  it('reschedules a row whose pid is wiped by hand, as in the seed', async () => {
-    // Owned by a live process elsewhere: nothing but the wipe can free it; polling is off.
-    const runner = await runners.start(t, { pollIntervalMs: 60_000 });
-    const id = await runningRow('another-host.example', { pid: unrelated.pid, launcher_id: 'remote-launcher' });
+  it('reschedules a row whose pid is wiped by hand, as in the seed, once the lease of its gone launcher has run out', async () => {
+    // Owned by a launcher elsewhere that is gone, its process alive: nothing but the wipe can free
+    // it, and not before the lease says that launcher cannot still be running the try; polling is off.
+    const runner = await runners.start(t, { pollIntervalMs: 60_000, leaseMs: 900 });
+    const leaseEnd = new Date(Date.now() + 1_500);
+    const id = await runningRow('another-host.example', { pid: unrelated.pid, launcher_id: 'remote-launcher', lease_expires_at: leaseEnd });
     expect(await runner.probe()).toEqual({ crashed: [], recovered: [], ended: [] });
-    const finished = finalCompletion(runner, id, 5_000);
+    const finished = finalCompletion(runner, id, 10_000);
     await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
-    expect(await finished).toMatchObject({ result: 'FINISHED', tries: 2, resultText: 'recovered' });
+    expect(await finished).toMatchObject({ result: 'FINISHED', tries: 1, resultText: 'recovered' });
+    const row = await getRow(t.pool, id);
+    expect(row.started_at.getTime()).toBeGreaterThanOrEqual(leaseEnd.getTime());
+    const { rows } = await t.pool.query('SELECT try, result, result_text FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id', [id]);
+    expect(rows.map((r) => r.result)).toEqual(['RESCHEDULED', 'FINISHED']);
+    expect(rows[0].result_text).toMatch(/launcher remote-launcher on host another-host\.example stopped renewing its lease/);
     await runner.stop();
   });
 });

@@ -55,7 +55,7 @@ describe('retention', () => {
     const runner = runners.create(t);
     const dry = await runner.prune({ dryRun: true });
     expect(dry).toEqual({
-      requests: { FINISHED: 1, CANCELLED: 1, FAILED: 1, CRASHED: 1, TIMED_OUT: 1, PARKED: 1 }, attempts: 2 + 5 + 1 + 1 + 3, ran: true, more: false,
+      requests: { FINISHED: 1, CANCELLED: 1, FAILED: 1, CRASHED: 1, TIMED_OUT: 1, PARKED: 1 }, attempts: 2 + 5 + 1 + 1 + 3, ran: true, more: false, adopted: false,
     });
     expect((await remaining()).requests).toHaveLength(11);
     const pruned = await runner.prune();
@@ -82,7 +82,7 @@ describe('retention', () => {
     try {
       await holder.query(`SELECT pg_advisory_lock(hashtext('cw_task_runner_prune:task_runner_requests'))`);
       const runner = runners.create(t);
-      expect(await runner.prune()).toEqual({ requests: {}, attempts: 0, ran: false, more: false });
+      expect(await runner.prune()).toEqual({ requests: {}, attempts: 0, ran: false, more: false, adopted: false });
       expect((await remaining()).requests).toHaveLength(11);
       await holder.query(`SELECT pg_advisory_unlock(hashtext('cw_task_runner_prune:task_runner_requests'))`);
       expect((await runner.prune()).ran).toBe(true);

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDashboard, type Dashboard, type Runner } from '../../dist/index.js';
-import { getRow, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
+import { getRow, insertRequest, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { useTestRunners } from '../helpers/runner.js';
 
 const browserPath = '/usr/bin/chromium';
@@ -132,6 +132,49 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
       await link.click();
       await page.waitForSelector('#result-text');
       expect(page.url()).toMatch(new RegExp(`#/request/${lastId}$`));
+    } finally {
+      await page.close();
+      await dashboard.close();
+    }
+  });
+
+  it('shows held rows as held: counts, launchers, the requests filter, the running page and a request', async () => {
+    // A table of its own, so the rows of a launcher that does not exist disturb no other test.
+    for (const suffix of ['', '_attempts', '_launchers']) {
+      await t.pool.query(`CREATE TABLE held_jobs${suffix} (LIKE task_runner_requests${suffix} INCLUDING ALL)`);
+    }
+    const claimed = { pid: 4242, host: 'h1', launcher_id: 'L1', tries: 1, lease_expires_at: new Date(Date.now() + 600_000) };
+    const running = await insertRequest(t.pool, { ...claimed, task_class_name: 'Sleep', started_at: new Date() }, 'held_jobs');
+    const held = [];
+    for (let n = 0; n < 4; n += 1) held.push(await insertRequest(t.pool, { ...claimed, task_class_name: 'Sleep' }, 'held_jobs'));
+    await t.pool.query(`INSERT INTO held_jobs_launchers (launcher_id, host, pid, concurrency) VALUES ('L1', 'h1', 4242, 1)`);
+    const dashboard = await startDashboard({ db: t.db, port: 0, tableName: 'held_jobs' });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await page.goto(dashboard.url);
+      await page.waitForSelector('#launchers');
+      expect(await page.textContent('[data-count="running"] .n')).toBe('1');
+      expect(await page.textContent('[data-count="held"] .n')).toBe('4');
+      expect(await page.textContent('#launchers td.running')).toBe('1 / 1');
+      expect(await page.textContent('#launchers td.held')).toBe('4');
+
+      await page.goto(`${dashboard.url}#/requests?state=running`);
+      await page.waitForSelector('#request-list');
+      expect(await page.locator('#request-list tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).toEqual([running]);
+      await page.goto(`${dashboard.url}#/requests?state=held`);
+      await waitFor(async () => (await page.locator('#request-list [data-state="held"]').count()) === 4, { what: 'four held rows listed' });
+
+      await page.goto(`${dashboard.url}#/running`);
+      await page.waitForSelector(`#running tr[data-id="${held[0]}"]`);
+      expect(await page.textContent('#view h2')).toBe('Running tries (1) and held rows (4)');
+      expect(await page.getAttribute(`#running tr[data-id="${held[0]}"]`, 'data-state')).toBe('held');
+      expect(await page.getAttribute(`#running tr[data-id="${running}"]`, 'data-state')).toBe('running');
+
+      await page.goto(`${dashboard.url}#/request/${held[0]}`);
+      await page.waitForSelector('#view [data-state="held"]');
+      expect(await page.locator('#retry').count()).toBe(0);
+      expect(await page.locator('#cancel').count()).toBe(1);
+      await page.screenshot({ path: 'tmp/dashboard-held.png', fullPage: true });
     } finally {
       await page.close();
       await dashboard.close();

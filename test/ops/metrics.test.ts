@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, serveMetrics, type MetricsServer, type TaskRunnerMetrics } from '../../dist/index.js';
 import { insertRequest, useTestDatabase, waitFor, waitForCompleted } from '../helpers/db.js';
 import { finalCompletion, useTestRunners } from '../helpers/runner.js';
+import { insertRunning } from '../helpers/store.js';
 
 const t = useTestDatabase();
 const runners = useTestRunners();
@@ -94,6 +95,61 @@ describe('Prometheus metrics', () => {
     const after = await scrape(server.url);
     expect(after.get('cw_task_runner_batch_write_failures_total{reason="connection"}')).toBe(1);
     await runner.stop();
+  });
+
+  it('exports the table once across launchers, each launcher its own figures and process metrics', async () => {
+    const a = runners.create(t, { concurrency: 1, queues: ['default'] });
+    const b = runners.create(t, { concurrency: 1, queues: ['default'] });
+    const metricsA = createMetrics({ runner: a });
+    const metricsB = createMetrics({ runner: b });
+    const serverA = await serveMetrics({ registry: metricsA.registry, port: 0 });
+    const serverB = await serveMetrics({ registry: metricsB.registry, port: 0 });
+    try {
+      await a.start();
+      await b.start();
+      const sleepers = [await a.schedule('Sleep', { ms: 60_000 }), await a.schedule('Sleep', { ms: 60_000 })];
+      await waitFor(async () => (await t.pool.query(
+        `SELECT 1 FROM task_runner_requests WHERE started_at IS NOT NULL AND pid IS NOT NULL`)).rowCount === 2, { what: 'both sleepers started' });
+      await insertRequest(t.pool, { queue: 'elsewhere' });
+      await insertRequest(t.pool, { queue: 'elsewhere' });
+      await insertRequest(t.pool, { queue: 'elsewhere' });
+      // Two rows another launcher (on another host) claimed ahead and holds, not started.
+      await insertRunning(t.pool, { queue: 'elsewhere', started_at: null });
+      await insertRunning(t.pool, { queue: 'elsewhere', started_at: null });
+      const sum = (scrapes: Map<string, number>[], key: string) => scrapes.reduce((n, m) => n + (m.get(key) ?? 0), 0);
+      const both = await Promise.all([scrape(serverA.url), scrape(serverB.url)]);
+      // What `sum(cw_task_runner_requests{...})` over the two launchers gives: the table's own figures.
+      expect(sum(both, 'cw_task_runner_requests{state="waiting",queue="elsewhere"}')).toBe(3);
+      expect(sum(both, 'cw_task_runner_requests{state="running",queue="default"}')).toBe(2);
+      expect(sum(both, 'cw_task_runner_requests{state="held",queue="elsewhere"}')).toBe(2);
+      expect(sum(both, 'cw_task_runner_requests{state="running",queue="elsewhere"}')).toBe(0);
+      expect(sum(both, 'cw_task_runner_requests_ended{result="FINISHED"}')).toBe(0);
+      expect(both.filter((m) => m.has('cw_task_runner_oldest_waiting_seconds'))).toHaveLength(1);
+      expect(sum(both, 'cw_task_runner_table_exporter')).toBe(1);
+      // Each launcher's own gauges stay its own: one try each.
+      expect(both.map((m) => m.get('cw_task_runner_tries_running'))).toEqual([1, 1]);
+      // prom-client's default process metrics, on the runner's own registry.
+      for (const m of both) {
+        expect(m.get('process_cpu_user_seconds_total')).toBeGreaterThan(0);
+        expect(m.get('process_resident_memory_bytes')).toBeGreaterThan(0);
+        expect(m.has('nodejs_eventloop_lag_seconds')).toBe(true);
+      }
+      // The exporter stops: the other takes the table over, still counted once.
+      const [exporter, other, otherUrl] = both[0]!.get('cw_task_runner_table_exporter') === 1 ? [a, b, serverB.url] : [b, a, serverA.url];
+      for (const id of sleepers) {
+        await a.cancel(id);
+        await waitForCompleted(t.pool, id);
+      }
+      await exporter.stop();
+      await waitFor(async () => (await scrape(otherUrl)).get('cw_task_runner_table_exporter') === 1, { what: 'the other launcher exporting the table' });
+      expect((await scrape(otherUrl)).get('cw_task_runner_requests{state="waiting",queue="elsewhere"}')).toBe(3);
+      await other.stop();
+    } finally {
+      await serverA.close();
+      await serverB.close();
+      metricsA.close();
+      metricsB.close();
+    }
   });
 
   it('answers 404 off /metrics', async () => {

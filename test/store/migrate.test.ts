@@ -37,8 +37,8 @@ describe('migrate', () => {
     expect(before.triggers).toHaveLength(2);
     const id = await insertRequest(t.pool, { options: { text: 'kept' } });
 
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
 
     expect(await supportObjects('task_runner_requests')).toEqual(before);
     expect((await getRow(t.pool, id)).options).toBe('{"text":"kept"}');
@@ -71,7 +71,7 @@ describe('createTaskRunnerRequestTable', () => {
     const id = await insertRequest(t.pool, { task_class_name: 'Echo', account_id: 42 }, 'custom_jobs');
     expect(await getRow(t.pool, id, 'custom_jobs')).toMatchObject({ account_id: '42', note: 'none', tries: 0 });
     // The upgrade path leaves extra columns alone.
-    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
+    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
   });
 
   it('creates a schema-qualified table', async () => {
@@ -80,7 +80,7 @@ describe('createTaskRunnerRequestTable', () => {
     expect((await columnsOf('requests', 'jobs')).has('lease_expires_at')).toBe(true);
     const id = await insertRequest(t.pool, {}, 'jobs.requests');
     expect(await getRow(t.pool, id, 'jobs.requests')).toMatchObject({ task_class_name: 'Echo' });
-    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
+    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
   });
 
   it('keeps derived names unique and within 63 bytes for a long table name', async () => {

@@ -146,6 +146,6 @@ describe('requestsRetry, requestsNextDelayMs and requestsCountByState', () => {
     await running();
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FINISHED', tries: 1 });
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', tries: 5 });
-    expect(await store.requestsCountByState()).toEqual({ waiting: 1, delayed: 2, running: 1, finished: 1, givenUp: 1, cancelled: 0, parked: 0 });
+    expect(await store.requestsCountByState()).toEqual({ waiting: 1, delayed: 2, running: 1, held: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 });
   });
 });

@@ -61,7 +61,7 @@ describe('migrate on a Rails-era table', () => {
       queue: 'default', priority: 0, pid: null, host: null, crashes: 0, timeout_ms: null, cancel_requested_at: null,
     });
     expect(await getRow(t.pool, finishedId)).toMatchObject({ result: 'FINISHED', tries: 1 });
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [] });
+    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'adopted', addedDefaults: [], addedTriggers: [] });
   });
 
   it('installs the notify triggers on the old table', async () => {

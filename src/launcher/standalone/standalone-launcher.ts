@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import { migrate } from '../../store/migrations.js';
 import { RequestResult } from '../../store/schema.js';
 import { createRunner, type Runner } from '../runner.js';
+import { withStartRetry } from '../start-retry.js';
 import { ControlServer } from './control-server.js';
 import { controlSocketPath } from './control-protocol.js';
 import { describeDatabaseError, openCommandDb, openDatabaseSource, redactUrl, type DatabaseSource } from './database-source.js';
@@ -13,10 +14,13 @@ import { startDashboard } from '../../dashboard/dashboard-server.js';
 import { createMetrics } from '../../metrics/metrics.js';
 import { serveMetrics } from '../../metrics/metrics-server.js';
 import { acquirePidfile, pidfilePath, type Pidfile } from './pidfile.js';
+import { logMigration } from '../table-notice.js';
 
 export interface StandaloneLauncherParams {
   config: StandaloneConfig;
   logger: Logger;
+  /** Aborted when a stop is asked for during the start: a wait for the database then ends. */
+  signal?: AbortSignal;
 }
 
 /** A running standalone launcher: the runner plus its pidfile, control socket and database. */
@@ -60,23 +64,24 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
     const source: DatabaseSource = await openDatabaseSource(config, logger);
     undo.push(() => source.release());
 
+    const tasksDir = config.tasksDir ?? bundledTasksDir();
+    if (config.tasksDir === null) logger.info('no tasksDir configured: using the bundled sample tasks', { tasksDir });
+    const runner = createRunner({ ...config.runner, db: source.url, tasksDir, tableName: config.tableName, logger, autoMigrate: false });
+    undo.push(() => runner.stop());
+    // The first contact with the database: waited for (startRetry) while it is down or full.
     const db = openCommandDb(source.url);
     try {
-      const result = await migrate(db, { tableName: config.tableName });
-      if (result.created) logger.info('created the request table', { table: config.tableName });
-      else if (result.addedColumns.length + result.addedTables.length > 0) {
-        logger.info('upgraded the request table', { table: config.tableName, added: [...result.addedColumns, ...result.addedTables].join(',') });
-      }
+      const result = await withStartRetry({
+        retry: runner.config.startRetry, logger, what: 'migrating the request table', signal: params.signal,
+        attempt: () => migrate(db, { tableName: config.tableName }),
+      });
+      logMigration(logger, config.tableName, result);
     } catch (error) {
       throw describeDatabaseError(error, source.url);
     } finally {
       await db.destroy();
     }
 
-    const tasksDir = config.tasksDir ?? bundledTasksDir();
-    if (config.tasksDir === null) logger.info('no tasksDir configured: using the bundled sample tasks', { tasksDir });
-    const runner = createRunner({ ...config.runner, db: source.url, tasksDir, tableName: config.tableName, logger, autoMigrate: false });
-    undo.push(() => runner.stop());
     runner.events.on('task:started', (e) => logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }));
     runner.events.on('task:completed', (e) => {
       if (e.result === RequestResult.FINISHED) logger[runner.config.taskLogLevel](`task ${e.taskClassName} FINISHED`, { id: e.id, try: e.tries, result: preview(e.resultText) });
@@ -114,10 +119,14 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
       logger.info('dashboard served', { url: dashboard.url.replace(/\?token=.*$/, config.dashboard.token === null ? '' : '?token=…') });
     }
 
+    const stopStart = (): void => void runner.stop();
+    params.signal?.addEventListener('abort', stopStart, { once: true });
     try {
       await runner.start();
     } catch (error) {
       throw describeDatabaseError(error, source.url);
+    } finally {
+      params.signal?.removeEventListener('abort', stopStart);
     }
     logger.info('standalone launcher ready', {
       pid: process.pid,

@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import { describeError } from '../../errors.js';
 import { decodeParentMessage, MessageLines, monotonicMs, type ChildMessage, type TaskOutcome } from '../protocol.js';
 import { BlockingChannel } from './blocking-channel.js';
+import { afterOutputWritten, boundOutput } from './child-output.js';
 import { endLeftovers, watchSpawns } from './descendants.js';
 import { capText, runTask } from './run-task.js';
 import { guardProcessKill } from './signal-guard.js';
@@ -127,9 +128,11 @@ function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   clearFence();
   // A try's leftovers that cannot be found (a permission policy hides /proc) leave with the child.
   const exit = exitAfterReport || task.exitAfter || (reuse && !endLeftovers());
-  send({ ...outcome, key, memory: memory(), last: exit }, () => {
+  // The try's output goes out before its report (child-output.ts): exiting drops what still waits.
+  const signed = key;
+  afterOutputWritten(() => send({ ...outcome, key: signed, memory: memory(), last: exit }, () => {
     if (exit) process.exit(exitAfterReport ? 1 : 0);
-  });
+  }));
   if (exit) return;
   current = null;
   // Another try may come: without a socket nothing would read it.
@@ -197,6 +200,7 @@ function watchLauncher(): void {
 }
 
 guardProcessKill({ refused: [-1, process.ppid], what: 'a task may not signal its launcher or every process' });
+boundOutput();
 process.on('uncaughtException', (error) => failLoose('uncaught exception', error));
 process.on('unhandledRejection', (reason) => failLoose('unhandled rejection', reason));
 

@@ -8,8 +8,8 @@
  * wrappers through syncBuiltinESMExports). A process started some other way (a native addon) is
  * found when the child itself exits and its group is ended.
  *
- * A process that left the group (setsid, a daemon) is beyond this; running tasks as another user
- * in a cgroup is what contains those.
+ * A process that left the group (setsid, a daemon) is beyond this: the launcher's control group
+ * per try (../try-cgroup.ts) contains those, where the system has one.
  */
 import { childProcessExports, fs, nodeModule } from '../../shared/builtins.js';
 

@@ -7,6 +7,7 @@ import { loadTaskClass } from '../../tasks/load-task.js';
 import { parseOptions } from '../../tasks/options.js';
 import type { TaskRequestInfo } from '../../tasks/task.js';
 import type { FailureKind, RunMessage, TaskOutcome } from '../protocol.js';
+import { resultText } from './result-text.js';
 
 /** Caps an error text explicitly: the cut is marked and its size named. */
 export function capText(text: string, maxBytes: number): string {
@@ -21,11 +22,10 @@ function failure(kind: FailureKind, error: unknown, maxBytes: number): TaskOutco
   return { type: 'error', kind, text: capText(describeError(error), maxBytes) };
 }
 
-/** `run()`'s value as `result_text`: strings as they are, undefined/null as null, else JSON. */
+/** `run()`'s value as `result_text` (see result-text.ts), within `maxBytes`. */
 export function encodeResult(value: unknown, maxBytes: number): string | null {
-  if (value === undefined || value === null) return null;
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  if (text === undefined) return null;
+  const text = resultText(value);
+  if (text === null) return null;
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
     throw new TaskRunnerError(
@@ -43,6 +43,8 @@ export async function runTask(message: RunMessage): Promise<TaskOutcome> {
   try {
     options = parseOptions(message.options, message.maxOptionsBytes);
   } catch (error) {
+    // The row's options are wrong, not the code: the message says what, a stack of the parser would not.
+    if (error instanceof TaskRunnerError) return { type: 'error', kind: 'options', text: capText(error.message, limit) };
     return failure('options', error, limit);
   }
   let TaskClass;
@@ -60,6 +62,8 @@ export async function runTask(message: RunMessage): Promise<TaskOutcome> {
   try {
     return { type: 'result', resultText: encodeResult(value, limit) };
   } catch (error) {
+    // A result refused by its kind or size: the message says why; the encoder's stack would not.
+    if (error instanceof TaskRunnerError) return { type: 'error', kind: 'result', text: capText(error.message, limit) };
     return failure('result', error, limit);
   }
 }

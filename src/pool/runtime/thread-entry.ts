@@ -23,12 +23,17 @@ import { decodeRunMessage, type TaskOutcome } from '../protocol.js';
 import { decodeThreadBatch, type BatchResult } from '../thread-batch.js';
 import type { ThreadResult } from '../thread-result.js';
 import { endProcesses, ThreadSlots, type ThreadSlotsData } from '../thread-slots.js';
+import type { ThreadGroupsData } from '../try-cgroup.js';
 import { runTask } from './run-task.js';
 import { guardProcessKill } from './signal-guard.js';
+import { ThreadTryGroups } from './thread-cgroup.js';
 import { withCapturedOutput } from './thread-output.js';
 import { trackThreadSpawns } from './thread-spawns.js';
 
-const slots = new ThreadSlots((workerData as { slots: ThreadSlotsData }).slots);
+const data = workerData as { slots: ThreadSlotsData; cgroup?: ThreadGroupsData | null };
+const slots = new ThreadSlots(data.slots);
+/** A control group per try that starts a process, where the launcher has them. */
+const groups = data.cgroup == null ? null : new ThreadTryGroups(data.cgroup);
 /** The slot of the try running now; -1 between tries. */
 let slot = -1;
 
@@ -46,7 +51,10 @@ guardProcessKill({
   refused: [process.pid, 0, -1, process.ppid, ...(group === null ? [] : [-group])],
   what: 'a thread-mode task runs inside the launcher and may not signal its process, its group, its parent or every process',
 });
-trackThreadSpawns((pid) => slot >= 0 && slots.addProcess(slot, pid));
+trackThreadSpawns((pid) => {
+  groups?.started(pid);
+  return slot >= 0 && slots.addProcess(slot, pid);
+}, () => groups?.beforeSpawn());
 
 async function runOne(run: unknown): Promise<ThreadResult> {
   const { value: message, output } = await withCapturedOutput(async (): Promise<TaskOutcome> => {
@@ -70,11 +78,13 @@ export default async function runBatch(task: unknown): Promise<number> {
     if (!slots.begin(entry.slot, entry.ticket, threadId, performance.timeOrigin + performance.now())) continue; // taken back
     ran++;
     slot = entry.slot;
+    groups?.begin(entry.slot, entry.ticket);
     let result: ThreadResult;
     try {
       result = await runOne(entry.run);
     } finally {
       endProcesses(slots.processes(entry.slot));
+      groups?.end();
       slot = -1;
     }
     const posted: BatchResult = { type: 'thread result', slot: entry.slot, ticket: entry.ticket, result };

@@ -37,12 +37,15 @@ function detachedArgs(args: unknown[]): unknown[] {
 /**
  * Installs the wrappers. `record(pid)` is told of each process started and returns false when the
  * try may start no more (its slot is full): the process is then killed and the call throws.
+ * `beforeSpawn` is called before each process is started (to put the thread in the try's
+ * control group, see thread-cgroup.ts).
  */
-export function trackThreadSpawns(record: (pid: number) => boolean): void {
+export function trackThreadSpawns(record: (pid: number) => boolean, beforeSpawn: () => void = () => undefined): void {
   const target = childProcess as unknown as Record<string, AnyFunction>;
   for (const name of ['spawn', 'execFile', 'exec', 'fork'] as const) {
     const original = target[name]!;
     target[name] = function (this: unknown, ...args: unknown[]) {
+      beforeSpawn();
       const child = original.apply(this, detachedArgs(args)) as childProcess.ChildProcess;
       if (child.pid !== undefined && !record(child.pid)) {
         child.kill('SIGKILL');
@@ -54,6 +57,7 @@ export function trackThreadSpawns(record: (pid: number) => boolean): void {
   for (const name of ['spawnSync', 'execFileSync', 'execSync'] as const) {
     const original = target[name]!;
     target[name] = function (this: unknown, ...args: unknown[]) {
+      beforeSpawn();
       return original.apply(this, detachedArgs(args));
     };
   }
