@@ -7,7 +7,8 @@ import { RequestResult } from '../store/schema.js';
  * - finished → FINISHED; failed → FAILED (invalid options end the request at once);
  * - crashed → CRASHED and timed out → TIMED_OUT, both counted as crashes;
  * - cancelled → CANCELLED, never retried; shut down → INTERRUPTED with the try given back
- *   (stopped because its pid was cleared by hand: `rescheduledOutcome`).
+ *   (stopped because its pid was cleared by hand: `rescheduledOutcome`);
+ * - fenced (its lease deadline passed unconfirmed, see lease-fence.ts) → INTERRUPTED, try given back.
  * How the request then stands (PARKED, CANCELLED, retried, ended) is decided by the statement.
  */
 export function outcomeOf(row: ClaimedRow, report: AttemptReport, start: AttemptStart | null, timeoutMs: number | null): AttemptOutcome {
@@ -36,6 +37,8 @@ export function outcomeOf(row: ClaimedRow, report: AttemptReport, start: Attempt
           return outcome(row, RequestResult.CANCELLED, report.text, ends, attempt);
         case 'shutdown':
           return outcome(row, RequestResult.INTERRUPTED, `interrupted by launcher shutdown: ${report.text}`, givesBack, attempt);
+        case 'lease':
+          return outcome(row, RequestResult.INTERRUPTED, `lease lost: fenced by its launcher: ${report.text}`, givesBack, attempt);
       }
   }
 }
@@ -92,4 +95,17 @@ export function notRunOutcome(
 ): AttemptOutcome {
   const attempt = { pid: null, threadId: null, mode: null, startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null };
   return outcome(row, result, text, { ...how, crash: false }, attempt);
+}
+
+/**
+ * The report of a fenced try: `aborted` for reason `lease`, keeping what the pool knew of its
+ * process (a child that ended itself at its deadline reports as killed by SIGKILL).
+ */
+export function fencedReport(text: string, report: AttemptReport | null): AttemptReport {
+  const crashed = report !== null && (report.outcome === 'crashed' || report.outcome === 'aborted');
+  return {
+    outcome: 'aborted', reason: 'lease', text,
+    pid: report?.pid ?? null, threadId: report?.threadId ?? null, peakMemoryBytes: report?.peakMemoryBytes ?? null,
+    exitCode: crashed ? report.exitCode : null, signal: crashed ? report.signal : null,
+  };
 }

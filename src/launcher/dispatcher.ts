@@ -4,9 +4,10 @@ import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import { notRunOutcome, outcomeOf, rescheduledOutcome } from './attempt-outcome.js';
+import { fencedReport, notRunOutcome, outcomeOf, rescheduledOutcome } from './attempt-outcome.js';
 import type { RunnerEvents } from './events.js';
 import { LeaseClock } from './lease-clock.js';
+import { LeaseFence, toMonotonicMs } from './lease-fence.js';
 import { LocalQueue } from './local-queue.js';
 import { TryPreparer, type PreparedTry, type RefusedTry, type TraitsSource } from './try-preparation.js';
 
@@ -44,6 +45,20 @@ export interface DispatcherParams {
   events: TypedEmitter<RunnerEvents>;
   /** A try's slot was held this long (for the claim policy). */
   onTryEnded(durationMs: number): void;
+  /**
+   * Fenced tries whose row another launcher recovered meanwhile (so their outcome is not this
+   * launcher's to write): their history row, written by that recovery, is told what happened.
+   */
+  onFencedElsewhere?(notes: readonly FencedNote[]): void;
+}
+
+/** A fenced try of a row this launcher no longer holds, for its history row. */
+export interface FencedNote {
+  id: string;
+  tries: number;
+  pid: number | null;
+  startedAtMs: number | null;
+  text: string;
 }
 
 /** One try from its claim to its written outcome. */
@@ -62,6 +77,8 @@ interface Entry {
   outcome: AttemptOutcome | null;
   /** Its row was recovered elsewhere (lease lost): stopped, and nothing is written for it. */
   lost: boolean;
+  /** Its lease deadline passed unconfirmed: ended by its child or by the fence (lease-fence.ts). */
+  fenced: boolean;
   /** Its row's pid was cleared by hand: stopped, and written RESCHEDULED (unless it ended first). */
   wiped: boolean;
 }
@@ -110,12 +127,19 @@ export class Dispatcher {
   #threadPool: TaskPool | null = null;
   #idleWaiters: (() => void)[] = [];
   readonly #lease: LeaseClock;
+  readonly #fence: LeaseFence;
   readonly #preparer: TryPreparer;
 
   constructor(params: DispatcherParams) {
     this.#p = params;
     this.#logger = params.config.logger;
     this.#lease = new LeaseClock(params.config.leaseMs);
+    this.#fence = new LeaseFence({
+      clock: this.#lease,
+      logger: this.#logger,
+      running: () => this.#running.values(),
+      fence: (tries) => this.#fenceTries(tries as Entry[]),
+    });
     this.#preparer = new TryPreparer({ config: params.config, registry: params.registry, traits: params.traits });
     // One hooks object for every try: a try costs no closures.
     this.#hooks = {
@@ -174,8 +198,11 @@ export class Dispatcher {
       for (const row of rows) this.#release(row);
       return;
     }
+    const now = performance.now();
     for (const row of rows) {
-      if (row.startNow) this.#start(row);
+      // A claim whose answer came late (after a cut healed) may bring rows whose lease lapsed:
+      // they wait for a renewal to say whether they are still ours, like held rows.
+      if (row.startNow && this.#lease.holds(row, now)) this.#start(row);
       else this.#queue.push(row);
     }
     this.#fill();
@@ -206,6 +233,8 @@ export class Dispatcher {
    * work does not go on under two launchers. Nothing is written for either: the row is not ours.
    */
   leaseRenewed(renewed: readonly string[], sentAt: number): void {
+    // Deadlines that passed before this answer came stay passed: those tries were fenced.
+    this.#fence.fenceDue();
     this.#lease.renewed(sentAt);
     const ours = new Set(renewed);
     const claimedBefore = (row: ClaimedRow): boolean => this.#lease.claimedBefore(row, sentAt);
@@ -227,7 +256,19 @@ export class Dispatcher {
       this.#logger.warn('lease lost: these rows are no longer this launcher\'s (recovered elsewhere after its lease ran out); '
         + 'their tries are stopped and nothing is written for them', { running: stopped.join(','), held: dropped.join(',') });
     }
+    // The tries still ours get their new deadline: their children keep their own timers.
+    for (const entry of this.#running.values()) {
+      if (entry.lost || entry.fenced || entry.job === null) continue;
+      entry.job.fenceAtMs = toMonotonicMs(this.#lease.fenceAt(entry.row));
+      entry.pool?.extendFence?.(entry.job);
+    }
+    this.#fence.renewed();
     this.#fill();
+  }
+
+  /** A lease renewal failed: said once per streak; the fence does the rest at each deadline. */
+  leaseRenewalFailed(error: Error): void {
+    this.#fence.failed(error);
   }
 
   /**
@@ -306,6 +347,7 @@ export class Dispatcher {
 
   /** Ends the pools (after `drain` or `interrupt`). */
   async close(): Promise<void> {
+    this.#fence.close();
     await Promise.all([this.#p.processPool.close(), this.#threadPool?.close()]);
   }
 
@@ -321,12 +363,16 @@ export class Dispatcher {
       this.#tellStarted(entry);
       this.#completed(entry, written);
     }
+    const notes: FencedNote[] = [];
     for (const outcome of stale) {
+      const entry = this.#writing.get(outcome.id);
+      if (entry?.fenced === true) notes.push(this.#fencedNote(entry));
       this.#writing.delete(outcome.id);
       this.#logger.warn('outcome not recorded: the row is no longer this launcher\'s (recovered by another launcher or the probe)', {
         id: outcome.id, try: outcome.tries, result: outcome.result,
       });
     }
+    if (notes.length > 0) this.#p.onFencedElsewhere?.(notes);
   }
 
   /** The launch loop wrote the starts of these tries. */
@@ -370,9 +416,10 @@ export class Dispatcher {
   #start(row: ClaimedRow): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
-      outcome: null, lost: false, wiped: false,
+      outcome: null, lost: false, wiped: false, fenced: false,
     };
     this.#running.set(row.id, entry);
+    this.#fence.started(row);
     const prepared = this.#preparer.prepare(row);
     if (prepared instanceof Promise) void prepared.then((ready) => this.#run(entry, ready));
     else this.#run(entry, prepared);
@@ -384,7 +431,12 @@ export class Dispatcher {
       this.#ended(entry, prepared.refused);
       return;
     }
+    if (entry.fenced) {
+      this.#ended(entry, fencedReport('its lease deadline passed before the try started', null));
+      return;
+    }
     const { job } = prepared;
+    job.fenceAtMs = toMonotonicMs(this.#lease.fenceAt(entry.row));
     const pool = this.#pool(prepared.mode);
     entry.timeoutMs = prepared.timeoutMs;
     entry.job = job;
@@ -431,7 +483,15 @@ export class Dispatcher {
     this.#p.onTryEnded(performance.now() - entry.since);
     const records = this.#records!;
     if (!entry.startWritten) records.dropStart(row.id);
+    // A child that ended itself at its deadline reports as killed: that was the fence.
+    if (!entry.fenced && (report.outcome === 'crashed' || report.outcome === 'aborted') && performance.now() >= this.#lease.fenceAt(row)) {
+      entry.fenced = true;
+    }
+    if (entry.fenced && report.outcome !== 'finished' && report.outcome !== 'failed') {
+      report = fencedReport(`its lease was not confirmed in time (the launcher cut off from the database, or frozen); ${report.text}`, report);
+    }
     if (entry.lost) {
+      if (entry.fenced) this.#p.onFencedElsewhere?.([this.#fencedNote(entry, report)]);
       this.#fill();
       records.kick();
       this.#wakeIdleWaiters();
@@ -453,6 +513,20 @@ export class Dispatcher {
     this.#wakeIdleWaiters();
   }
 
+  /** Ends tries whose lease deadline passed (their children end themselves too). */
+  #fenceTries(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      entry.fenced = true;
+      // One still being prepared is ended when it would start (see #run).
+      if (entry.job !== null) this.#abort(entry, 'lease');
+    }
+  }
+
+  #fencedNote(entry: Entry, report?: AttemptReport): FencedNote {
+    const text = entry.outcome?.resultText ?? `lease lost: fenced by its launcher: ${report !== undefined && 'text' in report ? report.text : ''}`;
+    return { id: entry.row.id, tries: entry.row.tries, pid: entry.start?.pid ?? null, startedAtMs: entry.start?.startedAtMs ?? null, text };
+  }
+
   #wakeIdleWaiters(): void {
     if (this.#running.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
@@ -465,7 +539,7 @@ export class Dispatcher {
   #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED' | 'RESCHEDULED', text: string, final: boolean, refund = false): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
-      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false, wiped: false,
+      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false, wiped: false, fenced: false,
     };
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);

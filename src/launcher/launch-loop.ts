@@ -212,7 +212,15 @@ export class LaunchLoop {
 
   /** Sends one launch statement, never beside other exclusive work (see `exclusive`). */
   #launch(outcomes: readonly AttemptOutcome[], starts: readonly AttemptStartRecord[], claim: ClaimOrder | null): Promise<LaunchResult> {
-    return this.exclusive(() => this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim }));
+    return this.exclusive(async () => {
+      const sentAt = performance.now();
+      const result = await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim });
+      // A claimed row's lease runs from the database's now(), never earlier than this send: its
+      // lease clock starts here, not when the answer came (which may be long after, once a cut
+      // connection heals, when the lease has already expired for everyone else).
+      for (const row of result.claimed) row.receivedAtMs = sentAt;
+      return result;
+    });
   }
 
   /** One statement: what waits, plus a claim; retried or split on failure. */

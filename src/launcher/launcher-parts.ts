@@ -8,6 +8,7 @@ import { ThreadPool } from '../pool/thread-pool.js';
 import { TryGroups } from '../pool/try-cgroup.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
+import { attemptsNoteFenced } from '../store/fenced-attempts.js';
 import { rescheduleNoticeFor } from '../store/migrations.js';
 import type { RequestStore } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
@@ -51,6 +52,8 @@ export class LauncherParts {
   readonly tryGroups: TryGroups;
   readonly #p: LauncherPartsParams;
   #listener: NotifyListener | null = null;
+  /** History notes of fenced tries being written; `stop` waits for them (the pool closes after). */
+  readonly #noting = new Set<Promise<void>>();
 
   constructor(params: LauncherPartsParams) {
     this.#p = params;
@@ -106,6 +109,12 @@ export class LauncherParts {
       config,
       events,
       onTryEnded: (durationMs) => this.policy.tryEnded(durationMs),
+      onFencedElsewhere: (notes) => {
+        const noting = attemptsNoteFenced(params.database.db, config.table, { launcherId, notes })
+          .then(() => undefined, (error: Error) => report(error, 'noting fenced tries in their history'))
+          .finally(() => this.#noting.delete(noting));
+        this.#noting.add(noting);
+      },
     });
     this.policy = new ClaimPolicy({
       concurrency: config.concurrency,
@@ -200,6 +209,7 @@ export class LauncherParts {
       });
     }
     this.loop.close();
+    await Promise.all([...this.#noting]);
     await this.traits.close();
     await this.tryGroups.close();
     return interrupted;

@@ -6,7 +6,7 @@ import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
-import { asDatabaseError, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
+import { asDatabaseError, databaseTimeoutMs, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
@@ -121,7 +121,9 @@ class TaskRunner implements Runner {
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
     this.#autoMigrate = options.autoMigrate ?? true;
-    this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)));
+    this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)), {
+      statementTimeoutMs: databaseTimeoutMs(this.config.leaseMs),
+    });
     this.#store = new RequestStore({
       db: this.#database.db,
       sql: this.#database.pool === null ? undefined : poolClient(this.#database.pool),
@@ -249,7 +251,7 @@ class TaskRunner implements Runner {
           retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
           what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
           attempt: async () => {
-            if (this.#autoMigrate) migrated = await migrate(this.#database.db, { tableName: config.table.qualified });
+            if (this.#autoMigrate) migrated = await this.#migrate();
             else await this.#store.requestsCountByState();
           },
         });
@@ -290,16 +292,24 @@ class TaskRunner implements Runner {
         beating = error.code !== '42P01';
         this.#report(error, 'registering the launcher');
       });
-      const renewLeases = async (): Promise<void> => {
+      /** Renews, and says whether the database accepted it (a failure is the fence's to tell). */
+      const renewLeases = async (): Promise<boolean> => {
         // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
         let sentAt = 0;
-        const { renewed, cancelled, wiped } = await parts.loop.exclusive(() => {
+        const renewal = await parts.loop.exclusive(() => {
           sentAt = performance.now();
           return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
+        }).catch((error: Error) => {
+          // Said by the fence (a warning, once per streak); the tries' deadlines do the rest.
+          parts.dispatcher.leaseRenewalFailed(error);
+          this.events.emit('error', { error, during: 'renewing leases' });
+          return null;
         });
-        parts.dispatcher.leaseRenewed(renewed, sentAt);
-        for (const id of cancelled) parts.dispatcher.cancel(id);
-        if (wiped.length > 0) await this.#reschedule(parts, launcherId, wiped);
+        if (renewal === null) return false;
+        parts.dispatcher.leaseRenewed(renewal.renewed, sentAt);
+        for (const id of renewal.cancelled) parts.dispatcher.cancel(id);
+        if (renewal.wiped.length > 0) await this.#reschedule(parts, launcherId, renewal.wiped);
+        return true;
       };
       // One renewal at a time for notices, and one more when notices came during it.
       let renewing = false;
@@ -317,8 +327,10 @@ class TaskRunner implements Runner {
         });
       };
       this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
+        // The renewal first: the tries' fence deadlines wait on it, the heartbeat does not.
+        const renewed = await renewLeases();
         if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
-        await renewLeases();
+        if (!renewed) return;
         this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
         this.#recovered(await this.#store.requestsRecoverWiped(), 'lease');
       }, 'renewing leases');
@@ -330,6 +342,20 @@ class TaskRunner implements Runner {
       config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
+  }
+
+  /**
+   * Migrations may build indexes on a large table for longer than the runner's statements may
+   * take (see `databaseTimeoutMs`): over a connection string they get a connection of their own.
+   */
+  async #migrate(): Promise<MigrateResult> {
+    const { connectionString } = this.#database;
+    const own = connectionString === null ? null : openDatabase(connectionString, 1);
+    try {
+      return await migrate((own ?? this.#database).db, { tableName: this.config.table.qualified });
+    } finally {
+      await own?.close();
+    }
   }
 
   /**

@@ -10,6 +10,13 @@ export interface AttemptJob {
   maxOptionsBytes: number;
   maxResultBytes: number;
   /**
+   * The lease deadline of this try on the monotonic clock every process of the host shares
+   * (`monotonicMs()`, ../pool/protocol.ts): the launcher has not confirmed its lease past it, so
+   * the try must have ended by then (it is fenced). Set and moved later by the launcher only
+   * after a renewal the database accepted; undefined: no fence (a pool used on its own).
+   */
+  fenceAtMs?: number;
+  /**
    * How this try's child is confined, when that differs from the pool's own (a task override or
    * class narrowed it): it then runs in a child of its own. Processes only; threads ignore it.
    */
@@ -34,8 +41,11 @@ export interface AttemptStart {
   startedAtMs: number;
 }
 
-/** Why the launcher stopped a try: its hard timeout, a cancel, or launcher shutdown. */
-export type AbortReason = 'timeout' | 'cancel' | 'shutdown';
+/**
+ * Why the launcher stopped a try: its hard timeout, a cancel, launcher shutdown, or its lease
+ * deadline passed unconfirmed (`lease`: fenced, killed at once, with no grace period).
+ */
+export type AbortReason = 'timeout' | 'cancel' | 'shutdown' | 'lease';
 
 /** Known at the end of every try, whatever its outcome. */
 export interface AttemptUsage {
@@ -90,6 +100,12 @@ export interface TaskPool {
   run(job: AttemptJob, hooks?: AttemptHooks, signal?: AbortSignal): Promise<AttemptReport>;
   /** Stops the try of `job` if this pool has it; false when it has not (or it ended). */
   abort(job: AttemptJob, reason: AbortReason): boolean;
+  /**
+   * `job.fenceAtMs` moved (a renewal confirmed the lease): tells the try's child, which ends
+   * itself at the deadline it was last told. Threads have no timer of their own (they live in
+   * the launcher's process): the launcher aborts them itself, so a thread pool may omit this.
+   */
+  extendFence?(job: AttemptJob): void;
   /** Tries running or queued. */
   readonly busy: number;
   /** Resolves true once nothing runs, false after `timeoutMs`. */
@@ -103,6 +119,7 @@ export function runMessage(job: AttemptJob, exitAfter?: boolean): RunMessage {
   const { request, file, options, maxOptionsBytes, maxResultBytes } = job;
   const message: RunMessage = { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes };
   if (exitAfter !== undefined) message.exitAfter = exitAfter;
+  if (job.fenceAtMs !== undefined) message.fenceAtMs = job.fenceAtMs;
   return message;
 }
 
@@ -120,5 +137,5 @@ export function startMoment(): { startedAt: Date; startedAtMs: number } {
 /** The reason of an aborted signal, as an {@link AbortReason} (anything else counts as shutdown). */
 export function abortReasonOf(signal: AbortSignal): AbortReason {
   const reason: unknown = signal.reason;
-  return reason === 'timeout' || reason === 'cancel' ? reason : 'shutdown';
+  return reason === 'timeout' || reason === 'cancel' || reason === 'lease' ? reason : 'shutdown';
 }

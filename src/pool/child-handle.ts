@@ -222,12 +222,20 @@ export class ChildHandle {
     });
   }
 
-  /** Stops the running try: its process group is terminated and the try reported `aborted`. */
+  /**
+   * Stops the running try: its process group is terminated and the try reported `aborted`. A
+   * fenced try (`lease`) gets no grace: its lease allows none.
+   */
   abort(reason: AbortReason): void {
     const current = this.#current;
     if (current === null || current.abortReason !== null) return;
     current.abortReason = reason;
-    void this.terminate(this.#killTimeoutMs);
+    void this.terminate(reason === 'lease' ? 0 : this.#killTimeoutMs);
+  }
+
+  /** Tells the child of the running try its new lease deadline (see protocol.ts, LeaseMessage). */
+  extendFence(fenceAtMs: number): void {
+    if (this.#current !== null) this.#send({ type: 'lease', fenceAtMs });
   }
 
   /** Closes the channel: an idle child exits by itself. */
@@ -322,7 +330,7 @@ export class ChildHandle {
     const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
     const tail = this.#stderrTail.trim();
     if (current.abortReason !== null) {
-      const what = current.abortReason === 'timeout' ? 'timed out' : current.abortReason === 'cancel' ? 'cancelled' : 'interrupted';
+      const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[current.abortReason];
       current.settle({
         outcome: 'aborted',
         ...this.#usage(),

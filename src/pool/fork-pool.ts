@@ -195,6 +195,12 @@ export class ForkPool implements TaskPool {
     return true;
   }
 
+  extendFence(job: AttemptJob): void {
+    const state = this.#runs.get(job);
+    // Not running yet: the run message will carry `job.fenceAtMs` as it is then.
+    if (state?.running === true && job.fenceAtMs !== undefined) state.child!.extendFence(job.fenceAtMs);
+  }
+
   /** Resolves true once no try runs (idle spares may live on), or false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
     return settleAll(this.#inFlight, timeoutMs);

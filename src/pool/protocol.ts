@@ -45,9 +45,30 @@ export interface RunMessage {
   maxResultBytes: number;
   /** Exit once this task is reported (the child's last task); otherwise wait for the next. */
   exitAfter?: boolean;
+  /** The try's lease deadline (`monotonicMs()`): the child ends itself and its process group then. */
+  fenceAtMs?: number;
 }
 
-export type ParentMessage = InitMessage | RunMessage;
+/**
+ * Launcher → child, while a try runs: a renewal the database accepted moved the lease deadline
+ * to `fenceAtMs` (`monotonicMs()`). Sent after each renewal; the child keeps the latest.
+ */
+export interface LeaseMessage {
+  type: 'lease';
+  fenceAtMs: number;
+}
+
+export type ParentMessage = InitMessage | RunMessage | LeaseMessage;
+
+/**
+ * Milliseconds on the clock the launcher and its children share: Node's high-resolution time is
+ * the system's monotonic clock (CLOCK_MONOTONIC on Linux), the same in every process of the host
+ * and never set back, so a deadline the launcher computes holds as it is in the child, however
+ * late the child reads it.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
 
 /** The child's memory after a task: resident now (0 when not asked for) and the peak so far, in bytes. */
 export interface ChildMemory {
@@ -130,16 +151,19 @@ function decodeRequest(request: unknown): WireRequest | null {
 export function decodeRunMessage(message: unknown): RunMessage {
   if (isRecord(message) && message.type === 'run') {
     const request = decodeRequest(message.request);
-    const { file, options, maxOptionsBytes, maxResultBytes, exitAfter } = message;
+    const { file, options, maxOptionsBytes, maxResultBytes, exitAfter, fenceAtMs } = message;
     if (
       request !== null &&
       typeof file === 'string' &&
       (options === null || typeof options === 'string') &&
       typeof maxOptionsBytes === 'number' &&
       typeof maxResultBytes === 'number' &&
-      (exitAfter === undefined || typeof exitAfter === 'boolean')
+      (exitAfter === undefined || typeof exitAfter === 'boolean') &&
+      (fenceAtMs === undefined || typeof fenceAtMs === 'number')
     ) {
-      return { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter: exitAfter ?? true };
+      const run: RunMessage = { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter: exitAfter ?? true };
+      if (fenceAtMs !== undefined) run.fenceAtMs = fenceAtMs;
+      return run;
     }
   }
   throw invalid('launcher', message);
@@ -150,6 +174,10 @@ export function decodeParentMessage(message: unknown): ParentMessage {
     if (typeof message.key === 'string' && typeof message.reuse === 'boolean' && typeof message.reportRss === 'boolean') {
       return { type: 'init', key: message.key, reuse: message.reuse, reportRss: message.reportRss };
     }
+    throw invalid('launcher', message);
+  }
+  if (isRecord(message) && message.type === 'lease') {
+    if (typeof message.fenceAtMs === 'number') return { type: 'lease', fenceAtMs: message.fenceAtMs };
     throw invalid('launcher', message);
   }
   return decodeRunMessage(message);

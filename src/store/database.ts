@@ -142,19 +142,69 @@ const utcTypes: pg.CustomTypesConfig = {
  * next statement on it reports it.
  */
 export function openPool(config: pg.PoolConfig): pg.Pool {
-  const pool = new pg.Pool({ types: utcTypes, ...config });
+  const pool = new pg.Pool({ types: utcTypes, keepAlive: true, keepAliveInitialDelayMillis: keepAliveDelayMs, ...config });
   pool.on('error', () => undefined);
   pool.on('connect', (client) => {
     guardClient(client);
     client.query("SET TIME ZONE 'UTC'").catch(() => undefined);
   });
+  if (config.query_timeout !== undefined) pool.on('connect', endAfterReadTimeout);
   return pool;
 }
 
-/** Turns the `db` option into a Kysely instance, opening a pool only for a connection string. */
-export function openDatabase(input: DatabaseInput, maxConnections = 10): OpenDatabase {
+/**
+ * TCP keepalive on every connection the runner opens, probing after 10 s of silence: a peer
+ * that is gone (a host down, a network path cut where packets are dropped) then fails the socket
+ * instead of leaving it open for ever. It cannot see a path that a live proxy or load balancer
+ * black-holes (its kernel answers the probes): the statement timeouts below cover that.
+ */
+const keepAliveDelayMs = 10_000;
+
+/**
+ * How long one of the runner's statements may take: the lease, and at least 5 s. PostgreSQL
+ * cancels a statement at this (`statement_timeout`); a second later the client gives up on an
+ * answer that never comes (`query_timeout`: the server was not reached, a black hole) and ends
+ * that connection; connecting may take as long. So a launch statement or a renewal never waits
+ * on a dead connection for longer than a lease, and a cut that never heals errors out, over and
+ * over, instead of hanging the launcher for ever.
+ */
+export function databaseTimeoutMs(leaseMs: number): number {
+  return Math.max(leaseMs, 5_000);
+}
+
+/**
+ * pg (8.x) leaves a client whose query hit `query_timeout` with that query still active: every
+ * later query on it waits behind it, so the pool would keep handing out a dead connection. Such
+ * a client is ended at once; ended, the pool drops it when it is released.
+ */
+function endAfterReadTimeout(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (result instanceof Promise) {
+      result.catch((error: Error) => {
+        if (isReadTimeout(error)) client.end().catch(() => undefined);
+      });
+    }
+    return result;
+  };
+}
+
+function isReadTimeout(error: unknown): boolean {
+  return /Query read timeout/.test((error as Error | null)?.message ?? '');
+}
+
+/**
+ * Turns the `db` option into a Kysely instance, opening a pool only for a connection string: that
+ * pool's statements time out after `statementTimeoutMs` when given (see `databaseTimeoutMs`).
+ */
+export function openDatabase(input: DatabaseInput, maxConnections = 10, timeouts: { statementTimeoutMs?: number } = {}): OpenDatabase {
   if (typeof input === 'string') {
-    const pool = openPool({ connectionString: input, max: maxConnections });
+    const timeoutMs = timeouts.statementTimeoutMs;
+    const pool = openPool({
+      connectionString: input, max: maxConnections,
+      ...(timeoutMs === undefined ? {} : { statement_timeout: timeoutMs, query_timeout: timeoutMs + 1_000, connectionTimeoutMillis: timeoutMs }),
+    });
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
     let closing: Promise<void> | null = null;
     return { db, pool, connectionString: input, close: () => (closing ??= db.destroy()) };
@@ -177,11 +227,12 @@ export function openDatabase(input: DatabaseInput, maxConnections = 10): OpenDat
 export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    return connectionCodes.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '3D000';
+    // 57014: cancelled, by `statement_timeout` among others: the statement is retried like a lost connection.
+    return connectionCodes.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '57014' || code === '53300' || code === '3D000';
   }
   if (error instanceof AggregateError) return error.errors.some(isConnectionError);
   // pg's own messages when the socket goes: no SQLSTATE to go by.
-  return /Connection terminated|connection (?:is )?closed|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i
+  return /Connection terminated|connection (?:is )?closed|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i
     .test((error as Error | null)?.message ?? '');
 }
 

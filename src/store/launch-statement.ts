@@ -69,7 +69,10 @@ export interface ClaimedRow {
   runnableAtMs: number;
   /** W3C traceparent stored at `schedule()` (null when none was): the try's span links to it. */
   traceparent: string | null;
-  /** When this launcher received the row (`performance.now()` milliseconds): its lease was confirmed then. */
+  /**
+   * When the lease of this row was last known to start (`performance.now()` milliseconds): when
+   * the answer came, and then (the launch loop) when the statement that claimed it was sent.
+   */
   receivedAtMs: number;
 }
 

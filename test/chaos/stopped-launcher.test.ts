@@ -3,6 +3,7 @@ import { waitFor } from '../helpers/db.js';
 import { isAlive } from '../helpers/processes.js';
 import { baseOptions, useChaosCluster } from './helpers/cluster.js';
 import { insertWork, ledgerFigures, recordKill, waitAllEnded } from './helpers/ledger.js';
+import { overlapFigures, TryWatcher } from './helpers/overlaps.js';
 import { report } from './helpers/summary.js';
 
 /**
@@ -14,6 +15,8 @@ import { report } from './helpers/summary.js';
  */
 const cluster = useChaosCluster();
 const taskMs = 12_000;
+/** The frozen launcher of the second test: ten leases, frozen while another host works beside it. */
+const frozenMs = 30_000;
 
 describe('SIGSTOP past the lease, then SIGCONT', () => {
   it('late writes are fenced, lost rows are noticed, their children stopped, held rows never started', async () => {
@@ -31,7 +34,7 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
       return rows.length === 4 ? rows as { id: string; try: number; pid: number }[] : null;
     }, { timeoutMs: 60_000, what: 'stop-a to start 4 long tries' });
     const { rows: heldRows } = await pool.query(
-      `SELECT id::text AS id FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`, [a.launcherId]);
+      `SELECT id::text AS id, tries FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`, [a.launcherId]);
     await recordKill(pool, 'stop-a', a.pid, 'stop');
     a.signal('SIGSTOP');
     const stoppedAt = Date.now();
@@ -66,10 +69,12 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
     const { rows: lateFinishes } = await pool.query(`
       SELECT count(*)::int AS n FROM chaos_ledger l JOIN unnest($1::bigint[], $2::int[]) AS r(id, try) ON r.id = l.request_id AND r.try = l.try
       WHERE l.event = 'finish' AND l.host = 'stop-a'`, [running.map((r) => r.id), running.map((r) => r.try)]);
-    // Nothing started by A after it woke up ran a row someone else had.
+    // Nothing A held when it froze was started by it after it woke up (the same try: A, awake with
+    // its slots free, may claim such a row again once another host gave it back, as a new try).
     const { rows: heldStarted } = await pool.query(`
-      SELECT count(*)::int AS n FROM chaos_ledger WHERE host = 'stop-a' AND event = 'start' AND at > $1 AND request_id = ANY($2::bigint[])`,
-    [contRows[0].at, heldRows.map((r) => r.id)]);
+      SELECT count(*)::int AS n FROM chaos_ledger l JOIN unnest($2::bigint[], $3::int[]) AS h(id, try) ON h.id = l.request_id AND h.try = l.try
+      WHERE l.host = 'stop-a' AND l.event = 'start' AND l.at > $1`,
+    [contRows[0].at, heldRows.map((r) => r.id), heldRows.map((r) => r.tries)]);
     const figures = await ledgerFigures(pool);
     // A said so (its log, once the lease renewal showed the rows gone).
     const noticed = a.logs.find((line) => /no longer this launcher's/.test(String(line.msg)) && /lease/.test(String(line.msg)));
@@ -86,5 +91,63 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
     expect(lateFinishes[0].n).toBe(0);
     expect(heldStarted[0].n).toBe(0);
     expect(figures).toMatchObject({ lost: 0, duplicates: 0, leftRunning: 0 });
+  });
+
+  it(`SIGSTOP for ${frozenMs / 1000} s beside another host: its tries are fenced by its lease, none overlaps, the history says so`, async () => {
+    const { pool } = cluster.server;
+    await cluster.reset();
+    const watcher = new TryWatcher(pool);
+    watcher.start();
+    try {
+      await insertWork(pool, 8, { ms: 0 });
+      await insertWork(pool, 24, { ms: taskMs, tryLimit: 10 });
+      const a = cluster.launcher('freeze-a', { concurrency: 4, prefetch: 8, prefetchHorizonMs: 600_000, crashLimit: 10 });
+      await a.start();
+      const running = await waitFor(async () => {
+        const { rows } = await pool.query(`SELECT request_id::text AS id, try, pid FROM chaos_ledger
+          WHERE host = 'freeze-a' AND event = 'start' AND request_id > 8`);
+        return rows.length === 4 ? rows as { id: string; try: number; pid: number }[] : null;
+      }, { timeoutMs: 60_000, what: 'freeze-a to start 4 long tries' });
+      const b = cluster.launcher('freeze-b', { concurrency: 32, prefetch: 0, crashLimit: 10 });
+      await b.start();
+      await recordKill(pool, 'freeze-a', a.pid, 'stop');
+      a.signal('SIGSTOP');
+      const stoppedAt = Date.now();
+      // The fault lasts frozenMs: a fixed span, not a wait for something to happen.
+      await new Promise((resolve) => setTimeout(resolve, frozenMs));
+      a.signal('SIGCONT');
+      await waitAllEnded(pool);
+      expect(await b.stop()).toBe(0);
+      expect(await a.stop()).toBe(0);
+
+      const overlaps = overlapFigures(await watcher.stop());
+      const fencedAfterMs = running.map((r) => Math.round((watcher.deathOf(Number(r.pid)) ?? Number.NaN) - stoppedAt));
+      const { rows: history } = await pool.query(`
+        SELECT a.request_id::text AS id, a.try, a.result, a.result_text
+        FROM task_runner_requests_attempts a JOIN unnest($1::bigint[], $2::int[]) AS r(id, try) ON r.id = a.request_id AND r.try = a.try
+        ORDER BY 1`, [running.map((r) => r.id), running.map((r) => r.try)]);
+      const { rows: finishes } = await pool.query(`
+        SELECT count(*)::int AS n FROM chaos_ledger l JOIN unnest($1::bigint[], $2::int[]) AS r(id, try) ON r.id = l.request_id AND r.try = l.try
+        WHERE l.event = 'finish' AND l.host = 'freeze-a'`, [running.map((r) => r.id), running.map((r) => r.try)]);
+      const figures = await ledgerFigures(pool);
+      report('frozenLauncher', {
+        leaseMs: baseOptions.leaseMs, taskMs, frozenMs, runningAtStop: running.length,
+        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, fenceToRerunMinMs: overlaps.minGapMs, overlapPairs: overlaps.pairs, stopToFenceMs: fencedAfterMs,
+        otherLauncherFences: b.logs.filter((line) => /tries fenced/.test(String(line.msg))).length,
+        frozenLauncherSaid: [...new Set(a.logs.map((line) => `${line.level} ${String(line.msg)}${line.error === undefined ? '' : `: ${String(line.error)}`}`))],
+        frozenTriesFinished: finishes[0].n, frozenTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`),
+        ...figures,
+      });
+
+      expect(overlaps.pairs).toEqual([]);
+      for (const ms of fencedAfterMs) expect(ms).toBeLessThan(baseOptions.leaseMs);
+      // Each frozen try has one history row, and it says the try was fenced, not that it ran on.
+      expect(history.map((h) => h.id)).toEqual(running.map((r) => r.id).sort());
+      for (const h of history) expect(h.result_text).toMatch(/fenced by its launcher/);
+      expect(finishes[0].n).toBe(0);
+      expect(figures).toMatchObject({ lost: 0, leftRunning: 0 });
+    } finally {
+      await watcher.stop().catch(() => undefined);
+    }
   });
 });

@@ -13,10 +13,18 @@
  * would hold the process's exit until the launcher closed the channel. A reused child waits
  * between tries with what earlier tries left running, so after `init` it moves the channel to a
  * `net.Socket` and ends itself when the channel closes.
+ *
+ * A try is fenced by its launcher's lease: the run message carries a deadline (`fenceAtMs`, on
+ * the monotonic clock the launcher shares) and `lease` messages move it after each renewal the
+ * database accepted. When it passes, the child ends the try and its process group at once
+ * (SIGKILL): a launcher frozen or cut off from its database cannot stop it, and once the lease
+ * has expired another launcher may start the request again. A child running its one try reads
+ * no channel (see above), so it moves to the socket halfway to its first deadline: a try shorter
+ * than that never pays for the socket.
  */
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors.js';
-import { decodeParentMessage, MessageLines, type ChildMessage, type TaskOutcome } from '../protocol.js';
+import { decodeParentMessage, MessageLines, monotonicMs, type ChildMessage, type TaskOutcome } from '../protocol.js';
 import { BlockingChannel } from './blocking-channel.js';
 import { afterOutputWritten, boundOutput } from './child-output.js';
 import { endLeftovers, watchSpawns } from './descendants.js';
@@ -27,6 +35,8 @@ import { guardProcessKill } from './signal-guard.js';
 const maxParentLineChars = 256 * 1024 * 1024;
 
 const blocking = new BlockingChannel(3, maxParentLineChars);
+/** Taken before the guard below wraps it: the fence signals this child's own group. */
+const kill = process.kill.bind(process);
 /** The launcher, read before anything can have gone wrong with it. */
 const launcherPid = process.ppid;
 /** The channel as a socket, once this child uses one (a reused child; see the top). */
@@ -68,11 +78,54 @@ function memory(): { rss: number; maxRss: number } {
   return { rss, maxRss: Math.max(peak.maxRss, rss) };
 }
 
+/** The running try's lease deadline (`monotonicMs()`) and its timer; Infinity: no fence. */
+let fenceAtMs = Number.POSITIVE_INFINITY;
+let fenceTimer: NodeJS.Timeout | null = null;
+
+/** Moves the deadline later (never earlier: a renewal's message may arrive after a later one). */
+function extendFence(at: number | undefined): void {
+  if (at === undefined || current === null || current.reported || (fenceTimer !== null && at <= fenceAtMs)) return;
+  const first = fenceTimer === null;
+  fenceAtMs = at;
+  armFence();
+  // A child that reads no channel now listens from halfway to its first deadline on.
+  if (first && socket === null) setTimeout(() => {
+    if (current !== null && !current.reported && socket === null) void useSocket();
+  }, Math.max(0, (at - monotonicMs()) / 2)).unref();
+}
+
+function armFence(): void {
+  if (fenceTimer !== null) clearTimeout(fenceTimer);
+  fenceTimer = setTimeout(fence, Math.max(0, fenceAtMs - monotonicMs()));
+  fenceTimer.unref();
+}
+
+function clearFence(): void {
+  if (fenceTimer !== null) clearTimeout(fenceTimer);
+  fenceTimer = null;
+  fenceAtMs = Number.POSITIVE_INFINITY;
+}
+
+/** The deadline passed unconfirmed: the try and every process in its group end now. */
+function fence(): void {
+  if (current === null || current.reported) return;
+  if (monotonicMs() < fenceAtMs) {
+    armFence();
+    return;
+  }
+  try {
+    kill(-process.pid, 'SIGKILL');
+  } catch {
+    kill(process.pid, 'SIGKILL');
+  }
+}
+
 /** Reports the current task's end once; a child that may no longer be trusted exits after it. */
 function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   const task = current;
   if (task === null || task.reported || key === null) return;
   task.reported = true;
+  clearFence();
   // A try's leftovers that cannot be found (a permission policy hides /proc) leave with the child.
   const exit = exitAfterReport || task.exitAfter || (reuse && !endLeftovers());
   // The try's output goes out before its report (child-output.ts): exiting drops what still waits.
@@ -109,8 +162,13 @@ function onMessage(raw: unknown): void {
     send({ type: 'ready', key });
     return;
   }
+  if (message.type === 'lease') {
+    extendFence(message.fenceAtMs);
+    return;
+  }
   if (key === null || current !== null) process.exit(71); // one task at a time, after init
   current = { maxBytes: message.maxResultBytes, exitAfter: message.exitAfter ?? true, reported: false };
+  extendFence(message.fenceAtMs);
   void runTask(message).then((outcome) => report(outcome, false));
 }
 
