@@ -171,6 +171,8 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
       expect(await page.getAttribute(`#running tr[data-id="${running}"]`, 'data-state')).toBe('running');
 
       await page.goto(`${dashboard.url}#/request/${held[0]}`);
+      // The running page's rows carry data-state too: wait for the request page itself first.
+      await page.waitForSelector('#view #result-text');
       await page.waitForSelector('#view [data-state="held"]');
       expect(await page.locator('#retry').count()).toBe(0);
       expect(await page.locator('#cancel').count()).toBe(1);
