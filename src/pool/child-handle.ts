@@ -7,7 +7,7 @@ import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
 import { runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
-import { decodeChildMessage, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
+import { decodeChildMessage, fenceNoticeDeadline, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
 import type { TryGroup, TryGroups } from './try-cgroup.js';
 
 const stderrTailBytes = 4096;
@@ -38,6 +38,8 @@ export interface ChildHandleParams {
 
 interface CurrentRun {
   job: AttemptJob;
+  /** The lease deadlines sent to the child for this try (in its run message and `lease` messages). */
+  deadlines: Set<number>;
   settle(report: AttemptReport): void;
   abortReason: AbortReason | null;
 }
@@ -204,6 +206,7 @@ export class ChildHandle {
     return new Promise<AttemptReport>((resolve) => {
       const current: CurrentRun = {
         job,
+        deadlines: new Set(),
         abortReason: null,
         settle: (report) => {
           if (this.#current !== current) return;
@@ -217,8 +220,12 @@ export class ChildHandle {
         void this.#settleAtExit(current);
         return;
       }
-      if (this.#regrouping === null) this.#send(runMessage(job, exitAfter));
-      else void this.#regrouping.then(() => this.#send(runMessage(job, exitAfter)));
+      const send = (): void => {
+        if (job.fenceAtMs !== undefined) current.deadlines.add(job.fenceAtMs);
+        this.#send(runMessage(job, exitAfter));
+      };
+      if (this.#regrouping === null) send();
+      else void this.#regrouping.then(send);
     });
   }
 
@@ -235,7 +242,9 @@ export class ChildHandle {
 
   /** Tells the child of the running try its new lease deadline (see protocol.ts, LeaseMessage). */
   extendFence(fenceAtMs: number): void {
-    if (this.#current !== null) this.#send({ type: 'lease', fenceAtMs });
+    if (this.#current === null) return;
+    this.#current.deadlines.add(fenceAtMs);
+    this.#send({ type: 'lease', fenceAtMs });
   }
 
   /** Closes the channel: an idle child exits by itself. */
@@ -329,6 +338,14 @@ export class ChildHandle {
     await Promise.race([this.#closed, new Promise((done) => setTimeout(done, closeGraceMs).unref())]);
     const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
     const tail = this.#stderrTail.trim();
+    // A child whose lease deadline passed unextended ends its own process group with SIGKILL
+    // (runtime/child-entry.ts), saying so on stderr: that is the fence, not a crash, and the try is
+    // given back as one the launcher fenced. A chaos run with 3 s leases (4 launchers booting 32
+    // children on 2 cores, a first renewal accepted past the deadline) recorded such tries CRASHED
+    // "killed by SIGKILL", ending their requests where tryLimit was 1. Only a deadline this handle
+    // sent counts, so a task cannot pass its own crash off as a fence.
+    const fencedAt = signal === 'SIGKILL' ? fenceNoticeDeadline(this.#stderrTail) : null;
+    if (current.abortReason === null && fencedAt !== null && current.deadlines.has(fencedAt)) current.abortReason = 'lease';
     if (current.abortReason !== null) {
       const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[current.abortReason];
       current.settle({

@@ -70,6 +70,20 @@ export function monotonicMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
 
+/**
+ * The line a child writes on stderr as it ends its try at a lease deadline (`at`, as the launcher
+ * sent it): its launcher records that try as fenced, not crashed, when `at` is a deadline it sent.
+ */
+export function fenceNotice(at: number): string {
+  return `[cw-task-runner] lease deadline ${at} passed unconfirmed: this try's processes end now`;
+}
+
+/** The deadline named by the last fence notice in `stderr`, or null. */
+export function fenceNoticeDeadline(stderr: string): number | null {
+  const found = [...stderr.matchAll(/\[cw-task-runner\] lease deadline ([0-9.e+]+) passed unconfirmed/g)].at(-1);
+  return found === undefined ? null : Number(found[1]);
+}
+
 /** The child's memory after a task: resident now (0 when not asked for) and the peak so far, in bytes. */
 export interface ChildMemory {
   rss: number;

@@ -37,12 +37,20 @@ describe('the lease fence in the child', () => {
       const grandchild = await waitFor(() => grandchildOf(attempt.lines), { what: 'the grandchild' });
       const report = await attempt.report;
       const endedAfterMs = monotonicMs() - deadline;
-      expect(report).toMatchObject({ outcome: 'crashed', signal: 'SIGKILL' });
+      expect(report).toMatchObject({ outcome: 'aborted', reason: 'lease', signal: 'SIGKILL' });
       expect(endedAfterMs).toBeGreaterThanOrEqual(0);
       expect(endedAfterMs).toBeLessThan(1_000);
       await waitFor(() => !isAlive(grandchild), { timeoutMs: 2_000, intervalMs: 20, what: 'the grandchild to be gone' });
     });
   }
+
+  it('a crash that writes a fence notice of its own is still a crash: only a deadline the launcher sent counts', async () => {
+    const pool = pools.create();
+    const job = await jobFor('ForgeFence', { at: 12345.5 });
+    job.fenceAtMs = monotonicMs() + 60_000;
+    const report = await pools.run(pool, job).report;
+    expect(report).toMatchObject({ outcome: 'crashed', signal: 'SIGKILL' });
+  });
 
   it('a deadline moved by the launcher holds the child until the new one; a try ending first is untouched', async () => {
     const pool = pools.create();
@@ -59,7 +67,7 @@ describe('the lease fence in the child', () => {
     pool.extendFence(job);
     const report = await attempt.report;
     const endedAt = monotonicMs();
-    expect(report).toMatchObject({ outcome: 'crashed', signal: 'SIGKILL' });
+    expect(report).toMatchObject({ outcome: 'aborted', reason: 'lease', signal: 'SIGKILL' });
     expect(endedAt).toBeGreaterThanOrEqual(first + 2_000);
     expect(endedAt).toBeLessThan(first + 3_000);
 

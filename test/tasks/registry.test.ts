@@ -7,7 +7,7 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
-  'Awaited', 'BadExport', 'BuiltinsLoaded', 'Chatty', 'Describe', 'Echo', 'Env', 'Escape', 'Escapee', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'Grab', 'Grandchild', 'Hog', 'HugeError',
+  'Awaited', 'BadExport', 'BuiltinsLoaded', 'Chatty', 'Describe', 'Echo', 'Env', 'Escape', 'Escapee', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'ForgeFence', 'Grab', 'Grandchild', 'Hog', 'HugeError',
   'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'ParentPost', 'PlainCommonJs', 'Returns', 'SelfConfined', 'Sleep', 'SlowStatic',
   'Spawner', 'Spew', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TickLedger', 'TopLevelPeek', 'YamlLoaded',
 ];

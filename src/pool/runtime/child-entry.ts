@@ -24,7 +24,8 @@
  */
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors.js';
-import { decodeParentMessage, MessageLines, monotonicMs, type ChildMessage, type TaskOutcome } from '../protocol.js';
+import { decodeParentMessage, fenceNotice, MessageLines, monotonicMs, type ChildMessage, type TaskOutcome } from '../protocol.js';
+import { fs } from '../../shared/builtins.js';
 import { BlockingChannel } from './blocking-channel.js';
 import { afterOutputWritten, boundOutput } from './child-output.js';
 import { endLeftovers, watchSpawns } from './descendants.js';
@@ -112,6 +113,13 @@ function fence(): void {
   if (monotonicMs() < fenceAtMs) {
     armFence();
     return;
+  }
+  // Said on stderr, written at once (no stream buffer to lose): the launcher tells this fence
+  // from a crash by it, with the deadline it sent (so a task cannot claim a fence it did not get).
+  try {
+    fs.writeSync(2, `\n${fenceNotice(fenceAtMs)}\n`);
+  } catch {
+    // stderr closed: the launcher then records a crash by SIGKILL
   }
   try {
     kill(-process.pid, 'SIGKILL');
