@@ -146,9 +146,13 @@ describe('the start of a try', () => {
 
 describe('the lease renewal beside the launch statement', () => {
   const runners = useTestRunners();
-  it('never deadlocks with it: renewed every 100 ms through 10,000 short tries, no error', { timeout: 120_000 }, async () => {
+  it('never deadlocks with it: renewed every 200 ms through 10,000 short tries, no error', { timeout: 120_000 }, async () => {
     // Both update this launcher's running rows, in different orders: run side by side they deadlock.
-    const runner = await runners.start(t, { concurrency: 16, leaseMs: 300, maxTasksPerChild: Infinity, spareChildren: 16 });
+    // A 600 ms lease (renewed every 200 ms): with 300 ms the lease fence's deadline left a renewal
+    // 100 ms of slack, 257 of 10,000 tries were fenced on a quiet machine, each fence respawning a
+    // reused child, and under a parallel test file the respawns starved the renewals until the
+    // run took past 90 s.
+    const runner = await runners.start(t, { concurrency: 16, leaseMs: 600, maxTasksPerChild: Infinity, spareChildren: 16 });
     const ids = await runner.scheduleMany(Array.from({ length: 10_000 }, () => ({ taskClassName: 'Sleep', options: { ms: 5 } })));
     await waitFor(async () => {
       const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE id = ANY($1::bigint[]) AND completed_at IS NULL', [ids]);
