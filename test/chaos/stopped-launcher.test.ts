@@ -47,6 +47,14 @@ describe('SIGSTOP past the lease, then SIGCONT', () => {
         WHERE host = 'stop-b' AND event = 'start' AND request_id = ANY($1::bigint[])`, [running.map((r) => r.id)]);
       return rows[0].n === running.length;
     }, { timeoutMs: 60_000, what: 'stop-b to rerun the rows stop-a was running' });
+    // And its held rows recovered too: one claimed after A's last renewal has a later lease, which
+    // may not have run out yet (then it is still A's, and A rightly starts it once awake).
+    await waitFor(async () => {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM task_runner_requests_attempts a
+        JOIN unnest($1::bigint[], $2::int[]) AS h(id, try) ON h.id = a.request_id AND h.try = a.try
+        WHERE a.result_text LIKE '%lease expired%'`, [heldRows.map((r) => r.id), heldRows.map((r) => r.tries)]);
+      return rows[0].n === heldRows.length;
+    }, { timeoutMs: 60_000, what: 'stop-b to recover the rows stop-a held' });
     const { rows: contRows } = await pool.query('SELECT clock_timestamp() AS at');
     a.signal('SIGCONT');
     const stoppedMs = Date.now() - stoppedAt;
