@@ -306,11 +306,15 @@ export class ChildHandle {
       return;
     }
     if (message.memory !== undefined) this.#memory = message.memory;
-    if (message.last === true) this.#leaving = true;
     const current = this.#current;
     if (current === null) {
       this.#violation('a report with no task running');
       return;
+    }
+    // Its last report read, the child may go: it waits for the channel to close (child-entry.ts, leave).
+    if (message.last === true) {
+      this.#leaving = true;
+      this.retire();
     }
     // A child that lives on leaves behind, in its old group, what its try left running.
     if (message.last !== true && this.#group !== null) {

@@ -135,8 +135,10 @@ describe('a child whose launcher goes away', () => {
     const report = runtime.next<{ type: string; kind: string; text: string; key: string }>((m) => m?.type === 'error');
     const exited = once(runtime.child, 'exit');
     runtime.send({ type: 'run', file: '/etc/passwd' });
-    expect(await report).toMatchObject({ type: 'error', kind: 'load', key, text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/) });
-    await exited;
+    expect(await report).toMatchObject({ type: 'error', kind: 'load', key, text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/), last: true });
+    // It goes once its last report was read: the launcher says so by closing the channel.
+    runtime.channel.end();
+    expect(await exited).toEqual([1, null]);
   });
 
   it('refuses to run before it was given its key', async () => {

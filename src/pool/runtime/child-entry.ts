@@ -2,8 +2,9 @@
  * Entry of a child process. It talks to the launcher on fd 3 (see ../protocol.ts): it waits for
  * `init` (the key its reports carry, and whether it may run several tries), says `ready`, then
  * runs the tasks it is sent one at a time and reports each with its memory; after a run marked
- * `exitAfter` it exits. It ends itself when the channel closes, so a child whose launcher died
- * does not run on unsupervised, and a retired child simply goes.
+ * `exitAfter` it exits once the launcher has closed the channel (see `leave`). It ends itself
+ * when the channel closes, so a child whose launcher died does not run on unsupervised, and a
+ * retired child simply goes.
  *
  * It starts light: no database driver, the YAML parser only when a try's options need it, and no
  * socket for a child that runs one try (fresh and spare children): it reads its messages and
@@ -60,9 +61,35 @@ function send(message: ChildMessage, then?: () => void): void {
   then?.();
 }
 
+/** The exit code of a child that sent its last report and waits for the channel to close. */
+let leavingCode: number | null = null;
+
 /** The launcher closed the channel or went: a child in the middle of a try says so by its exit code. */
 function channelEnded(): void {
-  process.exit(current === null || current.reported ? 0 : 70);
+  process.exit(leavingCode ?? (current === null || current.reported ? 0 : 70));
+}
+
+/**
+ * Exits after the last report, once the launcher has closed the channel (it does on reading a
+ * report marked `last`), not at once: a message the launcher wrote to a child that had already
+ * exited (a lease renewal's) failed with EPIPE, and Node's socket, destroyed by the failed write,
+ * dropped the report still unread in it. The try was recorded CRASHED "exited with code 0
+ * without reporting a result" (5 of 1,000 tries with 4 launchers on a loaded 2-core machine).
+ * Waiting keeps the channel open until the report is read; the launcher ends a child that does
+ * not go (the pool's retire), and a launcher that died closes the channel with it.
+ */
+function leave(code: number): void {
+  leavingCode = code;
+  if (socket === null) {
+    for (;;) {
+      const got = blocking.readLines();
+      if (got.kind === 'end' || got.kind === 'too long') process.exit(code);
+      // A lease message sent before the launcher read the report asks nothing of a child that leaves.
+      if (got.kind === 'would block') break;
+    }
+    void useSocket();
+  }
+  // With a socket, its 'close' ends the child (channelEnded).
 }
 
 /**
@@ -139,7 +166,7 @@ function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   // The try's output goes out before its report (child-output.ts): exiting drops what still waits.
   const signed = key;
   afterOutputWritten(() => send({ ...outcome, key: signed, memory: memory(), last: exit }, () => {
-    if (exit) process.exit(exitAfterReport ? 1 : 0);
+    if (exit) leave(exitAfterReport ? 1 : 0);
   }));
   if (exit) return;
   current = null;
