@@ -36,7 +36,7 @@ export interface FieldSpec {
   /** Inclusive bounds of an integer. */
   readonly min?: number;
   readonly max?: number;
-  /** The value resolution fills in when the setting is left out; absent when it is computed. */
+  /** The value used when the setting is left out; absent when it is computed (`defaultText` says how). */
   readonly default?: unknown;
   /** The default as the docs show it, where the value alone does not say it. */
   readonly defaultText?: string;

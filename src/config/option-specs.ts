@@ -278,7 +278,7 @@ export const metricsSpecs = {
 export const launcherOptionSpecs = {
   logLevel: {
     fileKey: 'logLevel', kind: 'logLevel', env: 'CW_LOG_LEVEL', default: 'info',
-    description: '`debug`, `info`, `warn` or `error`; logs go to stderr',
+    description: 'level of the launcher\'s log, which goes to stderr',
   },
   logFormat: {
     fileKey: 'logFormat', kind: 'logFormat', env: 'CW_LOG_FORMAT', default: 'pretty',

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { ConfigError } from '../errors.js';
 import { isRecord, maxInt4 } from '../shared/values.js';
 import type { FieldSpec } from './option-spec.js';
+import { requestDefaults } from './request-defaults.js';
 
 /**
  * One recurring task: a request for `task` at every time `cron` names.
@@ -63,13 +64,13 @@ export const recurringEntrySpecs = {
     description: 'the IANA time zone the fields are read in (the same on every host by default)',
   },
   options: { kind: 'map', default: {}, defaultText: '`{}`', description: 'the options of each request' },
-  queue: { kind: 'string', defaultText: '`default`', description: 'the queue of each request' },
+  queue: { kind: 'string', default: requestDefaults.queue, description: 'the queue of each request' },
   priority: {
-    kind: 'integerOrNull', min: -2_147_483_648, max: maxInt4, defaultText: 'the request default',
+    kind: 'integerOrNull', min: -2_147_483_648, max: maxInt4, default: 0,
     description: 'the priority of each request',
   },
   tryLimit: {
-    kind: 'integerOrNull', min: 1, max: maxInt4, defaultText: '5', description: 'the try limit of each request',
+    kind: 'integerOrNull', min: 1, max: maxInt4, default: requestDefaults.tryLimit, description: 'the try limit of each request',
   },
   backfill: {
     kind: 'integer', min: 0, max: 10_000, default: 0,

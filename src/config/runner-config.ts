@@ -7,6 +7,7 @@ import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { resolveChildIdentity } from './child-user.js';
 import { confinementOf, parseLimits, parsePermissions, type ChildConfinement } from './confinement.js';
 import { parseTableName, type TableName } from './identifiers.js';
+import { requestDefaults } from './request-defaults.js';
 import { resolveRecurring, type RecurringEntry } from './recurring-config.js';
 import { resolveRetention, type RetentionConfig } from './retention-config.js';
 import type { FieldSpec } from './option-spec.js';
@@ -87,8 +88,8 @@ export const defaults = Object.freeze({
   killTimeoutMs: specs.killTimeoutMs.default as number,
   maxOptionsBytes: specs.maxOptionsBytes.default as number,
   maxResultBytes: specs.maxResultBytes.default as number,
-  tryLimit: 5,
-  queue: 'default',
+  tryLimit: requestDefaults.tryLimit,
+  queue: requestDefaults.queue,
   spareChildren: specs.spareChildren.default as number,
   maxTasksPerChild: specs.maxTasksPerChild.default as number,
   childIdleMs: specs.childIdleMs.default as number,
