@@ -58,7 +58,8 @@ function checkKeys(file: string, where: string, value: Record<string, unknown>, 
   const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) {
     const list = unknown.map((key) => JSON.stringify(key)).join(', ');
-    throw fileError(file, `unknown key${unknown.length > 1 ? 's' : ''} ${list}${where}; allowed: ${allowed.join(', ')}`);
+    const keys = `key${unknown.length > 1 ? 's' : ''}`;
+    throw fileError(file, `unknown ${keys} ${list}${where}; allowed: ${allowed.join(', ')}`);
   }
 }
 

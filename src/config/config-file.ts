@@ -59,8 +59,8 @@ export type FileRunnerOptions = Omit<RunnerOptions, 'db' | 'tasksDir' | 'tableNa
  * default of its own in the standalone launcher.
  */
 const fileRunnerOptionKeys = (Object.keys(runnerOptionSpecs) as (keyof typeof runnerOptionSpecs)[]).filter(
-  (key): key is Exclude<keyof FileRunnerOptions, 'startRetry'> =>
-    (runnerOptionSpecs[key] as OptionSpec).fileKey === key && key !== 'tasksDir' && key !== 'tableName' && key !== 'startRetry',
+  (key): key is Exclude<keyof FileRunnerOptions, 'startRetry'> => (runnerOptionSpecs[key] as OptionSpec).fileKey === key
+    && key !== 'tasksDir' && key !== 'tableName' && key !== 'startRetry',
 );
 
 /** Resolved standalone configuration, frozen. */
@@ -227,11 +227,13 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   if (!logLevels.includes(logLevel as LogLevel)) {
     throw new ConfigError('CW_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
-  const logFormat = envValue(env, launcherOptionSpecs.logFormat.env) ?? file.logFormat ?? launcherOptionSpecs.logFormat.default;
+  const logFormat = envValue(env, launcherOptionSpecs.logFormat.env) ?? file.logFormat
+    ?? launcherOptionSpecs.logFormat.default;
   if (logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError('CW_LOG_FORMAT', `must be "pretty" or "json", got ${JSON.stringify(logFormat)}`);
   }
-  const tableName = flags.tableName ?? envValue(env, runnerOptionSpecs.tableName.env) ?? file.tableName ?? defaults.tableName;
+  const tableName = flags.tableName ?? envValue(env, runnerOptionSpecs.tableName.env) ?? file.tableName
+    ?? defaults.tableName;
   parseTableName(tableName);
 
   const tasksDirInput = flags.tasksDir ?? envValue(env, runnerOptionSpecs.tasksDir.env);

@@ -87,11 +87,13 @@ export const limitSpecs = {
   },
   cpuSeconds: {
     kind: 'integerOrNull', min: 1, max: 31_536_000, default: null,
-    description: 'CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the limit, SIGKILL one second later; the try is CRASHED',
+    description: 'CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the limit, SIGKILL one second later; the try '
+      + 'is CRASHED',
   },
   addressSpaceMb: {
     kind: 'integerOrNull', min: 1024, max: 1_048_576 * 64, default: null,
-    description: 'address space in MiB (`RLIMIT_AS`), native memory and buffers included; Node 20 needs ~700 MiB to start',
+    description: 'address space in MiB (`RLIMIT_AS`), native memory and buffers included; Node 20 needs ~700 MiB '
+      + 'to start',
   },
 } as const satisfies { readonly [K in keyof Required<ChildLimits>]: FieldSpec };
 
@@ -102,11 +104,20 @@ export const permissionSpecs = {
     description: 'paths the task may read (a directory covers what is below it; `*` everything); the package and the '
       + 'tasks directory stay readable',
   },
-  fsWrite: { kind: 'strings', default: [], defaultText: 'none', description: 'paths the task may write, as in `fsRead`' },
-  childProcess: { kind: 'boolean', default: false, description: 'may the task start processes (`--allow-child-process`)' },
+  fsWrite: {
+    kind: 'strings', default: [], defaultText: 'none', description: 'paths the task may write, as in `fsRead`',
+  },
+  childProcess: {
+    kind: 'boolean', default: false, description: 'may the task start processes (`--allow-child-process`)',
+  },
   worker: { kind: 'boolean', default: false, description: 'may the task start worker threads (`--allow-worker`)' },
-  addons: { kind: 'boolean', default: false, description: 'may the task load native addons (`--allow-addons`, Node 20.20 and later)' },
-  wasi: { kind: 'boolean', default: false, description: 'may the task use WASI (`--allow-wasi`, Node 20.20 and later)' },
+  addons: {
+    kind: 'boolean', default: false,
+    description: 'may the task load native addons (`--allow-addons`, Node 20.20 and later)',
+  },
+  wasi: {
+    kind: 'boolean', default: false, description: 'may the task use WASI (`--allow-wasi`, Node 20.20 and later)',
+  },
 } as const satisfies { readonly [K in keyof Required<ChildPermissions>]: FieldSpec };
 
 function isObject(value: unknown): value is Record<string, unknown> {

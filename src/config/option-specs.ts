@@ -42,7 +42,8 @@ export const startRetrySpecs = {
 export const threadSpecs = {
   maxThreads: {
     kind: 'integer', min: 1, max: 1_000, defaultText: 'number of CPUs',
-    description: 'worker threads at most; each runs one try at a time, and more threads than cores cost short tries dearly',
+    description: 'worker threads at most; each runs one try at a time, and more threads than cores cost short '
+      + 'tries dearly',
   },
   idleTimeoutMs: { kind: 'integer', min: 10, default: 30_000, description: 'an idle thread is ended after this long' },
   maxOldGenerationSizeMb: {
@@ -50,9 +51,12 @@ export const threadSpecs = {
     description: 'V8 heap limit of each thread in MiB (null lifts it); past it the thread is ended, CRASHED',
   },
   maxYoungGenerationSizeMb: {
-    kind: 'integerOrNull', min: 1, max: mib, default: null, description: 'V8 young-generation limit of each thread in MiB',
+    kind: 'integerOrNull', min: 1, max: mib, default: null,
+    description: 'V8 young-generation limit of each thread in MiB',
   },
-  stackSizeMb: { kind: 'integerOrNull', min: 1, max: 1_024, default: null, description: 'stack size of each thread in MiB' },
+  stackSizeMb: {
+    kind: 'integerOrNull', min: 1, max: 1_024, default: null, description: 'stack size of each thread in MiB',
+  },
 } as const satisfies { readonly [K in keyof Required<ThreadOptions>]: FieldSpec };
 
 export const taskOverrideSpecs = {
@@ -67,7 +71,8 @@ export const taskOverrideSpecs = {
   },
   permissions: {
     kind: 'sectionOrNull', fields: permissionSpecs, defaultText: '`childPermissions`',
-    description: 'permission policy of this task\'s children instead of `childPermissions` (a class may only narrow it)',
+    description: 'permission policy of this task\'s children instead of `childPermissions` (a class may only '
+      + 'narrow it)',
   },
 } as const satisfies { readonly [K in keyof Required<TaskOverride>]: FieldSpec };
 
@@ -260,13 +265,16 @@ export const embeddedSpecs = {
 export const dashboardSpecs = {
   port: { kind: 'integer', min: 0, max: 65_535, default: 8_080, description: 'port the dashboard listens on' },
   host: {
-    kind: 'string', default: '127.0.0.1', description: 'address it listens on; any other than loopback requires `token`',
+    kind: 'string', default: '127.0.0.1',
+    description: 'address it listens on; any other than loopback requires `token`',
   },
   token: {
     kind: 'string', defaultText: 'none',
     description: 'the token it asks for (16 characters or more); `CW_DASHBOARD_TOKEN` overrides the file',
   },
-  readOnly: { kind: 'boolean', default: false, description: 'show everything and allow no action (retry, cancel, delete)' },
+  readOnly: {
+    kind: 'boolean', default: false, description: 'show everything and allow no action (retry, cancel, delete)',
+  },
 } as const satisfies Readonly<Record<string, FieldSpec>>;
 
 export const metricsSpecs = {
@@ -306,7 +314,9 @@ type SpecTable = Readonly<Record<string, OptionSpec>>;
 type FileKeysOf<T extends SpecTable> = { [K in keyof T]: T[K]['fileKey'] }[keyof T];
 
 /** Every top-level key a config file accepts. */
-export type ConfigFileKey = Exclude<FileKeysOf<typeof runnerOptionSpecs> | FileKeysOf<typeof launcherOptionSpecs>, null>;
+export type ConfigFileKey = Exclude<
+  FileKeysOf<typeof runnerOptionSpecs> | FileKeysOf<typeof launcherOptionSpecs>, null
+>;
 
 /** The specs of the config file's top-level keys, keyed by file key, in the docs' order. */
 export function configFileSpecs(): ReadonlyMap<ConfigFileKey, OptionSpec> {

@@ -57,7 +57,8 @@ export const recurringEntrySpecs = {
   task: { kind: 'string', defaultText: 'required', description: 'the task name to schedule' },
   cron: {
     kind: 'string', defaultText: 'required',
-    description: '5 cron fields (`minute hour day-of-month month day-of-week`), or 6 with seconds first; parsed by croner',
+    description: '5 cron fields (`minute hour day-of-month month day-of-week`), or 6 with seconds first; parsed '
+      + 'by croner',
   },
   timezone: {
     kind: 'string', default: 'UTC',
@@ -70,7 +71,8 @@ export const recurringEntrySpecs = {
     description: 'the priority of each request',
   },
   tryLimit: {
-    kind: 'integerOrNull', min: 1, max: maxInt4, default: requestDefaults.tryLimit, description: 'the try limit of each request',
+    kind: 'integerOrNull', min: 1, max: maxInt4, default: requestDefaults.tryLimit,
+    description: 'the try limit of each request',
   },
   backfill: {
     kind: 'integer', min: 0, max: 10_000, default: 0,

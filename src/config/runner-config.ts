@@ -11,7 +11,9 @@ import { requestDefaults } from './request-defaults.js';
 import { resolveRecurring, type RecurringEntry } from './recurring-config.js';
 import { resolveRetention, type RetentionConfig } from './retention-config.js';
 import type { FieldSpec } from './option-spec.js';
-import { retryBackoffSpecs, runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs } from './option-specs.js';
+import {
+  retryBackoffSpecs, runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs,
+} from './option-specs.js';
 import type {
   DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, TaskMode, TaskOverride, ThreadOptions,
 } from './runner-options.js';
@@ -81,7 +83,9 @@ export const defaults = Object.freeze({
   retryBackoff: Object.freeze({
     baseMs: retryBackoffSpecs.baseMs.default as number, maxMs: retryBackoffSpecs.maxMs.default as number,
   }),
-  startRetry: Object.freeze({ baseMs: startRetrySpecs.baseMs.default as number, maxMs: startRetrySpecs.maxMs.default as number }),
+  startRetry: Object.freeze({
+    baseMs: startRetrySpecs.baseMs.default as number, maxMs: startRetrySpecs.maxMs.default as number,
+  }),
   probeIntervalMs: specs.probeIntervalMs.default as number,
   leaseMs: specs.leaseMs.default as number,
   shutdownGraceMs: specs.shutdownGraceMs.default as number,
@@ -102,11 +106,20 @@ export const defaults = Object.freeze({
   startBatchMs: specs.startBatchMs.default as number,
 });
 
+/** The options that are plain integers with a default in the table. */
+type IntegerOption = {
+  [K in keyof typeof specs]: (typeof specs)[K] extends { readonly kind: 'integer'; readonly default: number }
+    ? K
+    : never;
+}[keyof typeof specs];
+
 /**
  * `value` checked against the spec's bounds (`min` overrides its lower bound; a side it leaves open
- * goes as far as a safe integer), or `fallback` when absent.
+ * goes as far as a safe integer), or `fallback` (the spec's default unless given) when absent.
  */
-function integer(field: string, value: unknown, fallback: number, spec: FieldSpec, min = spec.min ?? 0): number {
+function integer(
+  field: string, value: unknown, spec: FieldSpec, fallback = spec.default as number, min = spec.min ?? 0,
+): number {
   const max = spec.max ?? Number.MAX_SAFE_INTEGER;
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -160,13 +173,17 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   } catch (error) {
     throw new ConfigError('tableName', (error as Error).message);
   }
+  /** A plain integer option, with the table's default and bounds. */
+  const option = (name: IntegerOption): number => integer(name, options[name], specs[name]);
   const backoff = options.retryBackoff ?? {};
-  const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, defaults.retryBackoff.baseMs, retryBackoffSpecs.baseMs);
-  const maxMs = integer('retryBackoff.maxMs', backoff.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), retryBackoffSpecs.maxMs, baseMs);
-  const leaseMs = integer('leaseMs', options.leaseMs, defaults.leaseMs, specs.leaseMs);
+  const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, retryBackoffSpecs.baseMs);
+  const maxMs = integer(
+    'retryBackoff.maxMs', backoff.maxMs, retryBackoffSpecs.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), baseMs,
+  );
+  const leaseMs = option('leaseMs');
   const queues = options.queues === undefined || options.queues === null ? null : stringList('queues', options.queues);
   if (queues !== null && queues.length === 0) throw new ConfigError('queues', 'must name at least one queue, or be null');
-  const concurrency = integer('concurrency', options.concurrency, availableParallelism(), specs.concurrency);
+  const concurrency = integer('concurrency', options.concurrency, specs.concurrency, availableParallelism());
   const host = options.host ?? hostname();
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', 'must be a non-empty string');
   return Object.freeze({
@@ -175,20 +192,20 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     tasksDir: path.resolve(options.tasksDir),
     table,
     concurrency,
-    prefetch: integer('prefetch', options.prefetch, defaultPrefetch(concurrency), specs.prefetch),
-    prefetchHorizonMs: integer('prefetchHorizonMs', options.prefetchHorizonMs, defaults.prefetchHorizonMs, specs.prefetchHorizonMs),
-    completionBatchMs: integer('completionBatchMs', options.completionBatchMs, defaults.completionBatchMs, specs.completionBatchMs),
-    startBatchMs: integer('startBatchMs', options.startBatchMs, defaults.startBatchMs, specs.startBatchMs),
+    prefetch: integer('prefetch', options.prefetch, specs.prefetch, defaultPrefetch(concurrency)),
+    prefetchHorizonMs: option('prefetchHorizonMs'),
+    completionBatchMs: option('completionBatchMs'),
+    startBatchMs: option('startBatchMs'),
     queues: queues === null ? null : Object.freeze(queues),
-    pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, specs.pollIntervalMs),
+    pollIntervalMs: option('pollIntervalMs'),
     retryBackoff: Object.freeze({ baseMs, maxMs }),
     startRetry: startRetry(options.startRetry),
-    probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs, defaults.probeIntervalMs, specs.probeIntervalMs),
+    probeIntervalMs: option('probeIntervalMs'),
     leaseMs,
-    shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, defaults.shutdownGraceMs, specs.shutdownGraceMs),
-    killTimeoutMs: integer('killTimeoutMs', options.killTimeoutMs, defaults.killTimeoutMs, specs.killTimeoutMs),
-    maxOptionsBytes: integer('maxOptionsBytes', options.maxOptionsBytes, defaults.maxOptionsBytes, specs.maxOptionsBytes),
-    maxResultBytes: integer('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes, specs.maxResultBytes),
+    shutdownGraceMs: option('shutdownGraceMs'),
+    killTimeoutMs: option('killTimeoutMs'),
+    maxOptionsBytes: option('maxOptionsBytes'),
+    maxResultBytes: option('maxResultBytes'),
     childEnv: Object.freeze(
       buildChildEnv(
         process.env,
@@ -202,15 +219,15 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
       parseLimits('childLimits', options.childLimits),
       parsePermissions('childPermissions', options.childPermissions, process.cwd()),
     ),
-    spareChildren: integer('spareChildren', options.spareChildren, defaults.spareChildren, specs.spareChildren),
+    spareChildren: option('spareChildren'),
     maxTasksPerChild: tasksPerChild(options.maxTasksPerChild),
     childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, specs.childMaxRssMb),
-    childIdleMs: integer('childIdleMs', options.childIdleMs, defaults.childIdleMs, specs.childIdleMs),
+    childIdleMs: option('childIdleMs'),
     defaultMode: mode('defaultMode', options.defaultMode ?? specs.defaultMode.default),
     defaultTimeoutMs: optionalInteger('defaultTimeoutMs', options.defaultTimeoutMs, specs.defaultTimeoutMs),
     taskOverrides: taskOverrides(options.taskOverrides),
     threads: threadOptions(options.threads, options.childMaxOldSpaceMb),
-    crashLimit: integer('crashLimit', options.crashLimit, defaults.crashLimit, specs.crashLimit),
+    crashLimit: option('crashLimit'),
     host,
     logger: options.logger ?? silentLogger,
     taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? specs.taskLogLevel.default),
@@ -225,13 +242,17 @@ function startRetry(value: unknown): StartRetryConfig | null {
     throw new ConfigError('startRetry', `must be false or a map of baseMs, maxMs and giveUpAfterMs, got ${JSON.stringify(value)}`);
   }
   const unknown = Object.keys(value).filter((key) => !Object.hasOwn(startRetrySpecs, key));
-  if (unknown.length > 0) throw new ConfigError(`startRetry.${unknown[0]}`, `is not an option (${Object.keys(startRetrySpecs).join(', ')})`);
+  if (unknown.length > 0) {
+    throw new ConfigError(`startRetry.${unknown[0]}`, `is not an option (${Object.keys(startRetrySpecs).join(', ')})`);
+  }
   const options = value as { baseMs?: unknown; maxMs?: unknown; giveUpAfterMs?: unknown };
-  const baseMs = integer('startRetry.baseMs', options.baseMs, defaults.startRetry.baseMs, startRetrySpecs.baseMs);
-  const maxMs = integer('startRetry.maxMs', options.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), startRetrySpecs.maxMs, baseMs);
+  const baseMs = integer('startRetry.baseMs', options.baseMs, startRetrySpecs.baseMs);
+  const maxMs = integer(
+    'startRetry.maxMs', options.maxMs, startRetrySpecs.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), baseMs,
+  );
   const giveUpAfterMs = options.giveUpAfterMs === null || options.giveUpAfterMs === undefined
     ? null
-    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, 0, startRetrySpecs.giveUpAfterMs);
+    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, startRetrySpecs.giveUpAfterMs, 0);
   return Object.freeze({ baseMs, maxMs, giveUpAfterMs });
 }
 
@@ -243,12 +264,12 @@ function logLevel(field: string, value: unknown): LogLevel {
 }
 
 function optionalInteger(field: string, value: unknown, spec: FieldSpec): number | null {
-  return value === undefined || value === null ? null : integer(field, value, 0, spec);
+  return value === undefined || value === null ? null : integer(field, value, spec, 0);
 }
 
 function tasksPerChild(value: unknown): number {
   if (value === Infinity) return Infinity;
-  return integer('maxTasksPerChild', value, defaults.maxTasksPerChild, specs.maxTasksPerChild);
+  return integer('maxTasksPerChild', value, specs.maxTasksPerChild, defaults.maxTasksPerChild);
 }
 
 function mode(field: string, value: unknown): TaskMode {
@@ -270,7 +291,9 @@ function taskOverrides(value: unknown): Readonly<Record<string, Readonly<Resolve
     const { mode: m, timeoutMs, limits, permissions } = entry as TaskOverride;
     const override: ResolvedTaskOverride = {};
     if (m !== undefined) override.mode = mode(`${field}.mode`, m);
-    if (timeoutMs !== undefined) override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, taskOverrideSpecs.timeoutMs);
+    if (timeoutMs !== undefined) {
+      override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, taskOverrideSpecs.timeoutMs);
+    }
     if (limits !== undefined) override.limits = parseLimits(`${field}.limits`, limits);
     if (permissions !== undefined) override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
     result[name] = Object.freeze(override);
@@ -292,12 +315,16 @@ function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: num
   const unknown = Object.keys(t).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw new ConfigError('threads', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   return Object.freeze({
-    maxThreads: integer('threads.maxThreads', t.maxThreads, availableParallelism(), threadSpecs.maxThreads),
-    idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, defaults.threadIdleTimeoutMs, threadSpecs.idleTimeoutMs),
+    maxThreads: integer('threads.maxThreads', t.maxThreads, threadSpecs.maxThreads, availableParallelism()),
+    idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, threadSpecs.idleTimeoutMs),
     maxOldGenerationSizeMb: optionalInteger(
-      'threads.maxOldGenerationSizeMb', t.maxOldGenerationSizeMb === undefined ? childMaxOldSpaceMb : t.maxOldGenerationSizeMb, threadSpecs.maxOldGenerationSizeMb,
+      'threads.maxOldGenerationSizeMb',
+      t.maxOldGenerationSizeMb === undefined ? childMaxOldSpaceMb : t.maxOldGenerationSizeMb,
+      threadSpecs.maxOldGenerationSizeMb,
     ),
-    maxYoungGenerationSizeMb: optionalInteger('threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, threadSpecs.maxYoungGenerationSizeMb),
+    maxYoungGenerationSizeMb: optionalInteger(
+      'threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, threadSpecs.maxYoungGenerationSizeMb,
+    ),
     stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, threadSpecs.stackSizeMb),
   });
 }
@@ -309,6 +336,6 @@ function childExecArgv(options: RunnerOptions): string[] {
       ? process.execArgv.filter((arg) => !arg.startsWith('--max-semi-space-size'))
       : stringList('childExecArgv', options.childExecArgv);
   if (options.childMaxOldSpaceMb == null) return base;
-  const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, specs.childMaxOldSpaceMb);
+  const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, specs.childMaxOldSpaceMb, 0);
   return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];
 }

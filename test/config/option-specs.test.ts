@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, loadStandaloneConfig, type ConfigFileOptions } from '../../dist/config/config-file.js';
 import type { ChildLimits, ChildPermissions } from '../../dist/config/confinement.js';
 import {
-  configFileSpecs, dashboardSpecs, embeddedSpecs, launcherOptionSpecs, metricsSpecs, retryBackoffSpecs, runnerOptionSpecs,
-  startRetrySpecs, taskOverrideSpecs, threadSpecs, type ConfigFileKey, type FieldSpec,
+  configFileSpecs, dashboardSpecs, embeddedSpecs, launcherOptionSpecs, metricsSpecs, retryBackoffSpecs,
+  runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs, type ConfigFileKey, type FieldSpec,
 } from '../../dist/config/option-specs.js';
 import type { RecurringEntryOptions } from '../../dist/config/recurring-config.js';
 import type { RetentionOptions } from '../../dist/config/retention-config.js';
@@ -22,6 +22,7 @@ import { TaskRunnerError } from '../../dist/index.js';
 /** The option table against the types it describes, what resolution and the config file do, and the docs page. */
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const base = { db: 'postgres://unused', tasksDir: '.' };
 
 /** `true` only when A and B are the same set of keys; anything else fails to compile where it is assigned `true`. */
 type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -88,7 +89,7 @@ describe('the option table', () => {
   });
 
   it('holds the defaults resolution fills in', () => {
-    const config = resolveRunnerConfig({ db: 'postgres://unused', tasksDir: '.' }) as unknown as Record<string, unknown>;
+    const config = resolveRunnerConfig(base) as unknown as Record<string, unknown>;
     const plain = Object.entries(runnerOptionSpecs as Record<string, FieldSpec>).filter(
       ([name, spec]) => spec.default !== undefined && spec.defaultText === undefined && name in config
         && ['integer', 'integerOrNull', 'integerOrInfinity', 'mode', 'logLevel', 'stringsOrNull'].includes(spec.kind),
@@ -99,7 +100,9 @@ describe('the option table', () => {
     for (const name of ['idleTimeoutMs', 'maxYoungGenerationSizeMb', 'stackSizeMb'] as const) {
       expect(threads[name], name).toBe(threadSpecs[name].default);
     }
-    expect(config.retryBackoff).toEqual({ baseMs: retryBackoffSpecs.baseMs.default, maxMs: retryBackoffSpecs.maxMs.default });
+    expect(config.retryBackoff).toEqual({
+      baseMs: retryBackoffSpecs.baseMs.default, maxMs: retryBackoffSpecs.maxMs.default,
+    });
     expect(config.retention).toMatchObject({
       intervalMs: runnerOptionSpecs.retention.fields.intervalMs.default,
       batchSize: runnerOptionSpecs.retention.fields.batchSize.default,
@@ -112,8 +115,8 @@ describe('the option table', () => {
     for (const name of ['leaseMs', 'concurrency', 'prefetch', 'spareChildren', 'crashLimit'] as const) {
       const spec: FieldSpec = runnerOptionSpecs[name];
       const below = (spec.min ?? 0) - 1;
-      expect(() => resolveRunnerConfig({ db: 'postgres://unused', tasksDir: '.', [name]: below }), name).toThrow(name);
-      expect(resolveRunnerConfig({ db: 'postgres://unused', tasksDir: '.', [name]: spec.min })[name], name).toBe(spec.min);
+      expect(() => resolveRunnerConfig({ ...base, [name]: below }), name).toThrow(name);
+      expect(resolveRunnerConfig({ ...base, [name]: spec.min })[name], name).toBe(spec.min);
     }
   });
 });
@@ -179,7 +182,8 @@ describe('the config file takes its keys from the table', () => {
 describe('docs/configuration.md', () => {
   it('is what the table generates, and names every config-file key', async () => {
     const run = promisify(execFile);
-    const result = await run(process.execPath, [path.join(root, 'scripts', 'config-docs.mjs'), '--check'], { cwd: root })
+    const script = path.join(root, 'scripts', 'config-docs.mjs');
+    const result = await run(process.execPath, [script, '--check'], { cwd: root })
       .then(() => 'current', (error: { stderr?: string }) => error.stderr ?? String(error));
     expect(result).toBe('current');
   });
