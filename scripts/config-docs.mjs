@@ -97,6 +97,7 @@ function section(key, spec) {
 
 function render() {
   const flags = fileSpecs.filter(([, spec]) => spec.flag !== undefined);
+  const envs = fileSpecs.map(([, spec]) => spec.env).filter((env) => env !== undefined);
   const overview = fileSpecs.map(([name, spec]) => {
     const option = runnerOptionSpecs[name] === spec ? code(name) : '';
     const where = [spec.env, spec.flag].filter((item) => item !== undefined).map(code).join(', ');
@@ -131,9 +132,15 @@ retryBackoff: { baseMs: 5000, maxMs: 600000 }
 retention: { keep: { FINISHED: 1d, FAILED: 90d } }
 \`\`\`
 
-The flags every CLI command takes: ${flags.map(([, spec]) => code(spec.flag)).join(', ')} (see the table), and
-\`--config FILE\`. Give the database password through \`DATABASE_URL\`, the config file (mode 600) or
-\`~/.pgpass\` rather than \`--database-url\`: a command line is visible to every user of the machine.
+Over the file:
+
+- environment variables: ${envs.map(code).join(', ')} (see the table),
+  \`CW_CONFIG\` (the config file) and \`CW_DASHBOARD_TOKEN\` (\`dashboard.token\`); an empty one counts as unset;
+- flags, which every CLI command takes: ${flags.map(([, spec]) => code(spec.flag)).join(', ')} (see the table) and
+  \`--config FILE\`.
+
+Give the database password through \`DATABASE_URL\`, the config file (mode 600) or \`~/.pgpass\`
+rather than \`--database-url\`: a command line is visible to every user of the machine.
 
 Only \`createRunner\` takes ${codeOnly.map(([name]) => code(name)).join(', ')}.
 

@@ -1,12 +1,11 @@
-import { TaskRunnerError } from '../errors.js';
-import type { LogLevel } from '../shared/logger.js';
-import { isRecord } from '../shared/values.js';
-import { configFileSpecs, type FieldSpec } from './option-specs.js';
-
 /**
  * What a config file's keys are, and the checks its values get before resolution: taken from the
  * option table, so a key the table has is accepted and a key it lacks is refused by name.
  */
+import { TaskRunnerError } from '../errors.js';
+import type { LogLevel } from '../shared/logger.js';
+import { isRecord } from '../shared/values.js';
+import { configFileSpecs, type FieldSpec } from './option-specs.js';
 
 /**
  * The check a value gets in the file. `resolution`: none here; `resolveRunnerConfig` checks it and
@@ -19,6 +18,7 @@ type FileCheck =
 
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
+/** The file's check of a setting, from what the table says it accepts. */
 function fileCheckOf(spec: FieldSpec): FileCheck {
   switch (spec.kind) {
     case 'integer':

@@ -18,7 +18,7 @@ import type {
 } from './runner-options.js';
 import { maxInt4 } from '../shared/values.js';
 
-export type { FieldSpec, OptionKind, OptionSpec } from './option-spec.js';
+export type { FieldSpec, OptionSpec } from './option-spec.js';
 
 const mib = 1_048_576;
 

@@ -161,6 +161,14 @@ describe('the config file takes its keys from the table', () => {
     expect(error.message).toContain(`is not an option (${Object.keys(startRetrySpecs).join(', ')})`);
   });
 
+  it('leaves a nullable setting to resolution, which names it', async () => {
+    const none = await file('childMaxOldSpaceMb: null\n');
+    expect((await loadStandaloneConfig({ cwd: path.dirname(none), env: {} })).runner.childMaxOldSpaceMb).toBeNull();
+    const text = await file('childMaxOldSpaceMb: "512"\n');
+    const error = await refusal(loadStandaloneConfig({ cwd: path.dirname(text), env: {} }));
+    expect(error.message).toMatch(/"childMaxOldSpaceMb": must be an integer from 16/);
+  });
+
   it('reads the environment variables the table names', async () => {
     const cwd = await mkdtemp(path.join(dir, 'env-'));
     const config = await loadStandaloneConfig({
