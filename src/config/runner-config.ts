@@ -151,17 +151,18 @@ function validateDb(value: unknown): DatabaseInput {
   throw new ConfigError('db', 'must be a connection string, a pg.Pool or a Kysely instance');
 }
 
-/**
- * Validates options and fills defaults. Errors name the offending field.
- *
- * @example
- * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
- */
 /** The `prefetch` a launcher of `concurrency` slots gets when none is set. */
 export function defaultPrefetch(concurrency: number): number {
   return Math.max(defaults.prefetchAtLeast, defaults.prefetchPerSlot * concurrency);
 }
 
+/**
+ * Validates options and fills defaults (from the option table, option-specs.ts). Errors name the
+ * offending field.
+ *
+ * @example
+ * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
+ */
 export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object');
   if (typeof options.tasksDir !== 'string' || options.tasksDir.length === 0) {
