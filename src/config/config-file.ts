@@ -1,14 +1,18 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as yaml from 'yaml';
-import { ConfigError, TaskRunnerError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { LogLevel } from '../shared/logger.js';
-
-export type LogFormat = 'pretty' | 'json';
-import { parseTableName } from './identifiers.js';
-import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
 import { isRecord } from '../shared/values.js';
 import { parseCoreYaml } from '../shared/core-yaml.js';
+import { checkFileSettings, fileError } from './config-file-checks.js';
+import { parseTableName } from './identifiers.js';
+import {
+  dashboardSpecs, embeddedSpecs, launcherOptionSpecs, metricsSpecs, runnerOptionSpecs, type OptionSpec,
+} from './option-specs.js';
+import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
+
+export type LogFormat = 'pretty' | 'json';
 
 /**
  * The standalone launcher's and the CLI's configuration: a YAML or JSON file, environment
@@ -49,6 +53,16 @@ export interface MetricsSettings {
 /** The runner options a config file or the environment can set (the rest come from code). */
 export type FileRunnerOptions = Omit<RunnerOptions, 'db' | 'tasksDir' | 'tableName' | 'logger' | 'listenDb'>;
 
+/**
+ * The keys a config file passes to the runner as they are: every option whose file key is its own
+ * name (`tasksDir` and `tableName` are the launcher's to resolve first). `startRetry` has a
+ * default of its own in the standalone launcher.
+ */
+const fileRunnerOptionKeys = (Object.keys(runnerOptionSpecs) as (keyof typeof runnerOptionSpecs)[]).filter(
+  (key): key is Exclude<keyof FileRunnerOptions, 'startRetry'> => (runnerOptionSpecs[key] as OptionSpec).fileKey === key
+    && key !== 'tasksDir' && key !== 'tableName' && key !== 'startRetry',
+);
+
 /** Resolved standalone configuration, frozen. */
 export interface StandaloneConfig {
   /** The config file read, or null. */
@@ -87,130 +101,15 @@ export interface LoadStandaloneConfigParams {
 }
 
 export const defaultConfigFileName = 'cw-task-runner.yml';
-export const standaloneDefaults = Object.freeze({ tmpDir: 'tmp', embeddedPort: 54329, logLevel: 'info' as LogLevel });
+export const standaloneDefaults = Object.freeze({
+  tmpDir: launcherOptionSpecs.tmpDir.default as string,
+  embeddedPort: embeddedSpecs.port.default as number,
+  logLevel: launcherOptionSpecs.logLevel.default as LogLevel,
+});
 
 /** A config file larger than this is refused before parsing. */
 const maxConfigBytes = 256 * 1024;
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-
-/** `runner`: checked by `resolveRunnerConfig`, which names the field. */
-type Kind = 'runner' | 'string' | 'integer' | 'boolean' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat' | 'backoff' | 'embedded'
-  | 'dashboard' | 'metrics';
-const fileKeys: Readonly<Record<keyof ConfigFileOptions, Kind>> = {
-  databaseUrl: 'string',
-  tasksDir: 'string',
-  tableName: 'string',
-  concurrency: 'integer',
-  prefetch: 'integer',
-  prefetchHorizonMs: 'integer',
-  completionBatchMs: 'integer',
-  startBatchMs: 'integer',
-  queues: 'stringsOrNull',
-  pollIntervalMs: 'integer',
-  retryBackoff: 'backoff',
-  startRetry: 'runner',
-  probeIntervalMs: 'integer',
-  leaseMs: 'integer',
-  shutdownGraceMs: 'integer',
-  killTimeoutMs: 'integer',
-  maxOptionsBytes: 'integer',
-  maxResultBytes: 'integer',
-  childEnvAllowlist: 'strings',
-  childEnv: 'env',
-  childExecArgv: 'stringsOrNull',
-  childMaxOldSpaceMb: 'integer',
-  childUser: 'runner',
-  childGroup: 'runner',
-  childLimits: 'runner',
-  childPermissions: 'runner',
-  spareChildren: 'integer',
-  maxTasksPerChild: 'runner',
-  childMaxRssMb: 'runner',
-  childIdleMs: 'integer',
-  defaultMode: 'runner',
-  defaultTimeoutMs: 'runner',
-  taskOverrides: 'runner',
-  threads: 'runner',
-  crashLimit: 'integer',
-  host: 'string',
-  logLevel: 'logLevel',
-  logFormat: 'logFormat',
-  taskLogLevel: 'logLevel',
-  recurring: 'runner',
-  retention: 'runner',
-  tmpDir: 'string',
-  embedded: 'embedded',
-  dashboard: 'dashboard',
-  metrics: 'metrics',
-};
-
-const sections: Partial<Record<Kind, Record<string, Kind>>> = {
-  backoff: { baseMs: 'integer', maxMs: 'integer' },
-  embedded: { port: 'integer', dataDir: 'string' },
-  dashboard: { port: 'integer', host: 'string', token: 'string', readOnly: 'boolean' },
-  metrics: { port: 'integer', host: 'string' },
-};
-
-function fileError(file: string, message: string): TaskRunnerError {
-  return new TaskRunnerError('CONFIG_INVALID', `config file ${file}: ${message}`);
-}
-
-
-function checkKeys(file: string, where: string, value: Record<string, unknown>, allowed: readonly string[]): void {
-  const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) {
-    const list = unknown.map((key) => JSON.stringify(key)).join(', ');
-    throw fileError(file, `unknown key${unknown.length > 1 ? 's' : ''} ${list}${where}; allowed: ${allowed.join(', ')}`);
-  }
-}
-
-function checkValue(file: string, key: string, kind: Kind, value: unknown): void {
-  const fail = (what: string): never => {
-    throw fileError(file, `"${key}" must be ${what}, got ${JSON.stringify(value)}`);
-  };
-  const strings = (v: unknown): boolean => Array.isArray(v) && v.every((item) => typeof item === 'string');
-  switch (kind) {
-    case 'runner':
-      return;
-    case 'string':
-      if (typeof value !== 'string' || value.length === 0) fail('a non-empty string');
-      return;
-    case 'integer':
-      if (typeof value !== 'number' || !Number.isInteger(value)) fail('an integer');
-      return;
-    case 'boolean':
-      if (typeof value !== 'boolean') fail('true or false');
-      return;
-    case 'strings':
-      if (!strings(value)) fail('a list of strings');
-      return;
-    case 'stringsOrNull':
-      if (value !== null && !strings(value)) fail('a list of strings or null');
-      return;
-    case 'env':
-      if (value !== null && !(isRecord(value) && Object.values(value).every((item) => typeof item === 'string'))) {
-        fail('a map of string values or null');
-      }
-      return;
-    case 'logLevel':
-      if (!logLevels.includes(value as LogLevel)) fail(`one of ${logLevels.join(', ')}`);
-      return;
-    case 'logFormat':
-      if (value !== 'pretty' && value !== 'json') fail('"pretty" or "json"');
-      return;
-    case 'backoff':
-    case 'embedded':
-    case 'dashboard':
-    case 'metrics': {
-      if (!isRecord(value)) fail('a map');
-      const record = value as Record<string, unknown>;
-      const sub = sections[kind]!;
-      checkKeys(file, ` in "${key}"`, record, Object.keys(sub));
-      for (const [name, item] of Object.entries(record)) checkValue(file, `${key}.${name}`, sub[name]!, item);
-      return;
-    }
-  }
-}
 
 function parseYaml(file: string, text: string): unknown {
   return parseCoreYaml(yaml, text, { maxAliasCount: 10, fail: (message) => fileError(file, message) });
@@ -250,8 +149,7 @@ export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
   }
   if (value === null || value === undefined) value = {};
   if (!isRecord(value)) throw fileError(absolute, 'must hold a map of settings');
-  checkKeys(absolute, '', value, Object.keys(fileKeys));
-  for (const [key, item] of Object.entries(value)) checkValue(absolute, key, fileKeys[key as keyof ConfigFileOptions], item);
+  checkFileSettings(absolute, value);
   const options = { ...value } as ConfigFileOptions;
   const dir = path.dirname(absolute);
   if (options.tasksDir !== undefined) options.tasksDir = path.resolve(dir, options.tasksDir);
@@ -325,64 +223,36 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   }
   const file = configFile === null ? {} : await loadConfigFile(configFile);
 
-  const logLevel = envValue(env, 'CW_LOG_LEVEL') ?? file.logLevel ?? standaloneDefaults.logLevel;
+  const logLevel = envValue(env, launcherOptionSpecs.logLevel.env) ?? file.logLevel ?? standaloneDefaults.logLevel;
   if (!logLevels.includes(logLevel as LogLevel)) {
     throw new ConfigError('CW_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
-  const logFormat = envValue(env, 'CW_LOG_FORMAT') ?? file.logFormat ?? 'pretty';
+  const logFormat = envValue(env, launcherOptionSpecs.logFormat.env) ?? file.logFormat
+    ?? launcherOptionSpecs.logFormat.default;
   if (logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError('CW_LOG_FORMAT', `must be "pretty" or "json", got ${JSON.stringify(logFormat)}`);
   }
-  const tableName = flags.tableName ?? envValue(env, 'CW_TABLE_NAME') ?? file.tableName ?? defaults.tableName;
+  const tableName = flags.tableName ?? envValue(env, runnerOptionSpecs.tableName.env) ?? file.tableName
+    ?? defaults.tableName;
   parseTableName(tableName);
 
-  const tasksDirInput = flags.tasksDir ?? envValue(env, 'CW_TASKS_DIR');
+  const tasksDirInput = flags.tasksDir ?? envValue(env, runnerOptionSpecs.tasksDir.env);
   const tasksDir = tasksDirInput !== undefined ? path.resolve(cwd, tasksDirInput) : (file.tasksDir ?? null);
   const tmpDir = file.tmpDir ?? path.resolve(cwd, standaloneDefaults.tmpDir);
-  const databaseUrl = flags.databaseUrl ?? envValue(env, 'DATABASE_URL') ?? file.databaseUrl ?? null;
+  const databaseUrl = flags.databaseUrl ?? envValue(env, runnerOptionSpecs.db.env) ?? file.databaseUrl ?? null;
   if (databaseUrl !== null) checkDatabaseUrl(databaseUrl);
 
   const runner: FileRunnerOptions = {};
   const assign = <K extends keyof FileRunnerOptions>(key: K, value: FileRunnerOptions[K] | undefined): void => {
-    if (value !== undefined) runner[key] = value;
+    if (value !== undefined) (runner as Record<K, FileRunnerOptions[K]>)[key] = value;
   };
-  assign('concurrency', envInteger(env, 'CW_CONCURRENCY') ?? file.concurrency);
-  assign('prefetch', file.prefetch);
-  assign('prefetchHorizonMs', file.prefetchHorizonMs);
-  assign('completionBatchMs', file.completionBatchMs);
-  assign('startBatchMs', file.startBatchMs);
-  assign('taskLogLevel', file.taskLogLevel);
-  assign('pollIntervalMs', envInteger(env, 'CW_POLL_INTERVAL_MS') ?? file.pollIntervalMs);
-  assign('queues', file.queues);
-  assign('retryBackoff', file.retryBackoff);
+  for (const key of fileRunnerOptionKeys) {
+    const spec: OptionSpec = runnerOptionSpecs[key];
+    const fromEnv = spec.env !== undefined && spec.kind === 'integer' ? envInteger(env, spec.env) : undefined;
+    assign(key, fromEnv ?? file[key]);
+  }
   // A daemon waits for its database at start as it does when the database goes away later.
   assign('startRetry', file.startRetry ?? {});
-  assign('probeIntervalMs', file.probeIntervalMs);
-  assign('leaseMs', file.leaseMs);
-  assign('shutdownGraceMs', file.shutdownGraceMs);
-  assign('killTimeoutMs', file.killTimeoutMs);
-  assign('maxOptionsBytes', file.maxOptionsBytes);
-  assign('maxResultBytes', file.maxResultBytes);
-  assign('childEnvAllowlist', file.childEnvAllowlist);
-  assign('childEnv', file.childEnv);
-  assign('childExecArgv', file.childExecArgv);
-  assign('childMaxOldSpaceMb', file.childMaxOldSpaceMb);
-  assign('childUser', file.childUser);
-  assign('childGroup', file.childGroup);
-  assign('childLimits', file.childLimits);
-  assign('childPermissions', file.childPermissions);
-  assign('spareChildren', file.spareChildren);
-  assign('maxTasksPerChild', file.maxTasksPerChild);
-  assign('childMaxRssMb', file.childMaxRssMb);
-  assign('childIdleMs', file.childIdleMs);
-  assign('defaultMode', file.defaultMode);
-  assign('defaultTimeoutMs', file.defaultTimeoutMs);
-  assign('taskOverrides', file.taskOverrides);
-  assign('threads', file.threads);
-  assign('crashLimit', file.crashLimit);
-  assign('host', file.host);
-  assign('recurring', file.recurring);
-  assign('retention', file.retention);
   // Validate the runner options now (ranges, combinations), so `start` fails before it starts.
   resolveRunnerConfig({ ...runner, db: 'postgres://validation-only', tasksDir: tasksDir ?? cwd, tableName });
 
@@ -393,15 +263,15 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
     return chosen;
   };
   const dashboard: DashboardSettings | null = file.dashboard === undefined ? null : Object.freeze({
-    port: listenPort('dashboard.port', file.dashboard.port, 8080),
-    host: file.dashboard.host ?? '127.0.0.1',
+    port: listenPort('dashboard.port', file.dashboard.port, dashboardSpecs.port.default),
+    host: file.dashboard.host ?? dashboardSpecs.host.default,
     // The token is better kept out of a file that may be committed: CW_DASHBOARD_TOKEN wins.
     token: envValue(env, 'CW_DASHBOARD_TOKEN') ?? file.dashboard.token ?? null,
-    readOnly: file.dashboard.readOnly ?? false,
+    readOnly: file.dashboard.readOnly ?? dashboardSpecs.readOnly.default,
   });
   const metrics: MetricsSettings | null = file.metrics === undefined ? null : Object.freeze({
-    port: listenPort('metrics.port', file.metrics.port, 9464),
-    host: file.metrics.host ?? '127.0.0.1',
+    port: listenPort('metrics.port', file.metrics.port, metricsSpecs.port.default),
+    host: file.metrics.host ?? metricsSpecs.host.default,
   });
   if (port < 1 || port > 65_535) throw new ConfigError('embedded.port', `must be from 1 to 65535, got ${port}`);
   return Object.freeze({

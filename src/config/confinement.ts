@@ -19,6 +19,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import type { FieldSpec } from './option-spec.js';
 
 /** Resource limits of one child process, each applied as both its soft and hard limit. */
 export interface ChildLimits {
@@ -78,11 +79,46 @@ export interface ChildConfinement {
   readonly key: string;
 }
 
-export const limitBounds = Object.freeze({
-  openFiles: { min: 64, max: 1_048_576 },
-  cpuSeconds: { min: 1, max: 31_536_000 },
-  addressSpaceMb: { min: 1024, max: 1_048_576 * 64 },
-});
+/** The limits a child can be given (`childLimits`, a task's `limits`): their bounds and meaning. */
+export const limitSpecs = {
+  openFiles: {
+    kind: 'integerOrNull', min: 64, max: 1_048_576, default: null,
+    description: 'open file descriptors (`RLIMIT_NOFILE`); past it the call that opens one fails with `EMFILE`',
+  },
+  cpuSeconds: {
+    kind: 'integerOrNull', min: 1, max: 31_536_000, default: null,
+    description: 'CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the limit, SIGKILL one second later; the try '
+      + 'is CRASHED',
+  },
+  addressSpaceMb: {
+    kind: 'integerOrNull', min: 1024, max: 1_048_576 * 64, default: null,
+    description: 'address space in MiB (`RLIMIT_AS`), native memory and buffers included; Node 20 needs ~700 MiB '
+      + 'to start',
+  },
+} as const satisfies { readonly [K in keyof Required<ChildLimits>]: FieldSpec };
+
+/** The permission policy of a child (`childPermissions`, a task's `permissions`): Node's permission model. */
+export const permissionSpecs = {
+  fsRead: {
+    kind: 'strings', default: [], defaultText: 'none',
+    description: 'paths the task may read (a directory covers what is below it; `*` everything); the package and the '
+      + 'tasks directory stay readable',
+  },
+  fsWrite: {
+    kind: 'strings', default: [], defaultText: 'none', description: 'paths the task may write, as in `fsRead`',
+  },
+  childProcess: {
+    kind: 'boolean', default: false, description: 'may the task start processes (`--allow-child-process`)',
+  },
+  worker: { kind: 'boolean', default: false, description: 'may the task start worker threads (`--allow-worker`)' },
+  addons: {
+    kind: 'boolean', default: false,
+    description: 'may the task load native addons (`--allow-addons`, Node 20.20 and later)',
+  },
+  wasi: {
+    kind: 'boolean', default: false, description: 'may the task use WASI (`--allow-wasi`, Node 20.20 and later)',
+  },
+} as const satisfies { readonly [K in keyof Required<ChildPermissions>]: FieldSpec };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -97,11 +133,11 @@ function unknownKeys(field: string, value: Record<string, unknown>, allowed: rea
 export function parseLimits(field: string, value: unknown): ResolvedLimits | null {
   if (value === undefined || value === null) return null;
   if (!isObject(value)) throw new ConfigError(field, 'must be { openFiles?, cpuSeconds?, addressSpaceMb? }');
-  unknownKeys(field, value, Object.keys(limitBounds));
-  const one = (name: keyof typeof limitBounds): number | null => {
+  unknownKeys(field, value, Object.keys(limitSpecs));
+  const one = (name: keyof typeof limitSpecs): number | null => {
     const v = value[name];
     if (v === undefined || v === null) return null;
-    const { min, max } = limitBounds[name];
+    const { min, max } = limitSpecs[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new ConfigError(`${field}.${name}`, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
     }
@@ -118,7 +154,7 @@ export function parseLimits(field: string, value: unknown): ResolvedLimits | nul
 export function parsePermissions(field: string, value: unknown, base: string | null): ResolvedPermissions | null {
   if (value === undefined || value === null) return null;
   if (!isObject(value)) throw new ConfigError(field, 'must be { fsRead?, fsWrite?, childProcess?, worker?, addons?, wasi? }');
-  unknownKeys(field, value, ['fsRead', 'fsWrite', 'childProcess', 'worker', 'addons', 'wasi']);
+  unknownKeys(field, value, Object.keys(permissionSpecs));
   const paths = (name: 'fsRead' | 'fsWrite'): string[] => {
     const v = value[name];
     if (v === undefined || v === null) return [];

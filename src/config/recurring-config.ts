@@ -1,6 +1,8 @@
 import { Cron } from 'croner';
 import { ConfigError } from '../errors.js';
-import { isRecord } from '../shared/values.js';
+import { isRecord, maxInt4 } from '../shared/values.js';
+import type { FieldSpec } from './option-spec.js';
+import { requestDefaults } from './request-defaults.js';
 
 /**
  * One recurring task: a request for `task` at every time `cron` names.
@@ -46,14 +48,45 @@ export interface RecurringEntry {
 }
 
 const taskNamePattern = /^[A-Za-z_$][A-Za-z0-9_$]*(::[A-Za-z_$][A-Za-z0-9_$]*)*$/;
-const allowed = ['name', 'task', 'cron', 'timezone', 'options', 'queue', 'priority', 'tryLimit', 'backfill'];
+/** The settings of one `recurring` entry: their bounds, defaults and meaning (the keys an entry accepts). */
+export const recurringEntrySpecs = {
+  name: {
+    kind: 'string', defaultText: 'the task name',
+    description: 'names the entry (its row in `<table>_recurring`); two entries of one task need two names',
+  },
+  task: { kind: 'string', defaultText: 'required', description: 'the task name to schedule' },
+  cron: {
+    kind: 'string', defaultText: 'required',
+    description: '5 cron fields (`minute hour day-of-month month day-of-week`), or 6 with seconds first; parsed '
+      + 'by croner',
+  },
+  timezone: {
+    kind: 'string', default: 'UTC',
+    description: 'the IANA time zone the fields are read in (the same on every host by default)',
+  },
+  options: { kind: 'map', default: {}, defaultText: '`{}`', description: 'the options of each request' },
+  queue: { kind: 'string', default: requestDefaults.queue, description: 'the queue of each request' },
+  priority: {
+    kind: 'integerOrNull', min: -2_147_483_648, max: maxInt4, default: 0,
+    description: 'the priority of each request',
+  },
+  tryLimit: {
+    kind: 'integerOrNull', min: 1, max: maxInt4, default: requestDefaults.tryLimit,
+    description: 'the try limit of each request',
+  },
+  backfill: {
+    kind: 'integer', min: 0, max: 10_000, default: 0,
+    description: 'due times missed while no launcher ran: 0 skips them, N enqueues the N most recent of them once',
+  },
+} as const satisfies { readonly [K in keyof Required<RecurringEntryOptions>]: FieldSpec };
+const allowed = Object.keys(recurringEntrySpecs);
 
 /** The croner schedule of an entry (seconds optional); throws croner's own error for a bad pattern. */
 export function cronOf(entry: Pick<RecurringEntry, 'cron' | 'timezone'>): Cron {
   return new Cron(entry.cron, { timezone: entry.timezone, mode: '5-or-6-parts' });
 }
 
-function optionalInteger(field: string, value: unknown, min: number, max: number): number | null {
+function optionalInteger(field: string, value: unknown, { min, max }: { min: number; max: number }): number | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
@@ -66,7 +99,8 @@ export function resolveRecurringEntry(field: string, value: unknown): RecurringE
   if (!isRecord(value)) throw new ConfigError(field, 'must be a map with at least task and cron');
   const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
-  const { task, cron, timezone = 'UTC', options = {}, queue, backfill = 0 } = value;
+  const { task, cron, timezone = recurringEntrySpecs.timezone.default, options = {}, queue } = value;
+  const backfill = value.backfill === undefined ? recurringEntrySpecs.backfill.default : value.backfill;
   if (typeof task !== 'string' || !taskNamePattern.test(task)) throw new ConfigError(`${field}.task`, `must be a task name, got ${JSON.stringify(task)}`);
   const name = value.name ?? task;
   if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw new ConfigError(`${field}.name`, 'must be a non-empty string of at most 200 characters');
@@ -95,9 +129,9 @@ export function resolveRecurringEntry(field: string, value: unknown): RecurringE
     timezone,
     options: Object.freeze({ ...options }),
     queue: (queue as string | undefined) ?? null,
-    priority: optionalInteger(`${field}.priority`, value.priority, -2_147_483_648, 2_147_483_647),
-    tryLimit: optionalInteger(`${field}.tryLimit`, value.tryLimit, 1, 2_147_483_647),
-    backfill: optionalInteger(`${field}.backfill`, backfill, 0, 10_000)!,
+    priority: optionalInteger(`${field}.priority`, value.priority, recurringEntrySpecs.priority),
+    tryLimit: optionalInteger(`${field}.tryLimit`, value.tryLimit, recurringEntrySpecs.tryLimit),
+    backfill: optionalInteger(`${field}.backfill`, backfill, recurringEntrySpecs.backfill)!,
   });
 }
 

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { isRecord } from '../shared/values.js';
 import { parseDurationMs } from './duration.js';
+import type { FieldSpec } from './option-spec.js';
 
 /** The results that end a request, which retention can prune. */
 export const endedResults = ['FINISHED', 'CANCELLED', 'FAILED', 'CRASHED', 'TIMED_OUT', 'PARKED'] as const;
@@ -50,15 +51,41 @@ export interface RetentionConfig {
 
 const day = 86_400_000;
 
-export const retentionDefaults = Object.freeze({
-  keepMs: Object.freeze({ FINISHED: 7 * day, CANCELLED: 7 * day, FAILED: 30 * day, CRASHED: 30 * day, TIMED_OUT: 30 * day, PARKED: 30 * day }),
-  intervalMs: 300_000,
-  batchSize: 500,
-  maxBatchesPerRun: 200,
+/** The settings of `retention`: their bounds, defaults and descriptions (the keys the map accepts). */
+export const retentionSpecs = {
+  keep: {
+    kind: 'durations',
+    defaultText: 'FINISHED, CANCELLED `7d`; FAILED, CRASHED, TIMED_OUT, PARKED `30d`',
+    description: 'per result: how long after it ended a request and its attempt history are kept (`7d`, `12h`, or '
+      + 'milliseconds), or `false` to keep that result forever',
+  },
+  intervalMs: {
+    kind: 'integer', min: 100, max: 7 * day, default: 300_000,
+    description: 'how often a launcher prunes (one launcher at a time)',
+  },
+  batchSize: {
+    kind: 'integer', min: 1, max: 100_000, default: 500,
+    description: 'rows deleted per statement, so no statement holds many locks for long',
+  },
+  maxBatchesPerRun: {
+    kind: 'integer', min: 1, max: 1_000_000, default: 200,
+    description: 'statements one pruning run issues at most; the rest waits for the next run',
+  },
+  pruneAdopted: {
+    kind: 'boolean', default: false,
+    description: 'prune a table the runner adopted (one an application made) as well; a table the runner created is '
+      + 'pruned either way',
+  },
+} as const satisfies { readonly [K in keyof Required<RetentionOptions>]: FieldSpec };
+
+/** How long each ended result is kept when `retention.keep` does not say (`retentionSpecs.keep`). */
+const defaultKeepMs: Readonly<Record<EndedResult, number>> = Object.freeze({
+  FINISHED: 7 * day, CANCELLED: 7 * day, FAILED: 30 * day, CRASHED: 30 * day, TIMED_OUT: 30 * day, PARKED: 30 * day,
 });
 
-function integer(field: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
+function integer(field: string, value: unknown, spec: { default: number; min: number; max: number }): number {
+  const { min, max } = spec;
+  if (value === undefined) return spec.default;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
@@ -73,7 +100,7 @@ export function resolveRetention(value: unknown): RetentionConfig | null {
   if (value === false) return null;
   if (value !== undefined && value !== null && !isRecord(value)) throw new ConfigError('retention', 'must be false or a map');
   const options = (value ?? {}) as Record<string, unknown>;
-  const allowed = ['keep', 'intervalMs', 'batchSize', 'maxBatchesPerRun', 'pruneAdopted'];
+  const allowed = Object.keys(retentionSpecs);
   const unknown = Object.keys(options).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw new ConfigError('retention', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   const keep = options.keep ?? {};
@@ -86,17 +113,17 @@ export function resolveRetention(value: unknown): RetentionConfig | null {
   for (const result of endedResults) {
     const given = keep[result];
     if (given === false) continue;
-    const keepMs = given === undefined ? retentionDefaults.keepMs[result] : parseDurationMs(`retention.keep.${result}`, given);
+    const keepMs = given === undefined ? defaultKeepMs[result] : parseDurationMs(`retention.keep.${result}`, given);
     byAge.set(keepMs, [...(byAge.get(keepMs) ?? []), result]);
   }
-  const pruneAdopted = options.pruneAdopted ?? false;
+  const pruneAdopted = options.pruneAdopted ?? retentionSpecs.pruneAdopted.default;
   if (typeof pruneAdopted !== 'boolean') throw new ConfigError('retention.pruneAdopted', `must be true or false, got ${JSON.stringify(pruneAdopted)}`);
   const rules = [...byAge].sort((a, b) => a[0] - b[0]).map(([keepMs, results]) => Object.freeze({ keepMs, results: Object.freeze(results) }));
   return Object.freeze({
     rules: Object.freeze(rules),
-    intervalMs: integer('retention.intervalMs', options.intervalMs, retentionDefaults.intervalMs, 100, 7 * day),
-    batchSize: integer('retention.batchSize', options.batchSize, retentionDefaults.batchSize, 1, 100_000),
-    maxBatchesPerRun: integer('retention.maxBatchesPerRun', options.maxBatchesPerRun, retentionDefaults.maxBatchesPerRun, 1, 1_000_000),
+    intervalMs: integer('retention.intervalMs', options.intervalMs, retentionSpecs.intervalMs),
+    batchSize: integer('retention.batchSize', options.batchSize, retentionSpecs.batchSize),
+    maxBatchesPerRun: integer('retention.maxBatchesPerRun', options.maxBatchesPerRun, retentionSpecs.maxBatchesPerRun),
     pruneAdopted,
   });
 }

@@ -3,13 +3,17 @@ import path from 'node:path';
 import type pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger, type LogLevel } from '../shared/logger.js';
-import { maxInt4 } from '../shared/values.js';
 import { buildChildEnv, defaultChildEnvAllowlist } from './child-env.js';
 import { resolveChildIdentity } from './child-user.js';
 import { confinementOf, parseLimits, parsePermissions, type ChildConfinement } from './confinement.js';
 import { parseTableName, type TableName } from './identifiers.js';
+import { requestDefaults } from './request-defaults.js';
 import { resolveRecurring, type RecurringEntry } from './recurring-config.js';
 import { resolveRetention, type RetentionConfig } from './retention-config.js';
+import type { FieldSpec } from './option-spec.js';
+import {
+  retryBackoffSpecs, runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs,
+} from './option-specs.js';
 import type {
   DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, TaskMode, TaskOverride, ThreadOptions,
 } from './runner-options.js';
@@ -70,34 +74,53 @@ export interface RunnerConfig {
   readonly retention: RetentionConfig | null;
 }
 
+const specs = runnerOptionSpecs;
+
+/** Defaults of the options (from the option table) and of a request's own fields. */
 export const defaults = Object.freeze({
-  tableName: 'task_runner_requests',
-  pollIntervalMs: 5_000,
-  retryBackoff: Object.freeze({ baseMs: 2_000, maxMs: 3_600_000 }),
-  startRetry: Object.freeze({ baseMs: 250, maxMs: 5_000 }),
-  probeIntervalMs: 60_000,
-  leaseMs: 60_000,
-  shutdownGraceMs: 10_000,
-  killTimeoutMs: 5_000,
-  maxOptionsBytes: 1024 * 1024,
-  maxResultBytes: 1024 * 1024,
-  tryLimit: 5,
-  queue: 'default',
-  spareChildren: 1,
-  maxTasksPerChild: 1,
-  childIdleMs: 30_000,
-  threadIdleTimeoutMs: 30_000,
-  crashLimit: 3,
+  tableName: specs.tableName.default as string,
+  pollIntervalMs: specs.pollIntervalMs.default as number,
+  retryBackoff: Object.freeze({
+    baseMs: retryBackoffSpecs.baseMs.default as number, maxMs: retryBackoffSpecs.maxMs.default as number,
+  }),
+  startRetry: Object.freeze({
+    baseMs: startRetrySpecs.baseMs.default as number, maxMs: startRetrySpecs.maxMs.default as number,
+  }),
+  probeIntervalMs: specs.probeIntervalMs.default as number,
+  leaseMs: specs.leaseMs.default as number,
+  shutdownGraceMs: specs.shutdownGraceMs.default as number,
+  killTimeoutMs: specs.killTimeoutMs.default as number,
+  maxOptionsBytes: specs.maxOptionsBytes.default as number,
+  maxResultBytes: specs.maxResultBytes.default as number,
+  tryLimit: requestDefaults.tryLimit,
+  queue: requestDefaults.queue,
+  spareChildren: specs.spareChildren.default as number,
+  maxTasksPerChild: specs.maxTasksPerChild.default as number,
+  childIdleMs: specs.childIdleMs.default as number,
+  threadIdleTimeoutMs: threadSpecs.idleTimeoutMs.default as number,
+  crashLimit: specs.crashLimit.default as number,
   prefetchPerSlot: 4,
   prefetchAtLeast: 256,
-  prefetchHorizonMs: 1_000,
-  completionBatchMs: 2,
-  startBatchMs: 100,
+  prefetchHorizonMs: specs.prefetchHorizonMs.default as number,
+  completionBatchMs: specs.completionBatchMs.default as number,
+  startBatchMs: specs.startBatchMs.default as number,
 });
 
-const maxTimeoutMs = maxInt4;
+/** The options that are plain integers with a default in the table. */
+type IntegerOption = {
+  [K in keyof typeof specs]: (typeof specs)[K] extends { readonly kind: 'integer'; readonly default: number }
+    ? K
+    : never;
+}[keyof typeof specs];
 
-function integer(field: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/**
+ * `value` checked against the spec's bounds (`min` overrides its lower bound; a side it leaves open
+ * goes as far as a safe integer), or `fallback` (the spec's default unless given) when absent.
+ */
+function integer(
+  field: string, value: unknown, spec: FieldSpec, fallback = spec.default as number, min = spec.min ?? 0,
+): number {
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
@@ -128,17 +151,18 @@ function validateDb(value: unknown): DatabaseInput {
   throw new ConfigError('db', 'must be a connection string, a pg.Pool or a Kysely instance');
 }
 
-/**
- * Validates options and fills defaults. Errors name the offending field.
- *
- * @example
- * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
- */
 /** The `prefetch` a launcher of `concurrency` slots gets when none is set. */
 export function defaultPrefetch(concurrency: number): number {
   return Math.max(defaults.prefetchAtLeast, defaults.prefetchPerSlot * concurrency);
 }
 
+/**
+ * Validates options and fills defaults (from the option table, option-specs.ts). Errors name the
+ * offending field.
+ *
+ * @example
+ * const config = resolveRunnerConfig({ db: 'postgres://localhost/app', tasksDir: './dist/tasks' });
+ */
 export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object');
   if (typeof options.tasksDir !== 'string' || options.tasksDir.length === 0) {
@@ -150,13 +174,17 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   } catch (error) {
     throw new ConfigError('tableName', (error as Error).message);
   }
+  /** A plain integer option, with the table's default and bounds. */
+  const option = (name: IntegerOption): number => integer(name, options[name], specs[name]);
   const backoff = options.retryBackoff ?? {};
-  const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, defaults.retryBackoff.baseMs, 0);
-  const maxMs = integer('retryBackoff.maxMs', backoff.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), baseMs);
-  const leaseMs = integer('leaseMs', options.leaseMs, defaults.leaseMs, 300);
+  const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, retryBackoffSpecs.baseMs);
+  const maxMs = integer(
+    'retryBackoff.maxMs', backoff.maxMs, retryBackoffSpecs.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), baseMs,
+  );
+  const leaseMs = option('leaseMs');
   const queues = options.queues === undefined || options.queues === null ? null : stringList('queues', options.queues);
   if (queues !== null && queues.length === 0) throw new ConfigError('queues', 'must name at least one queue, or be null');
-  const concurrency = integer('concurrency', options.concurrency, availableParallelism(), 1, 10_000);
+  const concurrency = integer('concurrency', options.concurrency, specs.concurrency, availableParallelism());
   const host = options.host ?? hostname();
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', 'must be a non-empty string');
   return Object.freeze({
@@ -165,20 +193,20 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     tasksDir: path.resolve(options.tasksDir),
     table,
     concurrency,
-    prefetch: integer('prefetch', options.prefetch, defaultPrefetch(concurrency), 0, 100_000),
-    prefetchHorizonMs: integer('prefetchHorizonMs', options.prefetchHorizonMs, defaults.prefetchHorizonMs, 0, 3_600_000),
-    completionBatchMs: integer('completionBatchMs', options.completionBatchMs, defaults.completionBatchMs, 0, 10_000),
-    startBatchMs: integer('startBatchMs', options.startBatchMs, defaults.startBatchMs, 0, 10_000),
+    prefetch: integer('prefetch', options.prefetch, specs.prefetch, defaultPrefetch(concurrency)),
+    prefetchHorizonMs: option('prefetchHorizonMs'),
+    completionBatchMs: option('completionBatchMs'),
+    startBatchMs: option('startBatchMs'),
     queues: queues === null ? null : Object.freeze(queues),
-    pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, defaults.pollIntervalMs, 10),
+    pollIntervalMs: option('pollIntervalMs'),
     retryBackoff: Object.freeze({ baseMs, maxMs }),
     startRetry: startRetry(options.startRetry),
-    probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs, defaults.probeIntervalMs, 10),
+    probeIntervalMs: option('probeIntervalMs'),
     leaseMs,
-    shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, defaults.shutdownGraceMs, 0),
-    killTimeoutMs: integer('killTimeoutMs', options.killTimeoutMs, defaults.killTimeoutMs, 0),
-    maxOptionsBytes: integer('maxOptionsBytes', options.maxOptionsBytes, defaults.maxOptionsBytes, 16),
-    maxResultBytes: integer('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes, 16),
+    shutdownGraceMs: option('shutdownGraceMs'),
+    killTimeoutMs: option('killTimeoutMs'),
+    maxOptionsBytes: option('maxOptionsBytes'),
+    maxResultBytes: option('maxResultBytes'),
     childEnv: Object.freeze(
       buildChildEnv(
         process.env,
@@ -192,18 +220,18 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
       parseLimits('childLimits', options.childLimits),
       parsePermissions('childPermissions', options.childPermissions, process.cwd()),
     ),
-    spareChildren: integer('spareChildren', options.spareChildren, defaults.spareChildren, 0, 1_000),
+    spareChildren: option('spareChildren'),
     maxTasksPerChild: tasksPerChild(options.maxTasksPerChild),
-    childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, 16, 1_048_576),
-    childIdleMs: integer('childIdleMs', options.childIdleMs, defaults.childIdleMs, 10),
-    defaultMode: mode('defaultMode', options.defaultMode ?? 'process'),
-    defaultTimeoutMs: optionalInteger('defaultTimeoutMs', options.defaultTimeoutMs, 1, maxTimeoutMs),
+    childMaxRssMb: optionalInteger('childMaxRssMb', options.childMaxRssMb, specs.childMaxRssMb),
+    childIdleMs: option('childIdleMs'),
+    defaultMode: mode('defaultMode', options.defaultMode ?? specs.defaultMode.default),
+    defaultTimeoutMs: optionalInteger('defaultTimeoutMs', options.defaultTimeoutMs, specs.defaultTimeoutMs),
     taskOverrides: taskOverrides(options.taskOverrides),
     threads: threadOptions(options.threads, options.childMaxOldSpaceMb),
-    crashLimit: integer('crashLimit', options.crashLimit, defaults.crashLimit, 1, 1_000_000),
+    crashLimit: option('crashLimit'),
     host,
     logger: options.logger ?? silentLogger,
-    taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? 'info'),
+    taskLogLevel: logLevel('taskLogLevel', options.taskLogLevel ?? specs.taskLogLevel.default),
     recurring: resolveRecurring(options.recurring),
     retention: resolveRetention(options.retention),
   });
@@ -214,14 +242,18 @@ function startRetry(value: unknown): StartRetryConfig | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError('startRetry', `must be false or a map of baseMs, maxMs and giveUpAfterMs, got ${JSON.stringify(value)}`);
   }
-  const unknown = Object.keys(value).filter((key) => !['baseMs', 'maxMs', 'giveUpAfterMs'].includes(key));
-  if (unknown.length > 0) throw new ConfigError(`startRetry.${unknown[0]}`, 'is not an option (baseMs, maxMs, giveUpAfterMs)');
+  const unknown = Object.keys(value).filter((key) => !Object.hasOwn(startRetrySpecs, key));
+  if (unknown.length > 0) {
+    throw new ConfigError(`startRetry.${unknown[0]}`, `is not an option (${Object.keys(startRetrySpecs).join(', ')})`);
+  }
   const options = value as { baseMs?: unknown; maxMs?: unknown; giveUpAfterMs?: unknown };
-  const baseMs = integer('startRetry.baseMs', options.baseMs, defaults.startRetry.baseMs, 1, 3_600_000);
-  const maxMs = integer('startRetry.maxMs', options.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), baseMs, 3_600_000);
+  const baseMs = integer('startRetry.baseMs', options.baseMs, startRetrySpecs.baseMs);
+  const maxMs = integer(
+    'startRetry.maxMs', options.maxMs, startRetrySpecs.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), baseMs,
+  );
   const giveUpAfterMs = options.giveUpAfterMs === null || options.giveUpAfterMs === undefined
     ? null
-    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, 0, 0);
+    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, startRetrySpecs.giveUpAfterMs, 0);
   return Object.freeze({ baseMs, maxMs, giveUpAfterMs });
 }
 
@@ -232,13 +264,13 @@ function logLevel(field: string, value: unknown): LogLevel {
   return value;
 }
 
-function optionalInteger(field: string, value: unknown, min: number, max: number): number | null {
-  return value === undefined || value === null ? null : integer(field, value, 0, min, max);
+function optionalInteger(field: string, value: unknown, spec: FieldSpec): number | null {
+  return value === undefined || value === null ? null : integer(field, value, spec, 0);
 }
 
 function tasksPerChild(value: unknown): number {
   if (value === Infinity) return Infinity;
-  return integer('maxTasksPerChild', value, defaults.maxTasksPerChild, 1);
+  return integer('maxTasksPerChild', value, specs.maxTasksPerChild, defaults.maxTasksPerChild);
 }
 
 function mode(field: string, value: unknown): TaskMode {
@@ -246,7 +278,7 @@ function mode(field: string, value: unknown): TaskMode {
   return value;
 }
 
-const overrideKeys = ['mode', 'timeoutMs', 'limits', 'permissions'];
+const overrideKeys = Object.keys(taskOverrideSpecs);
 
 function taskOverrides(value: unknown): Readonly<Record<string, Readonly<ResolvedTaskOverride>>> {
   if (value === undefined || value === null) return Object.freeze({});
@@ -260,7 +292,9 @@ function taskOverrides(value: unknown): Readonly<Record<string, Readonly<Resolve
     const { mode: m, timeoutMs, limits, permissions } = entry as TaskOverride;
     const override: ResolvedTaskOverride = {};
     if (m !== undefined) override.mode = mode(`${field}.mode`, m);
-    if (timeoutMs !== undefined) override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, 1, maxTimeoutMs);
+    if (timeoutMs !== undefined) {
+      override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, taskOverrideSpecs.timeoutMs);
+    }
     if (limits !== undefined) override.limits = parseLimits(`${field}.limits`, limits);
     if (permissions !== undefined) override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
     result[name] = Object.freeze(override);
@@ -278,17 +312,21 @@ function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: num
     throw new ConfigError('threads', 'must be an object');
   }
   const t = value ?? {};
-  const allowed = ['maxThreads', 'idleTimeoutMs', 'maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'stackSizeMb'];
+  const allowed = Object.keys(threadSpecs);
   const unknown = Object.keys(t).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw new ConfigError('threads', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   return Object.freeze({
-    maxThreads: integer('threads.maxThreads', t.maxThreads, availableParallelism(), 1, 1_000),
-    idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, defaults.threadIdleTimeoutMs, 10),
+    maxThreads: integer('threads.maxThreads', t.maxThreads, threadSpecs.maxThreads, availableParallelism()),
+    idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, threadSpecs.idleTimeoutMs),
     maxOldGenerationSizeMb: optionalInteger(
-      'threads.maxOldGenerationSizeMb', t.maxOldGenerationSizeMb === undefined ? childMaxOldSpaceMb : t.maxOldGenerationSizeMb, 8, 1_048_576,
+      'threads.maxOldGenerationSizeMb',
+      t.maxOldGenerationSizeMb === undefined ? childMaxOldSpaceMb : t.maxOldGenerationSizeMb,
+      threadSpecs.maxOldGenerationSizeMb,
     ),
-    maxYoungGenerationSizeMb: optionalInteger('threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, 1, 1_048_576),
-    stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, 1, 1_024),
+    maxYoungGenerationSizeMb: optionalInteger(
+      'threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, threadSpecs.maxYoungGenerationSizeMb,
+    ),
+    stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, threadSpecs.stackSizeMb),
   });
 }
 
@@ -299,6 +337,6 @@ function childExecArgv(options: RunnerOptions): string[] {
       ? process.execArgv.filter((arg) => !arg.startsWith('--max-semi-space-size'))
       : stringList('childExecArgv', options.childExecArgv);
   if (options.childMaxOldSpaceMb == null) return base;
-  const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, 0, 16, 1_048_576);
+  const mb = integer('childMaxOldSpaceMb', options.childMaxOldSpaceMb, specs.childMaxOldSpaceMb, 0);
   return [...base.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${mb}`];
 }

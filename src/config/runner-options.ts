@@ -201,3 +201,9 @@ export interface RunnerOptions {
    */
   retention?: RetentionOptions | false;
 }
+
+/** `createRunner()`'s options: the runner's, and whether `start()` migrates the request table. */
+export interface CreateRunnerOptions extends RunnerOptions {
+  /** Run `migrate()` on the request table at `start()`. Default true. */
+  autoMigrate?: boolean;
+}

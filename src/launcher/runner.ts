@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { resolveRecurringEntry, type RecurringEntryOptions } from '../config/recurring-config.js';
-import { resolveRunnerConfig, type RunnerConfig, type RunnerOptions } from '../config/runner-config.js';
+import { resolveRunnerConfig, type RunnerConfig } from '../config/runner-config.js';
+import { runnerOptionSpecs } from '../config/option-specs.js';
+import type { CreateRunnerOptions } from '../config/runner-options.js';
 import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
@@ -27,10 +29,7 @@ import { withStartRetry } from './start-retry.js';
 import type { ChildRecycleReason } from '../pool/fork-pool.js';
 import { announceTable, logMigration } from './table-notice.js';
 
-export interface CreateRunnerOptions extends RunnerOptions {
-  /** Run `migrate()` on the request table at `start()`. Default true. */
-  autoMigrate?: boolean;
-}
+export type { CreateRunnerOptions } from '../config/runner-options.js';
 
 export interface RunnerStatus {
   launcherId: string;
@@ -120,7 +119,7 @@ class TaskRunner implements Runner {
 
   constructor(options: CreateRunnerOptions) {
     this.config = resolveRunnerConfig(options);
-    this.#autoMigrate = options.autoMigrate ?? true;
+    this.#autoMigrate = options.autoMigrate ?? runnerOptionSpecs.autoMigrate.default;
     this.#database = openDatabase(this.config.db, Math.max(4, Math.min(this.config.concurrency + 2, 20)), {
       statementTimeoutMs: databaseTimeoutMs(this.config.leaseMs),
     });
