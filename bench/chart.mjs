@@ -1,5 +1,5 @@
-// The README's chart, written by hand as SVG (no dependency): per throughput run a bar of tasks/s
-// on a log scale with a tick at its raw limit, then pickup p50/p99 per mode beside their floor.
+// The chart of docs/performance.md, written by hand as SVG (no dependency): per throughput run
+// a bar of tasks/s on a log scale with a tick at its raw limit, then pickup p50/p99 per mode beside their floor.
 import { pickupFloor, throughputLimit } from './report.mjs';
 
 const width = 760;

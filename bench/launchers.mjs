@@ -18,7 +18,7 @@ const insertChunk = 5_000;
 /** A launcher process and what it has said. */
 function startLauncher(db, params) {
   const child = fork(path.join(here, 'launcher-process.mjs'), [JSON.stringify({ url: db.url, table: benchTable, tasksDir, ...params })], {
-    // The flag `npm start` gives the standalone launcher (see the README on its memory).
+    // The flag `npm start` gives the standalone launcher (see docs/isolation.md on its memory).
     execArgv: ['--max-semi-space-size=4', ...(process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });

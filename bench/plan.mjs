@@ -11,7 +11,7 @@ const usage = `usage: npm run bench -- [--quick] [--modes reused,thread,fresh,sp
                    thread 8,64,256; fresh and spare 2,8)
   --out dir        where the JSON and SVG go (default bench/results, not committed)
   --reference      also write bench/reference/capacity.{json,svg,md}: the committed run the
-                   README's capacity-planning section shows (only from a full run on a quiet machine)
+                   performance page (docs/performance.md) shows (only from a full run on a quiet machine)
 
 Database: BENCH_DATABASE_URL, TEST_DATABASE_URL or DATABASE_URL, else postgres://root@127.0.0.1:5432
 when it answers. A fresh database is created per run (dropped after) when the role may.

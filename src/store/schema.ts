@@ -1,6 +1,6 @@
 /**
- * The request table: the Rails plugin's columns with their names and meanings unchanged (see the
- * README's section on Rails-era tables), plus the columns added since. Rows pass through these states (derived, never stored):
+ * The request table: the Rails plugin's columns with their names and meanings unchanged (see
+ * docs/request-table.md, "Tables written by the Rails plugin"), plus the columns added since. Rows pass through these states (derived, never stored):
  *
  *   waiting   completed_at IS NULL AND pid IS NULL AND tries < try_limit
  *             (runnable once delay_until IS NULL OR delay_until <= now())

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/db.js';
 
 /**
- * `.ts` task files under a TypeScript loader, in the setup the README gives ("Writing a task"):
+ * `.ts` task files under a TypeScript loader, in the setup docs/writing-tasks.md gives:
  * an application that embeds the runner, run with `tsx` or `node --import tsx`. What a class
  * declares is read though no worker thread can load the file on Node 20 (tsx's `--import`
  * serves the main thread only): its `static timeoutMs` applies, and its `static mode = 'thread'`

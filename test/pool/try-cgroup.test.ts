@@ -100,7 +100,7 @@ describe('a reused child', () => {
 });
 
 // cgroup2 moves each process just after it started: one that escapes in its first moments is
-// not caught (the README says so), so that case is tested with an escape that comes later.
+// not caught (docs/isolation.md says so), so that case is tested with an escape that comes later.
 describe.each([
   { how: 'the thread enters the group', kind: 'pids' as const, later: false },
   { how: 'each spawned process is moved in', kind: 'cgroup2' as const, later: true },
