@@ -67,7 +67,8 @@ export function wrongImports() {
     }
     for (const specifier of importsOf(readFileSync(file, 'utf8'))) {
       const to = roomOf(path.resolve(path.dirname(file), specifier));
-      if (to !== from && !allowed.includes(to)) wrong.push(`${path.relative(src, file)} (${from}) imports ${specifier} (${to})`);
+      if (to === from || allowed.includes(to)) continue;
+      wrong.push(`${path.relative(src, file)} (${from}) imports ${specifier} (${to})`);
     }
   }
   return wrong;
