@@ -40,7 +40,10 @@ function retention(options: Record<string, unknown> = {}) {
 async function ended(result: string, ageMs: number): Promise<string> {
   const at = new Date(Date.now() - ageMs);
   const id = await insertRequest(t.pool, { completed_at: at, started_at: at, result, tries: 1 });
-  await t.pool.query(`INSERT INTO task_runner_requests_attempts (request_id, try, result, ended_at) VALUES ($1, 1, $2, $3)`, [id, result, at]);
+  await t.pool.query(
+    'INSERT INTO task_runner_requests_attempts (request_id, try, result, ended_at) VALUES ($1, 1, $2, $3)',
+    [id, result, at],
+  );
   return id;
 }
 
@@ -50,7 +53,8 @@ async function remaining(): Promise<string[]> {
 }
 
 async function historyOf(ids: readonly string[]): Promise<number> {
-  const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[])', [ids]);
+  const { rows } = await t.pool.query(
+    'SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[])', [ids]);
   return rows[0].n;
 }
 
@@ -59,7 +63,9 @@ describe('RetentionService.runOnce', () => {
     const finishedOld = await ended('FINISHED', 2 * day);
     const finishedNew = await ended('FINISHED', day / 2);
     const failedOld = await ended('FAILED', 2 * day);
-    const waiting = await insertRequest(t.pool, { created_at: new Date(Date.now() - 40 * day), tries: 1, result: 'FAILED' });
+    const waiting = await insertRequest(t.pool, {
+      created_at: new Date(Date.now() - 40 * day), tries: 1, result: 'FAILED',
+    });
     const { service, pruned } = retention({ keep: { FINISHED: '1d', FAILED: false } });
 
     const dry = await service.runOnce({ dryRun: true });
@@ -80,7 +86,9 @@ describe('RetentionService.runOnce', () => {
     await writeTableOrigin(t.db as never, table, 'adopted');
 
     const keeping = retention();
-    expect(await keeping.service.runOnce()).toEqual({ requests: {}, attempts: 0, ran: false, more: false, adopted: true });
+    expect(await keeping.service.runOnce()).toEqual({
+      requests: {}, attempts: 0, ran: false, more: false, adopted: true,
+    });
     expect(await remaining()).toEqual([old]);
     expect(await historyOf([old])).toBe(1);
 
