@@ -1,6 +1,6 @@
 // The layers of src/ (ARCHITECTURE.md, "Modules"), checked: every relative import or export of a
-// file under src/ names a room its own room may import. Run `node scripts/check-imports.mjs`;
-// it prints each import that points the wrong way and exits 1 when there is one.
+// file under src/ names a room its own room may import. Run `node scripts/check-imports.mjs
+// [srcDir]`; it prints each import that points the wrong way and exits 1 when there is one.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,9 +30,7 @@ export const rooms = {
   'launcher.ts': ['cli'],
 };
 
-const src = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
-
-function roomOf(file) {
+function roomOf(src, file) {
   const parts = path.relative(src, file.replace(/\.js$/, '.ts')).split(path.sep);
   if (parts.length === 1) return parts[0] === 'errors.ts' ? 'errors' : parts[0];
   if (parts[0] === 'pool' && parts[1] === 'runtime' && parts.length > 2) return 'pool/runtime';
@@ -56,17 +54,18 @@ function importsOf(text) {
   return found;
 }
 
-export function wrongImports() {
+/** Every import of a file under `src` that its room may not make, as a line to print. */
+export function wrongImports(src) {
   const wrong = [];
   for (const file of sourceFiles(src)) {
-    const from = roomOf(file);
+    const from = roomOf(src, file);
     const allowed = rooms[from];
     if (allowed === undefined) {
       wrong.push(`${path.relative(src, file)}: room ${from} is not in scripts/check-imports.mjs`);
       continue;
     }
     for (const specifier of importsOf(readFileSync(file, 'utf8'))) {
-      const to = roomOf(path.resolve(path.dirname(file), specifier));
+      const to = roomOf(src, path.resolve(path.dirname(file), specifier));
       if (to === from || allowed.includes(to)) continue;
       wrong.push(`${path.relative(src, file)} (${from}) imports ${specifier} (${to})`);
     }
@@ -75,7 +74,8 @@ export function wrongImports() {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const wrong = wrongImports();
+  const src = process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
+  const wrong = wrongImports(path.resolve(src));
   for (const line of wrong) console.error(line);
   if (wrong.length > 0) {
     console.error(`${wrong.length} import(s) against the layers of ARCHITECTURE.md`);
