@@ -1,6 +1,6 @@
 import type { ProbeResult } from '../launcher/probe-service.js';
-import { bundledTasksDir } from '../launcher/standalone/bundled-tasks.js';
-import { controlSocketPath } from '../launcher/standalone/control-protocol.js';
+import { bundledTasksDir } from '../standalone/bundled-tasks.js';
+import { controlSocketPath } from '../standalone/control-protocol.js';
 import { loadRuntime, withDatabase, type CliCommand } from './command.js';
 
 export const probeCommand: CliCommand = {

@@ -1,6 +1,6 @@
 import { defaults } from '../config/runner-config.js';
 import { TaskRunnerError } from '../errors.js';
-import { bundledTasksDir } from '../launcher/standalone/bundled-tasks.js';
+import { bundledTasksDir } from '../standalone/bundled-tasks.js';
 import type { ScheduleParams } from '../tasks/task.js';
 import { integerFlag, parseDelayParams, UsageError } from './args.js';
 import { loadRuntime, withDatabase, type CliCommand } from './command.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { controlSocketPath } from '../launcher/standalone/control-protocol.js';
+import { controlSocketPath } from '../standalone/control-protocol.js';
 import type { StatusCounts } from '../store/request-store.js';
 import type { LauncherAlive, MinuteActivity, OpenActivity } from '../store/activity.js';
 import { loadRuntime, type CliCommand } from './command.js';

@@ -231,8 +231,9 @@ export class Dispatcher {
    * cut off from the database, for longer than `leaseMs`) and another launcher recovered it, and
    * may be running it. A held one is dropped unstarted; a running one is stopped at once, so the
    * work does not go on under two launchers. Nothing is written for either: the row is not ours.
+   * Returns the ids of both.
    */
-  leaseRenewed(renewed: readonly string[], sentAt: number): void {
+  leaseRenewed(renewed: readonly string[], sentAt: number): { stopped: string[]; dropped: string[] } {
     // Deadlines that passed before this answer came stay passed: those tries were fenced.
     this.#fence.fenceDue();
     this.#lease.renewed(sentAt);
@@ -264,6 +265,7 @@ export class Dispatcher {
     }
     this.#fence.renewed();
     this.#fill();
+    return { stopped, dropped };
   }
 
   /** A lease renewal failed: said once per streak; the fence does the rest at each deadline. */

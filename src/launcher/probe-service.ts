@@ -1,5 +1,8 @@
 import { probeLauncher, probeProcess } from '../pool/process-identity.js';
+import { Periodic } from '../shared/periodic.js';
+import type { Service } from '../shared/service.js';
 import type { RequestStore } from '../store/request-store.js';
+import { announceRecovered, type RecoveryListeners } from './recovered-rows.js';
 
 export interface ProbeResult {
   /** Rows of this host whose process was gone (or whose pid now names another process). */
@@ -10,11 +13,15 @@ export interface ProbeResult {
   ended: string[];
 }
 
-export interface ProbeServiceParams {
+export interface ProbeServiceParams extends RecoveryListeners {
   store: RequestStore;
   host: string;
   /** This launcher's id: its own rows are tracked by its dispatcher, never probed. */
   launcherId: string;
+  /** How often `start()` runs the probe (`probeIntervalMs`). */
+  intervalMs: number;
+  /** Something failed; the service goes on. */
+  report(error: Error, during: string): void;
 }
 
 /**
@@ -25,14 +32,34 @@ export interface ProbeServiceParams {
  * sees its children exit and records them itself. Rows of other hosts are never judged by pid;
  * they are recovered only once their launcher's lease expires (checked here and, more often, with
  * every lease renewal). Rows a careless INSERT left with no try at all are ended here too.
+ *
+ * `start()` probes once (what a previous launcher on this host left behind is recovered before
+ * anything is claimed), then every `intervalMs`; `runOnce()` is one probe, for tests and
+ * `runner.probe()`.
  */
-export class ProbeService {
+export class ProbeService implements Service {
   readonly #params: ProbeServiceParams;
+  readonly #periodic: Periodic;
 
   constructor(params: ProbeServiceParams) {
     this.#params = params;
+    this.#periodic = new Periodic({
+      intervalMs: params.intervalMs,
+      run: () => this.runOnce(),
+      onError: (error) => params.report(error, 'probing'),
+    });
   }
 
+  async start(): Promise<void> {
+    await this.runOnce().catch((error: Error) => this.#params.report(error, 'probing at start'));
+    await this.#periodic.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#periodic.stop();
+  }
+
+  /** Probes the running rows of this host once, and says what it recovered. */
   async runOnce(): Promise<ProbeResult> {
     const { store, host, launcherId } = this.#params;
     const rows = await store.requestsListRunningOnHost({ host });
@@ -53,6 +80,11 @@ export class ProbeService {
     const crashed = await store.requestsMarkCrashed({ host, rows: dead });
     const recovered = await store.requestsRecoverExpired({ host });
     const ended = await store.requestsEndHopeless();
+    announceRecovered(this.#params, crashed, 'probe');
+    announceRecovered(this.#params, recovered, 'lease');
+    if (ended.length > 0) {
+      this.#params.logger.warn('ended requests whose try_limit leaves no try', { ids: ended.join(',') });
+    }
     return { crashed, recovered, ended };
   }
 }

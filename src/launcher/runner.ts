@@ -11,7 +11,7 @@ import { TypedEmitter } from '../shared/typed-emitter.js';
 import { asDatabaseError, databaseTimeoutMs, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
 import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
-import { requestsPrune, type PruneResult } from '../store/prune-requests.js';
+import type { PruneResult } from '../store/prune-requests.js';
 import { RecurringStore } from '../store/recurring-store.js';
 import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
 import { poolClient } from '../store/sql-client.js';
@@ -21,7 +21,9 @@ import type { RequestEnqueuer } from '../tasks/task.js';
 import type { RunningRequest } from './dispatcher.js';
 import type { RunnerEvents } from './events.js';
 import { checkConfinement, LauncherParts } from './launcher-parts.js';
+import { LeaseService } from './lease-service.js';
 import { ProbeService, type ProbeResult } from './probe-service.js';
+import { RetentionService } from './retention-service.js';
 import { RecurringService } from './recurring-service.js';
 import { RequestWriter, type ScheduleCallParams, type ScheduleItem } from '../client/request-writer.js';
 import { traceTries } from './try-spans.js';
@@ -110,7 +112,8 @@ class TaskRunner implements Runner {
   #launcherId: string | null = null;
   #parts: LauncherParts | null = null;
   #probe: ProbeService | null = null;
-  #timers: NodeJS.Timeout[] = [];
+  #lease: LeaseService | null = null;
+  readonly #retention: RetentionService | null;
   readonly #recurring: RecurringService;
   /** Ends the tries' OpenTelemetry spans (a no-op without @opentelemetry/api). */
   #untrace: (() => void) | null = null;
@@ -142,6 +145,11 @@ class TaskRunner implements Runner {
       logger: this.config.logger,
       report: (error, during) => this.#report(error, during),
     });
+    const { retention } = this.config;
+    this.#retention = retention === null ? null : new RetentionService({
+      db: this.#database.db, table: this.config.table, retention, events: this.events, logger: this.config.logger,
+      report: (error, during) => this.#report(error, during), shouldStop: () => this.#state.stopping,
+    });
   }
 
   recurring(entry: RecurringEntryOptions): Promise<void> {
@@ -149,15 +157,10 @@ class TaskRunner implements Runner {
   }
 
   async prune(params: { dryRun?: boolean } = {}): Promise<PruneResult> {
-    const { retention } = this.config;
-    if (retention === null) throw new TaskRunnerError('CONFIG_INVALID', 'retention is false (every row is kept): there is nothing to prune');
-    const result = await requestsPrune(this.#database.db, this.config.table, retention, { ...params, shouldStop: () => this.#state.stopping });
-    if (params.dryRun !== true) {
-      const removed = Object.values(result.requests).reduce((sum, n) => sum + n, 0);
-      if (removed > 0) this.config.logger.info('pruned ended requests', { ...result.requests, attempts: result.attempts, more: result.more });
-      this.events.emit('retention:pruned', result);
+    if (this.#retention === null) {
+      throw new TaskRunnerError('CONFIG_INVALID', 'retention is false (every row is kept): there is nothing to prune');
     }
-    return result;
+    return this.#retention.runOnce(params);
   }
 
   get db(): Kysely<any> {
@@ -178,14 +181,7 @@ class TaskRunner implements Runner {
   }
 
   async probe(): Promise<ProbeResult> {
-    const probe = this.#probe ?? new ProbeService({ store: this.#store, host: this.config.host, launcherId: await this.#id() });
-    const result = await probe.runOnce();
-    this.#recovered(result.crashed, 'probe');
-    this.#recovered(result.recovered, 'lease');
-    if (result.ended.length > 0) {
-      this.config.logger.warn('ended requests whose try_limit leaves no try', { ids: result.ended.join(',') });
-    }
-    return result;
+    return (await this.#probeService()).runOnce();
   }
 
   async cancel(id: string | number | bigint): Promise<CancelResult> {
@@ -229,117 +225,101 @@ class TaskRunner implements Runner {
     return this.#launcherId;
   }
 
-  #recovered(ids: string[], reason: 'probe' | 'lease'): void {
-    if (ids.length === 0) return;
-    this.events.emit('probe:recovered', { ids, reason });
-    this.config.logger.warn(reason === 'probe' ? 'pid probe recovered crashed requests' : 'recovered requests whose lease expired', {
-      ids: ids.join(','),
-    });
-  }
-
+  /**
+   * Opens the store (migrated, or read, with `startRetry`), reads the tasks directory, then starts
+   * the services in order: the probe (what a previous launcher on this host left behind is
+   * recovered before anything is claimed), the lease, the tries' spans, the launcher's parts
+   * (listening and claiming), recurring entries and retention.
+   */
   start(): Promise<void> {
     return this.#state.start(async () => {
       const { config } = this;
       // Before anything is opened: a child user that cannot load the runtime is a config error.
       await checkConfinement(config);
       const launcherId = await this.#id();
-      let migrated: MigrateResult | null = null;
-      try {
-        // With `startRetry`, a database that is down or full at start is waited for (see start-retry.ts).
-        await withStartRetry({
-          retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
-          what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
-          attempt: async () => {
-            if (this.#autoMigrate) migrated = await this.#migrate();
-            else await this.#store.requestsCountByState();
-          },
-        });
-      } catch (error) {
-        await this.#database.close().catch(() => undefined);
-        throw asDatabaseError(error);
-      }
-      if (migrated !== null) logMigration(config.logger, config.table.qualified, migrated);
-      await announceTable({
-        db: this.#database.db, table: config.table, retention: config.retention, ownSessions: this.#database.connectionString !== null,
-        logger: config.logger,
-      }).catch((error: Error) => this.#report(error, 'reading how the request table came to be'));
-      const scan = await this.#registry.refresh();
-      for (const file of scan.duplicates) config.logger.warn('task file ignored: another file has the same task name', { file });
-      const typeScript = typeScriptChildrenProblem(scan, config.childExecArgv, config.childEnv);
-      if (typeScript !== null) config.logger.warn(typeScript);
-      this.#probe = new ProbeService({ store: this.#store, host: config.host, launcherId });
+      await this.#openStore();
+      await this.#scanTasks();
       const parts = new LauncherParts({
         config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
-        launcherId, launcherIdentity: await readProcessIdentity(process.pid), report: (error, during) => this.#report(error, during),
+        launcherId, launcherIdentity: await readProcessIdentity(process.pid),
+        report: (error, during) => this.#report(error, during),
         // A pid cleared under one of our tries: renew now, which finds it and stops the try.
-        onRescheduleNotice: () => renewSoon(),
+        onRescheduleNotice: () => this.#lease?.renewSoon(),
       });
       this.#parts = parts;
-      // Recover what a previous launcher on this host left behind before claiming anything.
-      await this.probe().catch((error: Error) => this.#report(error, 'probing at start'));
-      this.#every(config.probeIntervalMs, () => this.probe().then(() => undefined), 'probing');
-      // Leases: renew ours (learning of rows lost while this process was frozen or cut off, and of
-      // cancels whose notification was missed), and recover the rows of launchers on other hosts
-      // whose lease ran out, within a third of a lease of it.
-      // The launchers table says who is alive (status, dashboard); beaten with the lease.
-      const heartbeat = () => launcherHeartbeat(this.#database.db, config.table, {
-        launcherId, host: config.host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
-      });
-      // A table not migrated since the launchers table came (autoMigrate: false) has none: skip it.
-      let beating = true;
-      await heartbeat().catch((error: Error & { code?: string }) => {
-        beating = error.code !== '42P01';
-        this.#report(error, 'registering the launcher');
-      });
-      /** Renews, and says whether the database accepted it (a failure is the fence's to tell). */
-      const renewLeases = async (): Promise<boolean> => {
-        // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
-        let sentAt = 0;
-        const renewal = await parts.loop.exclusive(() => {
-          sentAt = performance.now();
-          return this.#store.requestsRenewLeases({ launcherId, leaseMs: config.leaseMs });
-        }).catch((error: Error) => {
-          // Said by the fence (a warning, once per streak); the tries' deadlines do the rest.
-          parts.dispatcher.leaseRenewalFailed(error);
-          this.events.emit('error', { error, during: 'renewing leases' });
-          return null;
-        });
-        if (renewal === null) return false;
-        parts.dispatcher.leaseRenewed(renewal.renewed, sentAt);
-        for (const id of renewal.cancelled) parts.dispatcher.cancel(id);
-        if (renewal.wiped.length > 0) await this.#reschedule(parts, launcherId, renewal.wiped);
-        return true;
-      };
-      // One renewal at a time for notices, and one more when notices came during it.
-      let renewing = false;
-      let renewAgain = false;
-      const renewSoon = (): void => {
-        if (renewing) {
-          renewAgain = true;
-          return;
-        }
-        renewing = true;
-        renewAgain = false;
-        void renewLeases().catch((error: Error) => this.#report(error, 'renewing leases')).finally(() => {
-          renewing = false;
-          if (renewAgain) renewSoon();
-        });
-      };
-      this.#every(Math.max(100, Math.floor(config.leaseMs / 3)), async () => {
-        // The renewal first: the tries' fence deadlines wait on it, the heartbeat does not.
-        const renewed = await renewLeases();
-        if (beating) await heartbeat().catch((error: Error) => this.#report(error, 'heart-beating the launcher'));
-        if (!renewed) return;
-        this.#recovered(await this.#store.requestsRecoverExpired({ host: config.host }), 'lease');
-        this.#recovered(await this.#store.requestsRecoverWiped(), 'lease');
-      }, 'renewing leases');
+      await (await this.#probeService()).start();
+      this.#lease = this.#leaseService(launcherId, parts);
+      await this.#lease.start();
       this.#untrace = traceTries(this.events);
       await parts.start();
       // Recurring entries and retention: both safe with any number of launchers (see their files).
       await this.#recurring.start().catch((error: Error) => this.#report(error, 'registering recurring tasks'));
-      if (config.retention !== null) this.#every(config.retention.intervalMs, () => this.prune().then(() => undefined), 'pruning ended requests');
-      config.logger.info('launcher started', { launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified });
+      await this.#retention?.start();
+      config.logger.info('launcher started', {
+        launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified,
+      });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
+    });
+  }
+
+  /**
+   * Migrates the request table (or, without `autoMigrate`, reads it), waiting for a database that
+   * is down or full at start when `startRetry` says so (see start-retry.ts), and says once how the
+   * table came to be. Closes the database when it cannot be reached.
+   */
+  async #openStore(): Promise<void> {
+    const { config } = this;
+    let migrated: MigrateResult | null = null;
+    try {
+      await withStartRetry({
+        retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
+        what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
+        attempt: async () => {
+          if (this.#autoMigrate) migrated = await this.#migrate();
+          else await this.#store.requestsCountByState();
+        },
+      });
+    } catch (error) {
+      await this.#database.close().catch(() => undefined);
+      throw asDatabaseError(error);
+    }
+    if (migrated !== null) logMigration(config.logger, config.table.qualified, migrated);
+    await announceTable({
+      db: this.#database.db, table: config.table, retention: config.retention,
+      ownSessions: this.#database.connectionString !== null, logger: config.logger,
+    }).catch((error: Error) => this.#report(error, 'reading how the request table came to be'));
+  }
+
+  /** Reads the tasks directory; warns of what would fail later (duplicate names, `.ts` tasks with no loader). */
+  async #scanTasks(): Promise<void> {
+    const { config } = this;
+    const scan = await this.#registry.refresh();
+    for (const file of scan.duplicates) {
+      config.logger.warn('task file ignored: another file has the same task name', { file });
+    }
+    const typeScript = typeScriptChildrenProblem(scan, config.childExecArgv, config.childEnv);
+    if (typeScript !== null) config.logger.warn(typeScript);
+  }
+
+  async #probeService(): Promise<ProbeService> {
+    const { config } = this;
+    this.#probe ??= new ProbeService({
+      store: this.#store, host: config.host, launcherId: await this.#id(), intervalMs: config.probeIntervalMs,
+      events: this.events, logger: config.logger, report: (error, during) => this.#report(error, during),
+    });
+    return this.#probe;
+  }
+
+  #leaseService(launcherId: string, parts: LauncherParts): LeaseService {
+    const { config } = this;
+    return new LeaseService({
+      store: this.#store, launcherId, host: config.host, leaseMs: config.leaseMs,
+      loop: parts.loop, dispatcher: parts.dispatcher,
+      // The launchers table says who is alive (status, dashboard); beaten with the lease.
+      heartbeat: () => launcherHeartbeat(this.#database.db, config.table, {
+        launcherId, host: config.host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
+      }),
+      events: this.events, logger: config.logger, report: (error, during) => this.#report(error, during),
     });
   }
 
@@ -357,32 +337,6 @@ class TaskRunner implements Runner {
     }
   }
 
-  /**
-   * Rows of ours whose pid was cleared by hand: their tries are stopped (and written RESCHEDULED
-   * once stopped, which releases them); a row with no try here is released at once.
-   */
-  async #reschedule(parts: LauncherParts, launcherId: string, wiped: readonly string[]): Promise<void> {
-    const unknown = parts.dispatcher.rescheduled(wiped);
-    if (unknown.length === 0) return;
-    const released = await parts.loop.exclusive(() => this.#store.requestsReleaseWiped({ launcherId, ids: unknown }));
-    if (released.length > 0) this.config.logger.warn('pid cleared by hand on rows with no try here: released', { ids: released.join(',') });
-  }
-
-  #every(intervalMs: number, body: () => Promise<void>, during: string): void {
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      body()
-        .catch((error: Error) => this.#report(error, during))
-        .finally(() => {
-          busy = false;
-        });
-    }, intervalMs);
-    timer.unref();
-    this.#timers.push(timer);
-  }
-
   #report(error: Error, during: string): void {
     this.config.logger.error(`${during} failed`, { error: error.message });
     this.events.emit('error', { error, during });
@@ -398,7 +352,9 @@ class TaskRunner implements Runner {
     this.#startAbort.abort();
     return this.#state.stop(async () => {
       const { config } = this;
-      for (const timer of this.#timers) clearInterval(timer);
+      await this.#probe?.stop();
+      await this.#lease?.stop();
+      await this.#retention?.stop();
       await this.#recurring.stop();
       const interrupted = (await this.#parts?.stop()) ?? 0;
       this.#untrace?.();

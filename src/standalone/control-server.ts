@@ -1,9 +1,9 @@
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { TaskRunnerError } from '../../errors.js';
-import { silentLogger, type Logger } from '../../shared/logger.js';
-import { ServiceState, type Service } from '../../shared/service.js';
+import { TaskRunnerError } from '../errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { ServiceState, type Service } from '../shared/service.js';
 import { pingControlSocket } from './control-client.js';
 import {
   decodeControlRequest,

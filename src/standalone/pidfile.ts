@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { TaskRunnerError } from '../../errors.js';
-import { probeProcess } from '../../pool/process-identity.js';
+import { TaskRunnerError } from '../errors.js';
+import { probeProcess } from '../pool/process-identity.js';
 
 /**
  * The launcher's pidfile (`tmp/pids/task_runner_daemon.pid`): one standalone launcher per directory.

@@ -1,20 +1,20 @@
-import type { StandaloneConfig } from '../../config/config-file.js';
-import { TaskRunnerError } from '../../errors.js';
-import { readProcessIdentity } from '../../pool/process-identity.js';
-import type { Logger } from '../../shared/logger.js';
-import { migrate } from '../../store/migrations.js';
-import { RequestResult } from '../../store/schema.js';
-import { createRunner, type Runner } from '../runner.js';
-import { withStartRetry } from '../start-retry.js';
+import type { StandaloneConfig } from '../config/config-file.js';
+import { TaskRunnerError } from '../errors.js';
+import { readProcessIdentity } from '../pool/process-identity.js';
+import type { Logger } from '../shared/logger.js';
+import { migrate } from '../store/migrations.js';
+import { RequestResult } from '../store/schema.js';
+import { createRunner, type Runner } from '../launcher/runner.js';
+import { withStartRetry } from '../launcher/start-retry.js';
 import { ControlServer } from './control-server.js';
 import { controlSocketPath } from './control-protocol.js';
 import { describeDatabaseError, openCommandDb, openDatabaseSource, redactUrl, type DatabaseSource } from './database-source.js';
 import { bundledTasksDir } from './bundled-tasks.js';
-import { startDashboard } from '../../dashboard/dashboard-server.js';
-import { createMetrics } from '../../metrics/metrics.js';
-import { serveMetrics } from '../../metrics/metrics-server.js';
+import { startDashboard } from '../dashboard/dashboard-server.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { serveMetrics } from '../metrics/metrics-server.js';
 import { acquirePidfile, pidfilePath, type Pidfile } from './pidfile.js';
-import { logMigration } from '../table-notice.js';
+import { logMigration } from '../launcher/table-notice.js';
 
 export interface StandaloneLauncherParams {
   config: StandaloneConfig;

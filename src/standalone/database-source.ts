@@ -1,10 +1,10 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { StandaloneConfig } from '../../config/config-file.js';
-import { TaskRunnerError } from '../../errors.js';
-import { openEmbeddedDatabase } from '../../embedded/embedded-database.js';
-import type { Logger } from '../../shared/logger.js';
-import { asDatabaseError, openPool, type SqlDb, type SqlTables } from '../../store/database.js';
+import type { StandaloneConfig } from '../config/config-file.js';
+import { TaskRunnerError } from '../errors.js';
+import { openEmbeddedDatabase } from '../embedded/embedded-database.js';
+import type { Logger } from '../shared/logger.js';
+import { asDatabaseError, openPool, type SqlDb, type SqlTables } from '../store/database.js';
 
 /** Where the standalone launcher and the CLI find the database: the configured URL, or the embedded server. */
 export interface DatabaseSource {

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { TaskRunnerError, type ErrorCode } from '../../errors.js';
+import { TaskRunnerError, type ErrorCode } from '../errors.js';
 import { decodeControlResponse, type ControlCommand } from './control-protocol.js';
 
 /**
