@@ -1,0 +1,59 @@
+/**
+ * Every {@link AttemptReport} a pool gives is built here: how a try's process or thread ended,
+ * and nothing about what that means for its request (the launcher decides that, see
+ * ../launcher/attempt-outcome.ts). Each kind has its fields in one order, so every report of a
+ * kind has one shape.
+ */
+import type { AbortReason, AttemptReport, AttemptUsage } from './attempt.js';
+import type { FailureKind } from './protocol.js';
+
+/** The usage of a try that never reached a child or a thread: nothing is known of a process. */
+export const noUsage: AttemptUsage = Object.freeze({ pid: null, threadId: null, peakMemoryBytes: null });
+
+/** The task returned: `resultText` is its value as the row stores it. */
+export function finishedReport(usage: AttemptUsage, resultText: string | null): AttemptReport {
+  return { outcome: 'finished', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes, resultText };
+}
+
+/** The task threw, or its file, options or result could not be used (`kind` says which). */
+export function failedReport(usage: AttemptUsage, kind: FailureKind, text: string): AttemptReport {
+  return { outcome: 'failed', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes, kind, text };
+}
+
+/** The process or thread ended without reporting a result, nobody having asked it to. */
+export function crashedReport(
+  usage: AttemptUsage,
+  exitCode: number | null,
+  signal: string | null,
+  stderrTail: string,
+  text: string,
+): AttemptReport {
+  return {
+    outcome: 'crashed', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes,
+    exitCode, signal, stderrTail, text,
+  };
+}
+
+/** The pool stopped the try for `reason` (the launcher's abort, or the child's own lease fence). */
+export function abortedReport(
+  usage: AttemptUsage,
+  reason: AbortReason,
+  exitCode: number | null,
+  signal: string | null,
+  text: string,
+): AttemptReport {
+  return {
+    outcome: 'aborted', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes,
+    reason, exitCode, signal, text,
+  };
+}
+
+/** A try that never reached a child or thread (no child could start, the pool closed): crashed. */
+export function notStartedReport(text: string): AttemptReport {
+  return crashedReport(noUsage, null, null, '', text);
+}
+
+/** A try stopped for `reason` before its task started. */
+export function abortedBeforeStartReport(reason: AbortReason): AttemptReport {
+  return abortedReport(noUsage, reason, null, null, `${reason} before the task started`);
+}
