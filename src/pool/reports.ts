@@ -12,12 +12,14 @@ export const noUsage: AttemptUsage = Object.freeze({ pid: null, threadId: null, 
 
 /** The task returned: `resultText` is its value as the row stores it. */
 export function finishedReport(usage: AttemptUsage, resultText: string | null): AttemptReport {
-  return { outcome: 'finished', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes, resultText };
+  const { pid, threadId, peakMemoryBytes } = usage;
+  return { outcome: 'finished', pid, threadId, peakMemoryBytes, resultText };
 }
 
 /** The task threw, or its file, options or result could not be used (`kind` says which). */
 export function failedReport(usage: AttemptUsage, kind: FailureKind, text: string): AttemptReport {
-  return { outcome: 'failed', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes, kind, text };
+  const { pid, threadId, peakMemoryBytes } = usage;
+  return { outcome: 'failed', pid, threadId, peakMemoryBytes, kind, text };
 }
 
 /** The process or thread ended without reporting a result, nobody having asked it to. */
@@ -28,10 +30,8 @@ export function crashedReport(
   stderrTail: string,
   text: string,
 ): AttemptReport {
-  return {
-    outcome: 'crashed', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes,
-    exitCode, signal, stderrTail, text,
-  };
+  const { pid, threadId, peakMemoryBytes } = usage;
+  return { outcome: 'crashed', pid, threadId, peakMemoryBytes, exitCode, signal, stderrTail, text };
 }
 
 /** The pool stopped the try for `reason` (the launcher's abort, or the child's own lease fence). */
@@ -42,10 +42,8 @@ export function abortedReport(
   signal: string | null,
   text: string,
 ): AttemptReport {
-  return {
-    outcome: 'aborted', pid: usage.pid, threadId: usage.threadId, peakMemoryBytes: usage.peakMemoryBytes,
-    reason, exitCode, signal, text,
-  };
+  const { pid, threadId, peakMemoryBytes } = usage;
+  return { outcome: 'aborted', pid, threadId, peakMemoryBytes, reason, exitCode, signal, text };
 }
 
 /** A try that never reached a child or thread (no child could start, the pool closed): crashed. */

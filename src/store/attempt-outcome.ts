@@ -22,7 +22,7 @@ export interface AttemptOutcome {
   result: RequestResultValue;
   resultText: string | null;
   /** End the request now whatever tries remain (FINISHED, a permanent error, a cancel). */
-  final: boolean;
+  endNow: boolean;
   /** Give the try back and make the row runnable at once (launcher shutdown). */
   refund: boolean;
   /** The try crashed (CRASHED, TIMED_OUT): it counts against `crashLimit`. */
