@@ -3,7 +3,7 @@
  * own aliases (an unnested outcome, a locked row), never values spliced into the text.
  */
 export interface EndedTryTerms {
-  /** The try's own result (text): FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED or INTERRUPTED. */
+  /** The try's own result (text): FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED, INTERRUPTED or RESCHEDULED. */
   result: string;
   /** The try's own text (error, crash description), or NULL. */
   text: string;
