@@ -68,7 +68,9 @@ export class TryPreparer {
     // (refused as oversized options are: the row cannot run as it is).
     if (row.taskClassName === null) return refusal(row, 'options', 'task_class_name is NULL: no task to run');
     if (row.optionsBytes !== null && row.optionsBytes > maxOptionsBytes) {
-      return refusal(row, 'options', `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`);
+      const text = `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes `
+        + '(maxOptionsBytes); the request cannot run';
+      return refusal(row, 'options', text);
     }
     const name = row.taskClassName;
     const file = this.#registry.lookup(name);
@@ -77,7 +79,8 @@ export class TryPreparer {
     // A name not seen yet, or a file not looked at for a while: the try waits for the I/O.
     return this.#resolve(name, file).then(
       ({ file: found, traits: read }) => this.#prepared(row, name, found, read),
-      (error: unknown) => refusal(row, 'load', error instanceof UnknownTaskError ? error.message : describeError(error)),
+      (error: unknown) =>
+        refusal(row, 'load', error instanceof UnknownTaskError ? error.message : describeError(error)),
     );
   }
 

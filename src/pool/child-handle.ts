@@ -4,7 +4,9 @@ import type { Socket } from 'node:net';
 import type { ChildConfinement } from '../config/confinement.js';
 import { ChildCrashError, describeError } from '../errors.js';
 import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
-import { runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage } from './attempt.js';
+import {
+  runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+} from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
 import { abortedReport, crashedReport, failedReport, finishedReport } from './reports.js';
@@ -333,7 +335,8 @@ export class ChildHandle {
     }
     // EMFILE is caught by the task like any error: the limit behind it is named beside it.
     const note = openFilesNote(this.confinement?.limits ?? null, message.text);
-    current.settle(failedReport(this.#usage(), message.kind, note === null ? message.text : `${message.text}\n${note}`));
+    const text = note === null ? message.text : `${message.text}\n${note}`;
+    current.settle(failedReport(this.#usage(), message.kind, text));
   }
 
   async #settleAtExit(current: CurrentRun): Promise<void> {
@@ -354,13 +357,15 @@ export class ChildHandle {
     if (current.abortReason !== null) {
       const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[current.abortReason];
       const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-      current.settle(abortedReport(this.#usage(), current.abortReason, code, signal, `${what}: child ${this.pid} was terminated (${how})`));
+      const text = `${what}: child ${this.pid} was terminated (${how})`;
+      current.settle(abortedReport(this.#usage(), current.abortReason, code, signal, text));
       return;
     }
     const limit = limitCrashText(this.confinement?.limits ?? null, signal, tail);
     const detail = (limit !== null ? `: ${limit}` : '')
       + (this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '');
-    current.settle(crashedReport(this.#usage(), code, signal, tail, new ChildCrashError(this.pid, code, signal, detail).message));
+    const text = new ChildCrashError(this.pid, code, signal, detail).message;
+    current.settle(crashedReport(this.#usage(), code, signal, tail, text));
   }
 
   #signal(signal: NodeJS.Signals): void {

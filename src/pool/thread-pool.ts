@@ -2,7 +2,8 @@ import type { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import {
-  abortReasonOf, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
+  abortReasonOf, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+  type TaskPool,
 } from './attempt.js';
 import { batchEntry, decodeBatchResult, type BatchEntry, type ThreadBatch } from './thread-batch.js';
 import { createPiscina, Recaller, type PiscinaParams } from './thread-piscina.js';
@@ -308,12 +309,18 @@ export class ThreadPool implements TaskPool {
       this.#checkStart(attempt);
       const usage = this.#usage(attempt);
       let report: AttemptReport;
-      if (attempt.abortReason !== null) report = threadAbortedReport(attempt.abortReason, usage);
-      else if (this.#closed) report = threadAbortedReport('shutdown', usage);
-      else if (error === null) report = threadCrashedReport(new Error('its thread answered without reporting it'), usage);
-      else if (batch.recaller.reason !== undefined) {
-        report = threadCrashedReport(new Error(`its thread was ended to stop the try before it (${batch.recaller.reason})`), usage);
-      } else report = threadCrashedReport(error, usage);
+      if (attempt.abortReason !== null) {
+        report = threadAbortedReport(attempt.abortReason, usage);
+      } else if (this.#closed) {
+        report = threadAbortedReport('shutdown', usage);
+      } else if (error === null) {
+        report = threadCrashedReport(new Error('its thread answered without reporting it'), usage);
+      } else if (batch.recaller.reason !== undefined) {
+        const why = `its thread was ended to stop the try before it (${batch.recaller.reason})`;
+        report = threadCrashedReport(new Error(why), usage);
+      } else {
+        report = threadCrashedReport(error, usage);
+      }
       // The thread is gone or going: what the try started goes with it.
       endProcesses(this.#slots.processes(attempt.slot));
       this.#params.tryGroups?.endThreadTry(attempt.slot, attempt.ticket);

@@ -112,7 +112,7 @@ describe('a running request', () => {
     expect((await getRow(t.pool, id)).cancel_requested_at).toEqual(first);
   });
 
-  it('ends CANCELLED with the next outcome, which says to end it now, and the history keeps the try\'s own result', async () => {
+  it('ends CANCELLED with the next outcome, which ends it now; the history keeps the try\'s own result', async () => {
     const store = storeOn(t.db);
     const killed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
     const failed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
