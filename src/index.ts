@@ -28,7 +28,8 @@ export {
 export type { TableOrigin } from './store/table-adoption.js';
 export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
 export type { StatusCounts } from './store/request-store.js';
-export type { AttemptOutcome, AttemptRecord, CancelResult, RequestAttempt } from './store/request-store.js';
+export type { CancelResult } from './store/cancel-request.js';
+export type { RequestAttempt } from './store/attempt-history.js';
 export { attemptsTableFor } from './store/attempts-table.js';
 export type { Executor, PgQueryable } from './store/database.js';
 

@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
-import { fencedReport, notRunOutcome, outcomeOf, rescheduledOutcome } from './attempt-outcome.js';
+import { heldOutcome, reportedOutcome, unstartedOutcome, type HeldEnding } from './attempt-outcome.js';
 import type { RunnerEvents } from './events.js';
 import { LeaseClock } from './lease-clock.js';
 import { LeaseFence, toMonotonicMs } from './lease-fence.js';
@@ -215,7 +215,7 @@ export class Dispatcher {
   cancel(id: string): boolean {
     const held = this.#queue.remove(id);
     if (held !== undefined) {
-      this.#notRun(held, 'CANCELLED', 'cancelled before it started', true);
+      this.#notRun(held, 'cancelled');
       return true;
     }
     const entry = this.#running.get(id);
@@ -250,8 +250,7 @@ export class Dispatcher {
       stopped.push(entry.row.id);
       entry.lost = true;
       if (entry.job !== null) this.#abort(entry, 'shutdown');
-      else this.#ended(entry, { outcome: 'aborted', reason: 'shutdown', text: 'lease lost before it started', pid: null, threadId: null,
-        peakMemoryBytes: null, exitCode: null, signal: null });
+      else this.#endedUnstarted(entry, 'lease lost before it started');
     }
     if (dropped.length + stopped.length > 0) {
       this.#logger.warn('lease lost: these rows are no longer this launcher\'s (recovered elsewhere after its lease ran out); '
@@ -290,7 +289,7 @@ export class Dispatcher {
       const row = this.#queue.remove(id);
       if (row !== undefined) {
         held.push(id);
-        this.#notRun(row, 'RESCHEDULED', 'rescheduled before it started: its pid was cleared while it was held', false, true);
+        this.#notRun(row, 'rescheduled');
         continue;
       }
       const entry = this.#running.get(id);
@@ -299,8 +298,7 @@ export class Dispatcher {
         entry.wiped = true;
         stopping.push(id);
         if (entry.job !== null) this.#abort(entry, 'shutdown');
-        else this.#ended(entry, { outcome: 'aborted', reason: 'shutdown', text: 'stopped before it started', pid: null, threadId: null,
-          peakMemoryBytes: null, exitCode: null, signal: null });
+        else this.#endedUnstarted(entry, 'stopped before it started');
         continue;
       }
       if (!this.#writing.has(id)) unknown.push(id);
@@ -326,7 +324,7 @@ export class Dispatcher {
   }
 
   #release(row: ClaimedRow): void {
-    this.#notRun(row, 'INTERRUPTED', 'released unstarted: the launcher is shutting down', false, true);
+    this.#notRun(row, 'released');
   }
 
   /** Resolves true once no try runs, false after `timeoutMs`. */
@@ -434,7 +432,7 @@ export class Dispatcher {
       return;
     }
     if (entry.fenced) {
-      this.#ended(entry, fencedReport('its lease deadline passed before the try started', null));
+      this.#endedUnstarted(entry, 'its lease deadline passed before the try started');
       return;
     }
     const { job } = prepared;
@@ -446,7 +444,7 @@ export class Dispatcher {
     this.#byJob.set(job, entry);
     void pool.run(job, this.#hooks).then((report) => {
       this.#byJob.delete(job);
-      this.#ended(entry, report);
+      this.#reported(entry, report);
     });
   }
 
@@ -477,33 +475,44 @@ export class Dispatcher {
     if (entry.job !== null && entry.pool !== null) entry.pool.abort(entry.job, reason);
   }
 
-  /** A try ended (or could not start): its slot is free, its outcome goes to be written. */
-  #ended(entry: Entry, report: AttemptReport): void {
+  /** A try's pool reported how it ended. */
+  #reported(entry: Entry, report: AttemptReport): void {
+    // A child that ended itself at its deadline reports as killed: that was the fence.
+    if (!entry.fenced && (report.outcome === 'crashed' || report.outcome === 'aborted') && this.#pastFence(entry)) {
+      entry.fenced = true;
+    }
+    this.#ended(entry, reportedOutcome(entry, report));
+  }
+
+  /** A try stopped before any pool had it (still being prepared): `text` says what stopped it. */
+  #endedUnstarted(entry: Entry, text: string): void {
+    if (!entry.fenced && this.#pastFence(entry)) entry.fenced = true;
+    this.#ended(entry, unstartedOutcome(entry, text));
+  }
+
+  #pastFence(entry: Entry): boolean {
+    return performance.now() >= this.#lease.fenceAt(entry.row);
+  }
+
+  /**
+   * A try ended (or could not start): its slot is free, its outcome goes to be written; a lost
+   * try's is not (its row is another launcher's), and names only its fence, if it was fenced.
+   */
+  #ended(entry: Entry, outcome: AttemptOutcome): void {
     const { row } = entry;
     if (entry.timer !== null) clearTimeout(entry.timer);
     if (this.#running.get(row.id) === entry) this.#running.delete(row.id);
     this.#p.onTryEnded(performance.now() - entry.since);
     const records = this.#records!;
     if (!entry.startWritten) records.dropStart(row.id);
-    // A child that ended itself at its deadline reports as killed: that was the fence.
-    if (!entry.fenced && (report.outcome === 'crashed' || report.outcome === 'aborted') && performance.now() >= this.#lease.fenceAt(row)) {
-      entry.fenced = true;
-    }
-    if (entry.fenced && report.outcome !== 'finished' && report.outcome !== 'failed') {
-      report = fencedReport(`its lease was not confirmed in time (the launcher cut off from the database, or frozen); ${report.text}`, report);
-    }
+    entry.outcome = outcome;
     if (entry.lost) {
-      if (entry.fenced) this.#p.onFencedElsewhere?.([this.#fencedNote(entry, report)]);
+      if (entry.fenced) this.#p.onFencedElsewhere?.([this.#fencedNote(entry)]);
       this.#fill();
       records.kick();
       this.#wakeIdleWaiters();
       return;
     }
-    // Stopped for a reschedule: RESCHEDULED. A try that ended by itself first keeps how it ended.
-    const outcome = entry.wiped && report.outcome === 'aborted'
-      ? rescheduledOutcome(row, report, entry.start)
-      : outcomeOf(row, report, entry.start, entry.timeoutMs);
-    entry.outcome = outcome;
     if (outcome.result !== 'FINISHED') {
       const log = outcome.result === 'INTERRUPTED' || outcome.result === 'RESCHEDULED' ? this.#logger.warn : this.#logger.error;
       log(`task ${row.taskClassName ?? '(no task)'} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
@@ -524,8 +533,8 @@ export class Dispatcher {
     }
   }
 
-  #fencedNote(entry: Entry, report?: AttemptReport): FencedNote {
-    const text = entry.outcome?.resultText ?? `lease lost: fenced by its launcher: ${report !== undefined && 'text' in report ? report.text : ''}`;
+  #fencedNote(entry: Entry): FencedNote {
+    const text = entry.outcome?.resultText ?? 'lease lost: fenced by its launcher: ';
     return { id: entry.row.id, tries: entry.row.tries, pid: entry.start?.pid ?? null, startedAtMs: entry.start?.startedAtMs ?? null, text };
   }
 
@@ -537,11 +546,11 @@ export class Dispatcher {
     }
   }
 
-  /** A claimed row that ends without a try (cancelled while queued; released at shutdown). */
-  #notRun(row: ClaimedRow, result: 'CANCELLED' | 'INTERRUPTED' | 'RESCHEDULED', text: string, final: boolean, refund = false): void {
+  /** A claimed row that ends without a try (cancelled while queued, released at shutdown, rescheduled). */
+  #notRun(row: ClaimedRow, why: HeldEnding): void {
     const entry: Entry = {
       row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
-      outcome: notRunOutcome(row, result, text, { final, refund }), lost: false, wiped: false, fenced: false,
+      outcome: heldOutcome(row, why), lost: false, wiped: false, fenced: false,
     };
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);
@@ -562,7 +571,7 @@ export class Dispatcher {
     const outcome = entry.outcome!;
     this.#p.events.emit('task:completed', {
       id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, result: outcome.result, resultText: outcome.resultText,
-      final: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
+      ended: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
     });
   }
 }

@@ -31,7 +31,7 @@ export interface RunnerEvents {
     /** W3C traceparent stored at `schedule()`, or null: the try's span links to it (see tracing). */
     traceparent: string | null;
   };
-  /** A try ended and its outcome is written to the row; `final`, `parked` and `requestResult` are what the row says. */
+  /** A try ended and its outcome is written to the row; `ended`, `parked` and `requestResult` are what the row says. */
   'task:completed': {
     id: string;
     /** '' for a row whose task_class_name is NULL (it ends FAILED, no try having run). */
@@ -40,8 +40,8 @@ export interface RunnerEvents {
     /** This try's own result; the request may have ended PARKED (see `parked`) or CANCELLED. */
     result: RequestResultValue;
     resultText: string | null;
-    /** True when the request ended (no more tries). */
-    final: boolean;
+    /** True when the request is over: it ended with this try (`completed_at` is set), no more tries. */
+    ended: boolean;
     /** True when this crash reached `crashLimit`: the request is PARKED. */
     parked: boolean;
     /** The request's `result` when it ended (FINISHED, FAILED, CANCELLED, PARKED, ...); null while it may run again. */

@@ -4,6 +4,7 @@ import { isConnectionError } from '../store/database.js';
 import type {
   AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow, ClaimOrder, LaunchResult, RequestStore,
 } from '../store/request-store.js';
+import { plainestOutcome } from './attempt-outcome.js';
 
 export interface LaunchLoopParams {
   store: RequestStore;
@@ -295,7 +296,7 @@ export class LaunchLoop {
   }
 
   async #writeAlone(outcome: AttemptOutcome): Promise<void> {
-    for (const attempt of [outcome, plainest(outcome)]) {
+    for (const attempt of [outcome, plainestOutcome(outcome)]) {
       try {
         this.#deliver([attempt], await this.#launch([attempt], [], null));
         if (attempt !== outcome) this.#p.logger.error('outcome stored in its plainest form', { id: outcome.id, result: outcome.result });
@@ -317,18 +318,4 @@ export class LaunchLoop {
     this.#idle = [];
     for (const wake of waiting) wake();
   }
-}
-
-/** An outcome reduced to what cannot be refused: FAILED, with why the real one was not stored. */
-function plainest(outcome: AttemptOutcome): AttemptOutcome {
-  return {
-    id: outcome.id,
-    tries: outcome.tries,
-    result: 'FAILED',
-    resultText: `the outcome of this try (${outcome.result}) could not be stored; the database refused it`,
-    final: false,
-    refund: false,
-    crash: false,
-    attempt: { pid: null, threadId: null, mode: outcome.attempt.mode, startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null },
-  };
 }

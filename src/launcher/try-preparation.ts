@@ -1,9 +1,11 @@
 import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
 import { describeError, UnknownTaskError } from '../errors.js';
-import type { AttemptJob, AttemptReport } from '../pool/attempt.js';
+import type { AttemptJob } from '../pool/attempt.js';
+import type { AttemptOutcome } from '../store/attempt-outcome.js';
 import type { ClaimedRow } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import type { TaskTraits } from '../tasks/task-traits.js';
+import { refusedOutcome } from './attempt-outcome.js';
 import { trySettings, type TrySettings } from './task-settings.js';
 
 /** What the dispatcher needs of task classes (see `TaskTraitsReader`). */
@@ -20,19 +22,19 @@ export interface PreparedTry {
   timeoutMs: number | null;
 }
 
-/** A try that cannot run, and the report it ends with. */
+/** A try that cannot run, and the outcome it ends with. */
 export interface RefusedTry {
-  refused: AttemptReport;
+  refused: AttemptOutcome;
 }
 
-function refusal(kind: 'options' | 'load', text: string): RefusedTry {
-  return { refused: { outcome: 'failed', kind, text, pid: null, threadId: null, peakMemoryBytes: null } };
+function refusal(row: ClaimedRow, kind: 'options' | 'load', text: string): RefusedTry {
+  return { refused: refusedOutcome(row, kind, text) };
 }
 
 /**
  * Turns a claimed row into the job a pool runs: its task file (from the registry), its class's
  * traits, and its settings (mode, timeout, confinement; see `trySettings`). A row whose options
- * are over the limit, or whose task cannot be found or loaded, is refused with the report its
+ * are over the limit, or whose task cannot be found or loaded, is refused with the outcome its
  * try ends with. When the name and the class's traits are known (every try after a class's first,
  * until its file changes) this is synchronous: no promise per try.
  */
@@ -64,9 +66,11 @@ export class TryPreparer {
     const { maxOptionsBytes } = this.#config;
     // A table made by Rails allows a NULL name; no retry can give the row one, so it ends now
     // (refused as oversized options are: the row cannot run as it is).
-    if (row.taskClassName === null) return refusal('options', 'task_class_name is NULL: no task to run');
+    if (row.taskClassName === null) return refusal(row, 'options', 'task_class_name is NULL: no task to run');
     if (row.optionsBytes !== null && row.optionsBytes > maxOptionsBytes) {
-      return refusal('options', `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes (maxOptionsBytes); the request cannot run`);
+      const text = `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes `
+        + '(maxOptionsBytes); the request cannot run';
+      return refusal(row, 'options', text);
     }
     const name = row.taskClassName;
     const file = this.#registry.lookup(name);
@@ -75,7 +79,8 @@ export class TryPreparer {
     // A name not seen yet, or a file not looked at for a while: the try waits for the I/O.
     return this.#resolve(name, file).then(
       ({ file: found, traits: read }) => this.#prepared(row, name, found, read),
-      (error: unknown) => refusal('load', error instanceof UnknownTaskError ? error.message : describeError(error)),
+      (error: unknown) =>
+        refusal(row, 'load', error instanceof UnknownTaskError ? error.message : describeError(error)),
     );
   }
 

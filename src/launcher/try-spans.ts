@@ -54,7 +54,7 @@ export function traceTries(events: TypedEmitter<RunnerEvents>): () => void {
     if (span === undefined) return;
     open.delete(key(e.id, e.tries));
     span.setAttribute('task_runner.result', e.result);
-    span.setAttribute('task_runner.final', e.final);
+    span.setAttribute('task_runner.ended', e.ended);
     if (e.requestResult !== null) span.setAttribute('task_runner.request.result', e.requestResult);
     if (e.result === 'FINISHED') span.setStatus({ code: statusOk });
     else span.setStatus({ code: statusError, message: firstLine(e.resultText) ?? e.result });

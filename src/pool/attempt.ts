@@ -55,7 +55,7 @@ export interface AttemptUsage {
   peakMemoryBytes: number | null;
 }
 
-/** How a try ended. */
+/** How a try's process or thread ended (built in reports.ts). */
 export type AttemptReport = AttemptUsage &
   (
     | { outcome: 'finished'; resultText: string | null }
@@ -121,11 +121,6 @@ export function runMessage(job: AttemptJob, exitAfter?: boolean): RunMessage {
   if (exitAfter !== undefined) message.exitAfter = exitAfter;
   if (job.fenceAtMs !== undefined) message.fenceAtMs = job.fenceAtMs;
   return message;
-}
-
-/** A try that never reached a child or thread: crashed, with nothing known of a process. */
-export function notStartedReport(text: string): AttemptReport {
-  return { outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '', text };
 }
 
 /** Now, as a Date and as epoch milliseconds with sub-millisecond precision. */

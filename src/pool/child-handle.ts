@@ -4,9 +4,12 @@ import type { Socket } from 'node:net';
 import type { ChildConfinement } from '../config/confinement.js';
 import { ChildCrashError, describeError } from '../errors.js';
 import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
-import { runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport } from './attempt.js';
+import {
+  runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+} from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
+import { abortedReport, crashedReport, failedReport, finishedReport } from './reports.js';
 import { decodeChildMessage, fenceNoticeDeadline, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
 import type { TryGroup, TryGroups } from './try-cgroup.js';
 
@@ -277,14 +280,14 @@ export class ChildHandle {
     if (this.#channel?.writable === true) this.#channel.write(`${JSON.stringify(message)}\n`);
   }
 
-  #usage(): { pid: number | null; threadId: null; peakMemoryBytes: number | null } {
+  #usage(): AttemptUsage {
     return { pid: this.pid, threadId: null, peakMemoryBytes: this.#memory?.maxRss ?? null };
   }
 
   /** The child said something the runtime would not: the current try fails, the child goes. */
   #violation(what: string): void {
     const text = `a message on the launcher's channel did not come from the child runtime (forged by the task?): ${what}`;
-    this.#current?.settle({ outcome: 'failed', ...this.#usage(), kind: 'task', text });
+    this.#current?.settle(failedReport(this.#usage(), 'task', text));
     this.#leaving = true;
     void this.terminate(0);
   }
@@ -327,12 +330,13 @@ export class ChildHandle {
       }
     }
     if (message.type === 'result') {
-      current.settle({ outcome: 'finished', ...this.#usage(), resultText: message.resultText });
+      current.settle(finishedReport(this.#usage(), message.resultText));
       return;
     }
     // EMFILE is caught by the task like any error: the limit behind it is named beside it.
     const note = openFilesNote(this.confinement?.limits ?? null, message.text);
-    current.settle({ outcome: 'failed', ...this.#usage(), kind: message.kind, text: note === null ? message.text : `${message.text}\n${note}` });
+    const text = note === null ? message.text : `${message.text}\n${note}`;
+    current.settle(failedReport(this.#usage(), message.kind, text));
   }
 
   async #settleAtExit(current: CurrentRun): Promise<void> {
@@ -352,27 +356,16 @@ export class ChildHandle {
     if (current.abortReason === null && fencedAt !== null && current.deadlines.has(fencedAt)) current.abortReason = 'lease';
     if (current.abortReason !== null) {
       const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[current.abortReason];
-      current.settle({
-        outcome: 'aborted',
-        ...this.#usage(),
-        reason: current.abortReason,
-        exitCode: code,
-        signal,
-        text: `${what}: child ${this.pid} was terminated (${signal !== null ? `signal ${signal}` : `exit code ${code}`})`,
-      });
+      const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+      const text = `${what}: child ${this.pid} was terminated (${how})`;
+      current.settle(abortedReport(this.#usage(), current.abortReason, code, signal, text));
       return;
     }
     const limit = limitCrashText(this.confinement?.limits ?? null, signal, tail);
     const detail = (limit !== null ? `: ${limit}` : '')
       + (this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '');
-    current.settle({
-      outcome: 'crashed',
-      ...this.#usage(),
-      exitCode: code,
-      signal,
-      stderrTail: tail,
-      text: new ChildCrashError(this.pid, code, signal, detail).message,
-    });
+    const text = new ChildCrashError(this.pid, code, signal, detail).message;
+    current.settle(crashedReport(this.#usage(), code, signal, tail, text));
   }
 
   #signal(signal: NodeJS.Signals): void {

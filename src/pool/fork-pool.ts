@@ -2,8 +2,9 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { ChildConfinement } from '../config/confinement.js';
 import type { Logger } from '../shared/logger.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, TaskPool } from './attempt.js';
-import { abortReasonOf, notStartedReport, startMoment } from './attempt.js';
+import { abortReasonOf, startMoment } from './attempt.js';
 import { ChildHandle } from './child-handle.js';
+import { abortedBeforeStartReport, notStartedReport } from './reports.js';
 import { childRuntimeEntry } from './runtime-entry.js';
 import type { TryGroups } from './try-cgroup.js';
 import { settleAll } from '../shared/settle-all.js';
@@ -63,10 +64,6 @@ interface RunState {
   /** An abort that came between acquiring the child and running the try. */
   abortReason: AbortReason | null;
   finish(report: AttemptReport): void;
-}
-
-function abortedBeforeStart(reason: AbortReason): AttemptReport {
-  return { outcome: 'aborted', pid: null, threadId: null, peakMemoryBytes: null, reason, exitCode: null, signal: null, text: `${reason} before the task started` };
 }
 
 /**
@@ -164,7 +161,7 @@ export class ForkPool implements TaskPool {
         state.child = child;
         const identity = await child.identity;
         if (state.abortReason !== null) {
-          state.finish(abortedBeforeStart(state.abortReason));
+          state.finish(abortedBeforeStartReport(state.abortReason));
           this.#release(child);
           return;
         }
@@ -191,7 +188,7 @@ export class ForkPool implements TaskPool {
     if (state.running) state.child!.abort(reason);
     else if (state.child !== null) state.abortReason ??= reason;
     // Not in a child yet: it never starts.
-    else state.finish(abortedBeforeStart(reason));
+    else state.finish(abortedBeforeStartReport(reason));
     return true;
   }
 

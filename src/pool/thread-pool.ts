@@ -2,11 +2,13 @@ import type { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import {
-  abortReasonOf, notStartedReport, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage, type TaskPool,
+  abortReasonOf, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+  type TaskPool,
 } from './attempt.js';
 import { batchEntry, decodeBatchResult, type BatchEntry, type ThreadBatch } from './thread-batch.js';
 import { createPiscina, Recaller, type PiscinaParams } from './thread-piscina.js';
-import { abortedReport, answerReport, crashedReport } from './thread-report.js';
+import { notStartedReport } from './reports.js';
+import { answerReport, threadAbortedReport, threadCrashedReport } from './thread-report.js';
 import { endProcesses, ThreadSlots } from './thread-slots.js';
 import type { TryGroups } from './try-cgroup.js';
 
@@ -141,7 +143,7 @@ export class ThreadPool implements TaskPool {
         return;
       }
       if (signal?.aborted === true) {
-        resolve(abortedReport(abortReasonOf(signal), this.#usage(null)));
+        resolve(threadAbortedReport(abortReasonOf(signal), this.#usage(null)));
         return;
       }
       const attempt: Attempt = {
@@ -173,9 +175,9 @@ export class ThreadPool implements TaskPool {
     if (attempt.batch === null) {
       // Queued: ours to drop.
       this.#queued = this.#queued.filter((queued) => queued !== attempt);
-      this.#settle(attempt, abortedReport(reason, this.#usage(null)));
+      this.#settle(attempt, threadAbortedReport(reason, this.#usage(null)));
     } else if (this.#takeBack(attempt)) {
-      this.#settle(attempt, abortedReport(reason, this.#usage(null)));
+      this.#settle(attempt, threadAbortedReport(reason, this.#usage(null)));
     } else if (!this.#slots.finished(attempt.slot)) {
       // Running: piscina stops it by terminating its thread. A finished one's result is on its way.
       attempt.abortReason = reason;
@@ -206,7 +208,7 @@ export class ThreadPool implements TaskPool {
     this.#closed = true;
     const notStarted = [...this.#queued, ...[...this.#running].filter((attempt) => this.#takeBack(attempt))];
     this.#queued = [];
-    for (const attempt of notStarted) this.#settle(attempt, abortedReport('shutdown', this.#usage(null)));
+    for (const attempt of notStarted) this.#settle(attempt, threadAbortedReport('shutdown', this.#usage(null)));
     // Destroying rejects the running batches (their running tries are reported aborted, reason
     // shutdown) and waits for every thread to exit; results already posted still arrive.
     await this.#piscina.destroy();
@@ -298,7 +300,7 @@ export class ThreadPool implements TaskPool {
       if (this.#takeBack(attempt)) {
         if (batch.recaller.reason === 'no thread') {
           this.#settle(attempt, notStartedReport(`no worker thread could start: ${describeError(batch.bootFailure)}`));
-        } else if (this.#closed) this.#settle(attempt, abortedReport('shutdown', this.#usage(null)));
+        } else if (this.#closed) this.#settle(attempt, threadAbortedReport('shutdown', this.#usage(null)));
         else if (++attempt.requeues > maxRequeues) {
           this.#settle(attempt, notStartedReport(`its thread ended before starting it, ${maxRequeues + 1} times; last: ${describeError(error)}`));
         } else requeued.push(attempt);
@@ -307,12 +309,18 @@ export class ThreadPool implements TaskPool {
       this.#checkStart(attempt);
       const usage = this.#usage(attempt);
       let report: AttemptReport;
-      if (attempt.abortReason !== null) report = abortedReport(attempt.abortReason, usage);
-      else if (this.#closed) report = abortedReport('shutdown', usage);
-      else if (error === null) report = crashedReport(new Error('its thread answered without reporting it'), usage);
-      else if (batch.recaller.reason !== undefined) {
-        report = crashedReport(new Error(`its thread was ended to stop the try before it (${batch.recaller.reason})`), usage);
-      } else report = crashedReport(error, usage);
+      if (attempt.abortReason !== null) {
+        report = threadAbortedReport(attempt.abortReason, usage);
+      } else if (this.#closed) {
+        report = threadAbortedReport('shutdown', usage);
+      } else if (error === null) {
+        report = threadCrashedReport(new Error('its thread answered without reporting it'), usage);
+      } else if (batch.recaller.reason !== undefined) {
+        const why = `its thread was ended to stop the try before it (${batch.recaller.reason})`;
+        report = threadCrashedReport(new Error(why), usage);
+      } else {
+        report = threadCrashedReport(error, usage);
+      }
       // The thread is gone or going: what the try started goes with it.
       endProcesses(this.#slots.processes(attempt.slot));
       this.#params.tryGroups?.endThreadTry(attempt.slot, attempt.ticket);

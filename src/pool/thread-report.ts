@@ -1,10 +1,12 @@
 /**
- * Turns how a thread-mode try ended into an {@link AttemptReport}: the worker's answer (mapped
- * exactly as fork mode maps a child's message), an abort, or a thread that died under the try.
+ * Says how a thread-mode try ended, as an {@link AttemptReport} (built by reports.ts): the
+ * worker's answer (mapped exactly as fork mode maps a child's message), an abort, or a thread
+ * that died under the try.
  */
 import { describeError } from '../errors.js';
 import type { AbortReason, AttemptHooks, AttemptJob, AttemptReport, AttemptUsage } from './attempt.js';
 import { OutputLines } from './output-lines.js';
+import { abortedReport, crashedReport, failedReport, finishedReport } from './reports.js';
 import { decodeThreadResult, type ThreadOutput } from './thread-result.js';
 
 function replayOutput(output: ThreadOutput, job: AttemptJob, onOutput: NonNullable<AttemptHooks['onOutput']>): void {
@@ -28,22 +30,22 @@ export function answerReport(value: unknown, usage: AttemptUsage, job: AttemptJo
   try {
     result = decodeThreadResult(value);
   } catch (error) {
-    return { outcome: 'failed', ...usage, kind: 'task', text: describeError(error) };
+    return failedReport(usage, 'task', describeError(error));
   }
   if (onOutput !== undefined) replayOutput(result.output, job, onOutput);
   const ran: AttemptUsage = { ...usage, threadId: result.threadId, peakMemoryBytes: result.peakMemoryBytes };
   const { message } = result;
-  if (message.type === 'result') return { outcome: 'finished', ...ran, resultText: message.resultText };
-  return { outcome: 'failed', ...ran, kind: message.kind, text: message.text };
+  if (message.type === 'result') return finishedReport(ran, message.resultText);
+  return failedReport(ran, message.kind, message.text);
 }
 
 /** The launcher stopped the try; `usage.threadId` null means it never reached a thread. */
-export function abortedReport(reason: AbortReason, usage: AttemptUsage): AttemptReport {
+export function threadAbortedReport(reason: AbortReason, usage: AttemptUsage): AttemptReport {
   const text =
     usage.threadId === null
       ? `aborted (${reason}) before it started`
       : `aborted (${reason}): thread ${usage.threadId} was terminated`;
-  return { outcome: 'aborted', ...usage, reason, exitCode: null, signal: null, text };
+  return abortedReport(usage, reason, null, null, text);
 }
 
 /**
@@ -51,7 +53,7 @@ export function abortedReport(reason: AbortReason, usage: AttemptUsage): Attempt
  * Piscina rejects the try with what ended the thread: the error itself, or "worker exited with
  * code: N" for an exit. A thread ended by an uncaught exception exits with code 1.
  */
-export function crashedReport(rejection: unknown, usage: AttemptUsage): AttemptReport {
+export function threadCrashedReport(rejection: unknown, usage: AttemptUsage): AttemptReport {
   const thread = `thread ${usage.threadId ?? '?'}`;
   const exited = /^worker exited with code: (-?\d+)$/.exec((rejection as Error | null)?.message ?? '');
   let text: string;
@@ -65,5 +67,5 @@ export function crashedReport(rejection: unknown, usage: AttemptUsage): AttemptR
     exitCode = 1;
     text = `${thread} crashed without reporting a result: uncaught ${describeError(rejection)}`;
   }
-  return { outcome: 'crashed', ...usage, exitCode, signal: null, stderrTail: '', text };
+  return crashedReport(usage, exitCode, null, '', text);
 }

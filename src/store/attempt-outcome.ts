@@ -14,16 +14,16 @@ export interface AttemptRecord {
   peakMemoryBytes: number | null;
 }
 
-/** How one try ended, to be written back to its row and recorded in the attempts table. */
+/** What to write for one ended try: its row, through the launch statement's rules, and its history row. */
 export interface AttemptOutcome {
   id: string;
   tries: number;
-  /** This try's own result: FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED or INTERRUPTED. */
+  /** This try's own result: FINISHED, FAILED, CRASHED, TIMED_OUT, CANCELLED, INTERRUPTED or RESCHEDULED. */
   result: RequestResultValue;
   resultText: string | null;
   /** End the request now whatever tries remain (FINISHED, a permanent error, a cancel). */
-  final: boolean;
-  /** Give the try back and make the row runnable at once (launcher shutdown). */
+  endNow: boolean;
+  /** Give the try back and make the row runnable at once (shutdown, a fence, a reschedule). */
   refund: boolean;
   /** The try crashed (CRASHED, TIMED_OUT): it counts against `crashLimit`. */
   crash: boolean;

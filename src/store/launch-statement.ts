@@ -181,7 +181,7 @@ export function launchStatement(table: TableName, rules: SettleRules): Statement
   const t = quoted(table);
   const attempts = quoted(attemptsTableFor(table));
   const settle = settleAssignments(
-    { result: 'o.result', text: 'o.result_text', crash: 'o.crash', final: 'o.final', refund: 'o.refund' },
+    { result: 'o.result', text: 'o.result_text', crash: 'o.crash', endNow: 'o.end_now', refund: 'o.refund' },
     rules,
   );
   const text = `
@@ -189,7 +189,7 @@ WITH o AS (
   SELECT DISTINCT ON (id) * FROM unnest(
     $2::bigint[], $3::int[], $4::text[], $5::text[], $6::bool[], $7::bool[], $8::bool[], $9::int[], $10::int[],
     $11::text[], $12::float8[], $13::int[], $14::text[], $15::bigint[]
-  ) WITH ORDINALITY AS u(id, tries, result, result_text, final, refund, crash, pid, thread_id, mode, started_ago_ms,
+  ) WITH ORDINALITY AS u(id, tries, result, result_text, end_now, refund, crash, pid, thread_id, mode, started_ago_ms,
                           exit_code, signal, peak_memory_bytes, n)
   ORDER BY id, n DESC
 ),
@@ -279,7 +279,7 @@ export function launchValues(params: LaunchParams): unknown[] {
   return [
     params.launcherId,
     o.map((x) => x.id), o.map((x) => x.tries), o.map((x) => x.result), o.map((x) => storableText(x.resultText)),
-    o.map((x) => x.final), o.map((x) => x.refund), o.map((x) => x.crash), o.map((x) => x.attempt.pid),
+    o.map((x) => x.endNow), o.map((x) => x.refund), o.map((x) => x.crash), o.map((x) => x.attempt.pid),
     o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => agoMs(x.attempt.startedAtMs, nowMs)),
     o.map((x) => x.attempt.exitCode), o.map((x) => x.attempt.signal), o.map((x) => x.attempt.peakMemoryBytes),
     s.map((x) => x.id), s.map((x) => x.tries), s.map((x) => x.pid), s.map((x) => x.processIdentity), s.map((x) => x.threadId),

@@ -176,7 +176,7 @@ export class RequestStore {
     const result = `'${how.result}'`;
     const crash = how.refund ? 'false' : '(old.started_at IS NOT NULL)';
     const text = how.refund ? 'old.text' : `CASE WHEN old.started_at IS NULL THEN 'never started: ' || old.text ELSE old.text END`;
-    const settle = settleAssignments({ result, text, crash, final: 'false', refund: String(how.refund) }, this.#rules);
+    const settle = settleAssignments({ result, text, crash, endNow: 'false', refund: String(how.refund) }, this.#rules);
     const { rows } = await sql<{ id: string }>`
       WITH old AS MATERIALIZED (${picked}),
       done AS (

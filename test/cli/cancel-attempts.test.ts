@@ -64,7 +64,7 @@ describe('attempts', () => {
     await store.requestsComplete({
       launcherId: testLauncher,
       outcomes: [outcomeOf(id, 2, {
-        result: 'FINISHED', final: true, resultText: 'ok',
+        result: 'FINISHED', endNow: true, resultText: 'ok',
         attempt: { pid: 888, threadId: 2, mode: 'thread', startedAtMs: performance.timeOrigin + performance.now() - 30_000, exitCode: null },
       })],
     });

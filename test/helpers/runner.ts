@@ -105,11 +105,11 @@ export function useTestRunners(): TestRunners {
 const recordedCompletions = new WeakMap<Runner, RunnerEvents['task:completed'][]>();
 
 /**
- * The final `task:completed` of request `id` (the one that ends it), whether it came before this
+ * The last `task:completed` of request `id` (the one that ends it), whether it came before this
  * call or comes within `timeoutMs`: a `task:started` and the `task:completed` after it may come in
  * one go, before a test that waited for the first gets to wait for the second.
  */
 export function finalCompletion(runner: Runner, id: string, timeoutMs = 20_000): Promise<RunnerEvents['task:completed']> {
-  const seen = recordedCompletions.get(runner)?.find((e) => e.id === id && e.final);
-  return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:completed', (e) => e.id === id && e.final, timeoutMs);
+  const seen = recordedCompletions.get(runner)?.find((e) => e.id === id && e.ended);
+  return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:completed', (e) => e.id === id && e.ended, timeoutMs);
 }

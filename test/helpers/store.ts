@@ -42,7 +42,7 @@ export function outcomeOf(
     tries,
     result: 'FAILED',
     resultText: 'Error: boom\n    at run (task.js:1:1)',
-    final: false,
+    endNow: false,
     refund: false,
     crash: false,
     ...rest,

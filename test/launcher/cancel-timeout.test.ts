@@ -26,7 +26,7 @@ describe('cancel across launchers', () => {
     const id = await running.schedule('Sleep', { ms: 60_000 });
     const started = await runners.started(running, id);
     expect(await elsewhere.cancel(id)).toMatchObject({ state: 'cancelling', pid: started.pid, launcherId: running.launcherId });
-    expect(await finalCompletion(running, id)).toMatchObject({ result: 'CANCELLED', final: true });
+    expect(await finalCompletion(running, id)).toMatchObject({ result: 'CANCELLED', ended: true });
     await waitForExit(started.pid);
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'CANCELLED', pid: null });
     await elsewhere.stop();
@@ -39,7 +39,7 @@ describe('cancel across launchers', () => {
     await runners.started(running, id);
     // Set by hand, with no NOTIFY: only the renewal (every leaseMs / 3) can see it.
     await t.pool.query('UPDATE task_runner_requests SET cancel_requested_at = now() WHERE id = $1', [id]);
-    expect(await finalCompletion(running, id)).toMatchObject({ result: 'CANCELLED', final: true });
+    expect(await finalCompletion(running, id)).toMatchObject({ result: 'CANCELLED', ended: true });
     await running.stop();
   });
 });

@@ -35,7 +35,7 @@ describe('crashes', () => {
     const crashed = runner.events.waitFor('task:completed', (e) => e.id === id && e.tries === 1, 15_000);
     const finished = finalCompletion(runner, id);
     process.kill(row.pid, 'SIGKILL');
-    expect(await crashed).toMatchObject({ result: 'CRASHED', final: false, resultText: expect.stringMatching(/was killed by SIGKILL/) });
+    expect(await crashed).toMatchObject({ result: 'CRASHED', ended: false, resultText: expect.stringMatching(/was killed by SIGKILL/) });
     await waitForExit(row.pid);
     expect(await finished).toMatchObject({ result: 'FINISHED', tries: 2 });
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', tries: 2, pid: null, result_text: 'awake on try 2' });
@@ -45,7 +45,7 @@ describe('crashes', () => {
   it('gives up after try_limit crashes and stays healthy for the next task', async () => {
     const runner = await runners.start(t);
     const id = await runner.schedule('Exit', { code: 9 }, { tryLimit: 2 });
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CRASHED', tries: 2, final: true });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CRASHED', tries: 2, ended: true });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'CRASHED', tries: 2, pid: null });
     expect(row.completed_at).toBeInstanceOf(Date);

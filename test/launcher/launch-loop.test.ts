@@ -47,7 +47,7 @@ describe('the launch loop', () => {
     const store = storeOn(t.db);
     const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
     const { loop, applied, statements } = loopOn(store);
-    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'ok', final: true }));
+    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'ok', endNow: true }));
     loop.addOutcome(outcomeOf(ids[1]!, 1));
     loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'CRASHED', crash: true }));
     await waitFor(() => applied.length === 3, { what: 'three outcomes' });
@@ -68,10 +68,10 @@ describe('the launch loop', () => {
     const store = storeOn(t.db);
     const ids = [await insertRunning(t.pool), await insertRunning(t.pool), await insertRunning(t.pool)];
     const { loop, applied, gaveUp, statements } = loopOn(store);
-    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'first', final: true }));
+    loop.addOutcome(outcomeOf(ids[0]!, 1, { result: 'FINISHED', resultText: 'first', endNow: true }));
     // An exit code no integer column holds: the whole batched statement fails on it.
     loop.addOutcome(outcomeOf(ids[1]!, 1, { result: 'CRASHED', crash: true, attempt: { exitCode: 2 ** 40 } }));
-    loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'FINISHED', resultText: 'third', final: true }));
+    loop.addOutcome(outcomeOf(ids[2]!, 1, { result: 'FINISHED', resultText: 'third', endNow: true }));
     await waitFor(() => applied.length === 3, { what: 'three outcomes' });
     expect(gaveUp).toEqual([]);
     // The refused batch is told as a failed write (the metrics' batch write failures).
@@ -89,8 +89,8 @@ describe('the launch loop', () => {
     const mine = await insertRunning(t.pool);
     const recovered = await insertRunning(t.pool, { launcher_id: 'someone-else' });
     const { loop, applied, stale } = loopOn(store);
-    loop.addOutcome(outcomeOf(mine, 1, { result: 'FINISHED', final: true }));
-    loop.addOutcome(outcomeOf(recovered, 1, { result: 'FINISHED', final: true }));
+    loop.addOutcome(outcomeOf(mine, 1, { result: 'FINISHED', endNow: true }));
+    loop.addOutcome(outcomeOf(recovered, 1, { result: 'FINISHED', endNow: true }));
     await waitFor(() => applied.length + stale.length === 2, { what: 'both outcomes' });
     expect(applied.map((a) => a.id)).toEqual([mine]);
     expect(stale.map((s) => s.id)).toEqual([recovered]);
@@ -112,7 +112,7 @@ describe('the start of a try', () => {
     const [running, ended] = [await insertRunning(t.pool), await insertRunning(t.pool)];
     const { loop, started, applied, statements } = loopOn(store, { batchDelayMs: 0, startDelayMs: 60_000 });
     loop.addStart(start(running, 4242));
-    loop.addOutcome(outcomeOf(ended, 1, { result: 'FINISHED', final: true }));
+    loop.addOutcome(outcomeOf(ended, 1, { result: 'FINISHED', endNow: true }));
     await waitFor(() => applied.length === 1 && started.length === 1, { what: 'the outcome and the start' });
     expect(statements).toEqual([expect.objectContaining({ outcomes: 1, starts: 1, claim: false, failure: null })]);
     expect(await getRow(t.pool, running)).toMatchObject({ pid: 4242, process_identity: 'boot:2', completed_at: null });

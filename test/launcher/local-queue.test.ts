@@ -180,7 +180,7 @@ describe('what the task:completed event reports', () => {
     // Asked for by plain SQL, with no notification: the outcome statement sees it anyway.
     await t.pool.query('UPDATE task_runner_requests SET cancel_requested_at = now() WHERE id = $1', [id]);
     const completed = await finalCompletion(runner, id);
-    expect(completed).toMatchObject({ result: 'FAILED', final: true, parked: false, requestResult: 'CANCELLED' });
+    expect(completed).toMatchObject({ result: 'FAILED', ended: true, parked: false, requestResult: 'CANCELLED' });
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'CANCELLED', tries: 1 });
     await runner.stop();
   });

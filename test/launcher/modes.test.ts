@@ -61,7 +61,7 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
   it('records an exception as FAILED and retries it up to try_limit', async () => {
     const runner = await runners.start(t, options);
     const id = await runner.schedule('Fail', { reason: 'mode suite' }, { tryLimit: 2 });
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FAILED', tries: 2, final: true });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FAILED', tries: 2, ended: true });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FAILED', tries: 2, crashes: 0 });
     expect(row.result_text).toContain('Fail task failed on purpose: mode suite');
@@ -72,7 +72,7 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
   it('records a crash as CRASHED, counts it apart, and parks the request at crashLimit', async () => {
     const runner = await runners.start(t, { ...options, crashLimit: 2 });
     const id = await runner.schedule('Exit', { code: 3 }, { tryLimit: 5 });
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CRASHED', tries: 2, final: true, parked: true });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CRASHED', tries: 2, ended: true, parked: true });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'PARKED', tries: 2, crashes: 2, pid: null });
     expect(row.result_text).toMatch(/parked after 2 crashes/);
@@ -90,7 +90,7 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     const runner = await runners.start(t, options);
     const id = await runner.schedule('Sleep', { ms: 60_000 }, { tryLimit: 1, timeoutMs: 400 });
     const done = await finalCompletion(runner, id);
-    expect(done).toMatchObject({ result: 'TIMED_OUT', final: true });
+    expect(done).toMatchObject({ result: 'TIMED_OUT', ended: true });
     expect(done.resultText).toMatch(/hard timeout of 400 ms reached/);
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'TIMED_OUT', crashes: 1, pid: null });
     const [attempt] = await attempts(id);
@@ -104,7 +104,7 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     const id = await runner.schedule('Sleep', { ms: 60_000 }, { tryLimit: 5 });
     await runners.started(runner, id);
     expect(await runner.cancel(id)).toMatchObject({ state: 'cancelling' });
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CANCELLED', final: true, tries: 1 });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'CANCELLED', ended: true, tries: 1 });
     const row = await waitForCompleted(t.pool, id);
     expect(row).toMatchObject({ result: 'CANCELLED', tries: 1, pid: null });
     expect((await attempts(id)).map((a) => a.result)).toEqual(['CANCELLED']);

@@ -16,7 +16,7 @@ describe('retries', () => {
       result: 'FINISHED', tries: 3, pid: null, result_text: 'FailTimes succeeded on try 3',
     });
     const tries = runners.completions(runner).filter((e) => e.id === id);
-    expect(tries.map((e) => [e.tries, e.result, e.final])).toEqual([[1, 'FAILED', false], [2, 'FAILED', false], [3, 'FINISHED', true]]);
+    expect(tries.map((e) => [e.tries, e.result, e.ended])).toEqual([[1, 'FAILED', false], [2, 'FAILED', false], [3, 'FINISHED', true]]);
     expect(tries[0]!.resultText).toMatch(/Error: FailTimes failed on try 1\n\s+at /);
     await runner.stop();
   });
@@ -29,7 +29,7 @@ describe('retries', () => {
     const logger = { debug: record, info: record, warn: record, error: record };
     const runner = await runners.start(t, { logger });
     const id = await runner.schedule('Fail', { reason: 'always' }, { tryLimit: 3 });
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FAILED', tries: 3, final: true });
+    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FAILED', tries: 3, ended: true });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FAILED', tries: 3, try_limit: 3, pid: null });
     expect(row.completed_at).toBeInstanceOf(Date);
@@ -54,7 +54,7 @@ describe('retries', () => {
     // delay_until stays in the row until the next outcome overwrites it, so reading it after the
     // event is safe even if the retry was claimed meanwhile.
     runner.events.on('task:completed', (e) => {
-      if (e.id === id && !e.final) delays.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, delayUntil: row.delay_until })));
+      if (e.id === id && !e.ended) delays.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, delayUntil: row.delay_until })));
     });
     runner.events.on('task:started', (e) => {
       if (e.id === id) starts.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, at: row.started_at })));

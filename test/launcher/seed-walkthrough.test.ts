@@ -29,7 +29,7 @@ describe('the seed walkthrough', () => {
     await runner.start();
     const { pid } = await started;
     expect(pid).not.toBe(process.pid);
-    expect(await completed).toMatchObject({ result: 'FINISHED', tries: 1, final: true });
+    expect(await completed).toMatchObject({ result: 'FINISHED', tries: 1, ended: true });
 
     // After it ran: the seed's second snapshot.
     const row = await getRow(t.pool, id);

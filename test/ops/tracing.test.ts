@@ -102,7 +102,7 @@ describe('OpenTelemetry', () => {
     // Linked, not parented: the try is a trace of its own.
     expect(span.parent).toBeUndefined();
     expect(span.attributes).toMatchObject({
-      'task_runner.task': 'Echo', 'task_runner.try': 1, 'task_runner.result': 'FINISHED', 'task_runner.final': true,
+      'task_runner.task': 'Echo', 'task_runner.try': 1, 'task_runner.result': 'FINISHED', 'task_runner.ended': true,
       'task_runner.request.result': 'FINISHED',
     });
     expect(['fresh', 'spare']).toContain(span.attributes['task_runner.mode']);

@@ -75,7 +75,7 @@ describe('requestsComplete writes one history row per written outcome', () => {
       launcherId: testLauncher,
       outcomes: [
         outcomeOf(finished, 2, {
-          result: 'FINISHED', resultText: '{"sent":3}', final: true,
+          result: 'FINISHED', resultText: '{"sent":3}', endNow: true,
           attempt: { pid: 5151, mode: 'reused', startedAtMs: startedAt.getTime(), exitCode: null, peakMemoryBytes: 52_428_800 },
         }),
         outcomeOf(failed, 1, { attempt: { pid: 6161, threadId: 3, mode: 'thread', startedAtMs: startedAt.getTime(), peakMemoryBytes: 5_000_000_000 } }),
@@ -122,7 +122,7 @@ describe('requestsComplete writes one history row per written outcome', () => {
     const twice = await insertRunning(t.pool);
     const written = await store.requestsComplete({
       launcherId: testLauncher,
-      outcomes: [outcomeOf(foreign, 1), outcomeOf(stale, 1), outcomeOf(twice, 1), outcomeOf(twice, 1, { result: 'FINISHED', final: true, resultText: 'ok' })],
+      outcomes: [outcomeOf(foreign, 1), outcomeOf(stale, 1), outcomeOf(twice, 1), outcomeOf(twice, 1, { result: 'FINISHED', endNow: true, resultText: 'ok' })],
     });
     expect([...written]).toEqual([twice]);
     expect(await historyOf(t.pool, foreign)).toEqual([]);
@@ -143,7 +143,7 @@ describe('requestsComplete writes one history row per written outcome', () => {
     const [second] = await claim();
     await store.requestsComplete({
       launcherId: testLauncher,
-      outcomes: [outcomeOf(id, second!.tries, { result: 'FINISHED', final: true, resultText: 'done', attempt: { pid: 102, peakMemoryBytes: 1024 } })],
+      outcomes: [outcomeOf(id, second!.tries, { result: 'FINISHED', endNow: true, resultText: 'done', attempt: { pid: 102, peakMemoryBytes: 1024 } })],
     });
 
     const list = await store.attemptsList({ requestId: id });

@@ -112,7 +112,7 @@ describe('a running request', () => {
     expect((await getRow(t.pool, id)).cancel_requested_at).toEqual(first);
   });
 
-  it('ends CANCELLED with the next outcome, which is final, and the history keeps the try\'s own result', async () => {
+  it('ends CANCELLED with the next outcome, which ends it now; the history keeps the try\'s own result', async () => {
     const store = storeOn(t.db);
     const killed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
     const failed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
@@ -121,7 +121,7 @@ describe('a running request', () => {
     await store.requestsComplete({
       launcherId: testLauncher,
       outcomes: [
-        outcomeOf(killed, 1, { result: 'CANCELLED', resultText: 'cancelled: killed by its launcher (SIGTERM)', final: true, attempt: { signal: 'SIGTERM' } }),
+        outcomeOf(killed, 1, { result: 'CANCELLED', resultText: 'cancelled: killed by its launcher (SIGTERM)', endNow: true, attempt: { signal: 'SIGTERM' } }),
         outcomeOf(failed, 1),
       ],
     });
@@ -147,7 +147,7 @@ describe('a running request', () => {
       outcomes: [
         crashOf(crashed, 1),
         outcomeOf(interrupted, 2, { result: 'INTERRUPTED', refund: true, resultText: 'launcher shutting down' }),
-        outcomeOf(finished, 1, { result: 'FINISHED', final: true, resultText: 'made it' }),
+        outcomeOf(finished, 1, { result: 'FINISHED', endNow: true, resultText: 'made it' }),
       ],
     });
     expect(await getRow(t.pool, crashed)).toMatchObject({ result: 'CANCELLED', crashes: 1, result_text: 'cancelled: child process 4242 was killed by SIGKILL' });

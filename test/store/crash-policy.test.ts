@@ -32,7 +32,7 @@ describe('counting crashes', () => {
     const failed = await insertRunning(t.pool, { crashes: 2 });
     const permanent = await insertRunning(t.pool, { crashes: 2 });
     const interrupted = await insertRunning(t.pool, { crashes: 2, tries: 2 });
-    await complete(store, [failed, 1], [permanent, 1, { final: true }], [interrupted, 2, { result: 'INTERRUPTED', refund: true, resultText: 'shutdown' }]);
+    await complete(store, [failed, 1], [permanent, 1, { endNow: true }], [interrupted, 2, { result: 'INTERRUPTED', refund: true, resultText: 'shutdown' }]);
     expect(await getRow(t.pool, failed)).toMatchObject({ crashes: 2, result: 'FAILED', completed_at: null });
     const ended = await getRow(t.pool, permanent);
     expect(ended).toMatchObject({ crashes: 2, result: 'FAILED' });
@@ -76,7 +76,7 @@ describe('parking', () => {
   it('lets a try FINISH whatever the crash count', async () => {
     const store = storeOn(t.db, { crashLimit: 3 });
     const id = await insertRunning(t.pool, { crashes: 2 });
-    await complete(store, [id, 1, { result: 'FINISHED', final: true, resultText: 'fine' }]);
+    await complete(store, [id, 1, { result: 'FINISHED', endNow: true, resultText: 'fine' }]);
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', crashes: 2, result_text: 'fine' });
   });
 

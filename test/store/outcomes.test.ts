@@ -33,9 +33,9 @@ async function delaySeconds(id: string): Promise<number> {
   return rows[0].s;
 }
 
-function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 'result' | 'final' | 'refund'>> = {}): AttemptOutcome {
+function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 'result' | 'endNow' | 'refund'>> = {}): AttemptOutcome {
   return {
-    id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', final: false, refund: false, crash: false,
+    id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', endNow: false, refund: false, crash: false,
     attempt: { pid: 999_999, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null },
     ...extra,
   };
@@ -44,7 +44,7 @@ function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 
 describe('requestsComplete', () => {
   it('finishes a row', async () => {
     const id = await running();
-    const written = await store.requestsComplete({ launcherId, outcomes: [outcome(id, 1, { result: 'FINISHED', final: true })] });
+    const written = await store.requestsComplete({ launcherId, outcomes: [outcome(id, 1, { result: 'FINISHED', endNow: true })] });
     expect([...written]).toEqual([id]);
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FINISHED', pid: null, process_identity: null, lease_expires_at: null, tries: 1 });
@@ -62,10 +62,10 @@ describe('requestsComplete', () => {
     expect(await delaySeconds(third)).toBeCloseTo(25, 0);  // base * 4, capped at max
   });
 
-  it('ends the request when its tries are used up or the failure is final', async () => {
+  it('ends the request when its tries are used up or the outcome says to end it now', async () => {
     const usedUp = await running({ tries: 3, try_limit: 3 });
     const permanent = await running({ tries: 1, try_limit: 3 });
-    await store.requestsComplete({ launcherId, outcomes: [outcome(usedUp, 3), outcome(permanent, 1, { final: true })] });
+    await store.requestsComplete({ launcherId, outcomes: [outcome(usedUp, 3), outcome(permanent, 1, { endNow: true })] });
     for (const id of [usedUp, permanent]) {
       const row = await getRow(t.pool, id);
       expect(row.completed_at).toBeInstanceOf(Date);

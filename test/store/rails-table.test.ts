@@ -88,7 +88,7 @@ describe('migrate on a Rails-era table', () => {
     const written = await store.requestsComplete({
       launcherId: 'l-rails',
       outcomes: [{
-        id: railsId, tries: 1, result: 'FINISHED', resultText: 'NOOP: OK!', final: true, refund: false, crash: false,
+        id: railsId, tries: 1, result: 'FINISHED', resultText: 'NOOP: OK!', endNow: true, refund: false, crash: false,
         attempt: { pid: process.pid, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: 0, signal: null, peakMemoryBytes: null },
       }],
     });

@@ -56,7 +56,7 @@ describe('a row whose pid was cleared under a live lease', () => {
       launcherId: testLauncher,
       outcomes: [
         outcomeOf(stopped, 5, { result: 'RESCHEDULED', resultText: 'rescheduled', refund: true }),
-        outcomeOf(finished, 1, { result: 'FINISHED', resultText: 'done', final: true }),
+        outcomeOf(finished, 1, { result: 'FINISHED', resultText: 'done', endNow: true }),
       ],
     });
     expect([...written].sort()).toEqual([stopped, finished].sort());
@@ -68,7 +68,7 @@ describe('a row whose pid was cleared under a live lease', () => {
     expect((await historyOf(t.pool, stopped)).map((h) => [h.try, h.result])).toEqual([[5, 'RESCHEDULED']]);
     expect((await claim()).map((row) => row.id)).toEqual([stopped]);
     // Written once: the same outcome again finds the row no longer leased.
-    expect(await store.requestsComplete({ launcherId: testLauncher, outcomes: [outcomeOf(finished, 1, { result: 'FINISHED', final: true })] }))
+    expect(await store.requestsComplete({ launcherId: testLauncher, outcomes: [outcomeOf(finished, 1, { result: 'FINISHED', endNow: true })] }))
       .toEqual(new Set());
   });
 
