@@ -13,93 +13,78 @@ const layers = [
   ['errors.ts'],
   ['shared'],
   ['config'],
-  ['tasks'],
-  ['store', 'pool'], // pool never imports store
-  ['client'],
-  ['embedded'],
+  ['tasks', 'store', 'pool'], // pool never imports store
+  ['pool/runtime', 'client'], // what runs in a child or a thread; the enqueue side
   ['launcher'],
-  ['dashboard', 'metrics'],
-  ['standalone'], // the standalone process: the launcher, the embedded server, dashboard and metrics
+  ['dashboard', 'metrics', 'embedded'], // the parts the standalone process adds to a launcher
+  ['standalone'],
   ['cli'],
 ];
 // Entry files (src/index.ts, src/launcher.ts) sit above every layer and are not checked here.
 
-// Where a folder's files are, and how an import names it. `standalone` also matches its earlier
-// place, src/launcher/standalone/, so that the rule holds on both trees while it moves.
+// Lower folders and packages a folder still may not import. The child runtime starts light: no
+// database code, no configuration, and YAML only when an options text needs it (loaded then).
+const barred = { 'pool/runtime': ['config', 'store'] };
+const barredPackages = {
+  'pool/runtime': ['pg', 'pg-*', 'kysely', 'piscina', 'prom-client', 'croner', 'p-limit', 'yaml'],
+};
+
+// Where a folder's files are. `standalone` also has its earlier place, src/launcher/standalone/,
+// so that the rule holds on both trees while it moves.
 const legacyPlaces = { standalone: ['launcher/standalone'] };
 const placesOf = (folder) => [folder, ...(legacyPlaces[folder] ?? [])];
 const filesOf = (folder) =>
   folder.endsWith('.ts') ? [`src/${folder}`] : placesOf(folder).map((place) => `src/${place}/**/*.ts`);
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-// An import of `folder` from anywhere in src/: one or more `../` (or `./` from a parent folder),
-// then the folder's path; `errors.ts` is imported as `errors.js`.
-const importOf = (folder) =>
-  folder.endsWith('.ts')
-    ? `^(\\.\\.?/)+${escape(folder.replace(/\.ts$/, '.js'))}$`
-    : `^(\\.\\.?/)+(${placesOf(folder).map(escape).join('|')})/`;
+// How a file of folder `from` names folder `to` (the rule sees the import's text, not a resolved
+// path): `../` one or more times, then its path (`errors.ts` as `errors.js`); a folder inside
+// `from`'s own (pool/runtime from pool) also as `./runtime/`.
+function importOf(to, from) {
+  if (to.endsWith('.ts')) return `^(\\.\\.?/)+${escape(to.replace(/\.ts$/, '.js'))}$`;
+  const places = placesOf(to).map(escape);
+  const own = placesOf(from).flatMap((place) =>
+    placesOf(to)
+      .filter((other) => other.startsWith(`${place}/`))
+      .map((other) => escape(other.slice(place.length + 1))),
+  );
+  return `^((\\.\\.?/)+(${places.join('|')})${own.length > 0 ? `|\\./(${own.join('|')})` : ''})/`;
+}
 
 function layerBlocks() {
+  const allPlaces = layers.flat().flatMap(placesOf);
   return layers.flatMap((row, rowIndex) =>
     row.map((folder) => {
-      const above = layers.slice(rowIndex + 1).flat();
       const peers = row.filter((other) => other !== folder);
-      const forbidden = [...peers, ...above];
-      // A folder inside another one (launcher/standalone) is its own layer, not part of the outer.
-      const inner = layers
-        .flat()
-        .flatMap(placesOf)
-        .filter((place) => place !== folder && place.startsWith(`${folder}/`));
+      const above = layers.slice(rowIndex + 1).flat();
+      const explain = (other) =>
+        peers.includes(other)
+          ? `${folder} and ${other} are peers in ARCHITECTURE.md's layers: neither imports the other.`
+          : above.includes(other)
+            ? `${folder} is below ${other} in ARCHITECTURE.md's layers: imports point down.`
+            : `${folder} does not import ${other} (ARCHITECTURE.md).`;
+      const patterns = [...peers, ...above, ...(barred[folder] ?? [])].map((other) => ({
+        regex: importOf(other, folder),
+        message: explain(other),
+      }));
+      if (barredPackages[folder]) {
+        patterns.push({
+          group: barredPackages[folder],
+          message: `${folder} starts light: no database client, no YAML at import (ARCHITECTURE.md).`,
+        });
+      }
+      // A layer inside this folder (pool/runtime in pool) has a block of its own.
+      const inner = placesOf(folder).flatMap((place) =>
+        allPlaces.filter((other) => other.startsWith(`${place}/`)).map((other) => `src/${other}/**`),
+      );
       return {
         name: `layers/${folder}`,
         files: filesOf(folder),
-        ignores: inner.map((place) => `src/${place}/**`),
-        rules: {
-          'no-restricted-imports': [
-            'error',
-            {
-              patterns: forbidden.map((other) => ({
-                regex: importOf(other),
-                message: peers.includes(other)
-                  ? `${folder} and ${other} are peers in ARCHITECTURE.md's layers: neither imports the other.`
-                  : `${folder} is below ${other} in ARCHITECTURE.md's layers: imports point down.`,
-              })),
-            },
-          ],
-        },
+        ignores: inner,
+        rules: { 'no-restricted-imports': ['error', { patterns }] },
       };
     }),
   );
 }
-
-// Imports only a database client or the runner's upper layers need: the child runtime never
-// loads them (it starts light), and YAML only when an options text needs it.
-const databaseModules = ['pg', 'pg-*', 'kysely', 'piscina', 'prom-client', 'croner', 'p-limit', 'yaml'];
-const runtimeBlock = {
-  name: 'layers/pool/runtime',
-  files: ['src/pool/runtime/**/*.ts'],
-  rules: {
-    'no-restricted-imports': [
-      'error',
-      {
-        patterns: [
-          ...layers
-            .slice(layers.findIndex((row) => row.includes('store')))
-            .flat()
-            .filter((folder) => folder !== 'pool')
-            .map((folder) => ({
-              regex: importOf(folder),
-              message: `the child runtime does not import ${folder} (ARCHITECTURE.md).`,
-            })),
-          { regex: '^(\\.\\./)+config/', message: 'the child runtime does not import config (ARCHITECTURE.md).' },
-          {
-            group: databaseModules,
-            message: 'the child runtime starts light: no database client, no YAML at import (ARCHITECTURE.md).',
-          },
-        ],
-      },
-    ],
-  },
-};
 
 // Library code never writes to the console, exits the process or listens on `process`; the CLI
 // and the files run as a process of their own do.
@@ -174,6 +159,5 @@ export default tseslint.config(
     rules: { 'no-regex-spaces': 'off' },
   },
   ...layerBlocks(),
-  runtimeBlock,
   libraryBlock,
 );
