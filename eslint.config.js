@@ -118,7 +118,7 @@ const libraryBlock = {
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'tmp/**', 'coverage/**', 'node_modules/**', '**/node_modules/**'],
+    ignores: ['dist/**', 'tmp/**', 'coverage/**', 'bench/results/**', '**/node_modules/**'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
