@@ -4,6 +4,7 @@
 // loads no database code, library code writes nothing to the console and installs no handler on
 // `process`.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
@@ -116,12 +117,12 @@ const libraryBlock = {
   },
 };
 
-export default tseslint.config(
+export default defineConfig(
   {
     ignores: ['dist/**', 'tmp/**', 'coverage/**', 'bench/results/**', '**/node_modules/**'],
   },
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  tseslint.configs.recommended,
   {
     name: 'house style',
     languageOptions: {
