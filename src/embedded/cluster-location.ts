@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { access, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeRootDir, reachableBy, rootServerHome, type ServerAccount } from './server-account.js';
 
@@ -77,9 +77,4 @@ export async function clusterPassword(location: ClusterLocation): Promise<string
   const password = randomBytes(18).toString('base64url');
   await writeFile(location.passwordFile, `${password}\n`, { mode: 0o600 });
   return password;
-}
-
-/** Gives `file` to the server's account (initdb reads its password file as that account). */
-export async function handTo(file: string, account: ServerAccount | null): Promise<void> {
-  if (account !== null) await chown(file, account.uid, account.gid);
 }

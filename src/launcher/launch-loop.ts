@@ -192,14 +192,13 @@ export class LaunchLoop {
   #groupCommitDelay(delayMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       let deadline = performance.now() + delayMs;
-      let timer = setTimeout(done, delayMs);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
-        self.#wakeDelay = null;
-        self.#shortenDelay = null;
+        this.#wakeDelay = null;
+        this.#shortenDelay = null;
         resolve();
-      }
+      };
+      let timer = setTimeout(done, delayMs);
       this.#wakeDelay = done;
       this.#shortenDelay = (ms) => {
         const sooner = performance.now() + ms;

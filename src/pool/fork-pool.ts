@@ -35,8 +35,6 @@ export interface ForkPoolParams {
   confinement?: ChildConfinement | null;
   /** What the runtime must read under a permission policy: the package and the tasks directory. */
   readable?: readonly string[];
-  /** Called whenever a slot frees up, so the launcher can claim more. */
-  onSlotFree?: () => void;
   /** Control groups for the children (each in one of its own); null or omitted: none. */
   tryGroups?: TryGroups | null;
 }
@@ -176,7 +174,6 @@ export class ForkPool implements TaskPool {
       });
       const tracked = work.finally(() => {
         this.#inFlight.delete(tracked);
-        this.#p.onSlotFree?.();
       });
       this.#inFlight.add(tracked);
     });

@@ -19,11 +19,6 @@ export const silentLogger: Logger = {
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** True when a line at `level` passes a logger set to `minLevel`. */
-export function logs(level: LogLevel, minLevel: LogLevel): boolean {
-  return levelRank[level] >= levelRank[minLevel];
-}
-
 export interface StreamLoggerOptions {
   /** Lines below this level are dropped. Default `info`. */
   level?: LogLevel;

@@ -19,7 +19,7 @@ export interface PgQueryable {
 }
 
 /** No tables: see `SqlDb`. */
-export type SqlTables = {};
+export type SqlTables = Record<never, never>;
 
 /**
  * How the runner's own code holds a Kysely: as an executor of `sql` statements, each with its row

@@ -284,7 +284,7 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
   } catch (error) {
     warnings.push(`${where}: ${(error as Error).message}; its limits are ignored`);
   }
-  let permissions: ResolvedPermissions | null = null;
+  let permissions: ResolvedPermissions | null;
   try {
     permissions = parsePermissions('static permissions', message.permissions, null);
   } catch (error) {

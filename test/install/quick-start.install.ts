@@ -145,6 +145,7 @@ describe.each(identities)('the quick start in a clone inside a mode-700 director
     const result = await run('npm', ['test', '--', ...files, '--maxWorkers=1'],
       { cwd: clone, env, ...as, timeoutMs: 480_000 });
     expectSuccess(result, 'npm test');
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes in npm's output
     const summary = result.stdout.replace(/\x1b\[[0-9;]*m/g, '');
     // Every file ran (the root-only one is skipped for another user), and none failed.
     expect(summary).toMatch(user === undefined && isRoot ? /Test Files\s+3 passed \(3\)/ : /Test Files\s+2 passed \| 1 skipped \(3\)/);

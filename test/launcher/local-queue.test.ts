@@ -107,7 +107,7 @@ describe('the local queue', () => {
     // (the second try has started by then, leaving three of four held).
     await runners.started(runner, ids[0]!);
     const lock = await t.pool.connect();
-    let stopping: Promise<void> | null = null;
+    let stopping: Promise<void> | undefined;
     try {
       await lock.query('BEGIN');
       await lock.query('SELECT 1 FROM task_runner_requests WHERE id = $1 FOR UPDATE', [ids[0]]);

@@ -177,7 +177,7 @@ describe('the plain-options fast path', () => {
       try {
         slow = parseYamlOptions(text);
       } catch (error) {
-        throw new Error(`seed ${seed}: the fast path read ${JSON.stringify(text)} that YAML refuses (${(error as Error).message})`);
+        throw new Error(`seed ${seed}: the fast path read ${JSON.stringify(text)} that YAML refuses (${(error as Error).message})`, { cause: error });
       }
       expect(fast, `seed ${seed}: ${JSON.stringify(text)}`).toStrictEqual(slow);
       for (const [key, value] of Object.entries(fast)) {
