@@ -1,4 +1,5 @@
-import { requestStates, type RequestState, type RequestSummary } from '../store/inspection.js';
+import { requestStates, type RequestState } from '../store/fragments.js';
+import type { RequestSummary } from '../store/inspection.js';
 import { integerFlag, UsageError } from './args.js';
 import type { CliCommand } from './command.js';
 import { printRecurring } from './recurring-listing.js';

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import { heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
+import { delayedSql, endedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
 import type { SqlDb } from './database.js';
 
@@ -85,18 +85,19 @@ export interface LauncherAlive {
 export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenActivity> {
   const ref = sql.table(table.qualified);
   // Two scans, each of one partial index's rows (runnable_idx, running_idx), rather than one
-  // scan of the whole table for `completed_at IS NULL`.
+  // scan of the whole table for `completed_at IS NULL`; the counts apply the states' own
+  // conditions to the columns they read.
+  const open = sql.raw('queue, task_class_name, completed_at, pid, tries, try_limit, delay_until, started_at');
   const { rows } = await sql<{ queue: string; task_class_name: string | null; waiting: string; delayed: string; running: string; held: string }>`
     SELECT queue, task_class_name,
-           count(*) FILTER (WHERE kind = 'w' AND (delay_until IS NULL OR delay_until <= now())) AS waiting,
-           count(*) FILTER (WHERE kind = 'w' AND delay_until > now()) AS delayed,
-           count(*) FILTER (WHERE kind = 'r' AND started) AS running,
-           count(*) FILTER (WHERE kind = 'r' AND NOT started) AS held
+           count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
+           count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
+           count(*) FILTER (WHERE ${sql.raw(startedSql())}) AS running,
+           count(*) FILTER (WHERE ${sql.raw(heldSql())}) AS held
     FROM (
-      SELECT 'w' AS kind, queue, task_class_name, delay_until, NULL::bool AS started FROM ${ref}
-      WHERE ${sql.raw(waitingSql())}
+      SELECT ${open} FROM ${ref} WHERE ${sql.raw(waitingSql())}
       UNION ALL
-      SELECT 'r', queue, task_class_name, NULL, started_at IS NOT NULL FROM ${ref} WHERE pid IS NOT NULL AND completed_at IS NULL
+      SELECT ${open} FROM ${ref} WHERE ${sql.raw(runningSql())}
     ) open
     GROUP BY queue, task_class_name ORDER BY queue, task_class_name`.execute(db);
   const { rows: oldest } = await sql<{ ms: number | null }>`
@@ -202,7 +203,7 @@ export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
 export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
   const { rows } = await sql<{ result: string | null; n: string }>`
-    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE completed_at IS NOT NULL GROUP BY result`.execute(db);
+    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE ${sql.raw(endedSql())} GROUP BY result`.execute(db);
   return Object.fromEntries(rows.map((row) => [row.result ?? 'NULL', Number(row.n)]));
 }
 

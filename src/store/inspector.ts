@@ -4,10 +4,10 @@ import {
   activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive, launcherTableExporter,
   type LauncherAlive, type MinuteActivity, type OpenActivity, type RunningTry,
 } from './activity.js';
-import type { CancelResult } from './cancel-request.js';
+import { cancelRequest, type CancelResult } from './cancel-request.js';
 import { requestShow, requestsList, type ListRequestsParams, type RequestDetail, type RequestFilter, type RequestPage } from './inspection.js';
-import { requestDelete, requestsRetryMatching } from './request-actions.js';
-import { RequestStore, type StatusCounts } from './request-store.js';
+import { requestDelete, requestRetry, requestsRetryMatching } from './request-actions.js';
+import { requestsCountByState, type StatusCounts } from './state-counts.js';
 import type { SqlDb } from './database.js';
 
 /**
@@ -18,13 +18,10 @@ import type { SqlDb } from './database.js';
 export class Inspector {
   readonly #db: SqlDb;
   readonly #table: TableName;
-  readonly #store: RequestStore;
 
   constructor(params: { db: SqlDb; table: TableName }) {
     this.#db = params.db;
     this.#table = params.table;
-    // Only retry, cancel and the counts are used: the settle rules never apply here.
-    this.#store = new RequestStore({ db: params.db, table: params.table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
   }
 
   get table(): TableName {
@@ -40,7 +37,7 @@ export class Inspector {
   }
 
   counts(): Promise<StatusCounts> {
-    return this.#store.requestsCountByState();
+    return requestsCountByState(this.#db, this.#table);
   }
 
   open(): Promise<OpenActivity> {
@@ -70,11 +67,11 @@ export class Inspector {
   }
 
   retry(id: string): Promise<void> {
-    return this.#store.requestsRetry({ id });
+    return requestRetry(this.#db, this.#table, id);
   }
 
   cancel(id: string): Promise<CancelResult> {
-    return this.#store.requestsCancel({ id });
+    return cancelRequest(this.#db, this.#table, id);
   }
 
   delete(id: string): Promise<void> {
