@@ -97,6 +97,11 @@ export async function addDesignColumn(db: SqlDb, table: TableName, column: strin
   await sql`ALTER TABLE ${sql.table(table.qualified)} ADD COLUMN ${sql.id(column)} ${sql.raw(definition)}`.execute(db);
 }
 
+/** Gives a column of an application's table a default (`adoptTimestamps`: its timestamps). */
+export async function setColumnDefault(db: SqlDb, table: TableName, column: string, value: string): Promise<void> {
+  await sql`ALTER TABLE ${sql.table(table.qualified)} ALTER COLUMN ${sql.id(column)} SET DEFAULT ${sql.raw(value)}`.execute(db);
+}
+
 /**
  * The payload of the wake-up notification that tells launcher `launcherId` that the pid of a row
  * it holds was cleared by hand: it stops that try now instead of at its next lease renewal.

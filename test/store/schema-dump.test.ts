@@ -22,7 +22,7 @@ const header = [
 ].join('\n');
 
 /** The dump without what varies between servers, pg_dump versions and runs. */
-export function normalizeDump(dump: string): string {
+function normalizeDump(dump: string): string {
   const lines = dump.split('\n').filter((line) => !/^--/.test(line) && !/^SET /.test(line)
     && !/^SELECT pg_catalog\.set_config/.test(line) && !/^\\(un)?restrict /.test(line));
   return lines.join('\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
