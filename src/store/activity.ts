@@ -4,6 +4,7 @@ import { attemptsTableFor } from './attempts-table.js';
 import { delayedSql, endedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
 import type { SqlDb } from './database.js';
+import type { LauncherRow, MaybeNull, TaskRequestRow } from './schema.js';
 
 /**
  * What the table says about the work going on: depth per queue and task, the oldest wait,
@@ -88,7 +89,8 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
   // scan of the whole table for `completed_at IS NULL`; the counts apply the states' own
   // conditions to the columns they read.
   const open = sql.raw('queue, task_class_name, completed_at, pid, tries, try_limit, delay_until, started_at');
-  const { rows } = await sql<{ queue: string; task_class_name: string | null; waiting: string; delayed: string; running: string; held: string }>`
+  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow, 'queue' | 'task_class_name'>, 'task_class_name'>
+    & Record<'waiting' | 'delayed' | 'running' | 'held', string>>`
     SELECT queue, task_class_name,
            count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
            count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
@@ -153,10 +155,9 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
 
 /** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
-  const { rows } = await sql<{
-    id: string; task_class_name: string | null; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
-    launcher_id: string | null; started_at: Date | null; cancel: boolean;
-  }>`
+  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow,
+    'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'>, 'task_class_name'>
+    & { cancel: boolean }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
     FROM ${sql.table(table.qualified)} AS r WHERE ${sql.raw(runningSql('r'))}
@@ -169,10 +170,7 @@ export async function activityRunning(db: SqlDb, table: TableName, limit = 200):
 
 /** Launchers whose heartbeat is younger than `staleMs`. */
 export async function launchersAlive(db: SqlDb, table: TableName, staleMs: number): Promise<LauncherAlive[]> {
-  const { rows } = await sql<{
-    launcher_id: string; host: string; pid: number; concurrency: number; queues: string[] | null; started_at: Date; age: number;
-    running: string; held: string;
-  }>`
+  const { rows } = await sql<Omit<LauncherRow, 'heartbeat_at'> & { age: number; running: string; held: string }>`
     SELECT l.launcher_id, l.host, l.pid, l.concurrency, l.queues, l.started_at,
            (extract(epoch FROM now() - l.heartbeat_at) * 1000)::float8 AS age,
            (SELECT count(*) FROM ${sql.table(table.qualified)} r WHERE r.launcher_id = l.launcher_id AND ${sql.raw(startedSql('r'))}) AS running,
@@ -193,7 +191,7 @@ export async function launchersAlive(db: SqlDb, table: TableName, staleMs: numbe
  * launcher takes over when that one stops (its row goes) or stops heart-beating.
  */
 export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs: number): Promise<string | null> {
-  const { rows } = await sql<{ launcher_id: string }>`
+  const { rows } = await sql<Pick<LauncherRow, 'launcher_id'>>`
     SELECT launcher_id FROM ${sql.table(launchersTableFor(table).qualified)}
     WHERE heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
     ORDER BY launcher_id LIMIT 1`.execute(db);
@@ -202,7 +200,7 @@ export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs
 
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
 export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
-  const { rows } = await sql<{ result: string | null; n: string }>`
+  const { rows } = await sql<Pick<TaskRequestRow, 'result'> & { n: string }>`
     SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE ${sql.raw(endedSql())} GROUP BY result`.execute(db);
   return Object.fromEntries(rows.map((row) => [row.result ?? 'NULL', Number(row.n)]));
 }

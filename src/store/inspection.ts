@@ -4,7 +4,7 @@ import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { nullTryLimit, requestStates, stateConditionSql, stateSql, type RequestState } from './fragments.js';
 import type { SqlDb } from './database.js';
-import type { TaskRequestRow } from './schema.js';
+import type { MaybeNull, TaskRequestRow } from './schema.js';
 
 /**
  * Read-only questions about requests, for `show`, `list` and the dashboard: one request in full,
@@ -90,11 +90,10 @@ export interface RequestDetail extends RequestSummary {
   attempts: RequestAttempt[];
 }
 
-interface SummaryRow {
-  id: string; task_class_name: string | null; queue: string; priority: number; state: RequestState; result: string | null;
-  tries: number; try_limit: number; created_at: Date; started_at: Date | null; completed_at: Date | null;
-  delay_until: Date | null; pid: number | null; host: string | null; preview: string | null;
-}
+/** The columns of `summaryColumns` (an adopted table allows a NULL task). */
+type SummaryRow = MaybeNull<Pick<TaskRequestRow,
+  'id' | 'task_class_name' | 'queue' | 'priority' | 'result' | 'tries' | 'try_limit' | 'created_at' | 'started_at' | 'completed_at'
+  | 'delay_until' | 'pid' | 'host'>, 'task_class_name'> & { state: RequestState; preview: string | null };
 
 /**
  * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
@@ -196,10 +195,9 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
 
 /** One request with everything known about it, or null. */
 export async function requestShow(db: SqlDb, table: TableName, id: string): Promise<RequestDetail | null> {
-  const { rows } = await sql<SummaryRow & {
-    options: string | null; result_text: string | null; thread_id: number | null; launcher_id: string | null;
-    lease_expires_at: Date | null; crashes: number; timeout_ms: number | null; cancel_requested_at: Date | null; traceparent: string | null;
-  }>`
+  const { rows } = await sql<SummaryRow & Pick<TaskRequestRow,
+    'options' | 'result_text' | 'thread_id' | 'launcher_id' | 'lease_expires_at' | 'crashes' | 'timeout_ms' | 'cancel_requested_at'
+    | 'traceparent'>>`
     SELECT ${summaryColumns}, options, result_text, thread_id, launcher_id, lease_expires_at, crashes, timeout_ms,
            cancel_requested_at, traceparent
     FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);

@@ -5,6 +5,7 @@ import { attemptsTableFor } from './attempts-table.js';
 import { endedSql, spentSql } from './fragments.js';
 import { filterConditions, type RequestFilter } from './inspection.js';
 import type { SqlDb } from './database.js';
+import type { TaskRequestRow } from './schema.js';
 
 /**
  * What an operator does to requests (the CLI, the dashboard, the library's `retry`): retry one,
@@ -24,7 +25,7 @@ const retryAssignments = sql.raw(
  */
 export async function requestRetry(db: SqlDb, table: TableName, id: string): Promise<void> {
   const ref = sql.table(table.qualified);
-  const { rows } = await sql<{ retried: boolean; pid: number | null }>`
+  const { rows } = await sql<Pick<TaskRequestRow, 'pid'> & { retried: boolean }>`
     WITH target AS MATERIALIZED (SELECT id, pid FROM ${ref} WHERE id = ${id}::bigint FOR UPDATE),
     changed AS (
       UPDATE ${ref} AS t SET ${retryAssignments}
@@ -42,7 +43,7 @@ export async function requestRetry(db: SqlDb, table: TableName, id: string): Pro
  * one is refused (cancel it first): its launcher would write an outcome to a row that is gone.
  */
 export async function requestDelete(db: SqlDb, table: TableName, id: string): Promise<void> {
-  const { rows } = await sql<{ deleted: boolean; pid: number | null }>`
+  const { rows } = await sql<Pick<TaskRequestRow, 'pid'> & { deleted: boolean }>`
     WITH target AS MATERIALIZED (SELECT id, pid FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint FOR UPDATE),
     gone AS (
       DELETE FROM ${sql.table(table.qualified)} t USING target WHERE t.id = target.id AND target.pid IS NULL RETURNING t.id
@@ -87,7 +88,7 @@ const bulkTextTimeoutMs = 30_000;
 
 async function retryMatching(db: SqlDb, table: TableName, filter: RequestFilter, limit: number): Promise<string[]> {
   const ref = sql.table(table.qualified);
-  const { rows } = await sql<{ id: string }>`
+  const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
     WITH target AS (
       SELECT id FROM ${ref}
       WHERE ${filterConditions(filter)} AND (${sql.raw(endedSql())} OR ${sql.raw(spentSql())}) AND pid IS NULL

@@ -6,6 +6,7 @@ import {
   claimStatement, claimValues, launchResult, launchStatement, launchValues, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
+import type { TaskRequestRow } from './schema.js';
 import { kyselyClient, type SqlClient, type Statement } from './sql-client.js';
 import { storableText } from './storable-text.js';
 import type { SqlDb } from './database.js';
@@ -103,7 +104,7 @@ export class RequestStore {
     const crash = how.refund ? 'false' : '(old.started_at IS NOT NULL)';
     const text = how.refund ? 'old.text' : `CASE WHEN old.started_at IS NULL THEN 'never started: ' || old.text ELSE old.text END`;
     const settle = settleAssignments({ result, text, crash, final: 'false', refund: String(how.refund) }, this.#rules);
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       WITH old AS MATERIALIZED (${picked}),
       done AS (
         UPDATE ${this.#table} AS t
@@ -123,7 +124,7 @@ export class RequestStore {
 
   /** Running rows whose pid lives on `host`: the pid probe's input. */
   async requestsListRunningOnHost(params: { host: string }): Promise<OwnedRunningRow[]> {
-    const { rows } = await sql<{ id: string; pid: number; process_identity: string | null; launcher_id: string | null }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id' | 'process_identity' | 'launcher_id'> & { pid: number }>`
       SELECT id::text AS id, pid, process_identity, launcher_id FROM ${this.#table}
       WHERE host = ${params.host} AND ${sql.raw(runningSql())}`.execute(this.#db);
     return rows.map((row) => ({
@@ -185,7 +186,7 @@ export class RequestStore {
    */
   async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
     const lease = sql`${params.leaseMs} * interval '1 millisecond'`;
-    const { rows } = await sql<{ id: string; cancel: boolean; wiped: boolean }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'> & { cancel: boolean; wiped: boolean }>`
       WITH wiped AS (
         SELECT id FROM ${this.#table}
         WHERE launcher_id = ${params.launcherId} AND pid IS NULL AND completed_at IS NULL
@@ -216,7 +217,7 @@ export class RequestStore {
    */
   async requestsReleaseWiped(params: { launcherId: string; ids: readonly string[] }): Promise<string[]> {
     if (params.ids.length === 0) return [];
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       UPDATE ${this.#table} SET lease_expires_at = NULL
       WHERE id = ANY(${[...params.ids]}::bigint[]) AND launcher_id = ${params.launcherId}
         AND pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL
@@ -262,7 +263,7 @@ export class RequestStore {
    * as a careless INSERT can write): they would otherwise never run and never end.
    */
   async requestsEndHopeless(): Promise<string[]> {
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       UPDATE ${this.#table}
       SET completed_at = now(), result = 'FAILED',
           result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || COALESCE(tries, 0)

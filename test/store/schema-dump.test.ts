@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AttemptTable, LauncherTable, RecurringTable, RequestTable } from '../../dist/store/schema.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /**
@@ -28,6 +29,29 @@ function normalizeDump(dump: string): string {
   return lines.join('\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
 }
 
+/**
+ * The columns of each table interface in schema.ts: `satisfies` makes the test's type check fail
+ * when a key is missing or extra, and the test below compares them with the migrated tables.
+ */
+type Columns<T> = Record<keyof T, true>;
+const requestColumns = {
+  id: true, created_at: true, task_class_name: true, pid: true, started_at: true, completed_at: true, result: true, tries: true,
+  try_limit: true, options: true, delay_until: true, result_text: true, queue: true, priority: true, host: true, launcher_id: true,
+  process_identity: true, thread_id: true, lease_expires_at: true, crashes: true, timeout_ms: true, cancel_requested_at: true,
+  traceparent: true, unique_key: true,
+} satisfies Columns<RequestTable>;
+const attemptColumns = {
+  id: true, request_id: true, try: true, host: true, launcher_id: true, pid: true, thread_id: true, mode: true, started_at: true,
+  ended_at: true, result: true, exit_code: true, signal: true, peak_memory_bytes: true, result_text: true,
+} satisfies Columns<AttemptTable>;
+const recurringColumns = {
+  name: true, task_class_name: true, cron: true, timezone: true, options: true, queue: true, priority: true, try_limit: true,
+  backfill: true, last_due_at: true, last_request_id: true, registered_at: true,
+} satisfies Columns<RecurringTable>;
+const launcherColumns = {
+  launcher_id: true, host: true, pid: true, concurrency: true, queues: true, started_at: true, heartbeat_at: true,
+} satisfies Columns<LauncherTable>;
+
 let t: TestDatabase;
 
 beforeAll(async () => {
@@ -46,5 +70,17 @@ describe('schema.sql', () => {
     if (process.env.CW_WRITE_SCHEMA === '1') await writeFile(schemaFile, header + dumped);
     const committed = normalizeDump(await readFile(schemaFile, 'utf8'));
     expect(dumped).toBe(committed);
+  });
+
+  it('has the columns the table interfaces of schema.ts name, no more and no fewer', async () => {
+    const tables: [string, Record<string, true>][] = [
+      ['task_runner_requests', requestColumns], ['task_runner_requests_attempts', attemptColumns],
+      ['task_runner_requests_recurring', recurringColumns], ['task_runner_requests_launchers', launcherColumns],
+    ];
+    for (const [table, columns] of tables) {
+      const { rows } = await t.pool.query<{ column_name: string }>(
+        'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1', [table]);
+      expect({ table, columns: rows.map((row) => row.column_name).sort() }).toEqual({ table, columns: Object.keys(columns).sort() });
+    }
   });
 });
