@@ -70,6 +70,16 @@ export function leaseFreeSql(alias?: string): string {
   return `(${lease} IS NULL OR ${lease} <= now())`;
 }
 
+/**
+ * Waiting with a lease still recorded: the pid was cleared by hand under a try whose launcher has
+ * not yet stopped it and cleared the lease (a reschedule in progress, or one whose launcher died).
+ * The predicate of `wiped_idx`, which every statement that looks for such rows reads.
+ */
+export function wipedSql(alias?: string): string {
+  const c = (name: string) => column(alias, name);
+  return `${c('pid')} IS NULL AND ${c('completed_at')} IS NULL AND ${c('lease_expires_at')} IS NOT NULL`;
+}
+
 /** A queue filter on parameter `$n` (text[]; NULL means every queue). */
 export function queueFilterSql(parameter: number, alias?: string): string {
   return `($${parameter}::text[] IS NULL OR ${column(alias, 'queue')} = ANY($${parameter}::text[]))`;

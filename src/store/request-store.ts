@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
-import { delayedSql, runningSql } from './fragments.js';
+import { delayedSql, runningSql, wipedSql } from './fragments.js';
 import {
   claimStatement, claimValues, launchResult, launchStatement, launchValues, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
@@ -164,7 +164,7 @@ export class RequestStore {
     const only = params.ids === undefined ? sql`` : sql`AND t.id = ANY(${[...params.ids]}::bigint[])`;
     return this.#endUnreportedTries(sql`
       SELECT ${lockedTryColumns}, ${storableText(params.text)}::text AS text FROM ${this.#table} AS t
-      WHERE t.launcher_id = ${params.launcherId} AND t.pid IS NOT NULL AND t.completed_at IS NULL ${only}
+      WHERE t.launcher_id = ${params.launcherId} AND ${sql.raw(runningSql('t'))} ${only}
       FOR UPDATE OF t`, { result: 'INTERRUPTED', refund: true });
   }
 
@@ -189,8 +189,7 @@ export class RequestStore {
     const { rows } = await sql<Pick<TaskRequestRow, 'id'> & { cancel: boolean; wiped: boolean }>`
       WITH wiped AS (
         SELECT id FROM ${this.#table}
-        WHERE launcher_id = ${params.launcherId} AND pid IS NULL AND completed_at IS NULL
-          AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+        WHERE launcher_id = ${params.launcherId} AND ${sql.raw(wipedSql())} AND lease_expires_at > now()
       ),
       renewed AS (
         UPDATE ${this.#table} SET lease_expires_at = now() + ${lease}
@@ -220,7 +219,7 @@ export class RequestStore {
     const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       UPDATE ${this.#table} SET lease_expires_at = NULL
       WHERE id = ANY(${[...params.ids]}::bigint[]) AND launcher_id = ${params.launcherId}
-        AND pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL
+        AND ${sql.raw(wipedSql())}
       RETURNING id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
@@ -237,7 +236,7 @@ export class RequestStore {
              'lease expired: launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing it (pid ' || t.pid || ')' AS text
       FROM ${this.#table} AS t
-      WHERE t.pid IS NOT NULL AND t.completed_at IS NULL AND t.lease_expires_at < now()
+      WHERE ${sql.raw(runningSql('t'))} AND t.lease_expires_at < now()
         AND t.host IS DISTINCT FROM ${params.host}
       FOR UPDATE OF t SKIP LOCKED`, { result: 'CRASHED', refund: false });
   }
@@ -254,7 +253,7 @@ export class RequestStore {
              'pid cleared by hand; launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing its lease before it had stopped the try' AS text
       FROM ${this.#table} AS t
-      WHERE t.pid IS NULL AND t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL AND t.lease_expires_at < now()
+      WHERE ${sql.raw(wipedSql('t'))} AND t.lease_expires_at < now()
       FOR UPDATE OF t SKIP LOCKED`, { result: 'RESCHEDULED', refund: true });
   }
 

@@ -3,6 +3,7 @@ import { channelFor, type TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
+import { wipedSql } from './fragments.js';
 import { launchersTableFor } from './ops-support.js';
 import { recurringTableFor } from './recurring-table.js';
 import type { SqlDb } from './database.js';
@@ -130,7 +131,7 @@ export async function createRequestSupport(db: SqlDb, table: TableName): Promise
   // the lease renewal finds its own here. Every statement that ends a try clears the lease with
   // the pid, so this holds only those rows, a handful at most.
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'wiped_idx'))}
-    ON ${ref} (launcher_id) WHERE pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL`.execute(db);
+    ON ${ref} (launcher_id) WHERE ${sql.raw(wipedSql())}`.execute(db);
   // Retention walks ended rows oldest first, and unique schedules look a key up: both partial,
   // so neither holds a waiting row, and the claim (which reads runnable_idx only) never sees them.
   await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'ended_idx'))}
