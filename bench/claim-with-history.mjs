@@ -68,8 +68,8 @@ async function claimRound(batch) {
       const { claimed: rows } = await stores[kind].requestsLaunch({
         launcherId: 'bench', outcomes: [], starts: [],
         claim: {
-          limit: batch, startNow: batch, host: 'bench', launcherPid: process.pid, launcherIdentity: null, queues: null, leaseMs: 60_000,
-          maxOptionsBytes: 2_147_483_647,
+          limit: batch, startNow: batch, host: 'bench', launcherPid: process.pid, launcherIdentity: null, queues: null,
+          leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
         },
       });
       spent[kind] += performance.now() - started;

@@ -28,8 +28,8 @@ function claimOrder(limit) {
   return {
     launcherId: `bench-raw-${process.pid}`, outcomes: [], starts: [],
     claim: {
-      limit, startNow: limit, host: os.hostname(), launcherPid: process.pid, launcherIdentity: null, queues: null, leaseMs: 60_000,
-      maxOptionsBytes: 2_147_483_647,
+      limit, startNow: limit, host: os.hostname(), launcherPid: process.pid, launcherIdentity: null, queues: null,
+      leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
     },
   };
 }

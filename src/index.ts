@@ -52,7 +52,9 @@ export { createMetrics, type CreateMetricsOptions, type TaskRunnerMetrics } from
 export { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.js';
 export { Inspector } from './store/inspector.js';
-export type { RequestDetail, RequestFilter, RequestPage, RequestSummary, ListRequestsParams } from './store/inspection.js';
+export type {
+  RequestDetail, RequestFilter, RequestPage, RequestSummary, ListRequestsParams,
+} from './store/inspection.js';
 export type { RequestState } from './store/fragments.js';
 export type { LauncherAlive, MinuteActivity, OpenActivity, QueueDepth, RunningTry } from './store/activity.js';
 export type { RunnerStats } from './launcher/runner.js';

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { delayedSql, endedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
-import { launchersTableFor } from './ops-support.js';
+import { launchersTableFor } from './launchers-table.js';
 import type { SqlDb } from './database.js';
 import type { LauncherRow, MaybeNull, TaskRequestRow } from './schema.js';
 
@@ -156,7 +156,8 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
 /** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
   const { rows } = await sql<MaybeNull<Pick<TaskRequestRow,
-    'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'>, 'task_class_name'>
+    'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'>,
+    'task_class_name'>
     & { cancel: boolean }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
@@ -201,7 +202,8 @@ export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
 export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
   const { rows } = await sql<Pick<TaskRequestRow, 'result'> & { n: string }>`
-    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE ${sql.raw(endedSql())} GROUP BY result`.execute(db);
+    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)}
+    WHERE ${sql.raw(endedSql())} GROUP BY result`.execute(db);
   return Object.fromEntries(rows.map((row) => [row.result ?? 'NULL', Number(row.n)]));
 }
 

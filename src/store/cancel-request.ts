@@ -31,7 +31,8 @@ export interface CancelResult {
 export async function cancelRequest(db: SqlDb, table: TableName, id: string): Promise<CancelResult> {
   const ref = sql.table(table.qualified);
   const channel = cancelChannelFor(table);
-  const { rows } = await sql<Pick<TaskRequestRow, 'result' | 'pid' | 'host' | 'launcher_id'> & { state: CancelResult['state'] }>`
+  type Row = Pick<TaskRequestRow, 'result' | 'pid' | 'host' | 'launcher_id'> & { state: CancelResult['state'] };
+  const { rows } = await sql<Row>`
     WITH target AS MATERIALIZED (
       SELECT id, pid, result, host, launcher_id, completed_at FROM ${ref} WHERE id = ${id}::bigint FOR UPDATE
     ),

@@ -10,7 +10,7 @@ import type { MaybeNull, TaskRequestRow } from './schema.js';
  * Read-only questions about requests, for `show`, `list` and the dashboard: one request in full,
  * and pages of requests newest first. Pages are keyset-paginated on the primary key (`id <
  * before`), so page 1000 costs what page 1 does on a million-row table; each state filter is a
- * condition an index serves (see ops-support.ts).
+ * condition an index serves (see `createOpsSupport` in schema-ddl.ts).
  */
 
 /** Which requests: every field optional; all given must hold. */
@@ -92,8 +92,8 @@ export interface RequestDetail extends RequestSummary {
 
 /** The columns of `summaryColumns` (an adopted table allows a NULL task). */
 type SummaryRow = MaybeNull<Pick<TaskRequestRow,
-  'id' | 'task_class_name' | 'queue' | 'priority' | 'result' | 'tries' | 'try_limit' | 'created_at' | 'started_at' | 'completed_at'
-  | 'delay_until' | 'pid' | 'host'>, 'task_class_name'> & { state: RequestState; preview: string | null };
+  'id' | 'task_class_name' | 'queue' | 'priority' | 'result' | 'tries' | 'try_limit' | 'created_at' | 'started_at'
+  | 'completed_at' | 'delay_until' | 'pid' | 'host'>, 'task_class_name'> & { state: RequestState; preview: string | null };
 
 /**
  * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
@@ -196,8 +196,8 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
 /** One request with everything known about it, or null. */
 export async function requestShow(db: SqlDb, table: TableName, id: string): Promise<RequestDetail | null> {
   const { rows } = await sql<SummaryRow & Pick<TaskRequestRow,
-    'options' | 'result_text' | 'thread_id' | 'launcher_id' | 'lease_expires_at' | 'crashes' | 'timeout_ms' | 'cancel_requested_at'
-    | 'traceparent'>>`
+    'options' | 'result_text' | 'thread_id' | 'launcher_id' | 'lease_expires_at' | 'crashes' | 'timeout_ms'
+    | 'cancel_requested_at' | 'traceparent'>>`
     SELECT ${summaryColumns}, options, result_text, thread_id, launcher_id, lease_expires_at, crashes, timeout_ms,
            cancel_requested_at, traceparent
     FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);
@@ -220,7 +220,8 @@ export async function requestShow(db: SqlDb, table: TableName, id: string): Prom
 
 /** One whole row as stored, or null (what `runner.find` and the client's `find` return). */
 export async function requestFind(db: SqlDb, table: TableName, id: string): Promise<TaskRequestRow | null> {
-  const { rows } = await sql<TaskRequestRow>`SELECT * FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);
+  const { rows } = await sql<TaskRequestRow>`
+    SELECT * FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);
   const row = rows[0];
   // A Rails-era table has integer ids, which pg returns as numbers: ids are text throughout.
   return row === undefined ? null : { ...row, id: String(row.id) };

@@ -115,7 +115,8 @@ export class RecurringStore {
 
   /** Every entry, by name. */
   async list(): Promise<RecurringRow[]> {
-    const { rows } = await sql<Omit<RecurringTableRow, 'options' | 'priority' | 'try_limit'>>`SELECT name, task_class_name, cron, timezone, queue, backfill, last_due_at, last_request_id::text AS last_request_id, registered_at
+    const { rows } = await sql<Omit<RecurringTableRow, 'options' | 'priority' | 'try_limit'>>`
+       SELECT name, task_class_name, cron, timezone, queue, backfill, last_due_at, last_request_id::text AS last_request_id, registered_at
        FROM ${this.#recurring} ORDER BY name`.execute(this.#db);
     return rows.map((row) => ({
       name: row.name, taskClassName: row.task_class_name, cron: row.cron, timezone: row.timezone, queue: row.queue,

@@ -15,7 +15,8 @@ import type { TaskRequestRow } from './schema.js';
 
 /** What a retry sets: runnable now, at least one more try, crash count and cancel request cleared. */
 const retryAssignments = sql.raw(
-  'completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1), crashes = 0, cancel_requested_at = NULL',
+  'completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1), crashes = 0, '
+  + 'cancel_requested_at = NULL',
 );
 
 /**
@@ -35,7 +36,9 @@ export async function requestRetry(db: SqlDb, table: TableName, id: string): Pro
     SELECT EXISTS (SELECT 1 FROM changed) AS retried, target.pid FROM target`.execute(db);
   const row = rows[0];
   if (row === undefined) throw new TaskRunnerError('REQUEST_NOT_FOUND', `request ${id} does not exist`);
-  if (!row.retried) throw new TaskRunnerError('ALREADY_RUNNING', `request ${id} is running (pid ${row.pid}); it cannot be retried now`);
+  if (!row.retried) {
+    throw new TaskRunnerError('ALREADY_RUNNING', `request ${id} is running (pid ${row.pid}); it cannot be retried now`);
+  }
 }
 
 /**

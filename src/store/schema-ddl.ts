@@ -4,7 +4,7 @@ import { defaults } from '../config/runner-config.js';
 import { attemptsTableFor } from './attempts-table.js';
 import { derivedName } from './derived-name.js';
 import { wipedSql } from './fragments.js';
-import { launchersTableFor } from './ops-support.js';
+import { launchersTableFor } from './launchers-table.js';
 import { recurringTableFor } from './recurring-table.js';
 import type { SqlDb } from './database.js';
 
@@ -62,7 +62,8 @@ function qualified(table: TableName, name: string) {
 }
 
 async function triggerExists(db: SqlDb, table: TableName, name: string): Promise<boolean> {
-  const { rows } = await sql`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(${table.qualified}) AND tgname = ${name}`.execute(db);
+  const { rows } = await sql`SELECT 1 FROM pg_trigger
+    WHERE tgrelid = to_regclass(${table.qualified}) AND tgname = ${name}`.execute(db);
   return rows.length > 0;
 }
 
@@ -100,7 +101,8 @@ export async function addDesignColumn(db: SqlDb, table: TableName, column: strin
 
 /** Gives a column of an application's table a default (`adoptTimestamps`: its timestamps). */
 export async function setColumnDefault(db: SqlDb, table: TableName, column: string, value: string): Promise<void> {
-  await sql`ALTER TABLE ${sql.table(table.qualified)} ALTER COLUMN ${sql.id(column)} SET DEFAULT ${sql.raw(value)}`.execute(db);
+  await sql`ALTER TABLE ${sql.table(table.qualified)}
+    ALTER COLUMN ${sql.id(column)} SET DEFAULT ${sql.raw(value)}`.execute(db);
 }
 
 /**
@@ -207,10 +209,10 @@ export async function createRecurringTable(db: SqlDb, table: TableName): Promise
 
 /**
  * Indexes the inspection queries need, and the launchers table (what its rows mean:
- * `launchersTableFor` in ops-support.ts). The indexes are created only when missing: `CREATE
- * INDEX IF NOT EXISTS` would still take a SHARE lock on the table, waiting for every launcher's
- * open statement, so the catalogue is asked first (as the trigger install does). On a large
- * existing table the first creation locks writes while it builds; run `migrate` at a quiet time once.
+ * launchers-table.ts). The indexes are created only when missing: `CREATE INDEX IF NOT EXISTS`
+ * would still take a SHARE lock on the table, waiting for every launcher's open statement, so
+ * the catalogue is asked first (as the trigger install does). On a large existing table the
+ * first creation locks writes while it builds; run `migrate` at a quiet time once.
  *
  * - `(left(task_class_name, 200), id)`: `list --task` newest first. On the first 200 characters
  *   only, because a btree entry must fit in a page: a row whose name is a megabyte long (a bad
@@ -272,6 +274,7 @@ export async function dropRunnerTables(db: SqlDb, table: TableName): Promise<voi
   for (const beside of [attemptsTableFor(table), launchersTableFor(table), recurringTableFor(table)]) {
     await sql`DROP TABLE IF EXISTS ${sql.table(beside.qualified)}`.execute(db);
   }
-  await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_touch_updated_at'))}() CASCADE`.execute(db);
+  const touch = qualified(table, derivedName(table, 'cw_touch_updated_at'));
+  await sql`DROP FUNCTION IF EXISTS ${touch}() CASCADE`.execute(db);
   await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
 }

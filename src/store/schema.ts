@@ -112,7 +112,7 @@ export interface RecurringTable {
 }
 export type RecurringTableRow = Selectable<RecurringTable>;
 
-/** The launchers table, `<table>_launchers`: one row per running launcher (ops-support.ts). */
+/** The launchers table, `<table>_launchers`: one row per running launcher (launchers-table.ts). */
 export interface LauncherTable {
   launcher_id: string;
   host: string;

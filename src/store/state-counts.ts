@@ -25,7 +25,9 @@ export interface StatusCounts {
 
 /** Counts of rows per derived state (the conditions of fragments.ts), in one scan. */
 export async function requestsCountByState(db: SqlDb, table: TableName): Promise<StatusCounts> {
-  const givenUp = (['failed', 'crashed', 'parked', 'cancelled'] as const).map((state) => `(${stateConditionSql(state)})`).join(' OR ');
+  const givenUp = (['failed', 'crashed', 'parked', 'cancelled'] as const)
+    .map((state) => `(${stateConditionSql(state)})`)
+    .join(' OR ');
   const { rows } = await sql<Record<keyof StatusCounts, string>>`
     SELECT
       count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
@@ -40,6 +42,7 @@ export async function requestsCountByState(db: SqlDb, table: TableName): Promise
   const row = rows[0]!;
   return {
     waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running), held: Number(row.held),
-    finished: Number(row.finished), givenUp: Number(row.givenUp), cancelled: Number(row.cancelled), parked: Number(row.parked),
+    finished: Number(row.finished), givenUp: Number(row.givenUp),
+    cancelled: Number(row.cancelled), parked: Number(row.parked),
   };
 }

@@ -68,14 +68,16 @@ describe('list', () => {
     expect(text.requests.map((r: { id: string }) => r.id)).toEqual([failed]);
   });
 
-  it('lists as failed every row that show calls failed: one that never ended with no try left, one ended without a result', async () => {
+  it('lists as failed every row show calls failed: never ended with no try left, ended without a result', async () => {
     await s.t.pool.query('CREATE TABLE gone_jobs (LIKE task_runner_requests INCLUDING ALL)');
     await s.t.pool.query('CREATE TABLE gone_jobs_attempts (LIKE task_runner_requests_attempts INCLUDING ALL)');
     await s.t.pool.query('CREATE TABLE gone_jobs_launchers (LIKE task_runner_requests_launchers INCLUDING ALL)');
     const waiting = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, try_limit: 2 }, 'gone_jobs');
     const noTryLeft = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 3, try_limit: 3 }, 'gone_jobs');
     const noResult = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, completed_at: new Date() }, 'gone_jobs');
-    const failed = await insertRequest(s.t.pool, { task_class_name: 'Fail', tries: 5, completed_at: new Date(), result: 'FAILED' }, 'gone_jobs');
+    const failed = await insertRequest(s.t.pool, {
+      task_class_name: 'Fail', tries: 5, completed_at: new Date(), result: 'FAILED',
+    }, 'gone_jobs');
     for (const id of [noTryLeft, noResult, failed]) {
       const shown = JSON.parse((await cli(['show', id, '--table', 'gone_jobs', '--json'], s.at)).stdout);
       expect(shown.state).toBe('failed');

@@ -52,7 +52,8 @@ export class TestStore extends RequestStore {
       outcomes: [],
       starts: [],
       claim: {
-        limit: params.limit, startNow: params.startNow ?? params.limit, host: params.host, launcherPid: params.launcherPid,
+        limit: params.limit, startNow: params.startNow ?? params.limit, host: params.host,
+        launcherPid: params.launcherPid,
         launcherIdentity: params.processIdentity, queues: params.queues, leaseMs: params.leaseMs,
         maxOptionsBytes: params.maxOptionsBytes ?? 2_147_483_647,
       },
@@ -63,7 +64,8 @@ export class TestStore extends RequestStore {
   /** Writes outcomes of ended tries alone; returns the ids written. */
   async requestsComplete(params: { launcherId: string; outcomes: readonly AttemptOutcome[] }): Promise<Set<string>> {
     if (params.outcomes.length === 0) return new Set();
-    const { outcomes } = await this.requestsLaunch({ launcherId: params.launcherId, outcomes: params.outcomes, starts: [], claim: null });
+    const { launcherId, outcomes: ended } = params;
+    const { outcomes } = await this.requestsLaunch({ launcherId, outcomes: ended, starts: [], claim: null });
     return new Set(outcomes.map((outcome) => outcome.id));
   }
 

@@ -35,18 +35,19 @@ function normalizeDump(dump: string): string {
  */
 type Columns<T> = Record<keyof T, true>;
 const requestColumns = {
-  id: true, created_at: true, task_class_name: true, pid: true, started_at: true, completed_at: true, result: true, tries: true,
-  try_limit: true, options: true, delay_until: true, result_text: true, queue: true, priority: true, host: true, launcher_id: true,
-  process_identity: true, thread_id: true, lease_expires_at: true, crashes: true, timeout_ms: true, cancel_requested_at: true,
-  traceparent: true, unique_key: true,
+  id: true, created_at: true, task_class_name: true, pid: true, started_at: true, completed_at: true, result: true,
+  tries: true, try_limit: true, options: true, delay_until: true, result_text: true, queue: true, priority: true,
+  host: true, launcher_id: true, process_identity: true, thread_id: true, lease_expires_at: true, crashes: true,
+  timeout_ms: true, cancel_requested_at: true, traceparent: true, unique_key: true,
 } satisfies Columns<RequestTable>;
 const attemptColumns = {
-  id: true, request_id: true, try: true, host: true, launcher_id: true, pid: true, thread_id: true, mode: true, started_at: true,
-  ended_at: true, result: true, exit_code: true, signal: true, peak_memory_bytes: true, result_text: true,
+  id: true, request_id: true, try: true, host: true, launcher_id: true, pid: true, thread_id: true, mode: true,
+  started_at: true, ended_at: true, result: true, exit_code: true, signal: true, peak_memory_bytes: true,
+  result_text: true,
 } satisfies Columns<AttemptTable>;
 const recurringColumns = {
-  name: true, task_class_name: true, cron: true, timezone: true, options: true, queue: true, priority: true, try_limit: true,
-  backfill: true, last_due_at: true, last_request_id: true, registered_at: true,
+  name: true, task_class_name: true, cron: true, timezone: true, options: true, queue: true, priority: true,
+  try_limit: true, backfill: true, last_due_at: true, last_request_id: true, registered_at: true,
 } satisfies Columns<RecurringTable>;
 const launcherColumns = {
   launcher_id: true, host: true, pid: true, concurrency: true, queues: true, started_at: true, heartbeat_at: true,
@@ -79,8 +80,10 @@ describe('schema.sql', () => {
     ];
     for (const [table, columns] of tables) {
       const { rows } = await t.pool.query<{ column_name: string }>(
-        'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1', [table]);
-      expect({ table, columns: rows.map((row) => row.column_name).sort() }).toEqual({ table, columns: Object.keys(columns).sort() });
+        `SELECT column_name FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1`, [table]);
+      const found = rows.map((row) => row.column_name).sort();
+      expect({ table, columns: found }).toEqual({ table, columns: Object.keys(columns).sort() });
     }
   });
 });
