@@ -120,10 +120,23 @@ const endedResults = {
 const quoted = (values: readonly string[]): string => values.map((value) => `'${value}'`).join(', ');
 
 /**
+ * The values of `result` outside `values`, as a list of conditions: NULL, and each open range
+ * between them. `NOT IN` reads every ended row; each range here is a scan of `result_idx`, so a
+ * rare result is found without walking the common ones. Sorted by code unit, which orders these
+ * upper-case words as every collation does.
+ */
+function resultsOutside(result: string, values: readonly string[]): string[] {
+  const sorted = [...values].sort();
+  const gaps = sorted.slice(1).map((value, i) => `(${result} > '${sorted[i]}' AND ${result} < '${value}')`);
+  return [`${result} IS NULL`, `${result} < '${sorted[0]}'`, ...gaps, `${result} > '${sorted[sorted.length - 1]}'`];
+}
+
+/**
  * The condition of one state. The states are disjoint and cover every row. Each is written so
  * that an index serves it: waiting through `runnable_idx`, held and running through
  * `running_idx`, an ended state through `result_idx` (`(result, id) WHERE completed_at IS NOT
- * NULL`); failed is the ended rows with no other state's result, or spent ones.
+ * NULL`); failed is the ended rows with no other state's result (one arm per range of them),
+ * or spent ones (`runnable_idx`).
  */
 export function stateConditionSql(state: RequestState, alias?: string): string {
   const result = column(alias, 'result');
@@ -132,8 +145,8 @@ export function stateConditionSql(state: RequestState, alias?: string): string {
     case 'held': return heldSql(alias);
     case 'running': return startedSql(alias);
     case 'failed': {
-      const named = quoted(Object.values(endedResults).flat());
-      return `((${endedSql(alias)} AND (${result} IS NULL OR ${result} NOT IN (${named}))) OR (${spentSql(alias)}))`;
+      const ended = resultsOutside(result, Object.values(endedResults).flat()).map((arm) => `(${endedSql(alias)} AND ${arm})`);
+      return `(${[...ended, `(${spentSql(alias)})`].join(' OR ')})`;
     }
     default: return `${endedSql(alias)} AND ${result} IN (${quoted(endedResults[state])})`;
   }

@@ -75,21 +75,26 @@ describe('list', () => {
     const waiting = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, try_limit: 2 }, 'gone_jobs');
     const noTryLeft = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 3, try_limit: 3 }, 'gone_jobs');
     const noResult = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, completed_at: new Date() }, 'gone_jobs');
+    const odd = await insertRequest(s.t.pool, {
+      task_class_name: 'Echo', tries: 1, completed_at: new Date(), result: 'INTERRUPTED',
+    }, 'gone_jobs');
     const failed = await insertRequest(s.t.pool, {
       task_class_name: 'Fail', tries: 5, completed_at: new Date(), result: 'FAILED',
     }, 'gone_jobs');
-    for (const id of [noTryLeft, noResult, failed]) {
+    for (const id of [noTryLeft, noResult, odd, failed]) {
       const shown = JSON.parse((await cli(['show', id, '--table', 'gone_jobs', '--json'], s.at)).stdout);
       expect(shown.state).toBe('failed');
     }
     const listed = await cli(['list', '--table', 'gone_jobs', '--state', 'failed', '--json'], s.at);
     expect(listed.code).toBe(0);
-    expect(JSON.parse(listed.stdout).requests.map((r: { id: string }) => r.id)).toEqual([failed, noResult, noTryLeft]);
+    expect(JSON.parse(listed.stdout).requests.map((r: { id: string }) => r.id)).toEqual([failed, odd, noResult, noTryLeft]);
     const all = JSON.parse((await cli(['list', '--table', 'gone_jobs', '--json'], s.at)).stdout);
     const byId = Object.fromEntries(all.requests.map((r: { id: string; state: string }) => [r.id, r.state]));
-    expect(byId).toEqual({ [waiting]: 'waiting', [noTryLeft]: 'failed', [noResult]: 'failed', [failed]: 'failed' });
+    expect(byId).toEqual({
+      [waiting]: 'waiting', [noTryLeft]: 'failed', [noResult]: 'failed', [odd]: 'failed', [failed]: 'failed',
+    });
     const status = JSON.parse((await cli(['status', '--table', 'gone_jobs', '--json'], s.at)).stdout);
-    expect(status.counts).toMatchObject({ waiting: 1, finished: 0, givenUp: 3 });
+    expect(status.counts).toMatchObject({ waiting: 1, finished: 0, givenUp: 4 });
   });
 
   it('refuses an unknown state and a bad limit with exit code 2', async () => {
