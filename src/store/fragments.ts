@@ -145,7 +145,8 @@ export function stateConditionSql(state: RequestState, alias?: string): string {
     case 'held': return heldSql(alias);
     case 'running': return startedSql(alias);
     case 'failed': {
-      const ended = resultsOutside(result, Object.values(endedResults).flat()).map((arm) => `(${endedSql(alias)} AND ${arm})`);
+      const outside = resultsOutside(result, Object.values(endedResults).flat());
+      const ended = outside.map((arm) => `(${endedSql(alias)} AND ${arm})`);
       return `(${[...ended, `(${spentSql(alias)})`].join(' OR ')})`;
     }
     default: return `${endedSql(alias)} AND ${result} IN (${quoted(endedResults[state])})`;
