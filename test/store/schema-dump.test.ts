@@ -53,18 +53,39 @@ const launcherColumns = {
   launcher_id: true, host: true, pid: true, concurrency: true, queues: true, started_at: true, heartbeat_at: true,
 } satisfies Columns<LauncherTable>;
 
+const run = promisify(execFile);
+
+/**
+ * A pg_dump that can dump the test server: pg_dump refuses a server of a later major version, so
+ * the one of the server's own version where Debian installs it, else the one on PATH when it is
+ * at least as new. Null when neither is (the embedded server is newer than the system's tools):
+ * the dump comparison then skips, and runs on the system server (`.ci/run`'s second pass).
+ */
+async function pgDumpFor(serverMajor: number): Promise<string | null> {
+  for (const candidate of [`/usr/lib/postgresql/${serverMajor}/bin/pg_dump`, 'pg_dump']) {
+    const version = await run(candidate, ['--version']).then((out) => out.stdout, () => null);
+    const major = Number(/(\d+)(\.\d+)?/.exec(version ?? '')?.[1]);
+    if (major >= serverMajor) return candidate;
+  }
+  return null;
+}
+
 let t: TestDatabase;
+let pgDump: string | null;
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolMax: 1 });
+  const { rows } = await t.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+  pgDump = await pgDumpFor(Math.floor(Number(rows[0]!.v) / 10_000));
 });
 afterAll(async () => {
   await t?.drop();
 });
 
 describe('schema.sql', () => {
-  it('is what pg_dump prints of a freshly migrated database', async () => {
-    const { stdout } = await promisify(execFile)('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', t.url], {
+  it('is what pg_dump prints of a freshly migrated database', async (ctx) => {
+    if (pgDump === null) ctx.skip();
+    const { stdout } = await run(pgDump!, ['--schema-only', '--no-owner', '--no-privileges', t.url], {
       maxBuffer: 16 * 1024 * 1024,
     });
     const dumped = normalizeDump(stdout);
