@@ -12,8 +12,10 @@ import type { SqlDb } from './database.js';
 
 /**
  * Everything an operator asks of a request table and does to it, in one object: what the CLI's
- * `show`, `list` and `status`, the dashboard and the metrics scrape use. Read statements only,
- * except the actions (retry, cancel, delete, bulk retry), which the store's rules govern.
+ * `show`, `list` and `status`, the dashboard and the metrics scrape use, over the free functions
+ * of inspection.ts, state-counts.ts and activity.ts. Read statements only, except the actions
+ * (retry, cancel, delete, bulk retry: request-actions.ts and cancel-request.ts), each of which
+ * leaves a claimed row to its launcher.
  */
 export class Inspector {
   readonly #db: SqlDb;
