@@ -65,8 +65,12 @@ async function claimRound(batch) {
     for (const kind of step % 2 === 0 ? ['empty', 'history'] : ['history', 'empty']) {
       if (done.has(kind)) continue;
       const started = performance.now();
-      const rows = await stores[kind].requestsClaim({
-        limit: batch, launcherId: 'bench', host: 'bench', launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
+      const { claimed: rows } = await stores[kind].requestsLaunch({
+        launcherId: 'bench', outcomes: [], starts: [],
+        claim: {
+          limit: batch, startNow: batch, host: 'bench', launcherPid: process.pid, launcherIdentity: null, queues: null,
+          leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
+        },
       });
       spent[kind] += performance.now() - started;
       claimed[kind] += rows.length;

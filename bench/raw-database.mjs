@@ -23,10 +23,14 @@ function openStore(url, size) {
   return { store, close: () => pool.end() };
 }
 
+/** A launch with a claim of `limit` rows alone (the launcher's pickup path: the claim statement). */
 function claimOrder(limit) {
   return {
-    limit, launcherId: `bench-raw-${process.pid}`, host: os.hostname(), launcherPid: process.pid, processIdentity: null,
-    queues: null, leaseMs: 60_000,
+    launcherId: `bench-raw-${process.pid}`, outcomes: [], starts: [],
+    claim: {
+      limit, startNow: limit, host: os.hostname(), launcherPid: process.pid, launcherIdentity: null, queues: null,
+      leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
+    },
   };
 }
 
@@ -50,12 +54,12 @@ export async function rawClaimRate(db, { rows, batch, seconds }) {
   await fill(db.url, rows);
   const { store, close } = openStore(db.url, 1);
   try {
-    await store.requestsClaim(claimOrder(1)); // prepares the statement on the connection
+    await store.requestsLaunch(claimOrder(1)); // prepares the statement on the connection
     const started = performance.now();
     const deadline = started + seconds * 1000;
     let claimed = 1;
     while (claimed < rows && performance.now() < deadline) {
-      const got = (await store.requestsClaim(claimOrder(batch))).length;
+      const got = (await store.requestsLaunch(claimOrder(batch))).claimed.length;
       if (got === 0) break;
       claimed += got;
       tick(`${claimed}/${rows}`);
@@ -79,11 +83,11 @@ export async function rawPickupMs(db, { samples, gapMs }) {
   const claimedAt = new Map();
   try {
     await listener.connect();
-    await store.requestsClaim(claimOrder(1));
+    await store.requestsLaunch(claimOrder(1));
     let claiming = Promise.resolve();
     listener.on('notification', () => {
       claiming = claiming.then(async () => {
-        for (const row of await store.requestsClaim(claimOrder(1))) claimedAt.set(row.id, epochMs());
+        for (const row of (await store.requestsLaunch(claimOrder(1))).claimed) claimedAt.set(row.id, epochMs());
       });
     });
     await listener.query(`LISTEN "${channelFor(parseTableName(benchTable))}"`);

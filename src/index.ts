@@ -27,7 +27,7 @@ export {
 } from './store/migrations.js';
 export type { TableOrigin } from './store/table-adoption.js';
 export { RequestResult, type RequestResultValue, type TaskRequestRow } from './store/schema.js';
-export type { StatusCounts } from './store/request-store.js';
+export type { StatusCounts } from './store/state-counts.js';
 export type { CancelResult } from './store/cancel-request.js';
 export type { RequestAttempt } from './store/attempt-history.js';
 export { attemptsTableFor } from './store/attempts-table.js';
@@ -51,7 +51,10 @@ export { createMetrics, type CreateMetricsOptions, type TaskRunnerMetrics } from
 export { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.js';
 export { Inspector } from './store/inspector.js';
-export type { RequestDetail, RequestFilter, RequestPage, RequestState, RequestSummary, ListRequestsParams } from './store/inspection.js';
+export type {
+  RequestDetail, RequestFilter, RequestPage, RequestSummary, ListRequestsParams,
+} from './store/inspection.js';
+export type { RequestState } from './store/fragments.js';
 export type { LauncherAlive, MinuteActivity, OpenActivity, QueueDepth, RunningTry } from './store/activity.js';
 export type { RunnerStats } from './launcher/runner.js';
 

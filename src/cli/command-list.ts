@@ -1,4 +1,5 @@
-import { requestStates, type RequestState, type RequestSummary } from '../store/inspection.js';
+import { requestStates, type RequestState } from '../store/fragments.js';
+import type { RequestSummary } from '../store/inspection.js';
 import { integerFlag, UsageError } from './args.js';
 import type { CliCommand } from './command.js';
 import { printRecurring } from './recurring-listing.js';
@@ -19,7 +20,8 @@ export const listCommand: CliCommand = {
   description: [
     'Prints requests newest first: id, state, task, queue, tries, age and the start of the result.',
     `States: ${requestStates.join(', ')}`,
-    '(held: claimed by a launcher, not started; running: started; crashed includes TIMED_OUT).',
+    '(held: claimed by a launcher, not started; running: started; crashed includes TIMED_OUT;',
+    'failed: ended FAILED or with any other result, or never ended with no try left).',
     'Pages: --before ID continues below the last id printed (the JSON output gives it as nextBefore).',
     'With --recurring it lists the recurring entries instead, as the `recurring` command does.',
   ].join('\n'),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { controlSocketPath } from '../standalone/control-protocol.js';
-import type { StatusCounts } from '../store/request-store.js';
+import type { StatusCounts } from '../store/state-counts.js';
 import type { LauncherAlive, MinuteActivity, OpenActivity } from '../store/activity.js';
 import { loadRuntime, type CliCommand } from './command.js';
 import { formatProcess } from './format-process.js';

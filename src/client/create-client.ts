@@ -3,7 +3,11 @@ import type { Kysely } from 'kysely';
 import { parseTableName } from '../config/identifiers.js';
 import { defaults, type DatabaseInput } from '../config/runner-config.js';
 import { openDatabase, type Executor } from '../store/database.js';
-import { RequestStore, type CancelResult, type RequestAttempt, type StatusCounts } from '../store/request-store.js';
+import { attemptsOfRequest, type RequestAttempt } from '../store/attempt-history.js';
+import { cancelRequest, type CancelResult } from '../store/cancel-request.js';
+import { requestFind } from '../store/inspection.js';
+import { requestRetry } from '../store/request-actions.js';
+import { requestsCountByState, type StatusCounts } from '../store/state-counts.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry } from '../tasks/registry.js';
 import type { RequestEnqueuer } from '../tasks/task.js';
@@ -44,8 +48,6 @@ export interface RunnerClient extends RequestEnqueuer {
 export function createClient(options: RunnerClientOptions): RunnerClient {
   const table = parseTableName(options.tableName ?? defaults.tableName);
   const database = openDatabase(options.db as string | pg.Pool | Kysely<any>, 4);
-  // The scheduler writes no outcomes, so the crash limit (which judges them) is only a formality here.
-  const store = new RequestStore({ db: database.db, table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
   const scheduler = new RequestWriter({
     db: database.db,
     table,
@@ -56,11 +58,11 @@ export function createClient(options: RunnerClientOptions): RunnerClient {
     db: database.db,
     schedule: (name, opts, params) => scheduler.schedule(name, opts, params),
     scheduleMany: (items, params) => scheduler.scheduleMany(items, params),
-    retry: (id) => store.requestsRetry({ id: String(id) }),
-    find: (id) => store.requestsFind({ id: String(id) }),
-    counts: () => store.requestsCountByState(),
-    cancel: (id) => store.requestsCancel({ id: String(id) }),
-    attempts: (id) => store.attemptsList({ requestId: String(id) }),
+    retry: (id) => requestRetry(database.db, table, String(id)),
+    find: (id) => requestFind(database.db, table, String(id)),
+    counts: () => requestsCountByState(database.db, table),
+    cancel: (id) => cancelRequest(database.db, table, String(id)),
+    attempts: (id) => attemptsOfRequest(database.db, table, String(id)),
     close: () => database.close(),
   };
 }

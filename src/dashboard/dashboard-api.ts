@@ -1,6 +1,7 @@
 import { TaskRunnerError } from '../errors.js';
 import type { RecurringListing } from '../launcher/lifecycle-commands.js';
-import { requestStates, type RequestFilter, type RequestState } from '../store/inspection.js';
+import { requestStates, type RequestState } from '../store/fragments.js';
+import type { RequestFilter } from '../store/inspection.js';
 import type { Inspector } from '../store/inspector.js';
 
 /** An answer of the JSON API: a status and a value to serialise. */

@@ -9,7 +9,7 @@ import { TryGroups } from '../pool/try-cgroup.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { OpenDatabase } from '../store/database.js';
 import { attemptsNoteFenced } from '../store/fenced-attempts.js';
-import { rescheduleNoticeFor } from '../store/migrations.js';
+import { rescheduleNoticeFor } from '../store/schema-ddl.js';
 import type { RequestStore } from '../store/request-store.js';
 import type { TaskRegistry } from '../tasks/registry.js';
 import { TaskTraitsReader } from '../tasks/task-traits.js';

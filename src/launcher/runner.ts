@@ -13,7 +13,11 @@ import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import type { PruneResult } from '../store/prune-requests.js';
 import { RecurringStore } from '../store/recurring-store.js';
-import { RequestStore, type CancelResult, type StatusCounts } from '../store/request-store.js';
+import { cancelRequest, type CancelResult } from '../store/cancel-request.js';
+import { requestFind } from '../store/inspection.js';
+import { requestRetry } from '../store/request-actions.js';
+import { RequestStore } from '../store/request-store.js';
+import { requestsCountByState, type StatusCounts } from '../store/state-counts.js';
 import { poolClient } from '../store/sql-client.js';
 import type { TaskRequestRow } from '../store/schema.js';
 import { TaskRegistry, typeScriptChildrenProblem } from '../tasks/registry.js';
@@ -185,17 +189,17 @@ class TaskRunner implements Runner {
   }
 
   async cancel(id: string | number | bigint): Promise<CancelResult> {
-    const result = await this.#store.requestsCancel({ id: String(id) });
+    const result = await cancelRequest(this.#database.db, this.config.table, String(id));
     if (result.state === 'cancelling' && result.launcherId === this.#launcherId) this.#parts?.dispatcher.cancel(String(id));
     return result;
   }
 
   retry(id: string | number | bigint): Promise<void> {
-    return this.#store.requestsRetry({ id: String(id) });
+    return requestRetry(this.#database.db, this.config.table, String(id));
   }
 
   find(id: string | number | bigint): Promise<TaskRequestRow | null> {
-    return this.#store.requestsFind({ id: String(id) });
+    return requestFind(this.#database.db, this.config.table, String(id));
   }
 
   get stats(): RunnerStats {
@@ -216,7 +220,7 @@ class TaskRunner implements Runner {
       pid: process.pid,
       running: this.#parts?.dispatcher.list() ?? [],
       held: this.#parts?.dispatcher.queued ?? 0,
-      counts: await this.#store.requestsCountByState(),
+      counts: await requestsCountByState(this.#database.db, this.config.table),
     };
   }
 
@@ -276,7 +280,7 @@ class TaskRunner implements Runner {
         what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
         attempt: async () => {
           if (this.#autoMigrate) migrated = await this.#migrate();
-          else await this.#store.requestsCountByState();
+          else await requestsCountByState(this.#database.db, this.config.table);
         },
       });
     } catch (error) {

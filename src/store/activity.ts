@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import { heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
-import { launchersTableFor } from './ops-support.js';
+import { delayedSql, endedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
+import { launchersTableFor } from './launchers-table.js';
 import type { SqlDb } from './database.js';
+import type { LauncherRow, MaybeNull, TaskRequestRow } from './schema.js';
 
 /**
  * What the table says about the work going on: depth per queue and task, the oldest wait,
@@ -85,18 +86,20 @@ export interface LauncherAlive {
 export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenActivity> {
   const ref = sql.table(table.qualified);
   // Two scans, each of one partial index's rows (runnable_idx, running_idx), rather than one
-  // scan of the whole table for `completed_at IS NULL`.
-  const { rows } = await sql<{ queue: string; task_class_name: string | null; waiting: string; delayed: string; running: string; held: string }>`
+  // scan of the whole table for `completed_at IS NULL`; the counts apply the states' own
+  // conditions to the columns they read.
+  const open = sql.raw('queue, task_class_name, completed_at, pid, tries, try_limit, delay_until, started_at');
+  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow, 'queue' | 'task_class_name'>, 'task_class_name'>
+    & Record<'waiting' | 'delayed' | 'running' | 'held', string>>`
     SELECT queue, task_class_name,
-           count(*) FILTER (WHERE kind = 'w' AND (delay_until IS NULL OR delay_until <= now())) AS waiting,
-           count(*) FILTER (WHERE kind = 'w' AND delay_until > now()) AS delayed,
-           count(*) FILTER (WHERE kind = 'r' AND started) AS running,
-           count(*) FILTER (WHERE kind = 'r' AND NOT started) AS held
+           count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
+           count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
+           count(*) FILTER (WHERE ${sql.raw(startedSql())}) AS running,
+           count(*) FILTER (WHERE ${sql.raw(heldSql())}) AS held
     FROM (
-      SELECT 'w' AS kind, queue, task_class_name, delay_until, NULL::bool AS started FROM ${ref}
-      WHERE ${sql.raw(waitingSql())}
+      SELECT ${open} FROM ${ref} WHERE ${sql.raw(waitingSql())}
       UNION ALL
-      SELECT 'r', queue, task_class_name, NULL, started_at IS NOT NULL FROM ${ref} WHERE pid IS NOT NULL AND completed_at IS NULL
+      SELECT ${open} FROM ${ref} WHERE ${sql.raw(runningSql())}
     ) open
     GROUP BY queue, task_class_name ORDER BY queue, task_class_name`.execute(db);
   const { rows: oldest } = await sql<{ ms: number | null }>`
@@ -152,10 +155,10 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
 
 /** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
-  const { rows } = await sql<{
-    id: string; task_class_name: string | null; queue: string; tries: number; pid: number | null; thread_id: number | null; host: string | null;
-    launcher_id: string | null; started_at: Date | null; cancel: boolean;
-  }>`
+  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow,
+    'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'>,
+    'task_class_name'>
+    & { cancel: boolean }>`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
     FROM ${sql.table(table.qualified)} AS r WHERE ${sql.raw(runningSql('r'))}
@@ -168,10 +171,7 @@ export async function activityRunning(db: SqlDb, table: TableName, limit = 200):
 
 /** Launchers whose heartbeat is younger than `staleMs`. */
 export async function launchersAlive(db: SqlDb, table: TableName, staleMs: number): Promise<LauncherAlive[]> {
-  const { rows } = await sql<{
-    launcher_id: string; host: string; pid: number; concurrency: number; queues: string[] | null; started_at: Date; age: number;
-    running: string; held: string;
-  }>`
+  const { rows } = await sql<Omit<LauncherRow, 'heartbeat_at'> & { age: number; running: string; held: string }>`
     SELECT l.launcher_id, l.host, l.pid, l.concurrency, l.queues, l.started_at,
            (extract(epoch FROM now() - l.heartbeat_at) * 1000)::float8 AS age,
            (SELECT count(*) FROM ${sql.table(table.qualified)} r WHERE r.launcher_id = l.launcher_id AND ${sql.raw(startedSql('r'))}) AS running,
@@ -192,7 +192,7 @@ export async function launchersAlive(db: SqlDb, table: TableName, staleMs: numbe
  * launcher takes over when that one stops (its row goes) or stops heart-beating.
  */
 export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs: number): Promise<string | null> {
-  const { rows } = await sql<{ launcher_id: string }>`
+  const { rows } = await sql<Pick<LauncherRow, 'launcher_id'>>`
     SELECT launcher_id FROM ${sql.table(launchersTableFor(table).qualified)}
     WHERE heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
     ORDER BY launcher_id LIMIT 1`.execute(db);
@@ -201,8 +201,9 @@ export async function launcherTableExporter(db: SqlDb, table: TableName, staleMs
 
 /** Ended requests per result (the `(result, id)` index answers it without the heap when vacuumed). */
 export async function endedByResult(db: SqlDb, table: TableName): Promise<Record<string, number>> {
-  const { rows } = await sql<{ result: string | null; n: string }>`
-    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)} WHERE completed_at IS NOT NULL GROUP BY result`.execute(db);
+  const { rows } = await sql<Pick<TaskRequestRow, 'result'> & { n: string }>`
+    SELECT result, count(*) AS n FROM ${sql.table(table.qualified)}
+    WHERE ${sql.raw(endedSql())} GROUP BY result`.execute(db);
   return Object.fromEntries(rows.map((row) => [row.result ?? 'NULL', Number(row.n)]));
 }
 

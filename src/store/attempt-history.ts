@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import type { RequestResultValue } from './schema.js';
+import type { AttemptRow, RequestResultValue } from './schema.js';
 import type { SqlDb } from './database.js';
 
 /** One ended try of a request, as its attempts table records it. */
@@ -27,12 +27,6 @@ export interface RequestAttempt {
   peakMemoryBytes: number | null;
   /** The try's error or crash text; null for a FINISHED try (its value is in the request row). */
   resultText: string | null;
-}
-
-interface AttemptRow {
-  id: string; request_id: string; try: number; host: string | null; launcher_id: string | null; pid: number | null;
-  thread_id: number | null; mode: string | null; started_at: Date | null; ended_at: Date; result: RequestResultValue;
-  exit_code: number | null; signal: string | null; peak_memory_bytes: string | null; result_text: string | null;
 }
 
 /**

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { cancelChannelFor, type TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import type { SqlDb } from './database.js';
+import type { TaskRequestRow } from './schema.js';
 
 /** What `cancel` did to a request. */
 export interface CancelResult {
@@ -30,9 +31,8 @@ export interface CancelResult {
 export async function cancelRequest(db: SqlDb, table: TableName, id: string): Promise<CancelResult> {
   const ref = sql.table(table.qualified);
   const channel = cancelChannelFor(table);
-  const { rows } = await sql<{
-    state: CancelResult['state']; result: string | null; pid: number | null; host: string | null; launcher_id: string | null;
-  }>`
+  type Row = Pick<TaskRequestRow, 'result' | 'pid' | 'host' | 'launcher_id'> & { state: CancelResult['state'] };
+  const { rows } = await sql<Row>`
     WITH target AS MATERIALIZED (
       SELECT id, pid, result, host, launcher_id, completed_at FROM ${ref} WHERE id = ${id}::bigint FOR UPDATE
     ),

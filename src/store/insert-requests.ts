@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { run, type Executor } from './database.js';
+import type { TaskRequestRow } from './schema.js';
 
 /** One row to insert; `options` is already YAML text. */
 export interface NewRequest {
@@ -31,9 +32,9 @@ export interface NewRequest {
  */
 export async function requestsInsert(executor: Executor, table: TableName, rows: readonly NewRequest[]): Promise<string[]> {
   if (rows.length === 0) return [];
-  const inserted = await run<{ id: string }>(
+  const inserted = await run<Pick<TaskRequestRow, 'id'>>(
     executor,
-    sql<{ id: string }>`
+    sql<Pick<TaskRequestRow, 'id'>>`
       INSERT INTO ${sql.table(table.qualified)} (task_class_name, options, try_limit, delay_until, priority, queue, timeout_ms, traceparent, unique_key)
       SELECT task_class_name, options, try_limit, COALESCE(delay_until, now() + delay_ms * interval '1 millisecond'), priority, queue,
              timeout_ms, traceparent, unique_key

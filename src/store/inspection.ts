@@ -2,45 +2,16 @@ import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { TaskRunnerError } from '../errors.js';
 import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
-import { heldSql, nullTryLimit, startedSql, triesLeftSql, waitingSql } from './fragments.js';
+import { nullTryLimit, requestStates, stateConditionSql, stateSql, type RequestState } from './fragments.js';
 import type { SqlDb } from './database.js';
+import type { MaybeNull, TaskRequestRow } from './schema.js';
 
 /**
  * Read-only questions about requests, for `show`, `list` and the dashboard: one request in full,
  * and pages of requests newest first. Pages are keyset-paginated on the primary key (`id <
  * before`), so page 1000 costs what page 1 does on a million-row table; each state filter is a
- * condition an index serves (see ops-support.ts).
+ * condition an index serves (see `createOpsSupport` in schema-ddl.ts).
  */
-
-/** How a request stands, derived from its columns (never stored). */
-export const requestStates = ['waiting', 'held', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
-export type RequestState = (typeof requestStates)[number];
-
-/**
- * The state of a row as SQL. An ended row is named by its result (TIMED_OUT counts as crashed);
- * a claimed row is held until its try starts (`started_at` set), then running; a row with no try
- * left that never ended (a careless INSERT) reads as failed.
- */
-export const stateSql = `CASE
-  WHEN completed_at IS NOT NULL THEN CASE result WHEN 'FINISHED' THEN 'finished' WHEN 'CANCELLED' THEN 'cancelled'
-    WHEN 'PARKED' THEN 'parked' WHEN 'CRASHED' THEN 'crashed' WHEN 'TIMED_OUT' THEN 'crashed' ELSE 'failed' END
-  WHEN pid IS NOT NULL THEN CASE WHEN started_at IS NULL THEN 'held' ELSE 'running' END
-  WHEN ${triesLeftSql()} THEN 'waiting'
-  ELSE 'failed' END`;
-
-/** The filter of one state, written so that an index serves it. */
-export function stateFilterSql(state: RequestState): string {
-  switch (state) {
-    case 'waiting': return waitingSql();
-    case 'held': return heldSql();
-    case 'running': return startedSql();
-    case 'finished': return `completed_at IS NOT NULL AND result = 'FINISHED'`;
-    case 'failed': return `completed_at IS NOT NULL AND result = 'FAILED'`;
-    case 'crashed': return `completed_at IS NOT NULL AND result IN ('CRASHED', 'TIMED_OUT')`;
-    case 'parked': return `completed_at IS NOT NULL AND result = 'PARKED'`;
-    case 'cancelled': return `completed_at IS NOT NULL AND result = 'CANCELLED'`;
-  }
-}
 
 /** Which requests: every field optional; all given must hold. */
 export interface RequestFilter {
@@ -119,17 +90,16 @@ export interface RequestDetail extends RequestSummary {
   attempts: RequestAttempt[];
 }
 
-interface SummaryRow {
-  id: string; task_class_name: string | null; queue: string; priority: number; state: RequestState; result: string | null;
-  tries: number; try_limit: number; created_at: Date; started_at: Date | null; completed_at: Date | null;
-  delay_until: Date | null; pid: number | null; host: string | null; preview: string | null;
-}
+/** The columns of `summaryColumns` (an adopted table allows a NULL task). */
+type SummaryRow = MaybeNull<Pick<TaskRequestRow,
+  'id' | 'task_class_name' | 'queue' | 'priority' | 'result' | 'tries' | 'try_limit' | 'created_at' | 'started_at'
+  | 'completed_at' | 'delay_until' | 'pid' | 'host'>, 'task_class_name'> & { state: RequestState; preview: string | null };
 
 /**
  * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
  * alias ('9' after '12'): statements order by the column through the table's alias (`r.id`).
  */
-const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql} AS state, result,
+const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority, ${stateSql()} AS state, result,
   COALESCE(tries, 0) AS tries, COALESCE(try_limit, ${nullTryLimit}) AS try_limit,
   created_at, started_at, completed_at, delay_until, pid, host, left(result_text, 200) AS preview`);
 
@@ -158,7 +128,7 @@ export function checkFilter(filter: RequestFilter): void {
 export function filterConditions(filter: RequestFilter): RawBuilder<unknown> {
   checkFilter(filter);
   const parts: RawBuilder<unknown>[] = [sql`true`];
-  if (filter.state !== undefined) parts.push(sql.raw(`(${stateFilterSql(filter.state)})`));
+  if (filter.state !== undefined) parts.push(sql.raw(`(${stateConditionSql(filter.state)})`));
   if (filter.taskClassName !== undefined) {
     // The first condition is the one the (left(task_class_name, 200), id) index serves.
     parts.push(sql`left(task_class_name, 200) = left(${filter.taskClassName}, 200) AND task_class_name = ${filter.taskClassName}`);
@@ -225,10 +195,9 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
 
 /** One request with everything known about it, or null. */
 export async function requestShow(db: SqlDb, table: TableName, id: string): Promise<RequestDetail | null> {
-  const { rows } = await sql<SummaryRow & {
-    options: string | null; result_text: string | null; thread_id: number | null; launcher_id: string | null;
-    lease_expires_at: Date | null; crashes: number; timeout_ms: number | null; cancel_requested_at: Date | null; traceparent: string | null;
-  }>`
+  const { rows } = await sql<SummaryRow & Pick<TaskRequestRow,
+    'options' | 'result_text' | 'thread_id' | 'launcher_id' | 'lease_expires_at' | 'crashes' | 'timeout_ms'
+    | 'cancel_requested_at' | 'traceparent'>>`
     SELECT ${summaryColumns}, options, result_text, thread_id, launcher_id, lease_expires_at, crashes, timeout_ms,
            cancel_requested_at, traceparent
     FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);
@@ -247,4 +216,13 @@ export async function requestShow(db: SqlDb, table: TableName, id: string): Prom
     traceparent: row.traceparent,
     attempts: await attemptsOfRequest(db, table, id),
   };
+}
+
+/** One whole row as stored, or null (what `runner.find` and the client's `find` return). */
+export async function requestFind(db: SqlDb, table: TableName, id: string): Promise<TaskRequestRow | null> {
+  const { rows } = await sql<TaskRequestRow>`
+    SELECT * FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);
+  const row = rows[0];
+  // A Rails-era table has integer ids, which pg returns as numbers: ids are text throughout.
+  return row === undefined ? null : { ...row, id: String(row.id) };
 }

@@ -4,27 +4,26 @@ import {
   activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive, launcherTableExporter,
   type LauncherAlive, type MinuteActivity, type OpenActivity, type RunningTry,
 } from './activity.js';
-import type { CancelResult } from './cancel-request.js';
+import { cancelRequest, type CancelResult } from './cancel-request.js';
 import { requestShow, requestsList, type ListRequestsParams, type RequestDetail, type RequestFilter, type RequestPage } from './inspection.js';
-import { requestDelete, requestsRetryMatching } from './request-actions.js';
-import { RequestStore, type StatusCounts } from './request-store.js';
+import { requestDelete, requestRetry, requestsRetryMatching } from './request-actions.js';
+import { requestsCountByState, type StatusCounts } from './state-counts.js';
 import type { SqlDb } from './database.js';
 
 /**
  * Everything an operator asks of a request table and does to it, in one object: what the CLI's
- * `show`, `list` and `status`, the dashboard and the metrics scrape use. Read statements only,
- * except the actions (retry, cancel, delete, bulk retry), which the store's rules govern.
+ * `show`, `list` and `status`, the dashboard and the metrics scrape use, over the free functions
+ * of inspection.ts, state-counts.ts and activity.ts. Read statements only, except the actions
+ * (retry, cancel, delete, bulk retry: request-actions.ts and cancel-request.ts), each of which
+ * leaves a claimed row to its launcher.
  */
 export class Inspector {
   readonly #db: SqlDb;
   readonly #table: TableName;
-  readonly #store: RequestStore;
 
   constructor(params: { db: SqlDb; table: TableName }) {
     this.#db = params.db;
     this.#table = params.table;
-    // Only retry, cancel and the counts are used: the settle rules never apply here.
-    this.#store = new RequestStore({ db: params.db, table: params.table, backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit });
   }
 
   get table(): TableName {
@@ -40,7 +39,7 @@ export class Inspector {
   }
 
   counts(): Promise<StatusCounts> {
-    return this.#store.requestsCountByState();
+    return requestsCountByState(this.#db, this.#table);
   }
 
   open(): Promise<OpenActivity> {
@@ -70,11 +69,11 @@ export class Inspector {
   }
 
   retry(id: string): Promise<void> {
-    return this.#store.requestsRetry({ id });
+    return requestRetry(this.#db, this.#table, id);
   }
 
   cancel(id: string): Promise<CancelResult> {
-    return this.#store.requestsCancel({ id });
+    return cancelRequest(this.#db, this.#table, id);
   }
 
   delete(id: string): Promise<void> {

@@ -1,97 +1,23 @@
-import { sql, type CreateTableBuilder } from 'kysely';
-import { channelFor, parseTableName, type TableName } from '../config/identifiers.js';
+import { sql } from 'kysely';
+import { parseTableName, type TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
-import { attemptsTableExists, attemptsTableFor, createAttemptsTable, dropAttemptsTable } from './attempts-table.js';
-import { derivedName } from './derived-name.js';
-import { dropOpsSupport, installOpsSupport } from './ops-support.js';
-import { createRecurringTable, dropRecurringTable, recurringTableExists, recurringTableFor } from './recurring-table.js';
+import { attemptsTableExists, attemptsTableFor } from './attempts-table.js';
+import { recurringTableExists, recurringTableFor } from './recurring-table.js';
+import {
+  addDesignColumn, createAttemptsTable, createOpsSupport, createRecurringTable, createRequestSupport,
+  createRequestTable, designColumns, dropRunnerTables, type ExtraColumns,
+} from './schema-ddl.js';
 import type { SqlDb } from './database.js';
 import {
-  adoptTimestamps, dropTimestampTrigger, guessTableOrigin, readTableOrigin, writeTableOrigin, type TableOrigin, type TimestampAdoption,
+  adoptTimestamps, guessTableOrigin, readTableOrigin, writeTableOrigin, type TableOrigin, type TimestampAdoption,
 } from './table-adoption.js';
 
-/** Lets an application add its own columns; the runner ignores them. */
-export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
-
-/** Columns the design adds to the seed's; `migrate` adds any that an older table lacks. */
-const designColumns: ReadonlyArray<readonly [name: string, definition: string]> = [
-  ['queue', `text NOT NULL DEFAULT '${defaults.queue}'`],
-  ['priority', 'integer NOT NULL DEFAULT 0'],
-  ['host', 'text'],
-  ['launcher_id', 'text'],
-  ['process_identity', 'text'],
-  ['thread_id', 'integer'],
-  ['lease_expires_at', 'timestamptz'],
-  ['crashes', 'integer NOT NULL DEFAULT 0'],
-  ['timeout_ms', 'integer'],
-  ['cancel_requested_at', 'timestamptz'],
-  // W3C trace context captured at schedule() when @opentelemetry/api is loaded (see tracing.ts).
-  ['traceparent', 'text'],
-  ['unique_key', 'text'],
-];
-
-function qualified(table: TableName, name: string) {
-  return table.schema === null ? sql.id(name) : sql.id(table.schema, name);
-}
+export type { ExtraColumns } from './schema-ddl.js';
 
 /**
- * The payload of the wake-up notification that tells launcher `launcherId` that the pid of a row
- * it holds was cleared by hand: it stops that try now instead of at its next lease renewal.
+ * What to run, and when: create the runner's tables, bring an older or an application's table
+ * up to date, drop them. The statements themselves are in schema-ddl.ts.
  */
-export function rescheduleNoticeFor(launcherId: string): string {
-  return `rescheduled:${launcherId}`;
-}
-
-/**
- * Indexes for the claim and the probe, and the trigger that wakes launchers. The trigger is per
- * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
- * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
- * A wiped row whose lease still holds (the runner's own statements clear the lease with the pid)
- * also names its launcher, which must stop the try before anyone claims the row; the second
- * look at the changed rows is made only when the first found a row without a pid.
- */
-async function installSupport(db: SqlDb, table: TableName): Promise<void> {
-  const ref = sql.table(table.qualified);
-  const fn = qualified(table, derivedName(table, 'cw_notify'));
-  const channel = sql.lit(channelFor(table));
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'runnable_idx'))}
-    ON ${ref} (priority DESC, id) WHERE completed_at IS NULL AND pid IS NULL`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'running_idx'))}
-    ON ${ref} (host) WHERE pid IS NOT NULL`.execute(db);
-  // Rows whose pid was cleared by hand under a lease (a reschedule its launcher has not finished):
-  // the lease renewal finds its own here. Every statement that ends a try clears the lease with
-  // the pid, so this holds only those rows, a handful at most.
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'wiped_idx'))}
-    ON ${ref} (launcher_id) WHERE pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL`.execute(db);
-  // Retention walks ended rows oldest first, and unique schedules look a key up: both partial,
-  // so neither holds a waiting row, and the claim (which reads runnable_idx only) never sees them.
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'ended_idx'))}
-    ON ${ref} (completed_at) WHERE completed_at IS NOT NULL`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.id(derivedName(table, 'unique_key_idx'))}
-    ON ${ref} (unique_key) WHERE unique_key IS NOT NULL`.execute(db);
-  await sql`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-    BEGIN
-      IF EXISTS (SELECT 1 FROM cw_new_rows WHERE pid IS NULL AND completed_at IS NULL) THEN
-        PERFORM pg_notify(${channel}, '');
-        IF TG_OP = 'UPDATE' THEN
-          PERFORM pg_notify(${channel}, ${sql.lit(rescheduleNoticeFor(''))} || wiped.launcher_id)
-          FROM (SELECT DISTINCT launcher_id FROM cw_new_rows
-                WHERE pid IS NULL AND completed_at IS NULL AND launcher_id IS NOT NULL AND lease_expires_at > now()) AS wiped;
-        END IF;
-      END IF;
-      RETURN NULL;
-    END
-    $fn$`.execute(db);
-  for (const event of ['insert', 'update'] as const) {
-    const trigger = sql.id(derivedName(table, `cw_${event}_notify`));
-    // Re-creating an existing trigger would lock the table against every launcher: skip it.
-    const { rows } = await sql`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(${table.qualified})
-      AND tgname = ${derivedName(table, `cw_${event}_notify`)}`.execute(db);
-    if (rows.length > 0) continue;
-    await sql`CREATE TRIGGER ${trigger} AFTER ${sql.raw(event.toUpperCase())} ON ${ref}
-      REFERENCING NEW TABLE AS cw_new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`.execute(db);
-  }
-}
 
 /** Serialises concurrent migrations of the same table (two launchers starting at once). */
 async function lockMigration(db: SqlDb, table: TableName): Promise<void> {
@@ -119,37 +45,12 @@ async function createTable(db: SqlDb, name: string, extraColumns?: ExtraColumns)
   const table = parseTableName(name);
   return db.transaction().execute(async (trx) => {
     await lockMigration(trx, table);
-    const schema = table.schema === null ? trx.schema : trx.schema.withSchema(table.schema);
-    let builder = schema
-      .createTable(table.table)
-      .addColumn('id', 'bigserial', (c) => c.primaryKey())
-      .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-      .addColumn('task_class_name', 'text', (c) => c.notNull())
-      .addColumn('pid', 'integer')
-      .addColumn('started_at', 'timestamptz')
-      .addColumn('completed_at', 'timestamptz')
-      .addColumn('result', 'text')
-      .addColumn('tries', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('try_limit', 'integer', (c) => c.notNull().defaultTo(defaults.tryLimit))
-      .addColumn('options', 'text')
-      .addColumn('delay_until', 'timestamptz')
-      .addColumn('result_text', 'text');
-    for (const [column, definition] of designColumns) {
-      builder = builder.addColumn(column, sql.raw(definition.split(' ')[0]!), (c) => {
-        let col = c;
-        if (definition.includes('NOT NULL')) col = col.notNull();
-        const fallback = /DEFAULT (.+)$/.exec(definition)?.[1];
-        if (fallback !== undefined) col = col.defaultTo(sql.raw(fallback));
-        return col;
-      });
-    }
-    if (extraColumns !== undefined) builder = extraColumns(builder);
-    await builder.execute();
-    await installSupport(trx, table);
+    await createRequestTable(trx, table, extraColumns);
+    await createRequestSupport(trx, table);
     await createAttemptsTable(trx, table);
     // Durable: retention's default depends on it at every start (see table-adoption.ts).
     await writeTableOrigin(trx, table, 'created');
-    await installOpsSupport(trx, table);
+    await createOpsSupport(trx, table);
     await createRecurringTable(trx, table);
     // An `updated_at` among the extra columns is kept current as on an adopted table.
     return adoptTimestamps(trx, table);
@@ -158,13 +59,7 @@ async function createTable(db: SqlDb, name: string, extraColumns?: ExtraColumns)
 
 /** Drops the request table, its attempts table and its trigger function. */
 export async function dropTaskRunnerRequestTable(db: SqlDb, name: string = defaults.tableName): Promise<void> {
-  const table = parseTableName(name);
-  await sql`DROP TABLE IF EXISTS ${sql.table(table.qualified)}`.execute(db);
-  await dropAttemptsTable(db, table);
-  await dropOpsSupport(db, table);
-  await dropRecurringTable(db, table);
-  await dropTimestampTrigger(db, table);
-  await sql`DROP FUNCTION IF EXISTS ${qualified(table, derivedName(table, 'cw_notify'))}()`.execute(db);
+  await dropRunnerTables(db, parseTableName(name));
 }
 
 export interface MigrateResult {
@@ -226,10 +121,10 @@ export async function migrate(
     const present = new Set(rows.map((row) => row.column_name));
     for (const [column, definition] of designColumns) {
       if (present.has(column)) continue;
-      await sql`ALTER TABLE ${sql.table(table.qualified)} ADD COLUMN ${sql.id(column)} ${sql.raw(definition)}`.execute(trx);
+      await addDesignColumn(trx, table, column, definition);
       addedColumns.push(column);
     }
-    await installSupport(trx, table);
+    await createRequestSupport(trx, table);
     // A table without an attempts table was not made by the runner; one with an attempts table
     // but no marker was migrated before the marker existed, and its column types tell.
     const hadAttempts = await attemptsTableExists(trx, table);
@@ -241,7 +136,7 @@ export async function migrate(
     }
     if (recorded === null) await writeTableOrigin(trx, table, origin);
     adoption = await adoptTimestamps(trx, table);
-    await installOpsSupport(trx, table);
+    await createOpsSupport(trx, table);
     if (!(await recurringTableExists(trx, table))) {
       await createRecurringTable(trx, table);
       addedTables.push(recurringTableFor(table).qualified);

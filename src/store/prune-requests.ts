@@ -3,6 +3,7 @@ import type { TableName } from '../config/identifiers.js';
 import { endedResults, type RetentionConfig } from '../config/retention-config.js';
 import { attemptsTableFor } from './attempts-table.js';
 import type { SqlDb } from './database.js';
+import { endedSql } from './fragments.js';
 import { readTableOrigin } from './table-adoption.js';
 
 /** What a pruning run removed (or, dry, would remove). */
@@ -65,7 +66,7 @@ export async function requestsPrune(
     result.ran = true;
     try {
       for (const rule of retention.rules) {
-        const ended = sql`completed_at IS NOT NULL AND completed_at < now() - ${rule.keepMs}::float8 * interval '1 millisecond'
+        const ended = sql`${sql.raw(endedSql())} AND completed_at < now() - ${rule.keepMs}::float8 * interval '1 millisecond'
           AND result = ANY(${[...rule.results]}::text[])`;
         if (params.dryRun === true) {
           const counted = await sql<{ result: string; n: number; attempts: number }>`

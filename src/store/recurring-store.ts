@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { recurringTableFor } from './recurring-table.js';
 import type { SqlDb } from './database.js';
+import type { RecurringTableRow, TaskRequestRow } from './schema.js';
 
 /** An entry as a launcher registers it: options already YAML text. */
 export interface RecurringRegistration {
@@ -76,7 +77,7 @@ export class RecurringStore {
 
   /** `last_due_at` of each named entry (missing names are left out). */
   async lastDue(names: readonly string[]): Promise<Map<string, Date>> {
-    const { rows } = await sql<{ name: string; last_due_at: Date }>`
+    const { rows } = await sql<Pick<RecurringTableRow, 'name' | 'last_due_at'>>`
       SELECT name, last_due_at FROM ${this.#recurring} WHERE name = ANY(${[...names]}::text[])`.execute(this.#db);
     return new Map(rows.map((row) => [row.name, row.last_due_at]));
   }
@@ -90,7 +91,7 @@ export class RecurringStore {
   async enqueue(name: string, dueTimes: readonly Date[]): Promise<RecurringEnqueued> {
     if (dueTimes.length === 0) return { name, ids: [], dueTimes: [] };
     const due = dueTimes.map((time) => time.toISOString());
-    const { rows } = await sql<{ id: string; due: Date }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'> & { due: Date }>`
       WITH entry AS (
         SELECT name, task_class_name, options, queue, priority, try_limit FROM ${this.#recurring}
         WHERE name = ${name} AND last_due_at < ${due[0]}::timestamptz
@@ -114,10 +115,8 @@ export class RecurringStore {
 
   /** Every entry, by name. */
   async list(): Promise<RecurringRow[]> {
-    const { rows } = await sql<{
-      name: string; task_class_name: string; cron: string; timezone: string; queue: string; backfill: number;
-      last_due_at: Date; last_request_id: string | null; registered_at: Date;
-    }>`SELECT name, task_class_name, cron, timezone, queue, backfill, last_due_at, last_request_id::text AS last_request_id, registered_at
+    const { rows } = await sql<Omit<RecurringTableRow, 'options' | 'priority' | 'try_limit'>>`
+       SELECT name, task_class_name, cron, timezone, queue, backfill, last_due_at, last_request_id::text AS last_request_id, registered_at
        FROM ${this.#recurring} ORDER BY name`.execute(this.#db);
     return rows.map((row) => ({
       name: row.name, taskClassName: row.task_class_name, cron: row.cron, timezone: row.timezone, queue: row.queue,

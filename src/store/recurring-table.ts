@@ -12,35 +12,14 @@ import type { SqlDb } from './database.js';
  * while it is still behind the first of them (the row lock orders launchers that race; the
  * loser re-reads the moved row and finds nothing left to do). Since it only ever moves forward,
  * no due time can be enqueued twice, even by launchers whose configurations disagree, and even
- * after retention has pruned the requests of past runs.
+ * after retention has pruned the requests of past runs. Its DDL is in schema-ddl.ts.
  */
 export function recurringTableFor(table: TableName): TableName {
   const name = derivedName(table, 'recurring');
   return { schema: table.schema, table: name, qualified: table.schema === null ? name : `${table.schema}.${name}` };
 }
 
-export async function createRecurringTable(db: SqlDb, table: TableName): Promise<void> {
-  await sql`CREATE TABLE IF NOT EXISTS ${sql.table(recurringTableFor(table).qualified)} (
-      name text PRIMARY KEY,
-      task_class_name text NOT NULL,
-      cron text NOT NULL,
-      timezone text NOT NULL,
-      options text,
-      queue text NOT NULL,
-      priority integer NOT NULL,
-      try_limit integer NOT NULL,
-      backfill integer NOT NULL DEFAULT 0,
-      last_due_at timestamptz NOT NULL,
-      last_request_id bigint,
-      registered_at timestamptz NOT NULL DEFAULT now()
-    )`.execute(db);
-}
-
 export async function recurringTableExists(db: SqlDb, table: TableName): Promise<boolean> {
   const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${recurringTableFor(table).qualified}) AS found`.execute(db);
   return rows[0]?.found != null;
-}
-
-export async function dropRecurringTable(db: SqlDb, table: TableName): Promise<void> {
-  await sql`DROP TABLE IF EXISTS ${sql.table(recurringTableFor(table).qualified)}`.execute(db);
 }

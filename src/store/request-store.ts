@@ -1,14 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
-import { TaskRunnerError } from '../errors.js';
-import { maxInt4 } from '../shared/values.js';
-import { attemptsOfRequest, type RequestAttempt } from './attempt-history.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
-import type { AttemptOutcome } from './attempt-outcome.js';
-import { cancelRequest, type CancelResult } from './cancel-request.js';
-import { delayedSql, heldSql, runnableSql, runningSql, startedSql, waitingSql } from './fragments.js';
+import { delayedSql, runningSql, wipedSql } from './fragments.js';
 import {
-  claimStatement, claimValues, launchResult, launchStatement, launchValues, type AttemptStartRecord, type ClaimedRow, type LaunchParams, type LaunchResult, type LaunchRow,
+  claimStatement, claimValues, launchResult, launchStatement, launchValues, type LaunchParams, type LaunchResult, type LaunchRow,
 } from './launch-statement.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { TaskRequestRow } from './schema.js';
@@ -19,8 +14,6 @@ import type { SqlDb } from './database.js';
 // The shapes the launcher writes have files of their own, to keep this one to its statements;
 // they are re-exported here, where the launcher meets the store.
 export type { AttemptOutcome, AttemptRecord } from './attempt-outcome.js';
-export type { CancelResult } from './cancel-request.js';
-export type { RequestAttempt } from './attempt-history.js';
 export type { AppliedOutcome, AttemptStartRecord, ClaimedRow, ClaimOrder, LaunchParams, LaunchResult } from './launch-statement.js';
 
 /** A running row of this host, as the pid probe sees it. */
@@ -29,22 +22,6 @@ export interface OwnedRunningRow {
   pid: number;
   processIdentity: string | null;
   launcherId: string | null;
-}
-
-export interface StatusCounts {
-  waiting: number;
-  delayed: number;
-  /** Claimed and started. */
-  running: number;
-  /** Claimed by a launcher ahead of a free slot, not started (`started_at` NULL). */
-  held: number;
-  finished: number;
-  /** Ended without FINISHED: tries ran out, the failure was permanent, or it was cancelled or parked. */
-  givenUp: number;
-  /** Of `givenUp`: ended CANCELLED. */
-  cancelled: number;
-  /** Of `givenUp`: ended PARKED (too many crashes). */
-  parked: number;
 }
 
 export interface RequestStoreParams {
@@ -68,20 +45,22 @@ export interface RequestStoreParams {
 const lockedTryColumns = sql.raw('t.id, t.tries, t.host, t.launcher_id, t.pid, t.thread_id, t.started_at');
 
 /**
- * Every statement run against the request table. Methods are named entity-first and take one
- * params object; each is a single statement, batched over many rows where there are many to
- * write, because round trips, not rows, limit throughput. Ids come back as text whatever the
- * column's type (bigserial here, integer in a Rails-era table).
+ * The launcher's statements against the request table: the ones the outcome rules and the lease
+ * govern (launch, probe, recovery, release, renewal), bound to one table and one set of rules.
+ * Methods are named entity-first and take one params object; each is a single statement, batched
+ * over many rows where there are many to write, because round trips, not rows, limit throughput.
+ * Ids come back as text whatever the column's type (bigserial here, integer in a Rails-era table).
  *
  * The launcher's hot path is one statement, `requestsLaunch` (see launch-statement.ts); the rest
- * run at start, on timers, or on a user's request.
+ * run at start or on timers. What an operator asks or does (show, list, counts, retry, cancel,
+ * delete) are free functions over a table: inspection.ts, state-counts.ts, request-actions.ts,
+ * cancel-request.ts.
  */
 export class RequestStore {
   readonly #db: SqlDb;
   readonly #sql: SqlClient;
   readonly #table;
   readonly #attempts;
-  readonly #tableName: TableName;
   readonly #rules: SettleRules;
   readonly #launch: Statement;
   readonly #claim: Statement;
@@ -89,7 +68,6 @@ export class RequestStore {
   constructor(params: RequestStoreParams) {
     this.#db = params.db;
     this.#sql = params.sql ?? kyselyClient(params.db);
-    this.#tableName = params.table;
     this.#table = sql.table(params.table.qualified);
     this.#attempts = sql.table(attemptsTableFor(params.table).qualified);
     this.#rules = { crashLimit: params.crashLimit, backoff: { baseMs: params.backoff.baseMs, maxMs: params.backoff.maxMs } };
@@ -111,57 +89,6 @@ export class RequestStore {
   }
 
   /**
-   * Claims up to `limit` runnable rows for a launcher (all started at once unless `startNow` says
-   * fewer). The launcher's own claim statement.
-   */
-  async requestsClaim(params: {
-    limit: number;
-    startNow?: number;
-    launcherId: string;
-    host: string;
-    launcherPid: number;
-    processIdentity: string | null;
-    queues: readonly string[] | null;
-    leaseMs: number;
-    maxOptionsBytes?: number;
-  }): Promise<ClaimedRow[]> {
-    if (params.limit <= 0) return [];
-    const { claimed } = await this.requestsLaunch({
-      launcherId: params.launcherId,
-      outcomes: [],
-      starts: [],
-      claim: {
-        limit: params.limit,
-        startNow: params.startNow ?? params.limit,
-        host: params.host,
-        launcherPid: params.launcherPid,
-        launcherIdentity: params.processIdentity,
-        queues: params.queues,
-        leaseMs: params.leaseMs,
-        maxOptionsBytes: params.maxOptionsBytes ?? maxInt4,
-      },
-    });
-    return claimed;
-  }
-
-  /** Records the processes of started tries; rows this launcher no longer owns are left alone. */
-  async requestsSetPid(params: { launcherId: string; starts: readonly AttemptStartRecord[] }): Promise<Set<string>> {
-    if (params.starts.length === 0) return new Set();
-    return (await this.requestsLaunch({ launcherId: params.launcherId, outcomes: [], starts: params.starts, claim: null })).starts;
-  }
-
-  /**
-   * Writes the outcomes of ended tries and their history rows (the launch statement with only
-   * its outcome part); returns the ids written. A row recovered by someone else meanwhile is not
-   * overwritten.
-   */
-  async requestsComplete(params: { launcherId: string; outcomes: readonly AttemptOutcome[] }): Promise<Set<string>> {
-    if (params.outcomes.length === 0) return new Set();
-    const { outcomes } = await this.requestsLaunch({ launcherId: params.launcherId, outcomes: params.outcomes, starts: [], claim: null });
-    return new Set(outcomes.map((outcome) => outcome.id));
-  }
-
-  /**
    * Ends the tries of rows that nobody will report on (process gone, lease expired, launcher
    * shutting down) in one statement: `picked` selects and locks them (with `lockedTryColumns`
    * and a `text` column); each gets the crash and cancel rules and one history row, pid and
@@ -177,7 +104,7 @@ export class RequestStore {
     const crash = how.refund ? 'false' : '(old.started_at IS NOT NULL)';
     const text = how.refund ? 'old.text' : `CASE WHEN old.started_at IS NULL THEN 'never started: ' || old.text ELSE old.text END`;
     const settle = settleAssignments({ result, text, crash, endNow: 'false', refund: String(how.refund) }, this.#rules);
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       WITH old AS MATERIALIZED (${picked}),
       done AS (
         UPDATE ${this.#table} AS t
@@ -197,7 +124,7 @@ export class RequestStore {
 
   /** Running rows whose pid lives on `host`: the pid probe's input. */
   async requestsListRunningOnHost(params: { host: string }): Promise<OwnedRunningRow[]> {
-    const { rows } = await sql<{ id: string; pid: number; process_identity: string | null; launcher_id: string | null }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id' | 'process_identity' | 'launcher_id'> & { pid: number }>`
       SELECT id::text AS id, pid, process_identity, launcher_id FROM ${this.#table}
       WHERE host = ${params.host} AND ${sql.raw(runningSql())}`.execute(this.#db);
     return rows.map((row) => ({
@@ -237,7 +164,7 @@ export class RequestStore {
     const only = params.ids === undefined ? sql`` : sql`AND t.id = ANY(${[...params.ids]}::bigint[])`;
     return this.#endUnreportedTries(sql`
       SELECT ${lockedTryColumns}, ${storableText(params.text)}::text AS text FROM ${this.#table} AS t
-      WHERE t.launcher_id = ${params.launcherId} AND t.pid IS NOT NULL AND t.completed_at IS NULL ${only}
+      WHERE t.launcher_id = ${params.launcherId} AND ${sql.raw(runningSql('t'))} ${only}
       FOR UPDATE OF t`, { result: 'INTERRUPTED', refund: true });
   }
 
@@ -259,11 +186,10 @@ export class RequestStore {
    */
   async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
     const lease = sql`${params.leaseMs} * interval '1 millisecond'`;
-    const { rows } = await sql<{ id: string; cancel: boolean; wiped: boolean }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'> & { cancel: boolean; wiped: boolean }>`
       WITH wiped AS (
         SELECT id FROM ${this.#table}
-        WHERE launcher_id = ${params.launcherId} AND pid IS NULL AND completed_at IS NULL
-          AND lease_expires_at IS NOT NULL AND lease_expires_at > now()
+        WHERE launcher_id = ${params.launcherId} AND ${sql.raw(wipedSql())} AND lease_expires_at > now()
       ),
       renewed AS (
         UPDATE ${this.#table} SET lease_expires_at = now() + ${lease}
@@ -290,10 +216,10 @@ export class RequestStore {
    */
   async requestsReleaseWiped(params: { launcherId: string; ids: readonly string[] }): Promise<string[]> {
     if (params.ids.length === 0) return [];
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       UPDATE ${this.#table} SET lease_expires_at = NULL
       WHERE id = ANY(${[...params.ids]}::bigint[]) AND launcher_id = ${params.launcherId}
-        AND pid IS NULL AND completed_at IS NULL AND lease_expires_at IS NOT NULL
+        AND ${sql.raw(wipedSql())}
       RETURNING id::text AS id`.execute(this.#db);
     return rows.map((row) => row.id);
   }
@@ -310,7 +236,7 @@ export class RequestStore {
              'lease expired: launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing it (pid ' || t.pid || ')' AS text
       FROM ${this.#table} AS t
-      WHERE t.pid IS NOT NULL AND t.completed_at IS NULL AND t.lease_expires_at < now()
+      WHERE ${sql.raw(runningSql('t'))} AND t.lease_expires_at < now()
         AND t.host IS DISTINCT FROM ${params.host}
       FOR UPDATE OF t SKIP LOCKED`, { result: 'CRASHED', refund: false });
   }
@@ -327,7 +253,7 @@ export class RequestStore {
              'pid cleared by hand; launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing its lease before it had stopped the try' AS text
       FROM ${this.#table} AS t
-      WHERE t.pid IS NULL AND t.completed_at IS NULL AND t.lease_expires_at IS NOT NULL AND t.lease_expires_at < now()
+      WHERE ${sql.raw(wipedSql('t'))} AND t.lease_expires_at < now()
       FOR UPDATE OF t SKIP LOCKED`, { result: 'RESCHEDULED', refund: true });
   }
 
@@ -336,7 +262,7 @@ export class RequestStore {
    * as a careless INSERT can write): they would otherwise never run and never end.
    */
   async requestsEndHopeless(): Promise<string[]> {
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       UPDATE ${this.#table}
       SET completed_at = now(), result = 'FAILED',
           result_text = 'no try left: try_limit is ' || try_limit || ' and tries is ' || COALESCE(tries, 0)
@@ -353,67 +279,5 @@ export class RequestStore {
       WHERE ${sql.raw(delayedSql())} AND delay_until < 'infinity' ${queueFilter}`.execute(this.#db);
     const ms = rows[0]?.ms;
     return ms === null || ms === undefined ? null : Math.max(0, Math.ceil(ms));
-  }
-
-  /**
-   * Makes an ended or waiting request runnable now, with at least one more try, whatever ended it
-   * (a CANCELLED or PARKED one too): its crash count and any cancel request are cleared.
-   */
-  async requestsRetry(params: { id: string }): Promise<void> {
-    const { rows } = await sql<{ id: string; pid: number | null }>`
-      WITH target AS (SELECT id, pid FROM ${this.#table} WHERE id = ${params.id}::bigint FOR UPDATE)
-      UPDATE ${this.#table} AS t
-      SET completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1),
-          crashes = 0, cancel_requested_at = NULL
-      FROM target WHERE t.id = target.id AND target.pid IS NULL
-      RETURNING t.id::text AS id, target.pid`.execute(this.#db);
-    if (rows.length === 1) return;
-    const found = await this.requestsFind({ id: params.id });
-    if (found === null) throw new TaskRunnerError('REQUEST_NOT_FOUND', `request ${params.id} does not exist`);
-    throw new TaskRunnerError('ALREADY_RUNNING', `request ${params.id} is running (pid ${found.pid}); it cannot be retried now`);
-  }
-
-  /** One whole row, or null. */
-  async requestsFind(params: { id: string }): Promise<TaskRequestRow | null> {
-    const { rows } = await sql<TaskRequestRow>`SELECT * FROM ${this.#table} WHERE id = ${params.id}::bigint`.execute(this.#db);
-    const row = rows[0];
-    // A Rails-era table has integer ids, which pg returns as numbers: ids are text throughout.
-    return row === undefined ? null : { ...row, id: String(row.id) };
-  }
-
-  /** Counts of rows per derived state, for `status`. */
-  async requestsCountByState(): Promise<StatusCounts> {
-    const { rows } = await sql<Record<keyof StatusCounts, string>>`
-      SELECT
-        count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
-        count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
-        count(*) FILTER (WHERE ${sql.raw(startedSql())}) AS running,
-        count(*) FILTER (WHERE ${sql.raw(heldSql())}) AS held,
-        count(*) FILTER (WHERE completed_at IS NOT NULL AND result = 'FINISHED') AS finished,
-        count(*) FILTER (WHERE (completed_at IS NOT NULL AND result IS DISTINCT FROM 'FINISHED')
-                           OR (completed_at IS NULL AND pid IS NULL AND NOT (${sql.raw(waitingSql())}))) AS "givenUp",
-        count(*) FILTER (WHERE completed_at IS NOT NULL AND result = 'CANCELLED') AS cancelled,
-        count(*) FILTER (WHERE completed_at IS NOT NULL AND result = 'PARKED') AS parked
-      FROM ${this.#table}`.execute(this.#db);
-    const row = rows[0]!;
-    return {
-      waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running), held: Number(row.held),
-      finished: Number(row.finished), givenUp: Number(row.givenUp), cancelled: Number(row.cancelled), parked: Number(row.parked),
-    };
-  }
-
-  /**
-   * Cancels a request: a waiting one ends CANCELLED at once and never runs; a running one gets
-   * `cancel_requested_at` and a NOTIFY on `cancelChannelFor(table)` naming it, and its launcher's
-   * next outcome for it ends it CANCELLED; an ended one is left as it is. One statement.
-   * Throws REQUEST_NOT_FOUND for an id with no row.
-   */
-  requestsCancel(params: { id: string }): Promise<CancelResult> {
-    return cancelRequest(this.#db, this.#tableName, params.id);
-  }
-
-  /** The history rows of one request's ended tries, oldest first. */
-  attemptsList(params: { requestId: string }): Promise<RequestAttempt[]> {
-    return attemptsOfRequest(this.#db, this.#tableName, params.requestId);
   }
 }

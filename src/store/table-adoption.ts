@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { TableName } from '../config/identifiers.js';
 import { attemptsTableFor } from './attempts-table.js';
-import { derivedName } from './derived-name.js';
 import type { SqlDb } from './database.js';
+import { createTouchTrigger, setColumnDefault } from './schema-ddl.js';
 
 /**
  * What the runner needs to know and do about a request table an application made (a Rails
@@ -99,38 +99,17 @@ export interface TimestampAdoption {
 export async function adoptTimestamps(db: SqlDb, table: TableName): Promise<TimestampAdoption> {
   const result: TimestampAdoption = { addedDefaults: [], addedTriggers: [] };
   const columns = await columnsOf(db, table);
-  const ref = sql.table(table.qualified);
   for (const name of ['created_at', 'updated_at']) {
     const column = columns.get(name);
     if (column === undefined || !timestampTypes.has(column.data_type) || column.column_default !== null) continue;
-    await sql`ALTER TABLE ${ref} ALTER COLUMN ${sql.id(name)} SET DEFAULT ${sql.raw(nowFor(column))}`.execute(db);
+    await setColumnDefault(db, table, name, nowFor(column));
     result.addedDefaults.push(name);
   }
   const updated = columns.get('updated_at');
   if (updated === undefined || !timestampTypes.has(updated.data_type)) return result;
-  const triggerName = derivedName(table, 'cw_touch_updated_at');
-  const fn = table.schema === null ? sql.id(triggerName) : sql.id(table.schema, triggerName);
-  await sql`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-    BEGIN
-      NEW.updated_at := ${sql.raw(nowFor(updated))};
-      RETURN NEW;
-    END
-    $fn$`.execute(db);
-  // Re-creating an existing trigger would lock the table against every launcher: skip it.
-  const { rows } = await sql`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(${table.qualified}) AND tgname = ${triggerName}`.execute(db);
-  if (rows.length === 0) {
-    await sql`CREATE TRIGGER ${sql.id(triggerName)} BEFORE UPDATE ON ${ref} FOR EACH ROW
-      WHEN (NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at) EXECUTE FUNCTION ${fn}()`.execute(db);
-    result.addedTriggers.push(triggerName);
-  }
+  const installed = await createTouchTrigger(db, table, nowFor(updated));
+  if (installed !== null) result.addedTriggers.push(installed);
   return result;
-}
-
-/** Drops what `adoptTimestamps` installed (the defaults stay: they are the table's). */
-export async function dropTimestampTrigger(db: SqlDb, table: TableName): Promise<void> {
-  const triggerName = derivedName(table, 'cw_touch_updated_at');
-  const fn = table.schema === null ? sql.id(triggerName) : sql.id(table.schema, triggerName);
-  await sql`DROP FUNCTION IF EXISTS ${fn}() CASCADE`.execute(db);
 }
 
 const utcNames = /^(Etc\/)?(UTC|UCT|GMT|GMT0|Universal|Zulu|Greenwich)$/i;

@@ -68,6 +68,35 @@ describe('list', () => {
     expect(text.requests.map((r: { id: string }) => r.id)).toEqual([failed]);
   });
 
+  it('lists as failed every row show calls failed: never ended with no try left, ended without a result', async () => {
+    await s.t.pool.query('CREATE TABLE gone_jobs (LIKE task_runner_requests INCLUDING ALL)');
+    await s.t.pool.query('CREATE TABLE gone_jobs_attempts (LIKE task_runner_requests_attempts INCLUDING ALL)');
+    await s.t.pool.query('CREATE TABLE gone_jobs_launchers (LIKE task_runner_requests_launchers INCLUDING ALL)');
+    const waiting = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, try_limit: 2 }, 'gone_jobs');
+    const noTryLeft = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 3, try_limit: 3 }, 'gone_jobs');
+    const noResult = await insertRequest(s.t.pool, { task_class_name: 'Echo', tries: 1, completed_at: new Date() }, 'gone_jobs');
+    const odd = await insertRequest(s.t.pool, {
+      task_class_name: 'Echo', tries: 1, completed_at: new Date(), result: 'INTERRUPTED',
+    }, 'gone_jobs');
+    const failed = await insertRequest(s.t.pool, {
+      task_class_name: 'Fail', tries: 5, completed_at: new Date(), result: 'FAILED',
+    }, 'gone_jobs');
+    for (const id of [noTryLeft, noResult, odd, failed]) {
+      const shown = JSON.parse((await cli(['show', id, '--table', 'gone_jobs', '--json'], s.at)).stdout);
+      expect(shown.state).toBe('failed');
+    }
+    const listed = await cli(['list', '--table', 'gone_jobs', '--state', 'failed', '--json'], s.at);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).requests.map((r: { id: string }) => r.id)).toEqual([failed, odd, noResult, noTryLeft]);
+    const all = JSON.parse((await cli(['list', '--table', 'gone_jobs', '--json'], s.at)).stdout);
+    const byId = Object.fromEntries(all.requests.map((r: { id: string; state: string }) => [r.id, r.state]));
+    expect(byId).toEqual({
+      [waiting]: 'waiting', [noTryLeft]: 'failed', [noResult]: 'failed', [odd]: 'failed', [failed]: 'failed',
+    });
+    const status = JSON.parse((await cli(['status', '--table', 'gone_jobs', '--json'], s.at)).stdout);
+    expect(status.counts).toMatchObject({ waiting: 1, finished: 0, givenUp: 4 });
+  });
+
   it('refuses an unknown state and a bad limit with exit code 2', async () => {
     const bad = await cli(['list', '--state', 'sleeping'], s.at);
     expect(bad.code).toBe(2);

@@ -92,6 +92,11 @@ describe('the db option', () => {
       await expect(scheduler.schedule('Nope')).rejects.toMatchObject({ code: 'TASK_UNKNOWN' });
       expect(await scheduler.find(id)).toMatchObject({ id, task_class_name: 'Echo', tries: 0 });
       expect(await scheduler.counts()).toMatchObject({ waiting: 1 });
+      expect(await scheduler.cancel(id)).toMatchObject({ state: 'cancelled', result: 'CANCELLED' });
+      expect(await scheduler.counts()).toMatchObject({ waiting: 0, cancelled: 1, givenUp: 1 });
+      await scheduler.retry(id);
+      expect(await scheduler.find(id)).toMatchObject({ completed_at: null, cancel_requested_at: null });
+      expect(await scheduler.attempts(id)).toEqual([]);
     } finally {
       await scheduler.close();
     }

@@ -2,11 +2,11 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../dist/config/identifiers.js';
-import { RequestStore } from '../../dist/store/request-store.js';
 import { createTestDatabase, getRow, insertRequest, insertRequests, type TestDatabase } from '../helpers/db.js';
+import { TestStore } from '../helpers/store.js';
 
 let t: TestDatabase;
-let store: RequestStore;
+let store: TestStore;
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolMax: 10 });
@@ -19,11 +19,11 @@ beforeEach(async () => {
   await t.pool.query('TRUNCATE task_runner_requests');
 });
 
-function storeOn(db: Kysely<any>): RequestStore {
-  return new RequestStore({ db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 1_000, maxMs: 60_000 }, crashLimit: 3 });
+function storeOn(db: Kysely<any>): TestStore {
+  return new TestStore({ db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 1_000, maxMs: 60_000 }, crashLimit: 3 });
 }
 
-function claim(on: RequestStore, limit: number, launcherId = 'launcher-a', queues: string[] | null = null) {
+function claim(on: TestStore, limit: number, launcherId = 'launcher-a', queues: string[] | null = null) {
   return on.requestsClaim({
     limit, launcherId, host: 'test-host', launcherPid: process.pid, processIdentity: 'boot:1', queues, leaseMs: 60_000,
   });

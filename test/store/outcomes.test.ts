@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../dist/config/identifiers.js';
-import { RequestStore, type AttemptOutcome } from '../../dist/store/request-store.js';
+import { requestsRetryMatching } from '../../dist/store/request-actions.js';
+import type { AttemptOutcome } from '../../dist/store/request-store.js';
 import { createTestDatabase, getRow, insertRequest, type TestDatabase } from '../helpers/db.js';
+import { storeOn, type TestStore } from '../helpers/store.js';
 
 /** How try outcomes, crash marks, lease recovery and manual retries change a row. */
 let t: TestDatabase;
-let store: RequestStore;
+let store: TestStore;
 const host = 'test-host';
 const launcherId = 'launcher-a';
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  store = new RequestStore({ db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10_000, maxMs: 25_000 }, crashLimit: 3 });
+  store = storeOn(t.db, { backoff: { baseMs: 10_000, maxMs: 25_000 }, crashLimit: 3 });
 });
 afterAll(async () => {
   await t?.drop();
@@ -125,6 +127,16 @@ describe('requestsRetry, requestsNextDelayMs and requestsCountByState', () => {
     const id = await insertRequest(t.pool, { tries: 3, try_limit: 3, completed_at: new Date(), result: 'FAILED' });
     await store.requestsRetry({ id });
     expect(await getRow(t.pool, id)).toMatchObject({ completed_at: null, delay_until: null, try_limit: 4, tries: 3 });
+  });
+
+  it('retries in bulk every request the failed state holds, one that never ended with no try left too', async () => {
+    const ended = await insertRequest(t.pool, { tries: 3, try_limit: 3, completed_at: new Date(), result: 'FAILED' });
+    const spent = await insertRequest(t.pool, { tries: 3, try_limit: 3 });
+    const waiting = await insertRequest(t.pool, { tries: 1, try_limit: 3 });
+    const table = parseTableName('task_runner_requests');
+    expect(await requestsRetryMatching(t.db, table, { state: 'failed' })).toEqual([ended, spent]);
+    expect(await getRow(t.pool, spent)).toMatchObject({ completed_at: null, try_limit: 4, tries: 3 });
+    expect(await getRow(t.pool, waiting)).toMatchObject({ try_limit: 3 });
   });
 
   it('refuses a running or missing request with a code', async () => {

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../dist/index.js';
-import { parseTableName } from '../../dist/config/identifiers.js';
-import { RequestStore } from '../../dist/store/request-store.js';
 import { createTestDatabase, getRow, type TestDatabase } from '../helpers/db.js';
+import { storeOn } from '../helpers/store.js';
 
 /**
  * A table as the Rails plugin's migration made it (the seed's columns only, Rails' types), with
@@ -71,9 +70,7 @@ describe('migrate on a Rails-era table', () => {
   });
 
   it('lets the store claim the waiting Rails row and nothing else', async () => {
-    const store = new RequestStore({
-      db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3,
-    });
+    const store = storeOn(t.db, { backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3 });
     const claimed = await store.requestsClaim({
       limit: 10, launcherId: 'l-rails', host: 'test-host', launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
     });
@@ -82,9 +79,7 @@ describe('migrate on a Rails-era table', () => {
   });
 
   it('writes the claimed Rails row\'s outcome and its history row (an integer id in a bigint column)', async () => {
-    const store = new RequestStore({
-      db: t.db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3,
-    });
+    const store = storeOn(t.db, { backoff: { baseMs: 10, maxMs: 100 }, crashLimit: 3 });
     const written = await store.requestsComplete({
       launcherId: 'l-rails',
       outcomes: [{

@@ -2,9 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { channelFor, parseTableName } from '../../dist/config/identifiers.js';
 import { claimStatement, claimValues } from '../../dist/store/launch-statement.js';
-import type { RequestStore } from '../../dist/store/request-store.js';
 import { createTestDatabase, getRow, waitFor, type TestDatabase } from '../helpers/db.js';
-import { historyOf, insertRunning, outcomeOf, storeOn, testLauncher } from '../helpers/store.js';
+import { historyOf, insertRunning, outcomeOf, storeOn, testLauncher, type TestStore } from '../helpers/store.js';
 
 /**
  * The store's side of a reschedule by hand (pid cleared under a live lease): the claim leaves the
@@ -12,7 +11,7 @@ import { historyOf, insertRunning, outcomeOf, storeOn, testLauncher } from '../h
  * the trigger names the owner. Rows are written directly, as each state would leave them.
  */
 let t: TestDatabase;
-let store: RequestStore;
+let store: TestStore;
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolMax: 10 });
