@@ -30,10 +30,8 @@ const barredPackages = {
   'pool/runtime': ['pg', 'pg-*', 'kysely', 'piscina', 'prom-client', 'croner', 'p-limit', 'yaml'],
 };
 
-// Where a folder's files are. `standalone` also has its earlier place, src/launcher/standalone/,
-// so that the rule holds on both trees while it moves.
-const legacyPlaces = { standalone: ['launcher/standalone'] };
-const placesOf = (folder) => [folder, ...(legacyPlaces[folder] ?? [])];
+// Where a folder's files are (one place each; a list, should a folder ever live in two).
+const placesOf = (folder) => [folder];
 const filesOf = (folder) =>
   folder.endsWith('.ts') ? [`src/${folder}`] : placesOf(folder).map((place) => `src/${place}/**/*.ts`);
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

@@ -25,13 +25,10 @@ describe('the layer rule', () => {
       ['src/store/probe.ts', '../launcher/runner.js'],
       ['src/shared/probe.ts', '../config/duration.js'],
       ['src/launcher/probe.ts', '../dashboard/dashboard-server.js'],
-      ['src/launcher/probe.ts', './standalone/pidfile.js'],
       ['src/launcher/probe.ts', '../standalone/pidfile.js'],
       ['src/dashboard/probe.ts', '../metrics/metrics.js'],
       ['src/metrics/probe.ts', '../standalone/pidfile.js'],
-      ['src/dashboard/probe.ts', '../launcher/standalone/pidfile.js'],
       ['src/standalone/probe.ts', '../cli/main.js'],
-      ['src/launcher/standalone/probe.ts', '../../cli/main.js'],
     ];
     for (const [file, specifier] of cases) {
       expect(await problems(file, `import '${specifier}';\n`), `${file} importing ${specifier}`).toEqual([
@@ -48,9 +45,6 @@ describe('the layer rule', () => {
       ['src/client/probe.ts', '../store/insert-requests.js'],
       ['src/dashboard/probe.ts', '../launcher/lifecycle-commands.js'],
       ['src/standalone/probe.ts', '../dashboard/dashboard-server.js'],
-      ['src/launcher/standalone/probe.ts', '../runner.js'],
-      ['src/launcher/standalone/probe.ts', '../../dashboard/dashboard-server.js'],
-      ['src/launcher/standalone/probe.ts', '../../embedded/embedded-database.js'],
       ['src/cli/probe.ts', '../standalone/standalone-launcher.js'],
     ];
     for (const [file, specifier] of cases) {
