@@ -28,7 +28,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [...loadTests, ...chaosTests], sequence: { groupOrder: 0 } },
+        test: {
+          name: 'main',
+          include: ['test/**/*.test.ts'],
+          exclude: [...loadTests, ...chaosTests],
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,

@@ -41,7 +41,12 @@ for (const file of process.argv.slice(2)) {
     }
     // A file that failed outside any test (an import error, a failing hook) has no failed test.
     if (suite.status === 'failed' && failedTests.length === 0) {
-      lines.push(`FAILED FILE [${path.basename(file)}] ${where}: ${String(suite.message ?? '').split('\n').slice(0, 12).join('\n    ')}`);
+      lines.push(
+        `FAILED FILE [${path.basename(file)}] ${where}: ${String(suite.message ?? '')
+          .split('\n')
+          .slice(0, 12)
+          .join('\n    ')}`,
+      );
     }
   }
 }

@@ -32,13 +32,22 @@ const stores = {};
 for (const [kind, name] of Object.entries(tables)) {
   await pool.query(`DROP TABLE IF EXISTS ${name}, ${name}_attempts, ${name}_recurring`);
   await migrate(db, { tableName: name });
-  stores[kind] = new RequestStore({ db, sql: poolClient(pool), table: parseTableName(name), backoff: { baseMs: 1000, maxMs: 1000 }, crashLimit: 3 });
+  stores[kind] = new RequestStore({
+    db,
+    sql: poolClient(pool),
+    table: parseTableName(name),
+    backoff: { baseMs: 1000, maxMs: 1000 },
+    crashLimit: 3,
+  });
 }
 console.log(`filling ${tables.history} with ${historyRows} ended requests ...`);
-await pool.query(`INSERT INTO ${tables.history} (task_class_name, created_at, started_at, completed_at, result, tries, result_text)
+await pool.query(
+  `INSERT INTO ${tables.history} (task_class_name, created_at, started_at, completed_at, result, tries, result_text)
   SELECT 'NoOp', now() - interval '1 day', now() - interval '1 day', now() - (g % 86400) * interval '1 second',
          (ARRAY['FINISHED','FINISHED','FINISHED','FAILED','CANCELLED'])[1 + g % 5], 1, 'NOOP ' || g || ': OK!'
-  FROM generate_series(1, $1) AS g`, [historyRows]);
+  FROM generate_series(1, $1) AS g`,
+  [historyRows],
+);
 await pool.query(`VACUUM ANALYZE ${tables.empty}`);
 await pool.query(`VACUUM ANALYZE ${tables.history}`);
 
@@ -66,10 +75,18 @@ async function claimRound(batch) {
       if (done.has(kind)) continue;
       const started = performance.now();
       const { claimed: rows } = await stores[kind].requestsLaunch({
-        launcherId: 'bench', outcomes: [], starts: [],
+        launcherId: 'bench',
+        outcomes: [],
+        starts: [],
         claim: {
-          limit: batch, startNow: batch, host: 'bench', launcherPid: process.pid, launcherIdentity: null, queues: null,
-          leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
+          limit: batch,
+          startNow: batch,
+          host: 'bench',
+          launcherPid: process.pid,
+          launcherIdentity: null,
+          queues: null,
+          leaseMs: 60_000,
+          maxOptionsBytes: 2_147_483_647,
         },
       });
       spent[kind] += performance.now() - started;
@@ -81,7 +98,8 @@ async function claimRound(batch) {
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const plan = await pool.query(`EXPLAIN SELECT id FROM ${tables.history} WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit
+const plan =
+  await pool.query(`EXPLAIN SELECT id FROM ${tables.history} WHERE completed_at IS NULL AND pid IS NULL AND tries < try_limit
   AND (delay_until IS NULL OR delay_until <= now()) ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED`);
 console.log(plan.rows.map((row) => row['QUERY PLAN']).join('\n'));
 const results = {};
@@ -95,17 +113,38 @@ for (const batch of [1, 50]) {
   }
   const empty = median(rates.empty);
   const history = median(rates.history);
-  results[`batch${batch}`] = { empty: Math.round(empty), history: Math.round(history), ratio: Number((history / empty).toFixed(3)) };
-  console.log(`claim ${batch} per statement, rows/s (median of ${rounds} rounds): empty ${Math.round(empty)}, ` +
-    `with ${historyRows} ended rows ${Math.round(history)} (ratio ${(history / empty).toFixed(3)})`);
+  results[`batch${batch}`] = {
+    empty: Math.round(empty),
+    history: Math.round(history),
+    ratio: Number((history / empty).toFixed(3)),
+  };
+  console.log(
+    `claim ${batch} per statement, rows/s (median of ${rounds} rounds): empty ${Math.round(empty)}, ` +
+      `with ${historyRows} ended rows ${Math.round(history)} (ratio ${(history / empty).toFixed(3)})`,
+  );
 }
 
 // Server time of one claim of 1 row, with the runnable rows waiting, alternating tables.
 async function serverMs(kind) {
-  const text = launchStatement(parseTableName(tables[kind]), { crashLimit: 3, backoff: { baseMs: 1000, maxMs: 1000 } }).text;
-  const values = launchValues({ launcherId: 'bench', outcomes: [], starts: [], claim: {
-    limit: 1, startNow: 1, host: 'bench', launcherPid: process.pid, launcherIdentity: null, queues: null, leaseMs: 60_000, maxOptionsBytes: 1 << 20,
-  } });
+  const text = launchStatement(parseTableName(tables[kind]), {
+    crashLimit: 3,
+    backoff: { baseMs: 1000, maxMs: 1000 },
+  }).text;
+  const values = launchValues({
+    launcherId: 'bench',
+    outcomes: [],
+    starts: [],
+    claim: {
+      limit: 1,
+      startNow: 1,
+      host: 'bench',
+      launcherPid: process.pid,
+      launcherIdentity: null,
+      queues: null,
+      leaseMs: 60_000,
+      maxOptionsBytes: 1 << 20,
+    },
+  });
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -118,13 +157,18 @@ async function serverMs(kind) {
 }
 await refill();
 const times = { empty: [], history: [] };
-for (let i = 0; i < 400; i += 1) for (const kind of i % 2 === 0 ? ['empty', 'history'] : ['history', 'empty']) times[kind].push(await serverMs(kind));
+for (let i = 0; i < 400; i += 1)
+  for (const kind of i % 2 === 0 ? ['empty', 'history'] : ['history', 'empty']) times[kind].push(await serverMs(kind));
 results.serverMsPerClaim = {
-  medianEmpty: Number(median(times.empty).toFixed(4)), medianHistory: Number(median(times.history).toFixed(4)),
+  medianEmpty: Number(median(times.empty).toFixed(4)),
+  medianHistory: Number(median(times.history).toFixed(4)),
   ratio: Number((median(times.history) / median(times.empty)).toFixed(3)),
 };
-console.log(`server execution time of one claim (median of 400): empty ${median(times.empty).toFixed(3)} ms, with ${historyRows} ended ${median(times.history).toFixed(3)} ms`);
+console.log(
+  `server execution time of one claim (median of 400): empty ${median(times.empty).toFixed(3)} ms, with ${historyRows} ended ${median(times.history).toFixed(3)} ms`,
+);
 console.log(JSON.stringify({ historyRows, claimRows, rounds, server: database.server, results }));
-for (const name of Object.values(tables)) await pool.query(`DROP TABLE IF EXISTS ${name}, ${name}_attempts, ${name}_recurring`);
+for (const name of Object.values(tables))
+  await pool.query(`DROP TABLE IF EXISTS ${name}, ${name}_attempts, ${name}_recurring`);
 await db.destroy();
 await database.close();

@@ -36,10 +36,14 @@ export async function openBenchDatabase() {
   let embedded = null;
   if (!(await reachable(base))) {
     if (configured !== undefined) {
-      throw new Error(`cannot connect to the configured database (${new URL(base).host}); check BENCH_DATABASE_URL / TEST_DATABASE_URL / DATABASE_URL`);
+      throw new Error(
+        `cannot connect to the configured database (${new URL(base).host}); check BENCH_DATABASE_URL / TEST_DATABASE_URL / DATABASE_URL`,
+      );
     }
     process.stderr.write(`bench: no PostgreSQL at ${systemUrl}; starting a throwaway embedded server\n`);
-    embedded = await startThrowawayPostgres({ settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on', max_connections: 100 } });
+    embedded = await startThrowawayPostgres({
+      settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on', max_connections: 100 },
+    });
     base = embedded.url();
   }
   const admin = new pg.Client({ connectionString: base });
@@ -52,7 +56,9 @@ export async function openBenchDatabase() {
     url = withDatabase(base, name);
     created = true;
   } catch (error) {
-    process.stderr.write(`bench: cannot create a database (${error.message}); using the configured one, whose statistics other clients may share\n`);
+    process.stderr.write(
+      `bench: cannot create a database (${error.message}); using the configured one, whose statistics other clients may share\n`,
+    );
   }
   const server = (await admin.query('SHOW server_version')).rows[0].server_version;
   await resetTable(url);
@@ -90,11 +96,15 @@ export async function committedTransactions(client, databaseName, timeoutMs = 10
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query(
-      'SELECT count(*)::int AS others FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [databaseName]);
+      'SELECT count(*)::int AS others FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [databaseName],
+    );
     if (rows[0].others === 0 || Date.now() > deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await client.query('SELECT pg_stat_clear_snapshot()');
-  const { rows } = await client.query('SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = $1', [databaseName]);
+  const { rows } = await client.query('SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = $1', [
+    databaseName,
+  ]);
   return rows[0]?.n ?? Number.NaN;
 }

@@ -16,9 +16,12 @@ export async function enqueueRates(db, { single, concurrent, parallel, bulk, bul
   try {
     // Warm-up, untimed: the first few hundred calls run cold (lazy imports, the JIT), as in any
     // process that has just started; the figures are for one that has been running.
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      for (let i = 0; i < Math.max(50, single / (4 * parallel)); i++) await scheduler.schedule(item.taskClassName, item.options);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        for (let i = 0; i < Math.max(50, single / (4 * parallel)); i++)
+          await scheduler.schedule(item.taskClassName, item.options);
+      }),
+    );
     await scheduler.scheduleMany(Array.from({ length: Math.min(bulk, 2_000) }, () => item));
     let started = performance.now();
     for (let i = 0; i < single; i++) {
@@ -27,9 +30,11 @@ export async function enqueueRates(db, { single, concurrent, parallel, bulk, bul
     }
     const singlePerSecond = single / ((performance.now() - started) / 1000);
     started = performance.now();
-    await Promise.all(Array.from({ length: parallel }, async (_, lane) => {
-      for (let i = lane; i < concurrent; i += parallel) await scheduler.schedule(item.taskClassName, item.options);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async (_, lane) => {
+        for (let i = lane; i < concurrent; i += parallel) await scheduler.schedule(item.taskClassName, item.options);
+      }),
+    );
     const concurrentPerSecond = concurrent / ((performance.now() - started) / 1000);
     const bulkTimes = [];
     for (let i = 0; i < bulkRepeats; i++) {
@@ -39,7 +44,14 @@ export async function enqueueRates(db, { single, concurrent, parallel, bulk, bul
       bulkTimes.push(performance.now() - started);
       tick(`bulk ${i + 1}/${bulkRepeats}`);
     }
-    return { singlePerSecond, concurrentPerSecond, parallel, bulkRows: bulk, bulkMs: percentile(bulkTimes, 50), bulkMsBest: Math.min(...bulkTimes) };
+    return {
+      singlePerSecond,
+      concurrentPerSecond,
+      parallel,
+      bulkRows: bulk,
+      bulkMs: percentile(bulkTimes, 50),
+      bulkMsBest: Math.min(...bulkTimes),
+    };
   } finally {
     await scheduler.close();
     await pool.end();

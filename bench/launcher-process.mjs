@@ -11,7 +11,8 @@ import { startTrace } from './trace.mjs';
 import { epochMs } from './stats.mjs';
 
 const params = JSON.parse(process.argv[2] ?? 'null');
-if (params === null || typeof params.url !== 'string') throw new Error('launcher-process: pass its JSON parameters as the first argument');
+if (params === null || typeof params.url !== 'string')
+  throw new Error('launcher-process: pass its JSON parameters as the first argument');
 
 /** Counts the statements this launcher sends: every query of every pooled connection. */
 let statements = 0;
@@ -22,7 +23,11 @@ class CountingClient extends pg.Client {
   }
 }
 // The pool size the runner opens for a connection string (LISTEN has a client of its own, not counted).
-const pool = new pg.Pool({ connectionString: params.url, max: Math.max(4, Math.min(params.concurrency + 2, 20)), Client: CountingClient });
+const pool = new pg.Pool({
+  connectionString: params.url,
+  max: Math.max(4, Math.min(params.concurrency + 2, 20)),
+  Client: CountingClient,
+});
 pool.on('error', () => undefined);
 
 const runner = createRunner({
@@ -39,15 +44,22 @@ const runner = createRunner({
 
 // BENCH_OPS=1: the launcher also serves Prometheus metrics and the dashboard, as an operator
 // would run it, so a run shows what they cost on the launch path (no scrapes during the run).
-const ops = process.env.BENCH_OPS === '1'
-  ? await (async () => {
-      const metrics = createMetrics({ runner });
-      return { metrics, server: await serveMetrics({ registry: metrics.registry, port: 0 }), dashboard: await startDashboard({ db: runner.db, tableName: params.table }) };
-    })()
-  : null;
+const ops =
+  process.env.BENCH_OPS === '1'
+    ? await (async () => {
+        const metrics = createMetrics({ runner });
+        return {
+          metrics,
+          server: await serveMetrics({ registry: metrics.registry, port: 0 }),
+          dashboard: await startDashboard({ db: runner.db, tableName: params.table }),
+        };
+      })()
+    : null;
 
 // BENCH_TRACE=prefix: this launcher's statement timeline and slot samples (see trace.mjs).
-const trace = process.env.BENCH_TRACE ? startTrace(runner, params.concurrency, `${process.env.BENCH_TRACE}.${process.pid}.txt`) : null;
+const trace = process.env.BENCH_TRACE
+  ? startTrace(runner, params.concurrency, `${process.env.BENCH_TRACE}.${process.pid}.txt`)
+  : null;
 
 let completed = 0;
 let window = null;
@@ -62,7 +74,8 @@ runner.events.on('task:completed', (event) => {
   // Tries cut short by the stop (held rows released, a capped run's running tries) are not the load's.
   if (stopping) return;
   completed++;
-  if (event.result !== 'FINISHED') process.send({ type: 'failed', id: event.id, result: event.result, text: event.resultText });
+  if (event.result !== 'FINISHED')
+    process.send({ type: 'failed', id: event.id, result: event.result, text: event.resultText });
   if (window !== null) {
     window.lastCompletedAtMs = epochMs();
     // Resident size at each quarter of the expected tasks: a leak shows as a rising series.
@@ -70,7 +83,9 @@ runner.events.on('task:completed', (event) => {
     if (quarter > rssQuarters.length && rssQuarters.length < 4) rssQuarters.push(process.memoryUsage.rss());
   }
 });
-runner.events.on('error', (event) => process.send({ type: 'error', during: event.during, message: event.error.message }));
+runner.events.on('error', (event) =>
+  process.send({ type: 'error', during: event.during, message: event.error.message }),
+);
 
 const progress = setInterval(() => {
   if (completed !== reported) {
@@ -81,20 +96,29 @@ const progress = setInterval(() => {
 
 process.on('message', async (message) => {
   if (message.type === 'measure') {
-    window = { completedBefore: completed, expected: message.expected, cpu: process.cpuUsage(), statements, lastCompletedAtMs: null };
+    window = {
+      completedBefore: completed,
+      expected: message.expected,
+      cpu: process.cpuUsage(),
+      statements,
+      lastCompletedAtMs: null,
+    };
     rssQuarters = [];
     process.send({ type: 'measuring' });
   } else if (message.type === 'stop') {
     stopping = true;
     const cpu = window === null ? null : process.cpuUsage(window.cpu);
-    const counted = window === null ? null : {
-      completed: completed - window.completedBefore,
-      cpuUserUs: cpu.user,
-      cpuSystemUs: cpu.system,
-      statements: statements - window.statements,
-      lastCompletedAtMs: window.lastCompletedAtMs,
-      rssQuarters,
-    };
+    const counted =
+      window === null
+        ? null
+        : {
+            completed: completed - window.completedBefore,
+            cpuUserUs: cpu.user,
+            cpuSystemUs: cpu.system,
+            statements: statements - window.statements,
+            lastCompletedAtMs: window.lastCompletedAtMs,
+            rssQuarters,
+          };
     clearInterval(progress);
     trace?.write();
     if (ops !== null) {
@@ -103,7 +127,10 @@ process.on('message', async (message) => {
     }
     await runner.stop();
     await pool.end();
-    process.send({ type: 'stats', window: counted, completed, maxRssBytes: process.resourceUsage().maxRSS * 1024 }, () => process.disconnect());
+    process.send(
+      { type: 'stats', window: counted, completed, maxRssBytes: process.resourceUsage().maxRSS * 1024 },
+      () => process.disconnect(),
+    );
   }
 });
 

@@ -17,11 +17,15 @@ const insertChunk = 5_000;
 
 /** A launcher process and what it has said. */
 function startLauncher(db, params) {
-  const child = fork(path.join(here, 'launcher-process.mjs'), [JSON.stringify({ url: db.url, table: benchTable, tasksDir, ...params })], {
-    // The flag `npm start` gives the standalone launcher (see docs/isolation.md on its memory).
-    execArgv: ['--max-semi-space-size=4', ...(process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean)],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    path.join(here, 'launcher-process.mjs'),
+    [JSON.stringify({ url: db.url, table: benchTable, tasksDir, ...params })],
+    {
+      // The flag `npm start` gives the standalone launcher (see docs/isolation.md on its memory).
+      execArgv: ['--max-semi-space-size=4', ...(process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean)],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    },
+  );
   const launcher = { child, completed: 0, failures: [], errors: [], listeners: new Set() };
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   launcher.exited = exited;
@@ -31,15 +35,22 @@ function startLauncher(db, params) {
     else if (message.type === 'error') launcher.errors.push(message);
     for (const listener of launcher.listeners) listener(message);
   });
-  launcher.next = (type, timeoutMs) => withTimeout(new Promise((resolve, reject) => {
-    const listener = (message) => {
-      if (message.type !== type) return;
-      launcher.listeners.delete(listener);
-      resolve(message);
-    };
-    launcher.listeners.add(listener);
-    void exited.then(({ code, signal }) => reject(new Error(`bench: a launcher exited (code ${code}, signal ${signal}) before '${type}'`)));
-  }), timeoutMs, `a launcher's '${type}'`);
+  launcher.next = (type, timeoutMs) =>
+    withTimeout(
+      new Promise((resolve, reject) => {
+        const listener = (message) => {
+          if (message.type !== type) return;
+          launcher.listeners.delete(listener);
+          resolve(message);
+        };
+        launcher.listeners.add(listener);
+        void exited.then(({ code, signal }) =>
+          reject(new Error(`bench: a launcher exited (code ${code}, signal ${signal}) before '${type}'`)),
+        );
+      }),
+      timeoutMs,
+      `a launcher's '${type}'`,
+    );
   return launcher;
 }
 
@@ -92,22 +103,37 @@ async function pacedInsert(scheduler, jobs, gapMs) {
  * - paced (`pickup: { jobs, gapMs }`): one row at a time on an idle runner; pickup latency is
  *   each task's `startedAtMs` minus the moment its INSERT's commit returned to the enqueuer.
  */
-export async function runLoad(db, admin, { mode, concurrency, launchers: count = 1, tasks = 0, maxSeconds = 60, pickup = null }) {
+export async function runLoad(
+  db,
+  admin,
+  { mode, concurrency, launchers: count = 1, tasks = 0, maxSeconds = 60, pickup = null },
+) {
   await resetTable(db.url);
-  const launchers = Array.from({ length: count }, () => startLauncher(db, { mode, concurrency, reportStarts: pickup !== null }));
+  const launchers = Array.from({ length: count }, () =>
+    startLauncher(db, { mode, concurrency, reportStarts: pickup !== null }),
+  );
   const scheduler = createClient({ db: db.url, tableName: benchTable });
   try {
     await Promise.all(launchers.map((l) => l.next('ready', 60_000)));
     // Warm-up: every slot has run a task, so children are booted and threads spawned.
     const warmup = Math.max(2 * concurrency * count, 20);
     await insertAll(scheduler, warmup);
-    if ((await completedTogether(launchers, warmup, Date.now() + 120_000)) < warmup) throw new Error('bench: the warm-up tasks did not finish within 120 s');
+    if ((await completedTogether(launchers, warmup, Date.now() + 120_000)) < warmup)
+      throw new Error('bench: the warm-up tasks did not finish within 120 s');
     const expected = pickup === null ? tasks : pickup.jobs;
-    await Promise.all(launchers.map((l) => { l.child.send({ type: 'measure', expected: Math.ceil(expected / count) }); return l.next('measuring', 10_000); }));
+    await Promise.all(
+      launchers.map((l) => {
+        l.child.send({ type: 'measure', expected: Math.ceil(expected / count) });
+        return l.next('measuring', 10_000);
+      }),
+    );
     const before = launchers.reduce((total, l) => total + l.completed, 0);
     const xactBefore = await committedTransactions(admin, db.name, 0);
     const starts = new Map();
-    for (const l of launchers) l.listeners.add((m) => { if (m.type === 'started') starts.set(m.id, m.startedAtMs); });
+    for (const l of launchers)
+      l.listeners.add((m) => {
+        if (m.type === 'started') starts.set(m.id, m.startedAtMs);
+      });
     let firstCommitMs;
     let commits = null;
     if (pickup === null) {
@@ -128,7 +154,11 @@ export async function runLoad(db, admin, { mode, concurrency, launchers: count =
     const failures = launchers.flatMap((l) => l.failures);
     const errors = launchers.flatMap((l) => l.errors);
     const result = {
-      mode, concurrency, launchers: count, tasks: expected, completed,
+      mode,
+      concurrency,
+      launchers: count,
+      tasks: expected,
+      completed,
       capped: completed < expected,
       failures: failures.length,
       errors: errors.map((e) => `${e.during}: ${e.message}`).slice(0, 5),
@@ -139,7 +169,10 @@ export async function runLoad(db, admin, { mode, concurrency, launchers: count =
       launcherRssQuartersBytes: windows[0].rssQuarters,
       childPeakRssBytes: rows[0]?.peak ?? null,
     };
-    if (failures.length > 0) throw new Error(`bench: ${failures.length} no-op tasks did not finish (first: ${failures[0].result} ${failures[0].text})`);
+    if (failures.length > 0)
+      throw new Error(
+        `bench: ${failures.length} no-op tasks did not finish (first: ${failures[0].result} ${failures[0].text})`,
+      );
     if (pickup === null) {
       result.seconds = (lastMs - firstCommitMs) / 1000;
       result.tasksPerSecond = completed / result.seconds;
@@ -157,7 +190,9 @@ async function childPeak(db) {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
-    return await client.query(`SELECT max(peak_memory_bytes)::float8 AS peak FROM ${benchTable}_attempts WHERE mode <> 'thread'`);
+    return await client.query(
+      `SELECT max(peak_memory_bytes)::float8 AS peak FROM ${benchTable}_attempts WHERE mode <> 'thread'`,
+    );
   } finally {
     await client.end();
   }

@@ -31,11 +31,16 @@ export const allSections = ['raw', 'throughput', 'pickup', 'enqueue', 'launchers
  */
 export function modeOptions(mode, concurrency) {
   switch (mode) {
-    case 'reused': return { spareChildren: concurrency, maxTasksPerChild: Infinity };
-    case 'thread': return { defaultMode: 'thread' };
-    case 'fresh': return { spareChildren: 0, maxTasksPerChild: 1 };
-    case 'spare': return { spareChildren: concurrency, maxTasksPerChild: 1 };
-    default: throw new Error(`unknown mode ${mode}; known: ${allModes.join(', ')}`);
+    case 'reused':
+      return { spareChildren: concurrency, maxTasksPerChild: Infinity };
+    case 'thread':
+      return { defaultMode: 'thread' };
+    case 'fresh':
+      return { spareChildren: 0, maxTasksPerChild: 1 };
+    case 'spare':
+      return { spareChildren: concurrency, maxTasksPerChild: 1 };
+    default:
+      throw new Error(`unknown mode ${mode}; known: ${allModes.join(', ')}`);
   }
 }
 
@@ -80,9 +85,14 @@ function quick() {
 }
 
 function list(flag, value, known) {
-  if (value === undefined || value.startsWith('--')) throw new Error(`${flag} needs a comma-separated list\n\n${usage}`);
-  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
-  for (const item of items) if (!known.includes(item)) throw new Error(`${flag}: unknown ${item}; known: ${known.join(', ')}`);
+  if (value === undefined || value.startsWith('--'))
+    throw new Error(`${flag} needs a comma-separated list\n\n${usage}`);
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  for (const item of items)
+    if (!known.includes(item)) throw new Error(`${flag}: unknown ${item}; known: ${known.join(', ')}`);
   return items;
 }
 
@@ -105,8 +115,7 @@ export function parsePlan(argv) {
       if (concurrencies.length === 0 || !concurrencies.every((c) => Number.isInteger(c) && c > 0)) {
         throw new Error(`--concurrency needs a comma-separated list of positive integers\n\n${usage}`);
       }
-    }
-    else if (arg === '--out') {
+    } else if (arg === '--out') {
       out = argv[++i];
       if (out === undefined) throw new Error(`--out needs a directory\n\n${usage}`);
     } else if (arg === '--help' || arg === '-h') return { help: usage };

@@ -17,8 +17,11 @@ function openStore(url, size) {
   const pool = new pg.Pool({ connectionString: url, max: size });
   const database = openDatabase(pool);
   const store = new RequestStore({
-    db: database.db, sql: poolClient(pool), table: parseTableName(benchTable),
-    backoff: defaults.retryBackoff, crashLimit: defaults.crashLimit,
+    db: database.db,
+    sql: poolClient(pool),
+    table: parseTableName(benchTable),
+    backoff: defaults.retryBackoff,
+    crashLimit: defaults.crashLimit,
   });
   return { store, close: () => pool.end() };
 }
@@ -26,10 +29,18 @@ function openStore(url, size) {
 /** A launch with a claim of `limit` rows alone (the launcher's pickup path: the claim statement). */
 function claimOrder(limit) {
   return {
-    launcherId: `bench-raw-${process.pid}`, outcomes: [], starts: [],
+    launcherId: `bench-raw-${process.pid}`,
+    outcomes: [],
+    starts: [],
     claim: {
-      limit, startNow: limit, host: os.hostname(), launcherPid: process.pid, launcherIdentity: null, queues: null,
-      leaseMs: 60_000, maxOptionsBytes: 2_147_483_647,
+      limit,
+      startNow: limit,
+      host: os.hostname(),
+      launcherPid: process.pid,
+      launcherIdentity: null,
+      queues: null,
+      leaseMs: 60_000,
+      maxOptionsBytes: 2_147_483_647,
     },
   };
 }
@@ -38,7 +49,9 @@ async function fill(url, rows) {
   const scheduler = createClient({ db: url, tableName: benchTable });
   try {
     for (let done = 0; done < rows; done += 5_000) {
-      await scheduler.scheduleMany(Array.from({ length: Math.min(5_000, rows - done) }, () => ({ taskClassName: 'NoOp' })));
+      await scheduler.scheduleMany(
+        Array.from({ length: Math.min(5_000, rows - done) }, () => ({ taskClassName: 'NoOp' })),
+      );
     }
   } finally {
     await scheduler.close();
@@ -117,20 +130,26 @@ export async function rawInsertRates(db, { single, concurrent, parallel, bulk })
   const pool = new pg.Pool({ connectionString: db.url, max: parallel });
   const one = `INSERT INTO ${benchTable} (task_class_name, options) VALUES ('NoOp', $1) RETURNING id`;
   try {
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      for (let i = 0; i < 50; i++) await pool.query(one, ['created_from: bench']);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        for (let i = 0; i < 50; i++) await pool.query(one, ['created_from: bench']);
+      }),
+    );
     let started = performance.now();
     for (let i = 0; i < single; i++) await pool.query(one, ['created_from: bench']);
     const singlePerSecond = single / ((performance.now() - started) / 1000);
     started = performance.now();
-    await Promise.all(Array.from({ length: parallel }, async (_, lane) => {
-      for (let i = lane; i < concurrent; i += parallel) await pool.query(one, ['created_from: bench']);
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async (_, lane) => {
+        for (let i = lane; i < concurrent; i += parallel) await pool.query(one, ['created_from: bench']);
+      }),
+    );
     const concurrentPerSecond = concurrent / ((performance.now() - started) / 1000);
     started = performance.now();
-    await pool.query(`INSERT INTO ${benchTable} (task_class_name, options) SELECT 'NoOp', $1 FROM generate_series(1, $2) RETURNING id`,
-      ['created_from: bench', bulk]);
+    await pool.query(
+      `INSERT INTO ${benchTable} (task_class_name, options) SELECT 'NoOp', $1 FROM generate_series(1, $2) RETURNING id`,
+      ['created_from: bench', bulk],
+    );
     const bulkMs = performance.now() - started;
     return { singlePerSecond, concurrentPerSecond, bulkMs };
   } finally {

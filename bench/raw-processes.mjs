@@ -16,7 +16,11 @@ const childEntry = childRuntimeEntry();
 
 /** Spawned as the fork pool spawns its children: same env, arguments, stdio and process group. */
 function spawnLike(script, { env, execArgv, args = [] }) {
-  return spawn(process.execPath, [...execArgv, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+  return spawn(process.execPath, [...execArgv, script, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
 }
 
 function exited(child) {
@@ -36,17 +40,19 @@ export async function bareForkRate({ concurrency, seconds, env, execArgv, taskFi
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let count = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < deadline) {
-      const child = spawnLike(script, { env, execArgv, args });
-      child.stdout.resume();
-      child.stderr.resume();
-      const code = await exited(child);
-      if (code !== 0) throw new Error(`bench: ${path.basename(script)} ${args.join(' ')} exited with code ${code}`);
-      count++;
-      tick(`${count} forks`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const child = spawnLike(script, { env, execArgv, args });
+        child.stdout.resume();
+        child.stderr.resume();
+        const code = await exited(child);
+        if (code !== 0) throw new Error(`bench: ${path.basename(script)} ${args.join(' ')} exited with code ${code}`);
+        count++;
+        tick(`${count} forks`);
+      }
+    }),
+  );
   return count / ((performance.now() - started) / 1000);
 }
 
@@ -62,7 +68,9 @@ export async function childRuntimeBootMs({ samples, env, execArgv }) {
     channel.setEncoding('utf8');
     const key = randomBytes(16).toString('hex');
     const ready = new Promise((resolve, reject) => {
-      channel.on('data', (text) => { if (text.includes('"ready"')) resolve(); });
+      channel.on('data', (text) => {
+        if (text.includes('"ready"')) resolve();
+      });
       child.once('exit', () => reject(new Error('bench: the child runtime exited before ready')));
     });
     channel.write(`${JSON.stringify({ type: 'init', key, reuse: false, reportRss: false })}\n`);
@@ -79,12 +87,14 @@ async function pump(seconds, lanes) {
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let count = 0;
-  await Promise.all(lanes.map(async (roundTrip) => {
-    for (let id = 0; performance.now() < deadline; id++) {
-      await roundTrip(id);
-      count++;
-    }
-  }));
+  await Promise.all(
+    lanes.map(async (roundTrip) => {
+      for (let id = 0; performance.now() < deadline; id++) {
+        await roundTrip(id);
+        count++;
+      }
+    }),
+  );
   return count / ((performance.now() - started) / 1000);
 }
 
@@ -93,16 +103,19 @@ async function pump(seconds, lanes) {
  * time): JSON line out on fd 3, JSON line back. Round trips per second, all children together.
  */
 export async function bareChildRoundTrip({ concurrency, seconds, env, execArgv }) {
-  const children = Array.from({ length: concurrency }, () => spawnLike(path.join(here, 'raw', 'echo-child.mjs'), { env, execArgv }));
+  const children = Array.from({ length: concurrency }, () =>
+    spawnLike(path.join(here, 'raw', 'echo-child.mjs'), { env, execArgv }),
+  );
   const lanes = children.map((child) => {
     const channel = child.stdio[3];
     channel.setEncoding('utf8');
     let waiting = null;
     channel.on('data', () => waiting?.());
-    return (id) => new Promise((resolve) => {
-      waiting = resolve;
-      channel.write(`${JSON.stringify({ type: 'run', id })}\n`);
-    });
+    return (id) =>
+      new Promise((resolve) => {
+        waiting = resolve;
+        channel.write(`${JSON.stringify({ type: 'run', id })}\n`);
+      });
   });
   // The first answer of each proves it booted; boots are not part of the rate.
   await Promise.all(lanes.map((lane) => lane(-1)));
@@ -118,10 +131,11 @@ export async function bareThreadRoundTrip({ threads, seconds }) {
   const lanes = workers.map((worker) => {
     let waiting = null;
     worker.on('message', () => waiting?.());
-    return (id) => new Promise((resolve) => {
-      waiting = resolve;
-      worker.postMessage({ type: 'run', id });
-    });
+    return (id) =>
+      new Promise((resolve) => {
+        waiting = resolve;
+        worker.postMessage({ type: 'run', id });
+      });
   });
   await Promise.all(lanes.map((lane) => lane(-1)));
   const rate = await pump(seconds, lanes);

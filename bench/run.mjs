@@ -67,8 +67,12 @@ const report = {
   at: new Date().toISOString(),
   quick: plan.quick,
   machine: {
-    cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryBytes: os.totalmem(),
-    node: process.version, platform: `${os.type()} ${os.release()}`, loadAverageAtStart: os.loadavg()[0],
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    loadAverageAtStart: os.loadavg()[0],
   },
   server: { version: db.server, dedicatedDatabase: db.dedicated },
   config: { maxThreads, childEnvNames: Object.keys(childSpawn.env).sort(), modes: plan.modes, plan },
@@ -97,22 +101,38 @@ try {
       step(`raw: bare fork + exit, c=${c}`);
       report.raw.forkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, ...childSpawn });
       step(`raw: bare fork + require() of the no-op task file + exit, c=${c}`);
-      report.raw.taskLoadForkPerSecond[c] = await bareForkRate({ concurrency: c, seconds: r.forkSeconds, taskFile: path.join(tasksDir, 'NoOp.js'), ...childSpawn });
+      report.raw.taskLoadForkPerSecond[c] = await bareForkRate({
+        concurrency: c,
+        seconds: r.forkSeconds,
+        taskFile: path.join(tasksDir, 'NoOp.js'),
+        ...childSpawn,
+      });
     }
     step('raw: child runtime boot (fork to ready)');
     report.raw.childBootMs = await childRuntimeBootMs({ samples: r.bootSamples, ...childSpawn });
     report.raw.childRoundTripPerSecond = {};
     for (const c of [...childConcurrencies].sort((a, b) => a - b)) {
       step(`raw: bare child round trip on fd 3, ${c} children`);
-      report.raw.childRoundTripPerSecond[c] = await bareChildRoundTrip({ concurrency: c, seconds: r.roundTripSeconds, ...childSpawn });
+      report.raw.childRoundTripPerSecond[c] = await bareChildRoundTrip({
+        concurrency: c,
+        seconds: r.roundTripSeconds,
+        ...childSpawn,
+      });
     }
     step(`raw: bare thread round trip, ${maxThreads} threads`);
-    report.raw.threadRoundTripPerSecond = await bareThreadRoundTrip({ threads: maxThreads, seconds: r.roundTripSeconds });
+    report.raw.threadRoundTripPerSecond = await bareThreadRoundTrip({
+      threads: maxThreads,
+      seconds: r.roundTripSeconds,
+    });
     step('raw: claim statement, 1 row per statement');
     report.raw.claimPerSecond1 = await rawClaimRate(db, { rows: r.claimRows, batch: 1, seconds: r.roundTripSeconds });
     step(`raw: claim statement, ${r.claimBatch} rows per statement`);
     report.raw.claimBatch = r.claimBatch;
-    report.raw.claimPerSecondBatch = await rawClaimRate(db, { rows: r.claimRows * 4, batch: r.claimBatch, seconds: r.roundTripSeconds });
+    report.raw.claimPerSecondBatch = await rawClaimRate(db, {
+      rows: r.claimRows * 4,
+      batch: r.claimBatch,
+      seconds: r.roundTripSeconds,
+    });
     // The launcher claims up to its default prefetch per statement: the claim limit of a run is
     // the statement's rate at that batch size.
     report.raw.claimPerSecondByBatch = {};
@@ -121,7 +141,11 @@ try {
     const batches = new Set(Object.values(report.raw.prefetchByConcurrency));
     for (const batch of [...batches].sort((a, b) => a - b)) {
       step(`raw: claim statement, ${batch} rows per statement`);
-      report.raw.claimPerSecondByBatch[batch] = await rawClaimRate(db, { rows: Math.max(r.claimRows, batch * 40), batch, seconds: r.roundTripSeconds });
+      report.raw.claimPerSecondByBatch[batch] = await rawClaimRate(db, {
+        rows: Math.max(r.claimRows, batch * 40),
+        batch,
+        seconds: r.roundTripSeconds,
+      });
     }
     step('raw: LISTEN/NOTIFY pickup and one-row claim');
     report.raw.pickupMs = await rawPickupMs(db, { samples: r.pickupSamples, gapMs: plan.pickup.gapMs });
@@ -133,8 +157,9 @@ try {
     for (const mode of plan.modes) {
       const { concurrencies, tasks, maxSeconds } = plan.throughput[mode];
       for (const concurrency of concurrencies) {
-        const row = await measure(`throughput: ${mode} c=${concurrency}, ${tasks} no-op tasks`,
-          () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+        const row = await measure(`throughput: ${mode} c=${concurrency}, ${tasks} no-op tasks`, () =>
+          runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }),
+        );
         if (row !== null) report.throughput.push(row);
       }
     }
@@ -143,8 +168,10 @@ try {
   if (runs('pickup')) {
     const { jobs, gapMs, concurrency } = plan.pickup;
     for (const mode of plan.modes) {
-      const load = await measure(`pickup: ${mode}, ${jobs} jobs ${gapMs} ms apart on an idle runner (c=${concurrency})`,
-        () => runLoad(db, admin, { mode, concurrency, pickup: { jobs, gapMs }, maxSeconds: 60 }));
+      const load = await measure(
+        `pickup: ${mode}, ${jobs} jobs ${gapMs} ms apart on an idle runner (c=${concurrency})`,
+        () => runLoad(db, admin, { mode, concurrency, pickup: { jobs, gapMs }, maxSeconds: 60 }),
+      );
       if (load !== null) report.pickup[mode] = { ...summary(load.pickupMs), concurrency, jobs, gapMs };
     }
   }
@@ -156,16 +183,18 @@ try {
   if (runs('launchers')) {
     const { counts, mode, concurrency, tasks, maxSeconds } = plan.launchers;
     for (const launchers of counts) {
-      const row = await measure(`launchers: ${launchers} × ${mode} c=${concurrency} on one database`,
-        () => runLoad(db, admin, { mode, concurrency, launchers, tasks, maxSeconds }));
+      const row = await measure(`launchers: ${launchers} × ${mode} c=${concurrency} on one database`, () =>
+        runLoad(db, admin, { mode, concurrency, launchers, tasks, maxSeconds }),
+      );
       if (row !== null) report.launchers.push(row);
     }
   }
 
   if (runs('memory')) {
     const { mode, concurrency, tasks, maxSeconds } = plan.memory;
-    report.memory = await measure(`memory: launcher RSS through ${tasks} ${mode} tasks (c=${concurrency})`,
-      () => runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }));
+    report.memory = await measure(`memory: launcher RSS through ${tasks} ${mode} tasks (c=${concurrency})`, () =>
+      runLoad(db, admin, { mode, concurrency, tasks, maxSeconds }),
+    );
   }
 } finally {
   done();

@@ -11,7 +11,18 @@ export function startTrace(runner, concurrency, file) {
   const since = () => (performance.now() - begun).toFixed(1);
   runner.events.on('launch:statement', (event) => {
     const { running, held, unwritten } = runner.stats;
-    lines.push([since(), event.durationMs.toFixed(2), event.claim ? 1 : 0, event.outcomes, event.starts, running, held, unwritten].join(' '));
+    lines.push(
+      [
+        since(),
+        event.durationMs.toFixed(2),
+        event.claim ? 1 : 0,
+        event.outcomes,
+        event.starts,
+        running,
+        held,
+        unwritten,
+      ].join(' '),
+    );
   });
   runner.events.on('task:claimed', (event) => lines.push(`# ${since()} claimed ${event.ids.length}`));
   let samples = 0;
@@ -29,7 +40,9 @@ export function startTrace(runner, concurrency, file) {
     write() {
       clearInterval(sampler);
       const share = (n) => (samples === 0 ? '-' : `${((100 * n) / samples).toFixed(1)}%`);
-      lines.push(`# samples ${samples}: every slot busy ${share(busy)}; a slot free with no held row ${share(starved)}`);
+      lines.push(
+        `# samples ${samples}: every slot busy ${share(busy)}; a slot free with no held row ${share(starved)}`,
+      );
       writeFileSync(file, lines.join('\n') + '\n');
     },
   };

@@ -28,7 +28,9 @@ await build({
   outfile: path.join(runtimeDir, 'yaml.cjs'),
   bundle: true,
   minify: true,
-  banner: { js: `/* yaml ${yamlPackage.version} (${yamlPackage.license}), bundled from the yaml dependency, whose LICENSE applies. */` },
+  banner: {
+    js: `/* yaml ${yamlPackage.version} (${yamlPackage.license}), bundled from the yaml dependency, whose LICENSE applies. */`,
+  },
   platform: 'node',
   format: 'cjs',
   target: 'node20',
@@ -44,7 +46,10 @@ await build({
 const commonJsBuiltins = {
   name: 'commonjs-builtins',
   setup(builder) {
-    builder.onResolve({ filter: /[\\/]shared[\\/]builtins\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path), namespace: 'commonjs-builtins' }));
+    builder.onResolve({ filter: /[\\/]shared[\\/]builtins\.js$/ }, (args) => ({
+      path: path.join(args.resolveDir, args.path),
+      namespace: 'commonjs-builtins',
+    }));
     builder.onLoad({ filter: /.*/, namespace: 'commonjs-builtins' }, () => ({
       loader: 'js',
       contents: [
@@ -85,6 +90,11 @@ const inputs = {};
 for (const input of Object.keys(runtime.metafile.inputs).sort()) {
   if (input.includes(':')) continue;
   const file = path.join(root, input);
-  inputs[path.relative(runtimeDir, file).split(path.sep).join('/')] = createHash('sha256').update(readFileSync(file)).digest('hex');
+  inputs[path.relative(runtimeDir, file).split(path.sep).join('/')] = createHash('sha256')
+    .update(readFileSync(file))
+    .digest('hex');
 }
-writeFileSync(path.join(runtimeDir, 'child-runtime.inputs.json'), `${JSON.stringify({ bundle: 'child-runtime.cjs', inputs }, null, 2)}\n`);
+writeFileSync(
+  path.join(runtimeDir, 'child-runtime.inputs.json'),
+  `${JSON.stringify({ bundle: 'child-runtime.cjs', inputs }, null, 2)}\n`,
+);

@@ -28,30 +28,54 @@ function bounds(spec) {
 
 function valuesOf(spec) {
   switch (spec.kind) {
-    case 'integer': return bounds(spec);
-    case 'integerOrNull': return `${bounds(spec)}, or null`;
-    case 'integerOrInfinity': return `${bounds(spec)}, or ${code('Infinity')}`;
-    case 'string': return 'string';
-    case 'identifier': return 'SQL identifier';
-    case 'path': return 'path';
-    case 'database': return 'connection string';
-    case 'connection': return `connection string or ${code('pg.Pool')}`;
-    case 'strings': return 'list of strings';
-    case 'stringsOrNull': return 'list of strings, or null';
-    case 'stringMapOrNull': return 'map of strings, or null';
-    case 'boolean': return `${code('true')} or ${code('false')}`;
-    case 'logLevel': return ['debug', 'info', 'warn', 'error'].map(code).join(', ');
-    case 'logFormat': return `${code('pretty')} or ${code('json')}`;
-    case 'mode': return `${code('process')} or ${code('thread')}`;
-    case 'userOrNull': return 'name or id, or null';
-    case 'durations': return `map of result to duration or ${code('false')}`;
-    case 'map': return 'map';
-    case 'list': return 'list of maps';
-    case 'logger': return code('Logger');
-    case 'section': return 'map';
-    case 'sectionOrNull': return 'map, or null';
-    case 'sectionOrFalse': return `map, or ${code('false')}`;
-    default: throw new Error(`config-docs: no wording for the kind ${JSON.stringify(spec.kind)}`);
+    case 'integer':
+      return bounds(spec);
+    case 'integerOrNull':
+      return `${bounds(spec)}, or null`;
+    case 'integerOrInfinity':
+      return `${bounds(spec)}, or ${code('Infinity')}`;
+    case 'string':
+      return 'string';
+    case 'identifier':
+      return 'SQL identifier';
+    case 'path':
+      return 'path';
+    case 'database':
+      return 'connection string';
+    case 'connection':
+      return `connection string or ${code('pg.Pool')}`;
+    case 'strings':
+      return 'list of strings';
+    case 'stringsOrNull':
+      return 'list of strings, or null';
+    case 'stringMapOrNull':
+      return 'map of strings, or null';
+    case 'boolean':
+      return `${code('true')} or ${code('false')}`;
+    case 'logLevel':
+      return ['debug', 'info', 'warn', 'error'].map(code).join(', ');
+    case 'logFormat':
+      return `${code('pretty')} or ${code('json')}`;
+    case 'mode':
+      return `${code('process')} or ${code('thread')}`;
+    case 'userOrNull':
+      return 'name or id, or null';
+    case 'durations':
+      return `map of result to duration or ${code('false')}`;
+    case 'map':
+      return 'map';
+    case 'list':
+      return 'list of maps';
+    case 'logger':
+      return code('Logger');
+    case 'section':
+      return 'map';
+    case 'sectionOrNull':
+      return 'map, or null';
+    case 'sectionOrFalse':
+      return `map, or ${code('false')}`;
+    default:
+      throw new Error(`config-docs: no wording for the kind ${JSON.stringify(spec.kind)}`);
   }
 }
 
@@ -68,8 +92,9 @@ function defaultOf(name, spec) {
   return code(JSON.stringify(value));
 }
 
-const fileSpecs = [...Object.entries(runnerOptionSpecs), ...Object.entries(launcherOptionSpecs)]
-  .filter(([, spec]) => spec.fileKey !== null);
+const fileSpecs = [...Object.entries(runnerOptionSpecs), ...Object.entries(launcherOptionSpecs)].filter(
+  ([, spec]) => spec.fileKey !== null,
+);
 const codeOnly = Object.entries(runnerOptionSpecs).filter(([, spec]) => spec.fileKey === null);
 
 /** Where a nested key sits in a map: `retryBackoff.baseMs`, `recurring[].task`, `taskOverrides.<Name>.mode`. */
@@ -91,8 +116,13 @@ function section(key, spec) {
     const values = owner === null ? valuesOf(field) : `${valuesOf(field)}: the keys of ${code(owner)}`;
     return [code(prefix + name), values, defaultOf(prefix + name, field), field.description];
   });
-  return [`### ${code(key)}`, '', `${spec.description[0].toUpperCase()}${spec.description.slice(1)}.`, '',
-    table(['key', 'values', 'default', 'meaning'], rows)].join('\n');
+  return [
+    `### ${code(key)}`,
+    '',
+    `${spec.description[0].toUpperCase()}${spec.description.slice(1)}.`,
+    '',
+    table(['key', 'values', 'default', 'meaning'], rows),
+  ].join('\n');
 }
 
 function render() {
@@ -100,10 +130,14 @@ function render() {
   const envs = fileSpecs.map(([, spec]) => spec.env).filter((env) => env !== undefined);
   const overview = fileSpecs.map(([name, spec]) => {
     const option = runnerOptionSpecs[name] === spec ? code(name) : '';
-    const where = [spec.env, spec.flag].filter((item) => item !== undefined).map(code).join(', ');
+    const where = [spec.env, spec.flag]
+      .filter((item) => item !== undefined)
+      .map(code)
+      .join(', ');
     return [code(spec.fileKey), option, where, valuesOf(spec), defaultOf(spec.fileKey, spec), spec.description];
   });
-  const nested = fileSpecs.filter(([, spec]) => spec.fields !== undefined)
+  const nested = fileSpecs
+    .filter(([, spec]) => spec.fields !== undefined)
     .map(([, spec]) => section(spec.fileKey, spec));
   return `<!-- Generated by \`npm run docs:config\` from src/config/option-specs.ts: edit the table there. -->
 

@@ -7,5 +7,5 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { bin } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
-const commands = [...Object.values(typeof bin === 'string' ? { bin } : bin ?? {}), 'dist/launcher.js'];
+const commands = [...Object.values(typeof bin === 'string' ? { bin } : (bin ?? {})), 'dist/launcher.js'];
 for (const file of new Set(commands)) await chmod(path.join(root, file), 0o755);

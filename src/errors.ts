@@ -51,9 +51,17 @@ export class UnknownTaskError extends TaskRunnerError {
 
   constructor(taskClassName: string, known: readonly string[]) {
     // The name may come from any row (a megabyte, say): the message shows its start only.
-    const name = taskClassName.length <= shownNameChars ? taskClassName : `${taskClassName.slice(0, shownNameChars)}… (${taskClassName.length} characters)`;
+    const name =
+      taskClassName.length <= shownNameChars
+        ? taskClassName
+        : `${taskClassName.slice(0, shownNameChars)}… (${taskClassName.length} characters)`;
     const shown = known.slice(0, shownKnownNames).join(', ');
-    const list = known.length === 0 ? '(none)' : known.length > shownKnownNames ? `${shown} and ${known.length - shownKnownNames} more` : shown;
+    const list =
+      known.length === 0
+        ? '(none)'
+        : known.length > shownKnownNames
+          ? `${shown} and ${known.length - shownKnownNames} more`
+          : shown;
     super('TASK_UNKNOWN', `unknown task class "${name}"; known tasks: ${list}`);
     this.name = 'UnknownTaskError';
     this.taskClassName = taskClassName;

@@ -12,7 +12,12 @@ export { listRecurring, pruneTable, type RecurringListing } from './launcher/lif
 export type { PruneResult } from './store/prune-requests.js';
 export type { RecurringEntryOptions } from './config/recurring-config.js';
 export type { EndedResult, RetentionOptions } from './config/retention-config.js';
-export { runTaskOnce, type RunTaskOnceOptions, type RunTaskOnceResult, type TaskOutputLine } from './launcher/run-task-once.js';
+export {
+  runTaskOnce,
+  type RunTaskOnceOptions,
+  type RunTaskOnceResult,
+  type TaskOutputLine,
+} from './launcher/run-task-once.js';
 
 export { Task, type ScheduleParams, type TaskRequestInfo, type RequestEnqueuer } from './tasks/task.js';
 export { parseOptions, stringifyOptions } from './tasks/options.js';
@@ -52,7 +57,11 @@ export { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.js';
 export { Inspector } from './store/inspector.js';
 export type {
-  RequestDetail, RequestFilter, RequestPage, RequestSummary, ListRequestsParams,
+  RequestDetail,
+  RequestFilter,
+  RequestPage,
+  RequestSummary,
+  ListRequestsParams,
 } from './store/inspection.js';
 export type { RequestState } from './store/fragments.js';
 export type { LauncherAlive, MinuteActivity, OpenActivity, QueueDepth, RunningTry } from './store/activity.js';
@@ -60,10 +69,4 @@ export type { RunnerStats } from './launcher/runner.js';
 
 export { createStreamLogger, silentLogger, type LogLevel, type Logger } from './shared/logger.js';
 export { TypedEmitter } from './shared/typed-emitter.js';
-export {
-  ChildCrashError,
-  ConfigError,
-  TaskRunnerError,
-  UnknownTaskError,
-  type ErrorCode,
-} from './errors.js';
+export { ChildCrashError, ConfigError, TaskRunnerError, UnknownTaskError, type ErrorCode } from './errors.js';

@@ -52,9 +52,10 @@ async function dropDatabases(adminUrl: string, matches: (name: string) => boolea
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.TEST_DATABASE_URL;
-  const server: Server = external !== undefined && external !== ''
-    ? { adminUrl: external, stop: async () => undefined }
-    : await startEmbedded();
+  const server: Server =
+    external !== undefined && external !== ''
+      ? { adminUrl: external, stop: async () => undefined }
+      : await startEmbedded();
   // Unique per run and per project (each project runs this setup), lower-case for SQL.
   const tag = `${process.pid}_${project.name.toLowerCase().replace(/[^a-z0-9]/g, '') || 'default'}`;
   const dbPrefix = `cwtr_${tag}_`;

@@ -70,7 +70,12 @@ function stateBadge(state) {
 }
 
 function table(headers, rows, attrs) {
-  return el('table', attrs || {}, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', {}, h)))), el('tbody', {}, ...rows));
+  return el(
+    'table',
+    attrs || {},
+    el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', {}, h)))),
+    el('tbody', {}, ...rows),
+  );
 }
 
 async function act(path, question, after) {
@@ -87,7 +92,10 @@ async function act(path, question, after) {
 // ---- overview ----
 
 function barChart(minutes) {
-  const width = 480, height = 120, n = minutes.length || 1, w = width / n;
+  const width = 480,
+    height = 120,
+    n = minutes.length || 1,
+    w = width / n;
   const max = Math.max(1, ...minutes.map((m) => m.finished + m.failed + m.crashed + m.other));
   const chart = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
   chart.append(svg('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'axis' }));
@@ -104,11 +112,17 @@ function barChart(minutes) {
       chart.append(rect);
     }
   });
-  return el('div', { class: 'chart' }, el('div', { class: 'title' }, `Tries ended per minute, last hour (max ${max})`), chart);
+  return el(
+    'div',
+    { class: 'chart' },
+    el('div', { class: 'title' }, `Tries ended per minute, last hour (max ${max})`),
+    chart,
+  );
 }
 
 function lineChart(minutes) {
-  const width = 480, height = 120;
+  const width = 480,
+    height = 120;
   const values = minutes.map((m) => m.pickupP50Ms);
   const max = Math.max(1, ...values.filter((v) => v !== null));
   const chart = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
@@ -118,12 +132,14 @@ function lineChart(minutes) {
   // a dot on every such minute: a minute alone, such as the first one after a start, is a dot.
   let run = [];
   const flush = () => {
-    if (run.length > 1) chart.append(svg('polyline', { points: run.map(([x, y]) => `${x},${y}`).join(' '), class: 'line' }));
+    if (run.length > 1)
+      chart.append(svg('polyline', { points: run.map(([x, y]) => `${x},${y}`).join(' '), class: 'line' }));
     run = [];
   };
   values.forEach((v, i) => {
     if (v === null) return flush();
-    const x = Math.min(width - 3, Math.max(3, i * step)).toFixed(1), y = (height - 3 - (v / max) * (height - 8)).toFixed(1);
+    const x = Math.min(width - 3, Math.max(3, i * step)).toFixed(1),
+      y = (height - 3 - (v / max) * (height - 8)).toFixed(1);
     run.push([x, y]);
     const dot = svg('circle', { cx: x, cy: y, r: 3, class: 'dot', 'data-minute': minutes[i].minute });
     const title = svg('title', {});
@@ -132,7 +148,12 @@ function lineChart(minutes) {
     chart.append(dot);
   });
   flush();
-  return el('div', { class: 'chart' }, el('div', { class: 'title' }, `Pickup latency of first tries, median per minute (max ${max} ms)`), chart);
+  return el(
+    'div',
+    { class: 'chart' },
+    el('div', { class: 'title' }, `Pickup latency of first tries, median per minute (max ${max} ms)`),
+    chart,
+  );
 }
 
 async function overview(mine) {
@@ -142,25 +163,60 @@ async function overview(mine) {
   document.getElementById('table-name').textContent = data.table;
   const now = new Date(data.now).getTime();
   const c = data.counts;
-  const cards = [['waiting', c.waiting], ['delayed', c.delayed], ['running', c.running], ['held', c.held], ['finished', c.finished],
-    ['given up', c.givenUp], ['cancelled', c.cancelled], ['parked', c.parked]]
-    .map(([k, n]) => el('div', { class: 'card', 'data-count': k }, el('div', { class: 'n' }, n), el('div', { class: 'k' }, k)));
-  const oldest = data.open.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting: ${age(new Date(now - data.open.oldestWaitingMs).toISOString(), now)}`;
-  const depth = data.open.depth.map((d) => el('tr', {},
-    el('td', {}, d.queue), el('td', {}, taskName(d.taskClassName)), el('td', { class: 'num' }, d.waiting), el('td', { class: 'num' }, d.delayed),
-    el('td', { class: 'num' }, d.running), el('td', { class: 'num' }, d.held)));
-  const launchers = data.launchers.map((l) => el('tr', {},
-    el('td', {}, l.host), el('td', { class: 'num' }, l.pid), el('td', { class: 'num running' }, `${l.running} / ${l.concurrency}`),
-    el('td', { class: 'num held' }, l.held),
-    el('td', {}, l.queues ? l.queues.join(', ') : 'all'), el('td', {}, age(l.startedAt, now)), el('td', {}, `${(l.heartbeatAgeMs / 1000).toFixed(1)} s`)));
+  const cards = [
+    ['waiting', c.waiting],
+    ['delayed', c.delayed],
+    ['running', c.running],
+    ['held', c.held],
+    ['finished', c.finished],
+    ['given up', c.givenUp],
+    ['cancelled', c.cancelled],
+    ['parked', c.parked],
+  ].map(([k, n]) =>
+    el('div', { class: 'card', 'data-count': k }, el('div', { class: 'n' }, n), el('div', { class: 'k' }, k)),
+  );
+  const oldest =
+    data.open.oldestWaitingMs === null
+      ? 'nothing waits'
+      : `oldest waiting: ${age(new Date(now - data.open.oldestWaitingMs).toISOString(), now)}`;
+  const depth = data.open.depth.map((d) =>
+    el(
+      'tr',
+      {},
+      el('td', {}, d.queue),
+      el('td', {}, taskName(d.taskClassName)),
+      el('td', { class: 'num' }, d.waiting),
+      el('td', { class: 'num' }, d.delayed),
+      el('td', { class: 'num' }, d.running),
+      el('td', { class: 'num' }, d.held),
+    ),
+  );
+  const launchers = data.launchers.map((l) =>
+    el(
+      'tr',
+      {},
+      el('td', {}, l.host),
+      el('td', { class: 'num' }, l.pid),
+      el('td', { class: 'num running' }, `${l.running} / ${l.concurrency}`),
+      el('td', { class: 'num held' }, l.held),
+      el('td', {}, l.queues ? l.queues.join(', ') : 'all'),
+      el('td', {}, age(l.startedAt, now)),
+      el('td', {}, `${(l.heartbeatAgeMs / 1000).toFixed(1)} s`),
+    ),
+  );
   view.replaceChildren(
     el('div', { class: 'cards' }, ...cards),
     el('p', { class: 'muted', id: 'oldest' }, oldest),
     el('div', { class: 'charts' }, barChart(data.minutes), lineChart(data.minutes)),
     el('h2', {}, 'Open requests by queue and task'),
-    depth.length ? table(['queue', 'task', 'waiting', 'delayed', 'running', 'held'], depth) : el('p', { class: 'muted' }, 'none'),
+    depth.length
+      ? table(['queue', 'task', 'waiting', 'delayed', 'running', 'held'], depth)
+      : el('p', { class: 'muted' }, 'none'),
     el('h2', {}, 'Launchers alive'),
-    launchers.length ? table(['host', 'pid', 'running / concurrency', 'held', 'queues', 'up', 'last heartbeat'], launchers, { id: 'launchers' })
+    launchers.length
+      ? table(['host', 'pid', 'running / concurrency', 'held', 'queues', 'up', 'last heartbeat'], launchers, {
+          id: 'launchers',
+        })
       : el('p', { class: 'muted' }, 'no launcher has heart-beaten lately'),
   );
 }
@@ -169,31 +225,69 @@ async function overview(mine) {
 
 function parseQuery(text) {
   const params = new URLSearchParams(text);
-  return { state: params.get('state') || '', task: params.get('task') || '', queue: params.get('queue') || '', text: params.get('text') || '', before: params.get('before') || '' };
+  return {
+    state: params.get('state') || '',
+    task: params.get('task') || '',
+    queue: params.get('queue') || '',
+    text: params.get('text') || '',
+    before: params.get('before') || '',
+  };
 }
 
 function filterForm(filter) {
   const input = (name, label) => el('label', {}, label, el('input', { name, value: filter[name] }));
-  const select = el('select', { name: 'state' }, el('option', { value: '' }, 'any'), ...states.map((s) => el('option', { value: s, selected: filter.state === s }, s)));
-  const form = el('form', { class: 'filters', id: 'filters', onsubmit: (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
-    const params = new URLSearchParams();
-    for (const key of ['state', 'task', 'queue', 'text']) if (data.get(key)) params.set(key, String(data.get(key)));
-    location.hash = `#/requests?${params}`;
-  } }, el('label', {}, 'state', select), input('task', 'task'), input('queue', 'queue'), input('text', 'text in result'), el('button', { type: 'submit' }, 'Filter'));
+  const select = el(
+    'select',
+    { name: 'state' },
+    el('option', { value: '' }, 'any'),
+    ...states.map((s) => el('option', { value: s, selected: filter.state === s }, s)),
+  );
+  const form = el(
+    'form',
+    {
+      class: 'filters',
+      id: 'filters',
+      onsubmit: (event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const params = new URLSearchParams();
+        for (const key of ['state', 'task', 'queue', 'text']) if (data.get(key)) params.set(key, String(data.get(key)));
+        location.hash = `#/requests?${params}`;
+      },
+    },
+    el('label', {}, 'state', select),
+    input('task', 'task'),
+    input('queue', 'queue'),
+    input('text', 'text in result'),
+    el('button', { type: 'submit' }, 'Filter'),
+  );
   return form;
 }
 
 function requestsShell(filter) {
   const body = el('div', { id: 'requests' });
   const filtered = filter.state || filter.task || filter.queue || filter.text;
-  const bulk = !readOnly && filtered ? el('button', { id: 'retry-matching', onclick: () => {
-    const payload = { state: filter.state, task: filter.task, queue: filter.queue, text: filter.text };
-    if (!window.confirm('Retry every ended request that matches this filter?')) return;
-    api('/api/retry-matching', { method: 'POST', body: JSON.stringify(payload) })
-      .then((r) => { say(`${r.retried} request(s) made runnable again`, false); refresh(); }, (e) => say(e.message, true));
-  } }, 'Retry all matching') : null;
+  const bulk =
+    !readOnly && filtered
+      ? el(
+          'button',
+          {
+            id: 'retry-matching',
+            onclick: () => {
+              const payload = { state: filter.state, task: filter.task, queue: filter.queue, text: filter.text };
+              if (!window.confirm('Retry every ended request that matches this filter?')) return;
+              api('/api/retry-matching', { method: 'POST', body: JSON.stringify(payload) }).then(
+                (r) => {
+                  say(`${r.retried} request(s) made runnable again`, false);
+                  refresh();
+                },
+                (e) => say(e.message, true),
+              );
+            },
+          },
+          'Retry all matching',
+        )
+      : null;
   view.replaceChildren(filterForm(filter), bulk ? el('div', { class: 'actions' }, bulk) : '', body);
 }
 
@@ -203,22 +297,51 @@ async function requests(mine, filter) {
   const page = await api(`/api/requests?${params}`);
   if (mine !== generation) return;
   const now = Date.now();
-  const rows = page.requests.map((r) => el('tr', { 'data-id': r.id },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)), el('td', { class: 'task' }, taskName(r.taskClassName)), el('td', {}, r.queue),
-    el('td', {}, stateBadge(r.state)), el('td', { class: 'num' }, `${r.tries}/${r.tryLimit}`), el('td', {}, age(r.createdAt, now)),
-    el('td', { class: 'preview' }, r.resultPreview ?? '')));
+  const rows = page.requests.map((r) =>
+    el(
+      'tr',
+      { 'data-id': r.id },
+      el('td', { class: 'num' }, el('a', { href: `#/request/${r.id}` }, r.id)),
+      el('td', { class: 'task' }, taskName(r.taskClassName)),
+      el('td', {}, r.queue),
+      el('td', {}, stateBadge(r.state)),
+      el('td', { class: 'num' }, `${r.tries}/${r.tryLimit}`),
+      el('td', {}, age(r.createdAt, now)),
+      el('td', { class: 'preview' }, r.resultPreview ?? ''),
+    ),
+  );
   const next = new URLSearchParams(params);
   if (page.nextBefore) next.set('before', page.nextBefore);
-  const pager = el('div', { class: 'pager' },
-    filter.before ? el('a', { href: `#/requests?${(() => { const p = new URLSearchParams(params); p.delete('before'); return p; })()}` }, '« newest') : null,
-    page.nextBefore ? el('a', { href: `#/requests?${next}`, id: 'older' }, 'older »') : null);
+  const pager = el(
+    'div',
+    { class: 'pager' },
+    filter.before
+      ? el(
+          'a',
+          {
+            href: `#/requests?${(() => {
+              const p = new URLSearchParams(params);
+              p.delete('before');
+              return p;
+            })()}`,
+          },
+          '« newest',
+        )
+      : null,
+    page.nextBefore ? el('a', { href: `#/requests?${next}`, id: 'older' }, 'older »') : null,
+  );
   // A text search reads a window of ids per page (no index serves it): say how far it looked.
   if (page.searchedDownTo && page.nextBefore) {
     pager.prepend(el('span', { class: 'muted', id: 'searched' }, `text searched down to id ${page.searchedDownTo}; `));
   }
-  document.getElementById('requests').replaceChildren(
-    rows.length ? table(['id', 'task', 'queue', 'state', 'tries', 'age', 'result'], rows, { id: 'request-list' }) : el('p', { class: 'muted' }, 'no request matches'),
-    pager);
+  document
+    .getElementById('requests')
+    .replaceChildren(
+      rows.length
+        ? table(['id', 'task', 'queue', 'state', 'tries', 'age', 'result'], rows, { id: 'request-list' })
+        : el('p', { class: 'muted' }, 'no request matches'),
+      pager,
+    );
 }
 
 // ---- one request ----
@@ -233,33 +356,106 @@ async function request(mine, id) {
   }
   if (mine !== generation) return;
   const iso = (v) => (v ? new Date(v).toISOString() : '-');
-  const fields = [['task', taskName(r.taskClassName)], ['state', stateBadge(r.state)], ['result', r.result ?? '-'], ['queue', r.queue],
-    ['priority', r.priority], ['tries', `${r.tries} of ${r.tryLimit} (crashes ${r.crashes})`], ['created', iso(r.createdAt)],
-    ['delay until', iso(r.delayUntil)], ['started', iso(r.startedAt)], ['completed', iso(r.completedAt)],
-    ['pid / thread', r.pid === null ? '-' : `${r.pid}${r.threadId === null ? '' : ` thread ${r.threadId}`}`], ['host', r.host ?? '-'],
-    ['launcher', r.launcherId ?? '-'], ['timeout', r.timeoutMs === null ? '-' : `${r.timeoutMs} ms`],
-    ['cancel asked', iso(r.cancelRequestedAt)], ['traceparent', r.traceparent ?? '-']];
+  const fields = [
+    ['task', taskName(r.taskClassName)],
+    ['state', stateBadge(r.state)],
+    ['result', r.result ?? '-'],
+    ['queue', r.queue],
+    ['priority', r.priority],
+    ['tries', `${r.tries} of ${r.tryLimit} (crashes ${r.crashes})`],
+    ['created', iso(r.createdAt)],
+    ['delay until', iso(r.delayUntil)],
+    ['started', iso(r.startedAt)],
+    ['completed', iso(r.completedAt)],
+    ['pid / thread', r.pid === null ? '-' : `${r.pid}${r.threadId === null ? '' : ` thread ${r.threadId}`}`],
+    ['host', r.host ?? '-'],
+    ['launcher', r.launcherId ?? '-'],
+    ['timeout', r.timeoutMs === null ? '-' : `${r.timeoutMs} ms`],
+    ['cancel asked', iso(r.cancelRequestedAt)],
+    ['traceparent', r.traceparent ?? '-'],
+  ];
   // A held row is claimed by a launcher like a running one: cancel it, but neither retry nor delete it.
   const claimed = r.state === 'running' || r.state === 'held';
-  const actions = readOnly ? null : el('div', { class: 'actions' },
-    !claimed ? el('button', { id: 'retry', onclick: () => act(`/api/requests/${r.id}/retry`, `Retry request ${r.id}?`, () => `request ${r.id} is runnable again`) }, 'Retry') : null,
-    claimed || r.state === 'waiting' ? el('button', { id: 'cancel', class: 'danger', onclick: () => act(`/api/requests/${r.id}/cancel`, `Cancel request ${r.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel') : null,
-    !claimed ? el('button', { id: 'delete', class: 'danger', onclick: () => act(`/api/requests/${r.id}/delete`, `Delete request ${r.id} and its history?`, () => { location.hash = '#/requests'; return `request ${r.id} deleted`; }) }, 'Delete') : null);
-  const attempts = r.attempts.map((a) => el('tr', {},
-    el('td', { class: 'num' }, a.try), el('td', {}, a.result), el('td', {}, a.mode ?? '-'),
-    el('td', {}, a.pid === null ? '-' : `${a.pid}${a.threadId === null ? '' : ` t${a.threadId}`}`), el('td', {}, a.host ?? '-'),
-    el('td', {}, a.signal ?? (a.exitCode === null ? '-' : `exit ${a.exitCode}`)),
-    el('td', { class: 'num' }, a.peakMemoryBytes === null ? '-' : `${(a.peakMemoryBytes / 1048576).toFixed(1)} MiB`),
-    el('td', { class: 'num' }, a.startedAt ? `${new Date(a.endedAt).getTime() - new Date(a.startedAt).getTime()} ms` : '-'),
-    el('td', { class: 'preview', title: a.resultText ?? '' }, (a.resultText ?? '').split('\n')[0])));
+  const actions = readOnly
+    ? null
+    : el(
+        'div',
+        { class: 'actions' },
+        !claimed
+          ? el(
+              'button',
+              {
+                id: 'retry',
+                onclick: () =>
+                  act(
+                    `/api/requests/${r.id}/retry`,
+                    `Retry request ${r.id}?`,
+                    () => `request ${r.id} is runnable again`,
+                  ),
+              },
+              'Retry',
+            )
+          : null,
+        claimed || r.state === 'waiting'
+          ? el(
+              'button',
+              {
+                id: 'cancel',
+                class: 'danger',
+                onclick: () =>
+                  act(`/api/requests/${r.id}/cancel`, `Cancel request ${r.id}?`, (x) => `cancel: ${x.state}`),
+              },
+              'Cancel',
+            )
+          : null,
+        !claimed
+          ? el(
+              'button',
+              {
+                id: 'delete',
+                class: 'danger',
+                onclick: () =>
+                  act(`/api/requests/${r.id}/delete`, `Delete request ${r.id} and its history?`, () => {
+                    location.hash = '#/requests';
+                    return `request ${r.id} deleted`;
+                  }),
+              },
+              'Delete',
+            )
+          : null,
+      );
+  const attempts = r.attempts.map((a) =>
+    el(
+      'tr',
+      {},
+      el('td', { class: 'num' }, a.try),
+      el('td', {}, a.result),
+      el('td', {}, a.mode ?? '-'),
+      el('td', {}, a.pid === null ? '-' : `${a.pid}${a.threadId === null ? '' : ` t${a.threadId}`}`),
+      el('td', {}, a.host ?? '-'),
+      el('td', {}, a.signal ?? (a.exitCode === null ? '-' : `exit ${a.exitCode}`)),
+      el('td', { class: 'num' }, a.peakMemoryBytes === null ? '-' : `${(a.peakMemoryBytes / 1048576).toFixed(1)} MiB`),
+      el(
+        'td',
+        { class: 'num' },
+        a.startedAt ? `${new Date(a.endedAt).getTime() - new Date(a.startedAt).getTime()} ms` : '-',
+      ),
+      el('td', { class: 'preview', title: a.resultText ?? '' }, (a.resultText ?? '').split('\n')[0]),
+    ),
+  );
   view.replaceChildren(
     el('h2', {}, `Request ${r.id}`),
     actions,
     el('dl', { class: 'fields' }, ...fields.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
-    el('h2', {}, 'Options'), el('pre', { id: 'options' }, r.options ?? '(none)'),
-    el('h2', {}, 'Result'), el('pre', { id: 'result-text' }, r.resultText ?? '(none yet)'),
+    el('h2', {}, 'Options'),
+    el('pre', { id: 'options' }, r.options ?? '(none)'),
+    el('h2', {}, 'Result'),
+    el('pre', { id: 'result-text' }, r.resultText ?? '(none yet)'),
     el('h2', {}, 'Attempts'),
-    attempts.length ? table(['try', 'result', 'mode', 'pid', 'host', 'exit', 'peak memory', 'duration', 'error'], attempts, { id: 'attempts' })
+    attempts.length
+      ? table(['try', 'result', 'mode', 'pid', 'host', 'exit', 'peak memory', 'duration', 'error'], attempts, {
+          id: 'attempts',
+        })
       : el('p', { class: 'muted' }, 'no ended try yet'),
   );
 }
@@ -270,14 +466,42 @@ async function running(mine) {
   const data = await api('/api/running');
   if (mine !== generation) return;
   const now = new Date(data.now).getTime();
-  const rows = data.running.map((t) => el('tr', { 'data-id': t.id, 'data-state': t.held ? 'held' : 'running' },
-    el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)), el('td', {}, taskName(t.taskClassName)), el('td', { class: 'num' }, t.tries),
-    el('td', {}, t.pid === null ? '-' : `${t.pid}${t.threadId === null ? '' : ` thread ${t.threadId}`}`), el('td', {}, t.host ?? '-'),
-    el('td', { class: 'elapsed' }, t.startedAt ? age(t.startedAt, now) : 'held'),
-    el('td', {}, readOnly ? '' : t.cancelRequested ? 'cancelling…' : el('button', { class: 'danger', onclick: () => act(`/api/requests/${t.id}/cancel`, `Cancel request ${t.id}?`, (x) => `cancel: ${x.state}`) }, 'Cancel'))));
+  const rows = data.running.map((t) =>
+    el(
+      'tr',
+      { 'data-id': t.id, 'data-state': t.held ? 'held' : 'running' },
+      el('td', { class: 'num' }, el('a', { href: `#/request/${t.id}` }, t.id)),
+      el('td', {}, taskName(t.taskClassName)),
+      el('td', { class: 'num' }, t.tries),
+      el('td', {}, t.pid === null ? '-' : `${t.pid}${t.threadId === null ? '' : ` thread ${t.threadId}`}`),
+      el('td', {}, t.host ?? '-'),
+      el('td', { class: 'elapsed' }, t.startedAt ? age(t.startedAt, now) : 'held'),
+      el(
+        'td',
+        {},
+        readOnly
+          ? ''
+          : t.cancelRequested
+            ? 'cancelling…'
+            : el(
+                'button',
+                {
+                  class: 'danger',
+                  onclick: () =>
+                    act(`/api/requests/${t.id}/cancel`, `Cancel request ${t.id}?`, (x) => `cancel: ${x.state}`),
+                },
+                'Cancel',
+              ),
+      ),
+    ),
+  );
   const heldCount = data.running.filter((t) => t.held).length;
-  view.replaceChildren(el('h2', {}, `Running tries (${rows.length - heldCount}) and held rows (${heldCount})`),
-    rows.length ? table(['id', 'task', 'try', 'pid', 'host', 'elapsed', ''], rows, { id: 'running' }) : el('p', { class: 'muted' }, 'nothing runs'));
+  view.replaceChildren(
+    el('h2', {}, `Running tries (${rows.length - heldCount}) and held rows (${heldCount})`),
+    rows.length
+      ? table(['id', 'task', 'try', 'pid', 'host', 'elapsed', ''], rows, { id: 'running' })
+      : el('p', { class: 'muted' }, 'nothing runs'),
+  );
 }
 
 // ---- recurring ----
@@ -297,17 +521,50 @@ async function recurring(mine) {
     // Before its first run an entry's lastDueAt is its registration time, not a run: show none.
     const ran = e.lastRequestId !== null;
     const next = e.nextDueAt ? `${when(e.nextDueAt)} (in ${until(e.nextDueAt, now)})` : 'none';
-    return el('tr', { 'data-name': e.name },
-      el('td', { class: 'name' }, e.name), el('td', { class: 'task' }, e.taskClassName), el('td', { class: 'cron' }, e.cron),
-      el('td', {}, e.timezone), el('td', {}, e.queue), el('td', {}, e.backfill === 0 ? 'skip' : `backfill ${e.backfill}`),
-      el('td', { class: 'last-due', title: ran ? `${age(e.lastDueAt, now)} ago` : null }, ran ? when(e.lastDueAt) : '-'),
-      el('td', { class: 'num last-request' }, ran ? el('a', { href: `#/request/${e.lastRequestId}` }, e.lastRequestId) : '-'),
+    return el(
+      'tr',
+      { 'data-name': e.name },
+      el('td', { class: 'name' }, e.name),
+      el('td', { class: 'task' }, e.taskClassName),
+      el('td', { class: 'cron' }, e.cron),
+      el('td', {}, e.timezone),
+      el('td', {}, e.queue),
+      el('td', {}, e.backfill === 0 ? 'skip' : `backfill ${e.backfill}`),
+      el(
+        'td',
+        { class: 'last-due', title: ran ? `${age(e.lastDueAt, now)} ago` : null },
+        ran ? when(e.lastDueAt) : '-',
+      ),
+      el(
+        'td',
+        { class: 'num last-request' },
+        ran ? el('a', { href: `#/request/${e.lastRequestId}` }, e.lastRequestId) : '-',
+      ),
       el('td', { class: 'next-due' }, next),
-      el('td', { title: when(e.registeredAt) }, `${age(e.registeredAt, now)} ago`));
+      el('td', { title: when(e.registeredAt) }, `${age(e.registeredAt, now)} ago`),
+    );
   });
-  view.replaceChildren(el('h2', {}, `Recurring tasks (${rows.length})`),
-    rows.length ? table(['name', 'task', 'cron', 'time zone', 'queue', 'missed runs', 'last due', 'last request', 'next due', 'declared'], rows, { id: 'recurring' })
-      : el('p', { class: 'muted' }, 'no recurring task is registered'));
+  view.replaceChildren(
+    el('h2', {}, `Recurring tasks (${rows.length})`),
+    rows.length
+      ? table(
+          [
+            'name',
+            'task',
+            'cron',
+            'time zone',
+            'queue',
+            'missed runs',
+            'last due',
+            'last request',
+            'next due',
+            'declared',
+          ],
+          rows,
+          { id: 'recurring' },
+        )
+      : el('p', { class: 'muted' }, 'no recurring task is registered'),
+  );
 }
 
 // ---- routing and polling ----
@@ -354,7 +611,17 @@ async function navigate() {
   schedule();
 }
 
-window.addEventListener('hashchange', () => { say('', false); navigate(); });
+window.addEventListener('hashchange', () => {
+  say('', false);
+  navigate();
+});
 // The overview tells whether actions are allowed; read it first so buttons show from the start.
-api('/api/overview').then((data) => { readOnly = data.readOnly; document.getElementById('table-name').textContent = data.table; }, () => undefined)
+api('/api/overview')
+  .then(
+    (data) => {
+      readOnly = data.readOnly;
+      document.getElementById('table-name').textContent = data.table;
+    },
+    () => undefined,
+  )
   .finally(navigate);

@@ -16,13 +16,21 @@ import { epochMs, round, summary, withTimeout } from '../stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const settings = { concurrency: 8, jobs: 20_000, localQueue: 100, batchMs: 10, pickupJobs: 200, gapMs: 50 };
-const flags = { '--concurrency': 'concurrency', '--jobs': 'jobs', '--local-queue': 'localQueue', '--batch-ms': 'batchMs', '--pickup-jobs': 'pickupJobs' };
+const flags = {
+  '--concurrency': 'concurrency',
+  '--jobs': 'jobs',
+  '--local-queue': 'localQueue',
+  '--batch-ms': 'batchMs',
+  '--pickup-jobs': 'pickupJobs',
+};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const key = flags[argv[i]];
   const value = Number(argv[i + 1]);
   if (key === undefined || !Number.isInteger(value) || value < 0) {
-    process.stderr.write(`unknown or bad argument ${argv[i]} ${argv[i + 1] ?? ''}; known: ${Object.keys(flags).join(', ')} (non-negative integers)\n`);
+    process.stderr.write(
+      `unknown or bad argument ${argv[i]} ${argv[i + 1] ?? ''}; known: ${Object.keys(flags).join(', ')} (non-negative integers)\n`,
+    );
     process.exit(2);
   }
   settings[key] = value;
@@ -60,10 +68,17 @@ runner.events.on('job:success', () => {
   counts.lastSuccessMs = epochMs();
   waiter?.();
 });
-const succeeded = (n, what) => withTimeout(new Promise((resolve) => {
-  waiter = () => { if (counts.succeeded >= n) resolve(); };
-  waiter();
-}), 300_000, what);
+const succeeded = (n, what) =>
+  withTimeout(
+    new Promise((resolve) => {
+      waiter = () => {
+        if (counts.succeeded >= n) resolve();
+      };
+      waiter();
+    }),
+    300_000,
+    what,
+  );
 
 const report = { peer: 'graphile-worker 0.18.0', at: new Date().toISOString(), settings, server: db.server };
 try {
@@ -73,7 +88,9 @@ try {
   const before = counts.succeeded;
   let firstCommitMs = null;
   for (let done = 0; done < settings.jobs; done += 5_000) {
-    await utils.addJobs(Array.from({ length: Math.min(5_000, settings.jobs - done) }, () => ({ identifier: 'noop', payload: {} })));
+    await utils.addJobs(
+      Array.from({ length: Math.min(5_000, settings.jobs - done) }, () => ({ identifier: 'noop', payload: {} })),
+    );
     firstCommitMs ??= epochMs();
   }
   await succeeded(before + settings.jobs, 'the bulk');
@@ -87,7 +104,9 @@ try {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
   }
   await succeeded(before + settings.jobs + settings.pickupJobs, 'the pickup jobs');
-  report.pickupMs = summary([...commits].filter(([id]) => counts.started.has(id)).map(([id, at]) => counts.started.get(id) - at));
+  report.pickupMs = summary(
+    [...commits].filter(([id]) => counts.started.has(id)).map(([id, at]) => counts.started.get(id) - at),
+  );
 } finally {
   await runner.stop();
   await utils.release();
@@ -96,8 +115,10 @@ try {
 }
 
 const p = report.pickupMs;
-process.stdout.write(`| graphile-worker c=${settings.concurrency}, local queue ${settings.localQueue}, batch ${settings.batchMs} ms | ` +
-  `${Math.round(report.jobsPerSecond).toLocaleString('en-US')}/s | pickup p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms |\n`);
+process.stdout.write(
+  `| graphile-worker c=${settings.concurrency}, local queue ${settings.localQueue}, batch ${settings.batchMs} ms | ` +
+    `${Math.round(report.jobsPerSecond).toLocaleString('en-US')}/s | pickup p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms |\n`,
+);
 const dir = path.join(here, '..', 'results');
 await mkdir(dir, { recursive: true });
 const file = path.join(dir, `peer-graphile-${report.at.replace(/[:.]/g, '-')}.json`);

@@ -62,14 +62,25 @@ export function parseCommandLine(
   allOptions: OptionSpecs,
 ): ParsedCommandLine {
   const argv = joinNegativeNumbers(input, { ...allOptions, ...globalOptions });
-  const loose = parseArgs({ args: [...argv], options: { ...allOptions, ...globalOptions }, strict: false, allowPositionals: true, tokens: true });
+  const loose = parseArgs({
+    args: [...argv],
+    options: { ...allOptions, ...globalOptions },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const first = loose.tokens.find((token) => token.kind === 'positional');
   const command = first?.kind === 'positional' ? first.value : null;
   const specs = command === null ? {} : commandOptions(command);
   if (command !== null && specs === null) throw new UsageError(`unknown command "${command}"`);
   const rest = first === undefined ? [...argv] : argv.filter((_, index) => index !== first.index);
   try {
-    const strict = parseArgs({ args: rest, options: { ...globalOptions, ...specs }, strict: true, allowPositionals: true });
+    const strict = parseArgs({
+      args: rest,
+      options: { ...globalOptions, ...specs },
+      strict: true,
+      allowPositionals: true,
+    });
     return { command, values: strict.values as ParsedCommandLine['values'], positionals: strict.positionals };
   } catch (error) {
     throw new UsageError(oneLine((error as Error).message), command);
@@ -83,7 +94,12 @@ export function configFlags(values: ParsedCommandLine['values']): ConfigFlags {
     if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} needs a value`);
     return value;
   };
-  return { config: pick('config'), databaseUrl: pick('database-url'), tasksDir: pick('tasks-dir'), tableName: pick('table') };
+  return {
+    config: pick('config'),
+    databaseUrl: pick('database-url'),
+    tasksDir: pick('tasks-dir'),
+    tableName: pick('table'),
+  };
 }
 
 /** A whole number flag (`--try-limit 3`, `--priority -1`). */

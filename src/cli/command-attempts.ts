@@ -33,10 +33,10 @@ export const attemptsCommand: CliCommand = {
   summary: "list a request's tries: result, mode, process, times, exit, peak memory",
   usage: 'attempts <id> [options]',
   description: [
-    'Prints one line per ended try of the request, oldest first: try number, the try\'s own',
+    "Prints one line per ended try of the request, oldest first: try number, the try's own",
     'result (a request PARKED or CANCELLED shows the crashes or the kill that led there), how it',
     'ran (fresh, spare or reused child, or thread), pid and thread, start and end, exit code or',
-    'signal, peak memory, and the first line of its error. A FINISHED try\'s value is in the',
+    "signal, peak memory, and the first line of its error. A FINISHED try's value is in the",
     'request row, not here.',
   ].join('\n'),
   options: { json: { type: 'boolean' } },

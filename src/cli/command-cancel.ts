@@ -31,7 +31,9 @@ export const cancelCommand: CliCommand = {
     const config = await context.loadConfig();
     const result = await withClient(config, context.logger(config), (client) => client.cancel(id));
     const out = context.io.stdout;
-    out.write(context.values.json === true ? `${JSON.stringify({ id, ...result })}\n` : `${describeCancel(id, result)}\n`);
+    out.write(
+      context.values.json === true ? `${JSON.stringify({ id, ...result })}\n` : `${describeCancel(id, result)}\n`,
+    );
     return 0;
   },
 };

@@ -13,7 +13,12 @@ export const dashboardCommand: CliCommand = {
     'an access token (--token, CW_DASHBOARD_TOKEN or dashboard.token in the config file).',
     'A launcher serves the same page itself when its config has `dashboard: { port, host }`.',
   ].join('\n'),
-  options: { port: { type: 'string' }, host: { type: 'string' }, token: { type: 'string' }, 'read-only': { type: 'boolean' } },
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    token: { type: 'string' },
+    'read-only': { type: 'boolean' },
+  },
   optionHelp: [
     '--port N           port to listen on (default: dashboard.port, else 8080; 0 picks a free one)',
     '--host H           address to bind (default: dashboard.host, else 127.0.0.1)',
@@ -23,9 +28,11 @@ export const dashboardCommand: CliCommand = {
   async run(context) {
     const port = integerFlag('dashboard', 'port', context.values.port);
     const hostFlag = context.values.host;
-    if (hostFlag !== undefined && (typeof hostFlag !== 'string' || hostFlag.trim() === '')) throw new UsageError('--host needs a value', 'dashboard');
+    if (hostFlag !== undefined && (typeof hostFlag !== 'string' || hostFlag.trim() === ''))
+      throw new UsageError('--host needs a value', 'dashboard');
     const tokenFlag = context.values.token;
-    if (tokenFlag !== undefined && (typeof tokenFlag !== 'string' || tokenFlag === '')) throw new UsageError('--token needs a value', 'dashboard');
+    if (tokenFlag !== undefined && (typeof tokenFlag !== 'string' || tokenFlag === ''))
+      throw new UsageError('--token needs a value', 'dashboard');
     const config = await context.loadConfig();
     const logger = context.logger(config);
     const signals = installStopSignals(logger);

@@ -9,8 +9,17 @@ import { formatAge, withInspector } from './with-inspector.js';
 export function formatSummary(r: RequestSummary, nowMs: number): string {
   const preview = (r.resultPreview ?? '').split('\n', 1)[0]!.trim();
   const short = preview.length > 60 ? `${preview.slice(0, 59)}…` : preview;
-  return [r.id.padStart(6), r.state.padEnd(9), r.taskClassName ?? '(no task)', r.queue, `try ${r.tries}/${r.tryLimit}`,
-    `${formatAge(nowMs - r.createdAt.getTime())} ago`, short].filter((part) => part !== '').join('  ');
+  return [
+    r.id.padStart(6),
+    r.state.padEnd(9),
+    r.taskClassName ?? '(no task)',
+    r.queue,
+    `try ${r.tries}/${r.tryLimit}`,
+    `${formatAge(nowMs - r.createdAt.getTime())} ago`,
+    short,
+  ]
+    .filter((part) => part !== '')
+    .join('  ');
 }
 
 export const listCommand: CliCommand = {
@@ -26,8 +35,14 @@ export const listCommand: CliCommand = {
     'With --recurring it lists the recurring entries instead, as the `recurring` command does.',
   ].join('\n'),
   options: {
-    state: { type: 'string' }, task: { type: 'string' }, queue: { type: 'string' }, text: { type: 'string' },
-    limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' }, recurring: { type: 'boolean' },
+    state: { type: 'string' },
+    task: { type: 'string' },
+    queue: { type: 'string' },
+    text: { type: 'string' },
+    limit: { type: 'string' },
+    before: { type: 'string' },
+    json: { type: 'boolean' },
+    recurring: { type: 'boolean' },
   },
   optionHelp: [
     '--state STATE      waiting, held, running, finished, failed, crashed, parked or cancelled',
@@ -44,7 +59,8 @@ export const listCommand: CliCommand = {
     if (v.recurring === true) {
       // Entries are not requests: a request filter would be silently ignored, so refuse it.
       const filter = ['state', 'task', 'queue', 'text', 'limit', 'before'].find((name) => v[name] !== undefined);
-      if (filter !== undefined) throw new UsageError(`--recurring lists recurring entries and takes no --${filter}`, 'list');
+      if (filter !== undefined)
+        throw new UsageError(`--recurring lists recurring entries and takes no --${filter}`, 'list');
       return printRecurring(context);
     }
     const text = (name: string): string | undefined => {
@@ -60,11 +76,19 @@ export const listCommand: CliCommand = {
     const limit = integerFlag('list', 'limit', v.limit) ?? 20;
     if (limit < 1 || limit > 1000) throw new UsageError(`--limit must be from 1 to 1000, got ${limit}`, 'list');
     const before = text('before');
-    if (before !== undefined && !/^\d{1,19}$/.test(before)) throw new UsageError(`--before must be a request id, got ${JSON.stringify(before)}`, 'list');
+    if (before !== undefined && !/^\d{1,19}$/.test(before))
+      throw new UsageError(`--before must be a request id, got ${JSON.stringify(before)}`, 'list');
     const config = await context.loadConfig();
-    const page = await withInspector(config, context.logger(config), (inspector) => inspector.list({
-      state: state as RequestState | undefined, taskClassName: text('task'), queue: text('queue'), text: text('text'), limit, before,
-    }));
+    const page = await withInspector(config, context.logger(config), (inspector) =>
+      inspector.list({
+        state: state as RequestState | undefined,
+        taskClassName: text('task'),
+        queue: text('queue'),
+        text: text('text'),
+        limit,
+        before,
+      }),
+    );
     const out = context.io.stdout;
     if (v.json === true) {
       out.write(`${JSON.stringify(page)}\n`);
@@ -75,7 +99,8 @@ export const listCommand: CliCommand = {
     for (const request of page.requests) out.write(`${formatSummary(request, now)}\n`);
     if (page.nextBefore !== null) {
       // A text search looks at a window of ids per page: say so, or an empty page looks final.
-      const searched = page.searchedDownTo === null ? '' : ` (the text search looked at ids down to ${page.searchedDownTo})`;
+      const searched =
+        page.searchedDownTo === null ? '' : ` (the text search looked at ids down to ${page.searchedDownTo})`;
       out.write(`more: --before ${page.nextBefore}${searched}\n`);
     }
     return 0;

@@ -26,7 +26,8 @@ export const migrateCommand: CliCommand = {
     });
     const table = config.tableName;
     const added = [
-      ...result.addedColumns, ...result.addedTables,
+      ...result.addedColumns,
+      ...result.addedTables,
       ...result.addedDefaults.map((column) => `a default of now() (UTC) on ${column}`),
       ...result.addedTriggers.map((name) => `trigger ${name} (keeps updated_at current)`),
     ];
@@ -34,7 +35,9 @@ export const migrateCommand: CliCommand = {
     else if (added.length > 0) context.io.stdout.write(`upgraded table ${table}: added ${added.join(', ')}\n`);
     else context.io.stdout.write(`table ${table} is up to date\n`);
     if (result.origin === 'adopted') {
-      context.io.stdout.write(`${table} is adopted (the runner did not create it): retention deletes none of its rows unless retention.pruneAdopted is true\n`);
+      context.io.stdout.write(
+        `${table} is adopted (the runner did not create it): retention deletes none of its rows unless retention.pruneAdopted is true\n`,
+      );
     }
     return 0;
   },

@@ -40,7 +40,9 @@ export const probeCommand: CliCommand = {
       return 0;
     }
     const ids = (list: string[]): string => (list.length > 0 ? ` (${list.join(', ')})` : '');
-    out.write(`crashed: ${result.crashed.length}${ids(result.crashed)}; recovered by lease: ${result.recovered.length}${ids(result.recovered)}\n`);
+    out.write(
+      `crashed: ${result.crashed.length}${ids(result.crashed)}; recovered by lease: ${result.recovered.length}${ids(result.recovered)}\n`,
+    );
     return 0;
   },
 };

@@ -7,7 +7,11 @@ import { loadRuntime, withDatabase, type CliCommand } from './command.js';
 
 type Runtime = Awaited<ReturnType<typeof loadRuntime>>;
 
-function parseOptionsFlag(parseOptions: Runtime['parseOptions'], text: string, maxBytes: number): Record<string, unknown> {
+function parseOptionsFlag(
+  parseOptions: Runtime['parseOptions'],
+  text: string,
+  maxBytes: number,
+): Record<string, unknown> {
   let value: unknown;
   try {
     value = parseOptions(text, maxBytes);
@@ -15,7 +19,10 @@ function parseOptionsFlag(parseOptions: Runtime['parseOptions'], text: string, m
     throw new UsageError(`--options: ${(error as Error).message.replace(/^invalid task options: /, '')}`, 'schedule');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new UsageError(`--options must be a YAML or JSON map (for example 'created_from: cli'), got ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`, 'schedule');
+    throw new UsageError(
+      `--options must be a YAML or JSON map (for example 'created_from: cli'), got ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`,
+      'schedule',
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -53,20 +60,26 @@ export const scheduleCommand: CliCommand = {
     '--priority N        higher runs first (default 0)',
     `--queue NAME        queue (default ${defaults.queue})`,
     '--timeout-ms N      hard timeout of each try; past it the try is killed (TIMED_OUT)',
-    '--unique-key KEY    add no request while one with this key is active; print that one\'s id',
+    "--unique-key KEY    add no request while one with this key is active; print that one's id",
     '--unique-while S    with --unique-key: active (default), waiting, or ended-within:DURATION (e.g. 1h)',
     '--skip-check        do not check the name against the tasks directory (tasks of launchers elsewhere)',
   ],
   async run(context) {
     const { values, positionals } = context;
     if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'schedule needs a task name' : `schedule takes one task name, got ${positionals.length}`, 'schedule');
+      throw new UsageError(
+        positionals.length === 0
+          ? 'schedule needs a task name'
+          : `schedule takes one task name, got ${positionals.length}`,
+        'schedule',
+      );
     }
     const taskClassName = positionals[0]!;
     const config = await context.loadConfig();
     const { createClient, openCommandPool, parseOptions, TaskRegistry } = await loadRuntime();
     const maxOptionsBytes = config.runner.maxOptionsBytes ?? defaults.maxOptionsBytes;
-    const options = typeof values.options === 'string' ? parseOptionsFlag(parseOptions, values.options, maxOptionsBytes) : {};
+    const options =
+      typeof values.options === 'string' ? parseOptionsFlag(parseOptions, values.options, maxOptionsBytes) : {};
     const params: ScheduleParams = {};
     if (typeof values.delay === 'string') Object.assign(params, parseDelayParams(values.delay));
     const tryLimit = integerFlag('schedule', 'try-limit', values['try-limit']);
@@ -76,11 +89,13 @@ export const scheduleCommand: CliCommand = {
     const timeoutMs = integerFlag('schedule', 'timeout-ms', values['timeout-ms']);
     if (timeoutMs !== undefined) params.timeoutMs = timeoutMs;
     if (values.queue !== undefined) {
-      if (typeof values.queue !== 'string' || values.queue === '') throw new UsageError('--queue needs a name', 'schedule');
+      if (typeof values.queue !== 'string' || values.queue === '')
+        throw new UsageError('--queue needs a name', 'schedule');
       params.queue = values.queue;
     }
     if (values['unique-key'] !== undefined) {
-      if (typeof values['unique-key'] !== 'string' || values['unique-key'] === '') throw new UsageError('--unique-key needs a key', 'schedule');
+      if (typeof values['unique-key'] !== 'string' || values['unique-key'] === '')
+        throw new UsageError('--unique-key needs a key', 'schedule');
       params.uniqueKey = values['unique-key'];
     }
     if (values['unique-while'] !== undefined) {

@@ -22,9 +22,15 @@ export function formatRequest(r: RequestDetail): string {
   ];
   if (r.state === 'held') {
     // Claimed ahead of a free slot: the pid is the launcher's own, no try of it runs yet.
-    fields.push(['held', `by launcher ${r.launcherId ?? '?'} (pid ${r.pid}) on ${r.host ?? '?'}, not started; lease until ${iso(r.leaseExpiresAt)}`]);
+    fields.push([
+      'held',
+      `by launcher ${r.launcherId ?? '?'} (pid ${r.pid}) on ${r.host ?? '?'}, not started; lease until ${iso(r.leaseExpiresAt)}`,
+    ]);
   } else if (r.pid !== null) {
-    fields.push(['running', `${formatProcess(r.pid, r.threadId)} on ${r.host ?? '?'} (launcher ${r.launcherId ?? '?'}, lease until ${iso(r.leaseExpiresAt)})`]);
+    fields.push([
+      'running',
+      `${formatProcess(r.pid, r.threadId)} on ${r.host ?? '?'} (launcher ${r.launcherId ?? '?'}, lease until ${iso(r.leaseExpiresAt)})`,
+    ]);
   }
   if (r.timeoutMs !== null) fields.push(['timeout', `${r.timeoutMs} ms per try`]);
   if (r.cancelRequestedAt !== null) fields.push(['cancel asked', iso(r.cancelRequestedAt)]);
@@ -39,7 +45,11 @@ export function formatRequest(r: RequestDetail): string {
 }
 
 function indent(text: string): string {
-  return text.replace(/\n$/, '').split('\n').map((line) => `  ${line}`).join('\n');
+  return text
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
 }
 
 export const showCommand: CliCommand = {

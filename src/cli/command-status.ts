@@ -20,16 +20,27 @@ interface TableActivity extends OpenActivity {
 function formatActivity(activity: TableActivity): string {
   const lines: string[] = [];
   const sum = (key: 'finished' | 'failed' | 'crashed' | 'other') => activity.minutes.reduce((n, m) => n + m[key], 0);
-  lines.push(`last ${recentMinutes} minutes: ${sum('finished')} finished, ${sum('failed')} failed, ${sum('crashed')} crashed, ` +
-    `${sum('other')} other tries (${(sum('finished') / recentMinutes).toFixed(1)} finished/min)`);
-  lines.push(activity.oldestWaitingMs === null ? 'nothing waits' : `oldest waiting request: ${formatAge(activity.oldestWaitingMs)}`);
+  lines.push(
+    `last ${recentMinutes} minutes: ${sum('finished')} finished, ${sum('failed')} failed, ${sum('crashed')} crashed, ` +
+      `${sum('other')} other tries (${(sum('finished') / recentMinutes).toFixed(1)} finished/min)`,
+  );
+  lines.push(
+    activity.oldestWaitingMs === null
+      ? 'nothing waits'
+      : `oldest waiting request: ${formatAge(activity.oldestWaitingMs)}`,
+  );
   if (activity.depth.length > 0) {
     lines.push('open requests by queue and task (waiting / delayed / running / held):');
-    for (const d of activity.depth) lines.push(`  ${d.queue}  ${d.taskClassName ?? '(no task)'}  ${d.waiting} / ${d.delayed} / ${d.running} / ${d.held}`);
+    for (const d of activity.depth)
+      lines.push(
+        `  ${d.queue}  ${d.taskClassName ?? '(no task)'}  ${d.waiting} / ${d.delayed} / ${d.running} / ${d.held}`,
+      );
   }
   lines.push(`launchers alive: ${activity.launchers.length}`);
   for (const l of activity.launchers) {
-    lines.push(`  ${l.host} pid ${l.pid}: ${l.running} of ${l.concurrency} running, ${l.held} held, heartbeat ${formatAge(l.heartbeatAgeMs)} ago`);
+    lines.push(
+      `  ${l.host} pid ${l.pid}: ${l.running} of ${l.concurrency} running, ${l.held} held, heartbeat ${formatAge(l.heartbeatAgeMs)} ago`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -40,8 +51,13 @@ interface LauncherStatus {
   host: string;
   pid: number;
   running: {
-    id: string; taskClassName: string; tries: number; pid: number | null; startedAt: string;
-    threadId?: number | null; mode?: string | null;
+    id: string;
+    taskClassName: string;
+    tries: number;
+    pid: number | null;
+    startedAt: string;
+    threadId?: number | null;
+    mode?: string | null;
   }[];
   /** Rows it claimed ahead and holds, not started (absent from a launcher older than this CLI). */
   held?: number;
@@ -49,8 +65,10 @@ interface LauncherStatus {
 }
 
 function formatCounts(table: string, counts: StatusCounts): string {
-  return `requests in ${table}: ${counts.waiting} waiting, ${counts.delayed} delayed, ${counts.running} running, ${counts.held} held, ` +
-    `${counts.finished} finished, ${counts.givenUp} given up (${counts.cancelled} cancelled, ${counts.parked} parked)\n`;
+  return (
+    `requests in ${table}: ${counts.waiting} waiting, ${counts.delayed} delayed, ${counts.running} running, ${counts.held} held, ` +
+    `${counts.finished} finished, ${counts.givenUp} given up (${counts.cancelled} cancelled, ${counts.parked} parked)\n`
+  );
 }
 
 export const statusCommand: CliCommand = {
@@ -61,7 +79,7 @@ export const statusCommand: CliCommand = {
     'Asks the launcher running here (on <tmpDir>/sockets/task_runner.sock) for its running tasks',
     'and the request counts; with no launcher running here, reads the counts from the database.',
     'Counts: waiting (runnable now), delayed (delay_until ahead), running (started), held',
-    '(claimed by a launcher ahead of a free slot, not started: pid is the launcher\'s, started_at',
+    "(claimed by a launcher ahead of a free slot, not started: pid is the launcher's, started_at",
     'NULL), finished, given up (ended without FINISHED), of which cancelled and parked (after',
     'crashLimit crashes).',
     `Then: tries ended in the last ${recentMinutes} minutes, the oldest waiting request's wait, open`,
@@ -78,7 +96,10 @@ export const statusCommand: CliCommand = {
     const launcher = (await requestControl(socketPath, 'status', 10_000)) as LauncherStatus | null;
     const activity: TableActivity = await withInspector(config, context.logger(config), async (inspector) => {
       const [counts, open, minutes, launchers] = await Promise.all([
-        inspector.counts(), inspector.open(), inspector.perMinute(recentMinutes), inspector.launchers(),
+        inspector.counts(),
+        inspector.open(),
+        inspector.perMinute(recentMinutes),
+        inspector.launchers(),
       ]);
       return { counts, ...open, minutes, launchers };
     });
@@ -90,13 +111,19 @@ export const statusCommand: CliCommand = {
       return 0;
     }
     if (launcher === null) {
-      out.write(`no launcher is running here (nothing answers on ${path.relative(context.io.cwd ?? process.cwd(), socketPath) || socketPath})\n`);
+      out.write(
+        `no launcher is running here (nothing answers on ${path.relative(context.io.cwd ?? process.cwd(), socketPath) || socketPath})\n`,
+      );
     } else {
       const held = launcher.held === undefined ? '' : `, ${launcher.held} held`;
-      out.write(`launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running${held}\n`);
+      out.write(
+        `launcher ${launcher.launcherId} (pid ${launcher.pid} on ${launcher.host}): ${launcher.running.length} task(s) running${held}\n`,
+      );
       for (const task of launcher.running) {
         const where = formatProcess(task.pid, task.threadId);
-        out.write(`  ${task.id}  ${task.taskClassName}  try ${task.tries}  ${where}  ${task.mode ?? 'starting'}  since ${task.startedAt}\n`);
+        out.write(
+          `  ${task.id}  ${task.taskClassName}  try ${task.tries}  ${where}  ${task.mode ?? 'starting'}  since ${task.startedAt}\n`,
+        );
       }
     }
     out.write(formatCounts(config.tableName, counts));

@@ -52,9 +52,12 @@ export function createContext(io: CliIo, parsed: ParsedCommandLine, flags: Confi
     positionals: parsed.positionals,
     flags,
     loadConfig: () => (config ??= loadStandaloneConfig({ flags, env: io.env, cwd: io.cwd })),
-    logger: (resolved) => createStreamLogger(io.stderr, {
-      level: resolved.logLevel, format: resolved.logFormat, base: { pid: process.pid, host: resolved.runner.host ?? hostname() },
-    }),
+    logger: (resolved) =>
+      createStreamLogger(io.stderr, {
+        level: resolved.logLevel,
+        format: resolved.logFormat,
+        base: { pid: process.pid, host: resolved.runner.host ?? hostname() },
+      }),
   };
 }
 
@@ -63,7 +66,11 @@ export function createContext(io: CliIo, parsed: ParsedCommandLine, flags: Confi
  * joined and migrated, when none is configured), releasing it afterwards; connection failures come back as
  * one-line DATABASE_UNAVAILABLE errors naming the (redacted) URL.
  */
-export async function withDatabase<T>(config: StandaloneConfig, logger: Logger, body: (url: string) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  config: StandaloneConfig,
+  logger: Logger,
+  body: (url: string) => Promise<T>,
+): Promise<T> {
   const { describeDatabaseError, migrate, openCommandDb, openDatabaseSource } = await loadRuntime();
   const source = await openDatabaseSource(config, logger);
   try {
@@ -82,7 +89,11 @@ export async function withDatabase<T>(config: StandaloneConfig, logger: Logger, 
 }
 
 /** Runs `body` with a client on the configured database (see `withDatabase`), closing both after. */
-export function withClient<T>(config: StandaloneConfig, logger: Logger, body: (client: RunnerClient) => Promise<T>): Promise<T> {
+export function withClient<T>(
+  config: StandaloneConfig,
+  logger: Logger,
+  body: (client: RunnerClient) => Promise<T>,
+): Promise<T> {
   return withDatabase(config, logger, async (url) => {
     const { createClient, openCommandPool } = await loadRuntime();
     const pool = openCommandPool(url);

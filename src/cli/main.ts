@@ -17,15 +17,31 @@ import { statusCommand } from './command-status.js';
 import { commandHelp, programHelp, programName } from './help.js';
 
 export const commands: readonly CliCommand[] = [
-  startCommand, migrateCommand, scheduleCommand, statusCommand, probeCommand, retryCommand, cancelCommand, attemptsCommand,
-  showCommand, listCommand, dashboardCommand,
-  recurringCommand, pruneCommand,
+  startCommand,
+  migrateCommand,
+  scheduleCommand,
+  statusCommand,
+  probeCommand,
+  retryCommand,
+  cancelCommand,
+  attemptsCommand,
+  showCommand,
+  listCommand,
+  dashboardCommand,
+  recurringCommand,
+  pruneCommand,
 ];
 
 export const exitCodes = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 
 /** Errors that mean "fix the command line or the configuration", reported with exit code 2. */
-const usageCodes = new Set<ErrorCode>(['CONFIG_INVALID', 'TABLE_NAME_INVALID', 'OPTIONS_INVALID', 'OPTIONS_TOO_LARGE', 'TASK_UNKNOWN']);
+const usageCodes = new Set<ErrorCode>([
+  'CONFIG_INVALID',
+  'TABLE_NAME_INVALID',
+  'OPTIONS_INVALID',
+  'OPTIONS_TOO_LARGE',
+  'TASK_UNKNOWN',
+]);
 
 function find(name: string): CliCommand | undefined {
   return commands.find((command) => command.name === name);
@@ -44,7 +60,8 @@ function urlHasPassword(url: string): boolean {
 
 /** One line on stderr for what went wrong, and the exit code for it. */
 function report(error: unknown, io: CliIo): number {
-  const write = (message: string): void => void io.stderr.write(`${programName}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  const write = (message: string): void =>
+    void io.stderr.write(`${programName}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   if (error instanceof UsageError) {
     const help = error.command === null ? `${programName} --help` : `${programName} ${error.command} --help`;
     write(`${error.message} (see ${help})`);
@@ -67,7 +84,9 @@ function report(error: unknown, io: CliIo): number {
     return exitCodes.failed;
   }
   // Not expected: keep the stack, it is what a bug report needs.
-  io.stderr.write(`${programName}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  io.stderr.write(
+    `${programName}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   return exitCodes.failed;
 }
 
@@ -101,8 +120,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout.write(commandHelp(command));
       return exitCodes.ok;
     }
-    if (['start', 'migrate', 'status', 'probe', 'list', 'dashboard'].includes(command.name) && parsed.positionals.length > 0) {
-      throw new UsageError(`${command.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])}`, command.name);
+    if (
+      ['start', 'migrate', 'status', 'probe', 'list', 'dashboard'].includes(command.name) &&
+      parsed.positionals.length > 0
+    ) {
+      throw new UsageError(
+        `${command.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])}`,
+        command.name,
+      );
     }
     const flags = configFlags(parsed.values);
     if (flags.databaseUrl !== undefined && urlHasPassword(flags.databaseUrl)) {

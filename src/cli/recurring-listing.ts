@@ -12,13 +12,28 @@ export function formatRecurring(entries: readonly RecurringListing[], tableName:
   const rows = [
     ['NAME', 'TASK', 'CRON', 'TIMEZONE', 'MISSED', 'LAST DUE', 'LAST REQUEST', 'NEXT DUE', 'REGISTERED'],
     ...entries.map((e) => [
-      e.name, e.taskClassName, e.cron, e.timezone, e.backfill === 0 ? 'skip' : `backfill ${e.backfill}`,
+      e.name,
+      e.taskClassName,
+      e.cron,
+      e.timezone,
+      e.backfill === 0 ? 'skip' : `backfill ${e.backfill}`,
       // Before its first enqueue an entry's last_due_at is its registration time, not a run.
-      e.lastRequestId === null ? '-' : iso(e.lastDueAt), e.lastRequestId ?? '-', iso(e.nextDueAt), iso(e.registeredAt),
+      e.lastRequestId === null ? '-' : iso(e.lastDueAt),
+      e.lastRequestId ?? '-',
+      iso(e.nextDueAt),
+      iso(e.registeredAt),
     ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => `${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`).join('');
+  return rows
+    .map(
+      (row) =>
+        `${row
+          .map((cell, column) => cell.padEnd(widths[column]!))
+          .join('  ')
+          .trimEnd()}\n`,
+    )
+    .join('');
 }
 
 /** Reads the recurring entries of the configured table and prints them (as JSON with `--json`). */
@@ -33,6 +48,8 @@ export async function printRecurring(context: CommandContext): Promise<number> {
       await db.destroy();
     }
   });
-  context.io.stdout.write(context.values.json === true ? `${JSON.stringify(entries)}\n` : formatRecurring(entries, config.tableName));
+  context.io.stdout.write(
+    context.values.json === true ? `${JSON.stringify(entries)}\n` : formatRecurring(entries, config.tableName),
+  );
   return 0;
 }

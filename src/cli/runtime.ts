@@ -6,7 +6,12 @@
 export { createClient } from '../client/create-client.js';
 export { createRunner } from '../launcher/runner.js';
 export { requestControl } from '../standalone/control-client.js';
-export { describeDatabaseError, openCommandDb, openCommandPool, openDatabaseSource } from '../standalone/database-source.js';
+export {
+  describeDatabaseError,
+  openCommandDb,
+  openCommandPool,
+  openDatabaseSource,
+} from '../standalone/database-source.js';
 export { startStandaloneLauncher } from '../standalone/standalone-launcher.js';
 export { migrate } from '../store/migrations.js';
 export { TaskRegistry } from '../tasks/registry.js';

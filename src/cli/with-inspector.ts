@@ -4,7 +4,11 @@ import type { Inspector } from '../store/inspector.js';
 import { loadRuntime, withDatabase } from './command.js';
 
 /** Runs `body` with an inspector of the configured table (see `withDatabase`), closing it after. */
-export function withInspector<T>(config: StandaloneConfig, logger: Logger, body: (inspector: Inspector) => Promise<T>): Promise<T> {
+export function withInspector<T>(
+  config: StandaloneConfig,
+  logger: Logger,
+  body: (inspector: Inspector) => Promise<T>,
+): Promise<T> {
   return withDatabase(config, logger, async (url) => {
     const { Inspector: InspectorClass, openCommandDb, parseTableName } = await loadRuntime();
     const db = openCommandDb(url);

@@ -51,7 +51,9 @@ function timeoutOf(params: ScheduleParams): number | null {
   const value = params.timeoutMs;
   if (value === undefined) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > maxInt4) {
-    throw invalid(`timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`);
+    throw invalid(
+      `timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -128,7 +130,8 @@ export class RequestWriter {
       }
     }
     // Unique keys need a lock and a look first (unique-requests.ts); without one, one INSERT does.
-    if (rows.some((row) => row.uniqueKey != null)) return requestsInsertUnique(params.db ?? this.#db, this.#table, rows);
+    if (rows.some((row) => row.uniqueKey != null))
+      return requestsInsertUnique(params.db ?? this.#db, this.#table, rows);
     return requestsInsert(params.db ?? this.#db, this.#table, rows);
   }
 }

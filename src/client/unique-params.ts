@@ -21,7 +21,9 @@ export function uniqueOf(params: ScheduleParams): { uniqueKey: string | null; un
   if (uniqueWhile === 'waiting') return { uniqueKey, uniqueWhile: { kind: 'waiting' } };
   const within = typeof uniqueWhile === 'string' ? /^ended-within:(.+)$/.exec(uniqueWhile) : null;
   if (within === null) {
-    throw invalid(`uniqueWhile must be "waiting", "active" or "ended-within:<duration>" (e.g. "ended-within:1h"), got ${JSON.stringify(uniqueWhile)}`);
+    throw invalid(
+      `uniqueWhile must be "waiting", "active" or "ended-within:<duration>" (e.g. "ended-within:1h"), got ${JSON.stringify(uniqueWhile)}`,
+    );
   }
   try {
     return { uniqueKey, uniqueWhile: { kind: 'ended-within', withinMs: parseDurationMs('uniqueWhile', within[1]) } };

@@ -9,7 +9,17 @@
  * NODE_EXTRA_CA_CERTS is set, because Node then reads and parses the whole CA bundle at boot.
  */
 export const defaultChildEnvAllowlist: readonly string[] = Object.freeze([
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_*', 'TZ', 'TMPDIR', 'TERM',
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'LC_*',
+  'TZ',
+  'TMPDIR',
+  'TERM',
   'NODE_ENV',
 ]);
 

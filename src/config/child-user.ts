@@ -9,13 +9,20 @@ import type { ChildIdentity } from './confinement.js';
  */
 function lookup(database: 'passwd' | 'group', name: string): string[] | null {
   try {
-    const line = execFileSync('getent', [database, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 });
+    const line = execFileSync('getent', [database, name], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5_000,
+    });
     const fields = line.split('\n', 1)[0]!.split(':');
     return fields.length >= 4 ? fields : null;
   } catch (error) {
     // getent exits 2 for "not found"; anything else (missing getent) is reported as such.
     if ((error as { status?: unknown }).status === 2) return null;
-    throw new ConfigError(database === 'passwd' ? 'childUser' : 'childGroup', `cannot look up ${JSON.stringify(name)}: ${(error as Error).message}`);
+    throw new ConfigError(
+      database === 'passwd' ? 'childUser' : 'childGroup',
+      `cannot look up ${JSON.stringify(name)}: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -37,7 +44,8 @@ export function resolveChildIdentity(user: unknown, group: unknown): ChildIdenti
   }
   const valid = (v: unknown): v is string | number =>
     (typeof v === 'string' && v.length > 0) || (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32);
-  if (!valid(user)) throw new ConfigError('childUser', `must be a user name or a numeric uid, got ${JSON.stringify(user)}`);
+  if (!valid(user))
+    throw new ConfigError('childUser', `must be a user name or a numeric uid, got ${JSON.stringify(user)}`);
   if (group !== undefined && group !== null && !valid(group)) {
     throw new ConfigError('childGroup', `must be a group name or a numeric gid, got ${JSON.stringify(group)}`);
   }
@@ -55,12 +63,20 @@ export function resolveChildIdentity(user: unknown, group: unknown): ChildIdenti
   if (group !== undefined && group !== null) {
     const groupEntry = lookup('group', String(group));
     gid = groupEntry !== null ? Number(groupEntry[2]) : numeric(group);
-    if (gid === null) throw new ConfigError('childGroup', `no group named ${JSON.stringify(group)} on this system (getent group ${group})`);
+    if (gid === null)
+      throw new ConfigError(
+        'childGroup',
+        `no group named ${JSON.stringify(group)} on this system (getent group ${group})`,
+      );
   }
-  if (gid === null) throw new ConfigError('childGroup', `uid ${uid} has no entry in the user database: set childGroup too`);
+  if (gid === null)
+    throw new ConfigError('childGroup', `uid ${uid} has no entry in the user database: set childGroup too`);
   const launcherUid = process.getuid?.() ?? null;
   if (launcherUid !== 0 && launcherUid !== uid) {
-    throw new ConfigError('childUser', `running children as ${name} (uid ${uid}) needs the launcher to run as root; it runs as uid ${launcherUid}`);
+    throw new ConfigError(
+      'childUser',
+      `running children as ${name} (uid ${uid}) needs the launcher to run as root; it runs as uid ${launcherUid}`,
+    );
   }
   if (uid === 0) throw new ConfigError('childUser', 'must be an unprivileged user; root confines nothing');
   return Object.freeze({ user: name, uid, gid });

@@ -13,7 +13,15 @@ import { configFileSpecs, type FieldSpec } from './option-specs.js';
  * can be; otherwise resolution checks the whole map.
  */
 type FileCheck =
-  | 'resolution' | 'string' | 'integer' | 'boolean' | 'strings' | 'stringsOrNull' | 'env' | 'logLevel' | 'logFormat'
+  | 'resolution'
+  | 'string'
+  | 'integer'
+  | 'boolean'
+  | 'strings'
+  | 'stringsOrNull'
+  | 'env'
+  | 'logLevel'
+  | 'logFormat'
   | 'map';
 
 const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];

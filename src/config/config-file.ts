@@ -8,7 +8,12 @@ import { parseCoreYaml } from '../shared/core-yaml.js';
 import { checkFileSettings, fileError } from './config-file-checks.js';
 import { parseTableName } from './identifiers.js';
 import {
-  dashboardSpecs, embeddedSpecs, launcherOptionSpecs, metricsSpecs, runnerOptionSpecs, type OptionSpec,
+  dashboardSpecs,
+  embeddedSpecs,
+  launcherOptionSpecs,
+  metricsSpecs,
+  runnerOptionSpecs,
+  type OptionSpec,
 } from './option-specs.js';
 import { defaults, resolveRunnerConfig, type RunnerOptions } from './runner-config.js';
 
@@ -59,8 +64,11 @@ export type FileRunnerOptions = Omit<RunnerOptions, 'db' | 'tasksDir' | 'tableNa
  * default of its own in the standalone launcher.
  */
 const fileRunnerOptionKeys = (Object.keys(runnerOptionSpecs) as (keyof typeof runnerOptionSpecs)[]).filter(
-  (key): key is Exclude<keyof FileRunnerOptions, 'startRetry'> => (runnerOptionSpecs[key] as OptionSpec).fileKey === key
-    && key !== 'tasksDir' && key !== 'tableName' && key !== 'startRetry',
+  (key): key is Exclude<keyof FileRunnerOptions, 'startRetry'> =>
+    (runnerOptionSpecs[key] as OptionSpec).fileKey === key &&
+    key !== 'tasksDir' &&
+    key !== 'tableName' &&
+    key !== 'startRetry',
 );
 
 /** Resolved standalone configuration, frozen. */
@@ -135,7 +143,8 @@ export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
   } catch (error) {
     throw fileError(absolute, `cannot read it: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  if (buffer.byteLength > maxConfigBytes) throw fileError(absolute, `${buffer.byteLength} bytes, over the limit of ${maxConfigBytes}`);
+  if (buffer.byteLength > maxConfigBytes)
+    throw fileError(absolute, `${buffer.byteLength} bytes, over the limit of ${maxConfigBytes}`);
   const text = buffer.toString('utf8');
   let value: unknown;
   if (extension === '.json') {
@@ -162,11 +171,17 @@ export async function loadConfigFile(file: string): Promise<ConfigFileOptions> {
 }
 
 /** A policy's relative paths, resolved against the config file's directory like its other paths. */
-function permissionPathsFrom(dir: string, policy: Record<string, unknown>): NonNullable<ConfigFileOptions['childPermissions']> {
+function permissionPathsFrom(
+  dir: string,
+  policy: Record<string, unknown>,
+): NonNullable<ConfigFileOptions['childPermissions']> {
   const resolved: Record<string, unknown> = { ...policy };
   for (const key of ['fsRead', 'fsWrite']) {
     const list = policy[key];
-    if (Array.isArray(list)) resolved[key] = list.map((item: unknown) => (typeof item === 'string' && item !== '*' ? path.resolve(dir, item) : item));
+    if (Array.isArray(list))
+      resolved[key] = list.map((item: unknown) =>
+        typeof item === 'string' && item !== '*' ? path.resolve(dir, item) : item,
+      );
   }
   return resolved;
 }
@@ -196,7 +211,10 @@ function checkDatabaseUrl(url: string): void {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return access(file).then(() => true, () => false);
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -227,13 +245,13 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
   if (!logLevels.includes(logLevel as LogLevel)) {
     throw new ConfigError('CW_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
-  const logFormat = envValue(env, launcherOptionSpecs.logFormat.env) ?? file.logFormat
-    ?? launcherOptionSpecs.logFormat.default;
+  const logFormat =
+    envValue(env, launcherOptionSpecs.logFormat.env) ?? file.logFormat ?? launcherOptionSpecs.logFormat.default;
   if (logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError('CW_LOG_FORMAT', `must be "pretty" or "json", got ${JSON.stringify(logFormat)}`);
   }
-  const tableName = flags.tableName ?? envValue(env, runnerOptionSpecs.tableName.env) ?? file.tableName
-    ?? defaults.tableName;
+  const tableName =
+    flags.tableName ?? envValue(env, runnerOptionSpecs.tableName.env) ?? file.tableName ?? defaults.tableName;
   parseTableName(tableName);
 
   const tasksDirInput = flags.tasksDir ?? envValue(env, runnerOptionSpecs.tasksDir.env);
@@ -262,17 +280,23 @@ export async function loadStandaloneConfig(params: LoadStandaloneConfigParams = 
     if (chosen < 0 || chosen > 65_535) throw new ConfigError(field, `must be from 0 to 65535, got ${chosen}`);
     return chosen;
   };
-  const dashboard: DashboardSettings | null = file.dashboard === undefined ? null : Object.freeze({
-    port: listenPort('dashboard.port', file.dashboard.port, dashboardSpecs.port.default),
-    host: file.dashboard.host ?? dashboardSpecs.host.default,
-    // The token is better kept out of a file that may be committed: CW_DASHBOARD_TOKEN wins.
-    token: envValue(env, 'CW_DASHBOARD_TOKEN') ?? file.dashboard.token ?? null,
-    readOnly: file.dashboard.readOnly ?? dashboardSpecs.readOnly.default,
-  });
-  const metrics: MetricsSettings | null = file.metrics === undefined ? null : Object.freeze({
-    port: listenPort('metrics.port', file.metrics.port, metricsSpecs.port.default),
-    host: file.metrics.host ?? metricsSpecs.host.default,
-  });
+  const dashboard: DashboardSettings | null =
+    file.dashboard === undefined
+      ? null
+      : Object.freeze({
+          port: listenPort('dashboard.port', file.dashboard.port, dashboardSpecs.port.default),
+          host: file.dashboard.host ?? dashboardSpecs.host.default,
+          // The token is better kept out of a file that may be committed: CW_DASHBOARD_TOKEN wins.
+          token: envValue(env, 'CW_DASHBOARD_TOKEN') ?? file.dashboard.token ?? null,
+          readOnly: file.dashboard.readOnly ?? dashboardSpecs.readOnly.default,
+        });
+  const metrics: MetricsSettings | null =
+    file.metrics === undefined
+      ? null
+      : Object.freeze({
+          port: listenPort('metrics.port', file.metrics.port, metricsSpecs.port.default),
+          host: file.metrics.host ?? metricsSpecs.host.default,
+        });
   if (port < 1 || port > 65_535) throw new ConfigError('embedded.port', `must be from 1 to 65535, got ${port}`);
   return Object.freeze({
     configFile,

@@ -58,7 +58,11 @@ export interface ChildPermissions {
   wasi?: boolean;
 }
 
-export type ResolvedLimits = Readonly<{ openFiles: number | null; cpuSeconds: number | null; addressSpaceMb: number | null }>;
+export type ResolvedLimits = Readonly<{
+  openFiles: number | null;
+  cpuSeconds: number | null;
+  addressSpaceMb: number | null;
+}>;
 export type ResolvedPermissions = Readonly<{
   fsRead: readonly string[];
   fsWrite: readonly string[];
@@ -82,41 +86,61 @@ export interface ChildConfinement {
 /** The limits a child can be given (`childLimits`, a task's `limits`): their bounds and meaning. */
 export const limitSpecs = {
   openFiles: {
-    kind: 'integerOrNull', min: 64, max: 1_048_576, default: null,
+    kind: 'integerOrNull',
+    min: 64,
+    max: 1_048_576,
+    default: null,
     description: 'open file descriptors (`RLIMIT_NOFILE`); past it the call that opens one fails with `EMFILE`',
   },
   cpuSeconds: {
-    kind: 'integerOrNull', min: 1, max: 31_536_000, default: null,
-    description: 'CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the limit, SIGKILL one second later; the try '
-      + 'is CRASHED',
+    kind: 'integerOrNull',
+    min: 1,
+    max: 31_536_000,
+    default: null,
+    description:
+      'CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the limit, SIGKILL one second later; the try ' + 'is CRASHED',
   },
   addressSpaceMb: {
-    kind: 'integerOrNull', min: 1024, max: 1_048_576 * 64, default: null,
-    description: 'address space in MiB (`RLIMIT_AS`), native memory and buffers included; Node 20 needs ~700 MiB '
-      + 'to start',
+    kind: 'integerOrNull',
+    min: 1024,
+    max: 1_048_576 * 64,
+    default: null,
+    description:
+      'address space in MiB (`RLIMIT_AS`), native memory and buffers included; Node 20 needs ~700 MiB ' + 'to start',
   },
 } as const satisfies { readonly [K in keyof Required<ChildLimits>]: FieldSpec };
 
 /** The permission policy of a child (`childPermissions`, a task's `permissions`): Node's permission model. */
 export const permissionSpecs = {
   fsRead: {
-    kind: 'strings', default: [], defaultText: 'none',
-    description: 'paths the task may read (a directory covers what is below it; `*` everything); the package and the '
-      + 'tasks directory stay readable',
+    kind: 'strings',
+    default: [],
+    defaultText: 'none',
+    description:
+      'paths the task may read (a directory covers what is below it; `*` everything); the package and the ' +
+      'tasks directory stay readable',
   },
   fsWrite: {
-    kind: 'strings', default: [], defaultText: 'none', description: 'paths the task may write, as in `fsRead`',
+    kind: 'strings',
+    default: [],
+    defaultText: 'none',
+    description: 'paths the task may write, as in `fsRead`',
   },
   childProcess: {
-    kind: 'boolean', default: false, description: 'may the task start processes (`--allow-child-process`)',
+    kind: 'boolean',
+    default: false,
+    description: 'may the task start processes (`--allow-child-process`)',
   },
   worker: { kind: 'boolean', default: false, description: 'may the task start worker threads (`--allow-worker`)' },
   addons: {
-    kind: 'boolean', default: false,
+    kind: 'boolean',
+    default: false,
     description: 'may the task load native addons (`--allow-addons`, Node 20.20 and later)',
   },
   wasi: {
-    kind: 'boolean', default: false, description: 'may the task use WASI (`--allow-wasi`, Node 20.20 and later)',
+    kind: 'boolean',
+    default: false,
+    description: 'may the task use WASI (`--allow-wasi`, Node 20.20 and later)',
   },
 } as const satisfies { readonly [K in keyof Required<ChildPermissions>]: FieldSpec };
 
@@ -126,7 +150,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function unknownKeys(field: string, value: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
 }
 
 /** Validates limits; null when none is set. */
@@ -153,7 +178,8 @@ export function parseLimits(field: string, value: unknown): ResolvedLimits | nul
  */
 export function parsePermissions(field: string, value: unknown, base: string | null): ResolvedPermissions | null {
   if (value === undefined || value === null) return null;
-  if (!isObject(value)) throw new ConfigError(field, 'must be { fsRead?, fsWrite?, childProcess?, worker?, addons?, wasi? }');
+  if (!isObject(value))
+    throw new ConfigError(field, 'must be { fsRead?, fsWrite?, childProcess?, worker?, addons?, wasi? }');
   unknownKeys(field, value, Object.keys(permissionSpecs));
   const paths = (name: 'fsRead' | 'fsWrite'): string[] => {
     const v = value[name];
@@ -161,17 +187,27 @@ export function parsePermissions(field: string, value: unknown, base: string | n
     if (!Array.isArray(v) || !v.every((item) => typeof item === 'string' && item.length > 0)) {
       throw new ConfigError(`${field}.${name}`, 'must be a list of paths (or "*")');
     }
-    return [...new Set(v.map((item: string) => {
-      if (item === '*') return item;
-      if (item.includes(',')) throw new ConfigError(`${field}.${name}`, `a path may not contain a comma (Node reads it as a list): ${item}`);
-      if (!path.isAbsolute(item) && base === null) throw new ConfigError(`${field}.${name}`, `must be absolute paths, got ${JSON.stringify(item)}`);
-      return path.resolve(base ?? '/', item);
-    }))];
+    return [
+      ...new Set(
+        v.map((item: string) => {
+          if (item === '*') return item;
+          if (item.includes(','))
+            throw new ConfigError(
+              `${field}.${name}`,
+              `a path may not contain a comma (Node reads it as a list): ${item}`,
+            );
+          if (!path.isAbsolute(item) && base === null)
+            throw new ConfigError(`${field}.${name}`, `must be absolute paths, got ${JSON.stringify(item)}`);
+          return path.resolve(base ?? '/', item);
+        }),
+      ),
+    ];
   };
   const flag = (name: 'childProcess' | 'worker' | 'addons' | 'wasi'): boolean => {
     const v = value[name];
     if (v === undefined || v === null) return false;
-    if (typeof v !== 'boolean') throw new ConfigError(`${field}.${name}`, `must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean')
+      throw new ConfigError(`${field}.${name}`, `must be true or false, got ${JSON.stringify(v)}`);
     const nodeFlag = name === 'addons' ? '--allow-addons' : name === 'wasi' ? '--allow-wasi' : null;
     if (v && nodeFlag !== null && !process.allowedNodeEnvironmentFlags.has(nodeFlag)) {
       throw new ConfigError(`${field}.${name}`, `needs a Node that knows ${nodeFlag}; this one is ${process.version}`);
@@ -198,15 +234,19 @@ function intersectPaths(a: readonly string[], b: readonly string[]): string[] {
   if (a.includes('*')) return [...b];
   if (b.includes('*')) return [...a];
   const result = new Set<string>();
-  for (const x of a) for (const y of b) {
-    if (within(y, x)) result.add(y);
-    else if (within(x, y)) result.add(x);
-  }
+  for (const x of a)
+    for (const y of b) {
+      if (within(y, x)) result.add(y);
+      else if (within(x, y)) result.add(x);
+    }
   return [...result];
 }
 
 /** What both policies allow (a class narrowing the operator's policy). */
-export function intersectPermissions(a: ResolvedPermissions | null, b: ResolvedPermissions | null): ResolvedPermissions | null {
+export function intersectPermissions(
+  a: ResolvedPermissions | null,
+  b: ResolvedPermissions | null,
+): ResolvedPermissions | null {
   if (a === null) return b;
   if (b === null) return a;
   return Object.freeze({
@@ -247,7 +287,12 @@ export function confinementOf(
   limits: ResolvedLimits | null,
   permissions: ResolvedPermissions | null,
 ): ChildConfinement {
-  return Object.freeze({ identity, limits, permissions, key: JSON.stringify([identity?.uid, identity?.gid, limits, permissions]) });
+  return Object.freeze({
+    identity,
+    limits,
+    permissions,
+    key: JSON.stringify([identity?.uid, identity?.gid, limits, permissions]),
+  });
 }
 
 /** True when nothing beyond the process boundary is asked for: the plain, fastest spawn. */

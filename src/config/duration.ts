@@ -21,5 +21,8 @@ export function parseDurationMs(field: string, value: unknown): number {
       if (ms <= maxDurationMs) return ms;
     }
   }
-  throw new ConfigError(field, `must be a duration (milliseconds, or text such as 500ms, 30s, 5m, 12h, 7d), got ${JSON.stringify(value)}`);
+  throw new ConfigError(
+    field,
+    `must be a duration (milliseconds, or text such as 500ms, 30s, 5m, 12h, 7d), got ${JSON.stringify(value)}`,
+  );
 }

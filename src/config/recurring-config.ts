@@ -51,31 +51,43 @@ const taskNamePattern = /^[A-Za-z_$][A-Za-z0-9_$]*(::[A-Za-z_$][A-Za-z0-9_$]*)*$
 /** The settings of one `recurring` entry: their bounds, defaults and meaning (the keys an entry accepts). */
 export const recurringEntrySpecs = {
   name: {
-    kind: 'string', defaultText: 'the task name',
+    kind: 'string',
+    defaultText: 'the task name',
     description: 'names the entry (its row in `<table>_recurring`); two entries of one task need two names',
   },
   task: { kind: 'string', defaultText: 'required', description: 'the task name to schedule' },
   cron: {
-    kind: 'string', defaultText: 'required',
-    description: '5 cron fields (`minute hour day-of-month month day-of-week`), or 6 with seconds first; parsed '
-      + 'by croner',
+    kind: 'string',
+    defaultText: 'required',
+    description:
+      '5 cron fields (`minute hour day-of-month month day-of-week`), or 6 with seconds first; parsed ' + 'by croner',
   },
   timezone: {
-    kind: 'string', default: 'UTC',
+    kind: 'string',
+    default: 'UTC',
     description: 'the IANA time zone the fields are read in (the same on every host by default)',
   },
   options: { kind: 'map', default: {}, defaultText: '`{}`', description: 'the options of each request' },
   queue: { kind: 'string', default: requestDefaults.queue, description: 'the queue of each request' },
   priority: {
-    kind: 'integerOrNull', min: -2_147_483_648, max: maxInt4, default: 0,
+    kind: 'integerOrNull',
+    min: -2_147_483_648,
+    max: maxInt4,
+    default: 0,
     description: 'the priority of each request',
   },
   tryLimit: {
-    kind: 'integerOrNull', min: 1, max: maxInt4, default: requestDefaults.tryLimit,
+    kind: 'integerOrNull',
+    min: 1,
+    max: maxInt4,
+    default: requestDefaults.tryLimit,
     description: 'the try limit of each request',
   },
   backfill: {
-    kind: 'integer', min: 0, max: 10_000, default: 0,
+    kind: 'integer',
+    min: 0,
+    max: 10_000,
+    default: 0,
     description: 'due times missed while no launcher ran: 0 skips them, N enqueues the N most recent of them once',
   },
 } as const satisfies { readonly [K in keyof Required<RecurringEntryOptions>]: FieldSpec };
@@ -98,25 +110,40 @@ function optionalInteger(field: string, value: unknown, { min, max }: { min: num
 export function resolveRecurringEntry(field: string, value: unknown): RecurringEntry {
   if (!isRecord(value)) throw new ConfigError(field, 'must be a map with at least task and cron');
   const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   const { task, cron, timezone = recurringEntrySpecs.timezone.default, options = {}, queue } = value;
   const backfill = value.backfill === undefined ? recurringEntrySpecs.backfill.default : value.backfill;
-  if (typeof task !== 'string' || !taskNamePattern.test(task)) throw new ConfigError(`${field}.task`, `must be a task name, got ${JSON.stringify(task)}`);
+  if (typeof task !== 'string' || !taskNamePattern.test(task))
+    throw new ConfigError(`${field}.task`, `must be a task name, got ${JSON.stringify(task)}`);
   const name = value.name ?? task;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw new ConfigError(`${field}.name`, 'must be a non-empty string of at most 200 characters');
-  if (typeof cron !== 'string' || cron.trim() === '') throw new ConfigError(`${field}.cron`, 'must be a cron expression such as "*/5 * * * *"');
-  if (typeof timezone !== 'string') throw new ConfigError(`${field}.timezone`, 'must be an IANA time zone name such as "Europe/Paris"');
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200)
+    throw new ConfigError(`${field}.name`, 'must be a non-empty string of at most 200 characters');
+  if (typeof cron !== 'string' || cron.trim() === '')
+    throw new ConfigError(`${field}.cron`, 'must be a cron expression such as "*/5 * * * *"');
+  if (typeof timezone !== 'string')
+    throw new ConfigError(`${field}.timezone`, 'must be an IANA time zone name such as "Europe/Paris"');
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: timezone });
   } catch {
-    throw new ConfigError(`${field}.timezone`, `unknown time zone ${JSON.stringify(timezone)}; use an IANA name such as "Europe/Paris" or "UTC"`);
+    throw new ConfigError(
+      `${field}.timezone`,
+      `unknown time zone ${JSON.stringify(timezone)}; use an IANA name such as "Europe/Paris" or "UTC"`,
+    );
   }
   const fields = cron.trim().split(/\s+/).length;
-  if (fields !== 5 && fields !== 6) throw new ConfigError(`${field}.cron`, `must have 5 fields (or 6 with seconds first), got ${fields}: ${JSON.stringify(cron)}`);
+  if (fields !== 5 && fields !== 6)
+    throw new ConfigError(
+      `${field}.cron`,
+      `must have 5 fields (or 6 with seconds first), got ${fields}: ${JSON.stringify(cron)}`,
+    );
   try {
     cronOf({ cron: cron.trim(), timezone });
   } catch (error) {
-    throw new ConfigError(`${field}.cron`, `${JSON.stringify(cron)} is not a valid cron expression: ${(error as Error).message}`);
+    throw new ConfigError(
+      `${field}.cron`,
+      `${JSON.stringify(cron)} is not a valid cron expression: ${(error as Error).message}`,
+    );
   }
   if (!isRecord(options)) throw new ConfigError(`${field}.options`, 'must be a map');
   if (queue !== undefined && (typeof queue !== 'string' || queue.length === 0 || queue.length > 200)) {
@@ -142,7 +169,11 @@ export function resolveRecurring(value: unknown): readonly RecurringEntry[] {
   const entries = value.map((item, index) => resolveRecurringEntry(`recurring[${index}]`, item));
   const seen = new Set<string>();
   for (const entry of entries) {
-    if (seen.has(entry.name)) throw new ConfigError('recurring', `two entries are named ${JSON.stringify(entry.name)}: give one a "name" of its own`);
+    if (seen.has(entry.name))
+      throw new ConfigError(
+        'recurring',
+        `two entries are named ${JSON.stringify(entry.name)}: give one a "name" of its own`,
+      );
     seen.add(entry.name);
   }
   return Object.freeze(entries);

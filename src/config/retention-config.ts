@@ -56,31 +56,48 @@ export const retentionSpecs = {
   keep: {
     kind: 'durations',
     defaultText: 'FINISHED, CANCELLED `7d`; FAILED, CRASHED, TIMED_OUT, PARKED `30d`',
-    description: 'per result: how long after it ended a request and its attempt history are kept (`7d`, `12h`, or '
-      + 'milliseconds), or `false` to keep that result forever',
+    description:
+      'per result: how long after it ended a request and its attempt history are kept (`7d`, `12h`, or ' +
+      'milliseconds), or `false` to keep that result forever',
   },
   intervalMs: {
-    kind: 'integer', min: 100, max: 7 * day, default: 300_000,
+    kind: 'integer',
+    min: 100,
+    max: 7 * day,
+    default: 300_000,
     description: 'how often a launcher prunes (one launcher at a time)',
   },
   batchSize: {
-    kind: 'integer', min: 1, max: 100_000, default: 500,
+    kind: 'integer',
+    min: 1,
+    max: 100_000,
+    default: 500,
     description: 'rows deleted per statement, so no statement holds many locks for long',
   },
   maxBatchesPerRun: {
-    kind: 'integer', min: 1, max: 1_000_000, default: 200,
+    kind: 'integer',
+    min: 1,
+    max: 1_000_000,
+    default: 200,
     description: 'statements one pruning run issues at most; the rest waits for the next run',
   },
   pruneAdopted: {
-    kind: 'boolean', default: false,
-    description: 'prune a table the runner adopted (one an application made) as well; a table the runner created is '
-      + 'pruned either way',
+    kind: 'boolean',
+    default: false,
+    description:
+      'prune a table the runner adopted (one an application made) as well; a table the runner created is ' +
+      'pruned either way',
   },
 } as const satisfies { readonly [K in keyof Required<RetentionOptions>]: FieldSpec };
 
 /** How long each ended result is kept when `retention.keep` does not say (`retentionSpecs.keep`). */
 const defaultKeepMs: Readonly<Record<EndedResult, number>> = Object.freeze({
-  FINISHED: 7 * day, CANCELLED: 7 * day, FAILED: 30 * day, CRASHED: 30 * day, TIMED_OUT: 30 * day, PARKED: 30 * day,
+  FINISHED: 7 * day,
+  CANCELLED: 7 * day,
+  FAILED: 30 * day,
+  CRASHED: 30 * day,
+  TIMED_OUT: 30 * day,
+  PARKED: 30 * day,
 });
 
 function integer(field: string, value: unknown, spec: { default: number; min: number; max: number }): number {
@@ -98,16 +115,22 @@ function integer(field: string, value: unknown, spec: { default: number; min: nu
  */
 export function resolveRetention(value: unknown): RetentionConfig | null {
   if (value === false) return null;
-  if (value !== undefined && value !== null && !isRecord(value)) throw new ConfigError('retention', 'must be false or a map');
+  if (value !== undefined && value !== null && !isRecord(value))
+    throw new ConfigError('retention', 'must be false or a map');
   const options = (value ?? {}) as Record<string, unknown>;
   const allowed = Object.keys(retentionSpecs);
   const unknown = Object.keys(options).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) throw new ConfigError('retention', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError('retention', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   const keep = options.keep ?? {};
-  if (!isRecord(keep)) throw new ConfigError('retention.keep', `must map results (${endedResults.join(', ')}) to durations or false`);
+  if (!isRecord(keep))
+    throw new ConfigError('retention.keep', `must map results (${endedResults.join(', ')}) to durations or false`);
   const strange = Object.keys(keep).filter((key) => !(endedResults as readonly string[]).includes(key));
   if (strange.length > 0) {
-    throw new ConfigError('retention.keep', `unknown result ${JSON.stringify(strange[0])}; ended requests have ${endedResults.join(', ')}`);
+    throw new ConfigError(
+      'retention.keep',
+      `unknown result ${JSON.stringify(strange[0])}; ended requests have ${endedResults.join(', ')}`,
+    );
   }
   const byAge = new Map<number, EndedResult[]>();
   for (const result of endedResults) {
@@ -117,8 +140,11 @@ export function resolveRetention(value: unknown): RetentionConfig | null {
     byAge.set(keepMs, [...(byAge.get(keepMs) ?? []), result]);
   }
   const pruneAdopted = options.pruneAdopted ?? retentionSpecs.pruneAdopted.default;
-  if (typeof pruneAdopted !== 'boolean') throw new ConfigError('retention.pruneAdopted', `must be true or false, got ${JSON.stringify(pruneAdopted)}`);
-  const rules = [...byAge].sort((a, b) => a[0] - b[0]).map(([keepMs, results]) => Object.freeze({ keepMs, results: Object.freeze(results) }));
+  if (typeof pruneAdopted !== 'boolean')
+    throw new ConfigError('retention.pruneAdopted', `must be true or false, got ${JSON.stringify(pruneAdopted)}`);
+  const rules = [...byAge]
+    .sort((a, b) => a[0] - b[0])
+    .map(([keepMs, results]) => Object.freeze({ keepMs, results: Object.freeze(results) }));
   return Object.freeze({
     rules: Object.freeze(rules),
     intervalMs: integer('retention.intervalMs', options.intervalMs, retentionSpecs.intervalMs),

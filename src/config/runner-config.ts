@@ -12,14 +12,31 @@ import { resolveRecurring, type RecurringEntry } from './recurring-config.js';
 import { resolveRetention, type RetentionConfig } from './retention-config.js';
 import type { FieldSpec } from './option-spec.js';
 import {
-  retryBackoffSpecs, runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs,
+  retryBackoffSpecs,
+  runnerOptionSpecs,
+  startRetrySpecs,
+  taskOverrideSpecs,
+  threadSpecs,
 } from './option-specs.js';
 import type {
-  DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, TaskMode, TaskOverride, ThreadOptions,
+  DatabaseInput,
+  ResolvedTaskOverride,
+  RetryBackoffOptions,
+  RunnerOptions,
+  TaskMode,
+  TaskOverride,
+  ThreadOptions,
 } from './runner-options.js';
 
 export type {
-  DatabaseInput, ResolvedTaskOverride, RetryBackoffOptions, RunnerOptions, StartRetryOptions, TaskMode, TaskOverride, ThreadOptions,
+  DatabaseInput,
+  ResolvedTaskOverride,
+  RetryBackoffOptions,
+  RunnerOptions,
+  StartRetryOptions,
+  TaskMode,
+  TaskOverride,
+  ThreadOptions,
 } from './runner-options.js';
 
 /** `startRetry` resolved: waits in ms; `giveUpAfterMs` null waits for ever. */
@@ -81,10 +98,12 @@ export const defaults = Object.freeze({
   tableName: specs.tableName.default as string,
   pollIntervalMs: specs.pollIntervalMs.default as number,
   retryBackoff: Object.freeze({
-    baseMs: retryBackoffSpecs.baseMs.default as number, maxMs: retryBackoffSpecs.maxMs.default as number,
+    baseMs: retryBackoffSpecs.baseMs.default as number,
+    maxMs: retryBackoffSpecs.maxMs.default as number,
   }),
   startRetry: Object.freeze({
-    baseMs: startRetrySpecs.baseMs.default as number, maxMs: startRetrySpecs.maxMs.default as number,
+    baseMs: startRetrySpecs.baseMs.default as number,
+    maxMs: startRetrySpecs.maxMs.default as number,
   }),
   probeIntervalMs: specs.probeIntervalMs.default as number,
   leaseMs: specs.leaseMs.default as number,
@@ -118,7 +137,11 @@ type IntegerOption = {
  * goes as far as a safe integer), or `fallback` (the spec's default unless given) when absent.
  */
 function integer(
-  field: string, value: unknown, spec: FieldSpec, fallback = spec.default as number, min = spec.min ?? 0,
+  field: string,
+  value: unknown,
+  spec: FieldSpec,
+  fallback = spec.default as number,
+  min = spec.min ?? 0,
 ): number {
   const max = spec.max ?? Number.MAX_SAFE_INTEGER;
   if (value === undefined) return fallback;
@@ -179,11 +202,16 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
   const backoff = options.retryBackoff ?? {};
   const baseMs = integer('retryBackoff.baseMs', backoff.baseMs, retryBackoffSpecs.baseMs);
   const maxMs = integer(
-    'retryBackoff.maxMs', backoff.maxMs, retryBackoffSpecs.maxMs, Math.max(defaults.retryBackoff.maxMs, baseMs), baseMs,
+    'retryBackoff.maxMs',
+    backoff.maxMs,
+    retryBackoffSpecs.maxMs,
+    Math.max(defaults.retryBackoff.maxMs, baseMs),
+    baseMs,
   );
   const leaseMs = option('leaseMs');
   const queues = options.queues === undefined || options.queues === null ? null : stringList('queues', options.queues);
-  if (queues !== null && queues.length === 0) throw new ConfigError('queues', 'must name at least one queue, or be null');
+  if (queues !== null && queues.length === 0)
+    throw new ConfigError('queues', 'must name at least one queue, or be null');
   const concurrency = integer('concurrency', options.concurrency, specs.concurrency, availableParallelism());
   const host = options.host ?? hostname();
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', 'must be a non-empty string');
@@ -210,7 +238,9 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
     childEnv: Object.freeze(
       buildChildEnv(
         process.env,
-        options.childEnvAllowlist === undefined ? defaultChildEnvAllowlist : stringList('childEnvAllowlist', options.childEnvAllowlist),
+        options.childEnvAllowlist === undefined
+          ? defaultChildEnvAllowlist
+          : stringList('childEnvAllowlist', options.childEnvAllowlist),
         options.childEnv == null ? null : stringRecord('childEnv', options.childEnv),
       ),
     ),
@@ -240,7 +270,10 @@ export function resolveRunnerConfig(options: RunnerOptions): RunnerConfig {
 function startRetry(value: unknown): StartRetryConfig | null {
   if (value === undefined || value === false) return null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('startRetry', `must be false or a map of baseMs, maxMs and giveUpAfterMs, got ${JSON.stringify(value)}`);
+    throw new ConfigError(
+      'startRetry',
+      `must be false or a map of baseMs, maxMs and giveUpAfterMs, got ${JSON.stringify(value)}`,
+    );
   }
   const unknown = Object.keys(value).filter((key) => !Object.hasOwn(startRetrySpecs, key));
   if (unknown.length > 0) {
@@ -249,11 +282,16 @@ function startRetry(value: unknown): StartRetryConfig | null {
   const options = value as { baseMs?: unknown; maxMs?: unknown; giveUpAfterMs?: unknown };
   const baseMs = integer('startRetry.baseMs', options.baseMs, startRetrySpecs.baseMs);
   const maxMs = integer(
-    'startRetry.maxMs', options.maxMs, startRetrySpecs.maxMs, Math.max(defaults.startRetry.maxMs, baseMs), baseMs,
+    'startRetry.maxMs',
+    options.maxMs,
+    startRetrySpecs.maxMs,
+    Math.max(defaults.startRetry.maxMs, baseMs),
+    baseMs,
   );
-  const giveUpAfterMs = options.giveUpAfterMs === null || options.giveUpAfterMs === undefined
-    ? null
-    : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, startRetrySpecs.giveUpAfterMs, 0);
+  const giveUpAfterMs =
+    options.giveUpAfterMs === null || options.giveUpAfterMs === undefined
+      ? null
+      : integer('startRetry.giveUpAfterMs', options.giveUpAfterMs, startRetrySpecs.giveUpAfterMs, 0);
   return Object.freeze({ baseMs, maxMs, giveUpAfterMs });
 }
 
@@ -274,7 +312,8 @@ function tasksPerChild(value: unknown): number {
 }
 
 function mode(field: string, value: unknown): TaskMode {
-  if (value !== 'process' && value !== 'thread') throw new ConfigError(field, `must be "process" or "thread", got ${JSON.stringify(value)}`);
+  if (value !== 'process' && value !== 'thread')
+    throw new ConfigError(field, `must be "process" or "thread", got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -282,13 +321,16 @@ const overrideKeys = Object.keys(taskOverrideSpecs);
 
 function taskOverrides(value: unknown): Readonly<Record<string, Readonly<ResolvedTaskOverride>>> {
   if (value === undefined || value === null) return Object.freeze({});
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('taskOverrides', 'must map task names to { mode, timeoutMs }');
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError('taskOverrides', 'must map task names to { mode, timeoutMs }');
   const result: Record<string, Readonly<ResolvedTaskOverride>> = Object.create(null);
   for (const [name, entry] of Object.entries(value as Record<string, unknown>)) {
     const field = `taskOverrides.${name}`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(field, `must be { ${overrideKeys.join('?, ')}? }`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw new ConfigError(field, `must be { ${overrideKeys.join('?, ')}? }`);
     const unknown = Object.keys(entry).filter((key) => !overrideKeys.includes(key));
-    if (unknown.length > 0) throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${overrideKeys.join(', ')}`);
+    if (unknown.length > 0)
+      throw new ConfigError(field, `unknown key ${JSON.stringify(unknown[0])}; allowed: ${overrideKeys.join(', ')}`);
     const { mode: m, timeoutMs, limits, permissions } = entry as TaskOverride;
     const override: ResolvedTaskOverride = {};
     if (m !== undefined) override.mode = mode(`${field}.mode`, m);
@@ -296,7 +338,8 @@ function taskOverrides(value: unknown): Readonly<Record<string, Readonly<Resolve
       override.timeoutMs = optionalInteger(`${field}.timeoutMs`, timeoutMs, taskOverrideSpecs.timeoutMs);
     }
     if (limits !== undefined) override.limits = parseLimits(`${field}.limits`, limits);
-    if (permissions !== undefined) override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
+    if (permissions !== undefined)
+      override.permissions = parsePermissions(`${field}.permissions`, permissions, process.cwd());
     result[name] = Object.freeze(override);
   }
   return Object.freeze(result);
@@ -307,14 +350,18 @@ function taskOverrides(value: unknown): Readonly<Record<string, Readonly<Resolve
  * `threads.maxOldGenerationSizeMb` says otherwise (null there lifts it): a thread's heap is inside
  * the launcher, so an unbounded one would grow the launcher itself.
  */
-function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: number | null | undefined): Readonly<Required<ThreadOptions>> {
+function threadOptions(
+  value: ThreadOptions | undefined,
+  childMaxOldSpaceMb: number | null | undefined,
+): Readonly<Required<ThreadOptions>> {
   if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
     throw new ConfigError('threads', 'must be an object');
   }
   const t = value ?? {};
   const allowed = Object.keys(threadSpecs);
   const unknown = Object.keys(t).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) throw new ConfigError('threads', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError('threads', `unknown key ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
   return Object.freeze({
     maxThreads: integer('threads.maxThreads', t.maxThreads, threadSpecs.maxThreads, availableParallelism()),
     idleTimeoutMs: integer('threads.idleTimeoutMs', t.idleTimeoutMs, threadSpecs.idleTimeoutMs),
@@ -324,7 +371,9 @@ function threadOptions(value: ThreadOptions | undefined, childMaxOldSpaceMb: num
       threadSpecs.maxOldGenerationSizeMb,
     ),
     maxYoungGenerationSizeMb: optionalInteger(
-      'threads.maxYoungGenerationSizeMb', t.maxYoungGenerationSizeMb, threadSpecs.maxYoungGenerationSizeMb,
+      'threads.maxYoungGenerationSizeMb',
+      t.maxYoungGenerationSizeMb,
+      threadSpecs.maxYoungGenerationSizeMb,
     ),
     stackSizeMb: optionalInteger('threads.stackSizeMb', t.stackSizeMb, threadSpecs.stackSizeMb),
   });

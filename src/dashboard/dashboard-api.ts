@@ -30,7 +30,12 @@ function filterFrom(source: { get(name: string): string | null | undefined }): R
   if (state !== undefined && !requestStates.includes(state as RequestState)) {
     throw new TaskRunnerError('CONFIG_INVALID', `state must be one of ${requestStates.join(', ')}`);
   }
-  return { state: state as RequestState | undefined, taskClassName: pick('task'), queue: pick('queue'), text: pick('text') };
+  return {
+    state: state as RequestState | undefined,
+    taskClassName: pick('task'),
+    queue: pick('queue'),
+    text: pick('text'),
+  };
 }
 
 /** What the API reads and may do besides the inspector's requests. */
@@ -51,15 +56,33 @@ export async function answer(inspector: Inspector, call: ApiCall, params: ApiPar
   if (method === 'GET') {
     if (path === '/api/overview') {
       const [counts, open, minutes, launchers] = await Promise.all([
-        inspector.counts(), inspector.open(), inspector.perMinute(60), inspector.launchers(params.staleMs),
+        inspector.counts(),
+        inspector.open(),
+        inspector.perMinute(60),
+        inspector.launchers(params.staleMs),
       ]);
-      return { status: 200, body: { now: new Date(), table: inspector.table.qualified, readOnly: params.readOnly, counts, open, minutes, launchers } };
+      return {
+        status: 200,
+        body: {
+          now: new Date(),
+          table: inspector.table.qualified,
+          readOnly: params.readOnly,
+          counts,
+          open,
+          minutes,
+          launchers,
+        },
+      };
     }
     if (path === '/api/requests') {
       const limitText = call.query.get('limit');
       const limit = limitText === null ? 50 : Number(limitText);
       const before = call.query.get('before') ?? undefined;
-      const page = await inspector.list({ ...filterFrom(call.query), limit, before: before === '' ? undefined : before });
+      const page = await inspector.list({
+        ...filterFrom(call.query),
+        limit,
+        before: before === '' ? undefined : before,
+      });
       return { status: 200, body: page };
     }
     if (path === '/api/running') {
@@ -72,7 +95,9 @@ export async function answer(inspector: Inspector, call: ApiCall, params: ApiPar
     if (one !== null) {
       if (!idPattern.test(one[1]!)) return { status: 400, body: { error: 'invalid request id' } };
       const detail = await inspector.show(one[1]!);
-      return detail === null ? { status: 404, body: { error: `request ${one[1]} does not exist` } } : { status: 200, body: detail };
+      return detail === null
+        ? { status: 404, body: { error: `request ${one[1]} does not exist` } }
+        : { status: 200, body: detail };
     }
     return { status: 404, body: { error: 'not found' } };
   }
@@ -90,7 +115,12 @@ export async function answer(inspector: Inspector, call: ApiCall, params: ApiPar
   if (path === '/api/retry-matching') {
     const body = call.body ?? {};
     const filter = filterFrom({ get: (name) => (typeof body[name] === 'string' ? (body[name] as string) : undefined) });
-    if (filter.state === undefined && filter.taskClassName === undefined && filter.queue === undefined && filter.text === undefined) {
+    if (
+      filter.state === undefined &&
+      filter.taskClassName === undefined &&
+      filter.queue === undefined &&
+      filter.text === undefined
+    ) {
       return { status: 400, body: { error: 'a bulk retry needs a filter (state, task, queue or text)' } };
     }
     const ids = await inspector.retryMatching(filter);
@@ -102,7 +132,14 @@ export async function answer(inspector: Inspector, call: ApiCall, params: ApiPar
 /** The HTTP status of an error an action raised. */
 export function statusOfError(error: unknown): ApiAnswer {
   if (error instanceof TaskRunnerError) {
-    const status = error.code === 'REQUEST_NOT_FOUND' ? 404 : error.code === 'ALREADY_RUNNING' ? 409 : error.code === 'CONFIG_INVALID' ? 400 : 500;
+    const status =
+      error.code === 'REQUEST_NOT_FOUND'
+        ? 404
+        : error.code === 'ALREADY_RUNNING'
+          ? 409
+          : error.code === 'CONFIG_INVALID'
+            ? 400
+            : 500;
     return { status, body: { error: error.message } };
   }
   return { status: 500, body: { error: error instanceof Error ? error.message : String(error) } };

@@ -63,13 +63,20 @@ function cookie(req: IncomingMessage, name: string): string | null {
 }
 
 const securityHeaders = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 };
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  extra: Record<string, string> = {},
+): void {
   res.writeHead(status, { ...securityHeaders, 'content-type': type, ...extra }).end(body);
 }
 
@@ -88,7 +95,11 @@ function readBody(req: IncomingMessage): Promise<Record<string, unknown> | null>
       if (size === 0) return resolve(null);
       try {
         const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        resolve(typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null);
+        resolve(
+          typeof value === 'object' && value !== null && !Array.isArray(value)
+            ? (value as Record<string, unknown>)
+            : null,
+        );
       } catch {
         reject(new ConfigError('body', 'must be JSON'));
       }
@@ -126,7 +137,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     throw new ConfigError('dashboard.token', `is required when the dashboard is bound to ${host} (not loopback)`);
   }
   const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError('dashboard.port', `must be from 0 to 65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new ConfigError('dashboard.port', `must be from 0 to 65535, got ${port}`);
   const readOnly = options.readOnly ?? false;
   const staleMs = options.staleMs ?? defaults.leaseMs;
   const logger = options.logger ?? silentLogger;
@@ -159,7 +171,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       if (method === 'GET' && url.pathname === '/' && given !== null) {
         if (!same(given, token)) return send(res, 401, 'text/plain', 'wrong token\n');
         return send(res, 303, 'text/plain', 'signed in\n', {
-          location: '/', 'set-cookie': `${cookieName}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+          location: '/',
+          'set-cookie': `${cookieName}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
         });
       }
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
@@ -170,7 +183,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     if (method === 'GET' && url.pathname === '/') return send(res, 200, 'text/html; charset=utf-8', page);
     const asset = /^\/assets\/([a-z]+\.(?:js|css))$/.exec(url.pathname)?.[1];
-    if (method === 'GET' && asset !== undefined && assets.has(asset)) return send(res, 200, assetTypes[asset]!, assets.get(asset)!);
+    if (method === 'GET' && asset !== undefined && assets.has(asset))
+      return send(res, 200, assetTypes[asset]!, assets.get(asset)!);
     if (!url.pathname.startsWith('/api/')) return send(res, 404, 'text/plain', 'not found\n');
     if (method === 'POST') {
       const origin = req.headers.origin;
@@ -188,7 +202,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       result = await answer(inspector, { method, path: url.pathname, query: url.searchParams, body }, apiParams);
     } catch (error) {
       result = statusOfError(error);
-      if (result.status === 500) logger.error('dashboard request failed', { path: url.pathname, error: (error as Error).message });
+      if (result.status === 500)
+        logger.error('dashboard request failed', { path: url.pathname, error: (error as Error).message });
     }
     send(res, result.status, 'application/json', JSON.stringify(result.body));
   };
@@ -212,9 +227,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   return {
     port: boundPort,
     url: `http://${shownHost}:${boundPort}/${token === null ? '' : `?token=${encodeURIComponent(token)}`}`,
-    close: () => (closing ??= new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    })),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      })),
   };
 }

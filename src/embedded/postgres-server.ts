@@ -45,7 +45,10 @@ export async function initialiseIfNew(params: InitialiseParams): Promise<boolean
   if (await clusterExists(dataDir)) return false;
   const entries = await readdir(dataDir).catch(() => [] as string[]);
   if (entries.length > 0) {
-    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `${dataDir} is not empty and holds no PostgreSQL cluster; remove it or choose another embedded.dataDir`);
+    throw new TaskRunnerError(
+      'EMBEDDED_UNAVAILABLE',
+      `${dataDir} is not empty and holds no PostgreSQL cluster; remove it or choose another embedded.dataDir`,
+    );
   }
   logger.info('initialising the embedded PostgreSQL data directory (first run)', { dataDir });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -58,18 +61,32 @@ export async function initialiseIfNew(params: InitialiseParams): Promise<boolean
     const code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(
         binaries.initdb,
-        [`--pgdata=${dataDir}`, `--username=${embeddedUser}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256',
-          '--encoding=UTF8', '--locale=C', ...(params.noSync === true ? ['--no-sync'] : [])],
-        { ...asAccount(account, path.dirname(dataDir)), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
+        [
+          `--pgdata=${dataDir}`,
+          `--username=${embeddedUser}`,
+          `--pwfile=${pwfile}`,
+          '--auth=scram-sha-256',
+          '--encoding=UTF8',
+          '--locale=C',
+          ...(params.noSync === true ? ['--no-sync'] : []),
+        ],
+        {
+          ...asAccount(account, path.dirname(dataDir)),
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, LC_MESSAGES: 'C' },
+        },
       );
       child.stdout.on('data', (chunk: Buffer) => logger.debug(`initdb: ${chunk.toString().trim()}`));
       child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
       child.on('error', reject);
       child.on('close', resolve);
     });
-    if (code !== 0) throw new Error(`initdb exited with code ${code}: ${output.join('').trim().split('\n').slice(-3).join(' | ')}`);
+    if (code !== 0)
+      throw new Error(`initdb exited with code ${code}: ${output.join('').trim().split('\n').slice(-3).join(' | ')}`);
   } catch (error) {
-    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `initdb failed in ${dataDir}: ${(error as Error).message}`, { cause: error });
+    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `initdb failed in ${dataDir}: ${(error as Error).message}`, {
+      cause: error,
+    });
   } finally {
     await unlink(pwfile).catch(() => undefined);
   }
@@ -112,11 +129,19 @@ export function embeddedUrl(port: number, database: string, password: string): s
 }
 
 /** Resolves once a session can be opened, or throws after `timeoutMs` (or when `gone()` says so). */
-export async function waitUntilAccepting(port: number, password: string, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
+export async function waitUntilAccepting(
+  port: number,
+  password: string,
+  timeoutMs: number,
+  gone: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline && !gone()) {
-    const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres', password), connectionTimeoutMillis: 2_000 });
+    const client = new pg.Client({
+      connectionString: embeddedUrl(port, 'postgres', password),
+      connectionTimeoutMillis: 2_000,
+    });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -130,8 +155,13 @@ export async function waitUntilAccepting(port: number, password: string, timeout
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const refused = (last as { code?: string } | undefined)?.code === '28P01' ? ' (the password file beside the data directory is missing or is not this cluster\'s)' : '';
-  throw new Error(`the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}${refused}`);
+  const refused =
+    (last as { code?: string } | undefined)?.code === '28P01'
+      ? " (the password file beside the data directory is missing or is not this cluster's)"
+      : '';
+  throw new Error(
+    `the embedded PostgreSQL on port ${port} does not accept connections: ${(last as Error | undefined)?.message ?? 'it exited'}${refused}`,
+  );
 }
 
 async function logTail(logFile: string): Promise<string> {
@@ -157,7 +187,13 @@ export async function spawnServer(params: {
   settings?: Readonly<Record<string, string | number>>;
 }): Promise<number> {
   const settings = { ...params.settings, listen_addresses: '127.0.0.1', unix_socket_directories: '' };
-  const args = ['-D', params.dataDir, '-p', String(params.port), ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
+  const args = [
+    '-D',
+    params.dataDir,
+    '-p',
+    String(params.port),
+    ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+  ];
   const log = await open(params.logFile, 'a', 0o644);
   let exited = false;
   let pid: number | undefined;
@@ -187,7 +223,9 @@ export async function spawnServer(params: {
     if (pid !== undefined && !exited) await stopServer(pid, 10_000);
     const tail = await logTail(params.logFile);
     const passwordRefused = /password file/.test((error as Error).message);
-    const portHint = /already in use/i.test(tail) ? ` (port ${params.port} is taken: set embedded.port in the config file)` : '';
+    const portHint = /already in use/i.test(tail)
+      ? ` (port ${params.port} is taken: set embedded.port in the config file)`
+      : '';
     throw new TaskRunnerError(
       'EMBEDDED_UNAVAILABLE',
       `the embedded PostgreSQL did not start${portHint}: ${(passwordRefused ? '' : tail) || (error as Error).message} (log: ${params.logFile})`,

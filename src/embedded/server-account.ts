@@ -46,7 +46,15 @@ export async function serverAccount(): Promise<ServerAccount | null> {
   try {
     // -f: a group left by an earlier partial attempt is fine.
     await run('groupadd', ['-f', '--system', serverUserName]);
-    await run('useradd', ['--system', '--gid', serverUserName, '--no-create-home', '--shell', '/usr/sbin/nologin', serverUserName]);
+    await run('useradd', [
+      '--system',
+      '--gid',
+      serverUserName,
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      serverUserName,
+    ]);
   } catch (error) {
     // Another process may have created it meanwhile: only a still missing account is an error.
     const again = await lookup(serverUserName);
@@ -58,7 +66,8 @@ export async function serverAccount(): Promise<ServerAccount | null> {
     );
   }
   const created = await lookup(serverUserName);
-  if (created === null) throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `the user "${serverUserName}" was created but cannot be found`);
+  if (created === null)
+    throw new TaskRunnerError('EMBEDDED_UNAVAILABLE', `the user "${serverUserName}" was created but cannot be found`);
   return created;
 }
 
@@ -71,7 +80,11 @@ export async function serverAccount(): Promise<ServerAccount | null> {
 export async function reachableBy(account: ServerAccount | null, paths: readonly string[]): Promise<boolean> {
   if (account === null) return true;
   try {
-    await run('/bin/sh', ['-c', 'for p; do [ -x "$p" ] || exit 1; done', 'sh', ...paths], { uid: account.uid, gid: account.gid, cwd: '/' });
+    await run('/bin/sh', ['-c', 'for p; do [ -x "$p" ] || exit 1; done', 'sh', ...paths], {
+      uid: account.uid,
+      gid: account.gid,
+      cwd: '/',
+    });
     return true;
   } catch {
     return false;

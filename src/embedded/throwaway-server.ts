@@ -42,7 +42,12 @@ export interface ThrowawayPostgres {
 }
 
 /** Throwaway data: no durability, and room for several launchers and their children. */
-export const throwawayDefaultSettings = Object.freeze({ fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: 300 });
+export const throwawayDefaultSettings = Object.freeze({
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  max_connections: 300,
+});
 
 /** A TCP port free on 127.0.0.1 right now. */
 export function freePort(): Promise<number> {
@@ -51,7 +56,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -87,7 +94,8 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
     pid = await spawnServer({ binaries, account, dataDir, port, password, logFile, timeoutMs, settings });
   };
   const halt = async (): Promise<void> => {
-    if (pid !== null && !(await stopServer(pid, 30_000))) throw new Error(`the throwaway PostgreSQL (pid ${pid}) did not stop within 30 s`);
+    if (pid !== null && !(await stopServer(pid, 30_000)))
+      throw new Error(`the throwaway PostgreSQL (pid ${pid}) did not stop within 30 s`);
     pid = null;
   };
   try {

@@ -83,7 +83,13 @@ function attemptOf(report: AttemptReport, start: AttemptStart | null): AttemptRe
 /** The history row of a try that never reached a process. */
 function noAttempt(): AttemptRecord {
   return {
-    pid: null, threadId: null, mode: null, startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null,
+    pid: null,
+    threadId: null,
+    mode: null,
+    startedAtMs: null,
+    exitCode: null,
+    signal: null,
+    peakMemoryBytes: null,
   };
 }
 
@@ -98,8 +104,9 @@ function fencedOutcome(row: ClaimedRow, text: string, attempt: AttemptRecord): A
 
 /** RESCHEDULED, the try given back: the row is runnable at once once this is written. */
 function rescheduledOutcome(row: ClaimedRow, text: string, attempt: AttemptRecord): AttemptOutcome {
-  const resultText = 'rescheduled: its pid was cleared while the try ran, so the try was stopped before the next '
-    + `one could start (${text})`;
+  const resultText =
+    'rescheduled: its pid was cleared while the try ran, so the try was stopped before the next ' +
+    `one could start (${text})`;
   return outcome(row, RequestResult.RESCHEDULED, resultText, givesBack, attempt);
 }
 
@@ -134,8 +141,13 @@ export function reportedOutcome(ended: EndedTry, report: AttemptReport): Attempt
         case 'cancel':
           return outcome(row, RequestResult.CANCELLED, report.text, ends, attempt);
         case 'shutdown':
-          return outcome(row, RequestResult.INTERRUPTED, `interrupted by launcher shutdown: ${report.text}`, givesBack,
-            attempt);
+          return outcome(
+            row,
+            RequestResult.INTERRUPTED,
+            `interrupted by launcher shutdown: ${report.text}`,
+            givesBack,
+            attempt,
+          );
         case 'lease':
           return fencedOutcome(row, report.text, attempt);
       }
@@ -168,11 +180,14 @@ const heldEndings = {
   cancelled: { result: RequestResult.CANCELLED, text: 'cancelled before it started', flags: ends },
   /** Released at shutdown: INTERRUPTED, the try given back. */
   released: {
-    result: RequestResult.INTERRUPTED, text: 'released unstarted: the launcher is shutting down', flags: givesBack,
+    result: RequestResult.INTERRUPTED,
+    text: 'released unstarted: the launcher is shutting down',
+    flags: givesBack,
   },
   /** Its pid cleared by hand while held: RESCHEDULED, the try given back. */
   rescheduled: {
-    result: RequestResult.RESCHEDULED, text: 'rescheduled before it started: its pid was cleared while it was held',
+    result: RequestResult.RESCHEDULED,
+    text: 'rescheduled before it started: its pid was cleared while it was held',
     flags: givesBack,
   },
 } as const;

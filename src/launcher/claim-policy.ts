@@ -78,7 +78,8 @@ export class ClaimPolicy {
 
   /** How long the slot of a try that just ended was held. */
   tryEnded(durationMs: number): void {
-    this.#averageMs = this.#averageMs === null ? durationMs : this.#averageMs + durationWeight * (durationMs - this.#averageMs);
+    this.#averageMs =
+      this.#averageMs === null ? durationMs : this.#averageMs + durationWeight * (durationMs - this.#averageMs);
   }
 
   /** Rows to hold beyond the running ones, by the rules above. */

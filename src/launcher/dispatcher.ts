@@ -1,5 +1,13 @@
 import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
-import type { AbortReason, AttemptHooks, AttemptJob, AttemptMode, AttemptReport, AttemptStart, TaskPool } from '../pool/attempt.js';
+import type {
+  AbortReason,
+  AttemptHooks,
+  AttemptJob,
+  AttemptMode,
+  AttemptReport,
+  AttemptStart,
+  TaskPool,
+} from '../pool/attempt.js';
 import type { Logger } from '../shared/logger.js';
 import type { TypedEmitter } from '../shared/typed-emitter.js';
 import type { AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow } from '../store/request-store.js';
@@ -253,8 +261,11 @@ export class Dispatcher {
       else this.#endedUnstarted(entry, 'lease lost before it started');
     }
     if (dropped.length + stopped.length > 0) {
-      this.#logger.warn('lease lost: these rows are no longer this launcher\'s (recovered elsewhere after its lease ran out); '
-        + 'their tries are stopped and nothing is written for them', { running: stopped.join(','), held: dropped.join(',') });
+      this.#logger.warn(
+        "lease lost: these rows are no longer this launcher's (recovered elsewhere after its lease ran out); " +
+          'their tries are stopped and nothing is written for them',
+        { running: stopped.join(','), held: dropped.join(',') },
+      );
     }
     // The tries still ours get their new deadline: their children keep their own timers.
     for (const entry of this.#running.values()) {
@@ -305,7 +316,8 @@ export class Dispatcher {
     }
     if (held.length + stopping.length > 0) {
       this.#logger.warn('pid cleared by hand: rescheduling these rows, stopping their tries first', {
-        running: stopping.join(','), held: held.join(','),
+        running: stopping.join(','),
+        held: held.join(','),
       });
     }
     this.#fill();
@@ -368,9 +380,14 @@ export class Dispatcher {
       const entry = this.#writing.get(outcome.id);
       if (entry?.fenced === true) notes.push(this.#fencedNote(entry));
       this.#writing.delete(outcome.id);
-      this.#logger.warn('outcome not recorded: the row is no longer this launcher\'s (recovered by another launcher or the probe)', {
-        id: outcome.id, try: outcome.tries, result: outcome.result,
-      });
+      this.#logger.warn(
+        "outcome not recorded: the row is no longer this launcher's (recovered by another launcher or the probe)",
+        {
+          id: outcome.id,
+          try: outcome.tries,
+          result: outcome.result,
+        },
+      );
     }
     if (notes.length > 0) this.#p.onFencedElsewhere?.(notes);
   }
@@ -389,7 +406,10 @@ export class Dispatcher {
   gaveUp(outcome: AttemptOutcome, error: Error): void {
     this.#writing.delete(outcome.id);
     this.#logger.error('outcome could not be stored; the row stays claimed until this launcher stops', {
-      id: outcome.id, try: outcome.tries, result: outcome.result, error: error.message,
+      id: outcome.id,
+      try: outcome.tries,
+      result: outcome.result,
+      error: error.message,
     });
   }
 
@@ -415,8 +435,19 @@ export class Dispatcher {
 
   #start(row: ClaimedRow): void {
     const entry: Entry = {
-      row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: false,
-      outcome: null, lost: false, wiped: false, fenced: false,
+      row,
+      job: null,
+      pool: null,
+      start: null,
+      since: performance.now(),
+      timeoutMs: null,
+      timer: null,
+      startWritten: false,
+      startTold: false,
+      outcome: null,
+      lost: false,
+      wiped: false,
+      fenced: false,
     };
     this.#running.set(row.id, entry);
     this.#fence.started(row);
@@ -460,7 +491,11 @@ export class Dispatcher {
       }, timeoutMs);
     }
     this.#records!.addStart({
-      id: entry.row.id, tries: entry.row.tries, pid: start.pid, processIdentity: start.processIdentity, threadId: start.threadId,
+      id: entry.row.id,
+      tries: entry.row.tries,
+      pid: start.pid,
+      processIdentity: start.processIdentity,
+      threadId: start.threadId,
       startedAtMs: start.startedAtMs,
     });
   }
@@ -514,8 +549,13 @@ export class Dispatcher {
       return;
     }
     if (outcome.result !== 'FINISHED') {
-      const log = outcome.result === 'INTERRUPTED' || outcome.result === 'RESCHEDULED' ? this.#logger.warn : this.#logger.error;
-      log(`task ${row.taskClassName ?? '(no task)'} ${outcome.result}`, { id: row.id, try: row.tries, text: outcome.resultText ?? '' });
+      const log =
+        outcome.result === 'INTERRUPTED' || outcome.result === 'RESCHEDULED' ? this.#logger.warn : this.#logger.error;
+      log(`task ${row.taskClassName ?? '(no task)'} ${outcome.result}`, {
+        id: row.id,
+        try: row.tries,
+        text: outcome.resultText ?? '',
+      });
     }
     this.#writing.set(row.id, entry);
     records.addOutcome(outcome);
@@ -535,7 +575,13 @@ export class Dispatcher {
 
   #fencedNote(entry: Entry): FencedNote {
     const text = entry.outcome?.resultText ?? 'lease lost: fenced by its launcher: ';
-    return { id: entry.row.id, tries: entry.row.tries, pid: entry.start?.pid ?? null, startedAtMs: entry.start?.startedAtMs ?? null, text };
+    return {
+      id: entry.row.id,
+      tries: entry.row.tries,
+      pid: entry.start?.pid ?? null,
+      startedAtMs: entry.start?.startedAtMs ?? null,
+      text,
+    };
   }
 
   #wakeIdleWaiters(): void {
@@ -549,8 +595,19 @@ export class Dispatcher {
   /** A claimed row that ends without a try (cancelled while queued, released at shutdown, rescheduled). */
   #notRun(row: ClaimedRow, why: HeldEnding): void {
     const entry: Entry = {
-      row, job: null, pool: null, start: null, since: performance.now(), timeoutMs: null, timer: null, startWritten: false, startTold: true,
-      outcome: heldOutcome(row, why), lost: false, wiped: false, fenced: false,
+      row,
+      job: null,
+      pool: null,
+      start: null,
+      since: performance.now(),
+      timeoutMs: null,
+      timer: null,
+      startWritten: false,
+      startTold: true,
+      outcome: heldOutcome(row, why),
+      lost: false,
+      wiped: false,
+      fenced: false,
     };
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);
@@ -561,8 +618,15 @@ export class Dispatcher {
     entry.startTold = true;
     const { row, start } = entry;
     this.#p.events.emit('task:started', {
-      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, pid: start.pid, threadId: start.threadId, mode: start.mode,
-      startedAtMs: start.startedAtMs, runnableAtMs: row.runnableAtMs, traceparent: row.traceparent,
+      id: row.id,
+      taskClassName: row.taskClassName ?? '',
+      tries: row.tries,
+      pid: start.pid,
+      threadId: start.threadId,
+      mode: start.mode,
+      startedAtMs: start.startedAtMs,
+      runnableAtMs: row.runnableAtMs,
+      traceparent: row.traceparent,
     });
   }
 
@@ -570,8 +634,14 @@ export class Dispatcher {
     const { row } = entry;
     const outcome = entry.outcome!;
     this.#p.events.emit('task:completed', {
-      id: row.id, taskClassName: row.taskClassName ?? '', tries: row.tries, result: outcome.result, resultText: outcome.resultText,
-      ended: written.ended, parked: written.result === 'PARKED', requestResult: written.ended ? written.result : null,
+      id: row.id,
+      taskClassName: row.taskClassName ?? '',
+      tries: row.tries,
+      result: outcome.result,
+      resultText: outcome.resultText,
+      ended: written.ended,
+      parked: written.result === 'PARKED',
+      requestResult: written.ended ? written.result : null,
     });
   }
 }

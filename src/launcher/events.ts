@@ -26,7 +26,13 @@ export interface RunnerEvents {
    * runnableAtMs` is the pickup latency.
    */
   'task:started': {
-    id: string; taskClassName: string; tries: number; pid: number; threadId: number | null; mode: AttemptMode; startedAtMs: number;
+    id: string;
+    taskClassName: string;
+    tries: number;
+    pid: number;
+    threadId: number | null;
+    mode: AttemptMode;
+    startedAtMs: number;
     runnableAtMs: number;
     /** W3C traceparent stored at `schedule()`, or null: the try's span links to it (see tracing). */
     traceparent: string | null;

@@ -2,7 +2,13 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import { isConnectionError } from '../store/database.js';
 import type {
-  AppliedOutcome, AttemptOutcome, AttemptStartRecord, ClaimedRow, ClaimOrder, LaunchResult, RequestStore,
+  AppliedOutcome,
+  AttemptOutcome,
+  AttemptStartRecord,
+  ClaimedRow,
+  ClaimOrder,
+  LaunchResult,
+  RequestStore,
 } from '../store/request-store.js';
 import { plainestOutcome } from './attempt-outcome.js';
 
@@ -131,7 +137,10 @@ export class LaunchLoop {
    */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#gate.then(work);
-    this.#gate = run.then(() => undefined, () => undefined);
+    this.#gate = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -173,7 +182,8 @@ export class LaunchLoop {
         if (this.#closed) break;
         if (this.#outcomes.length === 0 && this.#starts.size === 0 && !this.#wantsClaim()) break;
         if (!this.#flushing && !this.#wantsClaim()) {
-          const delayMs = this.#outcomes.length > 0 ? this.#p.batchDelayMs : Math.max(this.#p.startDelayMs, this.#p.batchDelayMs);
+          const delayMs =
+            this.#outcomes.length > 0 ? this.#p.batchDelayMs : Math.max(this.#p.startDelayMs, this.#p.batchDelayMs);
           if (delayMs > 0) await this.#groupCommitDelay(delayMs);
         }
         await this.#statement();
@@ -211,7 +221,11 @@ export class LaunchLoop {
   }
 
   /** Sends one launch statement, never beside other exclusive work (see `exclusive`). */
-  #launch(outcomes: readonly AttemptOutcome[], starts: readonly AttemptStartRecord[], claim: ClaimOrder | null): Promise<LaunchResult> {
+  #launch(
+    outcomes: readonly AttemptOutcome[],
+    starts: readonly AttemptStartRecord[],
+    claim: ClaimOrder | null,
+  ): Promise<LaunchResult> {
     return this.exclusive(async () => {
       const sentAt = performance.now();
       const result = await this.#p.store.requestsLaunch({ launcherId: this.#p.launcherId, outcomes, starts, claim });
@@ -225,8 +239,12 @@ export class LaunchLoop {
 
   /** One statement: what waits, plus a claim; retried or split on failure. */
   async #statement(): Promise<void> {
-    const outcomes = this.#outcomes.length <= maxOutcomesPerStatement ? this.#outcomes : this.#outcomes.slice(0, maxOutcomesPerStatement);
-    this.#outcomes = this.#outcomes.length <= maxOutcomesPerStatement ? [] : this.#outcomes.slice(maxOutcomesPerStatement);
+    const outcomes =
+      this.#outcomes.length <= maxOutcomesPerStatement
+        ? this.#outcomes
+        : this.#outcomes.slice(0, maxOutcomesPerStatement);
+    this.#outcomes =
+      this.#outcomes.length <= maxOutcomesPerStatement ? [] : this.#outcomes.slice(maxOutcomesPerStatement);
     // A start whose try ended meanwhile is left out: its outcome records it, and one statement
     // must not update a row twice.
     const ending = new Set(outcomes.map((outcome) => outcome.id));
@@ -243,7 +261,10 @@ export class LaunchLoop {
       if (claim !== null) this.#p.onClaimFailed();
       const connection = isConnectionError(error);
       this.#p.onStatement?.({
-        durationMs: performance.now() - begunAt, claim: claim !== null, outcomes: outcomes.length, starts: starts.length,
+        durationMs: performance.now() - begunAt,
+        claim: claim !== null,
+        outcomes: outcomes.length,
+        starts: starts.length,
         failure: connection ? 'connection' : 'refused',
       });
       if (connection || (outcomes.length === 0 && starts.length === 0)) {
@@ -251,15 +272,24 @@ export class LaunchLoop {
         this.#outcomes = [...outcomes, ...this.#outcomes];
         for (const start of starts) if (!this.#starts.has(start.id)) this.#starts.set(start.id, start);
         this.#failures += 1;
-        this.#p.onError(error as Error, outcomes.length > 0 ? 'recording outcomes' : claim !== null ? 'claiming' : 'recording starts');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(retry.baseMs * 2 ** (this.#failures - 1), retry.maxMs)));
+        this.#p.onError(
+          error as Error,
+          outcomes.length > 0 ? 'recording outcomes' : claim !== null ? 'claiming' : 'recording starts',
+        );
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(retry.baseMs * 2 ** (this.#failures - 1), retry.maxMs)),
+        );
         return;
       }
       await this.#isolate(outcomes, starts, error as Error);
       return;
     }
     this.#p.onStatement?.({
-      durationMs: performance.now() - begunAt, claim: claim !== null, outcomes: outcomes.length, starts: starts.length, failure: null,
+      durationMs: performance.now() - begunAt,
+      claim: claim !== null,
+      outcomes: outcomes.length,
+      starts: starts.length,
+      failure: null,
     });
     this.#inFlight = 0;
     this.#failures = 0;
@@ -279,16 +309,25 @@ export class LaunchLoop {
    * A statement PostgreSQL refused for what it carried, not for the connection: each outcome and
    * start is written alone, so one bad value costs no other row its outcome.
    */
-  async #isolate(outcomes: readonly AttemptOutcome[], starts: readonly AttemptStartRecord[], error: Error): Promise<void> {
+  async #isolate(
+    outcomes: readonly AttemptOutcome[],
+    starts: readonly AttemptStartRecord[],
+    error: Error,
+  ): Promise<void> {
     this.#p.logger.warn('a launch statement was refused; writing its outcomes one by one', {
-      outcomes: outcomes.length, starts: starts.length, error: error.message,
+      outcomes: outcomes.length,
+      starts: starts.length,
+      error: error.message,
     });
     for (const start of starts) {
       try {
         const result = await this.#launch([], [start], null);
         this.#deliver([], result);
       } catch (failure) {
-        this.#p.logger.error('the start of a try could not be recorded', { id: start.id, error: describeError(failure) });
+        this.#p.logger.error('the start of a try could not be recorded', {
+          id: start.id,
+          error: describeError(failure),
+        });
       }
     }
     for (const outcome of outcomes) await this.#writeAlone(outcome);
@@ -298,7 +337,8 @@ export class LaunchLoop {
     for (const attempt of [outcome, plainestOutcome(outcome)]) {
       try {
         this.#deliver([attempt], await this.#launch([attempt], [], null));
-        if (attempt !== outcome) this.#p.logger.error('outcome stored in its plainest form', { id: outcome.id, result: outcome.result });
+        if (attempt !== outcome)
+          this.#p.logger.error('outcome stored in its plainest form', { id: outcome.id, result: outcome.result });
         return;
       } catch (failure) {
         if (isConnectionError(failure)) {
@@ -307,7 +347,11 @@ export class LaunchLoop {
           return;
         }
         if (attempt !== outcome) this.#p.onGaveUp(outcome, failure as Error);
-        else this.#p.logger.error('an outcome was refused by the database', { id: outcome.id, error: describeError(failure) });
+        else
+          this.#p.logger.error('an outcome was refused by the database', {
+            id: outcome.id,
+            error: describeError(failure),
+          });
       }
     }
   }

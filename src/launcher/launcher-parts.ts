@@ -80,30 +80,33 @@ export class LauncherParts {
     this.traits = new TaskTraitsReader({
       env: config.childEnv,
       // Loading a task file runs its top-level code: where children are confined, so is that.
-      inspectorCommand: confined ? (entry, args) => {
-        const plan = spawnPlan(entry, config.childExecArgv, config.childConfinement, readable);
-        return { ...plan, args: [...plan.args, ...args] };
-      } : null,
+      inspectorCommand: confined
+        ? (entry, args) => {
+            const plan = spawnPlan(entry, config.childExecArgv, config.childConfinement, readable);
+            return { ...plan, args: [...plan.args, ...args] };
+          }
+        : null,
       // A TypeScript loader among them lets a child read a `.ts` file no thread can load.
       execArgv: config.childExecArgv,
       onWarning: (warning) => config.logger.warn(`task traits: ${warning}`),
     });
     const dispatcher = new Dispatcher({
       processPool: this.processPool,
-      threadPool: () => new ThreadPool({
-        maxThreads: config.threads.maxThreads,
-        idleTimeoutMs: config.threads.idleTimeoutMs,
-        resourceLimits: {
-          maxOldGenerationSizeMb: config.threads.maxOldGenerationSizeMb,
-          maxYoungGenerationSizeMb: config.threads.maxYoungGenerationSizeMb,
-          stackSizeMb: config.threads.stackSizeMb,
-        },
-        env: config.childEnv,
-        launcherPid: process.pid,
-        launcherIdentity,
-        logger: config.logger,
-        tryGroups: this.tryGroups,
-      }),
+      threadPool: () =>
+        new ThreadPool({
+          maxThreads: config.threads.maxThreads,
+          idleTimeoutMs: config.threads.idleTimeoutMs,
+          resourceLimits: {
+            maxOldGenerationSizeMb: config.threads.maxOldGenerationSizeMb,
+            maxYoungGenerationSizeMb: config.threads.maxYoungGenerationSizeMb,
+            stackSizeMb: config.threads.stackSizeMb,
+          },
+          env: config.childEnv,
+          launcherPid: process.pid,
+          launcherIdentity,
+          logger: config.logger,
+          tryGroups: this.tryGroups,
+        }),
       traits: this.traits,
       registry: params.registry,
       config,
@@ -111,7 +114,10 @@ export class LauncherParts {
       onTryEnded: (durationMs) => this.policy.tryEnded(durationMs),
       onFencedElsewhere: (notes) => {
         const noting = attemptsNoteFenced(params.database.db, config.table, { launcherId, notes })
-          .then(() => undefined, (error: Error) => report(error, 'noting fenced tries in their history'))
+          .then(
+            () => undefined,
+            (error: Error) => report(error, 'noting fenced tries in their history'),
+          )
           .finally(() => this.#noting.delete(noting));
         this.#noting.add(noting);
       },
@@ -130,11 +136,22 @@ export class LauncherParts {
       store,
       launcherId,
       claimOrder: () => {
-        const order = this.policy.order({ running: dispatcher.running, queued: dispatcher.queued, blocked: dispatcher.blocked });
-        return order === null ? null : {
-          ...order, host: config.host, launcherPid: process.pid, launcherIdentity, queues: config.queues, leaseMs: config.leaseMs,
-          maxOptionsBytes: config.maxOptionsBytes,
-        };
+        const order = this.policy.order({
+          running: dispatcher.running,
+          queued: dispatcher.queued,
+          blocked: dispatcher.blocked,
+        });
+        return order === null
+          ? null
+          : {
+              ...order,
+              host: config.host,
+              launcherPid: process.pid,
+              launcherIdentity,
+              queues: config.queues,
+              leaseMs: config.leaseMs,
+              maxOptionsBytes: config.maxOptionsBytes,
+            };
       },
       onClaimed: (rows, asked) => {
         dispatcher.accept(rows);
@@ -158,7 +175,8 @@ export class LauncherParts {
   async start(): Promise<void> {
     const { config, database } = this.#p;
     // What holds for a try's processes here, said once.
-    if (this.tryGroups.kind === null && process.platform === 'linux') config.logger.warn(`control groups: ${this.tryGroups.summary}`);
+    if (this.tryGroups.kind === null && process.platform === 'linux')
+      config.logger.warn(`control groups: ${this.tryGroups.summary}`);
     else config.logger.info(`control groups: ${this.tryGroups.summary}`);
     const listenSource = config.listenDb ?? database.connectionString ?? database.pool;
     if (listenSource !== null) {
@@ -204,9 +222,12 @@ export class LauncherParts {
     }
     await this.dispatcher.close();
     if (!(await this.loop.flush(Math.max(5_000, config.shutdownGraceMs)))) {
-      config.logger.error('outcomes could not be written before stopping: their rows keep their pid until a probe recovers them', {
-        unwritten: this.loop.unwritten,
-      });
+      config.logger.error(
+        'outcomes could not be written before stopping: their rows keep their pid until a probe recovers them',
+        {
+          unwritten: this.loop.unwritten,
+        },
+      );
     }
     this.loop.close();
     await Promise.all([...this.#noting]);
@@ -227,14 +248,18 @@ export async function checkConfinement(config: RunnerConfig): Promise<void> {
     if (bad.length > 0) {
       throw new TaskRunnerError(
         'CONFIG_INVALID',
-        `childUser ${identity.user} (uid ${identity.uid}, gid ${identity.gid}) cannot read what its children load: ${bad.join('; ')}. `
-          + 'The package directory (dist, package.json, node_modules/yaml) and the tasks directory, with every directory above them, '
-          + 'must be readable and enterable by that user (for example chmod o+rX, or a group it is in).',
+        `childUser ${identity.user} (uid ${identity.uid}, gid ${identity.gid}) cannot read what its children load: ${bad.join('; ')}. ` +
+          'The package directory (dist, package.json, node_modules/yaml) and the tasks directory, with every directory above them, ' +
+          'must be readable and enterable by that user (for example chmod o+rX, or a group it is in).',
       );
     }
   }
-  const threaded = config.defaultMode === 'thread' || Object.values(config.taskOverrides).some((override) => override.mode === 'thread');
+  const threaded =
+    config.defaultMode === 'thread' ||
+    Object.values(config.taskOverrides).some((override) => override.mode === 'thread');
   if (threaded && !isUnconfined(config.childConfinement)) {
-    config.logger.warn('thread-mode tasks run inside the launcher: childUser, childLimits and childPermissions do not apply to them');
+    config.logger.warn(
+      'thread-mode tasks run inside the launcher: childUser, childLimits and childPermissions do not apply to them',
+    );
   }
 }

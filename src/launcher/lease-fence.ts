@@ -54,7 +54,8 @@ export class LeaseFence {
     const { clock } = this.#p;
     this.#armAt(clock.fenceAt(row));
     // A try started before the first renewal after its claim is watched from its claim.
-    if (this.#lateTimer === null && this.#troubleSince === null) this.#armLate(Math.max(clock.renewedAt, row.receivedAtMs) + clock.leaseMs / 2);
+    if (this.#lateTimer === null && this.#troubleSince === null)
+      this.#armLate(Math.max(clock.renewedAt, row.receivedAtMs) + clock.leaseMs / 2);
   }
 
   /** A renewal sent at `sentAt` was accepted (the clock already knows). */
@@ -63,7 +64,8 @@ export class LeaseFence {
     if (this.#troubleSince !== null) {
       const withoutMs = Math.round(performance.now() - this.#troubleSince);
       logger.warn('lease confirmed again: a renewal was accepted after the database could not be reached', {
-        withoutMs, fencedTries: this.#fencedCount,
+        withoutMs,
+        fencedTries: this.#fencedCount,
       });
     }
     this.#troubleSince = null;
@@ -79,7 +81,8 @@ export class LeaseFence {
     this.#troubleSince ??= this.#lastConfirmed();
     if (!first) return;
     logger.warn('lease renewal failed: running tries are fenced at their deadline unless a renewal is accepted first', {
-      error: error.message, deadlineInMs: Math.round(clock.renewedAt + clock.leaseMs - performance.now()),
+      error: error.message,
+      deadlineInMs: Math.round(clock.renewedAt + clock.leaseMs - performance.now()),
     });
   }
 
@@ -101,10 +104,13 @@ export class LeaseFence {
     const { clock, logger } = this.#p;
     if (this.#troubleSince !== null || (clock.renewedAt === Number.NEGATIVE_INFINITY && !this.#anyRunning())) return;
     this.#troubleSince = this.#lastConfirmed();
-    logger.warn('lease renewal late: no renewal accepted for half a lease; running tries are fenced at their deadline unless one is', {
-      sinceMs: Math.round(performance.now() - this.#troubleSince),
-      leaseMs: clock.leaseMs,
-    });
+    logger.warn(
+      'lease renewal late: no renewal accepted for half a lease; running tries are fenced at their deadline unless one is',
+      {
+        sinceMs: Math.round(performance.now() - this.#troubleSince),
+        leaseMs: clock.leaseMs,
+      },
+    );
   }
 
   /** The last confirmation of any lease this launcher holds: its last renewal, or a later claim. */
@@ -154,9 +160,14 @@ export class LeaseFence {
       const unconfirmedMs = Math.round(now - Math.max(clock.renewedAt, ...due.map((t) => t.row.receivedAtMs)));
       this.#fencedCount += due.length;
       this.#troubleSince ??= this.#lastConfirmed();
-      this.#p.logger.error('lease not confirmed in time: tries fenced (ended before their lease could expire for another launcher)', {
-        ids: due.map((t) => t.row.id).join(','), unconfirmedMs, leaseMs: clock.leaseMs,
-      });
+      this.#p.logger.error(
+        'lease not confirmed in time: tries fenced (ended before their lease could expire for another launcher)',
+        {
+          ids: due.map((t) => t.row.id).join(','),
+          unconfirmedMs,
+          leaseMs: clock.leaseMs,
+        },
+      );
       this.#p.fence(due, unconfirmedMs);
     }
     if (next !== Number.POSITIVE_INFINITY) this.#armAt(next);

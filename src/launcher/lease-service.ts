@@ -113,29 +113,39 @@ export class LeaseService implements Service {
     }
     this.#renewing = true;
     this.#renewAgain = false;
-    void this.#renew().catch((error: Error) => this.#p.report(error, 'renewing leases')).finally(() => {
-      this.#renewing = false;
-      if (this.#renewAgain) this.renewSoon();
-    });
+    void this.#renew()
+      .catch((error: Error) => this.#p.report(error, 'renewing leases'))
+      .finally(() => {
+        this.#renewing = false;
+        if (this.#renewAgain) this.renewSoon();
+      });
   }
 
   /** Renews, and says what the renewal found (a failure is the fence's to tell). */
   async #renew(): Promise<LeaseRunResult> {
     const { store, launcherId, leaseMs, loop, dispatcher } = this.#p;
     const result: LeaseRunResult = {
-      accepted: false, renewed: [], lost: [], cancelled: [], rescheduled: [], released: [], recovered: [],
+      accepted: false,
+      renewed: [],
+      lost: [],
+      cancelled: [],
+      rescheduled: [],
+      released: [],
+      recovered: [],
     };
     // Never beside a launch statement (see LaunchLoop.exclusive); sentAt is when it is really sent.
     let sentAt = 0;
-    const renewal = await loop.exclusive(() => {
-      sentAt = performance.now();
-      return store.requestsRenewLeases({ launcherId, leaseMs });
-    }).catch((error: Error) => {
-      // Said by the fence (a warning, once per streak); the tries' deadlines do the rest.
-      dispatcher.leaseRenewalFailed(error);
-      this.#p.events.emit('error', { error, during: 'renewing leases' });
-      return null;
-    });
+    const renewal = await loop
+      .exclusive(() => {
+        sentAt = performance.now();
+        return store.requestsRenewLeases({ launcherId, leaseMs });
+      })
+      .catch((error: Error) => {
+        // Said by the fence (a warning, once per streak); the tries' deadlines do the rest.
+        dispatcher.leaseRenewalFailed(error);
+        this.#p.events.emit('error', { error, during: 'renewing leases' });
+        return null;
+      });
     if (renewal === null) return result;
     result.accepted = true;
     result.renewed = renewal.renewed;

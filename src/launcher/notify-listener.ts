@@ -41,9 +41,14 @@ export class NotifyListener {
 
   async #connect(): Promise<void> {
     const source = this.#params.source;
-    const client = typeof source === 'string' ? new pg.Client({ connectionString: source, keepAlive: true, keepAliveInitialDelayMillis: 10_000 }) : new pg.Client(source.options);
+    const client =
+      typeof source === 'string'
+        ? new pg.Client({ connectionString: source, keepAlive: true, keepAliveInitialDelayMillis: 10_000 })
+        : new pg.Client(source.options);
     client.on('notification', (message) => {
-      const handler = Object.hasOwn(this.#params.channels, message.channel) ? this.#params.channels[message.channel] : undefined;
+      const handler = Object.hasOwn(this.#params.channels, message.channel)
+        ? this.#params.channels[message.channel]
+        : undefined;
       handler?.(message.payload ?? '');
     });
     client.on('error', (error) => this.#lost(client, error));

@@ -15,8 +15,7 @@ export interface RecoveryListeners {
 export function announceRecovered(to: RecoveryListeners, ids: readonly string[], reason: 'probe' | 'lease'): void {
   if (ids.length === 0) return;
   to.events.emit('probe:recovered', { ids: [...ids], reason });
-  const message = reason === 'probe'
-    ? 'pid probe recovered crashed requests'
-    : 'recovered requests whose lease expired';
+  const message =
+    reason === 'probe' ? 'pid probe recovered crashed requests' : 'recovered requests whose lease expired';
   to.logger.warn(message, { ids: ids.join(',') });
 }

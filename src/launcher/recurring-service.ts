@@ -88,7 +88,10 @@ export class RecurringService {
       if (enqueued.ids.length === 0) continue;
       written.push(enqueued);
       this.#p.logger.info('recurring task enqueued', {
-        name: entry.name, task: entry.task, ids: enqueued.ids.join(','), due: enqueued.dueTimes.map((t) => t.toISOString()).join(','),
+        name: entry.name,
+        task: entry.task,
+        ids: enqueued.ids.join(','),
+        due: enqueued.dueTimes.map((t) => t.toISOString()).join(','),
       });
       this.#p.events.emit('recurring:enqueued', { name: entry.name, ids: enqueued.ids, dueTimes: enqueued.dueTimes });
     }
@@ -96,17 +99,20 @@ export class RecurringService {
   }
 
   #register(entries: readonly RecurringEntry[]): Promise<void> {
-    return this.#p.store.register(entries.map((entry) => ({
-      name: entry.name,
-      taskClassName: entry.task,
-      cron: entry.cron,
-      timezone: entry.timezone,
-      options: stringifyOptions(entry.options, this.#p.maxOptionsBytes),
-      queue: entry.queue ?? defaults.queue,
-      priority: entry.priority ?? 0,
-      tryLimit: entry.tryLimit ?? defaults.tryLimit,
-      backfill: entry.backfill,
-    })), this.#now());
+    return this.#p.store.register(
+      entries.map((entry) => ({
+        name: entry.name,
+        taskClassName: entry.task,
+        cron: entry.cron,
+        timezone: entry.timezone,
+        options: stringifyOptions(entry.options, this.#p.maxOptionsBytes),
+        queue: entry.queue ?? defaults.queue,
+        priority: entry.priority ?? 0,
+        tryLimit: entry.tryLimit ?? defaults.tryLimit,
+        backfill: entry.backfill,
+      })),
+      this.#now(),
+    );
   }
 
   async #tick(): Promise<void> {
@@ -126,10 +132,13 @@ export class RecurringService {
       const next = nextDueAfter(entry, now);
       if (next !== null) sleepMs = Math.min(sleepMs, next.getTime() - now.getTime() + 5);
     }
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      void this.#tick();
-    }, Math.max(5, sleepMs));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        void this.#tick();
+      },
+      Math.max(5, sleepMs),
+    );
     this.#timer.unref();
   }
 }

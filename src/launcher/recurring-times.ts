@@ -27,12 +27,16 @@ export function dueTimesAt(entry: RecurringEntry, lastDue: Date, now: Date): Dat
     onTime.push(next);
     next = cron.nextRun(next);
   }
-  const missed = entry.backfill === 0 || lastDue.getTime() >= windowStartMs
-    ? []
-    : cron.previousRuns(entry.backfill, new Date(windowStartMs + 1))
-      .filter((time) => time.getTime() > lastDue.getTime() && time.getTime() <= windowStartMs);
-  return [...missed, ...onTime.filter((time) => time.getTime() > windowStartMs && time.getTime() > lastDue.getTime())]
-    .sort((a, b) => a.getTime() - b.getTime());
+  const missed =
+    entry.backfill === 0 || lastDue.getTime() >= windowStartMs
+      ? []
+      : cron
+          .previousRuns(entry.backfill, new Date(windowStartMs + 1))
+          .filter((time) => time.getTime() > lastDue.getTime() && time.getTime() <= windowStartMs);
+  return [
+    ...missed,
+    ...onTime.filter((time) => time.getTime() > windowStartMs && time.getTime() > lastDue.getTime()),
+  ].sort((a, b) => a.getTime() - b.getTime());
 }
 
 /** The next due time of `entry` after `now`, or null when the pattern has none. */

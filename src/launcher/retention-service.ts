@@ -52,7 +52,8 @@ export class RetentionService implements Service {
   async runOnce(params: { dryRun?: boolean } = {}): Promise<PruneResult> {
     const { db, table, retention, events, logger, shouldStop } = this.#p;
     const result = await requestsPrune(db, table, retention, {
-      ...params, shouldStop: () => this.#stopped || (shouldStop?.() ?? false),
+      ...params,
+      shouldStop: () => this.#stopped || (shouldStop?.() ?? false),
     });
     if (params.dryRun !== true) {
       const removed = Object.values(result.requests).reduce((sum, n) => sum + n, 0);

@@ -17,8 +17,16 @@ import { checkConfinement } from './launcher-parts.js';
  */
 type ChildSettings = Pick<
   RunnerOptions,
-  | 'childEnvAllowlist' | 'childEnv' | 'childExecArgv' | 'childMaxOldSpaceMb' | 'childUser' | 'childGroup'
-  | 'childLimits' | 'childPermissions' | 'maxOptionsBytes' | 'maxResultBytes'
+  | 'childEnvAllowlist'
+  | 'childEnv'
+  | 'childExecArgv'
+  | 'childMaxOldSpaceMb'
+  | 'childUser'
+  | 'childGroup'
+  | 'childLimits'
+  | 'childPermissions'
+  | 'maxOptionsBytes'
+  | 'maxResultBytes'
 >;
 
 export interface RunTaskOnceOptions extends ChildSettings {
@@ -57,7 +65,10 @@ export type RunTaskOnceResult = AttemptReport & { output: TaskOutputLine[] };
 export const maxKeptOutputChars = 1024 * 1024;
 
 /** Collects a try's lines up to the cap, counting what is left out. */
-function outputCollector(onOutput: RunTaskOnceOptions['onOutput']): { hook(stream: TaskOutputLine['stream'], line: string): void; lines(): TaskOutputLine[] } {
+function outputCollector(onOutput: RunTaskOnceOptions['onOutput']): {
+  hook(stream: TaskOutputLine['stream'], line: string): void;
+  lines(): TaskOutputLine[];
+} {
   const kept: TaskOutputLine[] = [];
   let keptChars = 0;
   let droppedLines = 0;
@@ -100,9 +111,16 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
   const yaml = options.optionsYaml ?? stringifyOptions(options.options ?? {}, maxOptionsBytes);
   // The same environment and Node arguments a runner would give the child.
   const config = resolveRunnerConfig({
-    db: 'postgres://unused', tasksDir, childEnvAllowlist: options.childEnvAllowlist, childEnv: options.childEnv,
-    childExecArgv: options.childExecArgv, childMaxOldSpaceMb: options.childMaxOldSpaceMb,
-    childUser: options.childUser, childGroup: options.childGroup, childLimits: options.childLimits, childPermissions: options.childPermissions,
+    db: 'postgres://unused',
+    tasksDir,
+    childEnvAllowlist: options.childEnvAllowlist,
+    childEnv: options.childEnv,
+    childExecArgv: options.childExecArgv,
+    childMaxOldSpaceMb: options.childMaxOldSpaceMb,
+    childUser: options.childUser,
+    childGroup: options.childGroup,
+    childLimits: options.childLimits,
+    childPermissions: options.childPermissions,
   });
   await checkConfinement(config);
   const tryGroups = TryGroups.open({ threads: false });
@@ -121,24 +139,29 @@ export async function runTaskOnce(options: RunTaskOnceOptions): Promise<RunTaskO
     readable: [...runtimePaths(), tasksDir],
   });
   const controller = new AbortController();
-  const timer = options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);
+  const timer =
+    options.timeoutMs === undefined ? null : setTimeout(() => controller.abort('timeout'), options.timeoutMs);
   const output = outputCollector(options.onOutput);
   try {
-    const report = await pool.run({
-      request: {
-        id: options.id ?? '0',
-        taskClassName: options.taskClassName,
-        tries: options.tries ?? 1,
-        tryLimit: options.tryLimit ?? defaults.tryLimit,
-        queue: defaults.queue,
-        priority: 0,
-        createdAt: new Date().toISOString(),
+    const report = await pool.run(
+      {
+        request: {
+          id: options.id ?? '0',
+          taskClassName: options.taskClassName,
+          tries: options.tries ?? 1,
+          tryLimit: options.tryLimit ?? defaults.tryLimit,
+          queue: defaults.queue,
+          priority: 0,
+          createdAt: new Date().toISOString(),
+        },
+        file,
+        options: yaml,
+        maxOptionsBytes,
+        maxResultBytes: options.maxResultBytes ?? defaults.maxResultBytes,
       },
-      file,
-      options: yaml,
-      maxOptionsBytes,
-      maxResultBytes: options.maxResultBytes ?? defaults.maxResultBytes,
-    }, { onOutput: (stream, line) => output.hook(stream, line) }, controller.signal);
+      { onOutput: (stream, line) => output.hook(stream, line) },
+      controller.signal,
+    );
     return { ...report, output: output.lines() };
   } finally {
     if (timer !== null) clearTimeout(timer);

@@ -8,7 +8,13 @@ import { TaskRunnerError } from '../errors.js';
 import { createLauncherId, readProcessIdentity } from '../pool/process-identity.js';
 import { ServiceState, type Service } from '../shared/service.js';
 import { TypedEmitter } from '../shared/typed-emitter.js';
-import { asDatabaseError, databaseTimeoutMs, openDatabase, type Executor, type OpenDatabase } from '../store/database.js';
+import {
+  asDatabaseError,
+  databaseTimeoutMs,
+  openDatabase,
+  type Executor,
+  type OpenDatabase,
+} from '../store/database.js';
 import { migrate, type MigrateResult } from '../store/migrations.js';
 import { launcherHeartbeat, launcherRemove } from '../store/activity.js';
 import type { PruneResult } from '../store/prune-requests.js';
@@ -139,7 +145,10 @@ class TaskRunner implements Runner {
     });
     this.#registry = new TaskRegistry(this.config.tasksDir);
     this.#writer = new RequestWriter({
-      db: this.#database.db, table: this.config.table, registry: this.#registry, maxOptionsBytes: this.config.maxOptionsBytes,
+      db: this.#database.db,
+      table: this.config.table,
+      registry: this.#registry,
+      maxOptionsBytes: this.config.maxOptionsBytes,
     });
     this.#recurring = new RecurringService({
       store: new RecurringStore(this.#database.db, this.config.table),
@@ -150,10 +159,18 @@ class TaskRunner implements Runner {
       report: (error, during) => this.#report(error, during),
     });
     const { retention } = this.config;
-    this.#retention = retention === null ? null : new RetentionService({
-      db: this.#database.db, table: this.config.table, retention, events: this.events, logger: this.config.logger,
-      report: (error, during) => this.#report(error, during), shouldStop: () => this.#state.stopping,
-    });
+    this.#retention =
+      retention === null
+        ? null
+        : new RetentionService({
+            db: this.#database.db,
+            table: this.config.table,
+            retention,
+            events: this.events,
+            logger: this.config.logger,
+            report: (error, during) => this.#report(error, during),
+            shouldStop: () => this.#state.stopping,
+          });
   }
 
   recurring(entry: RecurringEntryOptions): Promise<void> {
@@ -190,7 +207,8 @@ class TaskRunner implements Runner {
 
   async cancel(id: string | number | bigint): Promise<CancelResult> {
     const result = await cancelRequest(this.#database.db, this.config.table, String(id));
-    if (result.state === 'cancelling' && result.launcherId === this.#launcherId) this.#parts?.dispatcher.cancel(String(id));
+    if (result.state === 'cancelling' && result.launcherId === this.#launcherId)
+      this.#parts?.dispatcher.cancel(String(id));
     return result;
   }
 
@@ -204,10 +222,21 @@ class TaskRunner implements Runner {
 
   get stats(): RunnerStats {
     const parts = this.#parts;
-    if (parts === null) return { running: 0, held: 0, unwritten: 0, children: 0, threadsBusy: 0, childRecycles: { tasks: 0, memory: 0, ended: 0 } };
+    if (parts === null)
+      return {
+        running: 0,
+        held: 0,
+        unwritten: 0,
+        children: 0,
+        threadsBusy: 0,
+        childRecycles: { tasks: 0, memory: 0, ended: 0 },
+      };
     const children = parts.processPool.pids.length;
     return {
-      running: parts.dispatcher.running, held: parts.dispatcher.queued, unwritten: parts.dispatcher.unwritten, children,
+      running: parts.dispatcher.running,
+      held: parts.dispatcher.queued,
+      unwritten: parts.dispatcher.unwritten,
+      children,
       threadsBusy: Math.max(0, parts.dispatcher.poolBusy - parts.processPool.busy),
       childRecycles: parts.processPool.recycles,
     };
@@ -244,8 +273,13 @@ class TaskRunner implements Runner {
       await this.#openStore();
       await this.#scanTasks();
       const parts = new LauncherParts({
-        config, database: this.#database, store: this.#store, registry: this.#registry, events: this.events,
-        launcherId, launcherIdentity: await readProcessIdentity(process.pid),
+        config,
+        database: this.#database,
+        store: this.#store,
+        registry: this.#registry,
+        events: this.events,
+        launcherId,
+        launcherIdentity: await readProcessIdentity(process.pid),
         report: (error, during) => this.#report(error, during),
         // A pid cleared under one of our tries: renew now, which finds it and stops the try.
         onRescheduleNotice: () => this.#lease?.renewSoon(),
@@ -260,7 +294,10 @@ class TaskRunner implements Runner {
       await this.#recurring.start().catch((error: Error) => this.#report(error, 'registering recurring tasks'));
       await this.#retention?.start();
       config.logger.info('launcher started', {
-        launcherId, host: config.host, concurrency: config.concurrency, table: config.table.qualified,
+        launcherId,
+        host: config.host,
+        concurrency: config.concurrency,
+        table: config.table.qualified,
       });
       this.events.emit('runner:started', { launcherId, host: config.host, pid: process.pid });
     });
@@ -276,7 +313,9 @@ class TaskRunner implements Runner {
     let migrated: MigrateResult | null = null;
     try {
       await withStartRetry({
-        retry: config.startRetry, logger: config.logger, signal: this.#startAbort.signal,
+        retry: config.startRetry,
+        logger: config.logger,
+        signal: this.#startAbort.signal,
         what: this.#autoMigrate ? 'migrating the request table' : 'reading the request table',
         attempt: async () => {
           if (this.#autoMigrate) migrated = await this.#migrate();
@@ -289,8 +328,11 @@ class TaskRunner implements Runner {
     }
     if (migrated !== null) logMigration(config.logger, config.table.qualified, migrated);
     await announceTable({
-      db: this.#database.db, table: config.table, retention: config.retention,
-      ownSessions: this.#database.connectionString !== null, logger: config.logger,
+      db: this.#database.db,
+      table: config.table,
+      retention: config.retention,
+      ownSessions: this.#database.connectionString !== null,
+      logger: config.logger,
     }).catch((error: Error) => this.#report(error, 'reading how the request table came to be'));
   }
 
@@ -308,8 +350,13 @@ class TaskRunner implements Runner {
   async #probeService(): Promise<ProbeService> {
     const { config } = this;
     this.#probe ??= new ProbeService({
-      store: this.#store, host: config.host, launcherId: await this.#id(), intervalMs: config.probeIntervalMs,
-      events: this.events, logger: config.logger, report: (error, during) => this.#report(error, during),
+      store: this.#store,
+      host: config.host,
+      launcherId: await this.#id(),
+      intervalMs: config.probeIntervalMs,
+      events: this.events,
+      logger: config.logger,
+      report: (error, during) => this.#report(error, during),
     });
     return this.#probe;
   }
@@ -317,13 +364,24 @@ class TaskRunner implements Runner {
   #leaseService(launcherId: string, parts: LauncherParts): LeaseService {
     const { config } = this;
     return new LeaseService({
-      store: this.#store, launcherId, host: config.host, leaseMs: config.leaseMs,
-      loop: parts.loop, dispatcher: parts.dispatcher,
+      store: this.#store,
+      launcherId,
+      host: config.host,
+      leaseMs: config.leaseMs,
+      loop: parts.loop,
+      dispatcher: parts.dispatcher,
       // The launchers table says who is alive (status, dashboard); beaten with the lease.
-      heartbeat: () => launcherHeartbeat(this.#database.db, config.table, {
-        launcherId, host: config.host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
-      }),
-      events: this.events, logger: config.logger, report: (error, during) => this.#report(error, during),
+      heartbeat: () =>
+        launcherHeartbeat(this.#database.db, config.table, {
+          launcherId,
+          host: config.host,
+          pid: process.pid,
+          concurrency: config.concurrency,
+          queues: config.queues,
+        }),
+      events: this.events,
+      logger: config.logger,
+      report: (error, during) => this.#report(error, during),
     });
   }
 
@@ -354,29 +412,32 @@ class TaskRunner implements Runner {
    */
   stop(): Promise<void> {
     this.#startAbort.abort();
-    return this.#state.stop(async () => {
-      const { config } = this;
-      await this.#probe?.stop();
-      await this.#lease?.stop();
-      await this.#retention?.stop();
-      await this.#recurring.stop();
-      const interrupted = (await this.#parts?.stop()) ?? 0;
-      this.#untrace?.();
-      this.#untrace = null;
-      if (this.#launcherId !== null) {
-        const released = await this.#store
-          .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })
-          .catch((error: Error) => {
-            this.#report(error, 'releasing rows at shutdown');
-            return [] as string[];
-          });
-        if (released.length > 0) config.logger.warn('released rows at shutdown', { ids: released.join(',') });
-        await launcherRemove(this.#database.db, config.table, this.#launcherId).catch(() => undefined);
-      }
-      await this.#database.close();
-      config.logger.info('launcher stopped', { interrupted });
-      this.events.emit('runner:stopped', { launcherId: this.#launcherId ?? '', interrupted });
-    }, () => this.#database.close());
+    return this.#state.stop(
+      async () => {
+        const { config } = this;
+        await this.#probe?.stop();
+        await this.#lease?.stop();
+        await this.#retention?.stop();
+        await this.#recurring.stop();
+        const interrupted = (await this.#parts?.stop()) ?? 0;
+        this.#untrace?.();
+        this.#untrace = null;
+        if (this.#launcherId !== null) {
+          const released = await this.#store
+            .requestsReleaseByLauncher({ launcherId: this.#launcherId, text: 'released by launcher shutdown' })
+            .catch((error: Error) => {
+              this.#report(error, 'releasing rows at shutdown');
+              return [] as string[];
+            });
+          if (released.length > 0) config.logger.warn('released rows at shutdown', { ids: released.join(',') });
+          await launcherRemove(this.#database.db, config.table, this.#launcherId).catch(() => undefined);
+        }
+        await this.#database.close();
+        config.logger.info('launcher stopped', { interrupted });
+        this.events.emit('runner:stopped', { launcherId: this.#launcherId ?? '', interrupted });
+      },
+      () => this.#database.close(),
+    );
   }
 }
 

@@ -39,7 +39,11 @@ export async function withStartRetry<T>(params: StartRetryParams<T>): Promise<T>
   for (let tries = 1; ; tries += 1) {
     try {
       const result = await params.attempt();
-      if (tries > 1) logger.info('the database is reachable: starting', { tries, waitedMs: Math.round(performance.now() - begunAt) });
+      if (tries > 1)
+        logger.info('the database is reachable: starting', {
+          tries,
+          waitedMs: Math.round(performance.now() - begunAt),
+        });
       return result;
     } catch (error) {
       if (retry === null || !isWorthWaitingFor(error)) throw error;
@@ -49,12 +53,16 @@ export async function withStartRetry<T>(params: StartRetryParams<T>): Promise<T>
       if (retry.giveUpAfterMs !== null && elapsedMs + delayMs > retry.giveUpAfterMs) {
         throw new TaskRunnerError(
           'DATABASE_UNAVAILABLE',
-          `cannot use the database: gave up ${what} after ${tries} ${tries === 1 ? 'try' : 'tries'} in ${Math.round(elapsedMs)} ms `
-            + `(startRetry.giveUpAfterMs ${retry.giveUpAfterMs}): ${messageOf(error)}`,
+          `cannot use the database: gave up ${what} after ${tries} ${tries === 1 ? 'try' : 'tries'} in ${Math.round(elapsedMs)} ms ` +
+            `(startRetry.giveUpAfterMs ${retry.giveUpAfterMs}): ${messageOf(error)}`,
           { cause: error },
         );
       }
-      logger.warn(`the database cannot be used yet (${what}): retrying`, { try: tries, delayMs, error: messageOf(error) });
+      logger.warn(`the database cannot be used yet (${what}): retrying`, {
+        try: tries,
+        delayMs,
+        error: messageOf(error),
+      });
       if (!(await wait(delayMs, signal))) throw error;
     }
   }

@@ -24,7 +24,9 @@ export function logMigration(logger: Logger, table: string, result: MigrateResul
   ];
   if (changed.length === 0) return;
   logger.info(result.origin === 'adopted' ? 'upgraded the adopted request table' : 'upgraded the request table', {
-    table, origin: result.origin, added: changed.join('; '),
+    table,
+    origin: result.origin,
+    added: changed.join('; '),
   });
 }
 
@@ -45,11 +47,12 @@ export async function announceTable(params: TableNoticeParams): Promise<void> {
   const { db, table, retention, logger } = params;
   const origin = (await readTableOrigin(db, table)) ?? 'adopted';
   if (origin === 'adopted') {
-    const pruning = retention === null
-      ? 'retention is off (retention: false)'
-      : retention.pruneAdopted
-        ? 'retention prunes it (retention.pruneAdopted is true)'
-        : 'retention deletes none of its rows (set retention.pruneAdopted: true to prune it)';
+    const pruning =
+      retention === null
+        ? 'retention is off (retention: false)'
+        : retention.pruneAdopted
+          ? 'retention prunes it (retention.pruneAdopted is true)'
+          : 'retention deletes none of its rows (set retention.pruneAdopted: true to prune it)';
     logger.info(`the request table was adopted (the runner did not create it): ${pruning}`, { table: table.qualified });
   }
   if (params.ownSessions) return;

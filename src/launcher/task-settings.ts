@@ -1,5 +1,10 @@
 import {
-  confinementOf, intersectPermissions, isUnconfined, lowerLimits, overrideLimits, type ChildConfinement,
+  confinementOf,
+  intersectPermissions,
+  isUnconfined,
+  lowerLimits,
+  overrideLimits,
+  type ChildConfinement,
 } from '../config/confinement.js';
 import type { RunnerConfig, TaskMode } from '../config/runner-config.js';
 import type { TaskTraits } from '../tasks/task-traits.js';
@@ -28,7 +33,11 @@ export interface TrySettings {
  * - a try with a confinement of its own (override or class) always runs in a process.
  */
 export function trySettings(
-  config: RunnerConfig, taskClassName: string, traits: TaskTraits, requestTimeoutMs: number | null, warn?: (text: string) => void,
+  config: RunnerConfig,
+  taskClassName: string,
+  traits: TaskTraits,
+  requestTimeoutMs: number | null,
+  warn?: (text: string) => void,
 ): TrySettings {
   const override = Object.hasOwn(config.taskOverrides, taskClassName) ? config.taskOverrides[taskClassName] : undefined;
   let timeoutMs: number | null;
@@ -37,7 +46,10 @@ export function trySettings(
   else timeoutMs = traits.timeoutMs ?? config.defaultTimeoutMs;
 
   const base = config.childConfinement;
-  const limits = lowerLimits(override?.limits !== undefined ? overrideLimits(base.limits, override.limits) : base.limits, traits.limits ?? null);
+  const limits = lowerLimits(
+    override?.limits !== undefined ? overrideLimits(base.limits, override.limits) : base.limits,
+    traits.limits ?? null,
+  );
   const policy = override?.permissions !== undefined ? override.permissions : base.permissions;
   const permissions = intersectPermissions(policy, traits.permissions ?? null);
   let confinement: ChildConfinement | null = confinementOf(base.identity, limits, permissions);
@@ -45,11 +57,15 @@ export function trySettings(
 
   let mode = override?.mode ?? traits.mode ?? config.defaultMode;
   if (mode === 'thread' && override?.mode === undefined && traits.mode === 'thread' && !isUnconfined(base)) {
-    warn?.(`task ${taskClassName} declares static mode = 'thread', but children are confined (childUser, childLimits or childPermissions): it runs in a process; set taskOverrides.${taskClassName}.mode to let it run in a thread`);
+    warn?.(
+      `task ${taskClassName} declares static mode = 'thread', but children are confined (childUser, childLimits or childPermissions): it runs in a process; set taskOverrides.${taskClassName}.mode to let it run in a thread`,
+    );
     mode = 'process';
   }
   if (mode === 'thread' && confinement !== null) {
-    warn?.(`task ${taskClassName} has limits or permissions of its own, which a thread cannot hold: it runs in a process`);
+    warn?.(
+      `task ${taskClassName} has limits or permissions of its own, which a thread cannot hold: it runs in a process`,
+    );
     mode = 'process';
   }
   return { mode, timeoutMs, confinement };

@@ -68,8 +68,9 @@ export class TryPreparer {
     // (refused as oversized options are: the row cannot run as it is).
     if (row.taskClassName === null) return refusal(row, 'options', 'task_class_name is NULL: no task to run');
     if (row.optionsBytes !== null && row.optionsBytes > maxOptionsBytes) {
-      const text = `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes `
-        + '(maxOptionsBytes); the request cannot run';
+      const text =
+        `options are ${row.optionsBytes} bytes, over the limit of ${maxOptionsBytes} bytes ` +
+        '(maxOptionsBytes); the request cannot run';
       return refusal(row, 'options', text);
     }
     const name = row.taskClassName;
@@ -95,8 +96,13 @@ export class TryPreparer {
     const settings = row.timeoutMs === null ? byClass : { ...byClass, timeoutMs: row.timeoutMs };
     const job: AttemptJob = {
       request: {
-        id: row.id, taskClassName, tries: row.tries, tryLimit: row.tryLimit,
-        queue: row.queue, priority: row.priority, createdAt: new Date(row.createdAtMs).toISOString(),
+        id: row.id,
+        taskClassName,
+        tries: row.tries,
+        tryLimit: row.tryLimit,
+        queue: row.queue,
+        priority: row.priority,
+        createdAt: new Date(row.createdAtMs).toISOString(),
       },
       file,
       options: row.options,
@@ -111,7 +117,8 @@ export class TryPreparer {
     let byName = this.#settings.get(traits);
     if (byName === undefined) this.#settings.set(traits, (byName = new Map()));
     let settings = byName.get(taskClassName);
-    if (settings === undefined) byName.set(taskClassName, (settings = trySettings(this.#config, taskClassName, traits, null, this.#warn)));
+    if (settings === undefined)
+      byName.set(taskClassName, (settings = trySettings(this.#config, taskClassName, traits, null, this.#warn)));
     return settings;
   }
 }

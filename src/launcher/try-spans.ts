@@ -34,19 +34,23 @@ export function traceTries(events: TypedEmitter<RunnerEvents>): () => void {
   const offStarted = events.on('task:started', (e) => {
     if (open.size >= maxOpenSpans) return;
     const link = spanContextOf(e.traceparent);
-    const span = tracer.startSpan(`run ${e.taskClassName}`, {
-      kind: consumerKind,
-      startTime: e.startedAtMs,
-      links: link === null ? [] : [{ context: link }],
-      attributes: {
-        'task_runner.request.id': e.id,
-        'task_runner.task': e.taskClassName,
-        'task_runner.try': e.tries,
-        'task_runner.mode': e.mode,
-        'task_runner.pid': e.pid,
-        'task_runner.pickup_ms': Math.max(0, e.startedAtMs - e.runnableAtMs),
+    const span = tracer.startSpan(
+      `run ${e.taskClassName}`,
+      {
+        kind: consumerKind,
+        startTime: e.startedAtMs,
+        links: link === null ? [] : [{ context: link }],
+        attributes: {
+          'task_runner.request.id': e.id,
+          'task_runner.task': e.taskClassName,
+          'task_runner.try': e.tries,
+          'task_runner.mode': e.mode,
+          'task_runner.pid': e.pid,
+          'task_runner.pickup_ms': Math.max(0, e.startedAtMs - e.runnableAtMs),
+        },
       },
-    }, otel.ROOT_CONTEXT);
+      otel.ROOT_CONTEXT,
+    );
     open.set(key(e.id, e.tries), span);
   });
   const offCompleted = events.on('task:completed', (e) => {
@@ -69,7 +73,9 @@ export function traceTries(events: TypedEmitter<RunnerEvents>): () => void {
 }
 
 /** A W3C traceparent (`00-<trace id>-<span id>-<flags>`) as a remote span context, or null. */
-export function spanContextOf(traceparent: string | null): { traceId: string; spanId: string; traceFlags: number; isRemote: true } | null {
+export function spanContextOf(
+  traceparent: string | null,
+): { traceId: string; spanId: string; traceFlags: number; isRemote: true } | null {
   if (traceparent === null) return null;
   const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(traceparent.trim());
   if (match === null || match[1] === 'ff') return null;

@@ -13,7 +13,11 @@ export interface MetricsServer {
  * Serves a registry on `GET /metrics` in Prometheus' text format, on its own port so that the
  * scrape never shares a listener with the dashboard. Bound to 127.0.0.1 unless `host` says.
  */
-export async function serveMetrics(params: { registry: Registry; port: number; host?: string }): Promise<MetricsServer> {
+export async function serveMetrics(params: {
+  registry: Registry;
+  port: number;
+  host?: string;
+}): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
@@ -38,9 +42,10 @@ export async function serveMetrics(params: { registry: Registry; port: number; h
   return {
     port,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`,
-    close: () => (closing ??= new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    })),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      })),
   };
 }

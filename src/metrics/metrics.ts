@@ -115,49 +115,80 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
   const isExporting = () => exporting;
 
   new Gauge({
-    name: `${p}table_exporter`, registers,
+    name: `${p}table_exporter`,
+    registers,
     help: 'Whether this launcher exports the table gauges now (1) or another launcher does (0): of the launchers alive, the smallest id',
     async collect() {
       this.set((await read()).exporter ? 1 : 0);
     },
   });
-  new TableGauge({
-    name: `${p}requests`, help: 'Open requests by state (waiting: runnable now; delayed; running: started; held: claimed by a launcher, not started) and queue', labelNames: ['state', 'queue'], registers,
-    async collect() {
-      const { open } = await read();
-      this.reset();
-      for (const d of open.depth) {
-        this.inc({ state: 'waiting', queue: d.queue }, d.waiting);
-        this.inc({ state: 'delayed', queue: d.queue }, d.delayed);
-        this.inc({ state: 'running', queue: d.queue }, d.running);
-        this.inc({ state: 'held', queue: d.queue }, d.held);
-      }
+  new TableGauge(
+    {
+      name: `${p}requests`,
+      help: 'Open requests by state (waiting: runnable now; delayed; running: started; held: claimed by a launcher, not started) and queue',
+      labelNames: ['state', 'queue'],
+      registers,
+      async collect() {
+        const { open } = await read();
+        this.reset();
+        for (const d of open.depth) {
+          this.inc({ state: 'waiting', queue: d.queue }, d.waiting);
+          this.inc({ state: 'delayed', queue: d.queue }, d.delayed);
+          this.inc({ state: 'running', queue: d.queue }, d.running);
+          this.inc({ state: 'held', queue: d.queue }, d.held);
+        }
+      },
     },
-  }, isExporting);
-  new TableGauge({
-    name: `${p}requests_ended`, help: 'Ended requests by result', labelNames: ['result'], registers,
-    async collect() {
-      const { ended } = await read();
-      this.reset();
-      for (const [result, n] of Object.entries(ended)) this.set({ result }, n);
+    isExporting,
+  );
+  new TableGauge(
+    {
+      name: `${p}requests_ended`,
+      help: 'Ended requests by result',
+      labelNames: ['result'],
+      registers,
+      async collect() {
+        const { ended } = await read();
+        this.reset();
+        for (const [result, n] of Object.entries(ended)) this.set({ result }, n);
+      },
     },
-  }, isExporting);
-  new TableGauge({
-    name: `${p}oldest_waiting_seconds`, help: 'How long the longest-waiting runnable request has waited (0 when none waits)', registers,
-    async collect() {
-      const { open } = await read();
-      this.set((open.oldestWaitingMs ?? 0) / 1000);
+    isExporting,
+  );
+  new TableGauge(
+    {
+      name: `${p}oldest_waiting_seconds`,
+      help: 'How long the longest-waiting runnable request has waited (0 when none waits)',
+      registers,
+      async collect() {
+        const { open } = await read();
+        this.set((open.oldestWaitingMs ?? 0) / 1000);
+      },
     },
-  }, isExporting);
+    isExporting,
+  );
   const stat = (name: string, help: string, pick: (s: Runner['stats']) => number) =>
-    new Gauge({ name: `${p}${name}`, help, registers, collect() { this.set(pick(runner.stats)); } });
+    new Gauge({
+      name: `${p}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(pick(runner.stats));
+      },
+    });
   stat('tries_running', 'Tries this launcher runs now', (s) => s.running);
   stat('tries_held', 'Rows this launcher claimed ahead and holds, not started', (s) => s.held);
-  stat('outcomes_unwritten', 'Outcomes of ended tries waiting to be written (at 50 per slot no new try starts)', (s) => s.unwritten);
+  stat(
+    'outcomes_unwritten',
+    'Outcomes of ended tries waiting to be written (at 50 per slot no new try starts)',
+    (s) => s.unwritten,
+  );
   stat('children', 'Child processes of this launcher alive (running, spare or idle)', (s) => s.children);
   stat('threads_busy', 'Worker threads of this launcher busy with a try', (s) => s.threadsBusy);
   new Counter({
-    name: `${p}child_recycles_total`, registers, labelNames: ['reason'],
+    name: `${p}child_recycles_total`,
+    registers,
+    labelNames: ['reason'],
     help: 'Children ended after a try instead of being reused: tasks (maxTasksPerChild reached; every try with the default 1), memory (over childMaxRssMb), ended (the try crashed, timed out or was killed)',
     collect() {
       // Read from the pool's own tally at scrape time: the pool knows nothing of metrics.
@@ -166,22 +197,50 @@ export function createMetrics(options: CreateMetricsOptions): TaskRunnerMetrics 
     },
   });
 
-  const started = new Counter({ name: `${p}tries_started_total`, help: 'Tries started', labelNames: ['task', 'mode'], registers });
-  const ended = new Counter({ name: `${p}tries_ended_total`, help: 'Tries ended, by their own result', labelNames: ['task', 'result'], registers });
-  const errors = new Counter({ name: `${p}errors_total`, help: 'Failures inside the launcher (database writes, probes), by what it was doing', labelNames: ['during'], registers });
+  const started = new Counter({
+    name: `${p}tries_started_total`,
+    help: 'Tries started',
+    labelNames: ['task', 'mode'],
+    registers,
+  });
+  const ended = new Counter({
+    name: `${p}tries_ended_total`,
+    help: 'Tries ended, by their own result',
+    labelNames: ['task', 'result'],
+    registers,
+  });
+  const errors = new Counter({
+    name: `${p}errors_total`,
+    help: 'Failures inside the launcher (database writes, probes), by what it was doing',
+    labelNames: ['during'],
+    registers,
+  });
   const pickup = new Histogram({
-    name: `${p}pickup_latency_seconds`, help: 'From a request becoming runnable to its try starting', labelNames: ['task', 'mode'], buckets: latencyBuckets, registers,
+    name: `${p}pickup_latency_seconds`,
+    help: 'From a request becoming runnable to its try starting',
+    labelNames: ['task', 'mode'],
+    buckets: latencyBuckets,
+    registers,
   });
   const duration = new Histogram({
-    name: `${p}run_duration_seconds`, help: 'Duration of tries, start to end', labelNames: ['task', 'mode'], buckets: durationBuckets, registers,
+    name: `${p}run_duration_seconds`,
+    help: 'Duration of tries, start to end',
+    labelNames: ['task', 'mode'],
+    buckets: durationBuckets,
+    registers,
   });
 
   const statement = new Histogram({
-    name: `${p}launch_statement_seconds`, labelNames: ['claim'], buckets: statementBuckets, registers,
+    name: `${p}launch_statement_seconds`,
+    labelNames: ['claim'],
+    buckets: statementBuckets,
+    registers,
     help: 'Round trip of the launcher\'s statement (outcomes, starts and a claim in one); claim="true": the claim statement latency',
   });
   const writeFailures = new Counter({
-    name: `${p}batch_write_failures_total`, labelNames: ['reason'], registers,
+    name: `${p}batch_write_failures_total`,
+    labelNames: ['reason'],
+    registers,
     help: 'Launch statements carrying outcomes or starts that failed: connection (all kept and retried) or refused (split and written one by one)',
   });
 

@@ -20,7 +20,16 @@
  * launcher. Every file is read and written synchronously: each is a few microseconds of kernel
  * work, except moving a process (see moveProcess).
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, rmdirSync, write as writeAsync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmdirSync,
+  write as writeAsync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 export type CgroupKind = 'cgroup2' | 'freezer' | 'pids';
@@ -49,8 +58,14 @@ function cgroupMounts(mountinfo: string): CgroupMount[] {
     const [fsType, , superOptions] = after.split(' ');
     if ((fsType !== 'cgroup' && fsType !== 'cgroup2') || fields[3] === undefined || fields[4] === undefined) continue;
     // Octal escapes (\040 for a space) as the kernel writes them.
-    const unescape = (text: string): string => text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    mounts.push({ mountPoint: unescape(fields[4]), root: unescape(fields[3]), fsType, superOptions: (superOptions ?? '').split(',') });
+    const unescape = (text: string): string =>
+      text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    mounts.push({
+      mountPoint: unescape(fields[4]),
+      root: unescape(fields[3]),
+      fsType,
+      superOptions: (superOptions ?? '').split(','),
+    });
   }
   return mounts;
 }
@@ -81,13 +96,15 @@ export function findHierarchies(): Hierarchy[] {
   }
   const found: Hierarchy[] = [];
   for (const mount of cgroupMounts(mountinfo)) {
-    const kind: CgroupKind | undefined = mount.fsType === 'cgroup2'
-      ? 'cgroup2'
-      : (['freezer', 'pids'] as const).find((controller) => mount.superOptions.includes(controller));
+    const kind: CgroupKind | undefined =
+      mount.fsType === 'cgroup2'
+        ? 'cgroup2'
+        : (['freezer', 'pids'] as const).find((controller) => mount.superOptions.includes(controller));
     if (kind === undefined || found.some((h) => h.kind === kind)) continue;
     const group = groupOf.get(kind);
     // A mount of a subtree that does not hold this process's group cannot be used.
-    if (group === undefined || (mount.root !== '/' && group !== mount.root && !group.startsWith(`${mount.root}/`))) continue;
+    if (group === undefined || (mount.root !== '/' && group !== mount.root && !group.startsWith(`${mount.root}/`)))
+      continue;
     const relative = mount.root === '/' ? group : group.slice(mount.root.length);
     found.push({ kind, own: path.join(mount.mountPoint, relative) });
   }
@@ -233,7 +250,9 @@ export function endGroup(kind: CgroupKind, dir: string): Promise<boolean> {
 export function moveOwnThreads(dir: string, home: string): void {
   let tids: string[];
   try {
-    tids = readFileSync(path.join(dir, 'tasks'), 'latin1').split('\n').filter((tid) => tid !== '');
+    tids = readFileSync(path.join(dir, 'tasks'), 'latin1')
+      .split('\n')
+      .filter((tid) => tid !== '');
   } catch {
     return; // gone
   }

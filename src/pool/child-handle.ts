@@ -5,12 +5,23 @@ import type { ChildConfinement } from '../config/confinement.js';
 import { ChildCrashError, describeError } from '../errors.js';
 import { limitCrashText, openFilesNote, spawnPlan } from './confined-spawn.js';
 import {
-  runMessage, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+  runMessage,
+  type AbortReason,
+  type AttemptHooks,
+  type AttemptJob,
+  type AttemptReport,
+  type AttemptUsage,
 } from './attempt.js';
 import { OutputLines } from './output-lines.js';
 import { readProcessIdentity } from './process-identity.js';
 import { abortedReport, crashedReport, failedReport, finishedReport } from './reports.js';
-import { decodeChildMessage, fenceNoticeDeadline, MessageLines, type ChildMemory, type ParentMessage } from './protocol.js';
+import {
+  decodeChildMessage,
+  fenceNoticeDeadline,
+  MessageLines,
+  type ChildMemory,
+  type ParentMessage,
+} from './protocol.js';
 import type { TryGroup, TryGroups } from './try-cgroup.js';
 
 const stderrTailBytes = 4096;
@@ -112,10 +123,13 @@ export class ChildHandle {
     // No try before the child is in its group (the move runs while Node starts, see try-cgroup.ts).
     const groups = params.tryGroups ?? null;
     const placed = child.pid === undefined || groups === null || groups.kind === null ? null : groups.place(child.pid);
-    this.#ready = placed === null ? runtimeReady : Promise.all([runtimeReady, placed]).then(([ready, group]) => {
-      this.#group = group;
-      return ready;
-    });
+    this.#ready =
+      placed === null
+        ? runtimeReady
+        : Promise.all([runtimeReady, placed]).then(([ready, group]) => {
+            this.#group = group;
+            return ready;
+          });
     // Whatever the child's tries left in its group ends with it.
     if (placed !== null) void Promise.all([this.#exited, placed]).then(([, group]) => group?.close());
     void this.#exited.then(() => this.#markReady(false));
@@ -353,17 +367,21 @@ export class ChildHandle {
     // "killed by SIGKILL", ending their requests where tryLimit was 1. Only a deadline this handle
     // sent counts, so a task cannot pass its own crash off as a fence.
     const fencedAt = signal === 'SIGKILL' ? fenceNoticeDeadline(this.#stderrTail) : null;
-    if (current.abortReason === null && fencedAt !== null && current.deadlines.has(fencedAt)) current.abortReason = 'lease';
+    if (current.abortReason === null && fencedAt !== null && current.deadlines.has(fencedAt))
+      current.abortReason = 'lease';
     if (current.abortReason !== null) {
-      const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[current.abortReason];
+      const what = { timeout: 'timed out', cancel: 'cancelled', shutdown: 'interrupted', lease: 'fenced' }[
+        current.abortReason
+      ];
       const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
       const text = `${what}: child ${this.pid} was terminated (${how})`;
       current.settle(abortedReport(this.#usage(), current.abortReason, code, signal, text));
       return;
     }
     const limit = limitCrashText(this.confinement?.limits ?? null, signal, tail);
-    const detail = (limit !== null ? `: ${limit}` : '')
-      + (this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '');
+    const detail =
+      (limit !== null ? `: ${limit}` : '') +
+      (this.#spawnError !== null ? ` (${this.#spawnError.message})` : tail.length > 0 ? `; stderr tail:\n${tail}` : '');
     const text = new ChildCrashError(this.pid, code, signal, detail).message;
     current.settle(crashedReport(this.#usage(), code, signal, tail, text));
   }

@@ -93,7 +93,8 @@ function prlimitArgs(limits: ResolvedLimits): string[] {
 /** The same limits set by the shell: soft first, so the hard one is never set below it. */
 function ulimitScript(limits: ResolvedLimits): string {
   const steps: string[] = [];
-  const both = (flag: string, soft: number, hard: number): void => void steps.push(`ulimit -S ${flag} ${soft}`, `ulimit -H ${flag} ${hard}`);
+  const both = (flag: string, soft: number, hard: number): void =>
+    void steps.push(`ulimit -S ${flag} ${soft}`, `ulimit -H ${flag} ${hard}`);
   if (limits.openFiles !== null) both('-n', limits.openFiles, limits.openFiles);
   if (limits.cpuSeconds !== null) both('-t', limits.cpuSeconds, limits.cpuSeconds + 1);
   if (limits.addressSpaceMb !== null) both('-v', limits.addressSpaceMb * 1024, limits.addressSpaceMb * 1024);
@@ -102,7 +103,10 @@ function ulimitScript(limits: ResolvedLimits): string {
 
 /** The command that starts a child under `confinement` (`readable`: what the runtime must read). */
 export function spawnPlan(
-  entry: string, execArgv: readonly string[], confinement: ChildConfinement | null, readable: readonly string[],
+  entry: string,
+  execArgv: readonly string[],
+  confinement: ChildConfinement | null,
+  readable: readonly string[],
   /** Where `prlimit` is; null: use the shell. Default: looked up on PATH (tests pass null). */
   prlimit?: string | null,
 ): SpawnPlan {
@@ -133,9 +137,14 @@ export function spawnPlan(
  * that kills; V8 out of memory, or a fatal signal, under an address-space limit is most likely
  * that limit (on Node 20 a heap that grows past it dies of SIGSEGV, writing nothing).
  */
-export function limitCrashText(limits: ResolvedLimits | null, signal: string | null, stderrTail: string): string | null {
+export function limitCrashText(
+  limits: ResolvedLimits | null,
+  signal: string | null,
+  stderrTail: string,
+): string | null {
   if (limits === null) return null;
-  if (signal === 'SIGXCPU' && limits.cpuSeconds !== null) return `CPU time limit (${limits.cpuSeconds} s) exceeded: the kernel sent SIGXCPU`;
+  if (signal === 'SIGXCPU' && limits.cpuSeconds !== null)
+    return `CPU time limit (${limits.cpuSeconds} s) exceeded: the kernel sent SIGXCPU`;
   if (signal === 'SIGKILL' && limits.cpuSeconds !== null) {
     return `killed by SIGKILL; a task that ignores SIGXCPU is killed at the CPU time limit's hard bound (${limits.cpuSeconds + 1} s), which may be why`;
   }
@@ -163,7 +172,10 @@ export function openFilesNote(limits: ResolvedLimits | null, text: string): stri
  * guess from mode bits. Runs once, at launcher start, only when `childUser` is set. Resolves
  * with one line per path that cannot be read; empty when all is well.
  */
-export async function unreadableBy(identity: { uid: number; gid: number }, paths: readonly string[]): Promise<string[]> {
+export async function unreadableBy(
+  identity: { uid: number; gid: number },
+  paths: readonly string[],
+): Promise<string[]> {
   const script = `const fs = require('node:fs'); const bad = [];
     for (const p of JSON.parse(process.argv[1])) {
       try { fs.accessSync(p, fs.statSync(p).isDirectory() ? fs.constants.R_OK | fs.constants.X_OK : fs.constants.R_OK); }
@@ -172,7 +184,10 @@ export async function unreadableBy(identity: { uid: number; gid: number }, paths
     process.stdout.write(JSON.stringify(bad));`;
   const { execFile } = await import('node:child_process');
   return new Promise((resolve) => {
-    execFile(process.execPath, ['-e', script, JSON.stringify(paths)], { uid: identity.uid, gid: identity.gid, env: {}, cwd: '/', timeout: 30_000 },
+    execFile(
+      process.execPath,
+      ['-e', script, JSON.stringify(paths)],
+      { uid: identity.uid, gid: identity.gid, env: {}, cwd: '/', timeout: 30_000 },
       (error, stdout, stderr) => {
         if (error !== null) {
           resolve([`node could not run as uid ${identity.uid} (${(stderr || error.message).trim().split('\n')[0]})`]);
@@ -183,6 +198,7 @@ export async function unreadableBy(identity: { uid: number; gid: number }, paths
         } catch {
           resolve([`unexpected answer from the check: ${stdout.slice(0, 200)}`]);
         }
-      });
+      },
+    );
   });
 }

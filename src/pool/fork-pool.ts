@@ -258,7 +258,11 @@ export class ForkPool implements TaskPool {
     if (this.#dedicated(child.confinement)) return this.#recycled('tasks');
     const rss = child.memory?.rss ?? 0;
     if (this.#p.maxRssBytes !== null && rss > this.#p.maxRssBytes) {
-      this.#p.logger.info('child replaced: memory over the ceiling', { pid: child.pid ?? '', rss, ceiling: this.#p.maxRssBytes });
+      this.#p.logger.info('child replaced: memory over the ceiling', {
+        pid: child.pid ?? '',
+        rss,
+        ceiling: this.#p.maxRssBytes,
+      });
       return this.#recycled('memory');
     }
     return true;

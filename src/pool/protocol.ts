@@ -95,13 +95,11 @@ export type FailureKind = 'task' | 'load' | 'options' | 'result';
 
 /** A try's end as the runtime states it (without the channel's key and memory). */
 export type TaskOutcome =
-  | { type: 'result'; resultText: string | null }
-  | { type: 'error'; kind: FailureKind; text: string };
+  { type: 'result'; resultText: string | null } | { type: 'error'; kind: FailureKind; text: string };
 
 /** Child → launcher. */
 export type ChildMessage =
-  | { type: 'ready'; key: string }
-  | (TaskOutcome & { key: string; memory?: ChildMemory; last?: boolean });
+  { type: 'ready'; key: string } | (TaskOutcome & { key: string; memory?: ChildMemory; last?: boolean });
 
 const failureKinds: ReadonlySet<string> = new Set(['task', 'load', 'options', 'result']);
 
@@ -123,7 +121,12 @@ export function decodeTaskOutcome(message: unknown): TaskOutcome {
     if (message.type === 'result' && (message.resultText === null || typeof message.resultText === 'string')) {
       return { type: 'result', resultText: message.resultText };
     }
-    if (message.type === 'error' && typeof message.kind === 'string' && failureKinds.has(message.kind) && typeof message.text === 'string') {
+    if (
+      message.type === 'error' &&
+      typeof message.kind === 'string' &&
+      failureKinds.has(message.kind) &&
+      typeof message.text === 'string'
+    ) {
       return { type: 'error', kind: message.kind as FailureKind, text: message.text };
     }
   }
@@ -135,7 +138,8 @@ export function decodeChildMessage(message: unknown): ChildMessage {
   if (!isRecord(message) || typeof message.key !== 'string') throw invalid('child', message);
   if (message.type === 'ready') return { type: 'ready', key: message.key };
   const memory = decodeMemory(message.memory);
-  if (memory === null || !(message.last === undefined || typeof message.last === 'boolean')) throw invalid('child', message);
+  if (memory === null || !(message.last === undefined || typeof message.last === 'boolean'))
+    throw invalid('child', message);
   return {
     ...decodeTaskOutcome(message),
     key: message.key,
@@ -175,7 +179,15 @@ export function decodeRunMessage(message: unknown): RunMessage {
       (exitAfter === undefined || typeof exitAfter === 'boolean') &&
       (fenceAtMs === undefined || typeof fenceAtMs === 'number')
     ) {
-      const run: RunMessage = { type: 'run', request, file, options, maxOptionsBytes, maxResultBytes, exitAfter: exitAfter ?? true };
+      const run: RunMessage = {
+        type: 'run',
+        request,
+        file,
+        options,
+        maxOptionsBytes,
+        maxResultBytes,
+        exitAfter: exitAfter ?? true,
+      };
       if (fenceAtMs !== undefined) run.fenceAtMs = fenceAtMs;
       return run;
     }
@@ -185,7 +197,11 @@ export function decodeRunMessage(message: unknown): RunMessage {
 
 export function decodeParentMessage(message: unknown): ParentMessage {
   if (isRecord(message) && message.type === 'init') {
-    if (typeof message.key === 'string' && typeof message.reuse === 'boolean' && typeof message.reportRss === 'boolean') {
+    if (
+      typeof message.key === 'string' &&
+      typeof message.reuse === 'boolean' &&
+      typeof message.reportRss === 'boolean'
+    ) {
       return { type: 'init', key: message.key, reuse: message.reuse, reportRss: message.reportRss };
     }
     throw invalid('launcher', message);
@@ -220,7 +236,8 @@ export class MessageLines {
     let start = 0;
     let newline = chunk.indexOf('\n');
     while (newline >= 0) {
-      const line = this.#partial.length === 0 ? chunk.slice(start, newline) : this.#partial + chunk.slice(start, newline);
+      const line =
+        this.#partial.length === 0 ? chunk.slice(start, newline) : this.#partial + chunk.slice(start, newline);
       this.#partial = '';
       if (!this.#line(line)) return;
       start = newline + 1;

@@ -26,7 +26,10 @@ function bundleIsCurrent(): boolean {
   try {
     if (!statSync(bundled).isFile()) return false;
     return Object.entries(inputs).every(
-      ([file, hash]) => createHash('sha256').update(readFileSync(new URL(file, inputsFile))).digest('hex') === hash,
+      ([file, hash]) =>
+        createHash('sha256')
+          .update(readFileSync(new URL(file, inputsFile)))
+          .digest('hex') === hash,
     );
   } catch {
     return false;

@@ -47,7 +47,8 @@ const isIndex = (value: unknown): value is number => Number.isInteger(value) && 
 export function decodeThreadBatch(value: unknown): BatchEntry[] {
   if (isRecord(value) && Array.isArray(value.entries)) {
     const entries = value.entries as unknown[];
-    if (entries.every((entry) => isRecord(entry) && isIndex(entry.slot) && isIndex(entry.ticket))) return entries as BatchEntry[];
+    if (entries.every((entry) => isRecord(entry) && isIndex(entry.slot) && isIndex(entry.ticket)))
+      return entries as BatchEntry[];
   }
   throw new TaskRunnerError('PROTOCOL_INVALID', `invalid thread batch: ${previewJson(value, 200)}`);
 }

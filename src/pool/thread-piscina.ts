@@ -57,7 +57,10 @@ export class Recaller {
 }
 
 /** A worker pool whose threads run batches (runtime/thread-entry.ts), one batch per thread at a time. */
-export function createPiscina(params: PiscinaParams, workerData: { slots: ThreadSlotsData; cgroup: ThreadGroupsData | null }): Piscina {
+export function createPiscina(
+  params: PiscinaParams,
+  workerData: { slots: ThreadSlotsData; cgroup: ThreadGroupsData | null },
+): Piscina {
   return new Piscina({
     filename: threadEntry,
     minThreads: 0,
@@ -75,7 +78,9 @@ export function createPiscina(params: PiscinaParams, workerData: { slots: Thread
   });
 }
 
-function resourceLimitsOf(limits: PiscinaParams['resourceLimits']): NonNullable<ConstructorParameters<typeof Piscina>[0]>['resourceLimits'] {
+function resourceLimitsOf(
+  limits: PiscinaParams['resourceLimits'],
+): NonNullable<ConstructorParameters<typeof Piscina>[0]>['resourceLimits'] {
   const result: Record<string, number> = {};
   if (limits.maxOldGenerationSizeMb !== null) result.maxOldGenerationSizeMb = limits.maxOldGenerationSizeMb;
   if (limits.maxYoungGenerationSizeMb !== null) result.maxYoungGenerationSizeMb = limits.maxYoungGenerationSizeMb;

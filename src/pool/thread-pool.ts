@@ -2,7 +2,12 @@ import type { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
 import type { Logger } from '../shared/logger.js';
 import {
-  abortReasonOf, type AbortReason, type AttemptHooks, type AttemptJob, type AttemptReport, type AttemptUsage,
+  abortReasonOf,
+  type AbortReason,
+  type AttemptHooks,
+  type AttemptJob,
+  type AttemptReport,
+  type AttemptUsage,
   type TaskPool,
 } from './attempt.js';
 import { batchEntry, decodeBatchResult, type BatchEntry, type ThreadBatch } from './thread-batch.js';
@@ -222,7 +227,8 @@ export class ThreadPool implements TaskPool {
     // boot, piscina starts no other for them and they would wait for ever: they fail instead.
     if (this.#piscina.threads.length > 0) return;
     for (const batch of this.#batches) {
-      if (batch.attempts.some((attempt) => attempt.batch === batch && this.#slots.started(attempt.slot) !== null)) continue;
+      if (batch.attempts.some((attempt) => attempt.batch === batch && this.#slots.started(attempt.slot) !== null))
+        continue;
       batch.bootFailure = error;
       batch.recaller.recall('no thread');
     }
@@ -302,7 +308,12 @@ export class ThreadPool implements TaskPool {
           this.#settle(attempt, notStartedReport(`no worker thread could start: ${describeError(batch.bootFailure)}`));
         } else if (this.#closed) this.#settle(attempt, threadAbortedReport('shutdown', this.#usage(null)));
         else if (++attempt.requeues > maxRequeues) {
-          this.#settle(attempt, notStartedReport(`its thread ended before starting it, ${maxRequeues + 1} times; last: ${describeError(error)}`));
+          this.#settle(
+            attempt,
+            notStartedReport(
+              `its thread ended before starting it, ${maxRequeues + 1} times; last: ${describeError(error)}`,
+            ),
+          );
         } else requeued.push(attempt);
         continue;
       }

@@ -17,7 +17,11 @@ function replayOutput(output: ThreadOutput, job: AttemptJob, onOutput: NonNullab
     lines.end();
   }
   if (output.droppedBytes > 0) {
-    onOutput('stderr', `[${output.droppedBytes} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`, job);
+    onOutput(
+      'stderr',
+      `[${output.droppedBytes} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`,
+      job,
+    );
   }
 }
 
@@ -25,7 +29,12 @@ function replayOutput(output: ThreadOutput, job: AttemptJob, onOutput: NonNullab
  * A worker's answer: `result` is finished, `error` is failed; a malformed answer fails as `task`.
  * What the try wrote is passed to `onOutput` line by line first, as a child's output would be.
  */
-export function answerReport(value: unknown, usage: AttemptUsage, job: AttemptJob, onOutput?: AttemptHooks['onOutput']): AttemptReport {
+export function answerReport(
+  value: unknown,
+  usage: AttemptUsage,
+  job: AttemptJob,
+  onOutput?: AttemptHooks['onOutput'],
+): AttemptReport {
   let result;
   try {
     result = decodeThreadResult(value);

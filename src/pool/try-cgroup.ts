@@ -25,7 +25,15 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'n
 import path from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import {
-  endGroup, findHierarchies, groupProcesses, hasCgroupKill, moveOwnThreads, moveProcess, removeGroup, type CgroupKind, type Hierarchy,
+  endGroup,
+  findHierarchies,
+  groupProcesses,
+  hasCgroupKill,
+  moveOwnThreads,
+  moveProcess,
+  removeGroup,
+  type CgroupKind,
+  type Hierarchy,
 } from './cgroup-fs.js';
 
 const prefix = 'cw-task-runner-';
@@ -42,7 +50,8 @@ export interface ThreadGroupsData {
 }
 
 /** The group of thread-mode try `slot`/`ticket` under `dir`. */
-export const threadGroupDir = (dir: string, slot: number, ticket: number): string => path.join(dir, `thread-${slot}-${ticket}`);
+export const threadGroupDir = (dir: string, slot: number, ticket: number): string =>
+  path.join(dir, `thread-${slot}-${ticket}`);
 
 /**
  * This process's pid namespace (its inode number), part of a launcher directory's name: launchers
@@ -142,11 +151,19 @@ export class TryGroups {
    * thread-mode try will run (no v1 pids directory is made for them).
    */
   static open(params: { kinds?: readonly CgroupKind[]; logger?: Logger; threads?: boolean } = {}): TryGroups {
-    return new TryGroups({ ...TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids'], params.threads ?? true), logger: params.logger ?? null });
+    return new TryGroups({
+      ...TryGroups.#detect(params.kinds ?? ['cgroup2', 'freezer', 'pids'], params.threads ?? true),
+      logger: params.logger ?? null,
+    });
   }
 
   static #detect(allowed: readonly CgroupKind[], forThreads: boolean): Omit<TryGroupsParams, 'logger'> {
-    if (process.platform !== 'linux') return { hierarchy: null, threads: null, summary: `no control groups on ${process.platform}: tries end by their process group only` };
+    if (process.platform !== 'linux')
+      return {
+        hierarchy: null,
+        threads: null,
+        summary: `no control groups on ${process.platform}: tries end by their process group only`,
+      };
     const found = findHierarchies().filter((h) => allowed.includes(h.kind));
     const name = `${prefix}${pidNamespace()}-${process.pid}-${startTime(process.pid) ?? 0}-${instances++}`;
     const failures: string[] = [];
@@ -176,12 +193,14 @@ export class TryGroups {
     }
     // Threads need per-thread membership (v1 pids); else, on cgroup2, each spawned process is moved in.
     let threads: Hierarchy | null = null;
-    if (forThreads && main !== null) threads = main.kind === 'pids' ? main : make('pids') ?? (main.kind === 'cgroup2' ? main : null);
+    if (forThreads && main !== null)
+      threads = main.kind === 'pids' ? main : (make('pids') ?? (main.kind === 'cgroup2' ? main : null));
     const why = failures.length > 0 ? ` (not usable: ${failures.join('; ')})` : '';
     if (main === null) {
-      const summary = found.length === 0
-        ? 'no usable control group hierarchy (none of cgroup2, freezer, pids is mounted): tries end by their process group only; a process that leaves it (setsid) may outlive its try'
-        : `no control group could be made${why}: tries end by their process group only; a process that leaves it (setsid) may outlive its try`;
+      const summary =
+        found.length === 0
+          ? 'no usable control group hierarchy (none of cgroup2, freezer, pids is mounted): tries end by their process group only; a process that leaves it (setsid) may outlive its try'
+          : `no control group could be made${why}: tries end by their process group only; a process that leaves it (setsid) may outlive its try`;
       return { hierarchy: null, threads: null, summary };
     }
     const threadNote = !forThreads
@@ -207,7 +226,12 @@ export class TryGroups {
   get threadData(): ThreadGroupsData | null {
     const threads = this.#p.threads;
     if (threads === null || this.#closed) return null;
-    return { kind: threads.kind, dir: threads.own, how: threads.kind === 'cgroup2' ? 'adopt' : 'thread', home: path.dirname(threads.own) };
+    return {
+      kind: threads.kind,
+      dir: threads.own,
+      how: threads.kind === 'cgroup2' ? 'adopt' : 'thread',
+      home: path.dirname(threads.own),
+    };
   }
 
   /** A new, empty group under this launcher's directory; null when groups are not made (or on failure). */
@@ -236,9 +260,14 @@ export class TryGroups {
       removeGroup(dir);
       if (!this.#placeFailed) {
         this.#placeFailed = true;
-        this.#p.logger?.warn('a child could not be moved into a control group: its try ends by its process group only (said once)', {
-          pid, group: dir, error: (error as NodeJS.ErrnoException).code ?? String(error),
-        });
+        this.#p.logger?.warn(
+          'a child could not be moved into a control group: its try ends by its process group only (said once)',
+          {
+            pid,
+            group: dir,
+            error: (error as NodeJS.ErrnoException).code ?? String(error),
+          },
+        );
       }
       return null;
     }
@@ -277,13 +306,16 @@ export class TryGroups {
       }
     }
     await Promise.all(this.#pending);
-    for (const hierarchy of new Set([this.#p.hierarchy, this.#p.threads])) if (hierarchy !== null) removeGroup(hierarchy.own);
+    for (const hierarchy of new Set([this.#p.hierarchy, this.#p.threads]))
+      if (hierarchy !== null) removeGroup(hierarchy.own);
   }
 }
 
 function subgroups(dir: string): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
   } catch {
     return [];
   }

@@ -12,9 +12,10 @@ type Fs = typeof import('node:fs');
 type NodeModule = typeof import('node:module');
 
 const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.bind(process);
-const imported = getBuiltin === undefined
-  ? { fs: await import('node:fs'), module: (await import('node:module')) as unknown as NodeModule }
-  : null;
+const imported =
+  getBuiltin === undefined
+    ? { fs: await import('node:fs'), module: (await import('node:module')) as unknown as NodeModule }
+    : null;
 
 export const fs: Fs = imported === null ? (getBuiltin!('node:fs') as Fs) : imported.fs;
 
@@ -25,5 +26,6 @@ export function nodeModule(): NodeModule {
 
 /** `node:child_process` as CommonJS sees it: its functions can be wrapped (see descendants.ts). */
 export function childProcessExports(): Record<string, unknown> {
-  return (getBuiltin?.('node:child_process') ?? nodeModule().createRequire(import.meta.url)('node:child_process')) as Record<string, unknown>;
+  return (getBuiltin?.('node:child_process') ??
+    nodeModule().createRequire(import.meta.url)('node:child_process')) as Record<string, unknown>;
 }

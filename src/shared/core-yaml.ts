@@ -37,12 +37,17 @@ function exactInteger(node: Yaml.Scalar): bigint | null {
  * beyond 2^53 come back as BigInt. Both task options and config files are read this way. The
  * module is passed in so that a caller may load `yaml` lazily.
  */
-export function parseCoreYaml(yaml: Pick<typeof Yaml, 'parseDocument' | 'visit' | 'isNode' | 'isScalar'>, text: string, params: CoreYamlParams): unknown {
+export function parseCoreYaml(
+  yaml: Pick<typeof Yaml, 'parseDocument' | 'visit' | 'isNode' | 'isScalar'>,
+  text: string,
+  params: CoreYamlParams,
+): unknown {
   const doc = yaml.parseDocument(text, { schema: 'core', uniqueKeys: true, strict: true, prettyErrors: false });
   if (doc.errors.length > 0) throw params.fail(`malformed YAML: ${doc.errors[0]!.message}`);
   yaml.visit(doc, (_key, node) => {
     if (!yaml.isNode(node)) return;
-    if (node.tag !== undefined && !coreTags.has(node.tag)) throw params.fail(params.refuseTag?.(node.tag) ?? `YAML tag ${node.tag} is not allowed`);
+    if (node.tag !== undefined && !coreTags.has(node.tag))
+      throw params.fail(params.refuseTag?.(node.tag) ?? `YAML tag ${node.tag} is not allowed`);
     if (params.exactIntegers === true && yaml.isScalar(node)) {
       const exact = exactInteger(node);
       if (exact !== null) node.value = exact;

@@ -48,7 +48,11 @@ export function createStreamLogger(
   stream: { write(chunk: string): unknown },
   options: LogLevel | StreamLoggerOptions = {},
 ): Logger {
-  const { level: minLevel = 'info', format = 'pretty', base = {} } = typeof options === 'string' ? { level: options } : options;
+  const {
+    level: minLevel = 'info',
+    format = 'pretty',
+    base = {},
+  } = typeof options === 'string' ? { level: options } : options;
   const baseJson = Object.keys(base).length === 0 ? '' : JSON.stringify(base).slice(1, -1);
   let buffered = '';
   let scheduled = false;

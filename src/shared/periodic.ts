@@ -39,7 +39,8 @@ export class Periodic implements Service {
   #tick(): void {
     if (this.#busy) return;
     this.#busy = true;
-    this.#p.run()
+    this.#p
+      .run()
       .catch((error: Error) => this.#p.onError(error))
       .finally(() => {
         this.#busy = false;

@@ -16,7 +16,11 @@ export interface OtelApi {
   };
   trace: {
     getTracer(name: string): {
-      startSpan(name: string, options: Record<string, unknown>, context?: unknown): {
+      startSpan(
+        name: string,
+        options: Record<string, unknown>,
+        context?: unknown,
+      ): {
         setAttribute(key: string, value: string | number | boolean): unknown;
         setStatus(status: { code: number; message?: string }): unknown;
         end(endTime?: number): void;

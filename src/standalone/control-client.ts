@@ -24,7 +24,9 @@ export function requestControl(socketPath: string, cmd: ControlCommand, timeoutM
       body();
     };
     const timer = setTimeout(() => {
-      finish(() => reject(new TaskRunnerError('PROTOCOL_INVALID', `no answer on ${socketPath} within ${timeoutMs} ms`)));
+      finish(() =>
+        reject(new TaskRunnerError('PROTOCOL_INVALID', `no answer on ${socketPath} within ${timeoutMs} ms`)),
+      );
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify({ cmd })}\n`));
@@ -46,7 +48,9 @@ export function requestControl(socketPath: string, cmd: ControlCommand, timeoutM
       const nobody = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' || error.code === 'ENOTSOCK';
       finish(() => (nobody ? resolve(null) : reject(error)));
     });
-    socket.on('close', () => finish(() => reject(new TaskRunnerError('PROTOCOL_INVALID', `${socketPath} closed without an answer`))));
+    socket.on('close', () =>
+      finish(() => reject(new TaskRunnerError('PROTOCOL_INVALID', `${socketPath} closed without an answer`))),
+    );
   });
 }
 

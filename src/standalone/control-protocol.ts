@@ -16,9 +16,7 @@ export interface ControlRequest {
   cmd: ControlCommand;
 }
 
-export type ControlResponse =
-  | { ok: true; result: unknown }
-  | { ok: false; error: { code: string; message: string } };
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
 
 /** A request line longer than this closes the connection. */
 export const maxControlLineBytes = 64 * 1024;

@@ -50,20 +50,29 @@ export class ControlServer implements Service {
       }
       await mkdir(path.dirname(file), { recursive: true });
       if (await pingControlSocket(file)) {
-        throw new TaskRunnerError('ALREADY_RUNNING', `another launcher answers on ${file}; stop it first, or use another tmpDir`);
+        throw new TaskRunnerError(
+          'ALREADY_RUNNING',
+          `another launcher answers on ${file}; stop it first, or use another tmpDir`,
+        );
       }
       await unlink(file).catch(() => undefined);
       const server = createServer((socket) => this.#serve(socket));
       await new Promise<void>((resolve, reject) => {
         const fail = (error: NodeJS.ErrnoException): void =>
-          reject(new TaskRunnerError('CONFIG_INVALID', `cannot listen on ${file}: ${error.code ?? error.message}`, { cause: error }));
+          reject(
+            new TaskRunnerError('CONFIG_INVALID', `cannot listen on ${file}: ${error.code ?? error.message}`, {
+              cause: error,
+            }),
+          );
         server.once('error', fail);
         server.listen(file, () => {
           server.off('error', fail);
           resolve();
         });
       });
-      server.on('error', (error) => (this.#params.logger ?? silentLogger).error('control socket failed', { error: error.message }));
+      server.on('error', (error) =>
+        (this.#params.logger ?? silentLogger).error('control socket failed', { error: error.message }),
+      );
       this.#server = server;
       await chmod(file, 0o600);
     });

@@ -37,7 +37,9 @@ export function describeDatabaseError(error: unknown, url: string): unknown {
   const mapped = asDatabaseError(error);
   if (!(mapped instanceof TaskRunnerError) || mapped.code !== 'DATABASE_UNAVAILABLE') return mapped;
   const detail = mapped.message.replace(/^cannot use the database: /, '');
-  return new TaskRunnerError('DATABASE_UNAVAILABLE', `cannot use the database ${redactUrl(url)}: ${detail}`, { cause: error });
+  return new TaskRunnerError('DATABASE_UNAVAILABLE', `cannot use the database ${redactUrl(url)}: ${detail}`, {
+    cause: error,
+  });
 }
 
 /**

@@ -38,7 +38,10 @@ async function readHolder(file: string): Promise<{ pid: number; identity: string
  */
 export async function acquirePidfile(file: string, identity: string | null, pid = process.pid): Promise<Pidfile> {
   await mkdir(path.dirname(file), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-    throw new TaskRunnerError('CONFIG_INVALID', `cannot create the pidfile's directory ${path.dirname(file)}: ${error.code ?? error.message}`);
+    throw new TaskRunnerError(
+      'CONFIG_INVALID',
+      `cannot create the pidfile's directory ${path.dirname(file)}: ${error.code ?? error.message}`,
+    );
   });
   for (let attempt = 0; ; attempt += 1) {
     try {

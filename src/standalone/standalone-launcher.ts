@@ -8,7 +8,13 @@ import { createRunner, type Runner } from '../launcher/runner.js';
 import { withStartRetry } from '../launcher/start-retry.js';
 import { ControlServer } from './control-server.js';
 import { controlSocketPath } from './control-protocol.js';
-import { describeDatabaseError, openCommandDb, openDatabaseSource, redactUrl, type DatabaseSource } from './database-source.js';
+import {
+  describeDatabaseError,
+  openCommandDb,
+  openDatabaseSource,
+  redactUrl,
+  type DatabaseSource,
+} from './database-source.js';
 import { bundledTasksDir } from './bundled-tasks.js';
 import { startDashboard } from '../dashboard/dashboard-server.js';
 import { createMetrics } from '../metrics/metrics.js';
@@ -66,13 +72,23 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
 
     const tasksDir = config.tasksDir ?? bundledTasksDir();
     if (config.tasksDir === null) logger.info('no tasksDir configured: using the bundled sample tasks', { tasksDir });
-    const runner = createRunner({ ...config.runner, db: source.url, tasksDir, tableName: config.tableName, logger, autoMigrate: false });
+    const runner = createRunner({
+      ...config.runner,
+      db: source.url,
+      tasksDir,
+      tableName: config.tableName,
+      logger,
+      autoMigrate: false,
+    });
     undo.push(() => runner.stop());
     // The first contact with the database: waited for (startRetry) while it is down or full.
     const db = openCommandDb(source.url);
     try {
       const result = await withStartRetry({
-        retry: runner.config.startRetry, logger, what: 'migrating the request table', signal: params.signal,
+        retry: runner.config.startRetry,
+        logger,
+        what: 'migrating the request table',
+        signal: params.signal,
         attempt: () => migrate(db, { tableName: config.tableName }),
       });
       logMigration(logger, config.tableName, result);
@@ -82,9 +98,16 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
       await db.destroy();
     }
 
-    runner.events.on('task:started', (e) => logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }));
+    runner.events.on('task:started', (e) =>
+      logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }),
+    );
     runner.events.on('task:completed', (e) => {
-      if (e.result === RequestResult.FINISHED) logger[runner.config.taskLogLevel](`task ${e.taskClassName} FINISHED`, { id: e.id, try: e.tries, result: preview(e.resultText) });
+      if (e.result === RequestResult.FINISHED)
+        logger[runner.config.taskLogLevel](`task ${e.taskClassName} FINISHED`, {
+          id: e.id,
+          try: e.tries,
+          result: preview(e.resultText),
+        });
     });
 
     let socketPath: string | null = controlSocketPath(config.tmpDir);
@@ -107,16 +130,26 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
     if (config.metrics !== null) {
       const metrics = createMetrics({ runner });
       undo.push(async () => metrics.close());
-      const server = await serveMetrics({ registry: metrics.registry, port: config.metrics.port, host: config.metrics.host });
+      const server = await serveMetrics({
+        registry: metrics.registry,
+        port: config.metrics.port,
+        host: config.metrics.host,
+      });
       undo.push(() => server.close());
       logger.info('metrics served', { url: server.url });
     }
     if (config.dashboard !== null) {
       const dashboard = await startDashboard({
-        db: runner.db, tableName: config.tableName, ...config.dashboard, staleMs: runner.config.leaseMs, logger,
+        db: runner.db,
+        tableName: config.tableName,
+        ...config.dashboard,
+        staleMs: runner.config.leaseMs,
+        logger,
       });
       undo.push(() => dashboard.close());
-      logger.info('dashboard served', { url: dashboard.url.replace(/\?token=.*$/, config.dashboard.token === null ? '' : '?token=…') });
+      logger.info('dashboard served', {
+        url: dashboard.url.replace(/\?token=.*$/, config.dashboard.token === null ? '' : '?token=…'),
+      });
     }
 
     const stopStart = (): void => void runner.stop();

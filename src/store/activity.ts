@@ -89,8 +89,10 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
   // scan of the whole table for `completed_at IS NULL`; the counts apply the states' own
   // conditions to the columns they read.
   const open = sql.raw('queue, task_class_name, completed_at, pid, tries, try_limit, delay_until, started_at');
-  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow, 'queue' | 'task_class_name'>, 'task_class_name'>
-    & Record<'waiting' | 'delayed' | 'running' | 'held', string>>`
+  const { rows } = await sql<
+    MaybeNull<Pick<TaskRequestRow, 'queue' | 'task_class_name'>, 'task_class_name'> &
+      Record<'waiting' | 'delayed' | 'running' | 'held', string>
+  >`
     SELECT queue, task_class_name,
            count(*) FILTER (WHERE ${sql.raw(runnableSql())}) AS waiting,
            count(*) FILTER (WHERE ${sql.raw(delayedSql())}) AS delayed,
@@ -108,8 +110,12 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
   const ms = oldest[0]?.ms ?? null;
   return {
     depth: rows.map((row) => ({
-      queue: row.queue, taskClassName: row.task_class_name, waiting: Number(row.waiting), delayed: Number(row.delayed),
-      running: Number(row.running), held: Number(row.held),
+      queue: row.queue,
+      taskClassName: row.task_class_name,
+      waiting: Number(row.waiting),
+      delayed: Number(row.delayed),
+      running: Number(row.running),
+      held: Number(row.held),
     })),
     oldestWaitingMs: ms === null ? null : Math.max(0, Math.round(ms)),
   };
@@ -123,7 +129,13 @@ export async function activityOpen(db: SqlDb, table: TableName): Promise<OpenAct
 export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 60): Promise<MinuteActivity[]> {
   const attempts = sql.table(attemptsTableFor(table).qualified);
   const { rows } = await sql<{
-    minute: Date; finished: string; failed: string; crashed: string; other: string; p50: number | null; max: number | null;
+    minute: Date;
+    finished: string;
+    failed: string;
+    crashed: string;
+    other: string;
+    p50: number | null;
+    max: number | null;
   }>`
     WITH span AS (
       SELECT generate_series(date_trunc('minute', now()) - (${minutes - 1} * interval '1 minute'), date_trunc('minute', now()),
@@ -148,24 +160,43 @@ export async function activityPerMinute(db: SqlDb, table: TableName, minutes = 6
       (SELECT max(ms) FROM pickup WHERE pickup.minute = span.minute)::float8 AS max
     FROM span ORDER BY span.minute`.execute(db);
   return rows.map((row) => ({
-    minute: row.minute, finished: Number(row.finished), failed: Number(row.failed), crashed: Number(row.crashed), other: Number(row.other),
-    pickupP50Ms: row.p50 === null ? null : Math.round(row.p50), pickupMaxMs: row.max === null ? null : Math.round(row.max),
+    minute: row.minute,
+    finished: Number(row.finished),
+    failed: Number(row.failed),
+    crashed: Number(row.crashed),
+    other: Number(row.other),
+    pickupP50Ms: row.p50 === null ? null : Math.round(row.p50),
+    pickupMaxMs: row.max === null ? null : Math.round(row.max),
   }));
 }
 
 /** Tries running now and rows held (rows with a pid), oldest start first, held ones last; at most `limit`. */
 export async function activityRunning(db: SqlDb, table: TableName, limit = 200): Promise<RunningTry[]> {
-  const { rows } = await sql<MaybeNull<Pick<TaskRequestRow,
-    'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'>,
-    'task_class_name'>
-    & { cancel: boolean }>`
+  const { rows } = await sql<
+    MaybeNull<
+      Pick<
+        TaskRequestRow,
+        'id' | 'task_class_name' | 'queue' | 'tries' | 'pid' | 'thread_id' | 'host' | 'launcher_id' | 'started_at'
+      >,
+      'task_class_name'
+    > & { cancel: boolean }
+  >`
     SELECT id::text AS id, task_class_name, queue, tries, pid, thread_id, host, launcher_id, started_at,
            cancel_requested_at IS NOT NULL AS cancel
     FROM ${sql.table(table.qualified)} AS r WHERE ${sql.raw(runningSql('r'))}
     ORDER BY r.started_at NULLS LAST, r.id LIMIT ${limit}`.execute(db);
   return rows.map((row) => ({
-    id: row.id, taskClassName: row.task_class_name, queue: row.queue, tries: row.tries, pid: row.pid, threadId: row.thread_id,
-    host: row.host, launcherId: row.launcher_id, startedAt: row.started_at, held: row.started_at === null, cancelRequested: row.cancel,
+    id: row.id,
+    taskClassName: row.task_class_name,
+    queue: row.queue,
+    tries: row.tries,
+    pid: row.pid,
+    threadId: row.thread_id,
+    host: row.host,
+    launcherId: row.launcher_id,
+    startedAt: row.started_at,
+    held: row.started_at === null,
+    cancelRequested: row.cancel,
   }));
 }
 
@@ -180,8 +211,15 @@ export async function launchersAlive(db: SqlDb, table: TableName, staleMs: numbe
     WHERE l.heartbeat_at > now() - ${staleMs} * interval '1 millisecond'
     ORDER BY l.host, l.started_at`.execute(db);
   return rows.map((row) => ({
-    launcherId: row.launcher_id, host: row.host, pid: row.pid, concurrency: row.concurrency, queues: row.queues, startedAt: row.started_at,
-    heartbeatAgeMs: Math.max(0, Math.round(row.age)), running: Number(row.running), held: Number(row.held),
+    launcherId: row.launcher_id,
+    host: row.host,
+    pid: row.pid,
+    concurrency: row.concurrency,
+    queues: row.queues,
+    startedAt: row.started_at,
+    heartbeatAgeMs: Math.max(0, Math.round(row.age)),
+    running: Number(row.running),
+    held: Number(row.held),
   }));
 }
 

@@ -18,7 +18,9 @@ export function attemptsTableFor(table: TableName): TableName {
 
 /** Whether the attempts table of `table` exists. */
 export async function attemptsTableExists(db: SqlDb, table: TableName): Promise<boolean> {
-  const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${attemptsTableFor(table).qualified}) AS found`.execute(db);
+  const { rows } = await sql<{
+    found: string | null;
+  }>`SELECT to_regclass(${attemptsTableFor(table).qualified}) AS found`.execute(db);
   return rows[0]?.found != null;
 }
 

@@ -124,7 +124,9 @@ function parseUtcTimestamp(text: string): unknown {
 }
 const utcTypes: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === timestampOid && format !== 'binary' ? parseUtcTimestamp : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === timestampOid && format !== 'binary'
+      ? parseUtcTimestamp
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 /**
@@ -142,7 +144,12 @@ const utcTypes: pg.CustomTypesConfig = {
  * next statement on it reports it.
  */
 export function openPool(config: pg.PoolConfig): pg.Pool {
-  const pool = new pg.Pool({ types: utcTypes, keepAlive: true, keepAliveInitialDelayMillis: keepAliveDelayMs, ...config });
+  const pool = new pg.Pool({
+    types: utcTypes,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: keepAliveDelayMs,
+    ...config,
+  });
   pool.on('error', () => undefined);
   pool.on('connect', (client) => {
     guardClient(client);
@@ -198,12 +205,19 @@ function isReadTimeout(error: unknown): boolean {
  * Turns the `db` option into a Kysely instance, opening a pool only for a connection string: that
  * pool's statements time out after `statementTimeoutMs` when given (see `databaseTimeoutMs`).
  */
-export function openDatabase(input: DatabaseInput, maxConnections = 10, timeouts: { statementTimeoutMs?: number } = {}): OpenDatabase {
+export function openDatabase(
+  input: DatabaseInput,
+  maxConnections = 10,
+  timeouts: { statementTimeoutMs?: number } = {},
+): OpenDatabase {
   if (typeof input === 'string') {
     const timeoutMs = timeouts.statementTimeoutMs;
     const pool = openPool({
-      connectionString: input, max: maxConnections,
-      ...(timeoutMs === undefined ? {} : { statement_timeout: timeoutMs, query_timeout: timeoutMs + 1_000, connectionTimeoutMillis: timeoutMs }),
+      connectionString: input,
+      max: maxConnections,
+      ...(timeoutMs === undefined
+        ? {}
+        : { statement_timeout: timeoutMs, query_timeout: timeoutMs + 1_000, connectionTimeoutMillis: timeoutMs }),
     });
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardedPool(pool) }) });
     let closing: Promise<void> | null = null;
@@ -228,12 +242,20 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
     // 57014: cancelled, by `statement_timeout` among others: the statement is retried like a lost connection.
-    return connectionCodes.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '57014' || code === '53300' || code === '3D000';
+    return (
+      connectionCodes.has(code) ||
+      code.startsWith('08') ||
+      code.startsWith('57P') ||
+      code === '57014' ||
+      code === '53300' ||
+      code === '3D000'
+    );
   }
   if (error instanceof AggregateError) return error.errors.some(isConnectionError);
   // pg's own messages when the socket goes: no SQLSTATE to go by.
-  return /Connection terminated|connection (?:is )?closed|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i
-    .test((error as Error | null)?.message ?? '');
+  return /Connection terminated|connection (?:is )?closed|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i.test(
+    (error as Error | null)?.message ?? '',
+  );
 }
 
 const connectionCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'EAI_AGAIN']);
@@ -245,9 +267,18 @@ const connectionCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECON
 export function asDatabaseError(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   const unreachable =
-    typeof code === 'string' && (connectionCodes.has(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P03');
-  const aggregate = error instanceof AggregateError && error.errors.some((inner) => connectionCodes.has((inner as { code?: string }).code ?? ''));
+    typeof code === 'string' &&
+    (connectionCodes.has(code) ||
+      code.startsWith('08') ||
+      code.startsWith('28') ||
+      code === '3D000' ||
+      code === '57P03');
+  const aggregate =
+    error instanceof AggregateError &&
+    error.errors.some((inner) => connectionCodes.has((inner as { code?: string }).code ?? ''));
   if (!unreachable && !aggregate) return error;
-  const detail = (error as Error).message || (aggregate ? (error as AggregateError).errors.map((e) => (e as Error).message).join('; ') : String(code));
+  const detail =
+    (error as Error).message ||
+    (aggregate ? (error as AggregateError).errors.map((e) => (e as Error).message).join('; ') : String(code));
   return new TaskRunnerError('DATABASE_UNAVAILABLE', `cannot use the database: ${detail}`, { cause: error });
 }

@@ -23,7 +23,9 @@ export interface FencedAttemptNote {
  * the fence's account first, and the start the launcher knew of. Returns how many it amended.
  */
 export async function attemptsNoteFenced(
-  db: SqlDb, table: TableName, params: { launcherId: string; notes: readonly FencedAttemptNote[] },
+  db: SqlDb,
+  table: TableName,
+  params: { launcherId: string; notes: readonly FencedAttemptNote[] },
 ): Promise<number> {
   const n = params.notes;
   if (n.length === 0) return 0;

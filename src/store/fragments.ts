@@ -106,7 +106,16 @@ export function spentSql(alias?: string): string {
 }
 
 /** How a request stands, derived from its columns (never stored). */
-export const requestStates = ['waiting', 'held', 'running', 'finished', 'failed', 'crashed', 'parked', 'cancelled'] as const;
+export const requestStates = [
+  'waiting',
+  'held',
+  'running',
+  'finished',
+  'failed',
+  'crashed',
+  'parked',
+  'cancelled',
+] as const;
 export type RequestState = (typeof requestStates)[number];
 
 /** The results that name the state of an ended row; an ended row with any other result (or none) is failed. */
@@ -141,15 +150,19 @@ function resultsOutside(result: string, values: readonly string[]): string[] {
 export function stateConditionSql(state: RequestState, alias?: string): string {
   const result = column(alias, 'result');
   switch (state) {
-    case 'waiting': return waitingSql(alias);
-    case 'held': return heldSql(alias);
-    case 'running': return startedSql(alias);
+    case 'waiting':
+      return waitingSql(alias);
+    case 'held':
+      return heldSql(alias);
+    case 'running':
+      return startedSql(alias);
     case 'failed': {
       const outside = resultsOutside(result, Object.values(endedResults).flat());
       const ended = outside.map((arm) => `(${endedSql(alias)} AND ${arm})`);
       return `(${[...ended, `(${spentSql(alias)})`].join(' OR ')})`;
     }
-    default: return `${endedSql(alias)} AND ${result} IN (${quoted(endedResults[state])})`;
+    default:
+      return `${endedSql(alias)} AND ${result} IN (${quoted(endedResults[state])})`;
   }
 }
 

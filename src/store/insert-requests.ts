@@ -30,7 +30,11 @@ export interface NewRequest {
  * become visible, and the notify trigger fires, only when that transaction commits.
  * Returns the new ids in input order.
  */
-export async function requestsInsert(executor: Executor, table: TableName, rows: readonly NewRequest[]): Promise<string[]> {
+export async function requestsInsert(
+  executor: Executor,
+  table: TableName,
+  rows: readonly NewRequest[],
+): Promise<string[]> {
   if (rows.length === 0) return [];
   const inserted = await run<Pick<TaskRequestRow, 'id'>>(
     executor,

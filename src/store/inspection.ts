@@ -91,9 +91,25 @@ export interface RequestDetail extends RequestSummary {
 }
 
 /** The columns of `summaryColumns` (an adopted table allows a NULL task). */
-type SummaryRow = MaybeNull<Pick<TaskRequestRow,
-  'id' | 'task_class_name' | 'queue' | 'priority' | 'result' | 'tries' | 'try_limit' | 'created_at' | 'started_at'
-  | 'completed_at' | 'delay_until' | 'pid' | 'host'>, 'task_class_name'> & { state: RequestState; preview: string | null };
+type SummaryRow = MaybeNull<
+  Pick<
+    TaskRequestRow,
+    | 'id'
+    | 'task_class_name'
+    | 'queue'
+    | 'priority'
+    | 'result'
+    | 'tries'
+    | 'try_limit'
+    | 'created_at'
+    | 'started_at'
+    | 'completed_at'
+    | 'delay_until'
+    | 'pid'
+    | 'host'
+  >,
+  'task_class_name'
+> & { state: RequestState; preview: string | null };
 
 /**
  * `id` is selected as text (a bigint can pass 2^53), so a bare `ORDER BY id` would sort that text
@@ -105,16 +121,31 @@ const summaryColumns = sql.raw(`id::text AS id, task_class_name, queue, priority
 
 function summaryOf(row: SummaryRow): RequestSummary {
   return {
-    id: row.id, taskClassName: row.task_class_name, queue: row.queue, priority: row.priority, state: row.state, result: row.result,
-    tries: row.tries, tryLimit: row.try_limit, createdAt: row.created_at, startedAt: row.started_at, completedAt: row.completed_at,
-    delayUntil: row.delay_until, pid: row.pid, host: row.host, resultPreview: row.preview,
+    id: row.id,
+    taskClassName: row.task_class_name,
+    queue: row.queue,
+    priority: row.priority,
+    state: row.state,
+    result: row.result,
+    tries: row.tries,
+    tryLimit: row.try_limit,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    delayUntil: row.delay_until,
+    pid: row.pid,
+    host: row.host,
+    resultPreview: row.preview,
   };
 }
 
 /** Checks a filter from outside (CLI flags, query strings); errors name the field. */
 export function checkFilter(filter: RequestFilter): void {
   if (filter.state !== undefined && !requestStates.includes(filter.state)) {
-    throw new TaskRunnerError('CONFIG_INVALID', `state must be one of ${requestStates.join(', ')}; got ${JSON.stringify(filter.state)}`);
+    throw new TaskRunnerError(
+      'CONFIG_INVALID',
+      `state must be one of ${requestStates.join(', ')}; got ${JSON.stringify(filter.state)}`,
+    );
   }
   for (const key of ['taskClassName', 'queue', 'text'] as const) {
     const value = filter[key];
@@ -131,7 +162,9 @@ export function filterConditions(filter: RequestFilter): RawBuilder<unknown> {
   if (filter.state !== undefined) parts.push(sql.raw(`(${stateConditionSql(filter.state)})`));
   if (filter.taskClassName !== undefined) {
     // The first condition is the one the (left(task_class_name, 200), id) index serves.
-    parts.push(sql`left(task_class_name, 200) = left(${filter.taskClassName}, 200) AND task_class_name = ${filter.taskClassName}`);
+    parts.push(
+      sql`left(task_class_name, 200) = left(${filter.taskClassName}, 200) AND task_class_name = ${filter.taskClassName}`,
+    );
   }
   if (filter.queue !== undefined) parts.push(sql`queue = ${filter.queue}`);
   if (filter.text !== undefined) parts.push(sql`strpos(lower(result_text), lower(${filter.text})) > 0`);
@@ -142,14 +175,20 @@ export function filterConditions(filter: RequestFilter): RawBuilder<unknown> {
 export async function requestsList(db: SqlDb, table: TableName, params: ListRequestsParams = {}): Promise<RequestPage> {
   const limit = params.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new TaskRunnerError('CONFIG_INVALID', `limit must be a whole number from 1 to 1000, got ${JSON.stringify(params.limit)}`);
+    throw new TaskRunnerError(
+      'CONFIG_INVALID',
+      `limit must be a whole number from 1 to 1000, got ${JSON.stringify(params.limit)}`,
+    );
   }
   if (params.before !== undefined && !/^\d{1,19}$/.test(params.before)) {
     throw new TaskRunnerError('CONFIG_INVALID', `before must be a request id, got ${JSON.stringify(params.before)}`);
   }
   const window = params.textWindow ?? textSearchWindow;
   if (!Number.isInteger(window) || window < 1) {
-    throw new TaskRunnerError('CONFIG_INVALID', `textWindow must be a whole number above 0, got ${JSON.stringify(params.textWindow)}`);
+    throw new TaskRunnerError(
+      'CONFIG_INVALID',
+      `textWindow must be a whole number above 0, got ${JSON.stringify(params.textWindow)}`,
+    );
   }
   if (params.text !== undefined) return textSearch(db, table, params, limit, window);
   const before = params.before === undefined ? sql`` : sql`AND id < ${params.before}::bigint`;
@@ -163,14 +202,22 @@ export async function requestsList(db: SqlDb, table: TableName, params: ListRequ
 }
 
 /** A page of a text search: within one window of ids, under a statement timeout (see `textSearchWindow`). */
-async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParams, limit: number, window: number): Promise<RequestPage> {
+async function textSearch(
+  db: SqlDb,
+  table: TableName,
+  params: ListRequestsParams,
+  limit: number,
+  window: number,
+): Promise<RequestPage> {
   const ref = sql.table(table.qualified);
   return db.transaction().execute(async (trx) => {
     await sql.raw(`SET LOCAL statement_timeout = ${textSearchTimeoutMs}`).execute(trx);
     // The window's top: below `before`, else above the newest row (max(id) reads the index's end).
-    const top = params.before === undefined
-      ? ((await sql<{ top: string | null }>`SELECT (max(id) + 1)::text AS top FROM ${ref}`.execute(trx)).rows[0]!.top ?? '1')
-      : params.before;
+    const top =
+      params.before === undefined
+        ? ((await sql<{ top: string | null }>`SELECT (max(id) + 1)::text AS top FROM ${ref}`.execute(trx)).rows[0]!
+            .top ?? '1')
+        : params.before;
     const floor = (BigInt(top) - BigInt(window)).toString();
     let rows: SummaryRow[];
     try {
@@ -180,24 +227,48 @@ async function textSearch(db: SqlDb, table: TableName, params: ListRequestsParam
         ORDER BY r.id DESC LIMIT ${limit + 1}`.execute(trx));
     } catch (error) {
       if ((error as { code?: string }).code === '57014') {
-        throw new TaskRunnerError('CONFIG_INVALID', `text search stopped after ${textSearchTimeoutMs} ms in ids ${floor} to ${top}; ` +
-          'narrow it by state, task or queue');
+        throw new TaskRunnerError(
+          'CONFIG_INVALID',
+          `text search stopped after ${textSearchTimeoutMs} ms in ids ${floor} to ${top}; ` +
+            'narrow it by state, task or queue',
+        );
       }
       throw error;
     }
     const requests = rows.slice(0, limit).map(summaryOf);
-    if (rows.length > limit) return { requests, nextBefore: requests[requests.length - 1]!.id, searchedDownTo: requests[requests.length - 1]!.id };
+    if (rows.length > limit)
+      return {
+        requests,
+        nextBefore: requests[requests.length - 1]!.id,
+        searchedDownTo: requests[requests.length - 1]!.id,
+      };
     // The window is searched through: older rows, if any, are the next page's.
-    const older = (await sql<{ older: boolean }>`SELECT EXISTS (SELECT 1 FROM ${ref} WHERE id < ${floor}::bigint) AS older`.execute(trx)).rows[0]!;
+    const older = (
+      await sql<{ older: boolean }>`SELECT EXISTS (SELECT 1 FROM ${ref} WHERE id < ${floor}::bigint) AS older`.execute(
+        trx,
+      )
+    ).rows[0]!;
     return { requests, nextBefore: older.older ? floor : null, searchedDownTo: floor };
   });
 }
 
 /** One request with everything known about it, or null. */
 export async function requestShow(db: SqlDb, table: TableName, id: string): Promise<RequestDetail | null> {
-  const { rows } = await sql<SummaryRow & Pick<TaskRequestRow,
-    'options' | 'result_text' | 'thread_id' | 'launcher_id' | 'lease_expires_at' | 'crashes' | 'timeout_ms'
-    | 'cancel_requested_at' | 'traceparent'>>`
+  const { rows } = await sql<
+    SummaryRow &
+      Pick<
+        TaskRequestRow,
+        | 'options'
+        | 'result_text'
+        | 'thread_id'
+        | 'launcher_id'
+        | 'lease_expires_at'
+        | 'crashes'
+        | 'timeout_ms'
+        | 'cancel_requested_at'
+        | 'traceparent'
+      >
+  >`
     SELECT ${summaryColumns}, options, result_text, thread_id, launcher_id, lease_expires_at, crashes, timeout_ms,
            cancel_requested_at, traceparent
     FROM ${sql.table(table.qualified)} WHERE id = ${id}::bigint`.execute(db);

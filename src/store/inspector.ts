@@ -1,11 +1,26 @@
 import type { TableName } from '../config/identifiers.js';
 import { defaults } from '../config/runner-config.js';
 import {
-  activityOpen, activityPerMinute, activityRunning, endedByResult, launchersAlive, launcherTableExporter,
-  type LauncherAlive, type MinuteActivity, type OpenActivity, type RunningTry,
+  activityOpen,
+  activityPerMinute,
+  activityRunning,
+  endedByResult,
+  launchersAlive,
+  launcherTableExporter,
+  type LauncherAlive,
+  type MinuteActivity,
+  type OpenActivity,
+  type RunningTry,
 } from './activity.js';
 import { cancelRequest, type CancelResult } from './cancel-request.js';
-import { requestShow, requestsList, type ListRequestsParams, type RequestDetail, type RequestFilter, type RequestPage } from './inspection.js';
+import {
+  requestShow,
+  requestsList,
+  type ListRequestsParams,
+  type RequestDetail,
+  type RequestFilter,
+  type RequestPage,
+} from './inspection.js';
 import { requestDelete, requestRetry, requestsRetryMatching } from './request-actions.js';
 import { requestsCountByState, type StatusCounts } from './state-counts.js';
 import type { SqlDb } from './database.js';

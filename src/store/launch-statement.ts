@@ -123,7 +123,13 @@ function quoted(table: TableName): string {
 function claimCtes(t: string, first: number): string {
   // $1 is the launcher id; the claim's own values (see claimParameters) are $first, $first + 1, ...
   const p = {
-    limit: first, startNow: first + 1, pid: first + 2, identity: first + 3, queues: first + 4, host: first + 5, leaseMs: first + 6,
+    limit: first,
+    startNow: first + 1,
+    pid: first + 2,
+    identity: first + 3,
+    queues: first + 4,
+    host: first + 5,
+    leaseMs: first + 6,
     maxOptionsBytes: first + 7,
   };
   return `picked AS MATERIALIZED (
@@ -246,8 +252,14 @@ ${claimedRowsSql}`;
 /** The claim's own values, in the order `claimCtes` numbers them (placeholders when there is no claim). */
 function claimParameters(c: ClaimOrder | null): unknown[] {
   return [
-    c?.limit ?? 0, c?.startNow ?? 0, c?.launcherPid ?? null, c?.launcherIdentity ?? null,
-    c === null || c.queues === null ? null : [...c.queues], c?.host ?? null, c?.leaseMs ?? 0, c?.maxOptionsBytes ?? 0,
+    c?.limit ?? 0,
+    c?.startNow ?? 0,
+    c?.launcherPid ?? null,
+    c?.launcherIdentity ?? null,
+    c === null || c.queues === null ? null : [...c.queues],
+    c?.host ?? null,
+    c?.leaseMs ?? 0,
+    c?.maxOptionsBytes ?? 0,
   ];
 }
 
@@ -278,11 +290,25 @@ export function launchValues(params: LaunchParams): unknown[] {
   const nowMs = performance.timeOrigin + performance.now();
   return [
     params.launcherId,
-    o.map((x) => x.id), o.map((x) => x.tries), o.map((x) => x.result), o.map((x) => storableText(x.resultText)),
-    o.map((x) => x.endNow), o.map((x) => x.refund), o.map((x) => x.crash), o.map((x) => x.attempt.pid),
-    o.map((x) => x.attempt.threadId), o.map((x) => x.attempt.mode), o.map((x) => agoMs(x.attempt.startedAtMs, nowMs)),
-    o.map((x) => x.attempt.exitCode), o.map((x) => x.attempt.signal), o.map((x) => x.attempt.peakMemoryBytes),
-    s.map((x) => x.id), s.map((x) => x.tries), s.map((x) => x.pid), s.map((x) => x.processIdentity), s.map((x) => x.threadId),
+    o.map((x) => x.id),
+    o.map((x) => x.tries),
+    o.map((x) => x.result),
+    o.map((x) => storableText(x.resultText)),
+    o.map((x) => x.endNow),
+    o.map((x) => x.refund),
+    o.map((x) => x.crash),
+    o.map((x) => x.attempt.pid),
+    o.map((x) => x.attempt.threadId),
+    o.map((x) => x.attempt.mode),
+    o.map((x) => agoMs(x.attempt.startedAtMs, nowMs)),
+    o.map((x) => x.attempt.exitCode),
+    o.map((x) => x.attempt.signal),
+    o.map((x) => x.attempt.peakMemoryBytes),
+    s.map((x) => x.id),
+    s.map((x) => x.tries),
+    s.map((x) => x.pid),
+    s.map((x) => x.processIdentity),
+    s.map((x) => x.threadId),
     s.map((x) => agoMs(x.startedAtMs, nowMs)),
     ...claimParameters(params.claim),
   ];
@@ -318,7 +344,9 @@ export function launchResult(rows: readonly LaunchRow[]): LaunchResult {
     }
   }
   // Priority first, then age: the order the launcher starts them in.
-  result.claimed.sort((a, b) => b.priority - a.priority || (a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+  result.claimed.sort(
+    (a, b) => b.priority - a.priority || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
   return result;
 }
 

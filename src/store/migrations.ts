@@ -4,12 +4,24 @@ import { defaults } from '../config/runner-config.js';
 import { attemptsTableExists, attemptsTableFor } from './attempts-table.js';
 import { recurringTableExists, recurringTableFor } from './recurring-table.js';
 import {
-  addDesignColumn, createAttemptsTable, createOpsSupport, createRecurringTable, createRequestSupport,
-  createRequestTable, designColumns, dropRunnerTables, type ExtraColumns,
+  addDesignColumn,
+  createAttemptsTable,
+  createOpsSupport,
+  createRecurringTable,
+  createRequestSupport,
+  createRequestTable,
+  designColumns,
+  dropRunnerTables,
+  type ExtraColumns,
 } from './schema-ddl.js';
 import type { SqlDb } from './database.js';
 import {
-  adoptTimestamps, guessTableOrigin, readTableOrigin, writeTableOrigin, type TableOrigin, type TimestampAdoption,
+  adoptTimestamps,
+  guessTableOrigin,
+  readTableOrigin,
+  writeTableOrigin,
+  type TableOrigin,
+  type TimestampAdoption,
 } from './table-adoption.js';
 
 export type { ExtraColumns } from './schema-ddl.js';

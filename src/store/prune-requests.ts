@@ -61,7 +61,9 @@ export async function requestsPrune(
   const requests = sql.table(table.qualified);
   const attempts = sql.table(attemptsTableFor(table).qualified);
   await db.connection().execute(async (conn) => {
-    const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_lock(hashtext(${lockKey(table)})) AS locked`.execute(conn);
+    const { rows } = await sql<{
+      locked: boolean;
+    }>`SELECT pg_try_advisory_lock(hashtext(${lockKey(table)})) AS locked`.execute(conn);
     if (rows[0]?.locked !== true) return;
     result.ran = true;
     try {
@@ -97,7 +99,9 @@ export async function requestsPrune(
             history AS (
               DELETE FROM ${attempts} AS a USING gone WHERE a.request_id = gone.id RETURNING a.id
             )
-            SELECT result, count(*)::int AS n, (SELECT count(*) FROM history)::int AS attempts FROM gone GROUP BY result`.execute(conn);
+            SELECT result, count(*)::int AS n, (SELECT count(*) FROM history)::int AS attempts FROM gone GROUP BY result`.execute(
+            conn,
+          );
           let removed = 0;
           for (const row of deleted.rows) {
             result.requests[row.result] = (result.requests[row.result] ?? 0) + row.n;

@@ -119,8 +119,15 @@ export class RecurringStore {
        SELECT name, task_class_name, cron, timezone, queue, backfill, last_due_at, last_request_id::text AS last_request_id, registered_at
        FROM ${this.#recurring} ORDER BY name`.execute(this.#db);
     return rows.map((row) => ({
-      name: row.name, taskClassName: row.task_class_name, cron: row.cron, timezone: row.timezone, queue: row.queue,
-      backfill: row.backfill, lastDueAt: row.last_due_at, lastRequestId: row.last_request_id, registeredAt: row.registered_at,
+      name: row.name,
+      taskClassName: row.task_class_name,
+      cron: row.cron,
+      timezone: row.timezone,
+      queue: row.queue,
+      backfill: row.backfill,
+      lastDueAt: row.last_due_at,
+      lastRequestId: row.last_request_id,
+      registeredAt: row.registered_at,
     }));
   }
 }

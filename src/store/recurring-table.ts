@@ -20,6 +20,8 @@ export function recurringTableFor(table: TableName): TableName {
 }
 
 export async function recurringTableExists(db: SqlDb, table: TableName): Promise<boolean> {
-  const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${recurringTableFor(table).qualified}) AS found`.execute(db);
+  const { rows } = await sql<{
+    found: string | null;
+  }>`SELECT to_regclass(${recurringTableFor(table).qualified}) AS found`.execute(db);
   return rows[0]?.found != null;
 }

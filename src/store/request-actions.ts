@@ -15,8 +15,8 @@ import type { TaskRequestRow } from './schema.js';
 
 /** What a retry sets: runnable now, at least one more try, crash count and cancel request cleared. */
 const retryAssignments = sql.raw(
-  'completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1), crashes = 0, '
-  + 'cancel_requested_at = NULL',
+  'completed_at = NULL, delay_until = NULL, try_limit = GREATEST(t.try_limit, t.tries + 1), crashes = 0, ' +
+    'cancel_requested_at = NULL',
 );
 
 /**
@@ -57,7 +57,11 @@ export async function requestDelete(db: SqlDb, table: TableName, id: string): Pr
     SELECT EXISTS (SELECT 1 FROM gone) AS deleted, target.pid FROM target`.execute(db);
   const row = rows[0];
   if (row === undefined) throw new TaskRunnerError('REQUEST_NOT_FOUND', `request ${id} does not exist`);
-  if (!row.deleted) throw new TaskRunnerError('ALREADY_RUNNING', `request ${id} is running (pid ${row.pid}); cancel it before deleting it`);
+  if (!row.deleted)
+    throw new TaskRunnerError(
+      'ALREADY_RUNNING',
+      `request ${id} is running (pid ${row.pid}); cancel it before deleting it`,
+    );
 }
 
 /**
@@ -80,8 +84,11 @@ export async function requestsRetryMatching(
     await sql.raw(`SET LOCAL statement_timeout = ${bulkTextTimeoutMs}`).execute(trx);
     return retryMatching(trx, table, filter, limit).catch((error: { code?: string }) => {
       if (error.code !== '57014') throw error;
-      throw new TaskRunnerError('CONFIG_INVALID', `retrying the requests whose result holds the text stopped after ${bulkTextTimeoutMs} ms; ` +
-        'narrow it by state, task or queue');
+      throw new TaskRunnerError(
+        'CONFIG_INVALID',
+        `retrying the requests whose result holds the text stopped after ${bulkTextTimeoutMs} ms; ` +
+          'narrow it by state, task or queue',
+      );
     });
   });
 }

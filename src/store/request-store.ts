@@ -3,7 +3,14 @@ import type { TableName } from '../config/identifiers.js';
 import { attemptColumns, attemptsTableFor } from './attempts-table.js';
 import { delayedSql, runningSql, wipedSql } from './fragments.js';
 import {
-  claimStatement, claimValues, launchResult, launchStatement, launchValues, type LaunchParams, type LaunchResult, type LaunchRow,
+  claimStatement,
+  claimValues,
+  launchResult,
+  launchStatement,
+  launchValues,
+  type LaunchParams,
+  type LaunchResult,
+  type LaunchRow,
 } from './launch-statement.js';
 import { settleAssignments, type SettleRules } from './outcome-rules.js';
 import type { TaskRequestRow } from './schema.js';
@@ -14,7 +21,14 @@ import type { SqlDb } from './database.js';
 // The shapes the launcher writes have files of their own, to keep this one to its statements;
 // they are re-exported here, where the launcher meets the store.
 export type { AttemptOutcome, AttemptRecord } from './attempt-outcome.js';
-export type { AppliedOutcome, AttemptStartRecord, ClaimedRow, ClaimOrder, LaunchParams, LaunchResult } from './launch-statement.js';
+export type {
+  AppliedOutcome,
+  AttemptStartRecord,
+  ClaimedRow,
+  ClaimOrder,
+  LaunchParams,
+  LaunchResult,
+} from './launch-statement.js';
 
 /** A running row of this host, as the pid probe sees it. */
 export interface OwnedRunningRow {
@@ -70,7 +84,10 @@ export class RequestStore {
     this.#sql = params.sql ?? kyselyClient(params.db);
     this.#table = sql.table(params.table.qualified);
     this.#attempts = sql.table(attemptsTableFor(params.table).qualified);
-    this.#rules = { crashLimit: params.crashLimit, backoff: { baseMs: params.backoff.baseMs, maxMs: params.backoff.maxMs } };
+    this.#rules = {
+      crashLimit: params.crashLimit,
+      backoff: { baseMs: params.backoff.baseMs, maxMs: params.backoff.maxMs },
+    };
     this.#launch = launchStatement(params.table, this.#rules);
     this.#claim = claimStatement(params.table);
   }
@@ -102,7 +119,9 @@ export class RequestStore {
   async #endUnreportedTries(picked: RawBuilder<unknown>, how: { result: string; refund: boolean }): Promise<string[]> {
     const result = `'${how.result}'`;
     const crash = how.refund ? 'false' : '(old.started_at IS NOT NULL)';
-    const text = how.refund ? 'old.text' : `CASE WHEN old.started_at IS NULL THEN 'never started: ' || old.text ELSE old.text END`;
+    const text = how.refund
+      ? 'old.text'
+      : `CASE WHEN old.started_at IS NULL THEN 'never started: ' || old.text ELSE old.text END`;
     const settle = settleAssignments({ result, text, crash, endNow: 'false', refund: String(how.refund) }, this.#rules);
     const { rows } = await sql<Pick<TaskRequestRow, 'id'>>`
       WITH old AS MATERIALIZED (${picked}),
@@ -128,7 +147,10 @@ export class RequestStore {
       SELECT id::text AS id, pid, process_identity, launcher_id FROM ${this.#table}
       WHERE host = ${params.host} AND ${sql.raw(runningSql())}`.execute(this.#db);
     return rows.map((row) => ({
-      id: row.id, pid: row.pid, processIdentity: row.process_identity, launcherId: row.launcher_id,
+      id: row.id,
+      pid: row.pid,
+      processIdentity: row.process_identity,
+      launcherId: row.launcher_id,
     }));
   }
 
@@ -144,14 +166,17 @@ export class RequestStore {
   }): Promise<string[]> {
     if (params.rows.length === 0) return [];
     const r = params.rows;
-    return this.#endUnreportedTries(sql`
+    return this.#endUnreportedTries(
+      sql`
       SELECT ${lockedTryColumns}, v.text FROM ${this.#table} AS t
       JOIN unnest(${r.map((x) => x.id)}::bigint[], ${r.map((x) => x.pid)}::int[],
                   ${r.map((x) => x.processIdentity)}::text[], ${r.map((x) => storableText(x.text))}::text[])
            AS v(id, pid, identity, text) ON t.id = v.id
       WHERE t.pid = v.pid AND t.process_identity IS NOT DISTINCT FROM v.identity
         AND t.host = ${params.host} AND t.completed_at IS NULL
-      FOR UPDATE OF t`, { result: 'CRASHED', refund: false });
+      FOR UPDATE OF t`,
+      { result: 'CRASHED', refund: false },
+    );
   }
 
   /**
@@ -160,12 +185,19 @@ export class RequestStore {
    * cancel was asked for. Rows it held but never started, and rows whose outcome could not be
    * written, are what this normally finds. Each gets an INTERRUPTED history row.
    */
-  async requestsReleaseByLauncher(params: { launcherId: string; text: string; ids?: readonly string[] }): Promise<string[]> {
+  async requestsReleaseByLauncher(params: {
+    launcherId: string;
+    text: string;
+    ids?: readonly string[];
+  }): Promise<string[]> {
     const only = params.ids === undefined ? sql`` : sql`AND t.id = ANY(${[...params.ids]}::bigint[])`;
-    return this.#endUnreportedTries(sql`
+    return this.#endUnreportedTries(
+      sql`
       SELECT ${lockedTryColumns}, ${storableText(params.text)}::text AS text FROM ${this.#table} AS t
       WHERE t.launcher_id = ${params.launcherId} AND ${sql.raw(runningSql('t'))} ${only}
-      FOR UPDATE OF t`, { result: 'INTERRUPTED', refund: true });
+      FOR UPDATE OF t`,
+      { result: 'INTERRUPTED', refund: true },
+    );
   }
 
   /**
@@ -184,7 +216,10 @@ export class RequestStore {
    * the two call each other in a loop.
    * Both arms have a partial index (`running_idx`, `wiped_idx`): PostgreSQL ORs two bitmap scans.
    */
-  async requestsRenewLeases(params: { launcherId: string; leaseMs: number }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
+  async requestsRenewLeases(params: {
+    launcherId: string;
+    leaseMs: number;
+  }): Promise<{ renewed: string[]; cancelled: string[]; wiped: string[] }> {
     const lease = sql`${params.leaseMs} * interval '1 millisecond'`;
     const { rows } = await sql<Pick<TaskRequestRow, 'id'> & { cancel: boolean; wiped: boolean }>`
       WITH wiped AS (
@@ -204,8 +239,14 @@ export class RequestStore {
     const byId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
     return {
       renewed: rows.map((row) => row.id).sort(byId),
-      cancelled: rows.filter((row) => row.cancel).map((row) => row.id).sort(byId),
-      wiped: rows.filter((row) => row.wiped).map((row) => row.id).sort(byId),
+      cancelled: rows
+        .filter((row) => row.cancel)
+        .map((row) => row.id)
+        .sort(byId),
+      wiped: rows
+        .filter((row) => row.wiped)
+        .map((row) => row.id)
+        .sort(byId),
     };
   }
 
@@ -231,14 +272,17 @@ export class RequestStore {
    * an outcome after all) are skipped, not waited for.
    */
   async requestsRecoverExpired(params: { host: string }): Promise<string[]> {
-    return this.#endUnreportedTries(sql`
+    return this.#endUnreportedTries(
+      sql`
       SELECT ${lockedTryColumns},
              'lease expired: launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing it (pid ' || t.pid || ')' AS text
       FROM ${this.#table} AS t
       WHERE ${sql.raw(runningSql('t'))} AND t.lease_expires_at < now()
         AND t.host IS DISTINCT FROM ${params.host}
-      FOR UPDATE OF t SKIP LOCKED`, { result: 'CRASHED', refund: false });
+      FOR UPDATE OF t SKIP LOCKED`,
+      { result: 'CRASHED', refund: false },
+    );
   }
 
   /**
@@ -248,13 +292,16 @@ export class RequestStore {
    * keeps the lease of such a row renewed until it has written it. Reads `wiped_idx` only.
    */
   async requestsRecoverWiped(): Promise<string[]> {
-    return this.#endUnreportedTries(sql`
+    return this.#endUnreportedTries(
+      sql`
       SELECT ${lockedTryColumns},
              'pid cleared by hand; launcher ' || COALESCE(t.launcher_id, '?') || ' on host ' || COALESCE(t.host, '?')
                || ' stopped renewing its lease before it had stopped the try' AS text
       FROM ${this.#table} AS t
       WHERE ${sql.raw(wipedSql('t'))} AND t.lease_expires_at < now()
-      FOR UPDATE OF t SKIP LOCKED`, { result: 'RESCHEDULED', refund: true });
+      FOR UPDATE OF t SKIP LOCKED`,
+      { result: 'RESCHEDULED', refund: true },
+    );
   }
 
   /**

@@ -41,8 +41,13 @@ export async function requestsCountByState(db: SqlDb, table: TableName): Promise
     FROM ${sql.table(table.qualified)}`.execute(db);
   const row = rows[0]!;
   return {
-    waiting: Number(row.waiting), delayed: Number(row.delayed), running: Number(row.running), held: Number(row.held),
-    finished: Number(row.finished), givenUp: Number(row.givenUp),
-    cancelled: Number(row.cancelled), parked: Number(row.parked),
+    waiting: Number(row.waiting),
+    delayed: Number(row.delayed),
+    running: Number(row.running),
+    held: Number(row.held),
+    finished: Number(row.finished),
+    givenUp: Number(row.givenUp),
+    cancelled: Number(row.cancelled),
+    parked: Number(row.parked),
   };
 }

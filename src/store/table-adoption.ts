@@ -20,11 +20,14 @@ export type TableOrigin = 'created' | 'adopted';
  */
 const markerText: Record<TableOrigin, string> = {
   created: 'cw-task-runner: attempt history; the runner created the request table',
-  adopted: 'cw-task-runner: attempt history; the runner adopted the request table (an application made it): retention leaves its rows alone unless retention.pruneAdopted is true',
+  adopted:
+    'cw-task-runner: attempt history; the runner adopted the request table (an application made it): retention leaves its rows alone unless retention.pruneAdopted is true',
 };
 
 export async function writeTableOrigin(db: SqlDb, table: TableName, origin: TableOrigin): Promise<void> {
-  await sql`COMMENT ON TABLE ${sql.table(attemptsTableFor(table).qualified)} IS ${sql.lit(markerText[origin])}`.execute(db);
+  await sql`COMMENT ON TABLE ${sql.table(attemptsTableFor(table).qualified)} IS ${sql.lit(markerText[origin])}`.execute(
+    db,
+  );
 }
 
 /** The recorded origin; null when there is no marker (no attempts table, or one made before the marker). */
@@ -43,7 +46,8 @@ interface ColumnFacts {
 }
 
 async function columnsOf(db: SqlDb, table: TableName): Promise<Map<string, ColumnFacts>> {
-  const { rows } = await sql<ColumnFacts>`SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+  const { rows } =
+    await sql<ColumnFacts>`SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
     WHERE table_schema = COALESCE(${table.schema}, current_schema()) AND table_name = ${table.table}`.execute(db);
   return new Map(rows.map((row) => [row.column_name, row]));
 }
@@ -58,8 +62,11 @@ export async function guessTableOrigin(db: SqlDb, table: TableName): Promise<Tab
   const columns = await columnsOf(db, table);
   const created = columns.get('created_at');
   const name = columns.get('task_class_name');
-  const ours = created?.data_type === 'timestamp with time zone' && /now\(\)/.test(created.column_default ?? '')
-    && name?.data_type === 'text' && name.is_nullable === 'NO';
+  const ours =
+    created?.data_type === 'timestamp with time zone' &&
+    /now\(\)/.test(created.column_default ?? '') &&
+    name?.data_type === 'text' &&
+    name.is_nullable === 'NO';
   return ours ? 'created' : 'adopted';
 }
 
@@ -119,7 +126,10 @@ const utcNames = /^(Etc\/)?(UTC|UCT|GMT|GMT0|Universal|Zulu|Greenwich)$/i;
  * (which the session then reads and writes in that zone); null when nothing is shifted. For a
  * pool of the caller's own, whose sessions the runner leaves as they are.
  */
-export async function shiftedTimeZone(db: SqlDb, table: TableName): Promise<{ timeZone: string; columns: string[] } | null> {
+export async function shiftedTimeZone(
+  db: SqlDb,
+  table: TableName,
+): Promise<{ timeZone: string; columns: string[] } | null> {
   const { rows } = await sql<{ tz: string }>`SELECT current_setting('TimeZone') AS tz`.execute(db);
   const timeZone = rows[0]?.tz ?? 'UTC';
   if (utcNames.test(timeZone)) return null;

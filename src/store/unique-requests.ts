@@ -67,30 +67,43 @@ async function inTransaction<T>(executor: Executor, body: (executor: Executor) =
  * launcher's own UPDATE fail when a failed try turns its row waiting again beside a newer one.
  * Items of one batch that share a key get the first one's request.
  */
-export async function requestsInsertUnique(executor: Executor, table: TableName, items: readonly MaybeUniqueRequest[]): Promise<string[]> {
+export async function requestsInsertUnique(
+  executor: Executor,
+  table: TableName,
+  items: readonly MaybeUniqueRequest[],
+): Promise<string[]> {
   if (items.length === 0) return [];
   // The first item of each key decides for the batch; later ones of that key get its request.
   const leaders = new Map<string, MaybeUniqueRequest>();
-  for (const item of items) if (item.uniqueKey != null && !leaders.has(item.uniqueKey)) leaders.set(item.uniqueKey, item);
+  for (const item of items)
+    if (item.uniqueKey != null && !leaders.has(item.uniqueKey)) leaders.set(item.uniqueKey, item);
   const keys = [...leaders.keys()].sort();
   return inTransaction(executor, async (trx) => {
     if (keys.length > 0) {
-      await run(trx, sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_unique:' + table.qualified}), hashtext(k))
-        FROM unnest(${keys}::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n`);
+      await run(
+        trx,
+        sql`SELECT pg_advisory_xact_lock(hashtext(${'cw_task_runner_unique:' + table.qualified}), hashtext(k))
+        FROM unnest(${keys}::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n`,
+      );
     }
     const found = new Map<string, string>();
     for (const kind of ['waiting', 'active', 'ended-within'] as const) {
       const group = [...leaders.values()].filter((item) => (item.uniqueWhile?.kind ?? 'active') === kind);
       if (group.length === 0) continue;
       const within = group.map((item) => (item.uniqueWhile?.kind === 'ended-within' ? item.uniqueWhile.withinMs : 0));
-      const rows = await run<{ key: string; id: string | null }>(trx, sql`
+      const rows = await run<{ key: string; id: string | null }>(
+        trx,
+        sql`
         SELECT v.key, (SELECT r.id::text FROM ${sql.table(table.qualified)} AS r
                        WHERE r.unique_key = v.key AND ${sql.raw(matchSql(kind))} ORDER BY r.id DESC LIMIT 1) AS id
-        FROM unnest(${group.map((item) => item.uniqueKey!)}::text[], ${within}::float8[]) AS v(key, within_ms)`);
+        FROM unnest(${group.map((item) => item.uniqueKey!)}::text[], ${within}::float8[]) AS v(key, within_ms)`,
+      );
       for (const row of rows) if (row.id !== null) found.set(row.key, row.id);
     }
     // Keyless items, and the first item of each key no request holds, in input order.
-    const fresh = items.filter((item) => item.uniqueKey == null || (leaders.get(item.uniqueKey) === item && !found.has(item.uniqueKey)));
+    const fresh = items.filter(
+      (item) => item.uniqueKey == null || (leaders.get(item.uniqueKey) === item && !found.has(item.uniqueKey)),
+    );
     const inserted = await requestsInsert(trx, table, fresh);
     const idOf = new Map<MaybeUniqueRequest, string>(fresh.map((item, index) => [item, inserted[index]!]));
     for (const item of fresh) if (item.uniqueKey != null) found.set(item.uniqueKey, idOf.get(item)!);

@@ -26,7 +26,9 @@ function requireTask(file: string): Record<string, unknown> | null {
   }
   // An ES module comes back as its namespace; a CommonJS file as its `module.exports`, which
   // `import()` would have shown as the default export.
-  return exported !== null && typeof exported === 'object' ? (exported as Record<string, unknown>) : { default: exported };
+  return exported !== null && typeof exported === 'object'
+    ? (exported as Record<string, unknown>)
+    : { default: exported };
 }
 
 /**
@@ -40,7 +42,8 @@ export async function loadTaskClass(file: string, taskClassName: string): Promis
   const mod = requireTask(file) ?? ((await import(pathToFileURL(file).href)) as Record<string, unknown>);
   const shortName = taskClassName.split('::').pop()!;
   const candidates = Object.values(mod).filter(isTaskClass);
-  const picked = [mod.default, mod[shortName]].find(isTaskClass) ?? (candidates.length === 1 ? candidates[0] : undefined);
+  const picked =
+    [mod.default, mod[shortName]].find(isTaskClass) ?? (candidates.length === 1 ? candidates[0] : undefined);
   if (picked === undefined) {
     throw new TaskRunnerError(
       'TASK_INVALID',

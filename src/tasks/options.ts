@@ -52,7 +52,12 @@ function dropSymbolColons(value: unknown): unknown {
   for (const [key, item] of Object.entries(value)) {
     const name = key.length > 1 && key.startsWith(':') ? key.slice(1) : key;
     // defineProperty so a key named __proto__ stays data and never becomes a prototype.
-    Object.defineProperty(out, name, { value: dropSymbolColons(item), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, name, {
+      value: dropSymbolColons(item),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -60,7 +65,8 @@ function dropSymbolColons(value: unknown): unknown {
 /** Plain words for a value that is not a map, in the message that refuses it. */
 function kindOf(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') return `the text ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the text ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
   if (typeof value === 'number' || typeof value === 'bigint') return `the number ${value}`;
   if (typeof value === 'boolean') return `the boolean ${value}`;
   return `a ${typeof value}`;
@@ -131,9 +137,11 @@ function assertPlain(value: unknown, path: string, seen: Set<object>): void {
 export function stringifyOptions(options: unknown, maxBytes: number): string {
   const value = options ?? {};
   if (!isMap(value)) {
-    const what = Array.isArray(value) ? 'a list'
-      : typeof value === 'object' ? `a ${(Object.getPrototypeOf(value) as { constructor?: { name?: string } }).constructor?.name ?? 'class'}${value instanceof Date ? '' : ' instance'}`
-      : `a ${typeof value}`;
+    const what = Array.isArray(value)
+      ? 'a list'
+      : typeof value === 'object'
+        ? `a ${(Object.getPrototypeOf(value) as { constructor?: { name?: string } }).constructor?.name ?? 'class'}${value instanceof Date ? '' : ' instance'}`
+        : `a ${typeof value}`;
     throw optionsError(`options must be an object of names to values, got ${what}`);
   }
   let text = stringifyPlainOptions(value);
@@ -143,7 +151,10 @@ export function stringifyOptions(options: unknown, maxBytes: number): string {
   }
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
-    throw new TaskRunnerError('OPTIONS_TOO_LARGE', `task options are ${bytes} bytes as YAML, over the limit of ${maxBytes}`);
+    throw new TaskRunnerError(
+      'OPTIONS_TOO_LARGE',
+      `task options are ${bytes} bytes as YAML, over the limit of ${maxBytes}`,
+    );
   }
   return text;
 }

@@ -64,7 +64,13 @@ export function parsePlainOptions(text: string): Record<string, unknown> | undef
     if (seen.has(raw) || Object.hasOwn(result, name)) return undefined;
     seen.add(raw);
     // defineProperty so a key named __proto__ stays data and never becomes a prototype.
-    if (name === '__proto__') Object.defineProperty(result, name, { value: parsed.value, enumerable: true, writable: true, configurable: true });
+    if (name === '__proto__')
+      Object.defineProperty(result, name, {
+        value: parsed.value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     else result[name] = parsed.value;
   }
   return result;
@@ -86,8 +92,20 @@ export function stringifyPlainOptions(options: unknown): string | undefined {
     if (name === null || name[1] !== '' || special.has(key)) return undefined;
     let shown: string;
     if (value === null || value === true || value === false) shown = String(value);
-    else if (typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0) && integerPattern.test(String(value))) shown = String(value);
-    else if (typeof value === 'string' && !special.has(value) && wordsPattern.test(value) && !integerPattern.test(value)) shown = value;
+    else if (
+      typeof value === 'number' &&
+      Number.isSafeInteger(value) &&
+      !Object.is(value, -0) &&
+      integerPattern.test(String(value))
+    )
+      shown = String(value);
+    else if (
+      typeof value === 'string' &&
+      !special.has(value) &&
+      wordsPattern.test(value) &&
+      !integerPattern.test(value)
+    )
+      shown = value;
     else return undefined;
     text += `${key}: ${shown}\n`;
   }

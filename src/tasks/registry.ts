@@ -29,15 +29,28 @@ export function typeScriptLoaderActive(): boolean {
  * loader given only in NODE_OPTIONS, which children do not get unless it is allowlisted, or
  * left out of an explicit `childExecArgv`, is not theirs. Said once at start, not per try.
  */
-export function typeScriptChildrenProblem(scan: TaskRegistryScan, childExecArgv: readonly string[], childEnv: Readonly<Record<string, string>>): string | null {
+export function typeScriptChildrenProblem(
+  scan: TaskRegistryScan,
+  childExecArgv: readonly string[],
+  childEnv: Readonly<Record<string, string>>,
+): string | null {
   const typed = [...scan.files.values()].filter((file) => tsExtensions.some((ext) => file.endsWith(ext)));
   if (typed.length === 0) return null;
   // A Node that strips types with no flag at all does so in its children too.
-  const byDefault = Boolean((process.features as { typescript?: unknown }).typescript) && !process.execArgv.some((arg) => loaderArgument.test(arg));
-  if (byDefault || childExecArgv.some((arg) => loaderArgument.test(arg)) || loaderArgument.test(childEnv.NODE_OPTIONS ?? '')) return null;
-  return `${typed.length} TypeScript task file(s), ${typed[0]} first, will fail to load in the children that run their tries: `
-    + 'their Node arguments (childExecArgv) carry no TypeScript loader. Give the loader in the launcher\'s own Node arguments '
-    + '(node --import tsx ..., tsx ...), which children get by default, rather than in NODE_OPTIONS; or set childExecArgv';
+  const byDefault =
+    Boolean((process.features as { typescript?: unknown }).typescript) &&
+    !process.execArgv.some((arg) => loaderArgument.test(arg));
+  if (
+    byDefault ||
+    childExecArgv.some((arg) => loaderArgument.test(arg)) ||
+    loaderArgument.test(childEnv.NODE_OPTIONS ?? '')
+  )
+    return null;
+  return (
+    `${typed.length} TypeScript task file(s), ${typed[0]} first, will fail to load in the children that run their tries: ` +
+    "their Node arguments (childExecArgv) carry no TypeScript loader. Give the loader in the launcher's own Node arguments " +
+    '(node --import tsx ..., tsx ...), which children get by default, rather than in NODE_OPTIONS; or set childExecArgv'
+  );
 }
 
 export interface TaskRegistryScan {
@@ -47,7 +60,10 @@ export interface TaskRegistryScan {
   readonly duplicates: readonly string[];
 }
 
-export async function scanTasksDir(dir: string, includeTypeScript = typeScriptLoaderActive()): Promise<TaskRegistryScan> {
+export async function scanTasksDir(
+  dir: string,
+  includeTypeScript = typeScriptLoaderActive(),
+): Promise<TaskRegistryScan> {
   const extensions = includeTypeScript ? [...jsExtensions, ...tsExtensions] : jsExtensions;
   const files = new Map<string, string>();
   const duplicates: string[] = [];
@@ -55,7 +71,9 @@ export async function scanTasksDir(dir: string, includeTypeScript = typeScriptLo
   try {
     entries = await readdir(dir, { recursive: true, withFileTypes: true });
   } catch (error) {
-    throw new TaskRunnerError('TASK_INVALID', `cannot read tasks directory ${dir}: ${(error as Error).message}`, { cause: error });
+    throw new TaskRunnerError('TASK_INVALID', `cannot read tasks directory ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const candidates = entries
     .filter((entry) => entry.isFile())

@@ -171,7 +171,12 @@ export class TaskTraitsReader {
   }
 
   /** Loads the file in a fresh confined process; resolves once it is gone. */
-  async #inspectInProcess(command: InspectorCommand, file: string, taskClassName: string, where: string): Promise<TaskTraitsResult> {
+  async #inspectInProcess(
+    command: InspectorCommand,
+    file: string,
+    taskClassName: string,
+    where: string,
+  ): Promise<TaskTraitsResult> {
     if (this.#closed) return nothing(`${where}: the traits reader is closed; defaults apply`);
     this.#inspections++;
     const inspection = inspectInProcess(command, this.#env, file, taskClassName);
@@ -180,7 +185,8 @@ export class TaskTraitsReader {
     const outcome = await inspection.done;
     clearTimeout(timer);
     this.#processes.delete(inspection.kill);
-    if ('failure' in outcome) return nothing(`${where}: its inspector process ${outcome.failure} while loading; defaults apply`);
+    if ('failure' in outcome)
+      return nothing(`${where}: its inspector process ${outcome.failure} while loading; defaults apply`);
     return validate(decodeTraitsMessage(outcome.message), where);
   }
 
@@ -190,13 +196,23 @@ export class TaskTraitsReader {
    * Node arguments finds. Such a class cannot run in a thread either: a `static mode = 'thread'`
    * it declares is read as `process`, with a warning that says why.
    */
-  #threadAnswer(message: TraitsMessage | null, file: string, taskClassName: string, where: string): TaskTraitsResult | Promise<TaskTraitsResult> {
-    if (message?.type !== 'load-error' || message.code !== 'ERR_UNKNOWN_FILE_EXTENSION') return validate(message, where);
-    const command: InspectorCommand = (entry, args) => ({ command: process.execPath, args: [...this.#execArgv, entry, ...args] });
+  #threadAnswer(
+    message: TraitsMessage | null,
+    file: string,
+    taskClassName: string,
+    where: string,
+  ): TaskTraitsResult | Promise<TaskTraitsResult> {
+    if (message?.type !== 'load-error' || message.code !== 'ERR_UNKNOWN_FILE_EXTENSION')
+      return validate(message, where);
+    const command: InspectorCommand = (entry, args) => ({
+      command: process.execPath,
+      args: [...this.#execArgv, entry, ...args],
+    });
     return this.#inspectInProcess(command, file, taskClassName, where).then((traits) => {
       if (traits.mode !== 'thread') return traits;
-      const why = `${where}: static mode "thread" cannot apply: a worker thread cannot load this file on Node ${process.version} `
-        + '(its loader serves the main thread only), so it runs in a child process';
+      const why =
+        `${where}: static mode "thread" cannot apply: a worker thread cannot load this file on Node ${process.version} ` +
+        '(its loader serves the main thread only), so it runs in a child process';
       return Object.freeze({ ...traits, mode: 'process' as const, warnings: Object.freeze([...traits.warnings, why]) });
     });
   }
@@ -235,12 +251,20 @@ export class TaskTraitsReader {
         );
       };
       const timer = setTimeout(
-        () => finish(nothing(`${where}: loading took over ${this.#timeoutMs} ms, its thread was terminated; defaults apply`)),
+        () =>
+          finish(
+            nothing(`${where}: loading took over ${this.#timeoutMs} ms, its thread was terminated; defaults apply`),
+          ),
         this.#timeoutMs,
       );
-      worker.on('message', (raw: unknown) => finish(this.#threadAnswer(decodeTraitsMessage(raw), file, taskClassName, where)));
+      worker.on('message', (raw: unknown) =>
+        finish(this.#threadAnswer(decodeTraitsMessage(raw), file, taskClassName, where)),
+      );
       worker.on('error', (error: Error) => {
-        const why = (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ran out of memory' : `failed: ${firstLine(describeError(error))}`;
+        const why =
+          (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? 'ran out of memory'
+            : `failed: ${firstLine(describeError(error))}`;
         finish(nothing(`${where}: its inspector thread ${why} while loading; defaults apply`));
       });
       worker.on('exit', (code: number) => {
@@ -273,11 +297,15 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
   const warnings: string[] = [];
   let mode: TaskTraits['mode'] = null;
   if (message.mode === 'process' || message.mode === 'thread') mode = message.mode;
-  else if (message.mode !== null) warnings.push(`${where}: static mode must be "process" or "thread", got ${shown(message.mode)}; ignored`);
+  else if (message.mode !== null)
+    warnings.push(`${where}: static mode must be "process" or "thread", got ${shown(message.mode)}; ignored`);
   let timeoutMs: number | null = null;
   const t = message.timeoutMs;
   if (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= maxTimeoutMs) timeoutMs = t;
-  else if (t !== null) warnings.push(`${where}: static timeoutMs must be an integer from 1 to ${maxTimeoutMs} (ms), got ${shown(t)}; ignored`);
+  else if (t !== null)
+    warnings.push(
+      `${where}: static timeoutMs must be an integer from 1 to ${maxTimeoutMs} (ms), got ${shown(t)}; ignored`,
+    );
   let limits: ResolvedLimits | null = null;
   try {
     limits = parseLimits('static limits', message.limits);
@@ -289,11 +317,22 @@ function validate(message: TraitsMessage | null, where: string): TaskTraitsResul
     permissions = parsePermissions('static permissions', message.permissions, null);
   } catch (error) {
     // Fail closed: a policy the author meant to hold but got wrong allows nothing rather than all.
-    permissions = Object.freeze({ fsRead: Object.freeze([]), fsWrite: Object.freeze([]), childProcess: false, worker: false, addons: false, wasi: false });
+    permissions = Object.freeze({
+      fsRead: Object.freeze([]),
+      fsWrite: Object.freeze([]),
+      childProcess: false,
+      worker: false,
+      addons: false,
+      wasi: false,
+    });
     warnings.push(`${where}: ${(error as Error).message}; it runs with nothing allowed`);
   }
   // Limits and permissions appear only when declared: most classes declare neither.
   return Object.freeze({
-    mode, timeoutMs, ...(limits === null ? {} : { limits }), ...(permissions === null ? {} : { permissions }), warnings: Object.freeze(warnings),
+    mode,
+    timeoutMs,
+    ...(limits === null ? {} : { limits }),
+    ...(permissions === null ? {} : { permissions }),
+    warnings: Object.freeze(warnings),
   });
 }

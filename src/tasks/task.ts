@@ -109,7 +109,14 @@ export abstract class Task<Options = Record<string, unknown>, Result = unknown> 
    * @example
    * static permissions = { fsRead: ['/srv/app/templates'], fsWrite: ['/srv/app/out'] };
    */
-  static permissions?: { fsRead?: string[]; fsWrite?: string[]; childProcess?: boolean; worker?: boolean; addons?: boolean; wasi?: boolean };
+  static permissions?: {
+    fsRead?: string[];
+    fsWrite?: string[];
+    childProcess?: boolean;
+    worker?: boolean;
+    addons?: boolean;
+    wasi?: boolean;
+  };
 
   /** The request's options, parsed from YAML: always a map; integers beyond 2^53 as BigInt. */
   readonly options: Options;
@@ -150,5 +157,7 @@ export type TaskClass = new (options: any, request: TaskRequestInfo | null) => {
 
 /** True for a class whose instances have a `run` method: what the registry accepts. */
 export function isTaskClass(value: unknown): value is TaskClass {
-  return typeof value === 'function' && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === 'function';
+  return (
+    typeof value === 'function' && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === 'function'
+  );
 }

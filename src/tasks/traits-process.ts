@@ -10,7 +10,10 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /** How to start `node <entry> <args>` confined (built by the launcher from the pool's spawn plan). */
-export type InspectorCommand = (entry: string, args: readonly string[]) => { command: string; args: string[]; uid?: number; gid?: number };
+export type InspectorCommand = (
+  entry: string,
+  args: readonly string[],
+) => { command: string; args: string[]; uid?: number; gid?: number };
 
 const entry = fileURLToPath(new URL('./traits-entry.js', import.meta.url));
 
@@ -21,10 +24,19 @@ export interface ProcessInspection {
   kill(): void;
 }
 
-export function inspectInProcess(command: InspectorCommand, env: Readonly<Record<string, string>>, file: string, taskClassName: string): ProcessInspection {
+export function inspectInProcess(
+  command: InspectorCommand,
+  env: Readonly<Record<string, string>>,
+  file: string,
+  taskClassName: string,
+): ProcessInspection {
   const plan = command(entry, [file, taskClassName]);
   const child = spawn(plan.command, plan.args, {
-    env: { ...env }, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, uid: plan.uid, gid: plan.gid,
+    env: { ...env },
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    detached: true,
+    uid: plan.uid,
+    gid: plan.gid,
   });
   const kill = (): void => {
     try {
@@ -50,7 +62,9 @@ export function inspectInProcess(command: InspectorCommand, env: Readonly<Record
         resolve({ message: JSON.parse(text) as unknown });
       } catch {
         const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
-        resolve({ failure: `exited with ${signal ?? `code ${code}`} without an answer${tail === '' ? '' : ` (${tail})`}` });
+        resolve({
+          failure: `exited with ${signal ?? `code ${code}`} without an answer${tail === '' ? '' : ` (${tail})`}`,
+        });
       }
     });
   });

@@ -37,7 +37,8 @@ export function describePlain(value: unknown): unknown {
 }
 
 function isDeclaredValue(value: unknown): value is DeclaredValue {
-  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return true;
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    return true;
   return typeof value === 'object' && typeof (value as { typeOf?: unknown }).typeOf === 'string';
 }
 
@@ -46,10 +47,20 @@ export function decodeTraitsMessage(raw: unknown): TraitsMessage | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const message = raw as Record<string, unknown>;
   if (message.type === 'declared' && isDeclaredValue(message.mode) && isDeclaredValue(message.timeoutMs)) {
-    return { type: 'declared', mode: message.mode, timeoutMs: message.timeoutMs, limits: message.limits ?? null, permissions: message.permissions ?? null };
+    return {
+      type: 'declared',
+      mode: message.mode,
+      timeoutMs: message.timeoutMs,
+      limits: message.limits ?? null,
+      permissions: message.permissions ?? null,
+    };
   }
   if (message.type === 'load-error' && typeof message.text === 'string') {
-    return { type: 'load-error', text: message.text, ...(typeof message.code === 'string' ? { code: message.code } : {}) };
+    return {
+      type: 'load-error',
+      text: message.text,
+      ...(typeof message.code === 'string' ? { code: message.code } : {}),
+    };
   }
   return null;
 }

@@ -32,16 +32,25 @@ describe('a black-holed database connection', () => {
       await insertWork(pool, 8, { ms: 0 });
       await insertWork(pool, 24, { ms: taskMs, tryLimit: 10 });
       const a = cluster.launcher('hole-a', {
-        db: proxy.urlThrough(cluster.server.url('chaos-launcher')), concurrency: 4, prefetch: 8, prefetchHorizonMs: 600_000, crashLimit: 10,
+        db: proxy.urlThrough(cluster.server.url('chaos-launcher')),
+        concurrency: 4,
+        prefetch: 8,
+        prefetchHorizonMs: 600_000,
+        crashLimit: 10,
       });
       await a.start();
-      const running = await waitFor(async () => {
-        const { rows } = await pool.query(`SELECT request_id::text AS id, try, pid FROM chaos_ledger
+      const running = await waitFor(
+        async () => {
+          const { rows } = await pool.query(`SELECT request_id::text AS id, try, pid FROM chaos_ledger
           WHERE host = 'hole-a' AND event = 'start' AND request_id > 8`);
-        return rows.length === 4 ? rows as { id: string; try: number; pid: number }[] : null;
-      }, { timeoutMs: 60_000, what: 'hole-a to start 4 long tries' });
+          return rows.length === 4 ? (rows as { id: string; try: number; pid: number }[]) : null;
+        },
+        { timeoutMs: 60_000, what: 'hole-a to start 4 long tries' },
+      );
       const { rows: heldRows } = await pool.query(
-        `SELECT id::text AS id FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`, [a.launcherId]);
+        `SELECT id::text AS id FROM task_runner_requests WHERE launcher_id = $1 AND pid IS NOT NULL AND started_at IS NULL`,
+        [a.launcherId],
+      );
       const b = cluster.launcher('hole-b', { concurrency: 32, prefetch: 0, crashLimit: 10 });
       await b.start();
 
@@ -57,17 +66,32 @@ describe('a black-holed database connection', () => {
       const healedAt = Date.now();
 
       // Once the path heals A must say so and work again: after the rest has ended, rows only it can run.
-      const recoveredMs = await waitFor(() => (a.logs.slice(logsAtHeal).some((line) => /lease confirmed again/.test(String(line.msg)))
-        ? Date.now() - healedAt : null), { timeoutMs: 60_000, intervalMs: 20, what: 'hole-a to log its lease confirmed again' })
-        .catch(() => null);
-      const allEnded = await waitAllEnded(pool).then(() => true, () => false);
+      const recoveredMs = await waitFor(
+        () =>
+          a.logs.slice(logsAtHeal).some((line) => /lease confirmed again/.test(String(line.msg)))
+            ? Date.now() - healedAt
+            : null,
+        { timeoutMs: 60_000, intervalMs: 20, what: 'hole-a to log its lease confirmed again' },
+      ).catch(() => null);
+      const allEnded = await waitAllEnded(pool).then(
+        () => true,
+        () => false,
+      );
       expect(await b.stop()).toBe(0);
       await insertWork(pool, 4, { ms: 0 });
-      const workedAgain = await waitFor(async () => {
-        const { rows } = await pool.query(`SELECT count(*)::int AS n FROM chaos_ledger WHERE host = 'hole-a' AND event = 'finish' AND at > $1`,
-          [healRows[0].at]);
-        return rows[0].n >= 4;
-      }, { timeoutMs: 60_000, what: 'hole-a to run new rows after the heal' }).then(() => true, () => false);
+      const workedAgain = await waitFor(
+        async () => {
+          const { rows } = await pool.query(
+            `SELECT count(*)::int AS n FROM chaos_ledger WHERE host = 'hole-a' AND event = 'finish' AND at > $1`,
+            [healRows[0].at],
+          );
+          return rows[0].n >= 4;
+        },
+        { timeoutMs: 60_000, what: 'hole-a to run new rows after the heal' },
+      ).then(
+        () => true,
+        () => false,
+      );
       expect(await a.stop()).toBe(0);
 
       const spans = await watcher.stop();
@@ -75,27 +99,48 @@ describe('a black-holed database connection', () => {
       // A's tries running at the cut: when their processes went.
       const fencedAfterMs = running.map((r) => (watcher.deathOf(Number(r.pid)) ?? Number.NaN) - cutAt);
       // A started nothing after its lease could have lapsed until the heal.
-      const { rows: lateStarts } = await pool.query(`SELECT count(*)::int AS n FROM chaos_ledger
-        WHERE host = 'hole-a' AND event = 'start' AND at > to_timestamp($1 / 1000.0) AND at < $2`, [cutAt + baseOptions.leaseMs, healRows[0].at]);
-      const { rows: history } = await pool.query(`
+      const { rows: lateStarts } = await pool.query(
+        `SELECT count(*)::int AS n FROM chaos_ledger
+        WHERE host = 'hole-a' AND event = 'start' AND at > to_timestamp($1 / 1000.0) AND at < $2`,
+        [cutAt + baseOptions.leaseMs, healRows[0].at],
+      );
+      const { rows: history } = await pool.query(
+        `
         SELECT a.request_id::text AS id, a.try, a.result, a.result_text
         FROM task_runner_requests_attempts a JOIN unnest($1::bigint[], $2::int[]) AS r(id, try) ON r.id = a.request_id AND r.try = a.try
-        ORDER BY 1`, [running.map((r) => r.id), running.map((r) => r.try)]);
+        ORDER BY 1`,
+        [running.map((r) => r.id), running.map((r) => r.try)],
+      );
       const figures = await ledgerFigures(pool);
       const duringCut = a.logs.slice(logsAtCut, logsAtHeal);
       const afterHeal = a.logs.slice(logsAtHeal);
-      const cutLogged = duringCut.find((line) => /lease/.test(String(line.msg)) && (line.level === 'warn' || line.level === 'error'));
+      const cutLogged = duringCut.find(
+        (line) => /lease/.test(String(line.msg)) && (line.level === 'warn' || line.level === 'error'),
+      );
       const fenceLogged = duringCut.find((line) => /fenced/.test(String(line.msg)) && line.level === 'error');
       const recoveryLogged = afterHeal.find((line) => /lease confirmed again/.test(String(line.msg)));
       report('blackHole', {
-        leaseMs: baseOptions.leaseMs, taskMs, cutMs, runningAtCut: running.length, heldAtCut: heldRows.length,
-        overlaps: overlaps.overlaps, maxOverlapMs: overlaps.maxOverlapMs, fenceToRerunMinMs: overlaps.minGapMs, overlapPairs: overlaps.pairs,
-        cutToFenceMs: fencedAfterMs.map((ms) => Math.round(ms)), startsAfterLeaseLapsed: lateStarts[0].n,
-        healToRenewalMs: recoveredMs, workedAgain, allEnded,
+        leaseMs: baseOptions.leaseMs,
+        taskMs,
+        cutMs,
+        runningAtCut: running.length,
+        heldAtCut: heldRows.length,
+        overlaps: overlaps.overlaps,
+        maxOverlapMs: overlaps.maxOverlapMs,
+        fenceToRerunMinMs: overlaps.minGapMs,
+        overlapPairs: overlaps.pairs,
+        cutToFenceMs: fencedAfterMs.map((ms) => Math.round(ms)),
+        startsAfterLeaseLapsed: lateStarts[0].n,
+        healToRenewalMs: recoveredMs,
+        workedAgain,
+        allEnded,
         // The launcher beside it, never cut off: a fence there would be a renewal late under load.
         otherLauncherFences: b.logs.filter((line) => /tries fenced/.test(String(line.msg))).length,
-        cutLogged: cutLogged?.msg ?? null, fenceLogged: fenceLogged?.msg ?? null, recoveryLogged: recoveryLogged?.msg ?? null,
-        cutTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`), ...figures,
+        cutLogged: cutLogged?.msg ?? null,
+        fenceLogged: fenceLogged?.msg ?? null,
+        recoveryLogged: recoveryLogged?.msg ?? null,
+        cutTryHistory: history.map((h) => `${h.result}: ${String(h.result_text).slice(0, 120)}`),
+        ...figures,
       });
 
       expect(overlaps.pairs).toEqual([]);

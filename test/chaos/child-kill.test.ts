@@ -34,8 +34,12 @@ describe('SIGKILL of task processes', () => {
           AND NOT EXISTS (SELECT 1 FROM chaos_ledger f WHERE f.request_id = r.id AND f.try = r.tries AND f.event = 'finish')
         ORDER BY random() LIMIT 1`);
       if (rows.length === 0) {
-        await waitFor(async () => (await pool.query(`SELECT 1 FROM chaos_ledger WHERE event = 'start' AND at > now() - interval '1 second'`)).rows.length > 0,
-          { timeoutMs: 60_000, what: 'a try to start' });
+        await waitFor(
+          async () =>
+            (await pool.query(`SELECT 1 FROM chaos_ledger WHERE event = 'start' AND at > now() - interval '1 second'`))
+              .rows.length > 0,
+          { timeoutMs: 60_000, what: 'a try to start' },
+        );
         continue;
       }
       const victim = rows[0] as { id: string; try: number; pid: number };
@@ -47,30 +51,50 @@ describe('SIGKILL of task processes', () => {
       }
       victims.push(victim);
       // The row leaves running: its outcome is written (or the task finished just before).
-      await waitFor(async () => (await pool.query('SELECT 1 FROM task_runner_requests WHERE id = $1 AND (tries <> $2 OR pid IS DISTINCT FROM $3)',
-        [victim.id, victim.try, victim.pid])).rows.length > 0, { timeoutMs: 30_000, intervalMs: 10, what: `request ${victim.id} to leave running` });
+      await waitFor(
+        async () =>
+          (
+            await pool.query(
+              'SELECT 1 FROM task_runner_requests WHERE id = $1 AND (tries <> $2 OR pid IS DISTINCT FROM $3)',
+              [victim.id, victim.try, victim.pid],
+            )
+          ).rows.length > 0,
+        { timeoutMs: 30_000, intervalMs: 10, what: `request ${victim.id} to leave running` },
+      );
     }
 
     // The pools refill: both launchers run `concurrency` tries again.
-    const refilled = await waitFor(async () => {
-      const { rows } = await pool.query(`SELECT host, count(*)::int AS n FROM task_runner_requests
+    const refilled = await waitFor(
+      async () => {
+        const { rows } = await pool.query(`SELECT host, count(*)::int AS n FROM task_runner_requests
         WHERE pid IS NOT NULL AND started_at IS NOT NULL GROUP BY host`);
-      return rows.length === 2 && rows.every((r) => r.n === concurrency) ? rows : null;
-    }, { timeoutMs: 60_000, what: 'both launchers to run a full pool again' });
+        return rows.length === 2 && rows.every((r) => r.n === concurrency) ? rows : null;
+      },
+      { timeoutMs: 60_000, what: 'both launchers to run a full pool again' },
+    );
     await waitAllEnded(pool);
     expect(await Promise.all(launchers.map((l) => l.stop()))).toEqual([0, 0]);
 
-    const { rows: timing } = await pool.query(`
+    const { rows: timing } = await pool.query(
+      `
       SELECT a.result, extract(epoch FROM a.ended_at - k.at) * 1000 AS ms
       FROM unnest($1::bigint[], $2::int[], $3::int[]) AS v(id, try, pid)
       JOIN chaos_kills k ON k.pid = v.pid AND k.what = 'child'
       JOIN task_runner_requests_attempts a ON a.request_id = v.id AND a.try = v.try`,
-    [victims.map((v) => v.id), victims.map((v) => v.try), victims.map((v) => v.pid)]);
+      [victims.map((v) => v.id), victims.map((v) => v.try), victims.map((v) => v.pid)],
+    );
     const crashed = timing.filter((r) => r.result === 'CRASHED').map((r) => Number(r.ms));
     const figures = await ledgerFigures(pool);
     report('childKill', {
-      launchers: 2, concurrency, tasks, kills: victims.length, crashedOutcomes: crashed.length,
-      finishedBeforeKill: timing.length - crashed.length, leaveRunning: spread(crashed), refilled: refilled.length === 2, ...figures,
+      launchers: 2,
+      concurrency,
+      tasks,
+      kills: victims.length,
+      crashedOutcomes: crashed.length,
+      finishedBeforeKill: timing.length - crashed.length,
+      leaveRunning: spread(crashed),
+      refilled: refilled.length === 2,
+      ...figures,
     });
 
     expect(timing).toHaveLength(victims.length);

@@ -44,7 +44,14 @@ describe('the database goes away', () => {
     });
     expect(await Promise.all(launchers.map((l) => l.stop()))).toEqual([0, 0]);
     const figures = { ...(await ledgerFigures(pool)), ...(await outcomeFigures(pool)) };
-    report('sessionsTerminated', { launchers: 2, concurrency: 8, tasks, rounds, sessionsTerminated: sessions, ...figures });
+    report('sessionsTerminated', {
+      launchers: 2,
+      concurrency: 8,
+      tasks,
+      rounds,
+      sessionsTerminated: sessions,
+      ...figures,
+    });
 
     expect(rounds).toBeGreaterThanOrEqual(2);
     expect(figures).toMatchObject({ lost: 0, stuck: 0, leftRunning: 0, triesWithoutOutcome: 0, recoveredTries: 0 });
@@ -61,7 +68,9 @@ describe('the database goes away', () => {
     await waitAllEnded(pool, {
       during: async () => {
         if (restartedMs !== null) return;
-        const { rows } = await pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NOT NULL');
+        const { rows } = await pool.query(
+          'SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NOT NULL',
+        );
         if (rows[0].n < tasks / 3) return;
         const began = Date.now();
         await cluster.server.restart();

@@ -33,7 +33,9 @@ describe('SIGKILL of launchers', () => {
       await waitAllEnded(pool, {
         what: `${target} requests to finish before kill ${k + 1}`,
         during: async () => {
-          const { rows } = await pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NOT NULL');
+          const { rows } = await pool.query(
+            'SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NOT NULL',
+          );
           if (rows[0].n >= target) throw new ReachedTarget();
         },
       }).catch((error: unknown) => {
@@ -64,20 +66,32 @@ describe('SIGKILL of launchers', () => {
     // A try that ended CRASHED before its launcher's kill was not ended by the kill (seen once
     // on a CPU-starved machine: a live launcher renewed its 3 s lease late and another one
     // recovered the row): counted apart, not as a recovery time.
-    const recovery = await pool.query<{ same_host: boolean; how: string; ms: number }>(`
+    const recovery = await pool.query<{ same_host: boolean; how: string; ms: number }>(
+      `
       SELECT k.same_host, CASE WHEN a.result_text LIKE 'pid probe%' THEN 'probe' ELSE 'lease' END AS how,
              extract(epoch FROM a.ended_at - k.killed_at) * 1000 AS ms
       FROM task_runner_requests_attempts a
       JOIN unnest($1::text[], $2::bool[], $3::timestamptz[]) AS k(launcher_id, same_host, killed_at) ON k.launcher_id = a.launcher_id
       WHERE a.result = 'CRASHED'`,
-    [killed.map((k) => k.launcherId), killed.map((k) => k.sameHost), killed.map((k) => k.killedAt)]);
+      [killed.map((k) => k.launcherId), killed.map((k) => k.sameHost), killed.map((k) => k.killedAt)],
+    );
     const afterKill = recovery.rows.filter((r) => Number(r.ms) >= 0);
-    const ms = (same: boolean, how?: string) => afterKill.filter((r) => r.same_host === same && (how === undefined || r.how === how)).map((r) => Number(r.ms));
+    const ms = (same: boolean, how?: string) =>
+      afterKill.filter((r) => r.same_host === same && (how === undefined || r.how === how)).map((r) => Number(r.ms));
     const figures = await ledgerFigures(pool);
-    const { rows: crashes } = await pool.query(`SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE result = 'CRASHED'`);
+    const { rows: crashes } = await pool.query(
+      `SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE result = 'CRASHED'`,
+    );
     report('launcherKill', {
-      launchers: 4, concurrency: 8, tasks, kills, leaseMs: baseOptions.leaseMs, leaseCheckMs: checkMs, ...figures,
-      crashedTries: crashes[0].n, orphans: orphans.length,
+      launchers: 4,
+      concurrency: 8,
+      tasks,
+      kills,
+      leaseMs: baseOptions.leaseMs,
+      leaseCheckMs: checkMs,
+      ...figures,
+      crashedTries: crashes[0].n,
+      orphans: orphans.length,
       crashedBeforeKill: recovery.rows.length - afterKill.length,
       recoverySameHost: spread(ms(true)),
       recoverySameHostByProbe: spread(ms(true, 'probe')),

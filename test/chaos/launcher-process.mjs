@@ -28,13 +28,16 @@ let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
-  runner.stop().then(() => {
-    say('stopped');
-    process.exitCode = 0;
-  }, (error) => {
-    say('error', { during: 'stop', message: error.message });
-    process.exitCode = 1;
-  });
+  runner.stop().then(
+    () => {
+      say('stopped');
+      process.exitCode = 0;
+    },
+    (error) => {
+      say('error', { during: 'stop', message: error.message });
+      process.exitCode = 1;
+    },
+  );
 });
 process.on('SIGUSR2', () => {
   globalThis.gc?.();

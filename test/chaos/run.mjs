@@ -21,7 +21,9 @@ const vitest = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.chaos.conf
 });
 
 const scenarios = {};
-for (const file of readdirSync(dir).filter((name) => name.endsWith('.json')).sort()) {
+for (const file of readdirSync(dir)
+  .filter((name) => name.endsWith('.json'))
+  .sort()) {
   const entry = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
   scenarios[entry.scenario] = entry;
 }

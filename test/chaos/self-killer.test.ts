@@ -43,19 +43,33 @@ describe('a task that kills its own process', () => {
       const after = await launcher.memory();
       expect(await launcher.stop()).toBe(0);
 
-      const { rows: killed } = await pool.query(`SELECT result, tries, crashes FROM task_runner_requests WHERE task_class_name = 'ChaosKillSelf'`);
+      const { rows: killed } = await pool.query(
+        `SELECT result, tries, crashes FROM task_runner_requests WHERE task_class_name = 'ChaosKillSelf'`,
+      );
       const { rows: work } = await pool.query(`SELECT count(*)::int AS n,
           count(*) FILTER (WHERE result = 'FINISHED' AND tries = 1)::int AS once
         FROM task_runner_requests WHERE task_class_name = 'ChaosWork'`);
-      const { rows: ledger } = await pool.query(`SELECT count(*)::int AS starts, count(DISTINCT request_id)::int AS requests FROM chaos_ledger WHERE event = 'start'`);
+      const { rows: ledger } = await pool.query(
+        `SELECT count(*)::int AS starts, count(DISTINCT request_id)::int AS requests FROM chaos_ledger WHERE event = 'start'`,
+      );
       const change = (after.rss - before.rss) / before.rss;
       const mb = (bytes: number): number => +(bytes / 1048576).toFixed(1);
-      results[mode] = { rssBeforeMb: mb(before.rss), rssAfterMb: mb(after.rss), heapBeforeMb: mb(before.heapUsed), heapAfterMb: mb(after.heapUsed),
-        rssChangePercent: +(change * 100).toFixed(1), parked: killed.filter((k) => k.result === 'PARKED').length,
-        killerTries: killed.map((k) => k.tries), finishedOnce: work[0].once, of: work[0].n };
+      results[mode] = {
+        rssBeforeMb: mb(before.rss),
+        rssAfterMb: mb(after.rss),
+        heapBeforeMb: mb(before.heapUsed),
+        heapAfterMb: mb(after.heapUsed),
+        rssChangePercent: +(change * 100).toFixed(1),
+        parked: killed.filter((k) => k.result === 'PARKED').length,
+        killerTries: killed.map((k) => k.tries),
+        finishedOnce: work[0].once,
+        of: work[0].n,
+      };
       report('selfKiller', { tasks, killers, crashLimit, modes: results });
 
-      expect(killed).toEqual(Array.from({ length: killers }, () => ({ result: 'PARKED', tries: crashLimit, crashes: crashLimit })));
+      expect(killed).toEqual(
+        Array.from({ length: killers }, () => ({ result: 'PARKED', tries: crashLimit, crashes: crashLimit })),
+      );
       expect(work[0]).toEqual({ n: tasks + warmUpOf(mode), once: tasks + warmUpOf(mode) });
       expect(ledger[0]).toEqual({ starts: tasks + warmUpOf(mode), requests: tasks + warmUpOf(mode) });
       // Growth is what would show a leak. Less memory after is no fault: in thread mode the killed

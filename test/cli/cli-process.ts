@@ -76,8 +76,16 @@ export function cliOnTestDatabase(): CliSetting {
  * each test the launchers it left (SIGKILL: a failed test's launcher must not outlive it) and its
  * cleanups (in reverse order). Push onto `launchers` and `cleanups` as the test goes.
  */
-export function launcherProcesses(): { readonly t: TestDatabase; launchers: LauncherProcess[]; cleanups: (() => Promise<unknown>)[] } {
-  const state = { t: undefined as unknown as TestDatabase, launchers: [] as LauncherProcess[], cleanups: [] as (() => Promise<unknown>)[] };
+export function launcherProcesses(): {
+  readonly t: TestDatabase;
+  launchers: LauncherProcess[];
+  cleanups: (() => Promise<unknown>)[];
+} {
+  const state = {
+    t: undefined as unknown as TestDatabase,
+    launchers: [] as LauncherProcess[],
+    cleanups: [] as (() => Promise<unknown>)[],
+  };
   beforeAll(async () => {
     state.t = await createTestDatabase();
   });
@@ -105,16 +113,27 @@ export async function cli(args: string[], params: { cwd: string; env?: NodeJS.Pr
 }
 
 /** Runs `node dist/cli/bin.js ...` to its exit. */
-export function cliProcess(args: string[], params: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+export function cliProcess(
+  args: string[],
+  params: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, ...args], { cwd: params.cwd, env: params.env ?? cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [binPath, ...args], {
+      cwd: params.cwd,
+      env: params.env ?? cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`cw-task-runner ${args.join(' ')} did not exit within ${params.timeoutMs ?? 30_000} ms; stderr: ${stderr}`));
+      reject(
+        new Error(
+          `cw-task-runner ${args.join(' ')} did not exit within ${params.timeoutMs ?? 30_000} ms; stderr: ${stderr}`,
+        ),
+      );
     }, params.timeoutMs ?? 30_000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -138,10 +157,18 @@ export interface LauncherProcess {
 /** Starts `node dist/launcher.js ...` and resolves once it logged that it is ready. */
 export async function startLauncher(
   args: string[],
-  params: { cwd: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; /** In a process group of its own, as in a terminal. */ ownGroup?: boolean },
+  params: {
+    cwd: string;
+    env?: NodeJS.ProcessEnv;
+    readyTimeoutMs?: number;
+    /** In a process group of its own, as in a terminal. */ ownGroup?: boolean;
+  },
 ): Promise<LauncherProcess> {
   const child = spawn(process.execPath, [launcherPath, ...args], {
-    cwd: params.cwd, env: params.env ?? cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: params.ownGroup ?? false,
+    cwd: params.cwd,
+    env: params.env ?? cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: params.ownGroup ?? false,
   });
   let stderr = '';
   child.stdout!.resume();

@@ -20,7 +20,8 @@ describe('migrate', () => {
   });
 
   it('upgrades a table that lacks the design columns (a Rails-era table)', async () => {
-    await s.t.pool.query(`CREATE TABLE rails_jobs (id bigserial PRIMARY KEY, created_at timestamptz, task_class_name text,
+    await s.t.pool
+      .query(`CREATE TABLE rails_jobs (id bigserial PRIMARY KEY, created_at timestamptz, task_class_name text,
       pid integer, started_at timestamptz, completed_at timestamptz, result text, tries integer NOT NULL DEFAULT 0,
       try_limit integer NOT NULL DEFAULT 5, options text, delay_until timestamptz, result_text text)`);
     const result = await cli(['migrate', '--table', 'rails_jobs'], s.at);
@@ -36,14 +37,35 @@ describe('schedule', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^\d+\n$/);
     const row = await getRow(s.t.pool, result.stdout.trim());
-    expect(row).toMatchObject({ task_class_name: 'Echo', tries: 0, try_limit: 5, priority: 0, queue: 'default', pid: null, delay_until: null });
+    expect(row).toMatchObject({
+      task_class_name: 'Echo',
+      tries: 0,
+      try_limit: 5,
+      priority: 0,
+      queue: 'default',
+      pid: null,
+      delay_until: null,
+    });
     expect(parseOptions(row.options, 1024)).toEqual({ text: 'hello from the cli' });
   });
 
   it('takes a delay, a try limit, a priority and a queue', async () => {
     const before = Date.now();
     const result = await cli(
-      ['schedule', 'Echo', '--options', '{"text": "json works too"}', '--delay', '5m', '--try-limit', '2', '--priority', '-3', '--queue', 'mail'],
+      [
+        'schedule',
+        'Echo',
+        '--options',
+        '{"text": "json works too"}',
+        '--delay',
+        '5m',
+        '--try-limit',
+        '2',
+        '--priority',
+        '-3',
+        '--queue',
+        'mail',
+      ],
       s.at,
     );
     expect(result.code).toBe(0);
@@ -61,7 +83,9 @@ describe('schedule', () => {
     const unknown = await cli(['schedule', 'Echoo'], s.at);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown task class "Echoo"; known tasks: .*Echo/);
-    const { rows } = await s.t.pool.query("SELECT count(*)::int AS n FROM task_runner_requests WHERE task_class_name = 'Echoo'");
+    const { rows } = await s.t.pool.query(
+      "SELECT count(*)::int AS n FROM task_runner_requests WHERE task_class_name = 'Echoo'",
+    );
     expect(rows[0].n).toBe(0);
   });
 
@@ -79,7 +103,10 @@ describe('schedule', () => {
 
   it('leaves the table alone when given a malicious table name', async () => {
     const before = await s.t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests');
-    const result = await cli(['schedule', 'Echo', '--table', 'task_runner_requests; drop table task_runner_requests'], s.at);
+    const result = await cli(
+      ['schedule', 'Echo', '--table', 'task_runner_requests; drop table task_runner_requests'],
+      s.at,
+    );
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/invalid table name/);
     const after = await s.t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests');
@@ -113,7 +140,9 @@ describe('status without a launcher', () => {
     );
     const json = await cli(['status', '--table', 'status_jobs', '--json'], s.at);
     expect(JSON.parse(json.stdout)).toMatchObject({
-      launcher: null, counts: { waiting: 1, delayed: 1, running: 0, held: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 }, launchers: [],
+      launcher: null,
+      counts: { waiting: 1, delayed: 1, running: 0, held: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 },
+      launchers: [],
     });
   });
 });
@@ -123,14 +152,30 @@ describe('probe without a launcher', () => {
     await s.t.pool.query('CREATE TABLE probe_jobs (LIKE task_runner_requests INCLUDING ALL)');
     // The probe records each crash in the table's attempt history.
     await s.t.pool.query('CREATE TABLE probe_jobs_attempts (LIKE task_runner_requests_attempts INCLUDING ALL)');
-    const dead = await insertRequest(s.t.pool, { pid: deadPid, host: hostname(), tries: 1, started_at: new Date() }, 'probe_jobs');
-    const foreign = await insertRequest(s.t.pool, {
-      pid: deadPid, host: 'another-host', tries: 1, started_at: new Date(), lease_expires_at: new Date(Date.now() + 3_600_000),
-    }, 'probe_jobs');
+    const dead = await insertRequest(
+      s.t.pool,
+      { pid: deadPid, host: hostname(), tries: 1, started_at: new Date() },
+      'probe_jobs',
+    );
+    const foreign = await insertRequest(
+      s.t.pool,
+      {
+        pid: deadPid,
+        host: 'another-host',
+        tries: 1,
+        started_at: new Date(),
+        lease_expires_at: new Date(Date.now() + 3_600_000),
+      },
+      'probe_jobs',
+    );
     const result = await cli(['probe', '--table', 'probe_jobs', '--json'], s.at);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ crashed: [dead], recovered: [], ended: [] });
-    expect(await getRow(s.t.pool, dead, 'probe_jobs')).toMatchObject({ result: 'CRASHED', pid: null, completed_at: null });
+    expect(await getRow(s.t.pool, dead, 'probe_jobs')).toMatchObject({
+      result: 'CRASHED',
+      pid: null,
+      completed_at: null,
+    });
     expect(await getRow(s.t.pool, foreign, 'probe_jobs')).toMatchObject({ pid: deadPid, result: null });
     const again = await cli(['probe', '--table', 'probe_jobs'], s.at);
     expect(again.stdout).toBe('crashed: 0; recovered by lease: 0\n');
@@ -139,7 +184,13 @@ describe('probe without a launcher', () => {
 
 describe('retry', () => {
   it('makes an ended request runnable again', async () => {
-    const id = await insertRequest(s.t.pool, { completed_at: new Date(), result: 'FAILED', tries: 5, try_limit: 5, result_text: 'boom' });
+    const id = await insertRequest(s.t.pool, {
+      completed_at: new Date(),
+      result: 'FAILED',
+      tries: 5,
+      try_limit: 5,
+      result_text: 'boom',
+    });
     const result = await cli(['retry', id], s.at);
     expect(result).toMatchObject({ code: 0, stdout: `request ${id} is runnable again\n` });
     const row = await getRow(s.t.pool, id);

@@ -45,7 +45,9 @@ describe.skipIf(!isRoot)('the embedded PostgreSQL for root in a mode-700 directo
   it('keeps the cluster where postgres can reach it, and every command from the project finds it', async () => {
     expect((await stat(home)).mode & 0o777).toBe(0o700);
     const first = await cliProcess(['schedule', 'NoOp'], { cwd: project, env, timeoutMs: 120_000 });
-    expect(first.stderr).toContain(`initialising the embedded PostgreSQL data directory (first run) dataDir="${path.join(relocated, 'data')}"`);
+    expect(first.stderr).toContain(
+      `initialising the embedded PostgreSQL data directory (first run) dataDir="${path.join(relocated, 'data')}"`,
+    );
     expect(first.code).toBe(0);
     const status = await cliProcess(['status', '--json'], { cwd: project, env });
     expect(status.code).toBe(0);
@@ -57,7 +59,9 @@ describe.skipIf(!isRoot)('the embedded PostgreSQL for root in a mode-700 directo
     expect(data.mode & 0o777).toBe(0o700);
     const password = await stat(path.join(relocated, 'data.password'));
     expect([password.uid, password.mode & 0o777]).toEqual([0, 0o600]);
-    expect(await readFile(path.join(relocated, 'source'), 'utf8')).toBe(`${path.join(project, 'tmp', 'embedded-pg')}\n`);
+    expect(await readFile(path.join(relocated, 'source'), 'utf8')).toBe(
+      `${path.join(project, 'tmp', 'embedded-pg')}\n`,
+    );
     // Nothing was opened up, and no cluster was made in the project itself.
     expect((await stat(home)).mode & 0o777).toBe(0o700);
     await expect(stat(path.join(project, 'tmp', 'embedded-pg'))).rejects.toThrow(/ENOENT/);

@@ -22,7 +22,10 @@ let launcher: LauncherProcess | null = null;
 beforeAll(async () => {
   ({ dir: cwd, remove } = await workDir());
   port = await freePort();
-  await writeFile(path.join(cwd, 'cw-task-runner.yml'), `embedded: { port: ${port} }\nshutdownGraceMs: 300\nkillTimeoutMs: 300\n`);
+  await writeFile(
+    path.join(cwd, 'cw-task-runner.yml'),
+    `embedded: { port: ${port} }\nshutdownGraceMs: 300\nkillTimeoutMs: 300\n`,
+  );
 });
 afterAll(async () => {
   await launcher?.stop('SIGKILL').catch(() => undefined);
@@ -47,7 +50,9 @@ async function serverPid(): Promise<number | null> {
 async function query<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> {
   // The cluster's random password, in the mode-600 file beside the data directory.
   const password = (await readFile(`${dataDir()}.password`, 'utf8')).trim();
-  const client = new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/cw_task_runner` });
+  const client = new pg.Client({
+    connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/cw_task_runner`,
+  });
   await client.connect();
   try {
     return (await client.query<T>(text, values)).rows;
@@ -61,7 +66,9 @@ describe('embedded PostgreSQL', () => {
     const result = await cliProcess(['status'], { cwd, env, timeoutMs: 120_000 });
     expect(result.stderr).toMatch(/initialising the embedded PostgreSQL data directory \(first run\)/);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 held, 0 finished, 0 given up/);
+    expect(result.stdout).toMatch(
+      /requests in task_runner_requests: 0 waiting, 0 delayed, 0 running, 0 held, 0 finished, 0 given up/,
+    );
     await access(path.join(dataDir(), 'PG_VERSION'));
     expect(await serverPid()).toBeNull();
     // A random password, readable by this user only.
@@ -73,18 +80,28 @@ describe('embedded PostgreSQL', () => {
   it('is shared: the launcher keeps it up, the CLI in another process joins it, and the launcher stops it', async () => {
     launcher = await startLauncher([], { cwd, env });
     expect(launcher.stderr()).toMatch(/no tasksDir configured: using the bundled sample tasks/);
-    expect(launcher.stderr()).toMatch(/database="postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/cw_task_runner \(embedded\)"/);
+    expect(launcher.stderr()).toMatch(
+      /database="postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/cw_task_runner \(embedded\)"/,
+    );
     const server = await serverPid();
     expect(server).not.toBeNull();
 
-    const scheduled = await cliProcess(['schedule', 'NoOp', '--options', 'created_from: a second terminal'], { cwd, env });
+    const scheduled = await cliProcess(['schedule', 'NoOp', '--options', 'created_from: a second terminal'], {
+      cwd,
+      env,
+    });
     expect(scheduled.code).toBe(0);
     const id = scheduled.stdout.trim();
-    const [row] = await waitFor(async () => {
-      const rows = await query<{ result: string | null; result_text: string | null }>(
-        'SELECT result, result_text FROM task_runner_requests WHERE id = $1 AND completed_at IS NOT NULL', [id]);
-      return rows.length > 0 ? rows : null;
-    }, { timeoutMs: 15_000, what: 'NoOp to finish' });
+    const [row] = await waitFor(
+      async () => {
+        const rows = await query<{ result: string | null; result_text: string | null }>(
+          'SELECT result, result_text FROM task_runner_requests WHERE id = $1 AND completed_at IS NOT NULL',
+          [id],
+        );
+        return rows.length > 0 ? rows : null;
+      },
+      { timeoutMs: 15_000, what: 'NoOp to finish' },
+    );
     expect(row).toEqual({ result: 'FINISHED', result_text: `NOOP ${id}: OK! created from: a second terminal` });
 
     const status = await cliProcess(['status'], { cwd, env });
@@ -100,8 +117,10 @@ describe('embedded PostgreSQL', () => {
   }, 60_000);
 
   it("survives a terminal's Ctrl-C long enough for the launcher to release its running rows", async () => {
-    await writeFile(path.join(cwd, 'cw-task-runner.yml'),
-      `embedded: { port: ${port} }\ntasksDir: ${JSON.stringify(fixturesDir)}\nshutdownGraceMs: 300\nkillTimeoutMs: 300\n`);
+    await writeFile(
+      path.join(cwd, 'cw-task-runner.yml'),
+      `embedded: { port: ${port} }\ntasksDir: ${JSON.stringify(fixturesDir)}\nshutdownGraceMs: 300\nkillTimeoutMs: 300\n`,
+    );
     launcher = await startLauncher([], { cwd, env, ownGroup: true });
     const scheduled = await cliProcess(['schedule', 'Sleep', '--options', 'ms: 60000'], { cwd, env });
     const id = scheduled.stdout.trim();
@@ -122,7 +141,9 @@ describe('embedded PostgreSQL', () => {
     try {
       const result = await cliProcess(['status'], { cwd, env });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/password authentication failed.*the password file beside the data directory is missing or is not this cluster's/);
+      expect(result.stderr).toMatch(
+        /password authentication failed.*the password file beside the data directory is missing or is not this cluster's/,
+      );
     } finally {
       await writeFile(file, kept);
     }

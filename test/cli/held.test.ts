@@ -18,23 +18,38 @@ describe('held rows', () => {
     const running = await insertRunning(s.t.pool, { task_class_name: 'Sleep' });
     const held: string[] = [];
     for (let n = 0; n < 3; n += 1) {
-      held.push(await insertRunning(s.t.pool, { task_class_name: 'Sleep', pid: 4242, started_at: null, process_identity: null }));
+      held.push(
+        await insertRunning(s.t.pool, {
+          task_class_name: 'Sleep',
+          pid: 4242,
+          started_at: null,
+          process_identity: null,
+        }),
+      );
     }
     await insertRequest(s.t.pool, { task_class_name: 'Sleep' });
-    await s.t.pool.query(`INSERT INTO task_runner_requests_launchers (launcher_id, host, pid, concurrency) VALUES ($1, $2, 4242, 1)`,
-      [testLauncher, testHost]);
+    await s.t.pool.query(
+      `INSERT INTO task_runner_requests_launchers (launcher_id, host, pid, concurrency) VALUES ($1, $2, 4242, 1)`,
+      [testLauncher, testHost],
+    );
 
     const status = await cli(['status'], s.at);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('1 waiting, 0 delayed, 1 running, 3 held, 0 finished');
-    expect(status.stdout).toContain('open requests by queue and task (waiting / delayed / running / held):\n  default  Sleep  1 / 0 / 1 / 3\n');
+    expect(status.stdout).toContain(
+      'open requests by queue and task (waiting / delayed / running / held):\n  default  Sleep  1 / 0 / 1 / 3\n',
+    );
     expect(status.stdout).toMatch(new RegExp(`  ${testHost} pid 4242: 1 of 1 running, 3 held, heartbeat`));
     const json = JSON.parse((await cli(['status', '--json'], s.at)).stdout);
     expect(json.counts).toMatchObject({ waiting: 1, running: 1, held: 3 });
-    expect(json.launchers).toEqual([expect.objectContaining({ launcherId: testLauncher, running: 1, held: 3, concurrency: 1 })]);
+    expect(json.launchers).toEqual([
+      expect.objectContaining({ launcherId: testLauncher, running: 1, held: 3, concurrency: 1 }),
+    ]);
 
     const listed = async (state: string): Promise<string[]> =>
-      JSON.parse((await cli(['list', '--state', state, '--json'], s.at)).stdout).requests.map((r: { id: string }) => r.id);
+      JSON.parse((await cli(['list', '--state', state, '--json'], s.at)).stdout).requests.map(
+        (r: { id: string }) => r.id,
+      );
     expect(await listed('running')).toEqual([running]);
     expect(await listed('held')).toEqual([...held].reverse());
     const lines = (await cli(['list'], s.at)).stdout;
@@ -43,7 +58,9 @@ describe('held rows', () => {
 
     const shown = await cli(['show', held[0]!], s.at);
     expect(shown.stdout).toMatch(/state: +held\n/);
-    expect(shown.stdout).toMatch(new RegExp(`held: +by launcher ${testLauncher} \\(pid 4242\\) on ${testHost}, not started`));
+    expect(shown.stdout).toMatch(
+      new RegExp(`held: +by launcher ${testLauncher} \\(pid 4242\\) on ${testHost}, not started`),
+    );
     expect(shown.stdout).not.toMatch(/running: /);
 
     // What the dashboard's overview and running page read.
@@ -52,11 +69,15 @@ describe('held rows', () => {
     expect(tries.map((t) => [t.id, t.held])).toEqual([[running, false], ...held.map((id) => [id, true])]);
     const dashboard = await startDashboard({ db: s.t.db, port: 0 });
     try {
-      const overview = await (await fetch(`${dashboard.url}api/overview`)).json() as Record<string, any>;
+      const overview = (await (await fetch(`${dashboard.url}api/overview`)).json()) as Record<string, any>;
       expect(overview.counts).toMatchObject({ running: 1, held: 3 });
-      expect(overview.open.depth).toEqual([{ queue: 'default', taskClassName: 'Sleep', waiting: 1, delayed: 0, running: 1, held: 3 }]);
+      expect(overview.open.depth).toEqual([
+        { queue: 'default', taskClassName: 'Sleep', waiting: 1, delayed: 0, running: 1, held: 3 },
+      ]);
       expect(overview.launchers[0]).toMatchObject({ running: 1, held: 3 });
-      const page = await (await fetch(`${dashboard.url}api/requests?state=held`)).json() as { requests: { id: string; state: string }[] };
+      const page = (await (await fetch(`${dashboard.url}api/requests?state=held`)).json()) as {
+        requests: { id: string; state: string }[];
+      };
       expect(page.requests.map((r) => r.state)).toEqual(['held', 'held', 'held']);
     } finally {
       await dashboard.close();

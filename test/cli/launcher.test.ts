@@ -9,24 +9,38 @@ import { describe, expect, it } from 'vitest';
 import { getRow, waitFor, waitForCompleted } from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { isAlive } from '../helpers/processes.js';
-import { cleanEnv, cliProcess, launcherProcesses, startLauncher, workDir, type LauncherProcess } from './cli-process.js';
+import {
+  cleanEnv,
+  cliProcess,
+  launcherProcesses,
+  startLauncher,
+  workDir,
+  type LauncherProcess,
+} from './cli-process.js';
 
 const files = launcherProcesses();
 const { launchers, cleanups } = files;
 
-const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 async function setup(fileSettings: string[] = []): Promise<{ cwd: string; env: NodeJS.ProcessEnv }> {
   const { dir, remove } = await workDir();
   cleanups.push(remove);
-  await writeFile(path.join(dir, 'cw-task-runner.yml'), [
-    `tasksDir: ${JSON.stringify(fixturesDir)}`,
-    'concurrency: 2',
-    'pollIntervalMs: 60000',
-    'shutdownGraceMs: 300',
-    'killTimeoutMs: 300',
-    ...fileSettings,
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'cw-task-runner.yml'),
+    [
+      `tasksDir: ${JSON.stringify(fixturesDir)}`,
+      'concurrency: 2',
+      'pollIntervalMs: 60000',
+      'shutdownGraceMs: 300',
+      'killTimeoutMs: 300',
+      ...fileSettings,
+    ].join('\n'),
+  );
   return { cwd: dir, env: cleanEnv({ DATABASE_URL: files.t.url }) };
 }
 
@@ -51,19 +65,28 @@ describe('node dist/launcher.js', () => {
     // The poll interval is a minute: only the NOTIFY of the insert can wake the launcher this fast.
     const row = await waitForCompleted(files.t.pool, id, 15_000);
     expect(row).toMatchObject({ result: 'FINISHED', result_text: 'from another terminal', tries: 1, pid: null });
-    await waitFor(() => launcher.stderr().includes(`task Echo FINISHED id="${id}"`), { what: 'the completion log line' });
+    await waitFor(() => launcher.stderr().includes(`task Echo FINISHED id="${id}"`), {
+      what: 'the completion log line',
+    });
 
     const sleeper = await cliProcess(['schedule', 'Sleep', '--options', 'ms: 60000'], where);
     // The row holds the launcher's pid from claim until the child's is known.
-    const sleeping = await waitFor(async () => {
-      const pid = (await getRow(files.t.pool, sleeper.stdout.trim()))?.pid as number | null;
-      return pid !== null && pid !== launcher.pid ? pid : null;
-    }, { what: 'the Sleep child to start' });
+    const sleeping = await waitFor(
+      async () => {
+        const pid = (await getRow(files.t.pool, sleeper.stdout.trim()))?.pid as number | null;
+        return pid !== null && pid !== launcher.pid ? pid : null;
+      },
+      { what: 'the Sleep child to start' },
+    );
 
     const status = await cliProcess(['status'], where);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running, 0 held\\n`));
-    expect(status.stdout).toMatch(new RegExp(`^  ${sleeper.stdout.trim()}  Sleep  try 1  pid ${sleeping}  (spare|fresh)  since \\S+$`, 'm'));
+    expect(status.stdout).toMatch(
+      new RegExp(`^launcher \\S+ \\(pid ${launcher.pid} on .+\\): 1 task\\(s\\) running, 0 held\\n`),
+    );
+    expect(status.stdout).toMatch(
+      new RegExp(`^  ${sleeper.stdout.trim()}  Sleep  try 1  pid ${sleeping}  (spare|fresh)  since \\S+$`, 'm'),
+    );
     const json = JSON.parse((await cliProcess(['status', '--json'], where)).stdout);
     expect(json.launcher.pid).toBe(launcher.pid);
     expect(json.counts).toMatchObject({ running: 1 });
@@ -75,7 +98,12 @@ describe('node dist/launcher.js', () => {
     expect(launcher.stderr()).toMatch(/received SIGTERM: stopping gracefully/);
     expect(isAlive(sleeping)).toBe(false);
     // The interrupted request is released (try given back), not left holding a pid.
-    expect(await getRow(files.t.pool, sleeper.stdout.trim())).toMatchObject({ pid: null, result: 'INTERRUPTED', tries: 0, completed_at: null });
+    expect(await getRow(files.t.pool, sleeper.stdout.trim())).toMatchObject({
+      pid: null,
+      result: 'INTERRUPTED',
+      tries: 0,
+      completed_at: null,
+    });
     expect(await exists(pidfile)).toBe(false);
     expect(await exists(socket)).toBe(false);
     await files.t.pool.query('DELETE FROM task_runner_requests WHERE id = $1', [sleeper.stdout.trim()]);
@@ -85,8 +113,12 @@ describe('node dist/launcher.js', () => {
     // Port 0: the system picks free ports, and the launcher logs the URLs it serves.
     const where = await setup(['metrics:', '  port: 0', 'dashboard:', '  port: 0']);
     const launcher = await launch(where);
-    const metricsUrl = await waitFor(() => /metrics served url="([^"]+)"/.exec(launcher.stderr())?.[1], { what: 'the metrics URL' });
-    const dashboardUrl = await waitFor(() => /dashboard served url="([^"]+)"/.exec(launcher.stderr())?.[1], { what: 'the dashboard URL' });
+    const metricsUrl = await waitFor(() => /metrics served url="([^"]+)"/.exec(launcher.stderr())?.[1], {
+      what: 'the metrics URL',
+    });
+    const dashboardUrl = await waitFor(() => /dashboard served url="([^"]+)"/.exec(launcher.stderr())?.[1], {
+      what: 'the dashboard URL',
+    });
     expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     expect(dashboardUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
 
@@ -95,12 +127,15 @@ describe('node dist/launcher.js', () => {
     await waitForCompleted(files.t.pool, id, 15_000);
 
     // The scrape counts the try this launcher ran (its counters are fed by its own events).
-    const scraped = await waitFor(async () => {
-      const response = await fetch(metricsUrl);
-      expect(response.status).toBe(200);
-      const text = await response.text();
-      return /^cw_task_runner_tries_ended_total\{task="Echo",result="FINISHED"\} 1$/m.test(text) ? text : null;
-    }, { what: 'the finished try in a scrape' });
+    const scraped = await waitFor(
+      async () => {
+        const response = await fetch(metricsUrl);
+        expect(response.status).toBe(200);
+        const text = await response.text();
+        return /^cw_task_runner_tries_ended_total\{task="Echo",result="FINISHED"\} 1$/m.test(text) ? text : null;
+      },
+      { what: 'the finished try in a scrape' },
+    );
     expect(scraped).toMatch(/^cw_task_runner_requests_ended\{result="FINISHED"\} \d+$/m);
     expect(scraped).toMatch(/^cw_task_runner_launch_statement_seconds_count\{claim="true"\} [1-9]\d*$/m);
 
@@ -110,7 +145,9 @@ describe('node dist/launcher.js', () => {
     expect(await page.text()).toContain('<title>cw-task-runner</title>');
     const script = await fetch(new URL('/assets/app.js', dashboardUrl));
     expect(script.status).toBe(200);
-    const listed = await (await fetch(new URL('/api/requests?task=Echo', dashboardUrl))).json() as { rows?: { id: string }[] };
+    const listed = (await (await fetch(new URL('/api/requests?task=Echo', dashboardUrl))).json()) as {
+      rows?: { id: string }[];
+    };
     expect(JSON.stringify(listed)).toContain(`"${id}"`);
 
     expect(await launcher.stop('SIGTERM')).toBe(0);
@@ -146,7 +183,10 @@ describe('node dist/launcher.js', () => {
     const where = await setup();
     const launcher = await launch(where, ['--table', 'launcher_jobs']);
     expect(launcher.stderr()).toMatch(/created the request table table="launcher_jobs"/);
-    const scheduled = await cliProcess(['schedule', 'Echo', '--table', 'launcher_jobs', '--options', 'text: custom'], where);
+    const scheduled = await cliProcess(
+      ['schedule', 'Echo', '--table', 'launcher_jobs', '--options', 'text: custom'],
+      where,
+    );
     const row = await waitForCompleted(files.t.pool, scheduled.stdout.trim(), 15_000, 'launcher_jobs');
     expect(row.result_text).toBe('custom');
     expect(await launcher.stop()).toBe(0);
@@ -157,7 +197,9 @@ describe('node dist/launcher.js', () => {
     const where = await setup(['startRetry: false']);
     const result = await cliProcess(['start', '--database-url', 'postgres://root@127.0.0.1:1/x'], where);
     expect(result.code).toBe(1);
-    expect(result.stderr.trimEnd().split('\n').pop()).toMatch(/^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
+    expect(result.stderr.trimEnd().split('\n').pop()).toMatch(
+      /^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: .*ECONNREFUSED/,
+    );
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(await exists(path.join(where.cwd, 'tmp', 'pids', 'task_runner_daemon.pid'))).toBe(false);
   });

@@ -23,7 +23,11 @@ afterAll(async () => {
   await remove();
 });
 
-const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 const freshTmp = (): string => path.join(dir, `t${++n}`);
 
 describe('pidfile', () => {
@@ -45,7 +49,10 @@ describe('pidfile', () => {
     try {
       await mkdir(path.dirname(file), { recursive: true });
       await writeFile(file, `${other.pid}\n${await readProcessIdentity(other.pid!)}\n`);
-      const error = await acquirePidfile(file, null).then(() => null, (e: unknown) => e);
+      const error = await acquirePidfile(file, null).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(TaskRunnerError);
       expect((error as TaskRunnerError).code).toBe('ALREADY_RUNNING');
       expect((error as Error).message).toContain(`pid ${other.pid}`);
@@ -111,13 +118,25 @@ describe('control socket', () => {
     });
     await server.start();
     try {
-      expect(await requestControl(socketPath, 'status')).toEqual({ pid: 1, running: [{ id: '7', startedAt: at.toISOString() }] });
-      await expect(requestControl(socketPath, 'probe')).rejects.toMatchObject({ code: 'DATABASE_UNAVAILABLE', message: 'launcher: database down' });
+      expect(await requestControl(socketPath, 'status')).toEqual({
+        pid: 1,
+        running: [{ id: '7', startedAt: at.toISOString() }],
+      });
+      await expect(requestControl(socketPath, 'probe')).rejects.toMatchObject({
+        code: 'DATABASE_UNAVAILABLE',
+        message: 'launcher: database down',
+      });
       const lines = await converse(socketPath, '{"cmd":"ping"}\nnot json\n{"cmd":"shutdown"}\n\n{"cmd":"status"}\n', 4);
       expect(lines.map((line) => JSON.parse(line))).toEqual([
         { ok: true, result: 'pong' },
         { ok: false, error: { code: 'PROTOCOL_INVALID', message: 'request is not JSON' } },
-        { ok: false, error: { code: 'PROTOCOL_INVALID', message: 'unknown command "shutdown"; expected one of status, probe, ping' } },
+        {
+          ok: false,
+          error: {
+            code: 'PROTOCOL_INVALID',
+            message: 'unknown command "shutdown"; expected one of status, probe, ping',
+          },
+        },
         { ok: true, result: { pid: 1, running: [{ id: '7', startedAt: at.toISOString() }] } },
       ]);
     } finally {

@@ -43,11 +43,22 @@ afterEach(async () => {
 async function launch(settings: string[], url = server.url('launcher')): Promise<Launched> {
   const { dir, remove } = await workDir();
   cleanups.push(remove);
-  await writeFile(path.join(dir, 'cw-task-runner.yml'), [
-    `tasksDir: ${JSON.stringify(fixturesDir)}`, 'concurrency: 1', 'pollIntervalMs: 60000', 'shutdownGraceMs: 300', 'killTimeoutMs: 300',
-    ...settings,
-  ].join('\n'));
-  const child = spawn(process.execPath, [launcherPath], { cwd: dir, env: cleanEnv({ DATABASE_URL: url }), stdio: ['ignore', 'ignore', 'pipe'] });
+  await writeFile(
+    path.join(dir, 'cw-task-runner.yml'),
+    [
+      `tasksDir: ${JSON.stringify(fixturesDir)}`,
+      'concurrency: 1',
+      'pollIntervalMs: 60000',
+      'shutdownGraceMs: 300',
+      'killTimeoutMs: 300',
+      ...settings,
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [launcherPath], {
+    cwd: dir,
+    env: cleanEnv({ DATABASE_URL: url }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -56,11 +67,14 @@ async function launch(settings: string[], url = server.url('launcher')): Promise
   return result;
 }
 
-const retries = (l: Launched): number => (l.stderr().match(/the database cannot be used yet \(migrating the request table\): retrying/g) ?? []).length;
+const retries = (l: Launched): number =>
+  (l.stderr().match(/the database cannot be used yet \(migrating the request table\): retrying/g) ?? []).length;
 
 async function insertEcho(text: string): Promise<string> {
   const { rows } = await server.pool.query<{ id: string }>(
-    `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', $1) RETURNING id::text AS id`, [`--- {text: ${text}}`]);
+    `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', $1) RETURNING id::text AS id`,
+    [`--- {text: ${text}}`],
+  );
   return rows[0]!.id;
 }
 
@@ -70,33 +84,46 @@ async function stopped(l: Launched): Promise<number | null> {
 }
 
 describe('start while the database cannot be used', () => {
-  it('waits for a database that is down, logging each try, then runs the request waiting there', { timeout: 120_000 }, async () => {
-    const id = await insertEcho('waited for');
-    await server.pause();
-    let resumed = false;
-    try {
-      const launcher = await launch(['startRetry:', '  baseMs: 100', '  maxMs: 400']);
-      await waitFor(() => retries(launcher) >= 3, { timeoutMs: 30_000, what: 'three logged retries' });
-      expect(launcher.stderr()).toMatch(/try=\d+ delayMs=\d+ error=".*ECONNREFUSED/);
-      expect(launcher.stderr()).not.toContain('standalone launcher ready');
-      await server.resume();
-      resumed = true;
-      await waitFor(() => launcher.stderr().includes('standalone launcher ready'), { timeoutMs: 30_000, what: 'the launcher to be ready' });
-      expect(launcher.stderr()).toMatch(/the database is reachable: starting tries=\d+/);
-      const row = await waitForCompleted(server.pool, id, 30_000);
-      expect(row).toMatchObject({ result: 'FINISHED', result_text: 'waited for' });
-      expect(await stopped(launcher)).toBe(0);
-    } finally {
-      if (!resumed) await server.resume();
-    }
-  });
+  it(
+    'waits for a database that is down, logging each try, then runs the request waiting there',
+    { timeout: 120_000 },
+    async () => {
+      const id = await insertEcho('waited for');
+      await server.pause();
+      let resumed = false;
+      try {
+        const launcher = await launch(['startRetry:', '  baseMs: 100', '  maxMs: 400']);
+        await waitFor(() => retries(launcher) >= 3, { timeoutMs: 30_000, what: 'three logged retries' });
+        expect(launcher.stderr()).toMatch(/try=\d+ delayMs=\d+ error=".*ECONNREFUSED/);
+        expect(launcher.stderr()).not.toContain('standalone launcher ready');
+        await server.resume();
+        resumed = true;
+        await waitFor(() => launcher.stderr().includes('standalone launcher ready'), {
+          timeoutMs: 30_000,
+          what: 'the launcher to be ready',
+        });
+        expect(launcher.stderr()).toMatch(/the database is reachable: starting tries=\d+/);
+        const row = await waitForCompleted(server.pool, id, 30_000);
+        expect(row).toMatchObject({ result: 'FINISHED', result_text: 'waited for' });
+        expect(await stopped(launcher)).toBe(0);
+      } finally {
+        if (!resumed) await server.resume();
+      }
+    },
+  );
 
   it('waits for a free connection slot when every one is taken', { timeout: 120_000 }, async () => {
     const id = await insertEcho('a free slot');
     // No session of an earlier launcher may free a slot once they are all taken.
-    await waitFor(async () => (await server.pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'launcher'")).rows[0]!.n === 0,
-    { timeoutMs: 30_000, what: 'the sessions of earlier launchers to end' });
+    await waitFor(
+      async () =>
+        (
+          await server.pool.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'launcher'",
+          )
+        ).rows[0]!.n === 0,
+      { timeoutMs: 30_000, what: 'the sessions of earlier launchers to end' },
+    );
     // Take every slot (superuser ones too: the tests connect as a superuser).
     const held: pg.Client[] = [];
     try {
@@ -112,11 +139,15 @@ describe('start while the database cannot be used', () => {
         held.push(client);
       }
       const launcher = await launch(['startRetry:', '  baseMs: 100', '  maxMs: 400']);
-      await waitFor(() => retries(launcher) >= 2, { timeoutMs: 30_000, what: 'two logged retries' })
-        .catch((error: Error) => Promise.reject(new Error(`${error.message}; launcher log:\n${launcher.stderr()}`)));
+      await waitFor(() => retries(launcher) >= 2, { timeoutMs: 30_000, what: 'two logged retries' }).catch(
+        (error: Error) => Promise.reject(new Error(`${error.message}; launcher log:\n${launcher.stderr()}`)),
+      );
       expect(launcher.stderr()).toMatch(/error=".*too many clients/);
       for (const client of held.splice(0)) await client.end();
-      await waitFor(() => launcher.stderr().includes('standalone launcher ready'), { timeoutMs: 30_000, what: 'the launcher to be ready' });
+      await waitFor(() => launcher.stderr().includes('standalone launcher ready'), {
+        timeoutMs: 30_000,
+        what: 'the launcher to be ready',
+      });
       const row = await waitForCompleted(server.pool, id, 30_000);
       expect(row).toMatchObject({ result: 'FINISHED', result_text: 'a free slot' });
       expect(await stopped(launcher)).toBe(0);
@@ -125,14 +156,22 @@ describe('start while the database cannot be used', () => {
     }
   });
 
-  it('gives up with one line and exit code 1 once startRetry.giveUpAfterMs has passed', { timeout: 60_000 }, async () => {
-    const launcher = await launch(['startRetry:', '  baseMs: 50', '  maxMs: 100', '  giveUpAfterMs: 500'], 'postgres://root@127.0.0.1:1/x');
-    expect(await launcher.exited).toBe(1);
-    expect(retries(launcher)).toBeGreaterThanOrEqual(1);
-    expect(launcher.stderr().trimEnd().split('\n').pop()).toMatch(
-      /^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: gave up migrating the request table after \d+ tries in \d+ ms \(startRetry\.giveUpAfterMs 500\): .*ECONNREFUSED/);
-    expect(launcher.stderr()).not.toMatch(/\n\s+at /);
-  });
+  it(
+    'gives up with one line and exit code 1 once startRetry.giveUpAfterMs has passed',
+    { timeout: 60_000 },
+    async () => {
+      const launcher = await launch(
+        ['startRetry:', '  baseMs: 50', '  maxMs: 100', '  giveUpAfterMs: 500'],
+        'postgres://root@127.0.0.1:1/x',
+      );
+      expect(await launcher.exited).toBe(1);
+      expect(retries(launcher)).toBeGreaterThanOrEqual(1);
+      expect(launcher.stderr().trimEnd().split('\n').pop()).toMatch(
+        /^cw-task-runner: cannot use the database postgres:\/\/root@127\.0\.0\.1:1\/x: gave up migrating the request table after \d+ tries in \d+ ms \(startRetry\.giveUpAfterMs 500\): .*ECONNREFUSED/,
+      );
+      expect(launcher.stderr()).not.toMatch(/\n\s+at /);
+    },
+  );
 
   it('stops at once, exit code 0, when SIGTERM comes while it waits', { timeout: 60_000 }, async () => {
     const launcher = await launch([], 'postgres://root@127.0.0.1:1/x');

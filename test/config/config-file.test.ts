@@ -25,34 +25,40 @@ async function file(name: string, text: string): Promise<string> {
 }
 
 async function failure(promise: Promise<unknown>): Promise<TaskRunnerError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(TaskRunnerError);
   return error as TaskRunnerError;
 }
 
 describe('loadConfigFile', () => {
   it('reads every key from YAML and resolves paths against the file directory', async () => {
-    const target = await file('cw-task-runner.yml', [
-      'databaseUrl: postgres://u@db.example/app',
-      'tasksDir: ./tasks',
-      'tableName: jobs',
-      'concurrency: 3',
-      'queues: [mail, reports]',
-      'pollIntervalMs: 60000',
-      'retryBackoff: { baseMs: 100, maxMs: 1000 }',
-      'probeIntervalMs: 1000',
-      'leaseMs: 3000',
-      'shutdownGraceMs: 500',
-      'killTimeoutMs: 200',
-      'maxOptionsBytes: 2048',
-      'maxResultBytes: 4096',
-      'childEnv: { NODE_ENV: production }',
-      'childExecArgv: ["--max-old-space-size=256"]',
-      'host: web-1',
-      'logLevel: debug',
-      'tmpDir: var',
-      'embedded: { port: 55000, dataDir: pg }',
-    ].join('\n'));
+    const target = await file(
+      'cw-task-runner.yml',
+      [
+        'databaseUrl: postgres://u@db.example/app',
+        'tasksDir: ./tasks',
+        'tableName: jobs',
+        'concurrency: 3',
+        'queues: [mail, reports]',
+        'pollIntervalMs: 60000',
+        'retryBackoff: { baseMs: 100, maxMs: 1000 }',
+        'probeIntervalMs: 1000',
+        'leaseMs: 3000',
+        'shutdownGraceMs: 500',
+        'killTimeoutMs: 200',
+        'maxOptionsBytes: 2048',
+        'maxResultBytes: 4096',
+        'childEnv: { NODE_ENV: production }',
+        'childExecArgv: ["--max-old-space-size=256"]',
+        'host: web-1',
+        'logLevel: debug',
+        'tmpDir: var',
+        'embedded: { port: 55000, dataDir: pg }',
+      ].join('\n'),
+    );
     const base = path.dirname(target);
     expect(await loadConfigFile(target)).toEqual({
       databaseUrl: 'postgres://u@db.example/app',
@@ -131,7 +137,9 @@ describe('loadConfigFile', () => {
   it('refuses what is not a map of settings, other extensions and missing files', async () => {
     expect((await failure(loadConfigFile(await file('c.yml', '- a\n- b\n')))).message).toMatch(/must hold a map/);
     expect((await failure(loadConfigFile(await file('c.json', '{"a": ')))).message).toMatch(/malformed JSON/);
-    expect((await failure(loadConfigFile(await file('c.toml', 'a = 1')))).message).toMatch(/use a \.yml, \.yaml or \.json file/);
+    expect((await failure(loadConfigFile(await file('c.toml', 'a = 1')))).message).toMatch(
+      /use a \.yml, \.yaml or \.json file/,
+    );
     expect((await failure(loadConfigFile(path.join(dir, 'missing.yml')))).message).toMatch(/cannot read it: ENOENT/);
   });
 });
@@ -159,27 +167,48 @@ describe('loadStandaloneConfig', () => {
   });
 
   it('reads cw-task-runner.yml from the working directory; the environment overrides it; flags override both', async () => {
-    const target = await file('cw-task-runner.yml', [
-      'databaseUrl: postgres://file/db', 'tasksDir: file-tasks', 'tableName: file_table', 'concurrency: 2',
-      'pollIntervalMs: 1000', 'logLevel: warn', 'shutdownGraceMs: 50',
-    ].join('\n'));
+    const target = await file(
+      'cw-task-runner.yml',
+      [
+        'databaseUrl: postgres://file/db',
+        'tasksDir: file-tasks',
+        'tableName: file_table',
+        'concurrency: 2',
+        'pollIntervalMs: 1000',
+        'logLevel: warn',
+        'shutdownGraceMs: 50',
+      ].join('\n'),
+    );
     const cwd = path.dirname(target);
     const fromFile = await loadStandaloneConfig({ cwd, env: {} });
     expect(fromFile).toMatchObject({
-      configFile: target, databaseUrl: 'postgres://file/db', tasksDir: path.join(cwd, 'file-tasks'), tableName: 'file_table',
-      logLevel: 'warn', runner: { concurrency: 2, pollIntervalMs: 1000, shutdownGraceMs: 50 },
+      configFile: target,
+      databaseUrl: 'postgres://file/db',
+      tasksDir: path.join(cwd, 'file-tasks'),
+      tableName: 'file_table',
+      logLevel: 'warn',
+      runner: { concurrency: 2, pollIntervalMs: 1000, shutdownGraceMs: 50 },
     });
     const env = {
-      DATABASE_URL: 'postgres://env/db', CW_TASKS_DIR: 'env-tasks', CW_TABLE_NAME: 'env_table', CW_CONCURRENCY: '5',
-      CW_POLL_INTERVAL_MS: '60000', CW_LOG_LEVEL: 'error',
+      DATABASE_URL: 'postgres://env/db',
+      CW_TASKS_DIR: 'env-tasks',
+      CW_TABLE_NAME: 'env_table',
+      CW_CONCURRENCY: '5',
+      CW_POLL_INTERVAL_MS: '60000',
+      CW_LOG_LEVEL: 'error',
     };
     expect(await loadStandaloneConfig({ cwd, env })).toMatchObject({
-      databaseUrl: 'postgres://env/db', tasksDir: path.join(cwd, 'env-tasks'), tableName: 'env_table', logLevel: 'error',
+      databaseUrl: 'postgres://env/db',
+      tasksDir: path.join(cwd, 'env-tasks'),
+      tableName: 'env_table',
+      logLevel: 'error',
       runner: { concurrency: 5, pollIntervalMs: 60000, shutdownGraceMs: 50 },
     });
     const flags = { databaseUrl: 'postgresql://flag/db', tasksDir: '/flag/tasks', tableName: 'flag_table' };
     expect(await loadStandaloneConfig({ cwd, env, flags })).toMatchObject({
-      databaseUrl: 'postgresql://flag/db', tasksDir: '/flag/tasks', tableName: 'flag_table',
+      databaseUrl: 'postgresql://flag/db',
+      tasksDir: '/flag/tasks',
+      tableName: 'flag_table',
     });
   });
 
@@ -188,7 +217,9 @@ describe('loadStandaloneConfig', () => {
     const b = await file('b.yaml', 'tableName: from_b\n');
     const cwd = path.dirname(a);
     expect((await loadStandaloneConfig({ cwd, env: { CW_CONFIG: b } })).tableName).toBe('from_b');
-    expect((await loadStandaloneConfig({ cwd, env: { CW_CONFIG: b }, flags: { config: 'a.json' } })).tableName).toBe('from_a');
+    expect((await loadStandaloneConfig({ cwd, env: { CW_CONFIG: b }, flags: { config: 'a.json' } })).tableName).toBe(
+      'from_a',
+    );
     const missing = await failure(loadStandaloneConfig({ cwd, env: { CW_CONFIG: 'nope.yml' } }));
     expect(missing.message).toContain(path.join(cwd, 'nope.yml'));
   });
@@ -224,12 +255,17 @@ describe('loadStandaloneConfig', () => {
     const off = await file('cw-task-runner.yml', 'startRetry: false\n');
     expect((await loadStandaloneConfig({ cwd: path.dirname(off), env: {} })).runner.startRetry).toBe(false);
     const port = await file('cw-task-runner.yml', 'embedded: { port: 70000 }\n');
-    expect((await failure(loadStandaloneConfig({ cwd: path.dirname(port), env: {} }))).message).toMatch(/embedded\.port/);
+    expect((await failure(loadStandaloneConfig({ cwd: path.dirname(port), env: {} }))).message).toMatch(
+      /embedded\.port/,
+    );
   });
 
   it('ignores empty environment variables', async () => {
     const cwd = path.dirname(await file('x.txt', ''));
-    const config = await loadStandaloneConfig({ cwd, env: { DATABASE_URL: '', CW_CONCURRENCY: ' ', CW_TASKS_DIR: '' } });
+    const config = await loadStandaloneConfig({
+      cwd,
+      env: { DATABASE_URL: '', CW_CONCURRENCY: ' ', CW_TASKS_DIR: '' },
+    });
     expect(config.databaseUrl).toBeNull();
     expect(config.tasksDir).toBeNull();
     expect(config.runner).toEqual({ startRetry: {} });
@@ -242,14 +278,18 @@ describe('log settings', () => {
     const config = await loadStandaloneConfig({ cwd: dir, env: {} });
     expect(config).toMatchObject({ logFormat: 'json', runner: { taskLogLevel: 'debug' } });
     expect((await loadStandaloneConfig({ cwd: dir, env: { CW_LOG_FORMAT: 'pretty' } })).logFormat).toBe('pretty');
-    await expect(loadStandaloneConfig({ cwd: dir, env: { CW_LOG_FORMAT: 'xml' } })).rejects.toThrow(/CW_LOG_FORMAT.*"pretty" or "json"/);
+    await expect(loadStandaloneConfig({ cwd: dir, env: { CW_LOG_FORMAT: 'xml' } })).rejects.toThrow(
+      /CW_LOG_FORMAT.*"pretty" or "json"/,
+    );
     const bad = path.dirname(await file('cw-task-runner.yml', 'taskLogLevel: loud\n'));
-    await expect(loadStandaloneConfig({ cwd: bad, env: {} })).rejects.toThrow(/"taskLogLevel" must be one of debug, info, warn, error/);
+    await expect(loadStandaloneConfig({ cwd: bad, env: {} })).rejects.toThrow(
+      /"taskLogLevel" must be one of debug, info, warn, error/,
+    );
   });
 });
 
 describe('createStreamLogger', () => {
-  it('writes a turn\'s lines in one write, as readable lines or JSON with the base fields', async () => {
+  it("writes a turn's lines in one write, as readable lines or JSON with the base fields", async () => {
     const writes: string[] = [];
     const pretty = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, 'info');
     pretty.debug('dropped');
@@ -259,9 +299,20 @@ describe('createStreamLogger', () => {
     await new Promise<void>((resolve) => setImmediate(resolve));
     expect(writes).toHaveLength(1);
     expect(writes[0]).toMatch(/^\S+ INFO  first id="7"\n\S+ WARN  second\n$/);
-    const json = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, { format: 'json', base: { pid: 42, host: 'h' } });
+    const json = createStreamLogger(
+      { write: (chunk: string) => writes.push(chunk) },
+      { format: 'json', base: { pid: 42, host: 'h' } },
+    );
     json.error('boom', { id: '8', n: 1n });
     json.flush?.();
-    expect(JSON.parse(writes[1]!)).toMatchObject({ level: 'error', msg: 'boom', pid: 42, host: 'h', id: '8', n: '1', time: expect.any(String) });
+    expect(JSON.parse(writes[1]!)).toMatchObject({
+      level: 'error',
+      msg: 'boom',
+      pid: 42,
+      host: 'h',
+      id: '8',
+      n: '1',
+      time: expect.any(String),
+    });
   });
 });

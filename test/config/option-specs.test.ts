@@ -8,14 +8,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, loadStandaloneConfig, type ConfigFileOptions } from '../../dist/config/config-file.js';
 import type { ChildLimits, ChildPermissions } from '../../dist/config/confinement.js';
 import {
-  configFileSpecs, dashboardSpecs, embeddedSpecs, launcherOptionSpecs, metricsSpecs, retryBackoffSpecs,
-  runnerOptionSpecs, startRetrySpecs, taskOverrideSpecs, threadSpecs, type ConfigFileKey, type FieldSpec,
+  configFileSpecs,
+  dashboardSpecs,
+  embeddedSpecs,
+  launcherOptionSpecs,
+  metricsSpecs,
+  retryBackoffSpecs,
+  runnerOptionSpecs,
+  startRetrySpecs,
+  taskOverrideSpecs,
+  threadSpecs,
+  type ConfigFileKey,
+  type FieldSpec,
 } from '../../dist/config/option-specs.js';
 import type { RecurringEntryOptions } from '../../dist/config/recurring-config.js';
 import type { RetentionOptions } from '../../dist/config/retention-config.js';
 import { resolveRunnerConfig } from '../../dist/config/runner-config.js';
 import type {
-  CreateRunnerOptions, RetryBackoffOptions, StartRetryOptions, TaskOverride, ThreadOptions,
+  CreateRunnerOptions,
+  RetryBackoffOptions,
+  StartRetryOptions,
+  TaskOverride,
+  ThreadOptions,
 } from '../../dist/config/runner-options.js';
 import { TaskRunnerError } from '../../dist/index.js';
 
@@ -36,7 +50,10 @@ afterAll(async () => {
 });
 
 async function refusal(promise: Promise<unknown>): Promise<TaskRunnerError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(TaskRunnerError);
   return error as TaskRunnerError;
 }
@@ -91,8 +108,11 @@ describe('the option table', () => {
   it('holds the defaults resolution fills in', () => {
     const config = resolveRunnerConfig(base) as unknown as Record<string, unknown>;
     const plain = Object.entries(runnerOptionSpecs as Record<string, FieldSpec>).filter(
-      ([name, spec]) => spec.default !== undefined && spec.defaultText === undefined && name in config
-        && ['integer', 'integerOrNull', 'integerOrInfinity', 'mode', 'logLevel', 'stringsOrNull'].includes(spec.kind),
+      ([name, spec]) =>
+        spec.default !== undefined &&
+        spec.defaultText === undefined &&
+        name in config &&
+        ['integer', 'integerOrNull', 'integerOrInfinity', 'mode', 'logLevel', 'stringsOrNull'].includes(spec.kind),
     );
     expect(plain.length).toBeGreaterThan(15);
     for (const [name, spec] of plain) expect(config[name], name).toEqual(spec.default);
@@ -101,7 +121,8 @@ describe('the option table', () => {
       expect(threads[name], name).toBe(threadSpecs[name].default);
     }
     expect(config.retryBackoff).toEqual({
-      baseMs: retryBackoffSpecs.baseMs.default, maxMs: retryBackoffSpecs.maxMs.default,
+      baseMs: retryBackoffSpecs.baseMs.default,
+      maxMs: retryBackoffSpecs.maxMs.default,
     });
     expect(config.retention).toMatchObject({
       intervalMs: runnerOptionSpecs.retention.fields.intervalMs.default,
@@ -174,15 +195,22 @@ describe('the config file takes its keys from the table', () => {
     const config = await loadStandaloneConfig({
       cwd,
       env: {
-        [runnerOptionSpecs.concurrency.env]: '3', [runnerOptionSpecs.pollIntervalMs.env]: '250',
-        [runnerOptionSpecs.tableName.env]: 'env_jobs', [runnerOptionSpecs.tasksDir.env]: 'tasks',
-        [runnerOptionSpecs.db.env]: 'postgres://env/db', [launcherOptionSpecs.logLevel.env]: 'warn',
+        [runnerOptionSpecs.concurrency.env]: '3',
+        [runnerOptionSpecs.pollIntervalMs.env]: '250',
+        [runnerOptionSpecs.tableName.env]: 'env_jobs',
+        [runnerOptionSpecs.tasksDir.env]: 'tasks',
+        [runnerOptionSpecs.db.env]: 'postgres://env/db',
+        [launcherOptionSpecs.logLevel.env]: 'warn',
         [launcherOptionSpecs.logFormat.env]: 'json',
       },
     });
     expect(config).toMatchObject({
-      runner: { concurrency: 3, pollIntervalMs: 250 }, tableName: 'env_jobs', tasksDir: path.join(cwd, 'tasks'),
-      databaseUrl: 'postgres://env/db', logLevel: 'warn', logFormat: 'json',
+      runner: { concurrency: 3, pollIntervalMs: 250 },
+      tableName: 'env_jobs',
+      tasksDir: path.join(cwd, 'tasks'),
+      databaseUrl: 'postgres://env/db',
+      logLevel: 'warn',
+      logFormat: 'json',
     });
   });
 });
@@ -191,8 +219,10 @@ describe('docs/configuration.md', () => {
   it('is what the table generates, and names every config-file key', async () => {
     const run = promisify(execFile);
     const script = path.join(root, 'scripts', 'config-docs.mjs');
-    const result = await run(process.execPath, [script, '--check'], { cwd: root })
-      .then(() => 'current', (error: { stderr?: string }) => error.stderr ?? String(error));
+    const result = await run(process.execPath, [script, '--check'], { cwd: root }).then(
+      () => 'current',
+      (error: { stderr?: string }) => error.stderr ?? String(error),
+    );
     expect(result).toBe('current');
   });
 });

@@ -31,20 +31,36 @@ describe('pool options', () => {
   it('has the documented defaults', () => {
     const config = resolveRunnerConfig(base);
     expect(config).toMatchObject({
-      spareChildren: 1, maxTasksPerChild: 1, childMaxRssMb: null, childIdleMs: 30_000, defaultMode: 'process',
-      defaultTimeoutMs: null, taskOverrides: {}, crashLimit: 3,
-      threads: { idleTimeoutMs: 30_000, maxOldGenerationSizeMb: null, maxYoungGenerationSizeMb: null, stackSizeMb: null },
+      spareChildren: 1,
+      maxTasksPerChild: 1,
+      childMaxRssMb: null,
+      childIdleMs: 30_000,
+      defaultMode: 'process',
+      defaultTimeoutMs: null,
+      taskOverrides: {},
+      crashLimit: 3,
+      threads: {
+        idleTimeoutMs: 30_000,
+        maxOldGenerationSizeMb: null,
+        maxYoungGenerationSizeMb: null,
+        stackSizeMb: null,
+      },
     });
     expect(config.threads.maxThreads).toBeGreaterThanOrEqual(1);
   });
 
   it('accepts Infinity for maxTasksPerChild, and per-task overrides', () => {
     const config = resolveRunnerConfig({
-      ...base, maxTasksPerChild: Infinity, taskOverrides: { 'Mail::Send': { mode: 'thread', timeoutMs: 500 }, Slow: { timeoutMs: null } },
+      ...base,
+      maxTasksPerChild: Infinity,
+      taskOverrides: { 'Mail::Send': { mode: 'thread', timeoutMs: 500 }, Slow: { timeoutMs: null } },
       threads: { maxThreads: 3, maxOldGenerationSizeMb: 64 },
     });
     expect(config.maxTasksPerChild).toBe(Infinity);
-    expect(config.taskOverrides).toEqual({ 'Mail::Send': { mode: 'thread', timeoutMs: 500 }, Slow: { timeoutMs: null } });
+    expect(config.taskOverrides).toEqual({
+      'Mail::Send': { mode: 'thread', timeoutMs: 500 },
+      Slow: { timeoutMs: null },
+    });
     expect(config.threads).toMatchObject({ maxThreads: 3, maxOldGenerationSizeMb: 64 });
   });
 
@@ -72,22 +88,31 @@ describe('pool options', () => {
 
   it('reads the pool options from a config file, `.inf` included, and validates them before start', async () => {
     const cwd = await mkdtemp(path.join(dir, 'file-'));
-    await writeFile(path.join(cwd, 'cw-task-runner.yml'), [
-      'spareChildren: 2',
-      'maxTasksPerChild: .inf',
-      'childMaxRssMb: 512',
-      'childIdleMs: 1000',
-      'defaultMode: process',
-      'defaultTimeoutMs: 60000',
-      'taskOverrides: { Report: { mode: thread, timeoutMs: 5000 } }',
-      'threads: { maxThreads: 2, maxOldGenerationSizeMb: 128 }',
-      'crashLimit: 4',
-    ].join('\n'));
+    await writeFile(
+      path.join(cwd, 'cw-task-runner.yml'),
+      [
+        'spareChildren: 2',
+        'maxTasksPerChild: .inf',
+        'childMaxRssMb: 512',
+        'childIdleMs: 1000',
+        'defaultMode: process',
+        'defaultTimeoutMs: 60000',
+        'taskOverrides: { Report: { mode: thread, timeoutMs: 5000 } }',
+        'threads: { maxThreads: 2, maxOldGenerationSizeMb: 128 }',
+        'crashLimit: 4',
+      ].join('\n'),
+    );
     const config = await loadStandaloneConfig({ cwd, env: {} });
     expect(config.runner).toMatchObject({
-      spareChildren: 2, maxTasksPerChild: Infinity, childMaxRssMb: 512, childIdleMs: 1000, defaultMode: 'process',
-      defaultTimeoutMs: 60000, taskOverrides: { Report: { mode: 'thread', timeoutMs: 5000 } },
-      threads: { maxThreads: 2, maxOldGenerationSizeMb: 128 }, crashLimit: 4,
+      spareChildren: 2,
+      maxTasksPerChild: Infinity,
+      childMaxRssMb: 512,
+      childIdleMs: 1000,
+      defaultMode: 'process',
+      defaultTimeoutMs: 60000,
+      taskOverrides: { Report: { mode: 'thread', timeoutMs: 5000 } },
+      threads: { maxThreads: 2, maxOldGenerationSizeMb: 128 },
+      crashLimit: 4,
     });
     await writeFile(path.join(cwd, 'cw-task-runner.yml'), 'taskOverrides: { Report: { mode: turbo } }\n');
     await expect(loadStandaloneConfig({ cwd, env: {} })).rejects.toThrow(/taskOverrides\.Report\.mode/);

@@ -42,30 +42,41 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     writeFileSync(rootFile, 'root only\n');
   });
 
-  it.skipIf(!nobodyReachesCheckout)('as nobody, a task cannot write a root-only file, read /proc/<launcher>/environ, or signal the launcher', async () => {
-    const seen = await escape({ childUser: 'nobody' });
-    expect(seen).toMatchObject({ uid: 65534, gid: 65534, writeRootFile: 'EACCES', launcherEnviron: 'EACCES' });
-    // The launcher's supplementary groups are dropped, not inherited.
-    expect(seen.groups).not.toContain(0);
-    // The runtime refuses the launcher's pid before the kernel would (EPERM as another user).
-    expect(String(seen.killLauncher)).not.toBe('ok');
-    expect(statSync(rootFile).size).toBe('root only\n'.length);
-  });
+  it.skipIf(!nobodyReachesCheckout)(
+    'as nobody, a task cannot write a root-only file, read /proc/<launcher>/environ, or signal the launcher',
+    async () => {
+      const seen = await escape({ childUser: 'nobody' });
+      expect(seen).toMatchObject({ uid: 65534, gid: 65534, writeRootFile: 'EACCES', launcherEnviron: 'EACCES' });
+      // The launcher's supplementary groups are dropped, not inherited.
+      expect(seen.groups).not.toContain(0);
+      // The runtime refuses the launcher's pid before the kernel would (EPERM as another user).
+      expect(String(seen.killLauncher)).not.toBe('ok');
+      expect(statSync(rootFile).size).toBe('root only\n'.length);
+    },
+  );
 
   it.skipIf(!nobodyReachesCheckout)('takes childGroup, and a numeric uid', async () => {
     const seen = await escape({ childUser: 65534, childGroup: 'nogroup' });
     expect(seen).toMatchObject({ uid: 65534, gid: 65534, writeRootFile: 'EACCES' });
   });
 
-  it.skipIf(!nobodyReachesCheckout)('holds for reused children and spares too (every child of the pool runs as the user)', async () => {
-    const runner = await runners.start(t, { childUser: 'nobody', spareChildren: 2, maxTasksPerChild: 10, concurrency: 1 });
-    const ids = await Promise.all([1, 2, 3].map(() => runner.schedule('Escape', { rootFile }, { tryLimit: 1 })));
-    for (const id of ids) {
-      const row = await waitForCompleted(t.pool, id);
-      expect(JSON.parse(row.result_text)).toMatchObject({ uid: 65534, writeRootFile: 'EACCES' });
-    }
-    await runner.stop();
-  });
+  it.skipIf(!nobodyReachesCheckout)(
+    'holds for reused children and spares too (every child of the pool runs as the user)',
+    async () => {
+      const runner = await runners.start(t, {
+        childUser: 'nobody',
+        spareChildren: 2,
+        maxTasksPerChild: 10,
+        concurrency: 1,
+      });
+      const ids = await Promise.all([1, 2, 3].map(() => runner.schedule('Escape', { rootFile }, { tryLimit: 1 })));
+      for (const id of ids) {
+        const row = await waitForCompleted(t.pool, id);
+        expect(JSON.parse(row.result_text)).toMatchObject({ uid: 65534, writeRootFile: 'EACCES' });
+      }
+      await runner.stop();
+    },
+  );
 
   it('refuses to start when the user cannot read the tasks directory, naming the path', async () => {
     const hidden = mkdtempSync(path.join(tmpdir(), 'cwtr-hidden-'));
@@ -73,7 +84,9 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
     copyFileSync(path.join(fixturesDir, 'Echo.mjs'), path.join(hidden, 'Echo.mjs'));
     try {
       const runner = runners.create(t, { childUser: 'nobody', tasksDir: hidden });
-      await expect(runner.start()).rejects.toThrow(new RegExp(`childUser nobody .* cannot read .*${hidden} \\(EACCES\\)`));
+      await expect(runner.start()).rejects.toThrow(
+        new RegExp(`childUser nobody .* cannot read .*${hidden} \\(EACCES\\)`),
+      );
       await runner.stop();
     } finally {
       rmSync(hidden, { recursive: true, force: true });
@@ -81,9 +94,13 @@ describe.skipIf(!asRoot)('childUser (launcher running as root)', () => {
   });
 
   it('refuses an unknown user and a group without a user, by field', async () => {
-    expect(() => runners.create(t, { childUser: 'no-such-user-cwtr' })).toThrow(/"childUser".*no user named "no-such-user-cwtr"/);
+    expect(() => runners.create(t, { childUser: 'no-such-user-cwtr' })).toThrow(
+      /"childUser".*no user named "no-such-user-cwtr"/,
+    );
     expect(() => runners.create(t, { childGroup: 'nogroup' })).toThrow(/"childGroup".*needs childUser/);
-    expect(() => runners.create(t, { childUser: 'nobody', childGroup: 'no-such-group-cwtr' })).toThrow(/"childGroup".*no group named/);
+    expect(() => runners.create(t, { childUser: 'nobody', childGroup: 'no-such-group-cwtr' })).toThrow(
+      /"childGroup".*no group named/,
+    );
     expect(() => runners.create(t, { childUser: 'root' })).toThrow(/"childUser".*unprivileged/);
   });
 
@@ -103,7 +120,10 @@ describe.skipIf(!asRoot)('childUser and the traits inspection', () => {
     chmodSync(peekDir, 0o777);
     const file = path.join(peekDir, 'seen.txt');
     try {
-      const runner = await runners.start(t, { childEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', CWTR_PEEK_FILE: file }, ...overrides });
+      const runner = await runners.start(t, {
+        childEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', CWTR_PEEK_FILE: file },
+        ...overrides,
+      });
       const id = await runner.schedule('TopLevelPeek', {}, { tryLimit: 1 });
       expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'ran' });
       await runner.stop();
@@ -119,7 +139,10 @@ describe.skipIf(!asRoot)('childUser and the traits inspection', () => {
     expect(await peek({})).toEqual(['0 read', '0 read']);
   });
 
-  it.skipIf(!nobodyReachesCheckout)('with it, the file is inspected in a process as the child user: its top-level code never runs as root', async () => {
-    expect(await peek({ childUser: 'nobody' })).toEqual(['65534 EACCES', '65534 EACCES']);
-  });
+  it.skipIf(!nobodyReachesCheckout)(
+    'with it, the file is inspected in a process as the child user: its top-level code never runs as root',
+    async () => {
+      expect(await peek({ childUser: 'nobody' })).toEqual(['65534 EACCES', '65534 EACCES']);
+    },
+  );
 });

@@ -16,17 +16,23 @@ describe('confinement config', () => {
   it('reads childLimits and childPermissions from a config file, paths relative to the file', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cwtr-confcfg-'));
     try {
-      writeFileSync(path.join(dir, 'cw-task-runner.yml'), [
-        'childLimits: { openFiles: 256, cpuSeconds: 60 }',
-        'childPermissions:',
-        '  fsRead: [data, /etc/ssl]',
-        '  childProcess: true',
-        'taskOverrides:',
-        '  Report: { limits: { cpuSeconds: 600 }, permissions: null }',
-      ].join('\n'));
+      writeFileSync(
+        path.join(dir, 'cw-task-runner.yml'),
+        [
+          'childLimits: { openFiles: 256, cpuSeconds: 60 }',
+          'childPermissions:',
+          '  fsRead: [data, /etc/ssl]',
+          '  childProcess: true',
+          'taskOverrides:',
+          '  Report: { limits: { cpuSeconds: 600 }, permissions: null }',
+        ].join('\n'),
+      );
       const config = await loadStandaloneConfig({ cwd: dir, env: {} });
       expect(config.runner.childLimits).toEqual({ openFiles: 256, cpuSeconds: 60 });
-      expect(config.runner.childPermissions).toEqual({ fsRead: [path.join(dir, 'data'), '/etc/ssl'], childProcess: true });
+      expect(config.runner.childPermissions).toEqual({
+        fsRead: [path.join(dir, 'data'), '/etc/ssl'],
+        childProcess: true,
+      });
       writeFileSync(path.join(dir, 'cw-task-runner.yml'), 'childLimits: { files: 3 }\n');
       await expect(loadStandaloneConfig({ cwd: dir, env: {} })).rejects.toThrow(/"childLimits".*unknown key "files"/);
     } finally {
@@ -43,13 +49,32 @@ describe('confinement config', () => {
     });
     const plain = { mode: null, timeoutMs: null };
     expect(trySettings(config, 'Other', plain, null).confinement).toBeNull();
-    expect(trySettings(config, 'Big', plain, null).confinement!.limits).toEqual({ openFiles: 256, cpuSeconds: 600, addressSpaceMb: null });
-    const lowered = trySettings(config, 'Big', { ...plain, limits: { openFiles: 1000, cpuSeconds: 5, addressSpaceMb: null } }, null);
+    expect(trySettings(config, 'Big', plain, null).confinement!.limits).toEqual({
+      openFiles: 256,
+      cpuSeconds: 600,
+      addressSpaceMb: null,
+    });
+    const lowered = trySettings(
+      config,
+      'Big',
+      { ...plain, limits: { openFiles: 1000, cpuSeconds: 5, addressSpaceMb: null } },
+      null,
+    );
     expect(lowered.confinement!.limits).toEqual({ openFiles: 256, cpuSeconds: 5, addressSpaceMb: null });
     expect(trySettings(config, 'Free', plain, null).confinement!.permissions).toBeNull();
-    const declared = parsePermissions('static permissions', { fsRead: ['/srv/app', '/home'], childProcess: false }, null);
-    expect(trySettings(config, 'Other', { ...plain, permissions: declared }, null).confinement!.permissions)
-      .toEqual({ fsRead: ['/srv/app'], fsWrite: [], childProcess: false, worker: false, addons: false, wasi: false });
+    const declared = parsePermissions(
+      'static permissions',
+      { fsRead: ['/srv/app', '/home'], childProcess: false },
+      null,
+    );
+    expect(trySettings(config, 'Other', { ...plain, permissions: declared }, null).confinement!.permissions).toEqual({
+      fsRead: ['/srv/app'],
+      fsWrite: [],
+      childProcess: false,
+      worker: false,
+      addons: false,
+      wasi: false,
+    });
   });
 
   it('intersects path lists both ways, with * for everything', () => {
@@ -61,7 +86,10 @@ describe('confinement config', () => {
   });
 
   it('without prlimit, the shell sets the same limits (soft and hard) and execs node under the same pid', () => {
-    const config = resolveRunnerConfig({ ...base, childLimits: { openFiles: 128, cpuSeconds: 7, addressSpaceMb: 2048 } });
+    const config = resolveRunnerConfig({
+      ...base,
+      childLimits: { openFiles: 128, cpuSeconds: 7, addressSpaceMb: 2048 },
+    });
     const script = path.join(mkdtempSync(path.join(tmpdir(), 'cwtr-ulimit-')), 'limits.cjs');
     writeFileSync(script, "process.stdout.write(require('fs').readFileSync('/proc/self/limits', 'utf8'))");
     const plan = spawnPlan(script, [], config.childConfinement, [], null);
@@ -75,7 +103,10 @@ describe('confinement config', () => {
 
   it('leaves the unconfined spawn exactly as it was: node, its arguments, the entry', () => {
     const config = resolveRunnerConfig(base);
-    expect(spawnPlan('/x/entry.js', ['--a'], null, [])).toEqual({ command: process.execPath, args: ['--a', '/x/entry.js'] });
+    expect(spawnPlan('/x/entry.js', ['--a'], null, [])).toEqual({
+      command: process.execPath,
+      args: ['--a', '/x/entry.js'],
+    });
     expect(config.childConfinement).toMatchObject({ identity: null, limits: null, permissions: null });
   });
 });

@@ -36,7 +36,7 @@ describe('database credentials', () => {
   });
 
   it('are withheld from threads by default', async () => {
-    expect((await result('Env', { defaultMode: 'thread' }))).not.toContain('DATABASE_URL');
+    expect(await result('Env', { defaultMode: 'thread' })).not.toContain('DATABASE_URL');
   });
 
   it('are passed when the operator names them', async () => {
@@ -48,11 +48,18 @@ describe('database credentials', () => {
 describe('thread mode under confinement', () => {
   it("a class's static mode = 'thread' runs in a process when children are confined, with a warning", async () => {
     const lines: string[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (text: string) => void lines.push(text) };
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      error: () => undefined,
+      warn: (text: string) => void lines.push(text),
+    };
     const seen = await result('ThreadWish', { childLimits: { openFiles: 256 }, logger });
     expect(seen.threadId).toBe(0);
     expect(seen.pid).not.toBe(process.pid);
-    expect(lines.filter((line) => /declares static mode = 'thread', but children are confined/.test(line))).toHaveLength(1);
+    expect(
+      lines.filter((line) => /declares static mode = 'thread', but children are confined/.test(line)),
+    ).toHaveLength(1);
   });
 
   it('without confinement the class gets its thread', async () => {
@@ -63,9 +70,24 @@ describe('thread mode under confinement', () => {
 
   it("the operator's taskOverrides can still put it in a thread (unconfined, said at start)", async () => {
     const lines: string[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (text: string) => void lines.push(text) };
-    const seen = await result('ThreadWish', { childLimits: { openFiles: 256 }, taskOverrides: { ThreadWish: { mode: 'thread' } }, logger });
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      error: () => undefined,
+      warn: (text: string) => void lines.push(text),
+    };
+    const seen = await result('ThreadWish', {
+      childLimits: { openFiles: 256 },
+      taskOverrides: { ThreadWish: { mode: 'thread' } },
+      logger,
+    });
     expect(seen.pid).toBe(process.pid);
-    expect(lines.some((line) => /thread-mode tasks run inside the launcher: childUser, childLimits and childPermissions do not apply/.test(line))).toBe(true);
+    expect(
+      lines.some((line) =>
+        /thread-mode tasks run inside the launcher: childUser, childLimits and childPermissions do not apply/.test(
+          line,
+        ),
+      ),
+    ).toBe(true);
   });
 });

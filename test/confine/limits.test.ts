@@ -24,7 +24,9 @@ describe('childLimits', () => {
     const row = await runOnce('Escape', {}, { childLimits: { openFiles: 200, cpuSeconds: 30, addressSpaceMb: 4096 } });
     expect(row.result).toBe('FINISHED');
     expect(JSON.parse(row.result_text).limits).toEqual({
-      'Max cpu time': '30:31', 'Max open files': '200:200', 'Max address space': `${4096 * 1024 * 1024}:${4096 * 1024 * 1024}`,
+      'Max cpu time': '30:31',
+      'Max open files': '200:200',
+      'Max address space': `${4096 * 1024 * 1024}:${4096 * 1024 * 1024}`,
     });
   });
 
@@ -69,7 +71,10 @@ describe('childLimits', () => {
     // SelfConfined declares cpuSeconds 1 and openFiles 128: lower than the config's, so they hold.
     const declared = await runner.schedule('SelfConfined', { spin: true }, { tryLimit: 1 });
     const escape = await waitForCompleted(t.pool, overridden, 30_000);
-    expect(JSON.parse(escape.result_text).limits).toMatchObject({ 'Max open files': '500:500', 'Max cpu time': '30:31' });
+    expect(JSON.parse(escape.result_text).limits).toMatchObject({
+      'Max open files': '500:500',
+      'Max cpu time': '30:31',
+    });
     const spun = await waitForCompleted(t.pool, declared, 30_000);
     expect(spun.result_text).toMatch(/CPU time limit \(1 s\) exceeded/);
     await runner.stop();
@@ -88,9 +93,15 @@ describe('childLimits', () => {
 
   it('refuses limits out of range, by field', () => {
     expect(() => runners.create(t, { childLimits: { openFiles: 10 } })).toThrow(/"childLimits.openFiles".*from 64/);
-    expect(() => runners.create(t, { childLimits: { addressSpaceMb: 512 } })).toThrow(/"childLimits.addressSpaceMb".*from 1024/);
-    expect(() => runners.create(t, { childLimits: { memory: 1 } as never })).toThrow(/"childLimits".*unknown key "memory"/);
-    expect(() => runners.create(t, { taskOverrides: { X: { limits: { cpuSeconds: 0 } } } })).toThrow(/"taskOverrides.X.limits.cpuSeconds"/);
+    expect(() => runners.create(t, { childLimits: { addressSpaceMb: 512 } })).toThrow(
+      /"childLimits.addressSpaceMb".*from 1024/,
+    );
+    expect(() => runners.create(t, { childLimits: { memory: 1 } as never })).toThrow(
+      /"childLimits".*unknown key "memory"/,
+    );
+    expect(() => runners.create(t, { taskOverrides: { X: { limits: { cpuSeconds: 0 } } } })).toThrow(
+      /"taskOverrides.X.limits.cpuSeconds"/,
+    );
   });
 });
 
@@ -98,7 +109,12 @@ describe('runTaskOnce', () => {
   it('applies the same limits as a runner would', async () => {
     const { runTaskOnce } = await import('../../dist/index.js');
     const { fixturesDir } = await import('../helpers/jobs.js');
-    const report = await runTaskOnce({ tasksDir: fixturesDir, taskClassName: 'Spin', childExecArgv: [], childLimits: { cpuSeconds: 1 } });
+    const report = await runTaskOnce({
+      tasksDir: fixturesDir,
+      taskClassName: 'Spin',
+      childExecArgv: [],
+      childLimits: { cpuSeconds: 1 },
+    });
     expect(report).toMatchObject({ outcome: 'crashed', signal: 'SIGXCPU' });
     expect((report as { text: string }).text).toMatch(/CPU time limit \(1 s\) exceeded/);
   });

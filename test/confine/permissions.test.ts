@@ -26,7 +26,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function escape(options: Record<string, unknown>, overrides: Parameters<typeof runners.create>[1], task = 'Escape'): Promise<any> {
+async function escape(
+  options: Record<string, unknown>,
+  overrides: Parameters<typeof runners.create>[1],
+  task = 'Escape',
+): Promise<any> {
   const runner = await runners.start(t, overrides);
   const id = await runner.schedule(task, options, { tryLimit: 1 });
   const row = await waitForCompleted(t.pool, id, 30_000);
@@ -46,7 +50,11 @@ describe('childPermissions', () => {
       { readFile: outside, writeFile: path.join(dir, 'new.txt') },
       { childPermissions: { fsRead: [inside] } },
     );
-    expect(seen).toMatchObject({ readFile: 'ERR_ACCESS_DENIED', writeFile: 'ERR_ACCESS_DENIED', spawn: 'ERR_ACCESS_DENIED' });
+    expect(seen).toMatchObject({
+      readFile: 'ERR_ACCESS_DENIED',
+      writeFile: 'ERR_ACCESS_DENIED',
+      spawn: 'ERR_ACCESS_DENIED',
+    });
     // /proc/<ppid>/environ is a file like any other: refused as well.
     expect(seen.launcherEnviron).toBe('ERR_ACCESS_DENIED');
   });
@@ -89,8 +97,12 @@ describe('childPermissions', () => {
     await runner.stop();
   });
 
-  it("a reused child that cannot see /proc under its policy leaves after a try that started a process, and its leftovers go with it", async () => {
-    const runner = await runners.start(t, { childPermissions: { childProcess: true }, maxTasksPerChild: 10, concurrency: 1 });
+  it('a reused child that cannot see /proc under its policy leaves after a try that started a process, and its leftovers go with it', async () => {
+    const runner = await runners.start(t, {
+      childPermissions: { childProcess: true },
+      maxTasksPerChild: 10,
+      concurrency: 1,
+    });
     const first = await runner.schedule('Spawner', {}, { tryLimit: 1 });
     const row = await waitForCompleted(t.pool, first, 30_000);
     expect(row.result, row.result_text).toBe('FINISHED');
@@ -104,9 +116,15 @@ describe('childPermissions', () => {
   });
 
   it('refuses a malformed policy, by field', () => {
-    expect(() => runners.create(t, { childPermissions: { fsRead: 'x' } as never })).toThrow(/"childPermissions.fsRead".*list of paths/);
-    expect(() => runners.create(t, { childPermissions: { net: true } as never })).toThrow(/"childPermissions".*unknown key "net"/);
+    expect(() => runners.create(t, { childPermissions: { fsRead: 'x' } as never })).toThrow(
+      /"childPermissions.fsRead".*list of paths/,
+    );
+    expect(() => runners.create(t, { childPermissions: { net: true } as never })).toThrow(
+      /"childPermissions".*unknown key "net"/,
+    );
     expect(() => runners.create(t, { childPermissions: { fsRead: ['/a,b'] } })).toThrow(/comma/);
-    expect(() => runners.create(t, { childPermissions: { worker: 'yes' } as never })).toThrow(/"childPermissions.worker".*true or false/);
+    expect(() => runners.create(t, { childPermissions: { worker: 'yes' } as never })).toThrow(
+      /"childPermissions.worker".*true or false/,
+    );
   });
 });

@@ -17,9 +17,16 @@ const { launchers, cleanups } = files;
 async function setup(settings: string[]): Promise<{ cwd: string; env: NodeJS.ProcessEnv }> {
   const { dir, remove } = await workDir();
   cleanups.push(remove);
-  await writeFile(path.join(dir, 'cw-task-runner.yml'), [
-    `tasksDir: ${JSON.stringify(fixturesDir)}`, 'concurrency: 2', 'shutdownGraceMs: 300', 'killTimeoutMs: 300', ...settings,
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'cw-task-runner.yml'),
+    [
+      `tasksDir: ${JSON.stringify(fixturesDir)}`,
+      'concurrency: 2',
+      'shutdownGraceMs: 300',
+      'killTimeoutMs: 300',
+      ...settings,
+    ].join('\n'),
+  );
   return { cwd: dir, env: cleanEnv({ DATABASE_URL: files.t.url }) };
 }
 
@@ -28,7 +35,9 @@ describe.skipIf(!nobodyReachesCheckout)('confinement in cw-task-runner.yml', () 
     const where = await setup(['childUser: nobody', 'childLimits: { cpuSeconds: 1, openFiles: 256 }']);
     const launcher = await startLauncher([], where);
     launchers.push(launcher);
-    const escape = (await cliProcess(['schedule', 'Escape', '--options', 'secret: DATABASE_URL='], where)).stdout.trim();
+    const escape = (
+      await cliProcess(['schedule', 'Escape', '--options', 'secret: DATABASE_URL='], where)
+    ).stdout.trim();
     const spin = (await cliProcess(['schedule', 'Spin', '--try-limit', '1'], where)).stdout.trim();
     const seen = JSON.parse((await waitForCompleted(files.t.pool, escape, 30_000)).result_text);
     expect(seen).toMatchObject({ uid: 65534, launcherEnviron: 'EACCES', databaseUrl: null });

@@ -35,14 +35,17 @@ afterAll(async () => {
 async function launch(): Promise<LauncherProcess> {
   const { dir, remove } = await workDir();
   cleanups.push(remove);
-  await writeFile(path.join(dir, 'cw-task-runner.yml'), [
-    `tasksDir: ${JSON.stringify(fixturesDir)}`,
-    'concurrency: 4',
-    'maxTasksPerChild: .inf',
-    'pollIntervalMs: 1000',
-    'shutdownGraceMs: 5000',
-    'killTimeoutMs: 300',
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'cw-task-runner.yml'),
+    [
+      `tasksDir: ${JSON.stringify(fixturesDir)}`,
+      'concurrency: 4',
+      'maxTasksPerChild: .inf',
+      'pollIntervalMs: 1000',
+      'shutdownGraceMs: 5000',
+      'killTimeoutMs: 300',
+    ].join('\n'),
+  );
   const launcher = await startLauncher([], { cwd: dir, env: cleanEnv({ DATABASE_URL: server.url(victim) }) });
   launchers.push(launcher);
   return launcher;
@@ -51,7 +54,9 @@ async function launch(): Promise<LauncherProcess> {
 /** A count from the server, or null while it is restarting. */
 async function finishedCount(): Promise<number | null> {
   try {
-    const { rows } = await server.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_runner_requests WHERE result = 'FINISHED'`);
+    const { rows } = await server.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM task_runner_requests WHERE result = 'FINISHED'`,
+    );
     return rows[0]!.n;
   } catch {
     return null;
@@ -60,12 +65,17 @@ async function finishedCount(): Promise<number | null> {
 
 /** Waits for `check`, failing at once (with its log) if the launcher died meanwhile. */
 async function waitWhileAlive(launcher: LauncherProcess, check: () => Promise<boolean>, what: string): Promise<void> {
-  await waitFor(async () => {
-    if (launcher.child.exitCode !== null || launcher.child.signalCode !== null) {
-      throw new Error(`the launcher died (${launcher.child.exitCode ?? launcher.child.signalCode}) waiting for ${what}; log:\n${launcher.stderr().slice(-3000)}`);
-    }
-    return check();
-  }, { timeoutMs: 60_000, intervalMs: 50, what });
+  await waitFor(
+    async () => {
+      if (launcher.child.exitCode !== null || launcher.child.signalCode !== null) {
+        throw new Error(
+          `the launcher died (${launcher.child.exitCode ?? launcher.child.signalCode}) waiting for ${what}; log:\n${launcher.stderr().slice(-3000)}`,
+        );
+      }
+      return check();
+    },
+    { timeoutMs: 60_000, intervalMs: 50, what },
+  );
 }
 
 async function schedule(count: number, ms: number): Promise<string> {
@@ -74,20 +84,25 @@ async function schedule(count: number, ms: number): Promise<string> {
   await server.pool.query('TRUNCATE task_runner_requests');
   await server.pool.query(
     `INSERT INTO task_runner_requests (task_class_name, options) SELECT 'FileLedger', $1 FROM generate_series(1, $2)`,
-    [JSON.stringify({ file, ms }), count]);
+    [JSON.stringify({ file, ms }), count],
+  );
   return file;
 }
 
 /** Every request ran exactly once and is FINISHED on its first try. */
 async function expectEachRanOnce(file: string, count: number): Promise<void> {
-  const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((line) => line.split(' '));
+  const lines = (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' '));
   const starts = new Map<string, number>();
   for (const [id, , , what] of lines) if (what === 'start') starts.set(id!, (starts.get(id!) ?? 0) + 1);
   const twice = [...starts].filter(([, n]) => n > 1).map(([id]) => id);
   expect(twice, 'requests started more than once').toEqual([]);
   expect(starts.size).toBe(count);
   const { rows } = await server.pool.query(
-    `SELECT result, tries, count(*)::int AS n FROM task_runner_requests GROUP BY result, tries ORDER BY result, tries`);
+    `SELECT result, tries, count(*)::int AS n FROM task_runner_requests GROUP BY result, tries ORDER BY result, tries`,
+  );
   expect(rows).toEqual([{ result: 'FINISHED', tries: 1, n: count }]);
 }
 
@@ -96,7 +111,11 @@ describe('losing the database connections', { timeout: 180_000 }, () => {
     const file = await schedule(400, 15);
     const launcher = await launch();
     for (const share of [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]) {
-      await waitWhileAlive(launcher, async () => ((await finishedCount()) ?? 0) >= 400 * share, `${share * 100}% finished`);
+      await waitWhileAlive(
+        launcher,
+        async () => ((await finishedCount()) ?? 0) >= 400 * share,
+        `${share * 100}% finished`,
+      );
       expect(await server.terminate(victim)).toBeGreaterThan(0);
     }
     await waitWhileAlive(launcher, async () => (await finishedCount()) === 400, 'every request to finish');

@@ -21,7 +21,10 @@ const leftovers = new PidTracker();
 afterEach(() => leftovers.expectAllGone(0));
 
 /** Control group directories of this process's launchers: none once every runner stopped. */
-const launcherDirs = (): string[] => findHierarchies().flatMap((h) => readdirSync(h.own).filter((name) => new RegExp(`^cw-task-runner-\\d+-${process.pid}-`).test(name)));
+const launcherDirs = (): string[] =>
+  findHierarchies().flatMap((h) =>
+    readdirSync(h.own).filter((name) => new RegExp(`^cw-task-runner-\\d+-${process.pid}-`).test(name)),
+  );
 
 const pidIn = (text: string): number => Number(/escaped pid=(\d+)/.exec(text)?.[1]);
 
@@ -32,7 +35,7 @@ const modes: { name: string; options: Partial<CreateRunnerOptions> }[] = [
   { name: 'thread', options: { defaultMode: 'thread' } },
 ];
 
-describe.each(modes)('a process that left the try\'s session, $name', ({ options }) => {
+describe.each(modes)("a process that left the try's session, $name", ({ options }) => {
   it('ends when the try FINISHED', async () => {
     const runner = await runners.start(t, options);
     const id = await runner.schedule('Escapee', {}, { tryLimit: 1 });

@@ -11,7 +11,10 @@ const runners = useTestRunners();
 const t = useTestDatabase();
 
 async function attempts(id: string): Promise<{ result: string; pid: number; mode: string }[]> {
-  const { rows } = await t.pool.query('SELECT result, pid, mode FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id', [id]);
+  const { rows } = await t.pool.query(
+    'SELECT result, pid, mode FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id',
+    [id],
+  );
   return rows;
 }
 
@@ -19,7 +22,10 @@ describe('a task forging its own report', () => {
   it('finds no send function of the channel to call', async () => {
     const runner = await runners.start(t);
     const id = await runner.schedule('Forge', { how: 'send' }, { tryLimit: 1 });
-    expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'real (process._send is gone)' });
+    expect(await waitForCompleted(t.pool, id)).toMatchObject({
+      result: 'FINISHED',
+      result_text: 'real (process._send is gone)',
+    });
     await runner.stop();
   });
 
@@ -37,7 +43,11 @@ describe('a task forging its own report', () => {
     const forger = await runner.schedule('Forge', { how: 'send', ms: 50 }, { tryLimit: 1 });
     const next = await runner.schedule('Echo', { text: 'innocent' }, { tryLimit: 1 });
     expect(await waitForCompleted(t.pool, forger)).toMatchObject({ result: 'FINISHED' });
-    expect(await waitForCompleted(t.pool, next)).toMatchObject({ result: 'FINISHED', result_text: 'innocent', crashes: 0 });
+    expect(await waitForCompleted(t.pool, next)).toMatchObject({
+      result: 'FINISHED',
+      result_text: 'innocent',
+      crashes: 0,
+    });
     const [first] = await attempts(forger);
     const [second] = await attempts(next);
     expect(second).toMatchObject({ result: 'FINISHED', mode: 'reused', pid: first!.pid });

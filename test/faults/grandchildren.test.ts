@@ -41,7 +41,9 @@ describe.each(modes)('processes a task started, $name', ({ options }) => {
     const runner = await runners.start(t, options);
     const pidFile = path.join(await mkdtemp(path.join(tmpdir(), 'cwtr-spawner-')), 'pid');
     const id = await runner.schedule('Spawner', { hang: true, pidFile }, { tryLimit: 1, timeoutMs: 1_000 });
-    const grandchild = Number(await waitFor(() => readFile(pidFile, 'utf8').catch(() => ''), { what: 'the grandchild pid' }));
+    const grandchild = Number(
+      await waitFor(() => readFile(pidFile, 'utf8').catch(() => ''), { what: 'the grandchild pid' }),
+    );
     leftovers.add(grandchild);
     expect(isAlive(grandchild)).toBe(true);
     expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'TIMED_OUT' });
@@ -60,7 +62,9 @@ describe('a reused child', () => {
     leftovers.add(pidIn(row.result_text));
     expect(await waitForCompleted(t.pool, second)).toMatchObject({ result: 'FINISHED', result_text: 'after' });
     const { rows } = await t.pool.query(
-      'SELECT pid, mode FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[]) ORDER BY id', [[first, second]]);
+      'SELECT pid, mode FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[]) ORDER BY id',
+      [[first, second]],
+    );
     expect(rows.map((r) => r.mode)).toEqual(['fresh', 'reused']);
     expect(rows[0].pid).toBe(rows[1].pid);
     await waitFor(() => !isAlive(pidIn(row.result_text)), { timeoutMs: 5_000, what: 'the grandchild to end' });

@@ -9,7 +9,8 @@ import { useTestRunners } from '../helpers/runner.js';
 const runners = useTestRunners();
 const t = useTestDatabase();
 
-const attempt = async (id: string) => (await t.pool.query('SELECT * FROM task_runner_requests_attempts WHERE request_id = $1', [id])).rows[0];
+const attempt = async (id: string) =>
+  (await t.pool.query('SELECT * FROM task_runner_requests_attempts WHERE request_id = $1', [id])).rows[0];
 
 describe('odd rows', () => {
   it('a row delayed until infinity waits for ever without failing any claim pass', async () => {
@@ -29,7 +30,10 @@ describe('odd rows', () => {
     const runner = await runners.start(t, { probeIntervalMs: 300 });
     const zero = await insertRequest(t.pool, { task_class_name: 'Echo', try_limit: 0 });
     const negative = await insertRequest(t.pool, { task_class_name: 'Echo', try_limit: -3 });
-    for (const [id, limit] of [[zero, 0], [negative, -3]] as const) {
+    for (const [id, limit] of [
+      [zero, 0],
+      [negative, -3],
+    ] as const) {
       const row = await waitForCompleted(t.pool, id, 10_000);
       expect(row).toMatchObject({ result: 'FAILED', tries: 0, pid: null });
       expect(row.result_text).toBe(`no try left: try_limit is ${limit} and tries is 0`);
@@ -49,10 +53,16 @@ describe('odd rows', () => {
 
   it('refuses options over maxOptionsBytes by their length, without loading them or starting a child', async () => {
     const runner = await runners.start(t, { maxOptionsBytes: 1024 });
-    const id = await insertRequest(t.pool, { task_class_name: 'Echo', options: `--- ${'x'.repeat(10 * 1024 * 1024)}`, try_limit: 5 });
+    const id = await insertRequest(t.pool, {
+      task_class_name: 'Echo',
+      options: `--- ${'x'.repeat(10 * 1024 * 1024)}`,
+      try_limit: 5,
+    });
     const row = await waitForCompleted(t.pool, id);
     expect(row).toMatchObject({ result: 'FAILED', tries: 1 });
-    expect(row.result_text).toBe('options are 10485764 bytes, over the limit of 1024 bytes (maxOptionsBytes); the request cannot run');
+    expect(row.result_text).toBe(
+      'options are 10485764 bytes, over the limit of 1024 bytes (maxOptionsBytes); the request cannot run',
+    );
     expect(await attempt(id)).toMatchObject({ result: 'FAILED', mode: null });
     await runner.stop();
   });
@@ -62,15 +72,28 @@ describe('leases of another host', () => {
   it('are recovered within the lease and one check, not at the next pid probe', async () => {
     const runner = await runners.start(t, { leaseMs: 1_000, probeIntervalMs: 60_000 });
     const id = await insertRequest(t.pool, {
-      task_class_name: 'Echo', options: { text: 'recovered' }, pid: 4242, host: 'another-host', launcher_id: 'gone',
-      tries: 1, started_at: new Date(), lease_expires_at: new Date(Date.now() + 300),
+      task_class_name: 'Echo',
+      options: { text: 'recovered' },
+      pid: 4242,
+      host: 'another-host',
+      launcher_id: 'gone',
+      tries: 1,
+      started_at: new Date(),
+      lease_expires_at: new Date(Date.now() + 300),
     });
-    const row = await waitFor(async () => {
-      const r = await getRow(t.pool, id);
-      return r.host !== 'another-host' ? r : null;
-    }, { timeoutMs: 4_000, intervalMs: 50, what: 'the row to be recovered' });
+    const row = await waitFor(
+      async () => {
+        const r = await getRow(t.pool, id);
+        return r.host !== 'another-host' ? r : null;
+      },
+      { timeoutMs: 4_000, intervalMs: 50, what: 'the row to be recovered' },
+    );
     expect(row.host).not.toBe('another-host');
-    expect(await waitForCompleted(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'recovered', crashes: 1 });
+    expect(await waitForCompleted(t.pool, id)).toMatchObject({
+      result: 'FINISHED',
+      result_text: 'recovered',
+      crashes: 1,
+    });
     await runner.stop();
   });
 });

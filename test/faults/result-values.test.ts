@@ -31,8 +31,14 @@ const finished: [string, string | null][] = [
 ];
 
 const failed: [string, RegExp][] = [
-  ['symbol', /^task result is a symbol \(Symbol\(done\)\), which result_text cannot hold: return a string, a number, plain data or nothing$/],
-  ['function', /^task result is a function \(later\), which result_text cannot hold: return a string, a number, plain data or nothing$/],
+  [
+    'symbol',
+    /^task result is a symbol \(Symbol\(done\)\), which result_text cannot hold: return a string, a number, plain data or nothing$/,
+  ],
+  [
+    'function',
+    /^task result is a function \(later\), which result_text cannot hold: return a string, a number, plain data or nothing$/,
+  ],
   ['circular', /^task result refers back to itself \(result\.inner\.list\[0\] is result\), which JSON cannot hold$/],
 ];
 
@@ -40,9 +46,13 @@ describe.each(modes)('result_text in $mode mode', ({ config }) => {
   it('stores values JSON cannot carry as they are, and fails those it cannot hold at all', async () => {
     const runner = await runners.start(t, config);
     const ids = new Map<string, string>();
-    for (const [kind] of [...finished, ...failed]) ids.set(kind, await runner.schedule('Returns', { kind }, { tryLimit: 1 }));
+    for (const [kind] of [...finished, ...failed])
+      ids.set(kind, await runner.schedule('Returns', { kind }, { tryLimit: 1 }));
     for (const [kind, text] of finished) {
-      expect(await waitForCompleted(t.pool, ids.get(kind)!), kind).toMatchObject({ result: 'FINISHED', result_text: text });
+      expect(await waitForCompleted(t.pool, ids.get(kind)!), kind).toMatchObject({
+        result: 'FINISHED',
+        result_text: text,
+      });
     }
     for (const [kind, text] of failed) {
       const row = await waitForCompleted(t.pool, ids.get(kind)!);

@@ -1,7 +1,14 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, getRow, insertRequest, waitFor, waitForCompleted, type TestDatabase } from '../helpers/db.js';
+import {
+  createTestDatabase,
+  getRow,
+  insertRequest,
+  waitFor,
+  waitForCompleted,
+  type TestDatabase,
+} from '../helpers/db.js';
 import { fixturesDir } from '../helpers/jobs.js';
 import { useTestRunners } from '../helpers/runner.js';
 import { cleanEnv, startLauncher, workDir, type LauncherProcess } from '../cli/cli-process.js';
@@ -33,9 +40,17 @@ afterAll(async () => {
 async function launcherDir(settings: string[] = []): Promise<string> {
   const { dir, remove } = await workDir();
   cleanups.push(remove);
-  await writeFile(path.join(dir, 'cw-task-runner.yml'), [
-    `tasksDir: ${JSON.stringify(fixturesDir)}`, 'concurrency: 2', 'pollIntervalMs: 500', 'shutdownGraceMs: 300', 'killTimeoutMs: 300', ...settings,
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'cw-task-runner.yml'),
+    [
+      `tasksDir: ${JSON.stringify(fixturesDir)}`,
+      'concurrency: 2',
+      'pollIntervalMs: 500',
+      'shutdownGraceMs: 300',
+      'killTimeoutMs: 300',
+      ...settings,
+    ].join('\n'),
+  );
   return dir;
 }
 
@@ -46,7 +61,7 @@ async function launch(dir: string): Promise<LauncherProcess> {
 }
 
 describe('thread mode limits', () => {
-  it('refuses a thread task signalling the launcher\'s process, and the launcher goes on', async () => {
+  it("refuses a thread task signalling the launcher's process, and the launcher goes on", async () => {
     const launcher = await launch(await launcherDir());
     const id = await insertRequest(t.pool, { task_class_name: 'KillLauncher', try_limit: 1 });
     const row = await waitForCompleted(t.pool, id, 15_000);
@@ -58,7 +73,7 @@ describe('thread mode limits', () => {
     expect(await launcher.stop('SIGTERM')).toBe(0);
   });
 
-  it('bounds a thread\'s heap by childMaxOldSpaceMb when threads set no limit of their own', async () => {
+  it("bounds a thread's heap by childMaxOldSpaceMb when threads set no limit of their own", async () => {
     const runner = await runners.start(t, { childMaxOldSpaceMb: 64, taskOverrides: { Hog: { mode: 'thread' } } });
     const id = await runner.schedule('Hog', { maxMb: 60 }, { tryLimit: 1 });
     const row = await waitForCompleted(t.pool, id, 30_000);
@@ -69,7 +84,11 @@ describe('thread mode limits', () => {
 
   it('counts a launcher killed by its thread try against that request, and parks it at the crash limit', async () => {
     const dir = await launcherDir(['crashLimit: 2']);
-    const id = await insertRequest(t.pool, { task_class_name: 'KillLauncher', options: { via: 'shell' }, try_limit: 5 });
+    const id = await insertRequest(t.pool, {
+      task_class_name: 'KillLauncher',
+      options: { via: 'shell' },
+      try_limit: 5,
+    });
     for (let death = 1; death <= 2; death++) {
       const launcher = await launch(dir);
       // The pidfile of a SIGKILLed launcher is stale: the next launcher takes over the directory.
@@ -78,10 +97,13 @@ describe('thread mode limits', () => {
       launchers.splice(launchers.indexOf(launcher), 1);
     }
     const survivor = await launch(dir);
-    const row = await waitFor(async () => {
-      const r = await getRow(t.pool, id);
-      return r.completed_at !== null ? r : null;
-    }, { timeoutMs: 15_000, what: 'the request to be parked' });
+    const row = await waitFor(
+      async () => {
+        const r = await getRow(t.pool, id);
+        return r.completed_at !== null ? r : null;
+      },
+      { timeoutMs: 15_000, what: 'the request to be parked' },
+    );
     expect(row).toMatchObject({ result: 'PARKED', crashes: 2, tries: 2, pid: null });
     expect(survivor.child.exitCode).toBeNull();
     expect(await survivor.stop('SIGTERM')).toBe(0);

@@ -15,4 +15,6 @@ export const asRoot = process.getuid?.() === 0;
  */
 export const nobodyReachesCheckout =
   asRoot &&
-  spawnSync('runuser', ['-u', 'nobody', '--', 'test', '-r', `${repoRoot}dist/index.js`, '-a', '-x', fixturesDir], { stdio: 'ignore' }).status === 0;
+  spawnSync('runuser', ['-u', 'nobody', '--', 'test', '-r', `${repoRoot}dist/index.js`, '-a', '-x', fixturesDir], {
+    stdio: 'ignore',
+  }).status === 0;

@@ -49,7 +49,9 @@ export async function createTestDatabase(params: { poolMax?: number } = {}): Pro
     // an older server); that window is short, so try a few times.
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(template)}`);
+        await client.query(
+          `CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(template)}`,
+        );
         return;
       } catch (error) {
         if (attempt >= 20 || !/being accessed by other users/.test((error as Error).message)) throw error;
@@ -71,7 +73,9 @@ export async function createTestDatabase(params: { poolMax?: number } = {}): Pro
       if (dropped) return;
       dropped = true;
       await db.destroy();
-      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`));
+      await withAdmin((client) =>
+        client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`),
+      );
     },
   };
 }
@@ -99,10 +103,18 @@ export function useTestDatabase(params: { truncate?: boolean; poolMax?: number }
     return current;
   };
   return {
-    get name() { return get().name; },
-    get url() { return get().url; },
-    get pool() { return get().pool; },
-    get db() { return get().db; },
+    get name() {
+      return get().name;
+    },
+    get url() {
+      return get().url;
+    },
+    get pool() {
+      return get().pool;
+    },
+    get db() {
+      return get().db;
+    },
     drop: () => get().drop(),
   };
 }
@@ -138,7 +150,10 @@ export interface RequestFields {
 /** A table name for a test's SQL: validated, then quoted. */
 function tableRef(table: string): string {
   if (!/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(table)) throw new Error(`bad test table name ${table}`);
-  return table.split('.').map((part) => `"${part}"`).join('.');
+  return table
+    .split('.')
+    .map((part) => `"${part}"`)
+    .join('.');
 }
 
 /**
@@ -224,7 +239,12 @@ export async function waitFor<T>(check: () => Promise<T> | T, options: WaitForOp
 }
 
 /** Waits until request `id` has `completed_at` set and returns the row. */
-export function waitForCompleted(pool: pg.Pool, id: string, timeoutMs = 20_000, table = 'task_runner_requests'): Promise<any> {
+export function waitForCompleted(
+  pool: pg.Pool,
+  id: string,
+  timeoutMs = 20_000,
+  table = 'task_runner_requests',
+): Promise<any> {
   return waitFor(
     async () => {
       const row = await getRow(pool, id, table);

@@ -20,7 +20,11 @@ export interface JobParams {
   maxResultBytes?: number;
 }
 
-export async function jobFor(taskClassName: string, options: unknown = {}, params: JobParams = {}): Promise<AttemptJob> {
+export async function jobFor(
+  taskClassName: string,
+  options: unknown = {},
+  params: JobParams = {},
+): Promise<AttemptJob> {
   return {
     request: {
       id: String(nextId++),

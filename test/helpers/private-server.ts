@@ -25,7 +25,9 @@ export interface PrivateServer {
 
 export async function startPrivateServer(params: { maxConnections?: number } = {}): Promise<PrivateServer> {
   // Kept across restart(); its directory goes at stop().
-  const server = await startThrowawayPostgres({ settings: { synchronous_commit: 'on', full_page_writes: 'on', max_connections: params.maxConnections ?? 100 } });
+  const server = await startThrowawayPostgres({
+    settings: { synchronous_commit: 'on', full_page_writes: 'on', max_connections: params.maxConnections ?? 100 },
+  });
   const admin = new pg.Client({ connectionString: server.url() });
   await admin.connect();
   await admin.query('CREATE DATABASE cwtr');
@@ -34,18 +36,23 @@ export async function startPrivateServer(params: { maxConnections?: number } = {
   const pool = new pg.Pool({ connectionString: base, max: 4 });
   // The test's own idle sessions die with every restart.
   pool.on('error', () => undefined);
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: base, max: 1 }) }) });
+  const db = new Kysely<any>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: base, max: 1 }) }),
+  });
   await migrate(db);
   await db.destroy();
   return {
-    url: (applicationName) => (applicationName === undefined ? base : `${base}?application_name=${encodeURIComponent(applicationName)}`),
+    url: (applicationName) =>
+      applicationName === undefined ? base : `${base}?application_name=${encodeURIComponent(applicationName)}`,
     pool,
     restart: () => server.restart(),
     pause: () => server.pause(),
     resume: () => server.resume(),
     async terminate(applicationName) {
       const { rows } = await pool.query<{ n: number }>(
-        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1',
+        [applicationName],
+      );
       return rows[0]!.n;
     },
     async stop() {

@@ -16,9 +16,10 @@ function run(url: string, args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
     execFile('ruby', [script, url, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
       if (error !== null) {
-        const hint = (error as NodeJS.ErrnoException).code === 'ENOENT'
-          ? ' (ruby is missing: apt-get install ruby-activerecord ruby-pg)'
-          : '';
+        const hint =
+          (error as NodeJS.ErrnoException).code === 'ENOENT'
+            ? ' (ruby is missing: apt-get install ruby-activerecord ruby-pg)'
+            : '';
         reject(new Error(`rails client ${args[0]} failed${hint}: ${stderr.trim() || error.message}`));
         return;
       }

@@ -96,7 +96,9 @@ export function useTestRunners(): TestRunners {
     errors: (runner) => failed.get(runner) ?? [],
     started(runner, id, timeoutMs = 15_000) {
       const seen = starts.get(runner)?.get(id);
-      return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:started', (e) => e.id === id, timeoutMs);
+      return seen !== undefined
+        ? Promise.resolve(seen)
+        : runner.events.waitFor('task:started', (e) => e.id === id, timeoutMs);
     },
   };
 }
@@ -109,7 +111,13 @@ const recordedCompletions = new WeakMap<Runner, RunnerEvents['task:completed'][]
  * call or comes within `timeoutMs`: a `task:started` and the `task:completed` after it may come in
  * one go, before a test that waited for the first gets to wait for the second.
  */
-export function finalCompletion(runner: Runner, id: string, timeoutMs = 20_000): Promise<RunnerEvents['task:completed']> {
+export function finalCompletion(
+  runner: Runner,
+  id: string,
+  timeoutMs = 20_000,
+): Promise<RunnerEvents['task:completed']> {
   const seen = recordedCompletions.get(runner)?.find((e) => e.id === id && e.ended);
-  return seen !== undefined ? Promise.resolve(seen) : runner.events.waitFor('task:completed', (e) => e.id === id && e.ended, timeoutMs);
+  return seen !== undefined
+    ? Promise.resolve(seen)
+    : runner.events.waitFor('task:completed', (e) => e.id === id && e.ended, timeoutMs);
 }

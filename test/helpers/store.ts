@@ -9,7 +9,11 @@ import { cancelRequest, type CancelResult } from '../../dist/store/cancel-reques
 import type { SqlDb } from '../../dist/store/database.js';
 import { requestRetry } from '../../dist/store/request-actions.js';
 import {
-  RequestStore, type AttemptOutcome, type AttemptRecord, type ClaimedRow, type RequestStoreParams,
+  RequestStore,
+  type AttemptOutcome,
+  type AttemptRecord,
+  type ClaimedRow,
+  type RequestStoreParams,
 } from '../../dist/store/request-store.js';
 import { requestsCountByState, type StatusCounts } from '../../dist/store/state-counts.js';
 import { insertRequest, type Queryable, type RequestFields } from './db.js';
@@ -52,9 +56,13 @@ export class TestStore extends RequestStore {
       outcomes: [],
       starts: [],
       claim: {
-        limit: params.limit, startNow: params.startNow ?? params.limit, host: params.host,
+        limit: params.limit,
+        startNow: params.startNow ?? params.limit,
+        host: params.host,
         launcherPid: params.launcherPid,
-        launcherIdentity: params.processIdentity, queues: params.queues, leaseMs: params.leaseMs,
+        launcherIdentity: params.processIdentity,
+        queues: params.queues,
+        leaseMs: params.leaseMs,
         maxOptionsBytes: params.maxOptionsBytes ?? 2_147_483_647,
       },
     });
@@ -107,8 +115,15 @@ export function storeOn(
 /** A row in the middle of try `tries` (default 1 of 5) under `testLauncher` on `testHost`. */
 export function insertRunning(pool: Queryable, fields: RequestFields = {}): Promise<string> {
   return insertRequest(pool, {
-    pid: deadPid, host: testHost, launcher_id: testLauncher, process_identity: 'boot:1', tries: 1, try_limit: 5,
-    started_at: new Date(Date.now() - 5_000), lease_expires_at: new Date(Date.now() + 60_000), ...fields,
+    pid: deadPid,
+    host: testHost,
+    launcher_id: testLauncher,
+    process_identity: 'boot:1',
+    tries: 1,
+    try_limit: 5,
+    started_at: new Date(Date.now() - 5_000),
+    lease_expires_at: new Date(Date.now() + 60_000),
+    ...fields,
   });
 }
 
@@ -128,7 +143,16 @@ export function outcomeOf(
     refund: false,
     crash: false,
     ...rest,
-    attempt: { pid: 4242, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null, ...attempt },
+    attempt: {
+      pid: 4242,
+      threadId: null,
+      mode: 'fresh',
+      startedAtMs: null,
+      exitCode: null,
+      signal: null,
+      peakMemoryBytes: null,
+      ...attempt,
+    },
   };
 }
 

@@ -27,13 +27,20 @@ export interface RunOptions {
 
 /** The command line, wrapped in `runuser` when `user` is set. */
 function commandFor(command: string, args: readonly string[], user: string | undefined): [string, string[]] {
-  return user === undefined ? [command, [...args]] : ['runuser', ['--preserve-environment', '-u', user, '--', command, ...args]];
+  return user === undefined
+    ? [command, [...args]]
+    : ['runuser', ['--preserve-environment', '-u', user, '--', command, ...args]];
 }
 
 /** Starts a command in a process group of its own (so a whole `npm start` tree can be signalled). */
 export function start(command: string, args: readonly string[], options: Omit<RunOptions, 'timeoutMs'>): ChildProcess {
   const [file, argv] = commandFor(command, args, options.user);
-  return spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  return spawn(file, argv, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
 }
 
 /** Runs a command to its end; on timeout its whole group is killed and the result says so. */
@@ -51,7 +58,9 @@ export async function run(command: string, args: readonly string[], options: Run
       // already gone
     }
   }, options.timeoutMs);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (c, s) => resolve([c, s])),
+  );
   clearTimeout(timer);
   return { code, signal, stdout, stderr };
 }
@@ -59,7 +68,9 @@ export async function run(command: string, args: readonly string[], options: Run
 /** Throws with the output when the command did not exit 0. */
 export function expectSuccess(result: RunResult, what: string): RunResult {
   if (result.code !== 0) {
-    throw new Error(`${what} failed (code ${result.code}, signal ${result.signal}):\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
+    throw new Error(
+      `${what} failed (code ${result.code}, signal ${result.signal}):\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`,
+    );
   }
   return result;
 }
@@ -69,7 +80,10 @@ export function expectSuccess(result: RunResult, what: string): RunResult {
  * untracked-but-not-ignored files (so uncommitted work is tested too), no node_modules, no dist.
  */
 export async function copyProject(target: string): Promise<void> {
-  const listing = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: repoRoot, encoding: 'utf8' });
+  const listing = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   for (const file of listing.split('\0').filter((name) => name !== '')) {
     const from = path.join(repoRoot, file);
     const to = path.join(target, file);

@@ -18,7 +18,12 @@ let work: string;
 let databaseUrl: string;
 let server: ThrowawayPostgres | null = null;
 let dropDatabase: (() => Promise<void>) | null = null;
-const env: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 delete env.DATABASE_URL;
 
 beforeAll(async () => {
@@ -55,13 +60,24 @@ afterAll(async () => {
 /** The host application: an ESM TypeScript app and its TypeScript task (built to build/), and a CommonJS app. */
 const appFiles: Record<string, string> = {
   // No "type": CommonJS by default, as many host applications are; ESM files are .mts/.mjs.
-  'tsconfig.json': JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false,
-      noUncheckedIndexedAccess: true, types: ['node'], outDir: 'build', rootDir: 'src',
+  'tsconfig.json': JSON.stringify(
+    {
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        skipLibCheck: false,
+        noUncheckedIndexedAccess: true,
+        types: ['node'],
+        outDir: 'build',
+        rootDir: 'src',
+      },
+      include: ['src'],
     },
-    include: ['src'],
-  }, null, 2),
+    null,
+    2,
+  ),
   'src/tasks/Greet.mts': `import { Task } from 'cw-task-runner/task';
 
 interface GreetOptions { name: string }
@@ -158,16 +174,43 @@ describe('the packed package', () => {
     await copyProject(tree);
     // `npm pack` builds (prepare); the copy borrows the dev dependencies instead of installing them.
     await symlink(path.join(repoRoot, 'node_modules'), path.join(tree, 'node_modules'));
-    const packed = expectSuccess(await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: tree, env, timeoutMs: 180_000 }), 'npm pack');
-    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+    const packed = expectSuccess(
+      await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: tree, env, timeoutMs: 180_000 }),
+      'npm pack',
+    );
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     tarball = path.join(work, info!.filename);
     const files = info!.files.map((file) => file.path);
-    for (const required of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/index.js', 'dist/index.d.ts',
-      'dist/tasks/task.js', 'dist/tasks/task.d.ts', 'dist/cli/bin.js', 'dist/launcher.js', 'dist/tasks/samples/NoOp.js',
-      'dist/pool/runtime/child-entry.js', 'dist/pool/runtime/child-runtime.cjs', 'dist/pool/runtime/child-runtime.inputs.json', 'assets/dashboard/index.html', 'assets/dashboard/app.js', 'assets/dashboard/app.css']) {
+    for (const required of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/tasks/task.js',
+      'dist/tasks/task.d.ts',
+      'dist/cli/bin.js',
+      'dist/launcher.js',
+      'dist/tasks/samples/NoOp.js',
+      'dist/pool/runtime/child-entry.js',
+      'dist/pool/runtime/child-runtime.cjs',
+      'dist/pool/runtime/child-runtime.inputs.json',
+      'assets/dashboard/index.html',
+      'assets/dashboard/app.js',
+      'assets/dashboard/app.css',
+    ]) {
       expect(files, required).toContain(required);
     }
-    expect(files.filter((file) => !/^(dist|src|assets\/dashboard)\//.test(file)).sort()).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json']);
+    expect(files.filter((file) => !/^(dist|src|assets\/dashboard)\//.test(file)).sort()).toEqual([
+      'CHANGELOG.md',
+      'LICENSE',
+      'README.md',
+      'package.json',
+    ]);
     const manifest = JSON.parse(await readFile(path.join(tree, 'package.json'), 'utf8')) as Record<string, any>;
     expect(manifest.private).toBeUndefined();
     expect(manifest.engines?.node).toMatch(/>=\s*20/);
@@ -179,37 +222,75 @@ describe('the packed package', () => {
   it('installs into a new project, whose TypeScript app type-checks under strict with skipLibCheck false', async () => {
     expect(tarball, 'the pack step').toBeDefined();
     await mkdir(app());
-    await writeFile(path.join(app(), 'package.json'), JSON.stringify({ name: 'host-app', version: '1.0.0', private: true }, null, 2));
+    await writeFile(
+      path.join(app(), 'package.json'),
+      JSON.stringify({ name: 'host-app', version: '1.0.0', private: true }, null, 2),
+    );
     for (const [file, text] of Object.entries(appFiles)) {
       await mkdir(path.dirname(path.join(app(), file)), { recursive: true });
       await writeFile(path.join(app(), file), text);
     }
     // @types/node for the app's own use of node: modules (the package brings its own through @types/pg).
-    expectSuccess(await run('npm', ['install', '--no-save', tarball, '@types/node@20'], { cwd: app(), env, timeoutMs: 300_000 }), 'npm install');
+    expectSuccess(
+      await run('npm', ['install', '--no-save', tarball, '@types/node@20'], { cwd: app(), env, timeoutMs: 300_000 }),
+      'npm install',
+    );
     // The project's TypeScript compiler checks the app; its types come only from the app's node_modules.
-    const check = await run(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: app(), env, timeoutMs: 120_000 });
+    const check = await run(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], {
+      cwd: app(),
+      env,
+      timeoutMs: 120_000,
+    });
     expect(check.stdout + check.stderr).toBe('');
     expect(check.code).toBe(0);
   }, 420_000);
 
   it('runs the ESM app with its own tasks directory against a real PostgreSQL', async () => {
-    const result = expectSuccess(await run('node', ['build/app.mjs'], { cwd: app(), env: { ...env, DATABASE_URL: databaseUrl }, timeoutMs: 60_000 }), 'node build/app.mjs');
-    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as { id: string; result: string; resultText: string };
+    const result = expectSuccess(
+      await run('node', ['build/app.mjs'], {
+        cwd: app(),
+        env: { ...env, DATABASE_URL: databaseUrl },
+        timeoutMs: 60_000,
+      }),
+      'node build/app.mjs',
+    );
+    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+      id: string;
+      result: string;
+      resultText: string;
+    };
     expect(line.result).toBe('FINISHED');
     expect(line.resultText).toMatch(new RegExp(`^Hello, ESM \\(request ${line.id}, pid \\d+\\)$`));
   }, 90_000);
 
   it('runs a child of the installed package on the bundled child runtime', async () => {
-    const result = expectSuccess(await run('node', ['build/measure.mjs', '20'], { cwd: app(), env, timeoutMs: 120_000 }), 'node build/measure.mjs');
-    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as { main: string; runs: { wallMs: number; childCpuMs: number; ownCpuMs: number }[] };
+    const result = expectSuccess(
+      await run('node', ['build/measure.mjs', '20'], { cwd: app(), env, timeoutMs: 120_000 }),
+      'node build/measure.mjs',
+    );
+    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+      main: string;
+      runs: { wallMs: number; childCpuMs: number; ownCpuMs: number }[];
+    };
     // Per-try figures for the record (the test asserts only which runtime ran).
-    console.log(`runTaskOnce from the installed package, per try: ${line.runs.map((r) => `wall ${r.wallMs.toFixed(1)} ms, child CPU ${r.childCpuMs.toFixed(1)} ms, app CPU ${r.ownCpuMs.toFixed(1)} ms`).join('; ')}`);
-    expect(line.main).toBe(path.join(app(), 'node_modules', 'cw-task-runner', 'dist', 'pool', 'runtime', 'child-runtime.cjs'));
+    console.log(
+      `runTaskOnce from the installed package, per try: ${line.runs.map((r) => `wall ${r.wallMs.toFixed(1)} ms, child CPU ${r.childCpuMs.toFixed(1)} ms, app CPU ${r.ownCpuMs.toFixed(1)} ms`).join('; ')}`,
+    );
+    expect(line.main).toBe(
+      path.join(app(), 'node_modules', 'cw-task-runner', 'dist', 'pool', 'runtime', 'child-runtime.cjs'),
+    );
   }, 150_000);
 
   it('runs from a CommonJS app through await import()', async () => {
-    const result = expectSuccess(await run('node', ['app.cjs'], { cwd: app(), env: { ...env, DATABASE_URL: databaseUrl }, timeoutMs: 60_000 }), 'node app.cjs');
-    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as { id: string; result: string; resultText: string };
+    const result = expectSuccess(
+      await run('node', ['app.cjs'], { cwd: app(), env: { ...env, DATABASE_URL: databaseUrl }, timeoutMs: 60_000 }),
+      'node app.cjs',
+    );
+    const line = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+      id: string;
+      result: string;
+      resultText: string;
+    };
     expect(line.result).toBe('FINISHED');
     expect(line.resultText).toMatch(/^Hello, CommonJS \(request \d+, pid \d+\)$/);
   }, 90_000);

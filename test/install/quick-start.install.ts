@@ -35,7 +35,13 @@ function ensureUser(name: string): { uid: number; gid: number } {
 }
 
 /** Resolves with the text once `predicate` holds for what the stream has said, or throws after `timeoutMs`. */
-function waitForOutput(read: () => string, onData: (listener: () => void) => () => void, predicate: (text: string) => boolean, timeoutMs: number, what: string): Promise<string> {
+function waitForOutput(
+  read: () => string,
+  onData: (listener: () => void) => () => void,
+  predicate: (text: string) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const check = (): boolean => {
       if (!predicate(read())) return false;
@@ -59,7 +65,12 @@ interface Identity {
   user?: string;
 }
 
-const identities: Identity[] = isRoot ? [{ label: 'root', user: undefined }, { label: `a non-root user (${otherUser})`, user: otherUser }] : [{ label: 'this user' }];
+const identities: Identity[] = isRoot
+  ? [
+      { label: 'root', user: undefined },
+      { label: `a non-root user (${otherUser})`, user: otherUser },
+    ]
+  : [{ label: 'this user' }];
 
 describe.each(identities)('the quick start in a clone inside a mode-700 directory, as $label', ({ user }) => {
   let home: string;
@@ -81,10 +92,20 @@ describe.each(identities)('the quick start in a clone inside a mode-700 director
       execFileSync('chown', ['-R', `${uid}:${gid}`, home]);
     }
     // Only what a login shell would have: no npm_config_* of the outer `npm run`, no DATABASE_URL.
-    env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, USER: user ?? 'root', LOGNAME: user ?? 'root', LANG: 'C.UTF-8' };
-    if (isRoot && user === undefined) cleanups.push(() => rm(relocatedDir(path.join(clone, 'tmp', 'embedded-pg')), { recursive: true, force: true }));
+    env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: home,
+      USER: user ?? 'root',
+      LOGNAME: user ?? 'root',
+      LANG: 'C.UTF-8',
+    };
+    if (isRoot && user === undefined)
+      cleanups.push(() => rm(relocatedDir(path.join(clone, 'tmp', 'embedded-pg')), { recursive: true, force: true }));
 
-    expectSuccess(await run('npm', ['install', '--no-audit', '--no-fund'], { cwd: clone, env, ...as, timeoutMs: 480_000 }), 'npm install');
+    expectSuccess(
+      await run('npm', ['install', '--no-audit', '--no-fund'], { cwd: clone, env, ...as, timeoutMs: 480_000 }),
+      'npm install',
+    );
     // The commands are executable files: a command linked earlier (npx's cache of a directory
     // cloned again) runs the file itself, not through node.
     for (const command of ['dist/cli/bin.js', 'dist/launcher.js']) {
@@ -107,27 +128,55 @@ describe.each(identities)('the quick start in a clone inside a mode-700 director
         // ended
       }
     });
-    await waitForOutput(() => stderr, onData, (text) => text.includes('standalone launcher ready') || /ERROR/.test(text), 180_000, 'the launcher to be ready');
+    await waitForOutput(
+      () => stderr,
+      onData,
+      (text) => text.includes('standalone launcher ready') || /ERROR/.test(text),
+      180_000,
+      'the launcher to be ready',
+    );
     expect(stderr).not.toMatch(/ERROR/);
 
-    const scheduled = expectSuccess(await run('npx', ['cw-task-runner', 'schedule', 'NoOp', '--options', 'created_from: a shell'], { cwd: clone, env, ...as, timeoutMs: 60_000 }), 'schedule');
+    const scheduled = expectSuccess(
+      await run('npx', ['cw-task-runner', 'schedule', 'NoOp', '--options', 'created_from: a shell'], {
+        cwd: clone,
+        env,
+        ...as,
+        timeoutMs: 60_000,
+      }),
+      'schedule',
+    );
     const id = scheduled.stdout.trim();
     expect(id).toMatch(/^\d+$/);
-    await waitForOutput(() => stderr, onData, (text) => text.includes(`FINISHED id="${id}"`), 30_000, `request ${id} to finish`);
+    await waitForOutput(
+      () => stderr,
+      onData,
+      (text) => text.includes(`FINISHED id="${id}"`),
+      30_000,
+      `request ${id} to finish`,
+    );
     expect(stderr).toContain(`result="NOOP ${id}: OK! created from: a shell"`);
-    const status = expectSuccess(await run('npx', ['cw-task-runner', 'status'], { cwd: clone, env, ...as, timeoutMs: 60_000 }), 'status');
+    const status = expectSuccess(
+      await run('npx', ['cw-task-runner', 'status'], { cwd: clone, env, ...as, timeoutMs: 60_000 }),
+      'status',
+    );
     expect(status.stdout).toMatch(/requests in task_runner_requests: .*1 finished/);
 
     // Where the data went: beside the project for a user who owns it; for root, where
     // `postgres` can reach it, under the hash of the project's data directory.
     const configured = path.join(clone, 'tmp', 'embedded-pg');
     const dataDir = isRoot && user === undefined ? path.join(relocatedDir(configured), 'data') : configured;
-    const postgresUid = isRoot && user === undefined ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : (await stat(clone)).uid;
+    const postgresUid =
+      isRoot && user === undefined
+        ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
+        : (await stat(clone)).uid;
     const dataStat = await stat(dataDir);
     expect(dataStat.uid).toBe(postgresUid);
     expect(dataStat.mode & 0o777).toBe(0o700);
     expect((await stat(`${dataDir}.password`)).mode & 0o777).toBe(0o600);
-    expect(await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).toMatch(new RegExp(`^\\d+\\n${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`));
+    expect(await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).toMatch(
+      new RegExp(`^\\d+\\n${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`),
+    );
 
     // Ctrl-C in the launcher's terminal: the whole foreground group gets SIGINT.
     process.kill(-launcher.pid!, 'SIGINT');
@@ -141,14 +190,24 @@ describe.each(identities)('the quick start in a clone inside a mode-700 director
     expect(clone, 'the npm start step').toBeDefined();
     // The part of the suite that covers both embedded servers (shared and private), the CLI's,
     // and root's relocated cluster.
-    const files = ['test/cli/embedded.test.ts', 'test/cli/embedded-private-home.test.ts', 'test/faults/connection-loss.test.ts'];
-    const result = await run('npm', ['test', '--', ...files, '--maxWorkers=1'],
-      { cwd: clone, env, ...as, timeoutMs: 480_000 });
+    const files = [
+      'test/cli/embedded.test.ts',
+      'test/cli/embedded-private-home.test.ts',
+      'test/faults/connection-loss.test.ts',
+    ];
+    const result = await run('npm', ['test', '--', ...files, '--maxWorkers=1'], {
+      cwd: clone,
+      env,
+      ...as,
+      timeoutMs: 480_000,
+    });
     expectSuccess(result, 'npm test');
     // eslint-disable-next-line no-control-regex -- ANSI colour codes in npm's output
     const summary = result.stdout.replace(/\x1b\[[0-9;]*m/g, '');
     // Every file ran (the root-only one is skipped for another user), and none failed.
-    expect(summary).toMatch(user === undefined && isRoot ? /Test Files\s+3 passed \(3\)/ : /Test Files\s+2 passed \| 1 skipped \(3\)/);
+    expect(summary).toMatch(
+      user === undefined && isRoot ? /Test Files\s+3 passed \(3\)/ : /Test Files\s+2 passed \| 1 skipped \(3\)/,
+    );
     expect(summary).not.toMatch(/failed/);
     expect((await stat(home)).mode & 0o777).toBe(0o700);
   }, 540_000);

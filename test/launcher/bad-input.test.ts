@@ -17,21 +17,54 @@ const aliasBomb = [
 ].join('\n');
 
 const cases: { what: string; fields: Record<string, unknown>; tries: number; text: RegExp }[] = [
-  { what: 'an unknown task name', fields: { task_class_name: 'NoSuchTask', try_limit: 2 }, tries: 2,
-    text: /unknown task class "NoSuchTask"; known tasks: .*Echo/ },
-  { what: 'a path as task name', fields: { task_class_name: '../../etc/passwd', try_limit: 1 }, tries: 1,
-    text: /unknown task class "\.\.\/\.\.\/etc\/passwd"/ },
-  { what: 'malformed YAML options', fields: { options: 'text: [unclosed', try_limit: 3 }, tries: 1,
-    text: /invalid task options: malformed YAML/ },
-  { what: 'an alias bomb', fields: { options: aliasBomb, try_limit: 3 }, tries: 1, text: /invalid task options: .*alias/i },
-  { what: 'a custom tag', fields: { options: 'text: !!js/function "() => 1"', try_limit: 3 }, tries: 1,
-    text: /custom YAML tag .* is not allowed/ },
-  { what: 'a Ruby object', fields: { options: '--- !ruby/object:User\nid: 1\n', try_limit: 3 }, tries: 1,
-    text: /Ruby object tag !ruby\/object:User is not supported/ },
-  { what: 'a file exporting no task', fields: { task_class_name: 'BadExport', try_limit: 1 }, tries: 1,
-    text: /does not export a task class/ },
-  { what: 'a result over maxResultBytes', fields: { task_class_name: 'HugeResult', options: { bytes: 100_000 }, try_limit: 1 }, tries: 1,
-    text: /task result is 100000 bytes, over the limit of 10000 bytes/ },
+  {
+    what: 'an unknown task name',
+    fields: { task_class_name: 'NoSuchTask', try_limit: 2 },
+    tries: 2,
+    text: /unknown task class "NoSuchTask"; known tasks: .*Echo/,
+  },
+  {
+    what: 'a path as task name',
+    fields: { task_class_name: '../../etc/passwd', try_limit: 1 },
+    tries: 1,
+    text: /unknown task class "\.\.\/\.\.\/etc\/passwd"/,
+  },
+  {
+    what: 'malformed YAML options',
+    fields: { options: 'text: [unclosed', try_limit: 3 },
+    tries: 1,
+    text: /invalid task options: malformed YAML/,
+  },
+  {
+    what: 'an alias bomb',
+    fields: { options: aliasBomb, try_limit: 3 },
+    tries: 1,
+    text: /invalid task options: .*alias/i,
+  },
+  {
+    what: 'a custom tag',
+    fields: { options: 'text: !!js/function "() => 1"', try_limit: 3 },
+    tries: 1,
+    text: /custom YAML tag .* is not allowed/,
+  },
+  {
+    what: 'a Ruby object',
+    fields: { options: '--- !ruby/object:User\nid: 1\n', try_limit: 3 },
+    tries: 1,
+    text: /Ruby object tag !ruby\/object:User is not supported/,
+  },
+  {
+    what: 'a file exporting no task',
+    fields: { task_class_name: 'BadExport', try_limit: 1 },
+    tries: 1,
+    text: /does not export a task class/,
+  },
+  {
+    what: 'a result over maxResultBytes',
+    fields: { task_class_name: 'HugeResult', options: { bytes: 100_000 }, try_limit: 1 },
+    tries: 1,
+    text: /task result is 100000 bytes, over the limit of 10000 bytes/,
+  },
 ];
 
 describe('bad input', () => {

@@ -25,7 +25,11 @@ describe('cancel across launchers', () => {
     const elsewhere = runners.create(t);
     const id = await running.schedule('Sleep', { ms: 60_000 });
     const started = await runners.started(running, id);
-    expect(await elsewhere.cancel(id)).toMatchObject({ state: 'cancelling', pid: started.pid, launcherId: running.launcherId });
+    expect(await elsewhere.cancel(id)).toMatchObject({
+      state: 'cancelling',
+      pid: started.pid,
+      launcherId: running.launcherId,
+    });
     expect(await finalCompletion(running, id)).toMatchObject({ result: 'CANCELLED', ended: true });
     await waitForExit(started.pid);
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'CANCELLED', pid: null });
@@ -59,11 +63,17 @@ describe('killing the whole task', () => {
   for (const how of ['timeout', 'cancel'] as const) {
     it(`leaves no grandchild behind after a ${how}`, async () => {
       const runner = await runners.start(t, { maxTasksPerChild: Infinity });
-      const id = await runner.schedule('Grandchild', {}, { tryLimit: 1, ...(how === 'timeout' ? { timeoutMs: 500 } : {}) });
+      const id = await runner.schedule(
+        'Grandchild',
+        {},
+        { tryLimit: 1, ...(how === 'timeout' ? { timeoutMs: 500 } : {}) },
+      );
       const grandchild = Number(await outputLine(runner, id, 'grandchild pid='));
       expect(isAlive(grandchild)).toBe(true);
       if (how === 'cancel') await runner.cancel(id);
-      expect(await finalCompletion(runner, id)).toMatchObject({ result: how === 'timeout' ? 'TIMED_OUT' : 'CANCELLED' });
+      expect(await finalCompletion(runner, id)).toMatchObject({
+        result: how === 'timeout' ? 'TIMED_OUT' : 'CANCELLED',
+      });
       await waitForExit(grandchild, 5_000);
       await runner.stop();
     });

@@ -48,7 +48,11 @@ describe('child environment', () => {
   });
 
   it('gives a worker thread the same allowlisted environment as its process.env', async () => {
-    const keys = await keysSeenBy({ defaultMode: 'thread', childEnvAllowlist: ['CWTR_TEST_SECRET'], childEnv: { EXTRA: '1' } });
+    const keys = await keysSeenBy({
+      defaultMode: 'thread',
+      childEnvAllowlist: ['CWTR_TEST_SECRET'],
+      childEnv: { EXTRA: '1' },
+    });
     expect(keys).toEqual(['CWTR_TEST_SECRET', 'EXTRA']);
   });
 

@@ -18,7 +18,12 @@ async function history(ids: string[]): Promise<{ pid: number; mode: string; peak
 }
 
 /** Schedules the tasks one after another, each once the previous one ended. */
-async function runInTurn(runner: ReturnType<typeof runners.create>, count: number, task: string, options: object): Promise<string[]> {
+async function runInTurn(
+  runner: ReturnType<typeof runners.create>,
+  count: number,
+  task: string,
+  options: object,
+): Promise<string[]> {
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const id = await runner.schedule(task, options);
@@ -43,7 +48,12 @@ describe('child recycling', () => {
 
   it('replaces a leaking child once its memory crossed childMaxRssMb', async () => {
     const ceilingMb = 160;
-    const runner = await runners.start(t, { concurrency: 1, spareChildren: 0, maxTasksPerChild: Infinity, childMaxRssMb: ceilingMb });
+    const runner = await runners.start(t, {
+      concurrency: 1,
+      spareChildren: 0,
+      maxTasksPerChild: Infinity,
+      childMaxRssMb: ceilingMb,
+    });
     const rows = await history(await runInTurn(runner, 5, 'Leak', { mb: 40 }));
     const change = rows.findIndex((r) => r.pid !== rows[0]!.pid);
     expect(change, 'a later try ran in a new child').toBeGreaterThan(1);

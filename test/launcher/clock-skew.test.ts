@@ -23,7 +23,12 @@ describe('a launcher whose clock is ten minutes ahead', () => {
     files.cleanups.push(work.remove);
     const launcher = await startLauncher([], {
       cwd: work.dir,
-      env: cleanEnv({ DATABASE_URL: files.t.url, CW_TASKS_DIR: fixturesDir, LD_PRELOAD: libfaketime, FAKETIME: '+10m' }),
+      env: cleanEnv({
+        DATABASE_URL: files.t.url,
+        CW_TASKS_DIR: fixturesDir,
+        LD_PRELOAD: libfaketime,
+        FAKETIME: '+10m',
+      }),
     });
     files.launchers.push(launcher);
     // A try whose start is written on its own while it runs, and tries whose start goes with their outcome.
@@ -38,10 +43,16 @@ describe('a launcher whose clock is ten minutes ahead', () => {
       const row = await waitForCompleted(files.t.pool, id);
       expect(row.result, row.result_text).toBe('FINISHED');
       const ranMs = row.completed_at.getTime() - row.started_at.getTime();
-      expect(ranMs, `request ${id}: started ${row.started_at.toISOString()}, completed ${row.completed_at.toISOString()}`).toBeGreaterThanOrEqual(0);
+      expect(
+        ranMs,
+        `request ${id}: started ${row.started_at.toISOString()}, completed ${row.completed_at.toISOString()}`,
+      ).toBeGreaterThanOrEqual(0);
       expect(ranMs).toBeLessThan(30_000);
       expect(row.started_at.getTime()).toBeGreaterThanOrEqual(row.created_at.getTime());
-      const { rows } = await files.t.pool.query('SELECT started_at, ended_at FROM task_runner_requests_attempts WHERE request_id = $1', [id]);
+      const { rows } = await files.t.pool.query(
+        'SELECT started_at, ended_at FROM task_runner_requests_attempts WHERE request_id = $1',
+        [id],
+      );
       expect(rows[0].ended_at.getTime() - rows[0].started_at.getTime()).toBeGreaterThanOrEqual(0);
     }
     const sleep = await waitForCompleted(files.t.pool, ids[0]!);
@@ -49,15 +60,23 @@ describe('a launcher whose clock is ten minutes ahead', () => {
     await launcher.stop();
   });
 
-  it('a relative --delay counts from the database\'s now, not the scheduler\'s clock', async () => {
+  it("a relative --delay counts from the database's now, not the scheduler's clock", async () => {
     const work = await workDir();
     files.cleanups.push(work.remove);
-    const env = cleanEnv({ DATABASE_URL: files.t.url, CW_TASKS_DIR: fixturesDir, LD_PRELOAD: libfaketime, FAKETIME: '+10m' });
+    const env = cleanEnv({
+      DATABASE_URL: files.t.url,
+      CW_TASKS_DIR: fixturesDir,
+      LD_PRELOAD: libfaketime,
+      FAKETIME: '+10m',
+    });
     const scheduled = await cliProcess(['schedule', 'Echo', '--delay', '1h'], { cwd: work.dir, env });
     expect(scheduled.code, scheduled.stderr).toBe(0);
     const row = await getRow(files.t.pool, scheduled.stdout.trim());
     const aheadMs = row.delay_until.getTime() - row.created_at.getTime();
-    expect(aheadMs, `delay_until ${row.delay_until.toISOString()}, created ${row.created_at.toISOString()}`).toBeGreaterThanOrEqual(3_600_000);
+    expect(
+      aheadMs,
+      `delay_until ${row.delay_until.toISOString()}, created ${row.created_at.toISOString()}`,
+    ).toBeGreaterThanOrEqual(3_600_000);
     expect(aheadMs).toBeLessThan(3_600_000 + 30_000);
   });
 });

@@ -20,11 +20,16 @@ describe('crashes', () => {
     expect(crashes.map((e) => e.tries)).toEqual([1, 2]);
     expect(crashes[0]!.resultText).toMatch(/exited with code 3 without reporting a result/);
     expect(crashes[0]!.resultText).toContain('Exit task leaving on try 1');
-    expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', tries: 3, pid: null, result_text: 'Exit survived try 3' });
+    expect(await getRow(t.pool, id)).toMatchObject({
+      result: 'FINISHED',
+      tries: 3,
+      pid: null,
+      result_text: 'Exit survived try 3',
+    });
     await runner.stop();
   });
 
-  it('records a SIGKILL of the row\'s pid as CRASHED, then finishes on a later try', async () => {
+  it("records a SIGKILL of the row's pid as CRASHED, then finishes on a later try", async () => {
     const runner = await runners.start(t);
     const id = await runner.schedule('Sleep', { ms: 60_000, wakeOnTry: 2 });
     const started = await runners.started(runner, id);
@@ -35,10 +40,19 @@ describe('crashes', () => {
     const crashed = runner.events.waitFor('task:completed', (e) => e.id === id && e.tries === 1, 15_000);
     const finished = finalCompletion(runner, id);
     process.kill(row.pid, 'SIGKILL');
-    expect(await crashed).toMatchObject({ result: 'CRASHED', ended: false, resultText: expect.stringMatching(/was killed by SIGKILL/) });
+    expect(await crashed).toMatchObject({
+      result: 'CRASHED',
+      ended: false,
+      resultText: expect.stringMatching(/was killed by SIGKILL/),
+    });
     await waitForExit(row.pid);
     expect(await finished).toMatchObject({ result: 'FINISHED', tries: 2 });
-    expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', tries: 2, pid: null, result_text: 'awake on try 2' });
+    expect(await getRow(t.pool, id)).toMatchObject({
+      result: 'FINISHED',
+      tries: 2,
+      pid: null,
+      result_text: 'awake on try 2',
+    });
     await runner.stop();
   });
 

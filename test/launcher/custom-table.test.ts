@@ -13,7 +13,8 @@ const t = useTestDatabase({ truncate: false });
 describe('a custom request table', () => {
   it('runs requests of a table with extra columns, leaving them alone and the default table untouched', async () => {
     await createTaskRunnerRequestTable(t.db, 'custom_jobs', (table) =>
-      table.addColumn('account_id', 'bigint').addColumn('note', 'text'));
+      table.addColumn('account_id', 'bigint').addColumn('note', 'text'),
+    );
     const elsewhere = await insertRequest(t.pool, { options: { text: 'default table' } });
     const id = await insertRequest(t.pool, { options: { text: 'custom' }, account_id: 7, note: 'mine' }, 'custom_jobs');
 
@@ -21,7 +22,12 @@ describe('a custom request table', () => {
     const finished = finalCompletion(runner, id);
     await runner.start();
     expect(await finished).toMatchObject({ result: 'FINISHED', resultText: 'custom' });
-    expect(await getRow(t.pool, id, 'custom_jobs')).toMatchObject({ result: 'FINISHED', account_id: '7', note: 'mine', pid: null });
+    expect(await getRow(t.pool, id, 'custom_jobs')).toMatchObject({
+      result: 'FINISHED',
+      account_id: '7',
+      note: 'mine',
+      pid: null,
+    });
 
     // Its NOTIFY channel is its own too: a row there wakes it.
     const second = await runner.schedule('Echo', { text: 'scheduled' });
@@ -30,7 +36,7 @@ describe('a custom request table', () => {
     await runner.stop();
   });
 
-  it('upgrades and runs the Rails plugin\'s table as it was left', async () => {
+  it("upgrades and runs the Rails plugin's table as it was left", async () => {
     await t.pool.query(`
       CREATE TABLE legacy_requests (
         id serial PRIMARY KEY, created_at timestamp, task_class_name varchar(255), pid integer,
@@ -43,7 +49,12 @@ describe('a custom request table', () => {
 
     const runner = await runners.start(t, { tableName: 'legacy_requests', tasksDir: samplesDir });
     const row = await waitForCompleted(t.pool, id, 15_000, 'legacy_requests');
-    expect(row).toMatchObject({ result: 'FINISHED', tries: 1, pid: null, result_text: `NOOP ${id}: OK! created from: self.schedule` });
+    expect(row).toMatchObject({
+      result: 'FINISHED',
+      tries: 1,
+      pid: null,
+      result_text: `NOOP ${id}: OK! created from: self.schedule`,
+    });
     await runner.stop();
   });
 });

@@ -31,14 +31,19 @@ beforeEach(async () => {
 
 async function killRunnerSessions(): Promise<number> {
   const { rows } = await t.pool.query(
-    `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`, [victim]);
+    `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+    [victim],
+  );
   return rows[0].n;
 }
 
 describe('database loss', () => {
   it('refuses to start on an unreachable database with DATABASE_UNAVAILABLE, and stops cleanly', async () => {
     const runner = runners.create({ url: 'postgres://root@127.0.0.1:1/nowhere' });
-    const error = await runner.start().then(() => null, (e: unknown) => e);
+    const error = await runner.start().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(TaskRunnerError);
     expect((error as TaskRunnerError).code).toBe('DATABASE_UNAVAILABLE');
     expect((error as Error).message).toMatch(/cannot use the database: .*ECONNREFUSED/);
@@ -53,7 +58,8 @@ describe('database loss', () => {
     expect(await killRunnerSessions()).toBeGreaterThan(0);
     // The listener reconnects and claims what arrived meanwhile; polling is a minute away.
     const { rows } = await t.pool.query<{ id: string }>(
-      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', '--- {text: back}') RETURNING id`);
+      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', '--- {text: back}') RETURNING id`,
+    );
     const row = await waitForCompleted(t.pool, rows[0]!.id, 15_000);
     expect(row).toMatchObject({ result: 'FINISHED', result_text: 'back', tries: 1, pid: null });
     await runner.stop();

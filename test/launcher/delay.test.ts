@@ -24,7 +24,10 @@ describe('delay_until', () => {
 
   it('leaves a far-future request alone while running others', async () => {
     const runner = await runners.start(t);
-    const future = await insertRequest(t.pool, { options: { text: 'tomorrow' }, delay_until: new Date(Date.now() + 86_400_000) });
+    const future = await insertRequest(t.pool, {
+      options: { text: 'tomorrow' },
+      delay_until: new Date(Date.now() + 86_400_000),
+    });
     const now = await runner.schedule('Echo', { text: 'now' });
     await finalCompletion(runner, now);
     expect(await getRow(t.pool, future)).toMatchObject({ pid: null, tries: 0, started_at: null, result: null });
@@ -34,7 +37,10 @@ describe('delay_until', () => {
 
   it('treats a delay_until in the past as runnable now', async () => {
     const runner = await runners.start(t);
-    const id = await insertRequest(t.pool, { options: { text: 'overdue' }, delay_until: new Date(Date.now() - 60_000) });
+    const id = await insertRequest(t.pool, {
+      options: { text: 'overdue' },
+      delay_until: new Date(Date.now() - 60_000),
+    });
     expect(await finalCompletion(runner, id, 10_000)).toMatchObject({ result: 'FINISHED', resultText: 'overdue' });
     await runner.stop();
   });

@@ -75,16 +75,20 @@ describe('the launch loop', () => {
     await waitFor(() => applied.length === 3, { what: 'three outcomes' });
     expect(gaveUp).toEqual([]);
     // The refused batch is told as a failed write (the metrics' batch write failures).
-    expect(statements.filter((s) => s.failure !== null)).toEqual([expect.objectContaining({ failure: 'refused', outcomes: 3, claim: false })]);
+    expect(statements.filter((s) => s.failure !== null)).toEqual([
+      expect.objectContaining({ failure: 'refused', outcomes: 3, claim: false }),
+    ]);
     expect(await getRow(t.pool, ids[0]!)).toMatchObject({ result: 'FINISHED', result_text: 'first', pid: null });
     expect(await getRow(t.pool, ids[2]!)).toMatchObject({ result: 'FINISHED', result_text: 'third', pid: null });
     expect(await getRow(t.pool, ids[1]!)).toMatchObject({
-      result: 'FAILED', pid: null, result_text: 'the outcome of this try (CRASHED) could not be stored; the database refused it',
+      result: 'FAILED',
+      pid: null,
+      result_text: 'the outcome of this try (CRASHED) could not be stored; the database refused it',
     });
     loop.close();
   });
 
-  it('tells an outcome whose row is no longer this launcher\'s apart from one written', async () => {
+  it("tells an outcome whose row is no longer this launcher's apart from one written", async () => {
     const store = storeOn(t.db);
     const mine = await insertRunning(t.pool);
     const recovered = await insertRunning(t.pool, { launcher_id: 'someone-else' });
@@ -105,7 +109,14 @@ describe('the launch loop', () => {
  * statements per try (1.8 at c=2).
  */
 describe('the start of a try', () => {
-  const start = (id: string, pid: number) => ({ id, tries: 1, pid, processIdentity: 'boot:2', threadId: null, startedAtMs: Date.now() });
+  const start = (id: string, pid: number) => ({
+    id,
+    tries: 1,
+    pid,
+    processIdentity: 'boot:2',
+    threadId: null,
+    startedAtMs: Date.now(),
+  });
 
   it('rides on the statement of an outcome that comes while it waits', async () => {
     const store = storeOn(t.db);
@@ -146,21 +157,41 @@ describe('the start of a try', () => {
 
 describe('the lease renewal beside the launch statement', () => {
   const runners = useTestRunners();
-  it('never deadlocks with it: renewed every 200 ms through 10,000 short tries, no error', { timeout: 120_000 }, async () => {
-    // Both update this launcher's running rows, in different orders: run side by side they deadlock.
-    // A 600 ms lease (renewed every 200 ms): with 300 ms the lease fence's deadline left a renewal
-    // 100 ms of slack, 257 of 10,000 tries were fenced on a quiet machine, each fence respawning a
-    // reused child, and under a parallel test file the respawns starved the renewals until the
-    // run took past 90 s.
-    const runner = await runners.start(t, { concurrency: 16, leaseMs: 600, maxTasksPerChild: Infinity, spareChildren: 16 });
-    const ids = await runner.scheduleMany(Array.from({ length: 10_000 }, () => ({ taskClassName: 'Sleep', options: { ms: 5 } })));
-    await waitFor(async () => {
-      const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE id = ANY($1::bigint[]) AND completed_at IS NULL', [ids]);
-      return rows[0].n === 0;
-    }, { timeoutMs: 90_000, intervalMs: 200, what: 'every try to end' });
-    expect(runners.errors(runner).map((e) => `${e.during}: ${e.error.message}`)).toEqual([]);
-    const { rows } = await t.pool.query(`SELECT count(*)::int AS n FROM task_runner_requests WHERE id = ANY($1::bigint[]) AND result = 'FINISHED'`, [ids]);
-    expect(rows[0].n).toBe(ids.length);
-    await runner.stop();
-  });
+  it(
+    'never deadlocks with it: renewed every 200 ms through 10,000 short tries, no error',
+    { timeout: 120_000 },
+    async () => {
+      // Both update this launcher's running rows, in different orders: run side by side they deadlock.
+      // A 600 ms lease (renewed every 200 ms): with 300 ms the lease fence's deadline left a renewal
+      // 100 ms of slack, 257 of 10,000 tries were fenced on a quiet machine, each fence respawning a
+      // reused child, and under a parallel test file the respawns starved the renewals until the
+      // run took past 90 s.
+      const runner = await runners.start(t, {
+        concurrency: 16,
+        leaseMs: 600,
+        maxTasksPerChild: Infinity,
+        spareChildren: 16,
+      });
+      const ids = await runner.scheduleMany(
+        Array.from({ length: 10_000 }, () => ({ taskClassName: 'Sleep', options: { ms: 5 } })),
+      );
+      await waitFor(
+        async () => {
+          const { rows } = await t.pool.query(
+            'SELECT count(*)::int AS n FROM task_runner_requests WHERE id = ANY($1::bigint[]) AND completed_at IS NULL',
+            [ids],
+          );
+          return rows[0].n === 0;
+        },
+        { timeoutMs: 90_000, intervalMs: 200, what: 'every try to end' },
+      );
+      expect(runners.errors(runner).map((e) => `${e.during}: ${e.error.message}`)).toEqual([]);
+      const { rows } = await t.pool.query(
+        `SELECT count(*)::int AS n FROM task_runner_requests WHERE id = ANY($1::bigint[]) AND result = 'FINISHED'`,
+        [ids],
+      );
+      expect(rows[0].n).toBe(ids.length);
+      await runner.stop();
+    },
+  );
 });

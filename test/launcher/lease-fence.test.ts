@@ -30,7 +30,8 @@ describe('the lease fence in the child', () => {
   for (const mode of ['fresh', 'reused'] as const) {
     it(`a ${mode} child whose deadline is not extended ends itself and its process group at the deadline`, async () => {
       const pool = pools.create({ maxTasksPerChild: mode === 'reused' ? 5 : 1 });
-      if (mode === 'reused') expect((await pools.run(pool, await jobFor('Echo', { text: 'first' })).report).outcome).toBe('finished');
+      if (mode === 'reused')
+        expect((await pools.run(pool, await jobFor('Echo', { text: 'first' })).report).outcome).toBe('finished');
       const job = await jobFor('Grandchild');
       const deadline = monotonicMs() + 1_500;
       job.fenceAtMs = deadline;
@@ -41,7 +42,11 @@ describe('the lease fence in the child', () => {
       expect(report).toMatchObject({ outcome: 'aborted', reason: 'lease', signal: 'SIGKILL' });
       expect(endedAfterMs).toBeGreaterThanOrEqual(0);
       expect(endedAfterMs).toBeLessThan(1_000);
-      await waitFor(() => !isAlive(grandchild), { timeoutMs: 2_000, intervalMs: 20, what: 'the grandchild to be gone' });
+      await waitFor(() => !isAlive(grandchild), {
+        timeoutMs: 2_000,
+        intervalMs: 20,
+        what: 'the grandchild to be gone',
+      });
     });
   }
 
@@ -84,7 +89,10 @@ describe('the lease fence in the child', () => {
  */
 function goneAll(pid: number): boolean {
   try {
-    return /^\d+ \(.*\) [ZX]/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) && readdirSync(`/proc/${pid}/task`).length <= 1;
+    return (
+      /^\d+ \(.*\) [ZX]/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) &&
+      readdirSync(`/proc/${pid}/task`).length <= 1
+    );
   } catch {
     return true;
   }
@@ -108,14 +116,15 @@ describe('a lease message after the try ended', () => {
       job.fenceAtMs = monotonicMs() + 60_000;
       let heldMs = 0;
       const attempt = pools.run(pool, job, {
-        onStart: ({ pid }) => setImmediate(() => {
-          // The fault: a launcher whose event loop does not run for up to 2 s.
-          const from = performance.now();
-          while (!goneAll(pid) && performance.now() - from < 2_000);
-          heldMs = performance.now() - from;
-          job.fenceAtMs! += 1_000;
-          pool.extendFence(job);
-        }),
+        onStart: ({ pid }) =>
+          setImmediate(() => {
+            // The fault: a launcher whose event loop does not run for up to 2 s.
+            const from = performance.now();
+            while (!goneAll(pid) && performance.now() - from < 2_000);
+            heldMs = performance.now() - from;
+            job.fenceAtMs! += 1_000;
+            pool.extendFence(job);
+          }),
       });
       const report = await attempt.report;
       expect(heldMs).toBeGreaterThan(0);
@@ -131,44 +140,84 @@ describe('a runner cut off from its database', () => {
       const proxy = new BlackHoleProxy({ host: new URL(t.url).hostname, port: Number(new URL(t.url).port || 5432) });
       await proxy.start();
       const logs: { level: string; message: string; at: number }[] = [];
-      const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message: string) => {
-        logs.push({ level, message, at: Date.now() });
-      }]));
+      const logger = Object.fromEntries(
+        ['debug', 'info', 'warn', 'error'].map((level) => [
+          level,
+          (message: string) => {
+            logs.push({ level, message, at: Date.now() });
+          },
+        ]),
+      );
       try {
         const leaseMs = 1_500;
-        const runner = await runners.start({ url: proxy.urlThrough(t.url) }, { concurrency: 1, leaseMs, logger: logger as never, defaultMode: mode });
-        const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Sleep', options: { ms: 60_000 }, try_limit: 2 });
+        const runner = await runners.start(
+          { url: proxy.urlThrough(t.url) },
+          { concurrency: 1, leaseMs, logger: logger as never, defaultMode: mode },
+        );
+        const [id] = await insertRequests(t.pool, 1, {
+          task_class_name: 'Sleep',
+          options: { ms: 60_000 },
+          try_limit: 2,
+        });
         const started = await runners.started(runner, id!);
-        const first = await waitFor(async () => {
-          const row = await getRow(t.pool, id!);
-          return row.pid === started.pid ? row : null;
-        }, { what: 'the pid in the row' });
+        const first = await waitFor(
+          async () => {
+            const row = await getRow(t.pool, id!);
+            return row.pid === started.pid ? row : null;
+          },
+          { what: 'the pid in the row' },
+        );
         proxy.cut();
         const cutAt = Date.now();
-        const fenced = await waitFor(() => logs.find((l) => l.level === 'error' && /fenced/.test(l.message)), { what: 'the fence to be logged' });
+        const fenced = await waitFor(() => logs.find((l) => l.level === 'error' && /fenced/.test(l.message)), {
+          what: 'the fence to be logged',
+        });
         // The row's lease is leaseMs from the last renewal the database accepted, before the cut.
-        const { rows } = await t.pool.query('SELECT lease_expires_at > clock_timestamp() AS holds FROM task_runner_requests WHERE id = $1', [id]);
+        const { rows } = await t.pool.query(
+          'SELECT lease_expires_at > clock_timestamp() AS holds FROM task_runner_requests WHERE id = $1',
+          [id],
+        );
         expect(rows[0].holds, 'the try was fenced before its lease expired').toBe(true);
         expect(fenced.at - cutAt).toBeLessThan(leaseMs);
         if (mode === 'process') {
-          await waitFor(() => !isAlive(started.pid), { timeoutMs: 2_000, intervalMs: 20, what: 'the fenced child to end' });
+          await waitFor(() => !isAlive(started.pid), {
+            timeoutMs: 2_000,
+            intervalMs: 20,
+            what: 'the fenced child to end',
+          });
           expect(Date.now() - cutAt).toBeLessThan(leaseMs);
         }
-        expect(logs.filter((l) => l.level === 'warn').map((l) => l.message)).toContainEqual(expect.stringMatching(/^lease renewal (late|failed)/));
+        expect(logs.filter((l) => l.level === 'warn').map((l) => l.message)).toContainEqual(
+          expect.stringMatching(/^lease renewal (late|failed)/),
+        );
 
         proxy.heal();
-        await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), { timeoutMs: 20_000, what: 'the recovery to be logged' });
-        const { rows: history } = await waitFor(async () => {
-          const found = await t.pool.query('SELECT result, result_text FROM task_runner_requests_attempts WHERE request_id = $1', [id]);
-          return found.rows.length > 0 ? found : null;
-        }, { timeoutMs: 20_000, what: 'the fenced try in the history' });
+        await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), {
+          timeoutMs: 20_000,
+          what: 'the recovery to be logged',
+        });
+        const { rows: history } = await waitFor(
+          async () => {
+            const found = await t.pool.query(
+              'SELECT result, result_text FROM task_runner_requests_attempts WHERE request_id = $1',
+              [id],
+            );
+            return found.rows.length > 0 ? found : null;
+          },
+          { timeoutMs: 20_000, what: 'the fenced try in the history' },
+        );
         expect(history[0]).toMatchObject({ result: 'INTERRUPTED' });
         expect(history[0].result_text).toMatch(/^lease lost: fenced by its launcher/);
         // The try was given back: the request runs again.
-        await waitFor(async () => {
-          const row = await getRow(t.pool, id!);
-          return row.pid !== null && row.started_at !== null && row.started_at.getTime() !== first.started_at.getTime();
-        }, { timeoutMs: 20_000, what: 'the request to run again' });
+        await waitFor(
+          async () => {
+            const row = await getRow(t.pool, id!);
+            return (
+              row.pid !== null && row.started_at !== null && row.started_at.getTime() !== first.started_at.getTime()
+            );
+          },
+          { timeoutMs: 20_000, what: 'the request to run again' },
+        );
         await runner.stop();
       } finally {
         await proxy.stop();
@@ -180,19 +229,36 @@ describe('a runner cut off from its database', () => {
     const proxy = new BlackHoleProxy({ host: new URL(t.url).hostname, port: Number(new URL(t.url).port || 5432) });
     await proxy.start();
     const logs: { level: string; message: string; error?: unknown }[] = [];
-    const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message: string, fields?: { error?: unknown }) => {
-      logs.push({ level, message, error: fields?.error });
-    }]));
+    const logger = Object.fromEntries(
+      ['debug', 'info', 'warn', 'error'].map((level) => [
+        level,
+        (message: string, fields?: { error?: unknown }) => {
+          logs.push({ level, message, error: fields?.error });
+        },
+      ]),
+    );
     try {
       // A 1 s lease: statements time out after 5 s (the floor), the client a second later.
-      const runner = await runners.start({ url: proxy.urlThrough(t.url) }, { concurrency: 1, leaseMs: 1_000, logger: logger as never });
+      const runner = await runners.start(
+        { url: proxy.urlThrough(t.url) },
+        { concurrency: 1, leaseMs: 1_000, logger: logger as never },
+      );
       proxy.cut();
-      const failed = await waitFor(() => logs.find((l) => /^lease renewal failed/.test(l.message)), { timeoutMs: 15_000, what: 'the renewal to fail' });
+      const failed = await waitFor(() => logs.find((l) => /^lease renewal failed/.test(l.message)), {
+        timeoutMs: 15_000,
+        what: 'the renewal to fail',
+      });
       expect(String(failed.error)).toMatch(/Query read timeout|timeout/);
       proxy.heal();
-      await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), { timeoutMs: 20_000, what: 'the runner to renew again' });
+      await waitFor(() => logs.some((l) => /lease confirmed again/.test(l.message)), {
+        timeoutMs: 20_000,
+        what: 'the runner to renew again',
+      });
       const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Echo', options: { text: 'after the cut' } });
-      await waitFor(async () => (await getRow(t.pool, id!)).result === 'FINISHED', { timeoutMs: 20_000, what: 'new work to run' });
+      await waitFor(async () => (await getRow(t.pool, id!)).result === 'FINISHED', {
+        timeoutMs: 20_000,
+        what: 'new work to run',
+      });
       await runner.stop();
     } finally {
       await proxy.stop();
@@ -203,23 +269,38 @@ describe('a runner cut off from its database', () => {
     const proxy = new BlackHoleProxy({ host: new URL(t.url).hostname, port: Number(new URL(t.url).port || 5432) });
     await proxy.start();
     try {
-      const runner = await runners.start({ url: proxy.urlThrough(t.url) }, { concurrency: 1, leaseMs: 1_500, logger: silent as never });
+      const runner = await runners.start(
+        { url: proxy.urlThrough(t.url) },
+        { concurrency: 1, leaseMs: 1_500, logger: silent as never },
+      );
       const [id] = await insertRequests(t.pool, 1, { task_class_name: 'Sleep', options: { ms: 400 }, try_limit: 2 });
       const started = await runners.started(runner, id!);
       proxy.cut();
       // It ends within its deadline, while its outcome cannot be written; the cut outlasts the deadline.
       await waitFor(() => !isAlive(started.pid), { timeoutMs: 5_000, intervalMs: 20, what: 'the try to end' });
-      await waitFor(async () => {
-        const { rows } = await t.pool.query('SELECT lease_expires_at < clock_timestamp() AS lapsed FROM task_runner_requests WHERE id = $1', [id]);
-        return rows[0].lapsed as boolean;
-      }, { timeoutMs: 5_000, what: 'the lease to lapse' });
+      await waitFor(
+        async () => {
+          const { rows } = await t.pool.query(
+            'SELECT lease_expires_at < clock_timestamp() AS lapsed FROM task_runner_requests WHERE id = $1',
+            [id],
+          );
+          return rows[0].lapsed as boolean;
+        },
+        { timeoutMs: 5_000, what: 'the lease to lapse' },
+      );
       proxy.heal();
-      const row = await waitFor(async () => {
-        const found = await getRow(t.pool, id!);
-        return found.completed_at !== null ? found : null;
-      }, { timeoutMs: 20_000, what: 'the outcome to be written' });
+      const row = await waitFor(
+        async () => {
+          const found = await getRow(t.pool, id!);
+          return found.completed_at !== null ? found : null;
+        },
+        { timeoutMs: 20_000, what: 'the outcome to be written' },
+      );
       expect(row).toMatchObject({ result: 'FINISHED', result_text: 'slept 400 ms' });
-      const { rows: history } = await t.pool.query('SELECT result FROM task_runner_requests_attempts WHERE request_id = $1', [id]);
+      const { rows: history } = await t.pool.query(
+        'SELECT result FROM task_runner_requests_attempts WHERE request_id = $1',
+        [id],
+      );
       expect(history.map((h) => h.result)).toEqual(['FINISHED']);
       await runner.stop();
     } finally {

@@ -38,13 +38,26 @@ afterEach(async () => {
  */
 async function launcher(params: { heartbeat?: boolean } = {}) {
   const config = resolveRunnerConfig({
-    db: t.url, tasksDir: fixturesDir, host, concurrency: 1, leaseMs: 60_000, pollIntervalMs: 200, shutdownGraceMs: 300,
-    killTimeoutMs: 300, childEnv, childExecArgv: [], logger: silentLogger, queues: ['leases'],
+    db: t.url,
+    tasksDir: fixturesDir,
+    host,
+    concurrency: 1,
+    leaseMs: 60_000,
+    pollIntervalMs: 200,
+    shutdownGraceMs: 300,
+    killTimeoutMs: 300,
+    childEnv,
+    childExecArgv: [],
+    logger: silentLogger,
+    queues: ['leases'],
   });
   const database = openDatabase(config.db, 4);
   const store = new RequestStore({
-    db: database.db, sql: poolClient(database.pool!), table: config.table,
-    backoff: config.retryBackoff, crashLimit: config.crashLimit,
+    db: database.db,
+    sql: poolClient(database.pool!),
+    table: config.table,
+    backoff: config.retryBackoff,
+    crashLimit: config.crashLimit,
   });
   const registry = new TaskRegistry(config.tasksDir);
   await registry.refresh();
@@ -60,16 +73,37 @@ async function launcher(params: { heartbeat?: boolean } = {}) {
     errors.push({ error, during });
   };
   const parts = new LauncherParts({
-    config, database, store, registry, events, launcherId, report,
+    config,
+    database,
+    store,
+    registry,
+    events,
+    launcherId,
+    report,
     launcherIdentity: await readProcessIdentity(process.pid),
     onRescheduleNotice: () => undefined,
   });
   const lease = new LeaseService({
-    store, launcherId, host, leaseMs: config.leaseMs, loop: parts.loop, dispatcher: parts.dispatcher,
-    heartbeat: params.heartbeat === true ? () => launcherHeartbeat(database.db, config.table, {
-      launcherId, host, pid: process.pid, concurrency: config.concurrency, queues: config.queues,
-    }) : null,
-    events, logger: silentLogger, report,
+    store,
+    launcherId,
+    host,
+    leaseMs: config.leaseMs,
+    loop: parts.loop,
+    dispatcher: parts.dispatcher,
+    heartbeat:
+      params.heartbeat === true
+        ? () =>
+            launcherHeartbeat(database.db, config.table, {
+              launcherId,
+              host,
+              pid: process.pid,
+              concurrency: config.concurrency,
+              queues: config.queues,
+            })
+        : null,
+    events,
+    logger: silentLogger,
+    report,
   });
   await parts.start();
   stopAll = async () => {
@@ -89,19 +123,33 @@ describe('LeaseService.runOnce', () => {
     expect(await lease.runOnce()).toMatchObject({ accepted: true, renewed: [id], lost: [], recovered: [] });
 
     // What another launcher's lease recovery does to the row, written by hand.
-    await t.pool.query(`UPDATE task_runner_requests SET pid = NULL, launcher_id = 'elsewhere', host = 'elsewhere',
-      result = 'CRASHED', result_text = 'taken away', delay_until = 'infinity' WHERE id = $1`, [id]);
+    await t.pool.query(
+      `UPDATE task_runner_requests SET pid = NULL, launcher_id = 'elsewhere', host = 'elsewhere',
+      result = 'CRASHED', result_text = 'taken away', delay_until = 'infinity' WHERE id = $1`,
+      [id],
+    );
     expect(await lease.runOnce()).toMatchObject({
-      accepted: true, renewed: [], lost: [id], rescheduled: [], recovered: [],
+      accepted: true,
+      renewed: [],
+      lost: [id],
+      rescheduled: [],
+      recovered: [],
     });
     await waitFor(() => !isAlive(pid), {
-      timeoutMs: 10_000, intervalMs: 20, what: 'the try of the taken row to be stopped',
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'the try of the taken row to be stopped',
     });
     expect(await getRow(t.pool, id)).toMatchObject({
-      launcher_id: 'elsewhere', result: 'CRASHED', result_text: 'taken away', pid: null,
+      launcher_id: 'elsewhere',
+      result: 'CRASHED',
+      result_text: 'taken away',
+      pid: null,
     });
     const history = await t.pool.query(
-      'SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = $1', [id]);
+      'SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = $1',
+      [id],
+    );
     expect(history.rows[0].n).toBe(0);
     expect(errors).toEqual([]);
   });
@@ -109,12 +157,18 @@ describe('LeaseService.runOnce', () => {
   it("recovers the rows of another host's launcher whose lease ran out, and says so", async () => {
     const { lease, events } = await launcher();
     const expired = await insertRequest(t.pool, {
-      pid: deadPid, host: 'gone-host', launcher_id: 'gone-launcher', tries: 1,
+      pid: deadPid,
+      host: 'gone-host',
+      launcher_id: 'gone-launcher',
+      tries: 1,
       started_at: new Date(Date.now() - 10_000),
       lease_expires_at: new Date(Date.now() - 1_000),
     });
     const held = await insertRequest(t.pool, {
-      pid: deadPid, host: 'live-host', launcher_id: 'live-launcher', tries: 1,
+      pid: deadPid,
+      host: 'live-host',
+      launcher_id: 'live-launcher',
+      tries: 1,
       started_at: new Date(Date.now() - 10_000),
       lease_expires_at: new Date(Date.now() + 60_000),
     });
@@ -129,7 +183,11 @@ describe('LeaseService.runOnce', () => {
     const { lease } = await launcher();
     // Leased to this launcher but unknown to its dispatcher: a row it held before a restart, say.
     const wiped = await insertRequest(t.pool, {
-      pid: null, host, launcher_id: launcherId, tries: 1, started_at: new Date(Date.now() - 5_000),
+      pid: null,
+      host,
+      launcher_id: launcherId,
+      tries: 1,
+      started_at: new Date(Date.now() - 5_000),
       lease_expires_at: new Date(Date.now() + 60_000),
     });
     const result = await lease.runOnce();
@@ -143,7 +201,9 @@ describe('LeaseService.runOnce', () => {
 describe('LeaseService start and stop', () => {
   const beat = async (): Promise<Date | undefined> => {
     const { rows } = await t.pool.query(
-      'SELECT heartbeat_at FROM task_runner_requests_launchers WHERE launcher_id = $1', [launcherId]);
+      'SELECT heartbeat_at FROM task_runner_requests_launchers WHERE launcher_id = $1',
+      [launcherId],
+    );
     return rows[0]?.heartbeat_at;
   };
 

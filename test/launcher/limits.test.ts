@@ -27,12 +27,17 @@ describe('limits on what tasks send back', () => {
     try {
       expect(await finalCompletion(runner, result, 60_000)).toMatchObject({ result: 'FAILED' });
       expect(await finalCompletion(runner, error, 60_000)).toMatchObject({ result: 'FAILED' });
-      expect(await finalCompletion(runner, flood, 60_000)).toMatchObject({ result: 'FINISHED', resultText: 'flooded 100 MiB' });
+      expect(await finalCompletion(runner, flood, 60_000)).toMatchObject({
+        result: 'FINISHED',
+        resultText: 'flooded 100 MiB',
+      });
     } finally {
       clearInterval(sampler);
     }
     const resultRow = await getRow(t.pool, result);
-    expect(resultRow.result_text).toMatch(/^RESULT_TOO_LARGE|task result is 314572800 bytes, over the limit of 65536 bytes/m);
+    expect(resultRow.result_text).toMatch(
+      /^RESULT_TOO_LARGE|task result is 314572800 bytes, over the limit of 65536 bytes/m,
+    );
     const errorRow = await getRow(t.pool, error);
     expect(Buffer.byteLength(errorRow.result_text)).toBeLessThanOrEqual(64 * 1024);
     expect(errorRow.result_text).toMatch(/error text truncated: \d+ bytes, limit 65536\]$/);

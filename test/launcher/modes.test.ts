@@ -20,12 +20,18 @@ interface ModeCase {
 const modes: ModeCase[] = [
   { name: 'fresh child', options: { spareChildren: 0, maxTasksPerChild: 1 }, firstMode: 'fresh' },
   { name: 'warm spare', options: { spareChildren: 2, maxTasksPerChild: 1 }, firstMode: 'spare' },
-  { name: 'reused child', options: { spareChildren: 0, maxTasksPerChild: Infinity, concurrency: 1 }, firstMode: 'fresh' },
+  {
+    name: 'reused child',
+    options: { spareChildren: 0, maxTasksPerChild: Infinity, concurrency: 1 },
+    firstMode: 'fresh',
+  },
   { name: 'thread', options: { defaultMode: 'thread' }, firstMode: 'thread' },
 ];
 
 async function attempts(id: string): Promise<any[]> {
-  const { rows } = await t.pool.query('SELECT * FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id', [id]);
+  const { rows } = await t.pool.query('SELECT * FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id', [
+    id,
+  ]);
   return rows;
 }
 
@@ -37,7 +43,13 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'hello', tries: 1, pid: null });
     const [attempt, ...more] = await attempts(id);
     expect(more).toEqual([]);
-    expect(attempt).toMatchObject({ try: 1, result: 'FINISHED', mode: firstMode, host: runner.config.host, launcher_id: runner.launcherId });
+    expect(attempt).toMatchObject({
+      try: 1,
+      result: 'FINISHED',
+      mode: firstMode,
+      host: runner.config.host,
+      launcher_id: runner.launcherId,
+    });
     expect(attempt.pid).toEqual(expect.any(Number));
     if (firstMode === 'thread') expect(attempt).toMatchObject({ pid: process.pid, thread_id: expect.any(Number) });
     else expect(attempt.thread_id).toBeNull();
@@ -54,7 +66,10 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FINISHED', resultText: 'said' });
     // A child's pipes and its IPC channel are not ordered with each other: wait for the lines.
     const expected = [`${id} stdout: chatty says hi`, `${id} stderr: chatty warns`];
-    await waitFor(() => expected.every((line) => lines.includes(line)), { what: 'both output lines', timeoutMs: 5_000 });
+    await waitFor(() => expected.every((line) => lines.includes(line)), {
+      what: 'both output lines',
+      timeoutMs: 5_000,
+    });
     await runner.stop();
   });
 
@@ -65,7 +80,10 @@ describe.each(modes)('pool mode: $name', ({ options, firstMode }) => {
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FAILED', tries: 2, crashes: 0 });
     expect(row.result_text).toContain('Fail task failed on purpose: mode suite');
-    expect((await attempts(id)).map((a) => [a.try, a.result])).toEqual([[1, 'FAILED'], [2, 'FAILED']]);
+    expect((await attempts(id)).map((a) => [a.try, a.result])).toEqual([
+      [1, 'FAILED'],
+      [2, 'FAILED'],
+    ]);
     await runner.stop();
   });
 

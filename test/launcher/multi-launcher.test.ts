@@ -13,7 +13,9 @@ const taskCount = Number(process.env.CWTR_LEDGER_TASKS ?? 1_000);
 let t: TestDatabase;
 beforeAll(async () => {
   t = await createTestDatabase();
-  await t.pool.query('CREATE TABLE ledger (request_id bigint NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+  await t.pool.query(
+    'CREATE TABLE ledger (request_id bigint NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())',
+  );
 });
 afterAll(async () => {
   await t?.drop();
@@ -31,11 +33,14 @@ async function waitForAllCompleted(stallMs = 60_000): Promise<void> {
   let lastProgress = Date.now();
   await waitFor(
     async () => {
-      const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NULL');
+      const { rows } = await t.pool.query(
+        'SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NULL',
+      );
       const now: number = rows[0].n;
       if (now < remaining) lastProgress = Date.now();
       remaining = now;
-      if (Date.now() - lastProgress > stallMs) throw new Error(`no request completed for ${stallMs} ms; ${remaining} left`);
+      if (Date.now() - lastProgress > stallMs)
+        throw new Error(`no request completed for ${stallMs} ms; ${remaining} left`);
       return remaining === 0;
     },
     { timeoutMs: 1_200_000, intervalMs: 250, what: `${taskCount} Ledger requests to complete` },
@@ -44,7 +49,11 @@ async function waitForAllCompleted(stallMs = 60_000): Promise<void> {
 
 async function runShared(launchers: number): Promise<void> {
   // Rows first, then launchers started together: they race for the same rows from the start.
-  const ids = await insertRequests(t.pool, taskCount, { task_class_name: 'Ledger', options: { url: t.url }, try_limit: 1 });
+  const ids = await insertRequests(t.pool, taskCount, {
+    task_class_name: 'Ledger',
+    options: { url: t.url },
+    try_limit: 1,
+  });
   expect(ids).toHaveLength(taskCount);
   const all = Array.from({ length: launchers }, () => runners.create(t, { concurrency: 2 }));
   const claimedBy = new Map<string, number>();

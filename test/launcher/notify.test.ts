@@ -22,7 +22,8 @@ describe('waking on NOTIFY', () => {
     const started = runner.events.waitFor('task:started', () => true, 5_000);
     const completed = runner.events.waitFor('task:completed', () => true, 5_000);
     const { rows } = await t.pool.query<{ id: string }>(
-      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', '--- {text: woken}') RETURNING id`);
+      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('Echo', '--- {text: woken}') RETURNING id`,
+    );
     expect((await started).id).toBe(rows[0]!.id);
     expect(await completed).toMatchObject({ id: rows[0]!.id, result: 'FINISHED', resultText: 'woken' });
     await runner.stop();
@@ -52,11 +53,13 @@ describe('waking on NOTIFY', () => {
   it('wakes every idle launcher sharing the table', async () => {
     const a = runners.create(t, { pollIntervalMs: 60_000, concurrency: 1 });
     const b = runners.create(t, { pollIntervalMs: 60_000, concurrency: 1 });
-    await Promise.all([a, b].map(async (runner) => {
-      const idle = runner.events.waitFor('runner:idle', () => true, 10_000);
-      await runner.start();
-      await idle;
-    }));
+    await Promise.all(
+      [a, b].map(async (runner) => {
+        const idle = runner.events.waitFor('runner:idle', () => true, 10_000);
+        await runner.start();
+        await idle;
+      }),
+    );
     const startedA = a.events.waitFor('task:started', () => true, 5_000);
     const startedB = b.events.waitFor('task:started', () => true, 5_000);
     // Two slow tasks: with one slot each, both launchers must take one.

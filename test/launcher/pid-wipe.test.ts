@@ -36,10 +36,13 @@ interface LedgerLine {
 
 async function ledger(file: string): Promise<LedgerLine[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter((line) => line !== '').map((line) => {
-    const [id, pid, what, run] = line.split(' ');
-    return { id: id!, pid: Number(pid), what: what!, run: run! };
-  });
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const [id, pid, what, run] = line.split(' ');
+      return { id: id!, pid: Number(pid), what: what!, run: run! };
+    });
 }
 
 /**
@@ -54,72 +57,95 @@ function triesOf(lines: readonly LedgerLine[], id: string): { pids: number[]; ov
   for (let i = 1; i < runs.length; i += 1) {
     const nextStart = mine.findIndex((line) => line.run === runs[i]);
     const lateLines = mine.slice(nextStart).filter((line) => runs.slice(0, i).includes(line.run));
-    if (lateLines.length > 0) overlaps.push(`run ${i + 1} (pid ${pidOf(runs[i]!)}) started while run of pid ${lateLines[0]!.pid} still ran (${lateLines.length} lines after)`);
+    if (lateLines.length > 0)
+      overlaps.push(
+        `run ${i + 1} (pid ${pidOf(runs[i]!)}) started while run of pid ${lateLines[0]!.pid} still ran (${lateLines.length} lines after)`,
+      );
   }
   return { pids: runs.map(pidOf), overlaps, ended: mine.filter((line) => line.what === 'end').map((line) => line.pid) };
 }
 
 describe('wiping the pid of a claimed row', () => {
-  it('a running try wiped by a Rails client is stopped and recorded RESCHEDULED before the next try starts', { timeout: 60_000 }, async () => {
-    const runner = await runners.start(t, { concurrency: 2 });
-    const file = path.join(dir, 'rails.log');
-    const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
-    const first = await runners.started(runner, id);
-    await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
+  it(
+    'a running try wiped by a Rails client is stopped and recorded RESCHEDULED before the next try starts',
+    { timeout: 60_000 },
+    async () => {
+      const runner = await runners.start(t, { concurrency: 2 });
+      const file = path.join(dir, 'rails.log');
+      const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
+      const first = await runners.started(runner, id);
+      await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), {
+        what: 'the first try to write its start',
+      });
 
-    await railsClient(t.url).update('task_runner_requests', id, { pid: null });
+      await railsClient(t.url).update('task_runner_requests', id, { pid: null });
 
-    const row = await waitForCompleted(t.pool, id, 30_000);
-    const tries = triesOf(await ledger(file), id);
-    expect(tries.overlaps).toEqual([]);
-    expect(tries.pids).toHaveLength(2);
-    expect(tries.pids[0]).toBe(first.pid);
-    expect(tries.ended).toEqual([tries.pids[1]]);
-    expect(row).toMatchObject({ result: 'FINISHED', result_text: 'ok', pid: null });
-    const history = await historyOf(t.pool, id);
-    expect(history.map((h) => [h.result, h.pid])).toEqual([['RESCHEDULED', first.pid], ['FINISHED', tries.pids[1]]]);
-    expect(history[0].launcher_id).toBe(runner.launcherId);
-    await runner.stop();
-  });
+      const row = await waitForCompleted(t.pool, id, 30_000);
+      const tries = triesOf(await ledger(file), id);
+      expect(tries.overlaps).toEqual([]);
+      expect(tries.pids).toHaveLength(2);
+      expect(tries.pids[0]).toBe(first.pid);
+      expect(tries.ended).toEqual([tries.pids[1]]);
+      expect(row).toMatchObject({ result: 'FINISHED', result_text: 'ok', pid: null });
+      const history = await historyOf(t.pool, id);
+      expect(history.map((h) => [h.result, h.pid])).toEqual([
+        ['RESCHEDULED', first.pid],
+        ['FINISHED', tries.pids[1]],
+      ]);
+      expect(history[0].launcher_id).toBe(runner.launcherId);
+      await runner.stop();
+    },
+  );
 
-  it('a held row wiped by SQL is dropped from the local queue, released, and runs once', { timeout: 60_000 }, async () => {
-    // A long horizon: however slow the warm-up tries were under load, rows are held ahead.
-    const runner = await runners.start(t, { concurrency: 1, prefetch: 4, prefetchHorizonMs: 600_000 });
-    const file = path.join(dir, 'held.log');
-    // Short tries first, so that the runner has durations to go by and holds rows ahead.
-    const warm = await insertRequests(t.pool, 4, { task_class_name: 'Echo', options: { text: 'warm' } });
-    await waitFor(async () => (await Promise.all(warm.map((w) => getRow(t.pool, w)))).every((r) => r.completed_at !== null),
-      { what: 'the warm-up rows' });
-    // The first runs long enough for the wipe to find the second still held, however loaded the machine.
-    const [busy] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 8_000 } });
-    const [held] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 300 } });
-    await runners.started(runner, busy!);
-    const heldRow = await waitFor(async () => {
-      const r = await getRow(t.pool, held!);
-      return r.launcher_id === runner.launcherId && r.pid !== null && r.started_at === null ? r : null;
-    }, { what: 'the second row to be held in the local queue' });
-    expect(heldRow.tries).toBe(1);
+  it(
+    'a held row wiped by SQL is dropped from the local queue, released, and runs once',
+    { timeout: 60_000 },
+    async () => {
+      // A long horizon: however slow the warm-up tries were under load, rows are held ahead.
+      const runner = await runners.start(t, { concurrency: 1, prefetch: 4, prefetchHorizonMs: 600_000 });
+      const file = path.join(dir, 'held.log');
+      // Short tries first, so that the runner has durations to go by and holds rows ahead.
+      const warm = await insertRequests(t.pool, 4, { task_class_name: 'Echo', options: { text: 'warm' } });
+      await waitFor(
+        async () => (await Promise.all(warm.map((w) => getRow(t.pool, w)))).every((r) => r.completed_at !== null),
+        { what: 'the warm-up rows' },
+      );
+      // The first runs long enough for the wipe to find the second still held, however loaded the machine.
+      const [busy] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 8_000 } });
+      const [held] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 300 } });
+      await runners.started(runner, busy!);
+      const heldRow = await waitFor(
+        async () => {
+          const r = await getRow(t.pool, held!);
+          return r.launcher_id === runner.launcherId && r.pid !== null && r.started_at === null ? r : null;
+        },
+        { what: 'the second row to be held in the local queue' },
+      );
+      expect(heldRow.tries).toBe(1);
 
-    await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [held]);
+      await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [held]);
 
-    await waitForCompleted(t.pool, busy!, 30_000);
-    const row = await waitForCompleted(t.pool, held!, 30_000);
-    const lines = await ledger(file);
-    expect(triesOf(lines, held!).pids).toHaveLength(1);
-    expect(triesOf(lines, busy!).pids).toHaveLength(1);
-    expect(row).toMatchObject({ result: 'FINISHED', tries: 1 });
-    const history = await historyOf(t.pool, held!);
-    expect(history.map((h) => h.result)).toEqual(['RESCHEDULED', 'FINISHED']);
-    expect(history[0].result_text).toMatch(/before it started/);
-    await runner.stop();
-  });
+      await waitForCompleted(t.pool, busy!, 30_000);
+      const row = await waitForCompleted(t.pool, held!, 30_000);
+      const lines = await ledger(file);
+      expect(triesOf(lines, held!).pids).toHaveLength(1);
+      expect(triesOf(lines, busy!).pids).toHaveLength(1);
+      expect(row).toMatchObject({ result: 'FINISHED', tries: 1 });
+      const history = await historyOf(t.pool, held!);
+      expect(history.map((h) => h.result)).toEqual(['RESCHEDULED', 'FINISHED']);
+      expect(history[0].result_text).toMatch(/before it started/);
+      await runner.stop();
+    },
+  );
 
   it('without LISTEN (db given as a Kysely), the next lease renewal finds the wipe', { timeout: 60_000 }, async () => {
     const runner = await runners.start(t, { db: t.db, leaseMs: 3_000 });
     const file = path.join(dir, 'polled.log');
     const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
     const first = await runners.started(runner, id);
-    await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
+    await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), {
+      what: 'the first try to write its start',
+    });
 
     await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
 
@@ -132,48 +158,67 @@ describe('wiping the pid of a claimed row', () => {
     await runner.stop();
   });
 
-  it('a thread-mode try wiped by SQL is stopped (its thread ended) before the next starts', { timeout: 60_000 }, async () => {
-    const runner = await runners.start(t, { defaultMode: 'thread' });
-    const file = path.join(dir, 'thread.log');
-    const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
-    const first = await runners.started(runner, id);
-    expect(first).toMatchObject({ mode: 'thread', pid: process.pid });
-    await waitFor(async () => (await ledger(file)).some((line) => line.id === id), { what: 'the first try to write its start' });
+  it(
+    'a thread-mode try wiped by SQL is stopped (its thread ended) before the next starts',
+    { timeout: 60_000 },
+    async () => {
+      const runner = await runners.start(t, { defaultMode: 'thread' });
+      const file = path.join(dir, 'thread.log');
+      const id = await runner.schedule('TickLedger', { file, ms: 60_000, laterMs: 500 });
+      const first = await runners.started(runner, id);
+      expect(first).toMatchObject({ mode: 'thread', pid: process.pid });
+      await waitFor(async () => (await ledger(file)).some((line) => line.id === id), {
+        what: 'the first try to write its start',
+      });
 
-    await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
+      await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
 
-    const row = await waitForCompleted(t.pool, id, 30_000);
-    const tries = triesOf(await ledger(file), id);
-    expect(tries.overlaps).toEqual([]);
-    expect(tries.pids).toHaveLength(2);
-    expect(tries.ended).toHaveLength(1);
-    expect(row).toMatchObject({ result: 'FINISHED' });
-    const history = await historyOf(t.pool, id);
-    expect(history.map((h) => [h.result, h.mode])).toEqual([['RESCHEDULED', 'thread'], ['FINISHED', 'thread']]);
-    await runner.stop();
-  });
+      const row = await waitForCompleted(t.pool, id, 30_000);
+      const tries = triesOf(await ledger(file), id);
+      expect(tries.overlaps).toEqual([]);
+      expect(tries.pids).toHaveLength(2);
+      expect(tries.ended).toHaveLength(1);
+      expect(row).toMatchObject({ result: 'FINISHED' });
+      const history = await historyOf(t.pool, id);
+      expect(history.map((h) => [h.result, h.mode])).toEqual([
+        ['RESCHEDULED', 'thread'],
+        ['FINISHED', 'thread'],
+      ]);
+      await runner.stop();
+    },
+  );
 
-  it('the owner on its host stops the try, not a launcher on another host, which runs the next try only after', { timeout: 60_000 }, async () => {
-    const owner = await runners.start(t, { concurrency: 1, host: 'host-a' });
-    const file = path.join(dir, 'hosts.log');
-    const [id] = await insertRequests(t.pool, 1, { task_class_name: 'TickLedger', options: { file, ms: 60_000, laterMs: 500 } });
-    const first = await runners.started(owner, id!);
-    await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), { what: 'the first try to write its start' });
-    const other = await runners.start(t, { concurrency: 2, host: 'host-b' });
+  it(
+    'the owner on its host stops the try, not a launcher on another host, which runs the next try only after',
+    { timeout: 60_000 },
+    async () => {
+      const owner = await runners.start(t, { concurrency: 1, host: 'host-a' });
+      const file = path.join(dir, 'hosts.log');
+      const [id] = await insertRequests(t.pool, 1, {
+        task_class_name: 'TickLedger',
+        options: { file, ms: 60_000, laterMs: 500 },
+      });
+      const first = await runners.started(owner, id!);
+      await waitFor(async () => (await ledger(file)).some((line) => line.pid === first.pid), {
+        what: 'the first try to write its start',
+      });
+      const other = await runners.start(t, { concurrency: 2, host: 'host-b' });
 
-    await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
+      await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
 
-    const row = await waitForCompleted(t.pool, id!, 30_000);
-    const tries = triesOf(await ledger(file), id!);
-    expect(tries.overlaps).toEqual([]);
-    expect(tries.pids).toHaveLength(2);
-    expect(row).toMatchObject({ result: 'FINISHED' });
-    const history = await historyOf(t.pool, id!);
-    expect(history.map((h) => [h.result, h.host, h.launcher_id])).toEqual([
-      ['RESCHEDULED', 'host-a', owner.launcherId], ['FINISHED', row.host, row.launcher_id],
-    ]);
-    expect(runners.errors(owner)).toEqual([]);
-    expect(runners.errors(other)).toEqual([]);
-    await Promise.all([owner.stop(), other.stop()]);
-  });
+      const row = await waitForCompleted(t.pool, id!, 30_000);
+      const tries = triesOf(await ledger(file), id!);
+      expect(tries.overlaps).toEqual([]);
+      expect(tries.pids).toHaveLength(2);
+      expect(row).toMatchObject({ result: 'FINISHED' });
+      const history = await historyOf(t.pool, id!);
+      expect(history.map((h) => [h.result, h.host, h.launcher_id])).toEqual([
+        ['RESCHEDULED', 'host-a', owner.launcherId],
+        ['FINISHED', row.host, row.launcher_id],
+      ]);
+      expect(runners.errors(owner)).toEqual([]);
+      expect(runners.errors(other)).toEqual([]);
+      await Promise.all([owner.stop(), other.stop()]);
+    },
+  );
 });

@@ -39,8 +39,15 @@ function deadPid(): number {
 /** A row running try 1 under a launcher that is not a live one on this host. */
 function runningRow(host: string, fields: Record<string, unknown>): Promise<string> {
   return insertRequest(t.pool, {
-    task_class_name: 'Echo', options: { text: 'recovered' }, tries: 1, try_limit: 5, host,
-    launcher_id: 'gone-launcher', started_at: new Date(), lease_expires_at: new Date(Date.now() + 3_600_000), ...fields,
+    task_class_name: 'Echo',
+    options: { text: 'recovered' },
+    tries: 1,
+    try_limit: 5,
+    host,
+    launcher_id: 'gone-launcher',
+    started_at: new Date(),
+    lease_expires_at: new Date(Date.now() + 3_600_000),
+    ...fields,
   });
 }
 
@@ -51,7 +58,9 @@ describe('the pid probe', () => {
     expect(await runner.probe()).toEqual({ crashed: [id], recovered: [], ended: [] });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'CRASHED', pid: null, completed_at: null, tries: 1 });
-    expect(row.result_text).toMatch(/pid probe: process \d+ on host .* stopped without reporting \(the process is gone\)/);
+    expect(row.result_text).toMatch(
+      /pid probe: process \d+ on host .* stopped without reporting \(the process is gone\)/,
+    );
 
     const finished = finalCompletion(runner, id);
     await runner.start();
@@ -93,10 +102,12 @@ describe('the pid probe', () => {
     await runner.stop();
   });
 
-  it('recovers a row of another host once its launcher\'s lease has expired', async () => {
+  it("recovers a row of another host once its launcher's lease has expired", async () => {
     const runner = runners.create(t);
     const id = await runningRow('another-host.example', {
-      pid: 4242, launcher_id: 'remote-launcher', lease_expires_at: new Date(Date.now() - 5_000),
+      pid: 4242,
+      launcher_id: 'remote-launcher',
+      lease_expires_at: new Date(Date.now() - 5_000),
     });
     const event = runner.events.waitFor('probe:recovered', (e) => e.reason === 'lease', 5_000);
     expect(await runner.probe()).toEqual({ crashed: [], recovered: [id], ended: [] });
@@ -110,16 +121,25 @@ describe('the pid probe', () => {
     // it, and not before the lease says that launcher cannot still be running the try; polling is off.
     const runner = await runners.start(t, { pollIntervalMs: 60_000, leaseMs: 900 });
     const leaseEnd = new Date(Date.now() + 1_500);
-    const id = await runningRow('another-host.example', { pid: unrelated.pid, launcher_id: 'remote-launcher', lease_expires_at: leaseEnd });
+    const id = await runningRow('another-host.example', {
+      pid: unrelated.pid,
+      launcher_id: 'remote-launcher',
+      lease_expires_at: leaseEnd,
+    });
     expect(await runner.probe()).toEqual({ crashed: [], recovered: [], ended: [] });
     const finished = finalCompletion(runner, id, 10_000);
     await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
     expect(await finished).toMatchObject({ result: 'FINISHED', tries: 1, resultText: 'recovered' });
     const row = await getRow(t.pool, id);
     expect(row.started_at.getTime()).toBeGreaterThanOrEqual(leaseEnd.getTime());
-    const { rows } = await t.pool.query('SELECT try, result, result_text FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id', [id]);
+    const { rows } = await t.pool.query(
+      'SELECT try, result, result_text FROM task_runner_requests_attempts WHERE request_id = $1 ORDER BY id',
+      [id],
+    );
     expect(rows.map((r) => r.result)).toEqual(['RESCHEDULED', 'FINISHED']);
-    expect(rows[0].result_text).toMatch(/launcher remote-launcher on host another-host\.example stopped renewing its lease/);
+    expect(rows[0].result_text).toMatch(
+      /launcher remote-launcher on host another-host\.example stopped renewing its lease/,
+    );
     await runner.stop();
   });
 });

@@ -28,7 +28,11 @@ function retention(options: Record<string, unknown> = {}) {
   });
   const errors: string[] = [];
   const service = new RetentionService({
-    db: t.db as never, table, retention: resolveRetention(options) as RetentionConfig, events, logger: silentLogger,
+    db: t.db as never,
+    table,
+    retention: resolveRetention(options) as RetentionConfig,
+    events,
+    logger: silentLogger,
     report: (error, during) => {
       errors.push(`${during}: ${error.message}`);
     },
@@ -54,7 +58,9 @@ async function remaining(): Promise<string[]> {
 
 async function historyOf(ids: readonly string[]): Promise<number> {
   const { rows } = await t.pool.query(
-    'SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[])', [ids]);
+    'SELECT count(*)::int AS n FROM task_runner_requests_attempts WHERE request_id = ANY($1::bigint[])',
+    [ids],
+  );
   return rows[0].n;
 }
 
@@ -64,7 +70,9 @@ describe('RetentionService.runOnce', () => {
     const finishedNew = await ended('FINISHED', day / 2);
     const failedOld = await ended('FAILED', 2 * day);
     const waiting = await insertRequest(t.pool, {
-      created_at: new Date(Date.now() - 40 * day), tries: 1, result: 'FAILED',
+      created_at: new Date(Date.now() - 40 * day),
+      tries: 1,
+      result: 'FAILED',
     });
     const { service, pruned } = retention({ keep: { FINISHED: '1d', FAILED: false } });
 
@@ -87,7 +95,11 @@ describe('RetentionService.runOnce', () => {
 
     const keeping = retention();
     expect(await keeping.service.runOnce()).toEqual({
-      requests: {}, attempts: 0, ran: false, more: false, adopted: true,
+      requests: {},
+      attempts: 0,
+      ran: false,
+      more: false,
+      adopted: true,
     });
     expect(await remaining()).toEqual([old]);
     expect(await historyOf([old])).toBe(1);

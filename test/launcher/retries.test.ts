@@ -13,10 +13,17 @@ describe('retries', () => {
     const id = await runner.schedule('FailTimes', { succeedOnTry: 3 }, { tryLimit: 5 });
     expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FINISHED', tries: 3 });
     expect(await getRow(t.pool, id)).toMatchObject({
-      result: 'FINISHED', tries: 3, pid: null, result_text: 'FailTimes succeeded on try 3',
+      result: 'FINISHED',
+      tries: 3,
+      pid: null,
+      result_text: 'FailTimes succeeded on try 3',
     });
     const tries = runners.completions(runner).filter((e) => e.id === id);
-    expect(tries.map((e) => [e.tries, e.result, e.ended])).toEqual([[1, 'FAILED', false], [2, 'FAILED', false], [3, 'FINISHED', true]]);
+    expect(tries.map((e) => [e.tries, e.result, e.ended])).toEqual([
+      [1, 'FAILED', false],
+      [2, 'FAILED', false],
+      [3, 'FINISHED', true],
+    ]);
     expect(tries[0]!.resultText).toMatch(/Error: FailTimes failed on try 1\n\s+at /);
     await runner.stop();
   });
@@ -36,7 +43,9 @@ describe('retries', () => {
     expect(row.result_text).toContain('Error: Fail task failed on purpose: always');
     expect(row.result_text).toMatch(/\n\s+at .*Fail\.mjs:\d+/);
     // The launcher's log carries the error and its stack too.
-    const failures = logged.filter((entry) => entry.fields?.id === id && String(entry.fields?.text).includes('failed on purpose'));
+    const failures = logged.filter(
+      (entry) => entry.fields?.id === id && String(entry.fields?.text).includes('failed on purpose'),
+    );
     expect(failures).toHaveLength(3);
     expect(String(failures[0]!.fields!.text)).toMatch(/\n\s+at /);
     await runner.stop();
@@ -54,7 +63,8 @@ describe('retries', () => {
     // delay_until stays in the row until the next outcome overwrites it, so reading it after the
     // event is safe even if the retry was claimed meanwhile.
     runner.events.on('task:completed', (e) => {
-      if (e.id === id && !e.ended) delays.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, delayUntil: row.delay_until })));
+      if (e.id === id && !e.ended)
+        delays.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, delayUntil: row.delay_until })));
     });
     runner.events.on('task:started', (e) => {
       if (e.id === id) starts.push(getRow(t.pool, id).then((row) => ({ tries: e.tries, at: row.started_at })));

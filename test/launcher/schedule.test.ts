@@ -14,9 +14,20 @@ describe('schedule', () => {
   it('stores options as YAML and the parameters in their columns', async () => {
     const runner = runners.create(t);
     const delayUntil = new Date(Date.now() + 3_600_000);
-    const id = await runner.schedule('Nested::Inner', { text: 'hi', list: [1, 2] }, { tryLimit: 2, priority: 5, queue: 'mail', delayUntil });
+    const id = await runner.schedule(
+      'Nested::Inner',
+      { text: 'hi', list: [1, 2] },
+      { tryLimit: 2, priority: 5, queue: 'mail', delayUntil },
+    );
     const row = await getRow(t.pool, id);
-    expect(row).toMatchObject({ task_class_name: 'Nested::Inner', try_limit: 2, priority: 5, queue: 'mail', tries: 0, pid: null });
+    expect(row).toMatchObject({
+      task_class_name: 'Nested::Inner',
+      try_limit: 2,
+      priority: 5,
+      queue: 'mail',
+      tries: 0,
+      pid: null,
+    });
     expect(row.delay_until.getTime()).toBe(delayUntil.getTime());
     expect(row.options).toBe('---\ntext: hi\nlist:\n  - 1\n  - 2\n');
     await runner.stop();
@@ -24,18 +35,23 @@ describe('schedule', () => {
 
   it('inserts many requests in one call, ids in order', async () => {
     const runner = runners.create(t);
-    const ids = await runner.scheduleMany([1, 2, 3].map((n) => ({ taskClassName: 'Echo', options: { text: `n${n}` } })));
+    const ids = await runner.scheduleMany(
+      [1, 2, 3].map((n) => ({ taskClassName: 'Echo', options: { text: `n${n}` } })),
+    );
     expect(ids).toHaveLength(3);
     for (const [i, id] of ids.entries()) expect((await getRow(t.pool, id)).options).toContain(`text: n${i + 1}`);
     await runner.stop();
   });
 
-  it('schedules inside the caller\'s Kysely transaction: rolled back, nothing; committed, it runs', async () => {
+  it("schedules inside the caller's Kysely transaction: rolled back, nothing; committed, it runs", async () => {
     const runner = await runners.start(t);
-    await t.db.transaction().execute(async (trx) => {
-      await runner.schedule('Echo', { text: 'rolled back' }, { db: trx });
-      throw new Error('rollback');
-    }).catch(() => undefined);
+    await t.db
+      .transaction()
+      .execute(async (trx) => {
+        await runner.schedule('Echo', { text: 'rolled back' }, { db: trx });
+        throw new Error('rollback');
+      })
+      .catch(() => undefined);
     expect((await runner.status()).counts).toMatchObject({ waiting: 0, running: 0, finished: 0 });
 
     const id = await t.db.transaction().execute((trx) => runner.schedule('Echo', { text: 'committed' }, { db: trx }));

@@ -11,14 +11,21 @@ const runners = useTestRunners();
 const t = useTestDatabase({ truncate: false });
 
 describe('the seed walkthrough', () => {
-  it('schedules NoOp through its factory; the row ends as in the seed\'s snapshot', async () => {
+  it("schedules NoOp through its factory; the row ends as in the seed's snapshot", async () => {
     const runner = runners.create(t, { tasksDir: samplesDir });
     const id = await NoOp.schedule(runner);
 
     // Before it runs: the seed's first snapshot.
     expect(await getRow(t.pool, id)).toMatchObject({
-      task_class_name: 'NoOp', pid: null, started_at: null, completed_at: null, result: null,
-      tries: 0, try_limit: 5, delay_until: null, result_text: null,
+      task_class_name: 'NoOp',
+      pid: null,
+      started_at: null,
+      completed_at: null,
+      result: null,
+      tries: 0,
+      try_limit: 5,
+      delay_until: null,
+      result_text: null,
     });
     const options = (await getRow(t.pool, id)).options as string;
     expect(options).toMatch(/^---\n/);
@@ -34,7 +41,12 @@ describe('the seed walkthrough', () => {
     // After it ran: the seed's second snapshot.
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({
-      task_class_name: 'NoOp', pid: null, result: 'FINISHED', tries: 1, try_limit: 5, delay_until: null,
+      task_class_name: 'NoOp',
+      pid: null,
+      result: 'FINISHED',
+      tries: 1,
+      try_limit: 5,
+      delay_until: null,
       result_text: `NOOP ${id}: OK! created from: self.schedule`,
     });
     expect(row.started_at).toBeInstanceOf(Date);
@@ -48,10 +60,16 @@ describe('the seed walkthrough', () => {
   it('runs a row written the Rails way, Ruby symbol keys and all', async () => {
     const runner = await runners.start(t, { tasksDir: samplesDir });
     const { rows } = await t.pool.query<{ id: string }>(
-      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('NoOp', E'--- \\n:created_from: self.schedule\\n') RETURNING id`);
+      `INSERT INTO task_runner_requests (task_class_name, options) VALUES ('NoOp', E'--- \\n:created_from: self.schedule\\n') RETURNING id`,
+    );
     const id = rows[0]!.id;
     const row = await waitForCompleted(t.pool, id);
-    expect(row).toMatchObject({ result: 'FINISHED', tries: 1, pid: null, result_text: `NOOP ${id}: OK! created from: self.schedule` });
+    expect(row).toMatchObject({
+      result: 'FINISHED',
+      tries: 1,
+      pid: null,
+      result_text: `NOOP ${id}: OK! created from: self.schedule`,
+    });
     await runner.stop();
   });
 });

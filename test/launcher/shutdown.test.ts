@@ -42,7 +42,12 @@ describe('stop()', () => {
     const id = await runner.schedule('Sleep', { ms: 500 });
     await runners.started(runner, id);
     await runner.stop();
-    expect(await getRow(t.pool, id)).toMatchObject({ result: 'FINISHED', result_text: 'slept 500 ms', tries: 1, pid: null });
+    expect(await getRow(t.pool, id)).toMatchObject({
+      result: 'FINISHED',
+      result_text: 'slept 500 ms',
+      tries: 1,
+      pid: null,
+    });
   });
 
   it('an interrupted request runs again under the next launcher', async () => {

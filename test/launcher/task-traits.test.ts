@@ -27,14 +27,20 @@ describe('task class traits in the launcher', () => {
     const started = await runners.started(runner, id);
     expect(started.threadId).toBeNull();
     expect(started.pid).not.toBe(process.pid);
-    expect(await finalCompletion(runner, id)).toMatchObject({ result: 'FINISHED', resultText: `hi (pid ${started.pid}, thread 0)` });
+    expect(await finalCompletion(runner, id)).toMatchObject({
+      result: 'FINISHED',
+      resultText: `hi (pid ${started.pid}, thread 0)`,
+    });
     await runner.stop();
   });
 
   it('applies a class timeout, which the request and taskOverrides can replace', async () => {
     const runner = await runners.start(t);
     const classTimeout = await runner.schedule('SlowStatic', {}, { tryLimit: 1 });
-    expect(await finalCompletion(runner, classTimeout)).toMatchObject({ result: 'TIMED_OUT', resultText: expect.stringMatching(/hard timeout of 300 ms/) });
+    expect(await finalCompletion(runner, classTimeout)).toMatchObject({
+      result: 'TIMED_OUT',
+      resultText: expect.stringMatching(/hard timeout of 300 ms/),
+    });
     const longer = await runner.schedule('SlowStatic', { ms: 500 }, { tryLimit: 1, timeoutMs: 5_000 });
     expect(await finalCompletion(runner, longer)).toMatchObject({ result: 'FINISHED', resultText: 'waited 500 ms' });
     await runner.stop();

@@ -19,7 +19,9 @@ async function withClients<T>(count: number, body: (clients: RunnerClient[]) => 
 }
 
 async function rowsOfKey(key: string): Promise<string[]> {
-  const { rows } = await t.pool.query('SELECT id::text FROM task_runner_requests WHERE unique_key = $1 ORDER BY id', [key]);
+  const { rows } = await t.pool.query('SELECT id::text FROM task_runner_requests WHERE unique_key = $1 ORDER BY id', [
+    key,
+  ]);
   return rows.map((row) => row.id);
 }
 
@@ -29,8 +31,11 @@ describe('unique requests', () => {
     await withClients(10, async (clients) => {
       for (const uniqueWhile of ['active', 'waiting', 'ended-within:1h'] as const) {
         const key = `account:${uniqueWhile}`;
-        const ids = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-          clients[i % clients.length]!.schedule('Echo', { call: i }, { uniqueKey: key, uniqueWhile })));
+        const ids = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            clients[i % clients.length]!.schedule('Echo', { call: i }, { uniqueKey: key, uniqueWhile }),
+          ),
+        );
         const rows = await rowsOfKey(key);
         expect(rows).toHaveLength(1);
         expect(new Set(ids)).toEqual(new Set(rows));
@@ -42,7 +47,10 @@ describe('unique requests', () => {
     await withClients(1, async ([scheduler]) => {
       const first = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
       expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(first);
-      await t.pool.query('UPDATE task_runner_requests SET pid = 999999, tries = 1, launcher_id = $2 WHERE id = $1', [first, 'elsewhere']);
+      await t.pool.query('UPDATE task_runner_requests SET pid = 999999, tries = 1, launcher_id = $2 WHERE id = $1', [
+        first,
+        'elsewhere',
+      ]);
       const second = await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' });
       expect(second).not.toBe(first);
       expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'reindex:7', uniqueWhile: 'waiting' })).toBe(second);
@@ -54,16 +62,25 @@ describe('unique requests', () => {
 
   it('active: an ended request does not count; ended-within counts it for the given time', async () => {
     const ended = await insertRequest(t.pool, {
-      unique_key: 'digest', completed_at: new Date(Date.now() - 10 * 60_000), result: 'FINISHED', tries: 1,
+      unique_key: 'digest',
+      completed_at: new Date(Date.now() - 10 * 60_000),
+      result: 'FINISHED',
+      tries: 1,
     });
     await withClients(1, async ([scheduler]) => {
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(ended);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:1h' })).toBe(
+        ended,
+      );
       const fresh = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' });
       expect(fresh).not.toBe(ended);
       // The new one is active, so every mode now finds it.
       expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest' })).toBe(fresh);
-      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(fresh);
-      await t.pool.query(`UPDATE task_runner_requests SET completed_at = now(), result = 'FAILED' WHERE id = $1`, [fresh]);
+      expect(await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'ended-within:5m' })).toBe(
+        fresh,
+      );
+      await t.pool.query(`UPDATE task_runner_requests SET completed_at = now(), result = 'FAILED' WHERE id = $1`, [
+        fresh,
+      ]);
       const third = await scheduler!.schedule('Echo', {}, { uniqueKey: 'digest', uniqueWhile: 'active' });
       expect([ended, fresh]).not.toContain(third);
     });
@@ -89,10 +106,12 @@ describe('unique requests', () => {
 
   it("inside the caller's transaction: rolled back, the key is free again", async () => {
     await withClients(1, async ([scheduler]) => {
-      await expect(scheduler!.db.transaction().execute(async (trx) => {
-        await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
-        throw new Error('abort');
-      })).rejects.toThrow('abort');
+      await expect(
+        scheduler!.db.transaction().execute(async (trx) => {
+          await scheduler!.schedule('Echo', {}, { uniqueKey: 'tx', db: trx });
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
       expect(await rowsOfKey('tx')).toEqual([]);
       const client = await t.pool.connect();
       try {
@@ -108,9 +127,15 @@ describe('unique requests', () => {
 
   it('refuses a bad uniqueWhile by name', async () => {
     await withClients(1, async ([scheduler]) => {
-      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never })).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
-      await expect(scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' })).rejects.toThrow(/duration must look like/);
-      await expect(scheduler!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(/uniqueWhile needs a uniqueKey/);
+      await expect(
+        scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'forever' as never }),
+      ).rejects.toThrow(/uniqueWhile must be "waiting", "active" or "ended-within/);
+      await expect(
+        scheduler!.schedule('Echo', {}, { uniqueKey: 'k', uniqueWhile: 'ended-within:soon' }),
+      ).rejects.toThrow(/duration must look like/);
+      await expect(scheduler!.schedule('Echo', {}, { uniqueWhile: 'waiting' })).rejects.toThrow(
+        /uniqueWhile needs a uniqueKey/,
+      );
       expect(await rowsOfKey('k')).toEqual([]);
     });
   });
@@ -129,7 +154,9 @@ describe('unique requests', () => {
       const bad = await cli([...args, '--unique-while', 'sometimes'], { cwd: dir.dir });
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/uniqueWhile must be/);
-      const orphan = await cli(['schedule', 'NoOp', '--database-url', t.url, '--unique-while', 'waiting'], { cwd: dir.dir });
+      const orphan = await cli(['schedule', 'NoOp', '--database-url', t.url, '--unique-while', 'waiting'], {
+        cwd: dir.dir,
+      });
       expect(orphan.code).toBe(2);
       expect(orphan.stderr).toMatch(/--unique-while needs --unique-key/);
     } finally {

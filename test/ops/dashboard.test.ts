@@ -22,7 +22,14 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: browserPath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {
@@ -44,7 +51,9 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
       await page.waitForSelector('[data-count="finished"]');
 
       const hostile = '<script>window.__owned = 1</script><img src=x onerror="window.__owned = 2">';
-      const echoes = await Promise.all([1, 2, 3].map((n) => runner.schedule('Echo', { text: n === 2 ? hostile : `echo ${n}` })));
+      const echoes = await Promise.all(
+        [1, 2, 3].map((n) => runner.schedule('Echo', { text: n === 2 ? hostile : `echo ${n}` })),
+      );
       const failing = await runner.schedule('FailTimes', { succeedOnTry: 2 }, { tryLimit: 1 });
       await page.goto(`${dashboard.url}#/requests`);
       for (const id of echoes) {
@@ -96,21 +105,37 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
 
   it('lists recurring entries read-only, with their last and next run, a name holding markup as text', async () => {
     const hostile = '<img src=x onerror="window.__owned = 3">nightly';
-    const weekly = { name: 'weekly-report', task: 'Echo', cron: '0 7 * * 1', timezone: 'Europe/Paris', queue: 'recurring_only' };
+    const weekly = {
+      name: 'weekly-report',
+      task: 'Echo',
+      cron: '0 7 * * 1',
+      timezone: 'Europe/Paris',
+      queue: 'recurring_only',
+    };
     const runner = await runners.start(t, { queues: ['elsewhere'], recurring: [weekly] });
     const enqueued = runner.events.waitFor('recurring:enqueued', (e) => e.name === hostile, 10_000);
     await runner.recurring({ name: hostile, task: 'Echo', cron: '* * * * * *', queue: 'recurring_only' });
     await enqueued;
     await runner.stop();
-    const { rows } = await t.pool.query('SELECT last_request_id::text AS id FROM task_runner_requests_recurring WHERE name = $1', [hostile]);
+    const { rows } = await t.pool.query(
+      'SELECT last_request_id::text AS id FROM task_runner_requests_recurring WHERE name = $1',
+      [hostile],
+    );
     const lastId: string = rows[0].id;
     // Served with no launcher, over the test's own connection, as `cw-task-runner dashboard` does.
     const dashboard = await startDashboard({ db: t.db, port: 0 });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
-      const api = await (await fetch(`${dashboard.url}api/recurring`)).json() as { recurring: Record<string, unknown>[] };
+      const api = (await (await fetch(`${dashboard.url}api/recurring`)).json()) as {
+        recurring: Record<string, unknown>[];
+      };
       expect(api.recurring.map((e) => e.name)).toEqual([hostile, 'weekly-report']);
-      expect(api.recurring[0]).toMatchObject({ taskClassName: 'Echo', cron: '* * * * * *', timezone: 'UTC', lastRequestId: lastId });
+      expect(api.recurring[0]).toMatchObject({
+        taskClassName: 'Echo',
+        cron: '* * * * * *',
+        timezone: 'UTC',
+        lastRequestId: lastId,
+      });
       expect(api.recurring[1]).toMatchObject({ cron: '0 7 * * 1', timezone: 'Europe/Paris', lastRequestId: null });
       expect(new Date(api.recurring[1]!.nextDueAt as string).getUTCDay()).toBe(1);
 
@@ -143,11 +168,24 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
     for (const suffix of ['', '_attempts', '_launchers']) {
       await t.pool.query(`CREATE TABLE held_jobs${suffix} (LIKE task_runner_requests${suffix} INCLUDING ALL)`);
     }
-    const claimed = { pid: 4242, host: 'h1', launcher_id: 'L1', tries: 1, lease_expires_at: new Date(Date.now() + 600_000) };
-    const running = await insertRequest(t.pool, { ...claimed, task_class_name: 'Sleep', started_at: new Date() }, 'held_jobs');
+    const claimed = {
+      pid: 4242,
+      host: 'h1',
+      launcher_id: 'L1',
+      tries: 1,
+      lease_expires_at: new Date(Date.now() + 600_000),
+    };
+    const running = await insertRequest(
+      t.pool,
+      { ...claimed, task_class_name: 'Sleep', started_at: new Date() },
+      'held_jobs',
+    );
     const held = [];
-    for (let n = 0; n < 4; n += 1) held.push(await insertRequest(t.pool, { ...claimed, task_class_name: 'Sleep' }, 'held_jobs'));
-    await t.pool.query(`INSERT INTO held_jobs_launchers (launcher_id, host, pid, concurrency) VALUES ('L1', 'h1', 4242, 1)`);
+    for (let n = 0; n < 4; n += 1)
+      held.push(await insertRequest(t.pool, { ...claimed, task_class_name: 'Sleep' }, 'held_jobs'));
+    await t.pool.query(
+      `INSERT INTO held_jobs_launchers (launcher_id, host, pid, concurrency) VALUES ('L1', 'h1', 4242, 1)`,
+    );
     const dashboard = await startDashboard({ db: t.db, port: 0, tableName: 'held_jobs' });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
@@ -160,9 +198,13 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
 
       await page.goto(`${dashboard.url}#/requests?state=running`);
       await page.waitForSelector('#request-list');
-      expect(await page.locator('#request-list tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).toEqual([running]);
+      expect(
+        await page.locator('#request-list tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))),
+      ).toEqual([running]);
       await page.goto(`${dashboard.url}#/requests?state=held`);
-      await waitFor(async () => (await page.locator('#request-list [data-state="held"]').count()) === 4, { what: 'four held rows listed' });
+      await waitFor(async () => (await page.locator('#request-list [data-state="held"]').count()) === 4, {
+        what: 'four held rows listed',
+      });
 
       await page.goto(`${dashboard.url}#/running`);
       await page.waitForSelector(`#running tr[data-id="${held[0]}"]`);
@@ -193,14 +235,27 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
       expect(bare.status).toBe(403);
       const page = await (await fetch(`${base}/`)).text();
       const csrf = /name="cw-csrf" content="([^"]+)"/.exec(page)![1]!;
-      const foreign = await fetch(`${base}/api/requests/${id}/cancel`, { method: 'POST', headers: { 'x-cw-csrf': csrf, origin: 'http://evil.example' } });
+      const foreign = await fetch(`${base}/api/requests/${id}/cancel`, {
+        method: 'POST',
+        headers: { 'x-cw-csrf': csrf, origin: 'http://evil.example' },
+      });
       expect(foreign.status).toBe(403);
       // fetch() cannot forge Host; node:http can, as a rebinding DNS name would make a browser send it.
       const rebound = await new Promise<number>((resolve, reject) => {
-        request({ host: '127.0.0.1', port: dashboard.port, path: '/api/overview', headers: { host: `evil.example:${dashboard.port}` } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).on('error', reject).end();
+        request(
+          {
+            host: '127.0.0.1',
+            port: dashboard.port,
+            path: '/api/overview',
+            headers: { host: `evil.example:${dashboard.port}` },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        )
+          .on('error', reject)
+          .end();
       });
       expect(rebound).toBe(421);
       expect((await getRow(t.pool, id)).completed_at).toBeNull();
@@ -208,11 +263,19 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
       expect(ok.status).toBe(200);
       expect((await getRow(t.pool, id)).result).toBe('CANCELLED');
       await expect(startDashboard({ db: runner.db, port: 0, host: '0.0.0.0' })).rejects.toThrow(/token.*required/);
-      const guarded = await startDashboard({ db: runner.db, port: 0, host: '127.0.0.1', token: 'a-long-enough-token', readOnly: true });
+      const guarded = await startDashboard({
+        db: runner.db,
+        port: 0,
+        host: '127.0.0.1',
+        token: 'a-long-enough-token',
+        readOnly: true,
+      });
       try {
         const plain = guarded.url.replace(/\?token=.*$/, '');
         expect((await fetch(`${plain}api/overview`)).status).toBe(401);
-        const overview = await fetch(`${plain}api/overview`, { headers: { authorization: 'Bearer a-long-enough-token' } });
+        const overview = await fetch(`${plain}api/overview`, {
+          headers: { authorization: 'Bearer a-long-enough-token' },
+        });
         expect(await overview.json()).toMatchObject({ readOnly: true });
       } finally {
         await guarded.close();
@@ -223,4 +286,3 @@ describe.skipIf(!haveBrowser)('dashboard in a browser', () => {
     }
   });
 });
-

@@ -30,7 +30,7 @@ async function scrape(url: string): Promise<Map<string, number>> {
 }
 
 describe('Prometheus metrics', () => {
-  it('reports tries from events and the table\'s requests by state, over a real HTTP scrape', async () => {
+  it("reports tries from events and the table's requests by state, over a real HTTP scrape", async () => {
     const runner = runners.create(t, { concurrency: 2, queues: ['default'] });
     metrics = createMetrics({ runner });
     server = await serveMetrics({ registry: metrics.registry, port: 0 });
@@ -61,17 +61,26 @@ describe('Prometheus metrics', () => {
     expect(samples.get('cw_task_runner_requests_ended{result="FINISHED"}')).toBe(table.finished);
     expect(samples.get('cw_task_runner_requests_ended{result="FAILED"}')).toBe(table.failed);
     expect(samples.get('cw_task_runner_oldest_waiting_seconds')).toBeGreaterThanOrEqual(5);
-    expect(samples.get('cw_task_runner_tries_started_total{task="Echo",mode="spare"}') ?? samples.get('cw_task_runner_tries_started_total{task="Echo",mode="fresh"}')).toBe(1);
+    expect(
+      samples.get('cw_task_runner_tries_started_total{task="Echo",mode="spare"}') ??
+        samples.get('cw_task_runner_tries_started_total{task="Echo",mode="fresh"}'),
+    ).toBe(1);
     expect(samples.get('cw_task_runner_tries_ended_total{task="Echo",result="FINISHED"}')).toBe(1);
     expect(samples.get('cw_task_runner_tries_ended_total{task="Fail",result="FAILED"}')).toBe(1);
     expect(samples.get('cw_task_runner_tries_running')).toBe(1);
     expect(samples.get('cw_task_runner_children')).toBeGreaterThanOrEqual(1);
-    const pickupCount = [...samples].filter(([k]) => k.startsWith('cw_task_runner_pickup_latency_seconds_count')).reduce((n, [, v]) => n + v, 0);
+    const pickupCount = [...samples]
+      .filter(([k]) => k.startsWith('cw_task_runner_pickup_latency_seconds_count'))
+      .reduce((n, [, v]) => n + v, 0);
     expect(pickupCount).toBe(3);
-    const durationCount = [...samples].filter(([k]) => k.startsWith('cw_task_runner_run_duration_seconds_count')).reduce((n, [, v]) => n + v, 0);
+    const durationCount = [...samples]
+      .filter(([k]) => k.startsWith('cw_task_runner_run_duration_seconds_count'))
+      .reduce((n, [, v]) => n + v, 0);
     expect(durationCount).toBe(2);
     // Pickup is measured from when the row became runnable: well under the test's own length.
-    const pickupSum = [...samples].filter(([k]) => k.startsWith('cw_task_runner_pickup_latency_seconds_sum')).reduce((n, [, v]) => n + v, 0);
+    const pickupSum = [...samples]
+      .filter(([k]) => k.startsWith('cw_task_runner_pickup_latency_seconds_sum'))
+      .reduce((n, [, v]) => n + v, 0);
     expect(pickupSum).toBeGreaterThan(0);
     expect(pickupSum).toBeLessThan(30);
     // Each statement that claimed was timed; one child per try by default, so each ended try
@@ -85,13 +94,28 @@ describe('Prometheus metrics', () => {
     await runner.cancel(sleeper);
     await waitForCompleted(t.pool, sleeper);
     // A cancelled try's child is killed: not reused.
-    await waitFor(async () => (await scrape(server!.url)).get('cw_task_runner_child_recycles_total{reason="ended"}') === 1, {
-      what: 'the killed child counted as recycled',
-    });
+    await waitFor(
+      async () => (await scrape(server!.url)).get('cw_task_runner_child_recycles_total{reason="ended"}') === 1,
+      {
+        what: 'the killed child counted as recycled',
+      },
+    );
     // A launch statement whose batch failed (the launch loop's own test makes PostgreSQL refuse
     // one) is counted by how it failed; one carrying only a claim is no write.
-    runner.events.emit('launch:statement', { durationMs: 3, claim: true, outcomes: 2, starts: 0, failure: 'connection' });
-    runner.events.emit('launch:statement', { durationMs: 3, claim: true, outcomes: 0, starts: 0, failure: 'connection' });
+    runner.events.emit('launch:statement', {
+      durationMs: 3,
+      claim: true,
+      outcomes: 2,
+      starts: 0,
+      failure: 'connection',
+    });
+    runner.events.emit('launch:statement', {
+      durationMs: 3,
+      claim: true,
+      outcomes: 0,
+      starts: 0,
+      failure: 'connection',
+    });
     const after = await scrape(server.url);
     expect(after.get('cw_task_runner_batch_write_failures_total{reason="connection"}')).toBe(1);
     await runner.stop();
@@ -108,8 +132,12 @@ describe('Prometheus metrics', () => {
       await a.start();
       await b.start();
       const sleepers = [await a.schedule('Sleep', { ms: 60_000 }), await a.schedule('Sleep', { ms: 60_000 })];
-      await waitFor(async () => (await t.pool.query(
-        `SELECT 1 FROM task_runner_requests WHERE started_at IS NOT NULL AND pid IS NOT NULL`)).rowCount === 2, { what: 'both sleepers started' });
+      await waitFor(
+        async () =>
+          (await t.pool.query(`SELECT 1 FROM task_runner_requests WHERE started_at IS NOT NULL AND pid IS NOT NULL`))
+            .rowCount === 2,
+        { what: 'both sleepers started' },
+      );
       await insertRequest(t.pool, { queue: 'elsewhere' });
       await insertRequest(t.pool, { queue: 'elsewhere' });
       await insertRequest(t.pool, { queue: 'elsewhere' });
@@ -135,13 +163,16 @@ describe('Prometheus metrics', () => {
         expect(m.has('nodejs_eventloop_lag_seconds')).toBe(true);
       }
       // The exporter stops: the other takes the table over, still counted once.
-      const [exporter, other, otherUrl] = both[0]!.get('cw_task_runner_table_exporter') === 1 ? [a, b, serverB.url] : [b, a, serverA.url];
+      const [exporter, other, otherUrl] =
+        both[0]!.get('cw_task_runner_table_exporter') === 1 ? [a, b, serverB.url] : [b, a, serverA.url];
       for (const id of sleepers) {
         await a.cancel(id);
         await waitForCompleted(t.pool, id);
       }
       await exporter.stop();
-      await waitFor(async () => (await scrape(otherUrl)).get('cw_task_runner_table_exporter') === 1, { what: 'the other launcher exporting the table' });
+      await waitFor(async () => (await scrape(otherUrl)).get('cw_task_runner_table_exporter') === 1, {
+        what: 'the other launcher exporting the table',
+      });
       expect((await scrape(otherUrl)).get('cw_task_runner_requests{state="waiting",queue="elsewhere"}')).toBe(3);
       await other.stop();
     } finally {

@@ -15,7 +15,13 @@ describe('text search in result_text', () => {
     const inspector = new Inspector({ db: t.db, table: parseTableName('task_runner_requests') });
     const ids: string[] = [];
     for (let n = 0; n < 30; n++) {
-      ids.push(await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', result_text: n % 10 === 0 ? `Error: needle ${n}` : 'Error: hay' }));
+      ids.push(
+        await insertRequest(t.pool, {
+          completed_at: new Date(),
+          result: 'FAILED',
+          result_text: n % 10 === 0 ? `Error: needle ${n}` : 'Error: hay',
+        }),
+      );
     }
     // Matches at positions 0, 10 and 20 (ids ascending); windows of 8 ids from the newest.
     const [first, mid, last] = [ids[0]!, ids[10]!, ids[20]!];
@@ -47,18 +53,40 @@ describe('text search in result_text', () => {
     // The default window, and a bad one refused by name.
     expect((await inspector.list({ text: 'needle' })).requests.map((r) => r.id)).toEqual([last, mid, first]);
     expect(textSearchWindow).toBe(100_000);
-    await expect(inspector.list({ text: 'needle', textWindow: 0 })).rejects.toThrow(/textWindow must be a whole number above 0/);
+    await expect(inspector.list({ text: 'needle', textWindow: 0 })).rejects.toThrow(
+      /textWindow must be a whole number above 0/,
+    );
   });
 
   it('retries every ended request whose result holds the text, whatever its id (in a time-bounded statement)', async () => {
     const inspector = new Inspector({ db: t.db, table: parseTableName('task_runner_requests') });
-    const match = await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', result_text: 'Error: ECONNRESET upstream' });
-    const other = await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', result_text: 'Error: bad input' });
+    const match = await insertRequest(t.pool, {
+      completed_at: new Date(),
+      result: 'FAILED',
+      result_text: 'Error: ECONNRESET upstream',
+    });
+    const other = await insertRequest(t.pool, {
+      completed_at: new Date(),
+      result: 'FAILED',
+      result_text: 'Error: bad input',
+    });
     const running = await insertRequest(t.pool, { pid: 4194305, result_text: 'econnreset before' });
     expect(await inspector.retryMatching({ text: 'econnreset' })).toEqual([match]);
-    const { rows } = await t.pool.query('SELECT id::text, completed_at IS NULL AS open FROM task_runner_requests ORDER BY id');
-    expect(rows).toEqual([{ id: match, open: true }, { id: other, open: false }, { id: running, open: true }]);
+    const { rows } = await t.pool.query(
+      'SELECT id::text, completed_at IS NULL AS open FROM task_runner_requests ORDER BY id',
+    );
+    expect(rows).toEqual([
+      { id: match, open: true },
+      { id: other, open: false },
+      { id: running, open: true },
+    ]);
     // The timeout is the transaction's own: the connection goes back to the pool without it.
-    expect((await t.db.selectNoFrom((eb) => eb.fn<string>('current_setting', [eb.val('statement_timeout')]).as('s')).executeTakeFirst())?.s).toBe('0');
+    expect(
+      (
+        await t.db
+          .selectNoFrom((eb) => eb.fn<string>('current_setting', [eb.val('statement_timeout')]).as('s'))
+          .executeTakeFirst()
+      )?.s,
+    ).toBe('0');
   });
 });

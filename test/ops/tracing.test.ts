@@ -1,9 +1,21 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import {
-  context, propagation, ROOT_CONTEXT, trace,
-  type Attributes, type Context, type ContextManager, type Link, type Span, type SpanContext, type SpanOptions, type SpanStatus,
-  type TextMapPropagator, type Tracer, type TracerProvider,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  trace,
+  type Attributes,
+  type Context,
+  type ContextManager,
+  type Link,
+  type Span,
+  type SpanContext,
+  type SpanOptions,
+  type SpanStatus,
+  type TextMapPropagator,
+  type Tracer,
+  type TracerProvider,
 } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spanContextOf } from '../../dist/launcher/try-spans.js';
@@ -23,22 +35,55 @@ class RecordedSpan implements Span {
   readonly attributes: Attributes = {};
   status: SpanStatus = { code: 0 };
   ended = false;
-  readonly #context: SpanContext = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: 1 };
-  constructor(readonly name: string, readonly options: SpanOptions, readonly parent: SpanContext | undefined) {
+  readonly #context: SpanContext = {
+    traceId: randomBytes(16).toString('hex'),
+    spanId: randomBytes(8).toString('hex'),
+    traceFlags: 1,
+  };
+  constructor(
+    readonly name: string,
+    readonly options: SpanOptions,
+    readonly parent: SpanContext | undefined,
+  ) {
     Object.assign(this.attributes, options.attributes);
     if (parent !== undefined) this.#context.traceId = parent.traceId;
   }
-  get links(): Link[] { return this.options.links ?? []; }
-  spanContext(): SpanContext { return this.#context; }
-  setAttribute(key: string, value: unknown): this { this.attributes[key] = value as never; return this; }
-  setAttributes(attributes: Attributes): this { Object.assign(this.attributes, attributes); return this; }
-  addEvent(): this { return this; }
-  addLink(): this { return this; }
-  addLinks(): this { return this; }
-  setStatus(status: SpanStatus): this { this.status = status; return this; }
-  updateName(): this { return this; }
-  end(): void { this.ended = true; }
-  isRecording(): boolean { return !this.ended; }
+  get links(): Link[] {
+    return this.options.links ?? [];
+  }
+  spanContext(): SpanContext {
+    return this.#context;
+  }
+  setAttribute(key: string, value: unknown): this {
+    this.attributes[key] = value as never;
+    return this;
+  }
+  setAttributes(attributes: Attributes): this {
+    Object.assign(this.attributes, attributes);
+    return this;
+  }
+  addEvent(): this {
+    return this;
+  }
+  addLink(): this {
+    return this;
+  }
+  addLinks(): this {
+    return this;
+  }
+  setStatus(status: SpanStatus): this {
+    this.status = status;
+    return this;
+  }
+  updateName(): this {
+    return this;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  isRecording(): boolean {
+    return !this.ended;
+  }
   recordException(): void {}
 }
 
@@ -49,19 +94,34 @@ const tracer: Tracer = {
     spans.push(span);
     return span;
   },
-  startActiveSpan: (() => { throw new Error('not used'); }) as Tracer['startActiveSpan'],
+  startActiveSpan: (() => {
+    throw new Error('not used');
+  }) as Tracer['startActiveSpan'],
 };
 const provider: TracerProvider = { getTracer: () => tracer };
 
 class StorageContextManager implements ContextManager {
   readonly #storage = new AsyncLocalStorage<Context>();
-  active(): Context { return this.#storage.getStore() ?? ROOT_CONTEXT; }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+  active(): Context {
+    return this.#storage.getStore() ?? ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    ctx: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
     return this.#storage.run(ctx, () => fn.call(thisArg, ...args));
   }
-  bind<T>(_ctx: Context, target: T): T { return target; }
-  enable(): this { return this; }
-  disable(): this { return this; }
+  bind<T>(_ctx: Context, target: T): T {
+    return target;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    return this;
+  }
 }
 
 const traceparentPropagator: TextMapPropagator = {
@@ -91,7 +151,9 @@ describe('OpenTelemetry', () => {
   it('stores the traceparent active at schedule() and runs the try in a span linked to it', async () => {
     const runner = await runners.start(t, { concurrency: 2 });
     const parent = tracer.startSpan('request handler', {}, ROOT_CONTEXT);
-    const id = await context.with(trace.setSpan(ROOT_CONTEXT, parent), () => runner.schedule('Echo', { text: 'traced' }));
+    const id = await context.with(trace.setSpan(ROOT_CONTEXT, parent), () =>
+      runner.schedule('Echo', { text: 'traced' }),
+    );
     const { traceId, spanId } = parent.spanContext();
     expect((await getRow(t.pool, id))!.traceparent).toBe(`00-${traceId}-${spanId}-01`);
 
@@ -102,7 +164,10 @@ describe('OpenTelemetry', () => {
     // Linked, not parented: the try is a trace of its own.
     expect(span.parent).toBeUndefined();
     expect(span.attributes).toMatchObject({
-      'task_runner.task': 'Echo', 'task_runner.try': 1, 'task_runner.result': 'FINISHED', 'task_runner.ended': true,
+      'task_runner.task': 'Echo',
+      'task_runner.try': 1,
+      'task_runner.result': 'FINISHED',
+      'task_runner.ended': true,
       'task_runner.request.result': 'FINISHED',
     });
     expect(['fresh', 'spare']).toContain(span.attributes['task_runner.mode']);
@@ -112,7 +177,7 @@ describe('OpenTelemetry', () => {
     await runner.stop();
   });
 
-  it('marks a failed try\'s span as an error, and links nothing when nothing was traced at schedule()', async () => {
+  it("marks a failed try's span as an error, and links nothing when nothing was traced at schedule()", async () => {
     const runner = await runners.start(t, { concurrency: 1 });
     const id = await runner.schedule('Fail', { reason: 'traced failure' }, { tryLimit: 2 });
     expect((await getRow(t.pool, id))!.traceparent).toBeNull();
@@ -133,7 +198,10 @@ describe('OpenTelemetry', () => {
 
   it('reads only well-formed traceparents', () => {
     expect(spanContextOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toEqual({
-      traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 1,
+      isRemote: true,
     });
     expect(spanContextOf(null)).toBeNull();
     expect(spanContextOf('garbage')).toBeNull();

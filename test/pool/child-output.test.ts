@@ -20,17 +20,24 @@ async function spew(pool: ForkPool, mb: number): Promise<PoolAttempt> {
   const attempt = pools.run(pool, await jobFor('Spew', { mb }));
   expect(await attempt.report).toMatchObject({ outcome: 'finished', resultText: `spewed ${mb} MiB` });
   // Output may arrive after the report: it is the try's until the child's next one.
-  await waitFor(() => attempt.lines.includes(`stdout: spew done: ${mb} MiB`), { timeoutMs: 20_000, what: 'the last line' });
+  await waitFor(() => attempt.lines.includes(`stdout: spew done: ${mb} MiB`), {
+    timeoutMs: 20_000,
+    what: 'the last line',
+  });
   return attempt;
 }
 
 /** Every byte written is either in a line that reached the log or counted by the marker. */
 function expectAccounted(attempt: PoolAttempt, mb: number): void {
-  const stdout = attempt.lines.filter((line) => line.startsWith('stdout: ')).map((line) => line.slice('stdout: '.length));
+  const stdout = attempt.lines
+    .filter((line) => line.startsWith('stdout: '))
+    .map((line) => line.slice('stdout: '.length));
   const markers = stdout.filter((line) => marker.test(line));
   expect(markers.length, 'a marker says what was dropped').toBeGreaterThanOrEqual(1);
   const dropped = markers.reduce((sum, line) => sum + Number(marker.exec(line)![1]), 0);
-  const passed = stdout.filter((line) => !marker.test(line)).reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
+  const passed = stdout
+    .filter((line) => !marker.test(line))
+    .reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
   expect(passed + dropped).toBe(written(mb));
   // How much passes depends on how fast the launcher reads while the task writes (about 1.3 MiB
   // of the 30 on a loaded machine, 8.2 to 8.8 MiB in a CI run), so only the sum is fixed.
@@ -39,7 +46,7 @@ function expectAccounted(attempt: PoolAttempt, mb: number): void {
 }
 
 describe('output a child writes faster than it can be passed on', () => {
-  it('keeps the end of a fresh child\'s output and marks what was cut', async () => {
+  it("keeps the end of a fresh child's output and marks what was cut", async () => {
     const attempt = await spew(pools.create(), 30);
     expect(attempt.start()!.mode).toBe('fresh');
     expectAccounted(attempt, 30);
@@ -57,13 +64,18 @@ describe('output a child writes faster than it can be passed on', () => {
   it('does so for stderr written without a newline, the marker on a line of its own', async () => {
     const attempt = pools.run(pools.create(), await jobFor('Spew', { mb: 8, stream: 'stderr', newlines: false }));
     expect(await attempt.report).toMatchObject({ outcome: 'finished', resultText: 'spewed 8 MiB' });
-    await waitFor(() => attempt.lines.includes('stderr: spew done: 8 MiB'), { timeoutMs: 20_000, what: 'the last line' });
-    const stderr = attempt.lines.filter((line) => line.startsWith('stderr: ')).map((line) => line.slice('stderr: '.length));
+    await waitFor(() => attempt.lines.includes('stderr: spew done: 8 MiB'), {
+      timeoutMs: 20_000,
+      what: 'the last line',
+    });
+    const stderr = attempt.lines
+      .filter((line) => line.startsWith('stderr: '))
+      .map((line) => line.slice('stderr: '.length));
     expect(stderr.filter((line) => marker.test(line))).toHaveLength(1);
     expect(stderr.at(-1)).toBe('spew done: 8 MiB');
   });
 
-  it('does so in a reused child, and the next try\'s output is its own', async () => {
+  it("does so in a reused child, and the next try's output is its own", async () => {
     const pool = pools.create({ concurrency: 1, maxTasksPerChild: Infinity });
     await spew(pool, 1);
     const reused = await spew(pool, 30);
@@ -71,7 +83,10 @@ describe('output a child writes faster than it can be passed on', () => {
     expectAccounted(reused, 30);
     const after = pools.run(pool, await jobFor('Chatty', { text: 'after' }));
     expect(await after.report).toMatchObject({ outcome: 'finished' });
-    await waitFor(() => after.lines.includes('stderr: chatty warns'), { timeoutMs: 5_000, what: "the next try's output" });
+    await waitFor(() => after.lines.includes('stderr: chatty warns'), {
+      timeoutMs: 5_000,
+      what: "the next try's output",
+    });
     expect(after.lines.filter((line) => line.startsWith('stdout: '))).toEqual(['stdout: chatty says after']);
   });
 });

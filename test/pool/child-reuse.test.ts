@@ -8,7 +8,10 @@ import { isAlive, waitForExit } from '../helpers/processes.js';
 const pools = useTestPools();
 
 /** Resolves once the try has printed a line starting with `prefix`; returns the rest of it. */
-function lineStarting(prefix: string): { hooks: { onOutput(stream: string, line: string): void }; seen: Promise<string> } {
+function lineStarting(prefix: string): {
+  hooks: { onOutput(stream: string, line: string): void };
+  seen: Promise<string>;
+} {
   let found!: (rest: string) => void;
   const seen = new Promise<string>((resolve) => {
     found = resolve;
@@ -36,7 +39,11 @@ describe('ForkPool children: spares and reuse', () => {
   it('keeps one child for every try with maxTasksPerChild Infinity, failed tries included', async () => {
     const pool = pools.create({ concurrency: 1, maxTasksPerChild: Infinity });
     const pids = new Set<number>();
-    for (const job of [await jobFor('Echo', { text: 'a' }), await jobFor('Fail'), await jobFor('Echo', { text: 'b' })]) {
+    for (const job of [
+      await jobFor('Echo', { text: 'a' }),
+      await jobFor('Fail'),
+      await jobFor('Echo', { text: 'b' }),
+    ]) {
       const attempt = pools.run(pool, job);
       await attempt.report;
       pids.add(attempt.start()!.pid);
@@ -105,11 +112,17 @@ describe('ForkPool children: spares and reuse', () => {
 
   it('reaps idle children beyond the spares after childIdleMs', async () => {
     const pool = pools.create({ concurrency: 2, maxTasksPerChild: Infinity, idleMs: 150, spareChildren: 1 });
-    const attempts = [pools.run(pool, await jobFor('Sleep', { ms: 100 })), pools.run(pool, await jobFor('Sleep', { ms: 100 }))];
+    const attempts = [
+      pools.run(pool, await jobFor('Sleep', { ms: 100 })),
+      pools.run(pool, await jobFor('Sleep', { ms: 100 })),
+    ];
     await Promise.all(attempts.map((a) => a.report));
     const pids = attempts.map((a) => a.start()!.pid);
     expect(new Set(pids).size).toBe(2);
-    await waitFor(() => pids.filter(isAlive).length === 1 && pool.pids.length === 1, { timeoutMs: 5_000, what: 'one idle child to be reaped' });
+    await waitFor(() => pids.filter(isAlive).length === 1 && pool.pids.length === 1, {
+      timeoutMs: 5_000,
+      what: 'one idle child to be reaped',
+    });
     expect(pids).toContain(pool.pids[0]);
   });
 });
@@ -122,7 +135,12 @@ describe('ForkPool aborts', () => {
     const attempt = pools.run(pool, await jobFor('Sleep', { ms: 60_000 }), asleep.hooks, controller.signal);
     await asleep.seen;
     controller.abort('timeout');
-    expect(await attempt.report).toMatchObject({ outcome: 'aborted', reason: 'timeout', signal: 'SIGTERM', pid: attempt.start()!.pid });
+    expect(await attempt.report).toMatchObject({
+      outcome: 'aborted',
+      reason: 'timeout',
+      signal: 'SIGTERM',
+      pid: attempt.start()!.pid,
+    });
   });
 
   it('SIGKILLs a task that ignores SIGTERM after killTimeoutMs', async () => {

@@ -15,7 +15,11 @@ describe('ForkPool', () => {
     const attempt = run(pool, await jobFor('Echo', { text: 'hello from a child' }));
     const report = await attempt.report;
     expect(report).toEqual({
-      outcome: 'finished', pid: expect.any(Number), threadId: null, peakMemoryBytes: expect.any(Number), resultText: 'hello from a child',
+      outcome: 'finished',
+      pid: expect.any(Number),
+      threadId: null,
+      peakMemoryBytes: expect.any(Number),
+      resultText: 'hello from a child',
     });
     const start = attempt.start();
     expect(start).toMatchObject({ pid: report.pid, threadId: null, mode: 'fresh', startedAt: expect.any(Date) });
@@ -83,14 +87,15 @@ describe('ForkPool', () => {
     const started: number[] = [];
     const aliveAtStart: number[] = [];
     const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => jobFor('Sleep', { ms: 300 })));
-    const reports = jobs.map((job) =>
-      run(pool, job, {
-        onStart: ({ pid }) => {
-          started.push(pid);
-          aliveAtStart.push(started.filter(isAlive).length);
-          expect(pool.pids.length).toBeLessThanOrEqual(2);
-        },
-      }).report,
+    const reports = jobs.map(
+      (job) =>
+        run(pool, job, {
+          onStart: ({ pid }) => {
+            started.push(pid);
+            aliveAtStart.push(started.filter(isAlive).length);
+            expect(pool.pids.length).toBeLessThanOrEqual(2);
+          },
+        }).report,
     );
     expect(pool.busy).toBe(5);
     expect(pool.freeSlots).toBe(0);
@@ -126,31 +131,39 @@ describe('ForkPool', () => {
     expect(nested.loaded[0]).toMatch(/[/\\]dist[/\\]pool[/\\]runtime[/\\]yaml\.cjs$/);
     // No options and flat plain ones need no parser at all.
     expect(await loaded({})).toEqual({ options: {}, loaded: [] });
-    expect(await loaded({ created_from: 'a shell', ms: 5 })).toEqual({ options: { created_from: 'a shell', ms: 5 }, loaded: [] });
+    expect(await loaded({ created_from: 'a shell', ms: 5 })).toEqual({
+      options: { created_from: 'a shell', ms: 5 },
+      loaded: [],
+    });
   });
 
   // Node before 20.16 has no process.getBuiltinModule: the runtime then imports the built-ins.
   const requireLoadsEsm = (process.features as { require_module?: boolean }).require_module === true;
-  it.skipIf(!('getBuiltinModule' in process) || !requireLoadsEsm)('starts a child for one try with no socket, stream, perf_hooks or async module loader loaded (a bare node loads none)', async () => {
-    // An ES import of node:fs alone loads the streams (its lazy getters run), and a net.Socket on
-    // fd 3 loads net: each cost a fresh child milliseconds of CPU (see shared/builtins.ts). A
-    // runtime that is an ES module, or a task file taken with import(), starts the asynchronous
-    // module loader with fs/promises (see scripts/bundle-child-runtime.mjs and tasks/load-task.ts).
-    const report = await run(createPool(), await jobFor('BuiltinsLoaded', {})).report;
-    expect(report).toMatchObject({ outcome: 'finished' });
-    if (report.outcome !== 'finished') throw new Error('unreachable');
-    expect(JSON.parse(report.resultText!)).toEqual([]);
-  });
+  it.skipIf(!('getBuiltinModule' in process) || !requireLoadsEsm)(
+    'starts a child for one try with no socket, stream, perf_hooks or async module loader loaded (a bare node loads none)',
+    async () => {
+      // An ES import of node:fs alone loads the streams (its lazy getters run), and a net.Socket on
+      // fd 3 loads net: each cost a fresh child milliseconds of CPU (see shared/builtins.ts). A
+      // runtime that is an ES module, or a task file taken with import(), starts the asynchronous
+      // module loader with fs/promises (see scripts/bundle-child-runtime.mjs and tasks/load-task.ts).
+      const report = await run(createPool(), await jobFor('BuiltinsLoaded', {})).report;
+      expect(report).toMatchObject({ outcome: 'finished' });
+      if (report.outcome !== 'finished') throw new Error('unreachable');
+      expect(JSON.parse(report.resultText!)).toEqual([]);
+    },
+  );
 
   it('fails invalid options in the child, as a permanent kind', async () => {
-    const report = await run(createPool(), await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' })).report;
+    const report = await run(createPool(), await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' }))
+      .report;
     expect(report).toMatchObject({ outcome: 'failed', kind: 'options' });
     if (report.outcome !== 'failed') throw new Error('unreachable');
     expect(report.text).toMatch(/Ruby object tag !ruby\/object:Foo is not supported/);
   });
 
   it('fails a result over maxResultBytes explicitly instead of storing it', async () => {
-    const report = await run(createPool(), await jobFor('HugeResult', { bytes: 5_000 }, { maxResultBytes: 1_000 })).report;
+    const report = await run(createPool(), await jobFor('HugeResult', { bytes: 5_000 }, { maxResultBytes: 1_000 }))
+      .report;
     expect(report).toMatchObject({ outcome: 'failed', kind: 'result' });
     if (report.outcome !== 'failed') throw new Error('unreachable');
     expect(report.text).toMatch(/task result is 5000 bytes, over the limit of 1000 bytes/);
@@ -195,7 +208,11 @@ describe('ForkPool', () => {
     const queued = run(pool, await jobFor('Echo', { text: 'never' }));
     await pool.close();
     expect(await first.report).toMatchObject({ outcome: 'crashed' });
-    expect(await queued.report).toMatchObject({ outcome: 'crashed', pid: null, text: 'pool closed before the task started' });
+    expect(await queued.report).toMatchObject({
+      outcome: 'crashed',
+      pid: null,
+      text: 'pool closed before the task started',
+    });
     expect(queued.start()).toBeNull();
   });
 });

@@ -39,7 +39,11 @@ interface Runtime {
 const key = 'k'.repeat(32);
 
 async function startRuntime(reuse = false): Promise<Runtime> {
-  const child = spawn(process.execPath, [childEntry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [childEntry], {
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   tracker.add(child.pid);
   const channel = child.stdio[3] as Socket;
   channel.setEncoding('utf8');
@@ -83,7 +87,10 @@ async function startRuntime(reuse = false): Promise<Runtime> {
 /** Resolves with the first message `filter` accepts, or rejects after `timeoutMs`. */
 function nextMessage<T>(child: ChildProcess, filter: (message: any) => boolean, timeoutMs = 10_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no matching message from ${child.pid} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no matching message from ${child.pid} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const onMessage = (message: unknown): void => {
       if (!filter(message)) return;
       clearTimeout(timer);
@@ -98,7 +105,10 @@ function nextMessage<T>(child: ChildProcess, filter: (message: any) => boolean, 
 function nextLine(child: ChildProcess, prefix: string, timeoutMs = 10_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`no line "${prefix}…" from ${child.pid} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no line "${prefix}…" from ${child.pid} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
       const line = buffered.split('\n').find((l) => l.startsWith(prefix));
@@ -135,14 +145,24 @@ describe('a child whose launcher goes away', () => {
     const report = runtime.next<{ type: string; kind: string; text: string; key: string }>((m) => m?.type === 'error');
     const exited = once(runtime.child, 'exit');
     runtime.send({ type: 'run', file: '/etc/passwd' });
-    expect(await report).toMatchObject({ type: 'error', kind: 'load', key, text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/), last: true });
+    expect(await report).toMatchObject({
+      type: 'error',
+      kind: 'load',
+      key,
+      text: expect.stringMatching(/PROTOCOL_INVALID|invalid launcher message/),
+      last: true,
+    });
     // It goes once its last report was read: the launcher says so by closing the channel.
     runtime.channel.end();
     expect(await exited).toEqual([1, null]);
   });
 
   it('refuses to run before it was given its key', async () => {
-    const child = spawn(process.execPath, [childEntry], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [childEntry], {
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     tracker.add(child.pid);
     const channel = child.stdio[3] as Socket;
     const exited = once(child, 'exit');

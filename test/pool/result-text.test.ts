@@ -12,7 +12,9 @@ describe('resultText', () => {
   it('says where a cycle through a Map or a Set closes, not a stack overflow', () => {
     const map = new Map<string, unknown>();
     map.set('self', map);
-    expect(() => resultText({ map })).toThrow('task result refers back to itself (result.map[0][1] is result.map), which JSON cannot hold');
+    expect(() => resultText({ map })).toThrow(
+      'task result refers back to itself (result.map[0][1] is result.map), which JSON cannot hold',
+    );
     const set = new Set<unknown>();
     set.add([set]);
     expect(() => resultText(set)).toThrow(/refers back to itself \(result\[0\]\[0\] is result\)/);

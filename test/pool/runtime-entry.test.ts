@@ -16,7 +16,9 @@ let childRuntimeEntry: () => string;
 beforeAll(async () => {
   copy = await mkdtemp(path.join(tmpdir(), 'cwtr-runtime-entry-'));
   await cp(dist, copy, { recursive: true });
-  ({ childRuntimeEntry } = await import(pathToFileURL(path.join(copy, 'pool', 'runtime-entry.js')).href) as { childRuntimeEntry: () => string });
+  ({ childRuntimeEntry } = (await import(pathToFileURL(path.join(copy, 'pool', 'runtime-entry.js')).href)) as {
+    childRuntimeEntry: () => string;
+  });
 });
 
 afterAll(async () => {
@@ -26,7 +28,7 @@ afterAll(async () => {
 const runtime = (file: string): string => path.join(copy, 'pool', 'runtime', file);
 
 describe('the child runtime a pool starts', () => {
-  it('is the bundle, whatever the files\' times say, until a module it was made from changes', async () => {
+  it("is the bundle, whatever the files' times say, until a module it was made from changes", async () => {
     expect(childRuntimeEntry()).toBe(runtime('child-runtime.cjs'));
     // An installer may write child-entry.js after the bundle: the times prove nothing.
     const later = new Date(Date.now() + 60_000);

@@ -24,16 +24,20 @@ interface Line {
 
 function collectingLogger(): { logger: Logger; lines: Line[] } {
   const lines: Line[] = [];
-  const at = (level: Line['level']) => (message: string, fields?: Record<string, unknown>): void => {
-    lines.push({ level, message, fields });
-  };
+  const at =
+    (level: Line['level']) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      lines.push({ level, message, fields });
+    };
   return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines };
 }
 
 const stallBoot = fileURLToPath(new URL('../fixtures/scripts/stall-boot.cjs', import.meta.url));
 
 const errorsAndWarnings = (lines: Line[]): string[] =>
-  lines.filter((line) => line.level === 'error' || line.level === 'warn').map((line) => `${line.level} ${line.message} ${JSON.stringify(line.fields ?? {})}`);
+  lines
+    .filter((line) => line.level === 'error' || line.level === 'warn')
+    .map((line) => `${line.level} ${line.message} ${JSON.stringify(line.fields ?? {})}`);
 
 describe('spare children and a stop', () => {
   it('logs no error for spares a close ends while they boot', async () => {
@@ -56,10 +60,16 @@ describe('spare children and a stop', () => {
     for (let round = 0; round < 5; round++) {
       const pool = pools.create({ concurrency: 1, logger, execArgv: [`--require=${stallBoot}`] });
       const attempt = pools.run(pool, await jobFor('Echo', { text: 'never' }));
-      await waitFor(() => lines.filter((line) => line.message.endsWith('boot stalled')).length === round + 1, { what: 'the fresh child booting' });
+      await waitFor(() => lines.filter((line) => line.message.endsWith('boot stalled')).length === round + 1, {
+        what: 'the fresh child booting',
+      });
       for (const pid of pool.pids) pools.tracker.add(pid);
       await pool.close();
-      expect(await attempt.report).toMatchObject({ outcome: 'crashed', pid: null, text: 'pool closed before the task started' });
+      expect(await attempt.report).toMatchObject({
+        outcome: 'crashed',
+        pid: null,
+        text: 'pool closed before the task started',
+      });
     }
     expect(errorsAndWarnings(lines)).toEqual([]);
   });
@@ -75,9 +85,17 @@ describe('spare children and a stop', () => {
 
   it('still logs an error for a spare that fails to start outside a stop', async () => {
     const { logger, lines } = collectingLogger();
-    const pool = pools.create({ concurrency: 1, spareChildren: 1, logger, execArgv: ['--require=/nonexistent/cw-preload.cjs'] });
+    const pool = pools.create({
+      concurrency: 1,
+      spareChildren: 1,
+      logger,
+      execArgv: ['--require=/nonexistent/cw-preload.cjs'],
+    });
     pool.warm();
-    const failed = await waitFor(() => lines.find((line) => line.level === 'error') ?? null, { timeoutMs: 10_000, what: 'the failed start logged' });
+    const failed = await waitFor(() => lines.find((line) => line.level === 'error') ?? null, {
+      timeoutMs: 10_000,
+      what: 'the failed start logged',
+    });
     expect(failed.message).toBe('spare child failed to start');
     expect(String(failed.fields?.text)).toMatch(/child failed to start \(exit code 1\).*Cannot find module/s);
   });

@@ -24,7 +24,11 @@ function createPool(params: PoolParams = {}): ThreadPool {
   const pool = new ThreadPool({
     maxThreads: params.maxThreads ?? 2,
     idleTimeoutMs: 30_000,
-    resourceLimits: { maxOldGenerationSizeMb: params.maxOldGenerationSizeMb ?? null, maxYoungGenerationSizeMb: null, stackSizeMb: null },
+    resourceLimits: {
+      maxOldGenerationSizeMb: params.maxOldGenerationSizeMb ?? null,
+      maxYoungGenerationSizeMb: null,
+      stackSizeMb: null,
+    },
     env: params.env ?? childEnv,
     launcherPid: process.pid,
     launcherIdentity,
@@ -101,7 +105,10 @@ afterEach(async () => {
   for (const pool of closing) expect(pool.threadIds, 'threads still alive after close()').toEqual([]);
 });
 
-function expectOutcome<O extends AttemptReport['outcome']>(report: AttemptReport, outcome: O): Extract<AttemptReport, { outcome: O }> {
+function expectOutcome<O extends AttemptReport['outcome']>(
+  report: AttemptReport,
+  outcome: O,
+): Extract<AttemptReport, { outcome: O }> {
   expect(report.outcome).toBe(outcome);
   return report as Extract<AttemptReport, { outcome: O }>;
 }
@@ -122,7 +129,11 @@ describe('ThreadPool', () => {
     });
     expect(attempt.starts).toEqual([
       {
-        pid: process.pid, processIdentity: launcherIdentity, threadId: report.threadId, mode: 'thread', startedAt: expect.any(Date),
+        pid: process.pid,
+        processIdentity: launcherIdentity,
+        threadId: report.threadId,
+        mode: 'thread',
+        startedAt: expect.any(Date),
         startedAtMs: expect.any(Number),
       },
     ]);
@@ -141,9 +152,13 @@ describe('ThreadPool', () => {
     lines.length = 0;
     const flood = await pool.run(await jobFor('Flood', { mb: 1 }), hooks, new AbortController().signal);
     expect(flood).toMatchObject({ outcome: 'finished', resultText: 'flooded 1 MiB' });
-    const kept = lines.filter((line) => line.startsWith('stdout: ')).reduce((sum, line) => sum + line.replace(/ \[line continues\]$/, '').length - 8, 0);
+    const kept = lines
+      .filter((line) => line.startsWith('stdout: '))
+      .reduce((sum, line) => sum + line.replace(/ \[line continues\]$/, '').length - 8, 0);
     expect(kept).toBe(64 * 1024);
-    expect(lines.at(-1)).toBe(`stderr: [${1024 * 1024 - 64 * 1024} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`);
+    expect(lines.at(-1)).toBe(
+      `stderr: [${1024 * 1024 - 64 * 1024} more bytes of output dropped: a thread-mode try keeps at most 64 KiB]`,
+    );
   });
 
   it('maps task, load, options and result failures exactly as fork mode does', async () => {
@@ -157,10 +172,16 @@ describe('ThreadPool', () => {
     expect(load.kind).toBe('load');
     expect(load.text).toMatch(/does not export a task class for "BadExport"/);
 
-    const options = expectOutcome(await run(pool, await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' })).report, 'failed');
+    const options = expectOutcome(
+      await run(pool, await jobFor('Echo', {}, { optionsYaml: '--- !ruby/object:Foo\nbar: 1\n' })).report,
+      'failed',
+    );
     expect(options.kind).toBe('options');
 
-    const result = expectOutcome(await run(pool, await jobFor('HugeResult', { bytes: 5_000 }, { maxResultBytes: 1_000 })).report, 'failed');
+    const result = expectOutcome(
+      await run(pool, await jobFor('HugeResult', { bytes: 5_000 }, { maxResultBytes: 1_000 })).report,
+      'failed',
+    );
     expect(result.kind).toBe('result');
     expect(result.text).toMatch(/task result is 5000 bytes, over the limit of 1000 bytes/);
 
@@ -181,8 +202,16 @@ describe('ThreadPool', () => {
     const pool = createPool({ maxThreads: 1 });
     const attempt = run(pool, await jobFor('Fail', { reason: 'async', later: true }));
     const crashed = expectOutcome(await attempt.report, 'crashed');
-    expect(crashed).toMatchObject({ pid: process.pid, threadId: attempt.starts[0]!.threadId, exitCode: 1, signal: null, stderrTail: '' });
-    expect(crashed.text).toMatch(/^thread \d+ crashed without reporting a result: uncaught Error: Fail task failed on purpose: async/);
+    expect(crashed).toMatchObject({
+      pid: process.pid,
+      threadId: attempt.starts[0]!.threadId,
+      exitCode: 1,
+      signal: null,
+      stderrTail: '',
+    });
+    expect(crashed.text).toMatch(
+      /^thread \d+ crashed without reporting a result: uncaught Error: Fail task failed on purpose: async/,
+    );
     expect(pool.threadIds).not.toContain(crashed.threadId);
 
     const next = await run(pool, await jobFor('Echo', { text: 'still here' })).report;
@@ -236,7 +265,13 @@ describe('ThreadPool', () => {
 
     queued.controller.abort('cancel');
     expect(await queued.report).toEqual({
-      outcome: 'aborted', reason: 'cancel', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null,
+      outcome: 'aborted',
+      reason: 'cancel',
+      pid: null,
+      threadId: null,
+      peakMemoryBytes: null,
+      exitCode: null,
+      signal: null,
       text: 'aborted (cancel) before it started',
     });
     expect(queued.starts).toEqual([]);
@@ -266,7 +301,11 @@ describe('ThreadPool', () => {
     const controller = new AbortController();
     controller.abort(new Error('whatever'));
     let started = false;
-    const report = await pool.run(await jobFor('Echo', { text: 'no' }), { onStart: () => (started = true) }, controller.signal);
+    const report = await pool.run(
+      await jobFor('Echo', { text: 'no' }),
+      { onStart: () => (started = true) },
+      controller.signal,
+    );
     expect(report).toMatchObject({ outcome: 'aborted', reason: 'shutdown', threadId: null, pid: null });
     expect(started).toBe(false);
     expect(pool.busy).toBe(0);
@@ -281,7 +320,9 @@ describe('ThreadPool', () => {
     const first = await signals.next();
     const second = await signals.next();
     expect(new Set([first.threadId, second.threadId]).size).toBe(2);
-    await waitFor(() => attempts.filter((a) => a.starts.length > 0).length === 2, { what: 'onStart of the two running tries' });
+    await waitFor(() => attempts.filter((a) => a.starts.length > 0).length === 2, {
+      what: 'onStart of the two running tries',
+    });
     expect(attempts[2]!.starts).toEqual([]);
 
     // Freeing one thread lets the queued try start, on a thread of the pool.
@@ -297,7 +338,9 @@ describe('ThreadPool', () => {
 
   it('drains once every try is reported', async () => {
     const pool = createPool({ maxThreads: 2 });
-    const attempts = await Promise.all([1, 2, 3, 4, 5].map(async (n) => run(pool, await jobFor('Echo', { text: `t${n}` }))));
+    const attempts = await Promise.all(
+      [1, 2, 3, 4, 5].map(async (n) => run(pool, await jobFor('Echo', { text: `t${n}` }))),
+    );
     expect(await pool.drain(10_000)).toBe(true);
     expect(pool.busy).toBe(0);
     const reports = await Promise.all(attempts.map((a) => a.report));
@@ -313,7 +356,13 @@ describe('ThreadPool', () => {
     const queued = run(pool, await jobFor('Echo', { text: 'never' }));
     const { threadId } = await signals.next();
     await pool.close();
-    expect(await running.report).toMatchObject({ outcome: 'aborted', reason: 'shutdown', threadId, exitCode: null, signal: null });
+    expect(await running.report).toMatchObject({
+      outcome: 'aborted',
+      reason: 'shutdown',
+      threadId,
+      exitCode: null,
+      signal: null,
+    });
     expect(await queued.report).toMatchObject({ outcome: 'aborted', reason: 'shutdown', threadId: null });
     expect(queued.starts).toEqual([]);
     expect(pool.threadIds).toEqual([]);
@@ -322,7 +371,13 @@ describe('ThreadPool', () => {
 
     const later = await run(pool, await jobFor('Echo', { text: 'too late' })).report;
     expect(later).toEqual({
-      outcome: 'crashed', pid: null, threadId: null, peakMemoryBytes: null, exitCode: null, signal: null, stderrTail: '',
+      outcome: 'crashed',
+      pid: null,
+      threadId: null,
+      peakMemoryBytes: null,
+      exitCode: null,
+      signal: null,
+      stderrTail: '',
       text: 'pool closed: the try was not started',
     });
     await pool.close(); // twice is fine
@@ -345,10 +400,18 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
   it('aborts a try waiting behind a running one in its thread without ending the thread', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    const [running, behind] = await runAsBatch(pool, [await jobFor('ThreadSignal', { channel: signals.name }), await jobFor('Echo', { text: 'never' })]);
+    const [running, behind] = await runAsBatch(pool, [
+      await jobFor('ThreadSignal', { channel: signals.name }),
+      await jobFor('Echo', { text: 'never' }),
+    ]);
     const { threadId } = await signals.next();
     behind!.controller.abort('cancel');
-    expect(await behind!.report).toMatchObject({ outcome: 'aborted', reason: 'cancel', threadId: null, text: 'aborted (cancel) before it started' });
+    expect(await behind!.report).toMatchObject({
+      outcome: 'aborted',
+      reason: 'cancel',
+      threadId: null,
+      text: 'aborted (cancel) before it started',
+    });
     expect(behind!.starts).toEqual([]);
     expect(pool.threadIds).toContain(threadId);
     expect(running!.reported()).toBe(false);
@@ -358,20 +421,30 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
   it('ends a thread to stop its running try; the tries behind it run on a new thread, not counted as crashed', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    const jobs = [await jobFor('ThreadSignal', { channel: signals.name }), await jobFor('Echo', { text: 'a' }), await jobFor('Echo', { text: 'b' })];
+    const jobs = [
+      await jobFor('ThreadSignal', { channel: signals.name }),
+      await jobFor('Echo', { text: 'a' }),
+      await jobFor('Echo', { text: 'b' }),
+    ];
     const [running, ...behind] = await runAsBatch(pool, jobs);
     const { threadId } = await signals.next();
     running!.controller.abort('timeout');
     expect(await running!.report).toMatchObject({ outcome: 'aborted', reason: 'timeout', threadId });
     const reports = await Promise.all(behind.map((attempt) => attempt.report));
-    expect(reports.map((report) => [report.outcome, report.outcome === 'finished' && report.resultText])).toEqual([['finished', 'a'], ['finished', 'b']]);
+    expect(reports.map((report) => [report.outcome, report.outcome === 'finished' && report.resultText])).toEqual([
+      ['finished', 'a'],
+      ['finished', 'b'],
+    ]);
     for (const report of reports) expect(report.threadId).not.toBe(threadId);
     for (const attempt of behind) expect(attempt.starts).toHaveLength(1);
   });
 
   it('reports a thread that dies under a try against that try only: the ones behind it run on', async () => {
     const pool = createPool({ maxThreads: 1 });
-    const [exiting, behind] = await runAsBatch(pool, [await jobFor('Exit', { code: 3 }), await jobFor('Echo', { text: 'after the exit' })]);
+    const [exiting, behind] = await runAsBatch(pool, [
+      await jobFor('Exit', { code: 3 }),
+      await jobFor('Echo', { text: 'after the exit' }),
+    ]);
     const crashed = expectOutcome(await exiting!.report, 'crashed');
     expect(crashed.exitCode).toBe(3);
     const next = await behind!.report;
@@ -382,7 +455,10 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
   it('reports a try as soon as it ends, so ending its thread later for another try loses nothing', async () => {
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
-    const [first, long] = await runAsBatch(pool, [await jobFor('Echo', { text: 'kept' }), await jobFor('ThreadSignal', { channel: signals.name })]);
+    const [first, long] = await runAsBatch(pool, [
+      await jobFor('Echo', { text: 'kept' }),
+      await jobFor('ThreadSignal', { channel: signals.name }),
+    ]);
     const { threadId } = await signals.next();
     // Reported while its thread runs the try behind it.
     expect(await first!.report).toMatchObject({ outcome: 'finished', resultText: 'kept', threadId });
@@ -395,7 +471,10 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
     const pool = createPool({ maxThreads: 1 });
     const signals = new Signals();
     const marker = path.join(os.tmpdir(), `cwtr-thread-started-${randomUUID()}`);
-    const jobs = [await jobFor('Sleep', { ms: 300 }), await jobFor('ThreadSignal', { channel: signals.name, spin: true, touch: marker })];
+    const jobs = [
+      await jobFor('Sleep', { ms: 300 }),
+      await jobFor('ThreadSignal', { channel: signals.name, spin: true, touch: marker }),
+    ];
     const [sleeper, spinner] = await runAsBatch(pool, jobs);
     await waitFor(() => sleeper!.starts.length > 0, { what: 'the first try of the batch started' });
     // The event loop is held from here to the abort, so the first try's result, posted when it
@@ -410,16 +489,26 @@ describe('ThreadPool batches (several tries handed to a thread at once)', () => 
 
   it("ignores what a task posts on its thread's parent port", async () => {
     const pool = createPool({ maxThreads: 1 });
-    const [posting, behind] = await runAsBatch(pool, [await jobFor('ParentPost'), await jobFor('Echo', { text: 'unbothered' })]);
+    const [posting, behind] = await runAsBatch(pool, [
+      await jobFor('ParentPost'),
+      await jobFor('Echo', { text: 'unbothered' }),
+    ]);
     const first = await posting!.report;
     expect(first).toMatchObject({ outcome: 'finished', resultText: 'posted' });
-    expect(await behind!.report).toMatchObject({ outcome: 'finished', resultText: 'unbothered', threadId: first.threadId });
+    expect(await behind!.report).toMatchObject({
+      outcome: 'finished',
+      resultText: 'unbothered',
+      threadId: first.threadId,
+    });
   });
 
   it('moves a try waiting behind a long one to a thread with nothing to do', async () => {
     const pool = createPool({ maxThreads: 2 });
     const signals = new Signals();
-    const jobs = [await jobFor('ThreadSignal', { channel: signals.name }), ...(await Promise.all(['b', 'c', 'd'].map((text) => jobFor('Echo', { text }))))];
+    const jobs = [
+      await jobFor('ThreadSignal', { channel: signals.name }),
+      ...(await Promise.all(['b', 'c', 'd'].map((text) => jobFor('Echo', { text })))),
+    ];
     // The warm-up holds one thread, so the four go to the other as one batch.
     const [long, ...behind] = await runAsBatch(pool, jobs);
     const { threadId } = await signals.next();

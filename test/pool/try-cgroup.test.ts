@@ -30,17 +30,21 @@ afterEach(async () => {
 });
 
 /** Kinds this process may make groups in (mounted, and writable: root or a delegated subtree). */
-const available = new Set(findHierarchies().filter((h) => {
-  const probe = path.join(h.own, `cw-task-runner-probe-${process.pid}`);
-  try {
-    mkdirSync(probe);
-  } catch {
-    return false;
-  }
-  const usable = h.kind !== 'cgroup2' || existsSync(path.join(probe, 'cgroup.kill'));
-  rmdirSync(probe);
-  return usable;
-}).map((h) => h.kind));
+const available = new Set(
+  findHierarchies()
+    .filter((h) => {
+      const probe = path.join(h.own, `cw-task-runner-probe-${process.pid}`);
+      try {
+        mkdirSync(probe);
+      } catch {
+        return false;
+      }
+      const usable = h.kind !== 'cgroup2' || existsSync(path.join(probe, 'cgroup.kill'));
+      rmdirSync(probe);
+      return usable;
+    })
+    .map((h) => h.kind),
+);
 const pidIn = (text: string): number => Number(/escaped pid=(\d+)/.exec(text)?.[1]);
 
 function open(kinds: CgroupKind[]): TryGroups {
@@ -71,7 +75,9 @@ describe.each(['cgroup2', 'freezer', 'pids'] as const)('children in %s groups', 
     const pidFile = path.join(mkdtempSync(path.join(tmpdir(), 'cwtr-escapee-')), 'pid');
     const controller = new AbortController();
     const hung = pools.run(pool, await jobFor('Escapee', { hang: true, pidFile }), {}, controller.signal);
-    const second = Number(await waitFor(() => (existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : ''), { what: 'the escaped pid' }));
+    const second = Number(
+      await waitFor(() => (existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : ''), { what: 'the escaped pid' }),
+    );
     escaped.add(second);
     expect(isAlive(second)).toBe(true);
     controller.abort('timeout');
@@ -84,19 +90,22 @@ describe.each(['cgroup2', 'freezer', 'pids'] as const)('children in %s groups', 
 });
 
 describe('a reused child', () => {
-  it.skipIf(!available.has('cgroup2'))('moves to a new group after a try that left a process, and lives on', async () => {
-    const groups = open(['cgroup2']);
-    const pool = pools.create({ tryGroups: groups, maxTasksPerChild: Infinity, concurrency: 1 });
-    const first = pools.run(pool, await jobFor('Escapee'));
-    const report = await first.report;
-    const left = pidIn((report as { resultText: string }).resultText);
-    escaped.add(left);
-    const second = pools.run(pool, await jobFor('Echo', { text: 'after' }));
-    expect(await second.report).toMatchObject({ outcome: 'finished', resultText: 'after' });
-    expect(second.start()!.pid).toBe(first.start()!.pid);
-    expect(second.start()!.mode).toBe('reused');
-    await waitForExit(left, 5_000);
-  });
+  it.skipIf(!available.has('cgroup2'))(
+    'moves to a new group after a try that left a process, and lives on',
+    async () => {
+      const groups = open(['cgroup2']);
+      const pool = pools.create({ tryGroups: groups, maxTasksPerChild: Infinity, concurrency: 1 });
+      const first = pools.run(pool, await jobFor('Escapee'));
+      const report = await first.report;
+      const left = pidIn((report as { resultText: string }).resultText);
+      escaped.add(left);
+      const second = pools.run(pool, await jobFor('Echo', { text: 'after' }));
+      expect(await second.report).toMatchObject({ outcome: 'finished', resultText: 'after' });
+      expect(second.start()!.pid).toBe(first.start()!.pid);
+      expect(second.start()!.mode).toBe('reused');
+      await waitForExit(left, 5_000);
+    },
+  );
 });
 
 // cgroup2 moves each process just after it started: one that escapes in its first moments is
@@ -126,7 +135,9 @@ describe.each([
     await waitForExit(pid, 5_000);
     // Every thread of this process (the launcher's) is back in its own group.
     const threads = readdirSync('/proc/self/task');
-    expect(threads.filter((tid) => readFileSync(`/proc/self/task/${tid}/cgroup`, 'utf8').includes('cw-task-runner-'))).toEqual([]);
+    expect(
+      threads.filter((tid) => readFileSync(`/proc/self/task/${tid}/cgroup`, 'utf8').includes('cw-task-runner-')),
+    ).toEqual([]);
   });
 });
 
@@ -142,13 +153,17 @@ describe('what a dead launcher left', () => {
     mkdirSync(foreign);
     mkdirSync(path.join(dead, 'try-0'), { recursive: true });
     const inner = 'sleep 300 </dev/null >/dev/null 2>&1 & echo $!';
-    const out = spawnSync('sh', ['-c', `echo $$ > ${path.join(dead, 'try-0', 'cgroup.procs')} && setsid sh -c '${inner}'; true`], { encoding: 'utf8' });
+    const out = spawnSync(
+      'sh',
+      ['-c', `echo $$ > ${path.join(dead, 'try-0', 'cgroup.procs')} && setsid sh -c '${inner}'; true`],
+      { encoding: 'utf8' },
+    );
     const pid = Number(out.stdout.trim());
     escaped.add(pid);
     expect(isAlive(pid)).toBe(true);
     open(['cgroup2']);
     await waitForExit(pid, 5_000);
-    await waitFor(() => !existsSync(dead), { timeoutMs: 5_000, what: 'the dead launcher\'s directory to go' });
+    await waitFor(() => !existsSync(dead), { timeoutMs: 5_000, what: "the dead launcher's directory to go" });
     expect(existsSync(foreign)).toBe(true);
     rmdirSync(foreign);
   });

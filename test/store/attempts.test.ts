@@ -1,6 +1,11 @@
 import { sql } from 'kysely';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { attemptsTableFor, createTaskRunnerRequestTable, dropTaskRunnerRequestTable, parseTableName } from '../../dist/index.js';
+import {
+  attemptsTableFor,
+  createTaskRunnerRequestTable,
+  dropTaskRunnerRequestTable,
+  parseTableName,
+} from '../../dist/index.js';
 import { getRow, insertRequest, useTestDatabase } from '../helpers/db.js';
 import { deadPid, historyOf, insertRunning, outcomeOf, storeOn, testHost, testLauncher } from '../helpers/store.js';
 
@@ -13,10 +18,14 @@ beforeEach(async () => {
 describe('attemptsTableFor', () => {
   it('names the table after the request table, in the same schema', () => {
     expect(attemptsTableFor(parseTableName('task_runner_requests'))).toEqual({
-      schema: null, table: 'task_runner_requests_attempts', qualified: 'task_runner_requests_attempts',
+      schema: null,
+      table: 'task_runner_requests_attempts',
+      qualified: 'task_runner_requests_attempts',
     });
     expect(attemptsTableFor(parseTableName('jobs.requests'))).toEqual({
-      schema: 'jobs', table: 'requests_attempts', qualified: 'jobs.requests_attempts',
+      schema: 'jobs',
+      table: 'requests_attempts',
+      qualified: 'jobs.requests_attempts',
     });
   });
 
@@ -35,18 +44,35 @@ describe('the attempts table', () => {
   it('is created with the request table, with its columns and its (request_id, id) index', async () => {
     const { rows } = await t.pool.query<{ column_name: string; data_type: string; is_nullable: string }>(
       `SELECT column_name, data_type, is_nullable FROM information_schema.columns
-       WHERE table_schema = 'public' AND table_name = 'task_runner_requests_attempts'`);
-    const columns = Object.fromEntries(rows.map((row) => [row.column_name, `${row.data_type}${row.is_nullable === 'NO' ? ' not null' : ''}`]));
+       WHERE table_schema = 'public' AND table_name = 'task_runner_requests_attempts'`,
+    );
+    const columns = Object.fromEntries(
+      rows.map((row) => [row.column_name, `${row.data_type}${row.is_nullable === 'NO' ? ' not null' : ''}`]),
+    );
     expect(columns).toEqual({
-      id: 'bigint not null', request_id: 'bigint not null', try: 'integer not null', host: 'text', launcher_id: 'text',
-      pid: 'integer', thread_id: 'integer', mode: 'text', started_at: 'timestamp with time zone',
-      ended_at: 'timestamp with time zone not null', result: 'text not null', exit_code: 'integer', signal: 'text',
-      peak_memory_bytes: 'bigint', result_text: 'text',
+      id: 'bigint not null',
+      request_id: 'bigint not null',
+      try: 'integer not null',
+      host: 'text',
+      launcher_id: 'text',
+      pid: 'integer',
+      thread_id: 'integer',
+      mode: 'text',
+      started_at: 'timestamp with time zone',
+      ended_at: 'timestamp with time zone not null',
+      result: 'text not null',
+      exit_code: 'integer',
+      signal: 'text',
+      peak_memory_bytes: 'bigint',
+      result_text: 'text',
     });
     const index = await t.pool.query<{ indexdef: string }>(
-      "SELECT indexdef FROM pg_indexes WHERE tablename = 'task_runner_requests_attempts' AND indexdef LIKE '%(request_id, id)%'");
+      "SELECT indexdef FROM pg_indexes WHERE tablename = 'task_runner_requests_attempts' AND indexdef LIKE '%(request_id, id)%'",
+    );
     expect(index.rows).toHaveLength(1);
-    const foreign = await t.pool.query("SELECT 1 FROM pg_constraint WHERE conrelid = 'task_runner_requests_attempts'::regclass AND contype = 'f'");
+    const foreign = await t.pool.query(
+      "SELECT 1 FROM pg_constraint WHERE conrelid = 'task_runner_requests_attempts'::regclass AND contype = 'f'",
+    );
     expect(foreign.rows).toHaveLength(0);
   });
 
@@ -59,7 +85,10 @@ describe('the attempts table', () => {
       const { rows } = await t.pool.query('SELECT to_regclass($1) AS found', [attempts]);
       expect(rows[0].found, name).not.toBeNull();
       await dropTaskRunnerRequestTable(t.db, name);
-      const after = await t.pool.query('SELECT to_regclass($1) AS found, to_regclass($2) AS requests', [attempts, name]);
+      const after = await t.pool.query('SELECT to_regclass($1) AS found, to_regclass($2) AS requests', [
+        attempts,
+        name,
+      ]);
       expect(after.rows[0], name).toEqual({ found: null, requests: null });
     }
   });
@@ -75,18 +104,44 @@ describe('requestsComplete writes one history row per written outcome', () => {
       launcherId: testLauncher,
       outcomes: [
         outcomeOf(finished, 2, {
-          result: 'FINISHED', resultText: '{"sent":3}', endNow: true,
-          attempt: { pid: 5151, mode: 'reused', startedAtMs: startedAt.getTime(), exitCode: null, peakMemoryBytes: 52_428_800 },
+          result: 'FINISHED',
+          resultText: '{"sent":3}',
+          endNow: true,
+          attempt: {
+            pid: 5151,
+            mode: 'reused',
+            startedAtMs: startedAt.getTime(),
+            exitCode: null,
+            peakMemoryBytes: 52_428_800,
+          },
         }),
-        outcomeOf(failed, 1, { attempt: { pid: 6161, threadId: 3, mode: 'thread', startedAtMs: startedAt.getTime(), peakMemoryBytes: 5_000_000_000 } }),
+        outcomeOf(failed, 1, {
+          attempt: {
+            pid: 6161,
+            threadId: 3,
+            mode: 'thread',
+            startedAtMs: startedAt.getTime(),
+            peakMemoryBytes: 5_000_000_000,
+          },
+        }),
       ],
     });
     expect([...written].sort()).toEqual([finished, failed].sort());
 
     const [done] = await historyOf(t.pool, finished);
     expect(done).toMatchObject({
-      request_id: finished, try: 2, host: testHost, launcher_id: testLauncher, pid: 5151, thread_id: null, mode: 'reused',
-      result: 'FINISHED', exit_code: null, signal: null, peak_memory_bytes: '52428800', result_text: null,
+      request_id: finished,
+      try: 2,
+      host: testHost,
+      launcher_id: testLauncher,
+      pid: 5151,
+      thread_id: null,
+      mode: 'reused',
+      result: 'FINISHED',
+      exit_code: null,
+      signal: null,
+      peak_memory_bytes: '52428800',
+      result_text: null,
     });
     // Stored by the database's clock: the try's age (2 s, plus the statement's trip) before the statement's own start.
     const ranMs = done.ended_at.getTime() - done.started_at.getTime();
@@ -97,7 +152,12 @@ describe('requestsComplete writes one history row per written outcome', () => {
 
     const [error] = await historyOf(t.pool, failed);
     expect(error).toMatchObject({
-      try: 1, pid: 6161, thread_id: 3, mode: 'thread', result: 'FAILED', result_text: 'Error: boom\n    at run (task.js:1:1)',
+      try: 1,
+      pid: 6161,
+      thread_id: 3,
+      mode: 'thread',
+      result: 'FAILED',
+      result_text: 'Error: boom\n    at run (task.js:1:1)',
       peak_memory_bytes: '5000000000',
     });
   });
@@ -108,7 +168,14 @@ describe('requestsComplete writes one history row per written outcome', () => {
     const id = await insertRunning(t.pool, { started_at: claimedAt });
     await store.requestsComplete({
       launcherId: testLauncher,
-      outcomes: [outcomeOf(id, 1, { result: 'CRASHED', crash: true, resultText: 'exited with code 3', attempt: { exitCode: 3, signal: null } })],
+      outcomes: [
+        outcomeOf(id, 1, {
+          result: 'CRASHED',
+          crash: true,
+          resultText: 'exited with code 3',
+          attempt: { exitCode: 3, signal: null },
+        }),
+      ],
     });
     const [row] = await historyOf(t.pool, id);
     expect(row).toMatchObject({ result: 'CRASHED', exit_code: 3, signal: null, result_text: 'exited with code 3' });
@@ -122,7 +189,12 @@ describe('requestsComplete writes one history row per written outcome', () => {
     const twice = await insertRunning(t.pool);
     const written = await store.requestsComplete({
       launcherId: testLauncher,
-      outcomes: [outcomeOf(foreign, 1), outcomeOf(stale, 1), outcomeOf(twice, 1), outcomeOf(twice, 1, { result: 'FINISHED', endNow: true, resultText: 'ok' })],
+      outcomes: [
+        outcomeOf(foreign, 1),
+        outcomeOf(stale, 1),
+        outcomeOf(twice, 1),
+        outcomeOf(twice, 1, { result: 'FINISHED', endNow: true, resultText: 'ok' }),
+      ],
     });
     expect([...written]).toEqual([twice]);
     expect(await historyOf(t.pool, foreign)).toEqual([]);
@@ -134,16 +206,33 @@ describe('requestsComplete writes one history row per written outcome', () => {
   it('keeps every try of a request, listed oldest first by attemptsList', async () => {
     const store = storeOn(t.db);
     const id = await insertRequest(t.pool, { task_class_name: 'Flaky', try_limit: 3 });
-    const claim = () => store.requestsClaim({
-      limit: 1, launcherId: testLauncher, host: testHost, launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
-    });
+    const claim = () =>
+      store.requestsClaim({
+        limit: 1,
+        launcherId: testLauncher,
+        host: testHost,
+        launcherPid: process.pid,
+        processIdentity: null,
+        queues: null,
+        leaseMs: 60_000,
+      });
     const [first] = await claim();
-    await store.requestsComplete({ launcherId: testLauncher, outcomes: [outcomeOf(id, first!.tries, { attempt: { pid: 101 } })] });
+    await store.requestsComplete({
+      launcherId: testLauncher,
+      outcomes: [outcomeOf(id, first!.tries, { attempt: { pid: 101 } })],
+    });
     await t.pool.query('UPDATE task_runner_requests SET delay_until = NULL WHERE id = $1', [id]);
     const [second] = await claim();
     await store.requestsComplete({
       launcherId: testLauncher,
-      outcomes: [outcomeOf(id, second!.tries, { result: 'FINISHED', endNow: true, resultText: 'done', attempt: { pid: 102, peakMemoryBytes: 1024 } })],
+      outcomes: [
+        outcomeOf(id, second!.tries, {
+          result: 'FINISHED',
+          endNow: true,
+          resultText: 'done',
+          attempt: { pid: 102, peakMemoryBytes: 1024 },
+        }),
+      ],
     });
 
     const list = await store.attemptsList({ requestId: id });
@@ -151,7 +240,14 @@ describe('requestsComplete writes one history row per written outcome', () => {
       [1, 'FAILED', 101, 'Error: boom\n    at run (task.js:1:1)'],
       [2, 'FINISHED', 102, null],
     ]);
-    expect(list[1]).toMatchObject({ requestId: id, host: testHost, launcherId: testLauncher, mode: 'fresh', peakMemoryBytes: 1024, threadId: null });
+    expect(list[1]).toMatchObject({
+      requestId: id,
+      host: testHost,
+      launcherId: testLauncher,
+      mode: 'fresh',
+      peakMemoryBytes: 1024,
+      threadId: null,
+    });
     expect(typeof list[0]!.id).toBe('string');
     expect(BigInt(list[0]!.id) < BigInt(list[1]!.id)).toBe(true);
     expect(list[0]!.endedAt).toBeInstanceOf(Date);
@@ -160,16 +256,27 @@ describe('requestsComplete writes one history row per written outcome', () => {
 });
 
 describe('tries nobody reports on get a history row too', () => {
-  it('the pid probe records a CRASHED try with the row\'s pid and thread and no mode', async () => {
+  it("the pid probe records a CRASHED try with the row's pid and thread and no mode", async () => {
     const store = storeOn(t.db);
     const id = await insertRunning(t.pool, { thread_id: 7, host: testHost, launcher_id: 'launcher-gone' });
-    expect(await store.requestsMarkCrashed({
-      host: testHost, rows: [{ id, pid: deadPid, processIdentity: 'boot:1', text: 'pid probe: process is gone' }],
-    })).toEqual([id]);
+    expect(
+      await store.requestsMarkCrashed({
+        host: testHost,
+        rows: [{ id, pid: deadPid, processIdentity: 'boot:1', text: 'pid probe: process is gone' }],
+      }),
+    ).toEqual([id]);
     const [row] = await historyOf(t.pool, id);
     expect(row).toMatchObject({
-      try: 1, pid: deadPid, thread_id: 7, mode: null, result: 'CRASHED', result_text: 'pid probe: process is gone',
-      host: testHost, launcher_id: 'launcher-gone', exit_code: null, signal: null,
+      try: 1,
+      pid: deadPid,
+      thread_id: 7,
+      mode: null,
+      result: 'CRASHED',
+      result_text: 'pid probe: process is gone',
+      host: testHost,
+      launcher_id: 'launcher-gone',
+      exit_code: null,
+      signal: null,
     });
     expect(row.started_at).toBeInstanceOf(Date);
     expect(await getRow(t.pool, id)).toMatchObject({ pid: null, thread_id: null, crashes: 1, result: 'CRASHED' });
@@ -178,19 +285,40 @@ describe('tries nobody reports on get a history row too', () => {
   it('lease recovery records a CRASHED try naming the launcher and host that stopped renewing', async () => {
     const store = storeOn(t.db);
     const id = await insertRunning(t.pool, {
-      host: 'dead-host', launcher_id: 'launcher-z', pid: 3131, tries: 2, lease_expires_at: new Date(Date.now() - 1_000),
+      host: 'dead-host',
+      launcher_id: 'launcher-z',
+      pid: 3131,
+      tries: 2,
+      lease_expires_at: new Date(Date.now() - 1_000),
     });
     expect(await store.requestsRecoverExpired({ host: testHost })).toEqual([id]);
     const [row] = await historyOf(t.pool, id);
-    expect(row).toMatchObject({ try: 2, pid: 3131, mode: null, result: 'CRASHED', host: 'dead-host', launcher_id: 'launcher-z' });
+    expect(row).toMatchObject({
+      try: 2,
+      pid: 3131,
+      mode: null,
+      result: 'CRASHED',
+      host: 'dead-host',
+      launcher_id: 'launcher-z',
+    });
     expect(row.result_text).toBe('lease expired: launcher launcher-z on host dead-host stopped renewing it (pid 3131)');
   });
 
   it('a launcher releasing its rows at shutdown records INTERRUPTED tries and gives them back', async () => {
     const store = storeOn(t.db);
     const id = await insertRunning(t.pool, { tries: 2 });
-    expect(await store.requestsReleaseByLauncher({ launcherId: testLauncher, text: 'released by launcher shutdown' })).toEqual([id]);
-    expect(await getRow(t.pool, id)).toMatchObject({ result: 'INTERRUPTED', tries: 1, pid: null, completed_at: null, delay_until: null });
-    expect(await historyOf(t.pool, id)).toMatchObject([{ try: 2, result: 'INTERRUPTED', result_text: 'released by launcher shutdown' }]);
+    expect(
+      await store.requestsReleaseByLauncher({ launcherId: testLauncher, text: 'released by launcher shutdown' }),
+    ).toEqual([id]);
+    expect(await getRow(t.pool, id)).toMatchObject({
+      result: 'INTERRUPTED',
+      tries: 1,
+      pid: null,
+      completed_at: null,
+      delay_until: null,
+    });
+    expect(await historyOf(t.pool, id)).toMatchObject([
+      { try: 2, result: 'INTERRUPTED', result_text: 'released by launcher shutdown' },
+    ]);
   });
 });

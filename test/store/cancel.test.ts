@@ -3,7 +3,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cancelChannelFor, parseTableName } from '../../dist/index.js';
 import { channelFor } from '../../dist/config/identifiers.js';
 import { getRow, insertRequest, useTestDatabase } from '../helpers/db.js';
-import { crashOf, deadPid, historyOf, insertRunning, outcomeOf, storeOn, testHost, testLauncher } from '../helpers/store.js';
+import {
+  crashOf,
+  deadPid,
+  historyOf,
+  insertRunning,
+  outcomeOf,
+  storeOn,
+  testHost,
+  testLauncher,
+} from '../helpers/store.js';
 
 /**
  * `requestsCancel`: a waiting request ends at once and never runs; a running one is flagged and
@@ -32,7 +41,10 @@ afterEach(async () => {
 /** Resolves with the payloads once one equals `id`; fails after `timeoutMs`. */
 function cancelNotice(id: string, timeoutMs = 5_000): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no cancel notification for ${id} within ${timeoutMs} ms (got ${payloads.join(',')})`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no cancel notification for ${id} within ${timeoutMs} ms (got ${payloads.join(',')})`)),
+      timeoutMs,
+    );
     const check = (): void => {
       if (!payloads.includes(id)) return;
       clearTimeout(timer);
@@ -46,7 +58,13 @@ function cancelNotice(id: string, timeoutMs = 5_000): Promise<string[]> {
 
 function claimAll(store: ReturnType<typeof storeOn>) {
   return store.requestsClaim({
-    limit: 10, launcherId: testLauncher, host: testHost, launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
+    limit: 10,
+    launcherId: testLauncher,
+    host: testHost,
+    launcherPid: process.pid,
+    processIdentity: null,
+    queues: null,
+    leaseMs: 60_000,
   });
 }
 
@@ -69,8 +87,18 @@ describe('a waiting request', () => {
   it('ends CANCELLED at once and is never claimed', async () => {
     const store = storeOn(t.db);
     const waiting = await insertRequest(t.pool, {});
-    const delayed = await insertRequest(t.pool, { delay_until: new Date(Date.now() - 1_000), tries: 2, result: 'FAILED' });
-    expect(await store.requestsCancel({ id: waiting })).toEqual({ state: 'cancelled', result: 'CANCELLED', pid: null, host: null, launcherId: null });
+    const delayed = await insertRequest(t.pool, {
+      delay_until: new Date(Date.now() - 1_000),
+      tries: 2,
+      result: 'FAILED',
+    });
+    expect(await store.requestsCancel({ id: waiting })).toEqual({
+      state: 'cancelled',
+      result: 'CANCELLED',
+      pid: null,
+      host: null,
+      launcherId: null,
+    });
     expect((await store.requestsCancel({ id: delayed })).state).toBe('cancelled');
     for (const id of [waiting, delayed]) {
       const row = await getRow(t.pool, id);
@@ -90,7 +118,13 @@ describe('a running request', () => {
     const id = await insertRunning(t.pool, { pid: 5252, result: 'FAILED' });
     const other = await insertRunning(t.pool);
     const notice = cancelNotice(id);
-    expect(await store.requestsCancel({ id })).toEqual({ state: 'cancelling', result: null, pid: 5252, host: testHost, launcherId: testLauncher });
+    expect(await store.requestsCancel({ id })).toEqual({
+      state: 'cancelling',
+      result: null,
+      pid: 5252,
+      host: testHost,
+      launcherId: testLauncher,
+    });
     expect(await notice).toEqual([id]);
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ pid: 5252, completed_at: null, result: 'FAILED' });
@@ -112,7 +146,7 @@ describe('a running request', () => {
     expect((await getRow(t.pool, id)).cancel_requested_at).toEqual(first);
   });
 
-  it('ends CANCELLED with the next outcome, which ends it now; the history keeps the try\'s own result', async () => {
+  it("ends CANCELLED with the next outcome, which ends it now; the history keeps the try's own result", async () => {
     const store = storeOn(t.db);
     const killed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
     const failed = await insertRunning(t.pool, { tries: 1, try_limit: 5 });
@@ -121,22 +155,36 @@ describe('a running request', () => {
     await store.requestsComplete({
       launcherId: testLauncher,
       outcomes: [
-        outcomeOf(killed, 1, { result: 'CANCELLED', resultText: 'cancelled: killed by its launcher (SIGTERM)', endNow: true, attempt: { signal: 'SIGTERM' } }),
+        outcomeOf(killed, 1, {
+          result: 'CANCELLED',
+          resultText: 'cancelled: killed by its launcher (SIGTERM)',
+          endNow: true,
+          attempt: { signal: 'SIGTERM' },
+        }),
         outcomeOf(failed, 1),
       ],
     });
     const killedRow = await getRow(t.pool, killed);
-    expect(killedRow).toMatchObject({ result: 'CANCELLED', result_text: 'cancelled: killed by its launcher (SIGTERM)', pid: null, tries: 1 });
+    expect(killedRow).toMatchObject({
+      result: 'CANCELLED',
+      result_text: 'cancelled: killed by its launcher (SIGTERM)',
+      pid: null,
+      tries: 1,
+    });
     expect(killedRow.completed_at).toBeInstanceOf(Date);
     const failedRow = await getRow(t.pool, failed);
-    expect(failedRow).toMatchObject({ result: 'CANCELLED', result_text: 'cancelled: Error: boom\n    at run (task.js:1:1)', pid: null });
+    expect(failedRow).toMatchObject({
+      result: 'CANCELLED',
+      result_text: 'cancelled: Error: boom\n    at run (task.js:1:1)',
+      pid: null,
+    });
     expect(failedRow.completed_at).toBeInstanceOf(Date);
     expect(await historyOf(t.pool, killed)).toMatchObject([{ result: 'CANCELLED', signal: 'SIGTERM' }]);
     expect(await historyOf(t.pool, failed)).toMatchObject([{ result: 'FAILED' }]);
     expect(await claimAll(store)).toEqual([]);
   });
 
-  it('ends CANCELLED, not PARKED or given back, whatever the try\'s outcome short of FINISHED', async () => {
+  it("ends CANCELLED, not PARKED or given back, whatever the try's outcome short of FINISHED", async () => {
     const store = storeOn(t.db, { crashLimit: 1 });
     const crashed = await insertRunning(t.pool);
     const interrupted = await insertRunning(t.pool, { tries: 2 });
@@ -150,9 +198,17 @@ describe('a running request', () => {
         outcomeOf(finished, 1, { result: 'FINISHED', endNow: true, resultText: 'made it' }),
       ],
     });
-    expect(await getRow(t.pool, crashed)).toMatchObject({ result: 'CANCELLED', crashes: 1, result_text: 'cancelled: child process 4242 was killed by SIGKILL' });
+    expect(await getRow(t.pool, crashed)).toMatchObject({
+      result: 'CANCELLED',
+      crashes: 1,
+      result_text: 'cancelled: child process 4242 was killed by SIGKILL',
+    });
     const interruptedRow = await getRow(t.pool, interrupted);
-    expect(interruptedRow).toMatchObject({ result: 'CANCELLED', tries: 2, result_text: 'cancelled: launcher shutting down' });
+    expect(interruptedRow).toMatchObject({
+      result: 'CANCELLED',
+      tries: 2,
+      result_text: 'cancelled: launcher shutting down',
+    });
     expect(interruptedRow.completed_at).toBeInstanceOf(Date);
     expect(await getRow(t.pool, finished)).toMatchObject({ result: 'FINISHED', result_text: 'made it' });
   });
@@ -160,15 +216,26 @@ describe('a running request', () => {
   it('ends CANCELLED when the probe, lease recovery or shutdown finds the try gone', async () => {
     const store = storeOn(t.db);
     const probed = await insertRunning(t.pool, { launcher_id: 'launcher-gone' });
-    const expired = await insertRunning(t.pool, { host: 'dead-host', launcher_id: 'launcher-z', lease_expires_at: new Date(Date.now() - 1_000) });
+    const expired = await insertRunning(t.pool, {
+      host: 'dead-host',
+      launcher_id: 'launcher-z',
+      lease_expires_at: new Date(Date.now() - 1_000),
+    });
     const released = await insertRunning(t.pool);
     for (const id of [probed, expired, released]) await store.requestsCancel({ id });
-    await store.requestsMarkCrashed({ host: testHost, rows: [{ id: probed, pid: deadPid, processIdentity: 'boot:1', text: 'process gone' }] });
+    await store.requestsMarkCrashed({
+      host: testHost,
+      rows: [{ id: probed, pid: deadPid, processIdentity: 'boot:1', text: 'process gone' }],
+    });
     await store.requestsRecoverExpired({ host: testHost });
     await store.requestsReleaseByLauncher({ launcherId: testLauncher, text: 'released by launcher shutdown' });
     expect(await getRow(t.pool, probed)).toMatchObject({ result: 'CANCELLED', result_text: 'cancelled: process gone' });
     expect((await getRow(t.pool, expired)).result_text).toMatch(/^cancelled: lease expired/);
-    expect(await getRow(t.pool, released)).toMatchObject({ result: 'CANCELLED', tries: 1, result_text: 'cancelled: released by launcher shutdown' });
+    expect(await getRow(t.pool, released)).toMatchObject({
+      result: 'CANCELLED',
+      tries: 1,
+      result_text: 'cancelled: released by launcher shutdown',
+    });
     for (const id of [probed, expired, released]) expect((await getRow(t.pool, id)).completed_at).toBeInstanceOf(Date);
     expect(await historyOf(t.pool, released)).toMatchObject([{ result: 'INTERRUPTED' }]);
   });
@@ -178,8 +245,21 @@ describe('an ended or missing request', () => {
   it('leaves an ended request as it is', async () => {
     const store = storeOn(t.db);
     const completedAt = new Date(Date.now() - 60_000);
-    const id = await insertRequest(t.pool, { completed_at: completedAt, result: 'FINISHED', result_text: 'ok', tries: 1, host: 'h1', launcher_id: 'l1' });
-    expect(await store.requestsCancel({ id })).toEqual({ state: 'ended', result: 'FINISHED', pid: null, host: 'h1', launcherId: 'l1' });
+    const id = await insertRequest(t.pool, {
+      completed_at: completedAt,
+      result: 'FINISHED',
+      result_text: 'ok',
+      tries: 1,
+      host: 'h1',
+      launcher_id: 'l1',
+    });
+    expect(await store.requestsCancel({ id })).toEqual({
+      state: 'ended',
+      result: 'FINISHED',
+      pid: null,
+      host: 'h1',
+      launcherId: 'l1',
+    });
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'FINISHED', result_text: 'ok', cancel_requested_at: null });
     expect(row.completed_at).toEqual(completedAt);
@@ -188,7 +268,8 @@ describe('an ended or missing request', () => {
 
   it('refuses a missing id with REQUEST_NOT_FOUND', async () => {
     await expect(storeOn(t.db).requestsCancel({ id: '987654321' })).rejects.toMatchObject({
-      code: 'REQUEST_NOT_FOUND', message: 'request 987654321 does not exist',
+      code: 'REQUEST_NOT_FOUND',
+      message: 'request 987654321 does not exist',
     });
   });
 });

@@ -20,12 +20,23 @@ beforeEach(async () => {
 });
 
 function storeOn(db: Kysely<any>): TestStore {
-  return new TestStore({ db, table: parseTableName('task_runner_requests'), backoff: { baseMs: 1_000, maxMs: 60_000 }, crashLimit: 3 });
+  return new TestStore({
+    db,
+    table: parseTableName('task_runner_requests'),
+    backoff: { baseMs: 1_000, maxMs: 60_000 },
+    crashLimit: 3,
+  });
 }
 
 function claim(on: TestStore, limit: number, launcherId = 'launcher-a', queues: string[] | null = null) {
   return on.requestsClaim({
-    limit, launcherId, host: 'test-host', launcherPid: process.pid, processIdentity: 'boot:1', queues, leaseMs: 60_000,
+    limit,
+    launcherId,
+    host: 'test-host',
+    launcherPid: process.pid,
+    processIdentity: 'boot:1',
+    queues,
+    leaseMs: 60_000,
   });
 }
 
@@ -51,9 +62,22 @@ describe('requestsClaim', () => {
   it('marks claimed rows running in the same statement', async () => {
     const [id] = await insertRequests(t.pool, 1, { options: '--- {text: hi}', try_limit: 3 });
     const [claimed] = await claim(store, 1, 'launcher-x');
-    expect(claimed).toMatchObject({ id, taskClassName: 'Echo', options: '--- {text: hi}', tries: 1, tryLimit: 3, queue: 'default' });
+    expect(claimed).toMatchObject({
+      id,
+      taskClassName: 'Echo',
+      options: '--- {text: hi}',
+      tries: 1,
+      tryLimit: 3,
+      queue: 'default',
+    });
     const row = await getRow(t.pool, id!);
-    expect(row).toMatchObject({ pid: process.pid, host: 'test-host', launcher_id: 'launcher-x', tries: 1, process_identity: 'boot:1' });
+    expect(row).toMatchObject({
+      pid: process.pid,
+      host: 'test-host',
+      launcher_id: 'launcher-x',
+      tries: 1,
+      process_identity: 'boot:1',
+    });
     expect(row.started_at).toBeInstanceOf(Date);
     expect(row.lease_expires_at.getTime()).toBeGreaterThan(Date.now());
   });
@@ -96,7 +120,9 @@ describe('requestsClaim', () => {
       }
       expect(seen).toHaveLength(total);
       expect(new Set(seen).size).toBe(total);
-      const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE pid IS NULL OR tries <> 1');
+      const { rows } = await t.pool.query(
+        'SELECT count(*)::int AS n FROM task_runner_requests WHERE pid IS NULL OR tries <> 1',
+      );
       expect(rows[0].n).toBe(0);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));

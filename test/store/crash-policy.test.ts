@@ -1,6 +1,15 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { getRow, insertRequest, useTestDatabase } from '../helpers/db.js';
-import { crashOf, deadPid, historyOf, insertRunning, outcomeOf, storeOn, testHost, testLauncher } from '../helpers/store.js';
+import {
+  crashOf,
+  deadPid,
+  historyOf,
+  insertRunning,
+  outcomeOf,
+  storeOn,
+  testHost,
+  testLauncher,
+} from '../helpers/store.js';
 
 /**
  * Crashes (CRASHED, TIMED_OUT) are counted apart from exceptions; at `crashLimit` the request
@@ -20,11 +29,19 @@ describe('counting crashes', () => {
     const store = storeOn(t.db);
     const crashed = await insertRunning(t.pool);
     const timedOut = await insertRunning(t.pool, { crashes: 1 });
-    await store.requestsComplete({ launcherId: testLauncher, outcomes: [crashOf(crashed, 1), crashOf(timedOut, 1, 'TIMED_OUT')] });
+    await store.requestsComplete({
+      launcherId: testLauncher,
+      outcomes: [crashOf(crashed, 1), crashOf(timedOut, 1, 'TIMED_OUT')],
+    });
     const first = await getRow(t.pool, crashed);
     expect(first).toMatchObject({ crashes: 1, result: 'CRASHED', completed_at: null, pid: null, tries: 1 });
     expect(first.delay_until.getTime()).toBeGreaterThan(Date.now());
-    expect(await getRow(t.pool, timedOut)).toMatchObject({ crashes: 2, result: 'TIMED_OUT', completed_at: null, result_text: 'timed out after 100 ms' });
+    expect(await getRow(t.pool, timedOut)).toMatchObject({
+      crashes: 2,
+      result: 'TIMED_OUT',
+      completed_at: null,
+      result_text: 'timed out after 100 ms',
+    });
   });
 
   it('does not count exceptions, permanent failures or interruptions', async () => {
@@ -32,12 +49,23 @@ describe('counting crashes', () => {
     const failed = await insertRunning(t.pool, { crashes: 2 });
     const permanent = await insertRunning(t.pool, { crashes: 2 });
     const interrupted = await insertRunning(t.pool, { crashes: 2, tries: 2 });
-    await complete(store, [failed, 1], [permanent, 1, { endNow: true }], [interrupted, 2, { result: 'INTERRUPTED', refund: true, resultText: 'shutdown' }]);
+    await complete(
+      store,
+      [failed, 1],
+      [permanent, 1, { endNow: true }],
+      [interrupted, 2, { result: 'INTERRUPTED', refund: true, resultText: 'shutdown' }],
+    );
     expect(await getRow(t.pool, failed)).toMatchObject({ crashes: 2, result: 'FAILED', completed_at: null });
     const ended = await getRow(t.pool, permanent);
     expect(ended).toMatchObject({ crashes: 2, result: 'FAILED' });
     expect(ended.completed_at).toBeInstanceOf(Date);
-    expect(await getRow(t.pool, interrupted)).toMatchObject({ crashes: 2, result: 'INTERRUPTED', tries: 1, delay_until: null, completed_at: null });
+    expect(await getRow(t.pool, interrupted)).toMatchObject({
+      crashes: 2,
+      result: 'INTERRUPTED',
+      tries: 1,
+      delay_until: null,
+      completed_at: null,
+    });
   });
 });
 
@@ -50,9 +78,13 @@ describe('parking', () => {
     const row = await getRow(t.pool, id);
     expect(row).toMatchObject({ result: 'PARKED', crashes: 3, tries: 3, pid: null });
     expect(row.completed_at).toBeInstanceOf(Date);
-    expect(row.result_text).toBe('parked after 3 crashes (crashLimit 3); last: child process 4242 was killed by SIGKILL');
+    expect(row.result_text).toBe(
+      'parked after 3 crashes (crashLimit 3); last: child process 4242 was killed by SIGKILL',
+    );
     // The history keeps the try's own result.
-    expect(await historyOf(t.pool, id)).toMatchObject([{ result: 'CRASHED', signal: 'SIGKILL', result_text: 'child process 4242 was killed by SIGKILL' }]);
+    expect(await historyOf(t.pool, id)).toMatchObject([
+      { result: 'CRASHED', signal: 'SIGKILL', result_text: 'child process 4242 was killed by SIGKILL' },
+    ]);
   });
 
   it('parks on the first crash with crashLimit 1, and on a timeout as on a crash', async () => {
@@ -83,15 +115,29 @@ describe('parking', () => {
   it('applies the same rule to the pid probe and to lease recovery', async () => {
     const store = storeOn(t.db, { crashLimit: 2 });
     const probed = await insertRunning(t.pool, { crashes: 1 });
-    const expired = await insertRunning(t.pool, { crashes: 1, host: 'dead-host', launcher_id: 'launcher-z', lease_expires_at: new Date(Date.now() - 1_000) });
-    await store.requestsMarkCrashed({ host: testHost, rows: [{ id: probed, pid: deadPid, processIdentity: 'boot:1', text: 'process gone' }] });
+    const expired = await insertRunning(t.pool, {
+      crashes: 1,
+      host: 'dead-host',
+      launcher_id: 'launcher-z',
+      lease_expires_at: new Date(Date.now() - 1_000),
+    });
+    await store.requestsMarkCrashed({
+      host: testHost,
+      rows: [{ id: probed, pid: deadPid, processIdentity: 'boot:1', text: 'process gone' }],
+    });
     await store.requestsRecoverExpired({ host: testHost });
     const parkedByProbe = await getRow(t.pool, probed);
-    expect(parkedByProbe).toMatchObject({ result: 'PARKED', crashes: 2, result_text: 'parked after 2 crashes (crashLimit 2); last: process gone' });
+    expect(parkedByProbe).toMatchObject({
+      result: 'PARKED',
+      crashes: 2,
+      result_text: 'parked after 2 crashes (crashLimit 2); last: process gone',
+    });
     expect(parkedByProbe.completed_at).toBeInstanceOf(Date);
     const parkedByLease = await getRow(t.pool, expired);
     expect(parkedByLease).toMatchObject({ result: 'PARKED', crashes: 2 });
-    expect(parkedByLease.result_text).toMatch(/^parked after 2 crashes \(crashLimit 2\); last: lease expired: launcher launcher-z/);
+    expect(parkedByLease.result_text).toMatch(
+      /^parked after 2 crashes \(crashLimit 2\); last: lease expired: launcher launcher-z/,
+    );
     expect(await historyOf(t.pool, probed)).toMatchObject([{ result: 'CRASHED', result_text: 'process gone' }]);
     expect(await historyOf(t.pool, expired)).toMatchObject([{ result: 'CRASHED' }]);
   });
@@ -114,7 +160,13 @@ describe('retrying a parked request', () => {
     await store.requestsRetry({ id });
     expect(await getRow(t.pool, id)).toMatchObject({ completed_at: null, crashes: 0, delay_until: null, pid: null });
     const [claimed] = await store.requestsClaim({
-      limit: 1, launcherId: testLauncher, host: testHost, launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
+      limit: 1,
+      launcherId: testLauncher,
+      host: testHost,
+      launcherPid: process.pid,
+      processIdentity: null,
+      queues: null,
+      leaseMs: 60_000,
     });
     expect(claimed).toMatchObject({ id, tries: 2, crashes: 0, timeoutMs: 1_500 });
   });
@@ -123,7 +175,13 @@ describe('retrying a parked request', () => {
     const store = storeOn(t.db);
     const id = await insertRequest(t.pool, { crashes: 2 });
     const [claimed] = await store.requestsClaim({
-      limit: 1, launcherId: testLauncher, host: testHost, launcherPid: process.pid, processIdentity: null, queues: null, leaseMs: 60_000,
+      limit: 1,
+      launcherId: testLauncher,
+      host: testHost,
+      launcherPid: process.pid,
+      processIdentity: null,
+      queues: null,
+      leaseMs: 60_000,
     });
     expect(claimed).toMatchObject({ id, crashes: 2, timeoutMs: null });
   });

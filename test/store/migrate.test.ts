@@ -15,16 +15,44 @@ async function columnsOf(table: string, schema = 'public'): Promise<Map<string, 
 
 async function supportObjects(table: string): Promise<{ triggers: string[]; indexes: string[] }> {
   const triggers = await t.pool.query<{ tgname: string }>(
-    'SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal ORDER BY tgname', [table]);
+    'SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal ORDER BY tgname',
+    [table],
+  );
   const indexes = await t.pool.query<{ indexname: string }>(
-    'SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [table.split('.').pop()]);
+    'SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname',
+    [table.split('.').pop()],
+  );
   return { triggers: triggers.rows.map((r) => r.tgname), indexes: indexes.rows.map((r) => r.indexname) };
 }
 
-const seedColumns = ['id', 'created_at', 'task_class_name', 'pid', 'started_at', 'completed_at', 'result', 'tries',
-  'try_limit', 'options', 'delay_until', 'result_text'];
-const designColumns = ['queue', 'priority', 'host', 'launcher_id', 'process_identity', 'thread_id', 'lease_expires_at',
-  'crashes', 'timeout_ms', 'cancel_requested_at', 'traceparent', 'unique_key'];
+const seedColumns = [
+  'id',
+  'created_at',
+  'task_class_name',
+  'pid',
+  'started_at',
+  'completed_at',
+  'result',
+  'tries',
+  'try_limit',
+  'options',
+  'delay_until',
+  'result_text',
+];
+const designColumns = [
+  'queue',
+  'priority',
+  'host',
+  'launcher_id',
+  'process_identity',
+  'thread_id',
+  'lease_expires_at',
+  'crashes',
+  'timeout_ms',
+  'cancel_requested_at',
+  'traceparent',
+  'unique_key',
+];
 
 describe('migrate', () => {
   it('has created the default table with every seed and design column', async () => {
@@ -37,8 +65,22 @@ describe('migrate', () => {
     expect(before.triggers).toHaveLength(2);
     const id = await insertRequest(t.pool, { options: { text: 'kept' } });
 
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
-    await expect(migrate(t.db)).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
+    await expect(migrate(t.db)).resolves.toEqual({
+      created: false,
+      addedColumns: [],
+      addedTables: [],
+      origin: 'created',
+      addedDefaults: [],
+      addedTriggers: [],
+    });
+    await expect(migrate(t.db)).resolves.toEqual({
+      created: false,
+      addedColumns: [],
+      addedTables: [],
+      origin: 'created',
+      addedDefaults: [],
+      addedTriggers: [],
+    });
 
     expect(await supportObjects('task_runner_requests')).toEqual(before);
     expect((await getRow(t.pool, id)).options).toBe('{"text":"kept"}');
@@ -60,9 +102,10 @@ describe('migrate', () => {
 });
 
 describe('createTaskRunnerRequestTable', () => {
-  it('creates a custom-named table with the application\'s extra columns', async () => {
+  it("creates a custom-named table with the application's extra columns", async () => {
     await createTaskRunnerRequestTable(t.db, 'custom_jobs', (table) =>
-      table.addColumn('account_id', 'bigint').addColumn('note', 'text', (c) => c.defaultTo('none')));
+      table.addColumn('account_id', 'bigint').addColumn('note', 'text', (c) => c.defaultTo('none')),
+    );
     const columns = await columnsOf('custom_jobs');
     for (const column of [...seedColumns, ...designColumns]) expect(columns.has(column), column).toBe(true);
     expect(columns.get('account_id')).toBe('bigint');
@@ -71,7 +114,14 @@ describe('createTaskRunnerRequestTable', () => {
     const id = await insertRequest(t.pool, { task_class_name: 'Echo', account_id: 42 }, 'custom_jobs');
     expect(await getRow(t.pool, id, 'custom_jobs')).toMatchObject({ account_id: '42', note: 'none', tries: 0 });
     // The upgrade path leaves extra columns alone.
-    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
+    await expect(migrate(t.db, { tableName: 'custom_jobs' })).resolves.toEqual({
+      created: false,
+      addedColumns: [],
+      addedTables: [],
+      origin: 'created',
+      addedDefaults: [],
+      addedTriggers: [],
+    });
   });
 
   it('creates a schema-qualified table', async () => {
@@ -80,7 +130,14 @@ describe('createTaskRunnerRequestTable', () => {
     expect((await columnsOf('requests', 'jobs')).has('lease_expires_at')).toBe(true);
     const id = await insertRequest(t.pool, {}, 'jobs.requests');
     expect(await getRow(t.pool, id, 'jobs.requests')).toMatchObject({ task_class_name: 'Echo' });
-    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({ created: false, addedColumns: [], addedTables: [], origin: 'created', addedDefaults: [], addedTriggers: [] });
+    await expect(migrate(t.db, { tableName: 'jobs.requests' })).resolves.toEqual({
+      created: false,
+      addedColumns: [],
+      addedTables: [],
+      origin: 'created',
+      addedDefaults: [],
+      addedTriggers: [],
+    });
   });
 
   it('keeps derived names unique and within 63 bytes for a long table name', async () => {

@@ -39,7 +39,9 @@ function nextNotifications(count: number, timeoutMs = 5_000): Promise<void> {
     if (check()) return resolve();
     const timer = setTimeout(() => {
       listener.off('notification', onNotification);
-      reject(new Error(`timed out waiting for ${count} notification(s) on ${channel}; got ${JSON.stringify(received)}`));
+      reject(
+        new Error(`timed out waiting for ${count} notification(s) on ${channel}; got ${JSON.stringify(received)}`),
+      );
     }, timeoutMs);
     const onNotification = (): void => {
       if (!check()) return;
@@ -92,7 +94,7 @@ describe('the notify trigger', () => {
     expect(await settle()).toHaveLength(0);
   });
 
-  it('notifies when a pid is wiped by hand, the seed\'s way to reschedule', async () => {
+  it("notifies when a pid is wiped by hand, the seed's way to reschedule", async () => {
     const id = await insertRequest(t.pool, { pid: 12345, host: 'elsewhere', tries: 1 });
     expect(await settle()).toHaveLength(0);
     await t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);

@@ -25,20 +25,48 @@ beforeEach(async () => {
 /** A row running try `tries` under this launcher. */
 function running(fields: Record<string, unknown> = {}): Promise<string> {
   return insertRequest(t.pool, {
-    pid: 999_999, host, launcher_id: launcherId, process_identity: 'boot:1', tries: 1, try_limit: 3,
-    started_at: new Date(), lease_expires_at: new Date(Date.now() + 60_000), ...fields,
+    pid: 999_999,
+    host,
+    launcher_id: launcherId,
+    process_identity: 'boot:1',
+    tries: 1,
+    try_limit: 3,
+    started_at: new Date(),
+    lease_expires_at: new Date(Date.now() + 60_000),
+    ...fields,
   });
 }
 
 async function delaySeconds(id: string): Promise<number> {
-  const { rows } = await t.pool.query('SELECT extract(epoch FROM delay_until - now())::float8 AS s FROM task_runner_requests WHERE id = $1', [id]);
+  const { rows } = await t.pool.query(
+    'SELECT extract(epoch FROM delay_until - now())::float8 AS s FROM task_runner_requests WHERE id = $1',
+    [id],
+  );
   return rows[0].s;
 }
 
-function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 'result' | 'endNow' | 'refund'>> = {}): AttemptOutcome {
+function outcome(
+  id: string,
+  tries: number,
+  extra: Partial<Pick<AttemptOutcome, 'result' | 'endNow' | 'refund'>> = {},
+): AttemptOutcome {
   return {
-    id, tries, result: 'FAILED', resultText: 'Error: boom\n    at run', endNow: false, refund: false, crash: false,
-    attempt: { pid: 999_999, threadId: null, mode: 'fresh', startedAtMs: null, exitCode: null, signal: null, peakMemoryBytes: null },
+    id,
+    tries,
+    result: 'FAILED',
+    resultText: 'Error: boom\n    at run',
+    endNow: false,
+    refund: false,
+    crash: false,
+    attempt: {
+      pid: 999_999,
+      threadId: null,
+      mode: 'fresh',
+      startedAtMs: null,
+      exitCode: null,
+      signal: null,
+      peakMemoryBytes: null,
+    },
     ...extra,
   };
 }
@@ -46,10 +74,19 @@ function outcome(id: string, tries: number, extra: Partial<Pick<AttemptOutcome, 
 describe('requestsComplete', () => {
   it('finishes a row', async () => {
     const id = await running();
-    const written = await store.requestsComplete({ launcherId, outcomes: [outcome(id, 1, { result: 'FINISHED', endNow: true })] });
+    const written = await store.requestsComplete({
+      launcherId,
+      outcomes: [outcome(id, 1, { result: 'FINISHED', endNow: true })],
+    });
     expect([...written]).toEqual([id]);
     const row = await getRow(t.pool, id);
-    expect(row).toMatchObject({ result: 'FINISHED', pid: null, process_identity: null, lease_expires_at: null, tries: 1 });
+    expect(row).toMatchObject({
+      result: 'FINISHED',
+      pid: null,
+      process_identity: null,
+      lease_expires_at: null,
+      tries: 1,
+    });
     expect(row.completed_at).toBeInstanceOf(Date);
   });
 
@@ -58,16 +95,24 @@ describe('requestsComplete', () => {
     const second = await running({ tries: 2 });
     const third = await running({ tries: 3, try_limit: 10 });
     await store.requestsComplete({ launcherId, outcomes: [outcome(first, 1), outcome(second, 2), outcome(third, 3)] });
-    expect(await getRow(t.pool, first)).toMatchObject({ result: 'FAILED', completed_at: null, pid: null, result_text: 'Error: boom\n    at run' });
-    expect(await delaySeconds(first)).toBeCloseTo(10, 0);  // base
+    expect(await getRow(t.pool, first)).toMatchObject({
+      result: 'FAILED',
+      completed_at: null,
+      pid: null,
+      result_text: 'Error: boom\n    at run',
+    });
+    expect(await delaySeconds(first)).toBeCloseTo(10, 0); // base
     expect(await delaySeconds(second)).toBeCloseTo(20, 0); // base * 2
-    expect(await delaySeconds(third)).toBeCloseTo(25, 0);  // base * 4, capped at max
+    expect(await delaySeconds(third)).toBeCloseTo(25, 0); // base * 4, capped at max
   });
 
   it('ends the request when its tries are used up or the outcome says to end it now', async () => {
     const usedUp = await running({ tries: 3, try_limit: 3 });
     const permanent = await running({ tries: 1, try_limit: 3 });
-    await store.requestsComplete({ launcherId, outcomes: [outcome(usedUp, 3), outcome(permanent, 1, { endNow: true })] });
+    await store.requestsComplete({
+      launcherId,
+      outcomes: [outcome(usedUp, 3), outcome(permanent, 1, { endNow: true })],
+    });
     for (const id of [usedUp, permanent]) {
       const row = await getRow(t.pool, id);
       expect(row.completed_at).toBeInstanceOf(Date);
@@ -78,13 +123,22 @@ describe('requestsComplete', () => {
   it('gives an interrupted try back and makes the row runnable at once', async () => {
     const id = await running({ tries: 2 });
     await store.requestsComplete({ launcherId, outcomes: [outcome(id, 2, { result: 'INTERRUPTED', refund: true })] });
-    expect(await getRow(t.pool, id)).toMatchObject({ result: 'INTERRUPTED', tries: 1, pid: null, delay_until: null, completed_at: null });
+    expect(await getRow(t.pool, id)).toMatchObject({
+      result: 'INTERRUPTED',
+      tries: 1,
+      pid: null,
+      delay_until: null,
+      completed_at: null,
+    });
   });
 
   it('does not overwrite a row that another launcher or a later try owns', async () => {
     const otherLauncher = await running({ launcher_id: 'launcher-b' });
     const laterTry = await running({ tries: 2 });
-    const written = await store.requestsComplete({ launcherId, outcomes: [outcome(otherLauncher, 1), outcome(laterTry, 1)] });
+    const written = await store.requestsComplete({
+      launcherId,
+      outcomes: [outcome(otherLauncher, 1), outcome(laterTry, 1)],
+    });
     expect(written.size).toBe(0);
     expect(await getRow(t.pool, otherLauncher)).toMatchObject({ result: null, pid: 999_999 });
     expect(await getRow(t.pool, laterTry)).toMatchObject({ result: null, pid: 999_999 });
@@ -98,10 +152,20 @@ describe('requestsMarkCrashed', () => {
     const otherHost = await running({ host: 'other-host' });
     const crashed = await store.requestsMarkCrashed({
       host,
-      rows: [gone, moved, otherHost].map((id) => ({ id, pid: 999_999, processIdentity: 'boot:1', text: 'process is gone' })),
+      rows: [gone, moved, otherHost].map((id) => ({
+        id,
+        pid: 999_999,
+        processIdentity: 'boot:1',
+        text: 'process is gone',
+      })),
     });
     expect(crashed).toEqual([gone]);
-    expect(await getRow(t.pool, gone)).toMatchObject({ result: 'CRASHED', result_text: 'process is gone', pid: null, completed_at: null });
+    expect(await getRow(t.pool, gone)).toMatchObject({
+      result: 'CRASHED',
+      result_text: 'process is gone',
+      pid: null,
+      completed_at: null,
+    });
     expect(await getRow(t.pool, moved)).toMatchObject({ pid: 1234, result: null });
     expect(await getRow(t.pool, otherHost)).toMatchObject({ pid: 999_999, result: null });
   });
@@ -158,6 +222,15 @@ describe('requestsRetry, requestsNextDelayMs and requestsCountByState', () => {
     await running();
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FINISHED', tries: 1 });
     await insertRequest(t.pool, { completed_at: new Date(), result: 'FAILED', tries: 5 });
-    expect(await store.requestsCountByState()).toEqual({ waiting: 1, delayed: 2, running: 1, held: 0, finished: 1, givenUp: 1, cancelled: 0, parked: 0 });
+    expect(await store.requestsCountByState()).toEqual({
+      waiting: 1,
+      delayed: 2,
+      running: 1,
+      held: 0,
+      finished: 1,
+      givenUp: 1,
+      cancelled: 0,
+      parked: 0,
+    });
   });
 });

@@ -29,7 +29,10 @@ async function railsDatabase(): Promise<RailsDatabase> {
 /** A logger that keeps its lines. */
 function recordingLogger(): Logger & { lines: { level: string; message: string; fields: Record<string, unknown> }[] } {
   const lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
-  const keep = (level: string) => (message: string, fields: Record<string, unknown> = {}) => void lines.push({ level, message, fields });
+  const keep =
+    (level: string) =>
+    (message: string, fields: Record<string, unknown> = {}) =>
+      void lines.push({ level, message, fields });
   return { lines, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
 }
 
@@ -40,11 +43,20 @@ describe('a Rails-made table, adopted', () => {
     const t = await railsDatabase();
     const result = await migrate(t.db);
     expect(result).toMatchObject({ created: false, origin: 'adopted', addedDefaults: ['created_at', 'updated_at'] });
-    const { rows } = await t.pool.query(`SELECT column_name, column_default FROM information_schema.columns
-      WHERE table_name = $1 AND column_name IN ('created_at', 'updated_at') ORDER BY column_name`, [table]);
+    const { rows } = await t.pool.query(
+      `SELECT column_name, column_default FROM information_schema.columns
+      WHERE table_name = $1 AND column_name IN ('created_at', 'updated_at') ORDER BY column_name`,
+      [table],
+    );
     for (const row of rows) expect(row.column_default).toMatch(/utc/i);
     // A second run changes nothing, and still knows whose table it is.
-    expect(await migrate(t.db)).toMatchObject({ created: false, origin: 'adopted', addedDefaults: [], addedColumns: [], addedTables: [] });
+    expect(await migrate(t.db)).toMatchObject({
+      created: false,
+      origin: 'adopted',
+      addedDefaults: [],
+      addedColumns: [],
+      addedTables: [],
+    });
   });
 
   it('every insert of the runner works: client, runner, scheduleMany, recurring, CLI schedule', async () => {
@@ -61,17 +73,30 @@ describe('a Rails-made table, adopted', () => {
     const runner = runners.create(t);
     ids.push(await runner.schedule('Echo', { text: 'runner' }));
     const recurring = new RecurringStore(t.db, parseTableName(table));
-    await recurring.register([{
-      name: 'digest', taskClassName: 'Echo', cron: '* * * * *', timezone: 'UTC', options: '--- {}\n', queue: 'default', priority: 0,
-      tryLimit: 5, backfill: 0,
-    }], new Date(Date.now() - 120_000));
+    await recurring.register(
+      [
+        {
+          name: 'digest',
+          taskClassName: 'Echo',
+          cron: '* * * * *',
+          timezone: 'UTC',
+          options: '--- {}\n',
+          queue: 'default',
+          priority: 0,
+          tryLimit: 5,
+          backfill: 0,
+        },
+      ],
+      new Date(Date.now() - 120_000),
+    );
     const enqueued = await recurring.enqueue('digest', [new Date(Date.now() - 60_000)]);
     expect(enqueued.ids).toHaveLength(1);
     ids.push(...enqueued.ids);
     const work = await workDir();
     cleanups.push(() => work.remove());
     const scheduled = await cli(['schedule', 'Echo', '--options', 'text: cli'], {
-      cwd: work.dir, env: cleanEnv({ DATABASE_URL: t.url, CW_TASKS_DIR: fixturesDir }),
+      cwd: work.dir,
+      env: cleanEnv({ DATABASE_URL: t.url, CW_TASKS_DIR: fixturesDir }),
     });
     expect(scheduled.stderr).toBe('');
     expect(scheduled.code).toBe(0);
@@ -98,11 +123,16 @@ describe('a Rails-made table, adopted', () => {
     expect(said).toMatch(/retention/i);
   });
 
-  it('keeps updated_at current on every change the runner makes, and leaves the application\'s own as written', async () => {
+  it("keeps updated_at current on every change the runner makes, and leaves the application's own as written", async () => {
     const t = await railsDatabase();
     await migrate(t.db);
     const old = '2010-03-08T22:52:24.000000Z';
-    const row = await t.rails.insert(table, { task_class_name: 'Echo', options: '--- {}\n', created_at: old, updated_at: old });
+    const row = await t.rails.insert(table, {
+      task_class_name: 'Echo',
+      options: '--- {}\n',
+      created_at: old,
+      updated_at: old,
+    });
     const id = String(row.id);
     const runner = await runners.start(t);
     await finalCompletion(runner, id);
@@ -111,7 +141,10 @@ describe('a Rails-made table, adopted', () => {
     expect(utcMs(finished.updated_at)).toBeGreaterThan(Date.now() - 60_000);
     expect(utcMs(finished.updated_at)).toBeGreaterThanOrEqual(utcMs(finished.completed_at));
     // The application's own write keeps the updated_at it gives.
-    const written = await t.rails.update(table, id, { result_text: 'edited by rails', updated_at: '2011-01-01T00:00:00.000000Z' });
+    const written = await t.rails.update(table, id, {
+      result_text: 'edited by rails',
+      updated_at: '2011-01-01T00:00:00.000000Z',
+    });
     expect(written.updated_at).toBe('2011-01-01T00:00:00.000000Z');
     // retry (and cancel) are changes of the runner's too.
     await runner.retry(id);
@@ -121,11 +154,16 @@ describe('a Rails-made table, adopted', () => {
     await runner.stop();
   });
 
-  it('retention deletes none of an adopted table\'s rows unless turned on for it', async () => {
+  it("retention deletes none of an adopted table's rows unless turned on for it", async () => {
     const t = await railsDatabase();
     const oldRow = await t.rails.insert(table, {
-      task_class_name: 'NoOp', result: 'FINISHED', tries: 1, started_at: '2010-03-08T22:56:17Z', completed_at: '2010-03-08T22:56:24Z',
-      created_at: '2010-03-08T22:52:24Z', updated_at: '2010-03-08T22:56:24Z',
+      task_class_name: 'NoOp',
+      result: 'FINISHED',
+      tries: 1,
+      started_at: '2010-03-08T22:56:17Z',
+      completed_at: '2010-03-08T22:56:24Z',
+      created_at: '2010-03-08T22:52:24Z',
+      updated_at: '2010-03-08T22:56:24Z',
     });
     const id = String(oldRow.id);
     await migrate(t.db);
@@ -152,29 +190,46 @@ describe('a Rails-made table, adopted', () => {
 });
 
 describe('a table the runner created', () => {
-  it('keeps today\'s retention default', async () => {
+  it("keeps today's retention default", async () => {
     const t = await createRailsDatabase();
     cleanups.push(() => t.drop());
     await t.pool.query(`DROP TABLE ${table}`);
     expect(await migrate(t.db)).toMatchObject({ created: true, origin: 'created' });
     await migrate(t.db);
-    await t.pool.query(`INSERT INTO ${table} (task_class_name, result, tries, completed_at) VALUES ('NoOp', 'FINISHED', 1, '2010-03-08 22:56:24+00')`);
+    await t.pool.query(
+      `INSERT INTO ${table} (task_class_name, result, tries, completed_at) VALUES ('NoOp', 'FINISHED', 1, '2010-03-08 22:56:24+00')`,
+    );
     const runner = runners.create(t);
     const pruned = await runner.prune();
     await runner.stop();
     expect(pruned).toMatchObject({ ran: true, adopted: false, requests: { FINISHED: 1 } });
-    await waitFor(async () => (await t.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n === 0, { what: 'the old row gone' });
+    await waitFor(async () => (await t.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n === 0, {
+      what: 'the old row gone',
+    });
     // No updated_at, so no trigger of the kind: only the two notify triggers.
-    const { rows } = await t.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1`, [table]);
-    expect(rows.map((row) => row.tgname)).toEqual(['task_runner_requests_cw_insert_notify', 'task_runner_requests_cw_update_notify']);
+    const { rows } = await t.pool.query(
+      `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1`,
+      [table],
+    );
+    expect(rows.map((row) => row.tgname)).toEqual([
+      'task_runner_requests_cw_insert_notify',
+      'task_runner_requests_cw_update_notify',
+    ]);
   });
 
-  it('with an updated_at of the application\'s among the extra columns, fills and touches it as on an adopted table', async () => {
+  it("with an updated_at of the application's among the extra columns, fills and touches it as on an adopted table", async () => {
     const t = await createRailsDatabase();
     cleanups.push(() => t.drop());
     await t.pool.query(`DROP TABLE ${table}`);
-    const result = await migrate(t.db, { extraColumns: (c) => c.addColumn('updated_at', 'timestamptz', (col) => col.notNull()) });
-    expect(result).toMatchObject({ created: true, origin: 'created', addedDefaults: ['updated_at'], addedTriggers: ['task_runner_requests_cw_touch_updated_at'] });
+    const result = await migrate(t.db, {
+      extraColumns: (c) => c.addColumn('updated_at', 'timestamptz', (col) => col.notNull()),
+    });
+    expect(result).toMatchObject({
+      created: true,
+      origin: 'created',
+      addedDefaults: ['updated_at'],
+      addedTriggers: ['task_runner_requests_cw_touch_updated_at'],
+    });
     const client = createClient({ db: t.url });
     cleanups.push(() => client.close());
     const id = await client.schedule('Echo', { text: 'x' });

@@ -36,17 +36,24 @@ async function tokyoDatabase(): Promise<RailsDatabase> {
 /** A delayed row (an hour ahead) and then a runnable one, as the application writes them. */
 async function railsRows(t: RailsDatabase): Promise<{ delayed: string; runnable: string }> {
   const delayUntil = new Date(Date.now() + hourMs).toISOString();
-  const delayed = await t.rails.insert(table, { task_class_name: 'Echo', options: '--- {}\n', delay_until: delayUntil });
-  const runnable = await t.rails.insert(table, { task_class_name: 'Echo', options: "---\ntext: hi\n" });
+  const delayed = await t.rails.insert(table, {
+    task_class_name: 'Echo',
+    options: '--- {}\n',
+    delay_until: delayUntil,
+  });
+  const runnable = await t.rails.insert(table, { task_class_name: 'Echo', options: '---\ntext: hi\n' });
   return { delayed: String(delayed.id), runnable: String(runnable.id) };
 }
 
 /** The runnable row ran at the right time; the delayed one waits its hour. */
 async function expectTimesRight(t: RailsDatabase, ids: { delayed: string; runnable: string }): Promise<void> {
-  const ran = await waitFor(async () => {
-    const row = await t.rails.find(table, ids.runnable);
-    return row.completed_at !== null ? row : null;
-  }, { timeoutMs: 20_000, what: 'the runnable row to end' });
+  const ran = await waitFor(
+    async () => {
+      const row = await t.rails.find(table, ids.runnable);
+      return row.completed_at !== null ? row : null;
+    },
+    { timeoutMs: 20_000, what: 'the runnable row to end' },
+  );
   expect(ran.result).toBe('FINISHED');
   const now = Date.now();
   for (const column of ['created_at', 'started_at', 'completed_at', 'updated_at']) {
@@ -57,7 +64,10 @@ async function expectTimesRight(t: RailsDatabase, ids: { delayed: string; runnab
   const waiting = await t.rails.find(table, ids.delayed);
   expect(waiting).toMatchObject({ pid: null, started_at: null, completed_at: null, tries: 0 });
   // The runner's own timestamptz columns: the try's history row ended now.
-  const { rows } = await t.pool.query(`SELECT started_at, ended_at FROM task_runner_requests_attempts WHERE request_id = $1`, [ids.runnable]);
+  const { rows } = await t.pool.query(
+    `SELECT started_at, ended_at FROM task_runner_requests_attempts WHERE request_id = $1`,
+    [ids.runnable],
+  );
   expect(rows).toHaveLength(1);
   expect(Math.abs(rows[0].ended_at.getTime() - now)).toBeLessThan(60_000);
   expect(Math.abs(rows[0].started_at.getTime() - ms(ran.started_at))).toBeLessThan(1);
@@ -71,7 +81,9 @@ describe('a server whose time zone is not UTC', () => {
     await finalCompletion(runner, ids.runnable);
     await expectTimesRight(t, ids);
     const found = await runner.find(ids.runnable);
-    expect(found!.created_at.toISOString()).toBe(new Date((await t.rails.find(table, ids.runnable)).created_at as string).toISOString());
+    expect(found!.created_at.toISOString()).toBe(
+      new Date((await t.rails.find(table, ids.runnable)).created_at as string).toISOString(),
+    );
     await runner.stop();
   });
 
@@ -88,18 +100,23 @@ describe('a server whose time zone is not UTC', () => {
     expect(shown.code, shown.stderr).toBe(0);
     const rails = await t.rails.find(table, ids.runnable);
     const detail = JSON.parse(shown.stdout);
-    for (const [mine, theirs] of [['createdAt', 'created_at'], ['startedAt', 'started_at'], ['completedAt', 'completed_at']] as const) {
+    for (const [mine, theirs] of [
+      ['createdAt', 'created_at'],
+      ['startedAt', 'started_at'],
+      ['completedAt', 'completed_at'],
+    ] as const) {
       expect(new Date(detail[mine]).toISOString(), mine).toBe(new Date(rails[theirs] as string).toISOString());
     }
     await launcher.stop();
   });
 
-  it('with a pool of the application\'s own, the runner leaves its sessions alone and warns at start', async () => {
+  it("with a pool of the application's own, the runner leaves its sessions alone and warns at start", async () => {
     const t = await tokyoDatabase();
     const pool = new pg.Pool({ connectionString: t.url, max: 4 });
     cleanups.push(() => pool.end());
     const lines: string[] = [];
-    const keep = (message: string, fields?: Record<string, unknown>) => void lines.push(`${message} ${JSON.stringify(fields ?? {})}`);
+    const keep = (message: string, fields?: Record<string, unknown>) =>
+      void lines.push(`${message} ${JSON.stringify(fields ?? {})}`);
     const logger: Logger = { debug: () => undefined, info: () => undefined, warn: keep, error: keep };
     const runner = runners.create({ url: t.url }, { db: pool, logger });
     await runner.start();

@@ -24,7 +24,13 @@ beforeEach(async () => {
   await t.pool.query('TRUNCATE task_runner_requests, task_runner_requests_attempts');
 });
 
-const claimOrder = { host: 'other-host', launcherPid: process.pid, processIdentity: 'boot:2', queues: null, leaseMs: 60_000 };
+const claimOrder = {
+  host: 'other-host',
+  launcherPid: process.pid,
+  processIdentity: 'boot:2',
+  queues: null,
+  leaseMs: 60_000,
+};
 const claim = (limit = 10) => store.requestsClaim({ limit, launcherId: 'launcher-b', ...claimOrder });
 const wipe = (id: string) => t.pool.query('UPDATE task_runner_requests SET pid = NULL WHERE id = $1', [id]);
 
@@ -33,7 +39,9 @@ describe('a row whose pid was cleared under a live lease', () => {
     const id = await insertRunning(t.pool);
     await wipe(id);
     expect(await claim()).toEqual([]);
-    await t.pool.query("UPDATE task_runner_requests SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [id]);
+    await t.pool.query("UPDATE task_runner_requests SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [
+      id,
+    ]);
     expect((await claim()).map((row) => row.id)).toEqual([id]);
 
     const other = await insertRunning(t.pool);
@@ -61,14 +69,23 @@ describe('a row whose pid was cleared under a live lease', () => {
     expect([...written].sort()).toEqual([stopped, finished].sort());
     // The last try of five, rescheduled: given back, runnable at once, by anyone.
     expect(await getRow(t.pool, stopped)).toMatchObject({
-      result: 'RESCHEDULED', tries: 4, completed_at: null, delay_until: null, pid: null, lease_expires_at: null,
+      result: 'RESCHEDULED',
+      tries: 4,
+      completed_at: null,
+      delay_until: null,
+      pid: null,
+      lease_expires_at: null,
     });
     expect(await getRow(t.pool, finished)).toMatchObject({ result: 'FINISHED', result_text: 'done', pid: null });
     expect((await historyOf(t.pool, stopped)).map((h) => [h.try, h.result])).toEqual([[5, 'RESCHEDULED']]);
     expect((await claim()).map((row) => row.id)).toEqual([stopped]);
     // Written once: the same outcome again finds the row no longer leased.
-    expect(await store.requestsComplete({ launcherId: testLauncher, outcomes: [outcomeOf(finished, 1, { result: 'FINISHED', endNow: true })] }))
-      .toEqual(new Set());
+    expect(
+      await store.requestsComplete({
+        launcherId: testLauncher,
+        outcomes: [outcomeOf(finished, 1, { result: 'FINISHED', endNow: true })],
+      }),
+    ).toEqual(new Set());
   });
 
   it("is found by its launcher's lease renewal, whose lease is extended only once a quarter of it has gone", async () => {
@@ -80,11 +97,18 @@ describe('a row whose pid was cleared under a live lease', () => {
     expect(first).toEqual({ renewed: [running, wiped].sort(), cancelled: [], wiped: [wiped] });
     expect((await getRow(t.pool, wiped)).lease_expires_at).toEqual(before);
 
-    await t.pool.query("UPDATE task_runner_requests SET lease_expires_at = now() + interval '10 seconds' WHERE id = $1", [wiped]);
+    await t.pool.query(
+      "UPDATE task_runner_requests SET lease_expires_at = now() + interval '10 seconds' WHERE id = $1",
+      [wiped],
+    );
     expect((await store.requestsRenewLeases({ launcherId: testLauncher, leaseMs: 60_000 })).wiped).toEqual([wiped]);
     const renewed = (await getRow(t.pool, wiped)).lease_expires_at as Date;
     expect(renewed.getTime() - Date.now()).toBeGreaterThan(50_000);
-    expect(await store.requestsRenewLeases({ launcherId: 'launcher-b', leaseMs: 60_000 })).toEqual({ renewed: [], cancelled: [], wiped: [] });
+    expect(await store.requestsRenewLeases({ launcherId: 'launcher-b', leaseMs: 60_000 })).toEqual({
+      renewed: [],
+      cancelled: [],
+      wiped: [],
+    });
   });
 
   it('the notify trigger names the launcher whose lease holds the row', async () => {
@@ -112,18 +136,29 @@ describe('a row whose pid was cleared under a live lease', () => {
   it('costs the claim nothing: on thousands of waiting rows its pick still reads runnable_idx and a few pages', async () => {
     await t.pool.query(`INSERT INTO task_runner_requests (task_class_name, completed_at, result, tries)
       SELECT 'Echo', now(), 'FINISHED', 1 FROM generate_series(1, 3000)`);
-    await t.pool.query(`INSERT INTO task_runner_requests (task_class_name) SELECT 'Echo' FROM generate_series(1, 3000)`);
+    await t.pool.query(
+      `INSERT INTO task_runner_requests (task_class_name) SELECT 'Echo' FROM generate_series(1, 3000)`,
+    );
     for (let i = 0; i < 5; i += 1) await wipe(await insertRunning(t.pool, { priority: 10 }));
     await t.pool.query('ANALYZE task_runner_requests');
     const table = parseTableName('task_runner_requests');
     const values = claimValues('launcher-b', {
-      limit: 10, startNow: 10, host: 'other-host', launcherPid: process.pid, launcherIdentity: null, queues: null, leaseMs: 60_000,
+      limit: 10,
+      startNow: 10,
+      host: 'other-host',
+      launcherPid: process.pid,
+      launcherIdentity: null,
+      queues: null,
+      leaseMs: 60_000,
       maxOptionsBytes: 1_000_000,
     });
     const client = await t.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claimStatement(table).text}`, values);
+      const { rows } = await client.query(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claimStatement(table).text}`,
+        values,
+      );
       await client.query('ROLLBACK');
       const plan = JSON.stringify(rows[0]['QUERY PLAN']);
       expect(plan).toContain('"Index Name":"task_runner_requests_runnable_idx"');

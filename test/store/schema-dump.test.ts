@@ -24,9 +24,21 @@ const header = [
 
 /** The dump without what varies between servers, pg_dump versions and runs. */
 function normalizeDump(dump: string): string {
-  const lines = dump.split('\n').filter((line) => !/^--/.test(line) && !/^SET /.test(line)
-    && !/^SELECT pg_catalog\.set_config/.test(line) && !/^\\(un)?restrict /.test(line));
-  return lines.join('\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
+  const lines = dump
+    .split('\n')
+    .filter(
+      (line) =>
+        !/^--/.test(line) &&
+        !/^SET /.test(line) &&
+        !/^SELECT pg_catalog\.set_config/.test(line) &&
+        !/^\\(un)?restrict /.test(line),
+    );
+  return (
+    lines
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim() + '\n'
+  );
 }
 
 /**
@@ -35,22 +47,70 @@ function normalizeDump(dump: string): string {
  */
 type Columns<T> = Record<keyof T, true>;
 const requestColumns = {
-  id: true, created_at: true, task_class_name: true, pid: true, started_at: true, completed_at: true, result: true,
-  tries: true, try_limit: true, options: true, delay_until: true, result_text: true, queue: true, priority: true,
-  host: true, launcher_id: true, process_identity: true, thread_id: true, lease_expires_at: true, crashes: true,
-  timeout_ms: true, cancel_requested_at: true, traceparent: true, unique_key: true,
+  id: true,
+  created_at: true,
+  task_class_name: true,
+  pid: true,
+  started_at: true,
+  completed_at: true,
+  result: true,
+  tries: true,
+  try_limit: true,
+  options: true,
+  delay_until: true,
+  result_text: true,
+  queue: true,
+  priority: true,
+  host: true,
+  launcher_id: true,
+  process_identity: true,
+  thread_id: true,
+  lease_expires_at: true,
+  crashes: true,
+  timeout_ms: true,
+  cancel_requested_at: true,
+  traceparent: true,
+  unique_key: true,
 } satisfies Columns<RequestTable>;
 const attemptColumns = {
-  id: true, request_id: true, try: true, host: true, launcher_id: true, pid: true, thread_id: true, mode: true,
-  started_at: true, ended_at: true, result: true, exit_code: true, signal: true, peak_memory_bytes: true,
+  id: true,
+  request_id: true,
+  try: true,
+  host: true,
+  launcher_id: true,
+  pid: true,
+  thread_id: true,
+  mode: true,
+  started_at: true,
+  ended_at: true,
+  result: true,
+  exit_code: true,
+  signal: true,
+  peak_memory_bytes: true,
   result_text: true,
 } satisfies Columns<AttemptTable>;
 const recurringColumns = {
-  name: true, task_class_name: true, cron: true, timezone: true, options: true, queue: true, priority: true,
-  try_limit: true, backfill: true, last_due_at: true, last_request_id: true, registered_at: true,
+  name: true,
+  task_class_name: true,
+  cron: true,
+  timezone: true,
+  options: true,
+  queue: true,
+  priority: true,
+  try_limit: true,
+  backfill: true,
+  last_due_at: true,
+  last_request_id: true,
+  registered_at: true,
 } satisfies Columns<RecurringTable>;
 const launcherColumns = {
-  launcher_id: true, host: true, pid: true, concurrency: true, queues: true, started_at: true, heartbeat_at: true,
+  launcher_id: true,
+  host: true,
+  pid: true,
+  concurrency: true,
+  queues: true,
+  started_at: true,
+  heartbeat_at: true,
 } satisfies Columns<LauncherTable>;
 
 const run = promisify(execFile);
@@ -63,7 +123,10 @@ const run = promisify(execFile);
  */
 async function pgDumpFor(serverMajor: number): Promise<string | null> {
   for (const candidate of [`/usr/lib/postgresql/${serverMajor}/bin/pg_dump`, 'pg_dump']) {
-    const version = await run(candidate, ['--version']).then((out) => out.stdout, () => null);
+    const version = await run(candidate, ['--version']).then(
+      (out) => out.stdout,
+      () => null,
+    );
     const major = Number(/(\d+)(\.\d+)?/.exec(version ?? '')?.[1]);
     if (major >= serverMajor) return candidate;
   }
@@ -96,13 +159,17 @@ describe('schema.sql', () => {
 
   it('has the columns the table interfaces of schema.ts name, no more and no fewer', async () => {
     const tables: [string, Record<string, true>][] = [
-      ['task_runner_requests', requestColumns], ['task_runner_requests_attempts', attemptColumns],
-      ['task_runner_requests_recurring', recurringColumns], ['task_runner_requests_launchers', launcherColumns],
+      ['task_runner_requests', requestColumns],
+      ['task_runner_requests_attempts', attemptColumns],
+      ['task_runner_requests_recurring', recurringColumns],
+      ['task_runner_requests_launchers', launcherColumns],
     ];
     for (const [table, columns] of tables) {
       const { rows } = await t.pool.query<{ column_name: string }>(
         `SELECT column_name FROM information_schema.columns
-         WHERE table_schema = current_schema() AND table_name = $1`, [table]);
+         WHERE table_schema = current_schema() AND table_name = $1`,
+        [table],
+      );
       const found = rows.map((row) => row.column_name).sort();
       expect({ table, columns: found }).toEqual({ table, columns: Object.keys(columns).sort() });
     }

@@ -48,24 +48,32 @@ function expectInvalid(error: unknown, code = 'TABLE_NAME_INVALID'): void {
 }
 
 describe('table names', () => {
-  it.each(badNames.map((name) => [JSON.stringify(name), name]))('refuses %s before any SQL runs', async (_shown, name) => {
-    statements.length = 0;
-    for (const attempt of [
-      () => migrate(logged, { tableName: name as string }),
-      () => createTaskRunnerRequestTable(logged, name as string),
-      () => dropTaskRunnerRequestTable(logged, name as string),
-    ]) {
-      const error = await attempt().then(() => null, (e: unknown) => e);
-      expectInvalid(error);
-    }
-    expect(statements).toEqual([]);
-    // The would-be victim is still there.
-    await expect(t.pool.query('SELECT count(*) FROM y')).resolves.toBeDefined();
-  });
+  it.each(badNames.map((name) => [JSON.stringify(name), name]))(
+    'refuses %s before any SQL runs',
+    async (_shown, name) => {
+      statements.length = 0;
+      for (const attempt of [
+        () => migrate(logged, { tableName: name as string }),
+        () => createTaskRunnerRequestTable(logged, name as string),
+        () => dropTaskRunnerRequestTable(logged, name as string),
+      ]) {
+        const error = await attempt().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expectInvalid(error);
+      }
+      expect(statements).toEqual([]);
+      // The would-be victim is still there.
+      await expect(t.pool.query('SELECT count(*) FROM y')).resolves.toBeDefined();
+    },
+  );
 
   it('explains what a valid name looks like', async () => {
     const error = await migrate(logged, { tableName: 'x; drop table y' }).catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/invalid table name "x; drop table y".*lower-case letters, digits and underscores/);
+    expect((error as Error).message).toMatch(
+      /invalid table name "x; drop table y".*lower-case letters, digits and underscores/,
+    );
   });
 
   it('is refused by the runner config too, naming the field', () => {

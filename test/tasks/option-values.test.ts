@@ -24,14 +24,15 @@ function refusal(text: string): TaskRunnerError {
 
 describe('integers beyond 2^53', () => {
   it('arrive exact as BigInt, on the YAML path, at any depth', () => {
-    const text = '---\n:big: 12345678901234567890\nneg: -9007199254740993\nedge: 9007199254740992\nsafe: 9007199254740991\nlist: [18446744073709551615, 1]\nhex: 0x1FFFFFFFFFFFFFFFFF\n';
+    const text =
+      '---\n:big: 12345678901234567890\nneg: -9007199254740993\nedge: 9007199254740992\nsafe: 9007199254740991\nlist: [18446744073709551615, 1]\nhex: 0x1FFFFFFFFFFFFFFFFF\n';
     expect(parseOptions(text, limit)).toStrictEqual({
       big: 12345678901234567890n,
       neg: -9007199254740993n,
       edge: 9007199254740992n,
       safe: 9007199254740991,
       list: [18446744073709551615n, 1],
-      hex: 0x1FFFFFFFFFFFFFFFFFn,
+      hex: 0x1fffffffffffffffffn,
     });
   });
 
@@ -72,11 +73,14 @@ describe('options that are not a map', () => {
   ])('refuses %j plainly', (text, what) => {
     const error = refusal(text);
     expect(error.code).toBe('OPTIONS_INVALID');
-    expect(error.message).toBe(`invalid task options: options must be a map of names to values (key: value), got ${what}`);
+    expect(error.message).toBe(
+      `invalid task options: options must be a map of names to values (key: value), got ${what}`,
+    );
   });
 
   it('reads no options (NULL, empty, blank, a YAML null) as the empty map', () => {
-    for (const text of [null, '', ' \n', '---\n', '--- null\n', '--- ~\n']) expect(parseOptions(text, limit)).toStrictEqual({});
+    for (const text of [null, '', ' \n', '---\n', '--- null\n', '--- ~\n'])
+      expect(parseOptions(text, limit)).toStrictEqual({});
   });
 
   it.each([
@@ -87,9 +91,11 @@ describe('options that are not a map', () => {
     ['a bigint', 5n],
     ['a Date', new Date(0)],
   ])('refuses %s at schedule time', (what, options) => {
-    expect(() => stringifyOptions(options, limit)).toThrow(expect.objectContaining({
-      code: 'OPTIONS_INVALID',
-      message: expect.stringContaining(`options must be an object of names to values, got ${what}`),
-    }));
+    expect(() => stringifyOptions(options, limit)).toThrow(
+      expect.objectContaining({
+        code: 'OPTIONS_INVALID',
+        message: expect.stringContaining(`options must be an object of names to values, got ${what}`),
+      }),
+    );
   });
 });

@@ -16,7 +16,7 @@ function refusal(text: string, maxBytes = limit): TaskRunnerError {
 }
 
 describe('parseOptions', () => {
-  it('reads the seed row\'s Ruby symbol keys without their colon', () => {
+  it("reads the seed row's Ruby symbol keys without their colon", () => {
     expect(parseOptions('--- \n:created_from: self.schedule\n', limit)).toEqual({ created_from: 'self.schedule' });
   });
 
@@ -30,8 +30,14 @@ describe('parseOptions', () => {
   });
 
   it('reads the core schema: numbers, booleans, nulls, lists, maps', () => {
-    expect(parseOptions('a: 1\nb: 2.5\nc: true\nd: null\ne: [1, x]\nf: {g: h}\n', limit))
-      .toEqual({ a: 1, b: 2.5, c: true, d: null, e: [1, 'x'], f: { g: 'h' } });
+    expect(parseOptions('a: 1\nb: 2.5\nc: true\nd: null\ne: [1, x]\nf: {g: h}\n', limit)).toEqual({
+      a: 1,
+      b: 2.5,
+      c: true,
+      d: null,
+      e: [1, 'x'],
+      f: { g: 'h' },
+    });
   });
 
   it.each([
@@ -81,20 +87,21 @@ describe('parseOptions', () => {
     expect(error.message).toMatch(/over the limit of 1000/);
   });
 
-  it.each([
-    'a: [1, 2\n',
-    'a: {b: 1\n',
-    'a: 1\na: 2\n',
-    'a:\n  - 1\n b: 2\n',
-    '"unterminated\n',
-  ])('refuses malformed YAML: %j', (text) => {
-    const error = refusal(text);
-    expect(error.code).toBe('OPTIONS_INVALID');
-    expect(error.message).toMatch(/invalid task options/);
-  });
+  it.each(['a: [1, 2\n', 'a: {b: 1\n', 'a: 1\na: 2\n', 'a:\n  - 1\n b: 2\n', '"unterminated\n'])(
+    'refuses malformed YAML: %j',
+    (text) => {
+      const error = refusal(text);
+      expect(error.code).toBe('OPTIONS_INVALID');
+      expect(error.message).toMatch(/invalid task options/);
+    },
+  );
 
   it('keeps a __proto__ key as data and pollutes nothing', () => {
-    for (const text of ['__proto__:\n  polluted: yes\n', ':__proto__:\n  polluted: yes\n', 'a:\n  __proto__: {polluted: yes}\n']) {
+    for (const text of [
+      '__proto__:\n  polluted: yes\n',
+      ':__proto__:\n  polluted: yes\n',
+      'a:\n  __proto__: {polluted: yes}\n',
+    ]) {
       const value = parseOptions(text, limit) as Record<string, any>;
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
       expect(Object.prototype).not.toHaveProperty('polluted');
@@ -108,7 +115,12 @@ describe('parseOptions', () => {
 
 describe('stringifyOptions', () => {
   it('writes YAML that parses back to the same data, dates as ISO text', () => {
-    const options = { text: 'hello', n: 3, nested: { list: [1, 'two', null, true] }, when: new Date('2024-01-02T03:04:05Z') };
+    const options = {
+      text: 'hello',
+      n: 3,
+      nested: { list: [1, 'two', null, true] },
+      when: new Date('2024-01-02T03:04:05Z'),
+    };
     const text = stringifyOptions(options, limit);
     expect(text.startsWith('---\n')).toBe(true);
     // The core schema has no timestamp type: a Date goes in and its ISO text comes back.
@@ -135,7 +147,9 @@ describe('stringifyOptions', () => {
   });
 
   it('refuses options over the size limit', () => {
-    expect(() => stringifyOptions({ text: 'x'.repeat(500) }, 100)).toThrow(expect.objectContaining({ code: 'OPTIONS_TOO_LARGE' }));
+    expect(() => stringifyOptions({ text: 'x'.repeat(500) }, 100)).toThrow(
+      expect.objectContaining({ code: 'OPTIONS_TOO_LARGE' }),
+    );
   });
 });
 
@@ -151,12 +165,83 @@ function random(seed: number): () => number {
   };
 }
 describe('the plain-options fast path', () => {
-  const keys = ['a', 'b_c', ':sym', 'created_from', '__proto__', 'true', 'Null', '_x', 'A1', ':a', 'x-y', '1a', 'k k', '', ' a'];
+  const keys = [
+    'a',
+    'b_c',
+    ':sym',
+    'created_from',
+    '__proto__',
+    'true',
+    'Null',
+    '_x',
+    'A1',
+    ':a',
+    'x-y',
+    '1a',
+    'k k',
+    '',
+    ' a',
+  ];
   const values = [
-    'bench', 'self.schedule', 'a shell', 'x y z', '60000', '0', '-5', '-0', '007', '1e3', '0x1F', '0o17', 'true', 'True', 'false',
-    'yes', 'no', 'on', 'null', 'NULL', '~', '', '12:30', 'a  b', 'x#y', '@x', '.inf', '1.5', 'b-c', 'under_score', 'a -b', 'a @b',
-    '123456789012345', '1234567890123456', '9007199254740993', 'TRUE', '-', 'a:b', 'a: b', '"quoted"', "'single'", '[1, 2]', '{x: 1}',
-    'a ', ' a', '.5', '+1', '-1.5', 'x/y', 'x+y', 'é', 'a\tb', '*alias', '&anchor x', '!tag x', '%x', '`x`', '|', '>',
+    'bench',
+    'self.schedule',
+    'a shell',
+    'x y z',
+    '60000',
+    '0',
+    '-5',
+    '-0',
+    '007',
+    '1e3',
+    '0x1F',
+    '0o17',
+    'true',
+    'True',
+    'false',
+    'yes',
+    'no',
+    'on',
+    'null',
+    'NULL',
+    '~',
+    '',
+    '12:30',
+    'a  b',
+    'x#y',
+    '@x',
+    '.inf',
+    '1.5',
+    'b-c',
+    'under_score',
+    'a -b',
+    'a @b',
+    '123456789012345',
+    '1234567890123456',
+    '9007199254740993',
+    'TRUE',
+    '-',
+    'a:b',
+    'a: b',
+    '"quoted"',
+    "'single'",
+    '[1, 2]',
+    '{x: 1}',
+    'a ',
+    ' a',
+    '.5',
+    '+1',
+    '-1.5',
+    'x/y',
+    'x+y',
+    'é',
+    'a\tb',
+    '*alias',
+    '&anchor x',
+    '!tag x',
+    '%x',
+    '`x`',
+    '|',
+    '>',
   ];
   const headers = ['', '---\n', '--- \n', '---  \n', '--- # c\n', '---\r\n'];
 
@@ -177,7 +262,10 @@ describe('the plain-options fast path', () => {
       try {
         slow = parseYamlOptions(text);
       } catch (error) {
-        throw new Error(`seed ${seed}: the fast path read ${JSON.stringify(text)} that YAML refuses (${(error as Error).message})`, { cause: error });
+        throw new Error(
+          `seed ${seed}: the fast path read ${JSON.stringify(text)} that YAML refuses (${(error as Error).message})`,
+          { cause: error },
+        );
       }
       expect(fast, `seed ${seed}: ${JSON.stringify(text)}`).toStrictEqual(slow);
       for (const [key, value] of Object.entries(fast)) {
@@ -190,8 +278,37 @@ describe('the plain-options fast path', () => {
 
   it('writes flat options of plain scalars without YAML, as text both parsers read back the same', () => {
     const pool: unknown[] = [
-      'bench', 'self.schedule', 'a shell', 'x y z', '60000', '-5', 'true', 'null', 'yes', '', ' a', 'a ', 'x:y', '1e3', 'é', 'a'.repeat(200),
-      'word '.repeat(30).trim(), 0, -0, 7, -12, 1.5, 2 ** 53, 1e16, true, false, null, undefined, [1], { x: 1 }, new Date(0),
+      'bench',
+      'self.schedule',
+      'a shell',
+      'x y z',
+      '60000',
+      '-5',
+      'true',
+      'null',
+      'yes',
+      '',
+      ' a',
+      'a ',
+      'x:y',
+      '1e3',
+      'é',
+      'a'.repeat(200),
+      'word '.repeat(30).trim(),
+      0,
+      -0,
+      7,
+      -12,
+      1.5,
+      2 ** 53,
+      1e16,
+      true,
+      false,
+      null,
+      undefined,
+      [1],
+      { x: 1 },
+      new Date(0),
     ];
     const names = ['a', 'b_c', 'created_from', '__proto__', 'true', ':sym', 'x-y', '1a', ''];
     let written = 0;
@@ -200,7 +317,10 @@ describe('the plain-options fast path', () => {
       const options: Record<string, unknown> = {};
       for (let i = Math.floor(next() * 4); i > 0; i--) {
         Object.defineProperty(options, names[Math.floor(next() * names.length)]!, {
-          value: pool[Math.floor(next() * pool.length)], enumerable: true, writable: true, configurable: true,
+          value: pool[Math.floor(next() * pool.length)],
+          enumerable: true,
+          writable: true,
+          configurable: true,
         });
       }
       const text = stringifyPlainOptions(options);
@@ -233,11 +353,17 @@ describe('the plain-options fast path', () => {
   });
 
   it('takes the rows the scheduler and the seed write, and passes the rest on', () => {
-    expect(parsePlainOptions(stringifyOptions({ created_from: 'bench', ms: 60_000, on: true }, limit))).toEqual({ created_from: 'bench', ms: 60_000, on: true });
+    expect(parsePlainOptions(stringifyOptions({ created_from: 'bench', ms: 60_000, on: true }, limit))).toEqual({
+      created_from: 'bench',
+      ms: 60_000,
+      on: true,
+    });
     expect(parsePlainOptions('--- \n:created_from: self.schedule\n')).toEqual({ created_from: 'self.schedule' });
     expect(parsePlainOptions('---\nlist:\n  - 1\n')).toBeUndefined();
     expect(parsePlainOptions('a: "quoted"\n')).toBeUndefined();
-    expect(parsePlainOptions('__proto__: x\n')).toEqual(Object.defineProperty({}, '__proto__', { value: 'x', enumerable: true, writable: true, configurable: true }));
+    expect(parsePlainOptions('__proto__: x\n')).toEqual(
+      Object.defineProperty({}, '__proto__', { value: 'x', enumerable: true, writable: true, configurable: true }),
+    );
     expect(Object.getPrototypeOf(parsePlainOptions('__proto__: x\n'))).toBe(Object.prototype);
   });
 });

@@ -7,9 +7,50 @@ import { scanTasksDir, TaskRegistry, UnknownTaskError } from '../../dist/index.j
 
 const fixtures = fileURLToPath(new URL('../fixtures/tasks/', import.meta.url));
 const fixtureNames = [
-  'Awaited', 'BadExport', 'BuiltinsLoaded', 'Chatty', 'Describe', 'Echo', 'Env', 'Escape', 'Escapee', 'Exit', 'Fail', 'FailTimes', 'FileLedger', 'Flood', 'Forge', 'ForgeFence', 'Grab', 'Grandchild', 'Hog', 'HugeError',
-  'HugeResult', 'IgnoreTerm', 'KillLauncher', 'Late', 'Leak', 'Ledger', 'Nested::Inner', 'Nul', 'OpenFiles', 'ParentPost', 'PlainCommonJs', 'Returns', 'SelfConfined', 'Sleep', 'SlowStatic',
-  'Spawner', 'Spew', 'Spin', 'ThreadEcho', 'ThreadSignal', 'ThreadWish', 'TickLedger', 'TopLevelPeek', 'YamlLoaded',
+  'Awaited',
+  'BadExport',
+  'BuiltinsLoaded',
+  'Chatty',
+  'Describe',
+  'Echo',
+  'Env',
+  'Escape',
+  'Escapee',
+  'Exit',
+  'Fail',
+  'FailTimes',
+  'FileLedger',
+  'Flood',
+  'Forge',
+  'ForgeFence',
+  'Grab',
+  'Grandchild',
+  'Hog',
+  'HugeError',
+  'HugeResult',
+  'IgnoreTerm',
+  'KillLauncher',
+  'Late',
+  'Leak',
+  'Ledger',
+  'Nested::Inner',
+  'Nul',
+  'OpenFiles',
+  'ParentPost',
+  'PlainCommonJs',
+  'Returns',
+  'SelfConfined',
+  'Sleep',
+  'SlowStatic',
+  'Spawner',
+  'Spew',
+  'Spin',
+  'ThreadEcho',
+  'ThreadSignal',
+  'ThreadWish',
+  'TickLedger',
+  'TopLevelPeek',
+  'YamlLoaded',
 ];
 
 let scratch: string;
@@ -33,8 +74,19 @@ describe('scanTasksDir', () => {
     const dir = path.join(scratch, 'mixed');
     await mkdir(path.join(dir, 'bad-folder'), { recursive: true });
     await mkdir(path.join(dir, 'Deep', 'Er'), { recursive: true });
-    const files = ['Good.js', 'Dup.js', 'Dup.mjs', 'Common.cjs', 'bad-name.js', 'types.d.ts', 'Thing.test.js', 'README.md',
-      'Typed.ts', 'bad-folder/Task.js', 'Deep/Er/Est.mjs'];
+    const files = [
+      'Good.js',
+      'Dup.js',
+      'Dup.mjs',
+      'Common.cjs',
+      'bad-name.js',
+      'types.d.ts',
+      'Thing.test.js',
+      'README.md',
+      'Typed.ts',
+      'bad-folder/Task.js',
+      'Deep/Er/Est.mjs',
+    ];
     for (const file of files) await writeFile(path.join(dir, file), 'export default class X { run() {} }\n');
 
     const scan = await scanTasksDir(dir, false);
@@ -42,7 +94,13 @@ describe('scanTasksDir', () => {
     expect(scan.duplicates).toHaveLength(1);
     expect(scan.files.get('Dup')).not.toBe(scan.duplicates[0]);
     // With a TypeScript loader, .ts task files count too (declaration files never do).
-    expect([...(await scanTasksDir(dir, true)).files.keys()].sort()).toEqual(['Common', 'Deep::Er::Est', 'Dup', 'Good', 'Typed']);
+    expect([...(await scanTasksDir(dir, true)).files.keys()].sort()).toEqual([
+      'Common',
+      'Deep::Er::Est',
+      'Dup',
+      'Good',
+      'Typed',
+    ]);
   });
 
   it('refuses a missing directory with a code', async () => {

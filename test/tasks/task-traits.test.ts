@@ -32,7 +32,11 @@ afterEach(async () => {
 describe('TaskTraitsReader', () => {
   it('reads static mode and timeoutMs in a worker thread, never in the launcher', async () => {
     const reader = createReader();
-    expect(await reader.read(fixture('Declared'), 'Declared')).toEqual({ mode: 'thread', timeoutMs: 5000, warnings: [] });
+    expect(await reader.read(fixture('Declared'), 'Declared')).toEqual({
+      mode: 'thread',
+      timeoutMs: 5000,
+      warnings: [],
+    });
     expect(await reader.read(fixture('Plain'), 'Plain')).toEqual({ mode: null, timeoutMs: null, warnings: [] });
     // The inspector thread got `env` as its process.env; this thread never imported the file.
     expect(await reader.read(fixture('EnvMode'), 'EnvMode')).toEqual({ mode: 'thread', timeoutMs: null, warnings: [] });
@@ -46,14 +50,24 @@ describe('TaskTraitsReader', () => {
     const bad = await reader.read(fixture('BadTraits'), 'BadTraits');
     expect(bad).toMatchObject({ mode: null, timeoutMs: null });
     expect(bad.warnings).toHaveLength(2);
-    expect(bad.warnings[0]).toMatch(/task "BadTraits" \(.*BadTraits\.mjs\): static mode must be "process" or "thread", got "fiber"; ignored/);
-    expect(bad.warnings[1]).toMatch(/static timeoutMs must be an integer from 1 to 2147483647 \(ms\), got 2\.5; ignored/);
+    expect(bad.warnings[0]).toMatch(
+      /task "BadTraits" \(.*BadTraits\.mjs\): static mode must be "process" or "thread", got "fiber"; ignored/,
+    );
+    expect(bad.warnings[1]).toMatch(
+      /static timeoutMs must be an integer from 1 to 2147483647 \(ms\), got 2\.5; ignored/,
+    );
 
     // The class named like the task is the one read; a function is no mode.
     const odd = await reader.read(fixture('Odd'), 'Odd');
     expect(odd).toMatchObject({ mode: null, timeoutMs: 250 });
-    expect(odd.warnings).toEqual([expect.stringMatching(/static mode must be "process" or "thread", got a function; ignored/)]);
-    expect(await reader.read(fixture('Odd'), 'Deep::Other')).toEqual({ mode: 'process', timeoutMs: null, warnings: [] });
+    expect(odd.warnings).toEqual([
+      expect.stringMatching(/static mode must be "process" or "thread", got a function; ignored/),
+    ]);
+    expect(await reader.read(fixture('Odd'), 'Deep::Other')).toEqual({
+      mode: 'process',
+      timeoutMs: null,
+      warnings: [],
+    });
   });
 
   it('tells onWarning each warning once, however often the class is read', async () => {
@@ -70,7 +84,9 @@ describe('TaskTraitsReader', () => {
     const reader = createReader();
     const traits = await reader.read(fixture('ExitAtLoad'), 'ExitAtLoad');
     expect(traits).toMatchObject({ mode: null, timeoutMs: null });
-    expect(traits.warnings).toEqual([expect.stringMatching(/its inspector thread exited with code 1 while loading; defaults apply/)]);
+    expect(traits.warnings).toEqual([
+      expect.stringMatching(/its inspector thread exited with code 1 while loading; defaults apply/),
+    ]);
     expect(process.exitCode).toBeUndefined();
     expect(reader.activeInspections).toBe(0);
   });
@@ -80,7 +96,9 @@ describe('TaskTraitsReader', () => {
     const started = performance.now();
     const traits = await reader.read(fixture('LoopAtLoad'), 'LoopAtLoad');
     expect(traits).toMatchObject({ mode: null, timeoutMs: null });
-    expect(traits.warnings).toEqual([expect.stringMatching(/loading took over 300 ms, its thread was terminated; defaults apply/)]);
+    expect(traits.warnings).toEqual([
+      expect.stringMatching(/loading took over 300 ms, its thread was terminated; defaults apply/),
+    ]);
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(reader.activeInspections).toBe(0);
     // The verdict is cached: the next read neither waits nor starts a thread.
@@ -92,7 +110,9 @@ describe('TaskTraitsReader', () => {
     const reader = createReader();
     const thrown = await reader.read(fixture('ThrowAtLoad'), 'ThrowAtLoad');
     expect(thrown).toMatchObject({ mode: null, timeoutMs: null });
-    expect(thrown.warnings).toEqual([expect.stringMatching(/could not be loaded to read its mode and timeoutMs: Error: ThrowAtLoad refuses to load/)]);
+    expect(thrown.warnings).toEqual([
+      expect.stringMatching(/could not be loaded to read its mode and timeoutMs: Error: ThrowAtLoad refuses to load/),
+    ]);
 
     const missing = await reader.read(path.join(scratch, 'Missing.mjs'), 'Missing');
     expect(missing).toMatchObject({ mode: null, timeoutMs: null });
@@ -116,7 +136,10 @@ describe('TaskTraitsReader', () => {
     expect(reader.inspections).toBe(1);
 
     // A new version of the file (new content, new mtime) is inspected again.
-    await writeFile(file, "export default class Cached { static mode = 'process'; static timeoutMs = 2000; run() {} }\n");
+    await writeFile(
+      file,
+      "export default class Cached { static mode = 'process'; static timeoutMs = 2000; run() {} }\n",
+    );
     const later = new Date(Date.now() + 60_000);
     await utimes(file, later, later);
     expect(await reader.read(file, 'Cached')).toEqual({ mode: 'process', timeoutMs: 2000, warnings: [] });
@@ -127,7 +150,7 @@ describe('TaskTraitsReader', () => {
 
   it('answers peek from what it knows, without I/O, until the file is due to be looked at again', async () => {
     const file = path.join(scratch, 'Peeked.mjs');
-    await writeFile(file, "export default class Peeked { static timeoutMs = 250; run() {} }\n");
+    await writeFile(file, 'export default class Peeked { static timeoutMs = 250; run() {} }\n');
     const reader = createReader();
     expect(reader.peek(file, 'Peeked')).toBeNull();
     const read = await reader.read(file, 'Peeked');
@@ -156,7 +179,11 @@ describe('TaskTraitsReader', () => {
     expect(await pending).toMatchObject({ mode: null, timeoutMs: null });
     expect(reader.activeInspections).toBe(0);
     const after = await reader.read(fixture('Declared'), 'Declared');
-    expect(after).toMatchObject({ mode: null, timeoutMs: null, warnings: [expect.stringMatching(/the traits reader is closed/)] });
+    expect(after).toMatchObject({
+      mode: null,
+      timeoutMs: null,
+      warnings: [expect.stringMatching(/the traits reader is closed/)],
+    });
     expect(reader.inspections).toBe(1);
   });
 });

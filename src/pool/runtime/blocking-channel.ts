@@ -62,7 +62,8 @@ export class BlockingChannel {
       try {
         offset += fs.writeSync(this.#fd, bytes, offset, bytes.length - offset);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EAGAIN' || (error as NodeJS.ErrnoException).code === 'EINTR') continue;
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN' || (error as NodeJS.ErrnoException).code === 'EINTR')
+          continue;
         return false;
       }
     }

@@ -25,7 +25,14 @@
  */
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors.js';
-import { decodeParentMessage, fenceNotice, MessageLines, monotonicMs, type ChildMessage, type TaskOutcome } from '../protocol.js';
+import {
+  decodeParentMessage,
+  fenceNotice,
+  MessageLines,
+  monotonicMs,
+  type ChildMessage,
+  type TaskOutcome,
+} from '../protocol.js';
 import { fs } from '../../shared/builtins.js';
 import { BlockingChannel } from './blocking-channel.js';
 import { afterOutputWritten, boundOutput } from './child-output.js';
@@ -117,9 +124,13 @@ function extendFence(at: number | undefined): void {
   fenceAtMs = at;
   armFence();
   // A child that reads no channel now listens from halfway to its first deadline on.
-  if (first && socket === null) setTimeout(() => {
-    if (current !== null && !current.reported && socket === null) void useSocket();
-  }, Math.max(0, (at - monotonicMs()) / 2)).unref();
+  if (first && socket === null)
+    setTimeout(
+      () => {
+        if (current !== null && !current.reported && socket === null) void useSocket();
+      },
+      Math.max(0, (at - monotonicMs()) / 2),
+    ).unref();
 }
 
 function armFence(): void {
@@ -165,9 +176,11 @@ function report(outcome: TaskOutcome, exitAfterReport: boolean): void {
   const exit = exitAfterReport || task.exitAfter || (reuse && !endLeftovers());
   // The try's output goes out before its report (child-output.ts): exiting drops what still waits.
   const signed = key;
-  afterOutputWritten(() => send({ ...outcome, key: signed, memory: memory(), last: exit }, () => {
-    if (exit) leave(exitAfterReport ? 1 : 0);
-  }));
+  afterOutputWritten(() =>
+    send({ ...outcome, key: signed, memory: memory(), last: exit }, () => {
+      if (exit) leave(exitAfterReport ? 1 : 0);
+    }),
+  );
   if (exit) return;
   current = null;
   // Another try may come: without a socket nothing would read it.
@@ -213,7 +226,8 @@ const lines = new MessageLines({ maxLineChars: maxParentLineChars, onMessage, on
 async function useSocket(): Promise<void> {
   // Taken, not imported, where Node allows it: an import() would start the ES module loader.
   const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-  const { Socket } = (getBuiltin?.call(process, 'node:net') as typeof import('node:net') | undefined) ?? await import('node:net');
+  const { Socket } =
+    (getBuiltin?.call(process, 'node:net') as typeof import('node:net') | undefined) ?? (await import('node:net'));
   socket = new Socket({ fd: 3, readable: true, writable: true });
   socket.setEncoding('utf8');
   // The launcher gone mid-write must not become an uncaught error: 'close' below handles it.

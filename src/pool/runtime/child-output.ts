@@ -55,18 +55,25 @@ function heldChunk(chunk: unknown, encoding: unknown): HeldChunk | null {
     const as = typeof encoding === 'string' && Buffer.isEncoding(encoding) ? encoding : 'utf8';
     return { data: chunk, encoding: as, bytes: Buffer.byteLength(chunk, as) };
   }
-  if (chunk instanceof Uint8Array) return { data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), encoding: 'utf8', bytes: chunk.byteLength };
+  if (chunk instanceof Uint8Array)
+    return {
+      data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      encoding: 'utf8',
+      bytes: chunk.byteLength,
+    };
   return null;
 }
 
-const bufferOf = (chunk: HeldChunk): Buffer => (typeof chunk.data === 'string' ? Buffer.from(chunk.data, chunk.encoding) : chunk.data);
+const bufferOf = (chunk: HeldChunk): Buffer =>
+  typeof chunk.data === 'string' ? Buffer.from(chunk.data, chunk.encoding) : chunk.data;
 
 function lastIsNewline(chunk: unknown): boolean {
   if (typeof chunk === 'string') return chunk.charCodeAt(chunk.length - 1) === newline;
   return chunk instanceof Uint8Array && chunk[chunk.length - 1] === newline;
 }
 
-const isEmpty = (chunk: unknown): boolean => (typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length === 0;
+const isEmpty = (chunk: unknown): boolean =>
+  (typeof chunk === 'string' || chunk instanceof Uint8Array) && chunk.length === 0;
 
 /** Keeps `chunk` as the newest held; drops the oldest bytes past `keptOutputBytes`. */
 function hold(held: Held, chunk: HeldChunk): void {
@@ -105,7 +112,9 @@ function release(entry: Watched): void {
       kept = kept.subarray(start + 1);
     }
     const cut = entry.endsLine ? '' : '\n';
-    entry.write(`${cut}[${dropped} bytes of output dropped: the task wrote faster than the launcher read; a child keeps ${maxWaitingOutputBytes / 1024} KiB waiting and the last ${keptOutputBytes / 1024} KiB after that]\n`);
+    entry.write(
+      `${cut}[${dropped} bytes of output dropped: the task wrote faster than the launcher read; a child keeps ${maxWaitingOutputBytes / 1024} KiB waiting and the last ${keptOutputBytes / 1024} KiB after that]\n`,
+    );
   }
   if (kept.length > 0) {
     entry.write(kept);

@@ -44,10 +44,14 @@ function cycleIn(value: unknown, path: string, holders: Map<object, string>): st
   const holder = holders.get(value);
   if (holder !== undefined) return `${path} is ${holder}`;
   holders.set(value, path);
-  const entries: [string, unknown][] = value instanceof Map ? [...value].map(([k, v], i) => [`[${i}]`, [k, v]])
-    : value instanceof Set ? [...value].map((v, i) => [`[${i}]`, v])
-      : Array.isArray(value) ? value.map((v, i) => [`[${i}]`, v])
-        : Object.entries(value).map(([k, v]) => [`.${k}`, v]);
+  const entries: [string, unknown][] =
+    value instanceof Map
+      ? [...value].map(([k, v], i) => [`[${i}]`, [k, v]])
+      : value instanceof Set
+        ? [...value].map((v, i) => [`[${i}]`, v])
+        : Array.isArray(value)
+          ? value.map((v, i) => [`[${i}]`, v])
+          : Object.entries(value).map(([k, v]) => [`.${k}`, v]);
   for (const [step, item] of entries) {
     const found = cycleIn(item, path + step, holders);
     if (found !== null) return found;
@@ -62,7 +66,9 @@ export function resultText(value: unknown): string | null {
   if (typeof value === 'string') return value;
   if (typeof value === 'symbol' || typeof value === 'function') {
     const shown = typeof value === 'symbol' ? value.toString() : value.name === '' ? 'anonymous' : value.name;
-    throw unholdable(`task result is a ${typeof value} (${shown}), which result_text cannot hold: return a string, a number, plain data or nothing`);
+    throw unholdable(
+      `task result is a ${typeof value} (${shown}), which result_text cannot hold: return a string, a number, plain data or nothing`,
+    );
   }
   let text: string | undefined;
   sawBigint = false;

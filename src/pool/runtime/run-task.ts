@@ -15,7 +15,12 @@ export function capText(text: string, maxBytes: number): string {
   if (bytes <= maxBytes) return text;
   const marker = `\n[... error text truncated: ${bytes} bytes, limit ${maxBytes}]`;
   const keep = Math.max(0, maxBytes - Buffer.byteLength(marker, 'utf8'));
-  return Buffer.from(text, 'utf8').subarray(0, keep).toString('utf8').replace(/\uFFFD$/, '') + marker;
+  return (
+    Buffer.from(text, 'utf8')
+      .subarray(0, keep)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '') + marker
+  );
 }
 
 function failure(kind: FailureKind, error: unknown, maxBytes: number): TaskOutcome {
@@ -44,7 +49,8 @@ export async function runTask(message: RunMessage): Promise<TaskOutcome> {
     options = parseOptions(message.options, message.maxOptionsBytes);
   } catch (error) {
     // The row's options are wrong, not the code: the message says what, a stack of the parser would not.
-    if (error instanceof TaskRunnerError) return { type: 'error', kind: 'options', text: capText(error.message, limit) };
+    if (error instanceof TaskRunnerError)
+      return { type: 'error', kind: 'options', text: capText(error.message, limit) };
     return failure('options', error, limit);
   }
   let TaskClass;

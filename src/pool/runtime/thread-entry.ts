@@ -51,10 +51,13 @@ guardProcessKill({
   refused: [process.pid, 0, -1, process.ppid, ...(group === null ? [] : [-group])],
   what: 'a thread-mode task runs inside the launcher and may not signal its process, its group, its parent or every process',
 });
-trackThreadSpawns((pid) => {
-  groups?.started(pid);
-  return slot >= 0 && slots.addProcess(slot, pid);
-}, () => groups?.beforeSpawn());
+trackThreadSpawns(
+  (pid) => {
+    groups?.started(pid);
+    return slot >= 0 && slots.addProcess(slot, pid);
+  },
+  () => groups?.beforeSpawn(),
+);
 
 async function runOne(run: unknown): Promise<ThreadResult> {
   const { value: message, output } = await withCapturedOutput(async (): Promise<TaskOutcome> => {

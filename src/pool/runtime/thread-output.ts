@@ -12,7 +12,12 @@ let current: ThreadOutput | null = null;
 
 function capture(stream: 'stdout' | 'stderr', chunk: unknown): void {
   const output = current!;
-  const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) || chunk instanceof Uint8Array ? Buffer.from(chunk).toString('utf8') : String(chunk);
+  const text =
+    typeof chunk === 'string'
+      ? chunk
+      : Buffer.isBuffer(chunk) || chunk instanceof Uint8Array
+        ? Buffer.from(chunk).toString('utf8')
+        : String(chunk);
   const used = Buffer.byteLength(output.stdout) + Buffer.byteLength(output.stderr);
   const room = maxThreadOutputBytes - used;
   const bytes = Buffer.byteLength(text);
@@ -20,7 +25,10 @@ function capture(stream: 'stdout' | 'stderr', chunk: unknown): void {
     output[stream] += text;
     return;
   }
-  output[stream] += Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8').replace(/\uFFFD$/, '');
+  output[stream] += Buffer.from(text)
+    .subarray(0, Math.max(0, room))
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
   output.droppedBytes += bytes - Math.max(0, room);
 }
 

@@ -41,8 +41,10 @@ export function useChaosCluster(): ChaosCluster {
   afterEach(async () => {
     await launchers.killAll();
     // Children end when their launcher's IPC channel closes: give them a moment, then insist.
-    const left = await waitFor(async () => ((await taskProcesses(run)).length === 0 ? 'none' : null), { timeoutMs: 10_000, intervalMs: 100 })
-      .catch(async () => taskProcesses(run));
+    const left = await waitFor(async () => ((await taskProcesses(run)).length === 0 ? 'none' : null), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    }).catch(async () => taskProcesses(run));
     if (Array.isArray(left)) for (const pid of left) process.kill(pid, 'SIGKILL');
     expect(left, 'task processes alive after the test').toBe('none');
   }, 180_000);
@@ -54,10 +56,16 @@ export function useChaosCluster(): ChaosCluster {
     return server;
   };
   return {
-    get server() { return get(); },
+    get server() {
+      return get();
+    },
     run,
     launcher(host, options = {}) {
-      const childEnv = { CHAOS_LEDGER_URL: get().url('chaos-ledger'), CHAOS_RUN: run, ...(options.childEnv as object | undefined) };
+      const childEnv = {
+        CHAOS_LEDGER_URL: get().url('chaos-ledger'),
+        CHAOS_RUN: run,
+        ...(options.childEnv as object | undefined),
+      };
       return launchers.create(host, { db: get().url('chaos-launcher'), ...baseOptions, ...options, childEnv });
     },
     reset: () => resetLedger(get().pool),

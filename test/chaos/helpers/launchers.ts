@@ -67,18 +67,30 @@ export class LauncherProcess {
   }
 
   /** Waits for an event line matching `match`, returning it. */
-  async waitForEvent(match: (e: LauncherLine, index: number) => boolean, timeoutMs: number, what: string): Promise<LauncherLine> {
-    return waitFor(() => {
-      if (this.#child !== null && !this.running && this.#child.exitCode !== 0) {
-        throw new Error(`launcher ${this.host} exited (${this.#child.exitCode ?? this.#child.signalCode}) while waiting for ${what}: ${this.tail()}`);
-      }
-      return this.events.find(match) ?? null;
-    }, { timeoutMs, intervalMs: 20, what: `${what} from launcher ${this.host}` });
+  async waitForEvent(
+    match: (e: LauncherLine, index: number) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<LauncherLine> {
+    return waitFor(
+      () => {
+        if (this.#child !== null && !this.running && this.#child.exitCode !== 0) {
+          throw new Error(
+            `launcher ${this.host} exited (${this.#child.exitCode ?? this.#child.signalCode}) while waiting for ${what}: ${this.tail()}`,
+          );
+        }
+        return this.events.find(match) ?? null;
+      },
+      { timeoutMs, intervalMs: 20, what: `${what} from launcher ${this.host}` },
+    );
   }
 
   /** The last log lines, for failure messages. */
   tail(n = 5): string {
-    return this.logs.slice(-n).map((line) => JSON.stringify(line)).join('\n');
+    return this.logs
+      .slice(-n)
+      .map((line) => JSON.stringify(line))
+      .join('\n');
   }
 
   signal(signal: NodeJS.Signals): void {

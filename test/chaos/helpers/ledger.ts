@@ -21,11 +21,17 @@ export async function createLedger(pool: pg.Pool): Promise<void> {
 }
 
 export async function resetLedger(pool: pg.Pool): Promise<void> {
-  await pool.query('TRUNCATE task_runner_requests, task_runner_requests_attempts, chaos_ledger, chaos_kills RESTART IDENTITY');
+  await pool.query(
+    'TRUNCATE task_runner_requests, task_runner_requests_attempts, chaos_ledger, chaos_kills RESTART IDENTITY',
+  );
 }
 
 /** Inserts `count` ChaosWork requests in one statement. */
-export async function insertWork(pool: pg.Pool, count: number, fields: { ms?: number; tryLimit?: number; task?: string } = {}): Promise<void> {
+export async function insertWork(
+  pool: pg.Pool,
+  count: number,
+  fields: { ms?: number; tryLimit?: number; task?: string } = {},
+): Promise<void> {
   await pool.query(
     `INSERT INTO task_runner_requests (task_class_name, options, try_limit)
      SELECT $1, $2, $3 FROM generate_series(1, $4::int)`,
@@ -34,27 +40,44 @@ export async function insertWork(pool: pg.Pool, count: number, fields: { ms?: nu
 }
 
 /** Writes a kill (of a launcher's process, or of a task's) at the database's clock. */
-export async function recordKill(pool: pg.Pool, host: string, pid: number, what: 'launcher' | 'child' | 'stop'): Promise<void> {
-  await pool.query('INSERT INTO chaos_kills (host, pid, what, at) VALUES ($1, $2, $3, clock_timestamp())', [host, pid, what]);
+export async function recordKill(
+  pool: pg.Pool,
+  host: string,
+  pid: number,
+  what: 'launcher' | 'child' | 'stop',
+): Promise<void> {
+  await pool.query('INSERT INTO chaos_kills (host, pid, what, at) VALUES ($1, $2, $3, clock_timestamp())', [
+    host,
+    pid,
+    what,
+  ]);
 }
 
 /**
  * Waits until no request is left unfinished. Throughput depends on the machine and its load, so
  * the limit is on progress: it fails once nothing has ended for `stallMs`.
  */
-export async function waitAllEnded(pool: pg.Pool, params: { stallMs?: number; what?: string; during?: () => Promise<void> } = {}): Promise<void> {
+export async function waitAllEnded(
+  pool: pg.Pool,
+  params: { stallMs?: number; what?: string; during?: () => Promise<void> } = {},
+): Promise<void> {
   const stallMs = params.stallMs ?? 90_000;
   let remaining = Number.POSITIVE_INFINITY;
   let lastProgress = Date.now();
-  await waitFor(async () => {
-    await params.during?.();
-    const { rows } = await pool.query('SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NULL');
-    const now = rows[0].n as number;
-    if (now < remaining) lastProgress = Date.now();
-    remaining = now;
-    if (Date.now() - lastProgress > stallMs) throw new Error(`no request ended for ${stallMs} ms; ${remaining} left`);
-    return remaining === 0;
-  }, { timeoutMs: 3_600_000, intervalMs: 200, what: params.what ?? 'every request to end' });
+  await waitFor(
+    async () => {
+      await params.during?.();
+      const { rows } = await pool.query(
+        'SELECT count(*)::int AS n FROM task_runner_requests WHERE completed_at IS NULL',
+      );
+      const now = rows[0].n as number;
+      if (now < remaining) lastProgress = Date.now();
+      remaining = now;
+      if (Date.now() - lastProgress > stallMs) throw new Error(`no request ended for ${stallMs} ms; ${remaining} left`);
+      return remaining === 0;
+    },
+    { timeoutMs: 3_600_000, intervalMs: 200, what: params.what ?? 'every request to end' },
+  );
 }
 
 export interface LedgerFigures {

@@ -76,7 +76,11 @@ export class TryWatcher {
               WHERE f.event = 'finish' AND f.request_id = s.request_id AND f.try = s.try AND f.pid = s.pid) AS finish_ms
       FROM chaos_ledger s WHERE s.event = 'start' ORDER BY s.request_id, s.at`);
     return rows.map((row) => ({
-      id: row.id, try: row.try, host: row.host, pid: row.pid, startMs: row.start_ms,
+      id: row.id,
+      try: row.try,
+      host: row.host,
+      pid: row.pid,
+      startMs: row.start_ms,
       endMs: row.finish_ms ?? this.#deaths.get(row.pid) ?? null,
     }));
   }
@@ -106,5 +110,10 @@ export function overlapFigures(spans: readonly TrySpan[], nowMs = Date.now()): O
     }
     if (worst !== null) pairs.push(worst);
   }
-  return { overlaps: pairs.length, maxOverlapMs: pairs.reduce((max, p) => Math.max(max, p.overlapMs), 0), minGapMs, pairs };
+  return {
+    overlaps: pairs.length,
+    maxOverlapMs: pairs.reduce((max, p) => Math.max(max, p.overlapMs), 0),
+    minGapMs,
+    pairs,
+  };
 }

@@ -11,7 +11,13 @@ export function spread(values: readonly number[]): Spread {
   if (values.length === 0) return { n: 0, minMs: null, medianMs: null, p95Ms: null, maxMs: null };
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-  return { n: sorted.length, minMs: Math.round(sorted[0]!), medianMs: at(0.5), p95Ms: at(0.95), maxMs: Math.round(sorted[sorted.length - 1]!) };
+  return {
+    n: sorted.length,
+    minMs: Math.round(sorted[0]!),
+    medianMs: at(0.5),
+    p95Ms: at(0.95),
+    maxMs: Math.round(sorted[sorted.length - 1]!),
+  };
 }
 
 /** The parent pid of `pid` (from /proc), or null when it is gone. */

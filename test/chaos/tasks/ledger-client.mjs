@@ -24,10 +24,13 @@ export async function record(task, event) {
   for (;;) {
     try {
       client ??= await connect();
-      await client.query(
-        'INSERT INTO chaos_ledger (request_id, try, host, pid, event) VALUES ($1, $2, $3, $4, $5)',
-        [task.id, task.request.tries, process.env.CHAOS_HOST ?? '?', process.pid, event],
-      );
+      await client.query('INSERT INTO chaos_ledger (request_id, try, host, pid, event) VALUES ($1, $2, $3, $4, $5)', [
+        task.id,
+        task.request.tries,
+        process.env.CHAOS_HOST ?? '?',
+        process.pid,
+        event,
+      ]);
       return;
     } catch (error) {
       const dead = client;
