@@ -161,8 +161,9 @@ function typeCheck(files) {
   };
   writeFileSync(path.join(outDir, 'tsconfig.json'), `${JSON.stringify(tsconfig, null, 2)}\n`);
   if (sources.size === 0) return { problems: [], count: 0, ignored };
-  // The package exports no bin path: find it beside its package.json (what `npx tsc` runs).
-  const typescriptDir = path.dirname(createRequire(import.meta.url).resolve('typescript/package.json'));
+  // The compiler the build uses (`npx tsc`): TypeScript 7 is installed as @typescript/native, since
+  // `typescript` is the version-6 API that typescript-eslint loads. Its bin sits beside its package.json.
+  const typescriptDir = path.dirname(createRequire(import.meta.url).resolve('@typescript/native/package.json'));
   const tsc = path.join(typescriptDir, 'bin', 'tsc');
   let output = '';
   try {
