@@ -197,7 +197,7 @@ export const runnerOptionSpecs = {
     env: 'CW_POLL_INTERVAL_MS',
     min: 10,
     default: 5_000,
-    description: 'fallback poll when no notification arrives (the seed polled every 60000)',
+    description: 'fallback poll when no notification arrives',
   },
   retryBackoff: {
     fileKey: 'retryBackoff',

@@ -110,7 +110,7 @@ function integer(field: string, value: unknown, spec: { default: number; min: nu
 }
 
 /**
- * Validates `retention` and fills defaults; `false` (keep every row, the seed's behaviour) gives
+ * Validates `retention` and fills defaults; `false` (keep every row, the Rails plugin's behaviour) gives
  * null. Errors name the field.
  */
 export function resolveRetention(value: unknown): RetentionConfig | null {

@@ -38,7 +38,7 @@ export interface StartRetryOptions {
   giveUpAfterMs?: number | null;
 }
 
-/** Where a task runs: a child process (the seed's isolation) or a worker thread of the launcher. */
+/** Where a task runs: a child process (the Rails plugin's isolation) or a worker thread of the launcher. */
 export type TaskMode = 'process' | 'thread';
 
 /** What config says about one task name; unset fields fall back to the task class, then defaults. */
@@ -113,7 +113,7 @@ export interface RunnerOptions {
   startBatchMs?: number;
   /** Queues this launcher claims from; `null` claims from every queue. Default `null`. */
   queues?: string[] | null;
-  /** Fallback poll when no notification arrives. Default 5000 ms; the seed used 60000. */
+  /** Fallback poll when no notification arrives. Default 5000 ms. */
   pollIntervalMs?: number;
   /** Delay between retries, see {@link RetryBackoffOptions}. */
   retryBackoff?: RetryBackoffOptions;
@@ -196,7 +196,7 @@ export interface RunnerOptions {
   /** Recurring tasks this launcher enqueues (with every other launcher that declares them: each due time once). */
   recurring?: RecurringEntryOptions[];
   /**
-   * Pruning of ended requests and their attempt history; `false` keeps every row (the seed's
+   * Pruning of ended requests and their attempt history; `false` keeps every row (the Rails plugin's
    * behaviour). Default: FINISHED and CANCELLED after 7 days, other ended results after 30.
    */
   retention?: RetentionOptions | false;

@@ -284,7 +284,7 @@ export class Dispatcher {
   }
 
   /**
-   * A lease renewal found these rows of this launcher with their pid cleared by hand (the seed's
+   * A lease renewal found these rows of this launcher with their pid cleared by hand (the Rails plugin's
    * way to reschedule). The row's lease keeps every other launcher from claiming it until this one
    * has finished with it: a held row is dropped from the local queue and given back
    * (RESCHEDULED, the try refunded); a running try is stopped (its process group ended, or its

@@ -73,7 +73,7 @@ export class LauncherParts {
       killTimeoutMs: config.killTimeoutMs,
       maxResultBytes: config.maxResultBytes,
       logger: config.logger,
-      // Unconfined children are started exactly as before: no wrapper, no flags.
+      // Unconfined children are started plainly: no wrapper, no flags.
       confinement: confined ? config.childConfinement : null,
       readable,
     });

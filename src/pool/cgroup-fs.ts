@@ -146,10 +146,9 @@ export function groupProcesses(dir: string): number[] {
 /**
  * Moves process `pid` (all its threads) into the group at `dir`; rejects with what the kernel
  * said. The write is asynchronous on purpose: a move waits for an RCU grace period when no other
- * move came just before it (20-35 ms measured on the 2-core machine moving a just-started node
- * 50 ms after the last move, 0.1 ms back to back), which would stall the launcher's event loop
- * if done in place. Opening and closing the file are instant and done in place: measured so, one
- * move costs the launcher about 0.45 ms of CPU, against 0.9 ms through `fs.promises.writeFile`.
+ * move came just before it (tens of milliseconds, against a fraction of one back to back), which
+ * would stall the launcher's event loop if done in place. Opening and closing the file are
+ * instant and done in place: half the launcher's CPU of `fs.promises.writeFile` per move.
  */
 export function moveProcess(dir: string, pid: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -66,7 +66,7 @@ interface RunState {
 
 /**
  * Runs tries in forked children, at most `concurrency` at once. By default each try gets a child
- * of its own (the seed's isolation); `spareChildren` keeps children booted ahead of need, and
+ * of its own (the Rails plugin's isolation); `spareChildren` keeps children booted ahead of need, and
  * `maxTasksPerChild` lets a child run several tries one after another, replaced when it reaches
  * the count or its memory crosses `maxRssBytes`. A child is handed a try only once it reported
  * ready. A slot is held until the try's child is idle again or has exited, so the cap counts live

@@ -38,7 +38,7 @@ function bundleIsCurrent(): boolean {
 
 /**
  * The script a child process runs: the build's one-file bundle of the child runtime (faster to
- * boot: about 20 ms of CPU less per fresh child), or the runtime's modules as tsc wrote them when
+ * boot than a dozen modules), or the runtime's modules as tsc wrote them when
  * there is no bundle, or when a module changed since the bundle was made (a `tsc` run without the
  * bundling step must not leave children on stale code). The check compares content, not file
  * times, which an installer does not keep in order; it reads the ~15 modules once per pool.

@@ -30,8 +30,8 @@ export interface ThreadPoolParams extends PiscinaParams {
 
 /**
  * Most tries one thread is handed at once. A batch costs one message and one wake-up of the
- * thread; waking a sleeping thread costs ~15-20 µs of the launcher's main thread on a 2-core VM,
- * more than the rest of a no-op try's dispatch.
+ * thread; waking a sleeping thread costs the launcher's main thread more than the rest of a no-op
+ * try's dispatch.
  */
 const maxBatch = 8;
 /** A try waiting in a batch behind one that has run this long moves to an idle thread. */

@@ -3,10 +3,9 @@
  * it loads), taken with `process.getBuiltinModule` (Node 20.16 and later) rather than imported.
  *
  * An ES `import` of a built-in builds its ES facade by reading every export, which runs the
- * module's lazy getters: for `node:fs` that loads the streams, 18 more internal modules. Measured
- * on the 2-core machine, 60 starts each: a bare `node` 47.8 ms of CPU, importing `readSync` from
- * `node:fs` 53.5 ms, taking it with `getBuiltinModule` 48.8 ms. Older Node 20 releases import
- * them (at load, as before).
+ * module's lazy getters: for `node:fs` that loads the streams, 18 more internal modules, a cost
+ * of every child's start that `getBuiltinModule` avoids almost entirely. Older Node 20 releases
+ * import them at load.
  */
 type Fs = typeof import('node:fs');
 type NodeModule = typeof import('node:module');

@@ -37,8 +37,8 @@ async function lockMigration(db: SqlDb, table: TableName): Promise<void> {
 }
 
 /**
- * Creates the request table with every seed column, the design's columns, its indexes, its
- * notify trigger and its attempt-history table (`<table>_attempts`), in the seed's spirit
+ * Creates the request table with every column of the Rails plugin's table, the design's columns, its indexes, its
+ * notify trigger and its attempt-history table (`<table>_attempts`), in the Rails plugin's spirit
  * (`create_task_runner_request_table :name do |t| ... end`).
  *
  * @example

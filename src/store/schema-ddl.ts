@@ -24,8 +24,8 @@ import type { SqlDb } from './database.js';
 /** Lets an application add its own columns; the runner ignores them. */
 export type ExtraColumns = (table: CreateTableBuilder<string, any>) => CreateTableBuilder<string, any>;
 
-/** The seed's columns, with the seed's names and meanings. */
-const seedColumns: ReadonlyArray<readonly [name: string, definition: string]> = [
+/** The Rails plugin's columns, with the Rails plugin's names and meanings. */
+const pluginColumns: ReadonlyArray<readonly [name: string, definition: string]> = [
   ['id', 'bigserial PRIMARY KEY'],
   ['created_at', 'timestamptz NOT NULL DEFAULT now()'],
   ['task_class_name', 'text NOT NULL'],
@@ -40,7 +40,7 @@ const seedColumns: ReadonlyArray<readonly [name: string, definition: string]> = 
   ['result_text', 'text'],
 ];
 
-/** Columns the design adds to the seed's; `migrate` adds any that an older table lacks. */
+/** Columns the design adds to the Rails plugin's; `migrate` adds any that an older table lacks. */
 export const designColumns: ReadonlyArray<readonly [name: string, definition: string]> = [
   ['queue', `text NOT NULL DEFAULT '${defaults.queue}'`],
   ['priority', 'integer NOT NULL DEFAULT 0'],
@@ -74,13 +74,13 @@ async function indexExists(db: SqlDb, table: TableName, name: string): Promise<b
 }
 
 /**
- * Creates the request table: every seed column, the design's columns, then the application's
+ * Creates the request table: every column of the Rails plugin's table, the design's columns, then the application's
  * (`extraColumns`). A builder rather than text so that an application adds columns its own way.
  */
 export async function createRequestTable(db: SqlDb, table: TableName, extraColumns?: ExtraColumns): Promise<void> {
   const schema = table.schema === null ? db.schema : db.schema.withSchema(table.schema);
   let builder = schema.createTable(table.table);
-  for (const [column, definition] of [...seedColumns, ...designColumns]) {
+  for (const [column, definition] of [...pluginColumns, ...designColumns]) {
     builder = builder.addColumn(column, sql.raw(definition.split(' ')[0]!), (c) => {
       let col = c;
       if (definition.includes('PRIMARY KEY')) col = col.primaryKey();
@@ -116,7 +116,7 @@ export function rescheduleNoticeFor(launcherId: string): string {
 /**
  * Indexes for the claim and the probe, and the trigger that wakes launchers. The trigger is per
  * statement, so a bulk insert of thousands of rows sends one notification, and it fires on updates
- * too, so wiping `pid` by hand (the seed's way to reschedule) wakes launchers as an insert does.
+ * too, so wiping `pid` by hand (the Rails plugin's way to reschedule) wakes launchers as an insert does.
  * A wiped row whose lease still holds (the runner's own statements clear the lease with the pid)
  * also names its launcher, which must stop the try before anyone claims the row; the second
  * look at the changed rows is made only when the first found a row without a pid.

@@ -19,7 +19,7 @@ import type { Generated, Selectable } from 'kysely';
  *   done      completed_at IS NOT NULL: `result` says how (FINISHED; the last failure when
  *             tries ran out or the failure was permanent; CANCELLED; PARKED)
  *
- * Clearing `pid` by hand reschedules a row (the seed's way): a held row is given back at once; a
+ * Clearing `pid` by hand reschedules a row (the Rails plugin's way): a held row is given back at once; a
  * running try is first stopped by its launcher (found by its lease, on whatever host), which then
  * records it RESCHEDULED and clears the lease, and only then may any launcher claim the row. A cancel ends a
  * waiting row at once; on a running row it sets `cancel_requested_at`, and the outcome its

@@ -99,9 +99,7 @@ export interface TimestampAdoption {
  *   texts each; installed only where the column exists, the trigger costs nothing elsewhere.
  *   Its WHEN clause is evaluated without calling the function, and an update that sets
  *   `updated_at` itself (ActiveRecord's `save`) keeps the value it gives. Its cost where it is
- *   installed: one UPDATE of 100,000 rows took 0.44–0.70 s without it and 0.66–1.21 s with it
- *   here (three runs each, a busy 2-core machine), 2–6 µs per row; a try updates its row two or
- *   three times.
+ *   installed: a few microseconds per updated row, and a try updates its row two or three times.
  */
 export async function adoptTimestamps(db: SqlDb, table: TableName): Promise<TimestampAdoption> {
   const result: TimestampAdoption = { addedDefaults: [], addedTriggers: [] };

@@ -11,7 +11,7 @@ const requirable = /\.(?:js|mjs|cjs)$/;
 /**
  * A task file taken with `require()`, which loads ES modules too on Node 20.19 and later: in a
  * child whose runtime is CommonJS (the bundle) this keeps Node's asynchronous module loader from
- * starting, about 3 ms of CPU per fresh child. Null when `import()` must do it: an older Node, a
+ * starting in every fresh child. Null when `import()` must do it: an older Node, a
  * TypeScript file, or a module with a top-level await (checked before any of its code runs).
  */
 function requireTask(file: string): Record<string, unknown> | null {

@@ -24,8 +24,8 @@ function loadYaml(): typeof import('yaml') {
 
 /**
  * The YAML parser, loaded on first use: a child whose options are plain (see plain-options.ts)
- * never loads it. Loading the package costs a child about 45 ms of CPU (it reads and compiles
- * some forty modules); its one-file bundle, which the child runtime's bundle loads, about 12 ms.
+ * never loads it. Loading the package means reading and compiling some forty modules; its one-file
+ * bundle, which the child runtime's bundle loads, costs about a quarter of that.
  */
 let yamlModule: typeof import('yaml') | undefined;
 function yaml(): typeof import('yaml') {

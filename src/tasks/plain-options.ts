@@ -1,8 +1,8 @@
 /**
  * The options most rows carry are a flat map of plain words and whole numbers
  * (`---\ncreated_from: self.schedule\n`, `ms: 60000`). Reading those does not need the YAML
- * parser, whose import alone costs a child process about 30 ms at start and whose parse costs
- * about 30 µs a try. This reads exactly that shape and gives what the YAML core schema gives for
+ * parser, whose import is a large part of a child's start and whose parse is a large part of a
+ * reused child's try. This reads exactly that shape and gives what the YAML core schema gives for
  * it; for anything else it says "not mine" (undefined) and the caller parses with YAML. What it
  * accepts, line by line after an optional `---`:
  *

@@ -1,8 +1,8 @@
 /**
  * The child's end of its channel to the launcher (fd 3), used with blocking reads and writes
- * instead of a `net.Socket`. The socket's modules and stream machinery cost a child about 6 ms
- * of CPU (a bare Node start costs 45–50 ms on the 2-core machine, the child runtime ~63 ms), and a
- * child that runs one try has nothing else to do while it waits for its messages.
+ * instead of a `net.Socket`. The socket's modules and stream machinery are a noticeable part of a
+ * child's start (docs/performance.md says how the bench measures it), and a child that runs one
+ * try has nothing else to do while it waits for its messages.
  *
  * Text is cut into lines at the newline byte, which never occurs inside a multi-byte UTF-8
  * character, so no decoder is loaded either.

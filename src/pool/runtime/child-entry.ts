@@ -80,8 +80,8 @@ function channelEnded(): void {
  * Exits after the last report, once the launcher has closed the channel (it does on reading a
  * report marked `last`), not at once: a message the launcher wrote to a child that had already
  * exited (a lease renewal's) failed with EPIPE, and Node's socket, destroyed by the failed write,
- * dropped the report still unread in it. The try was recorded CRASHED "exited with code 0
- * without reporting a result" (5 of 1,000 tries with 4 launchers on a loaded 2-core machine).
+ * dropped the report still unread in it, and the try was recorded CRASHED "exited with code 0
+ * without reporting a result".
  * Waiting keeps the channel open until the report is read; the launcher ends a child that does
  * not go (the pool's retire), and a launcher that died closes the channel with it.
  */

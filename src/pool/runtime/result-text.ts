@@ -9,8 +9,8 @@
  *   list); a Date as its ISO text; NaN and Infinity as null.
  *
  * What has no text at all fails the try, as a throw would, with a message that says so: a symbol
- * or a function returned as the result (JSON gives nothing for them, which used to be stored as
- * NULL, as if the task had returned nothing), and an object that refers back to itself.
+ * or a function returned as the result (JSON gives nothing for them, which would store NULL, as
+ * if the task had returned nothing), and an object that refers back to itself.
  */
 import { TaskRunnerError } from '../../errors.js';
 
