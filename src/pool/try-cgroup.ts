@@ -83,6 +83,7 @@ export class TryGroup {
   readonly #pid: number;
   #dir: string;
   #procs: ProcsFile;
+  #closed = false;
 
   constructor(params: { groups: TryGroups; kind: CgroupKind; dir: string; pid: number }) {
     this.#groups = params.groups;
@@ -109,6 +110,11 @@ export class TryGroup {
     if (next === null) return null;
     return moveProcess(next, this.#pid).then(
       () => {
+        // The child exited while it moved: close() ended the old group, the new one goes too.
+        if (this.#closed) {
+          this.#groups.end(next);
+          return;
+        }
         const old = this.#dir;
         this.#procs.close();
         this.#dir = next;
@@ -122,6 +128,7 @@ export class TryGroup {
 
   /** The child has exited: what is left in its group is ended and the group removed. */
   close(): void {
+    this.#closed = true;
     this.#procs.close();
     this.#groups.end(this.#dir);
   }
