@@ -138,6 +138,62 @@ export function groupProcesses(dir: string): number[] {
   } finally {
     closeSync(fd);
   }
+  return parsePids(text);
+}
+
+/**
+ * A cgroup2 group's `cgroup.procs` kept open, so that listing the group again is one read from
+ * the start of the file instead of an open, a read and a close (opening and closing a cgroup
+ * file is most of the cost; a reused child's group is looked at after every try). cgroup2 only:
+ * a v1 hierarchy answers each read of an open `cgroup.procs` from the list it made at that open's
+ * first read, so there the file is opened anew each time. Close it before the group is removed.
+ */
+export class ProcsFile {
+  readonly #dir: string;
+  #fd: number | null;
+
+  constructor(kind: CgroupKind, dir: string) {
+    this.#dir = dir;
+    this.#fd = null;
+    if (kind !== 'cgroup2') return;
+    try {
+      this.#fd = openSync(path.join(dir, 'cgroup.procs'), 'r');
+    } catch {
+      // gone already: each read below then finds nothing, as groupProcesses does
+    }
+  }
+
+  /** Whether the group holds process `pid` and no other (or, gone, holds nothing). */
+  holdsOnly(pid: number): boolean {
+    return this.processes().every((member) => member === pid);
+  }
+
+  /** Pids listed in the group now; empty when it is gone. */
+  processes(): number[] {
+    const fd = this.#fd;
+    if (fd === null) return groupProcesses(this.#dir);
+    let text = '';
+    try {
+      for (let position = 0; ;) {
+        const length = readSync(fd, procsBuffer, 0, procsBuffer.length, position);
+        if (length === 0) break;
+        text += procsBuffer.toString('latin1', 0, length);
+        position += length;
+      }
+    } catch {
+      // removed meanwhile: what was read stands
+    }
+    return parsePids(text);
+  }
+
+  close(): void {
+    if (this.#fd === null) return;
+    closeSync(this.#fd);
+    this.#fd = null;
+  }
+}
+
+function parsePids(text: string): number[] {
   const pids: number[] = [];
   for (const line of text.split('\n')) if (line !== '') pids.push(Number(line));
   return pids;

@@ -27,10 +27,10 @@ import type { Logger } from '../shared/logger.js';
 import {
   endGroup,
   findHierarchies,
-  groupProcesses,
   hasCgroupKill,
   moveOwnThreads,
   moveProcess,
+  ProcsFile,
   removeGroup,
   type CgroupKind,
   type Hierarchy,
@@ -79,13 +79,18 @@ let instances = 0;
 /** One process's group, for one try (or, for a reused child, until a try leaves something behind). */
 export class TryGroup {
   readonly #groups: TryGroups;
+  readonly #kind: CgroupKind;
   readonly #pid: number;
   #dir: string;
+  #procs: ProcsFile;
+  #closed = false;
 
-  constructor(params: { groups: TryGroups; dir: string; pid: number }) {
+  constructor(params: { groups: TryGroups; kind: CgroupKind; dir: string; pid: number }) {
     this.#groups = params.groups;
+    this.#kind = params.kind;
     this.#dir = params.dir;
     this.#pid = params.pid;
+    this.#procs = new ProcsFile(params.kind, params.dir);
   }
 
   get dir(): string {
@@ -95,17 +100,25 @@ export class TryGroup {
   /**
    * A reused child's try has ended: if anything but the child is left in its group, the child
    * moves to a new group and the old one is emptied (a group cannot be emptied of all but one
-   * process at once). Null when the try left nothing (one read); else resolves once the child has
-   * moved: its next try must not start before.
+   * process at once). Null when the try left nothing (one read of the group's process list,
+   * which the kernel keeps: nothing the try's code says is trusted); else resolves once the child
+   * has moved: its next try must not start before.
    */
   endTry(): Promise<void> | null {
-    if (groupProcesses(this.#dir).every((pid) => pid === this.#pid)) return null;
+    if (this.#procs.holdsOnly(this.#pid)) return null;
     const next = this.#groups.newGroupDir();
     if (next === null) return null;
     return moveProcess(next, this.#pid).then(
       () => {
+        // The child exited while it moved: close() ended the old group, the new one goes too.
+        if (this.#closed) {
+          this.#groups.end(next);
+          return;
+        }
         const old = this.#dir;
+        this.#procs.close();
         this.#dir = next;
+        this.#procs = new ProcsFile(this.#kind, next);
         this.#groups.end(old);
       },
       // The child went meanwhile: its exit empties its group.
@@ -115,6 +128,8 @@ export class TryGroup {
 
   /** The child has exited: what is left in its group is ended and the group removed. */
   close(): void {
+    this.#closed = true;
+    this.#procs.close();
     this.#groups.end(this.#dir);
   }
 }
@@ -252,8 +267,9 @@ export class TryGroups {
    * (the first failure is logged).
    */
   async place(pid: number): Promise<TryGroup | null> {
+    const hierarchy = this.#p.hierarchy;
     const dir = this.newGroupDir();
-    if (dir === null) return null;
+    if (hierarchy === null || dir === null) return null;
     try {
       await moveProcess(dir, pid);
     } catch (error) {
@@ -271,7 +287,7 @@ export class TryGroups {
       }
       return null;
     }
-    return new TryGroup({ groups: this, dir, pid });
+    return new TryGroup({ groups: this, kind: hierarchy.kind, dir, pid });
   }
 
   /** Ends what is in the group at `dir` and removes it (now, or soon: see endGroup). */

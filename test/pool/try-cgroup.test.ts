@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../dist/shared/logger.js';
-import { findHierarchies, type CgroupKind } from '../../dist/pool/cgroup-fs.js';
+import { findHierarchies, moveProcess, ProcsFile, type CgroupKind } from '../../dist/pool/cgroup-fs.js';
 import { ThreadPool } from '../../dist/pool/thread-pool.js';
 import { TryGroups } from '../../dist/pool/try-cgroup.js';
 import { waitFor } from '../helpers/db.js';
@@ -89,23 +89,50 @@ describe.each(['cgroup2', 'freezer', 'pids'] as const)('children in %s groups', 
   });
 });
 
-describe('a reused child', () => {
-  it.skipIf(!available.has('cgroup2'))(
-    'moves to a new group after a try that left a process, and lives on',
-    async () => {
-      const groups = open(['cgroup2']);
-      const pool = pools.create({ tryGroups: groups, maxTasksPerChild: Infinity, concurrency: 1 });
-      const first = pools.run(pool, await jobFor('Escapee'));
-      const report = await first.report;
-      const left = pidIn((report as { resultText: string }).resultText);
-      escaped.add(left);
-      const second = pools.run(pool, await jobFor('Echo', { text: 'after' }));
-      expect(await second.report).toMatchObject({ outcome: 'finished', resultText: 'after' });
-      expect(second.start()!.pid).toBe(first.start()!.pid);
-      expect(second.start()!.mode).toBe('reused');
-      await waitForExit(left, 5_000);
-    },
-  );
+describe.each(['cgroup2', 'freezer', 'pids'] as const)('a reused child in %s groups', (kind) => {
+  it.skipIf(!available.has(kind))('moves to a new group after each try that left a process, and lives on', async () => {
+    const groups = open([kind]);
+    const pool = pools.create({ tryGroups: groups, maxTasksPerChild: Infinity, concurrency: 1 });
+    const tries = [];
+    for (const job of [
+      await jobFor('Escapee'),
+      await jobFor('Echo', { text: 'between' }),
+      // Left in the group the child moved to after the first try.
+      await jobFor('Escapee'),
+      await jobFor('Echo', { text: 'after' }),
+    ]) {
+      const run = pools.run(pool, job);
+      tries.push({ run, report: await run.report });
+    }
+    const left = [tries[0]!, tries[2]!].map(({ report }) => pidIn((report as { resultText: string }).resultText));
+    for (const pid of left) escaped.add(pid);
+    expect(tries[3]!.report).toMatchObject({ outcome: 'finished', resultText: 'after' });
+    for (const { run } of tries) expect(run.start()!.pid).toBe(tries[0]!.run.start()!.pid);
+    expect(tries[3]!.run.start()!.mode).toBe('reused');
+    for (const pid of left) await waitForExit(pid, 5_000);
+  });
+});
+
+describe.each(['cgroup2', 'freezer', 'pids'] as const)('the process list of a %s group', (kind) => {
+  it.skipIf(!available.has(kind))('read again, lists a process that came in after the first read', async () => {
+    const groups = open([kind]);
+    const sleepers = [0, 1].map(() => spawn('sleep', ['30'], { stdio: 'ignore' }));
+    try {
+      const group = (await groups.place(sleepers[0]!.pid!))!;
+      const procs = new ProcsFile(kind, group.dir);
+      expect(procs.processes()).toEqual([sleepers[0]!.pid]);
+      expect(procs.holdsOnly(sleepers[0]!.pid!)).toBe(true);
+      await moveProcess(group.dir, sleepers[1]!.pid!);
+      expect(procs.processes().sort((a, b) => a! - b!)).toEqual(
+        sleepers.map((child) => child.pid).sort((a, b) => a! - b!),
+      );
+      expect(procs.holdsOnly(sleepers[0]!.pid!)).toBe(false);
+      procs.close();
+      group.close();
+    } finally {
+      for (const child of sleepers) child.kill('SIGKILL');
+    }
+  });
 });
 
 // cgroup2 moves each process just after it started: one that escapes in its first moments is
