@@ -84,7 +84,11 @@ function analyzeMidRun(url, updates) {
   };
 }
 
-/** Server-wide counters: the WAL position and the checkpoints so far. */
+/**
+ * Server-wide counters: the WAL position and the checkpoints so far. Both count every database's
+ * sessions, so on a server others use too they tell what the run shared the server with, not
+ * what the runner wrote (bench/run.mjs measures that on a server of its own).
+ */
 async function serverMarks(client) {
   await client.query('SELECT pg_stat_clear_snapshot()');
   const { rows } = await client.query(
