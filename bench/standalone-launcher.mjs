@@ -117,7 +117,7 @@ export async function startStandaloneLauncher(db, { table, tasksDir, mode, concu
           window.rssQuarters.push(statusBytes(child.pid, 'VmRSS'));
       }
     } else if (line.includes(' DEBUG task ') && line.includes(' started ')) {
-      const id = line.match(/ id=(\d+)/)?.[1];
+      const id = line.match(/ id="?(\d+)/)?.[1];
       if (reportStarts && id !== undefined) emit({ type: 'started', id, startedAtMs: lineTimeMs(line) });
     } else if (line.includes(' ERROR ') || line.includes(' WARN ')) {
       if (/ ERROR {1,2}task /.test(line)) {
