@@ -19,10 +19,9 @@ const launcherFile = path.join(here, '..', 'dist', 'launcher.js');
 /** The Node flags `npm start` and the bin give the launcher (package.json, the bin's shebang). */
 export function startFlags() {
   const script = JSON.parse(readFileSync(path.join(here, '..', 'package.json'), 'utf8')).scripts.start;
-  return script
-    .match(/\bnode((?: --[^\s]+)*) dist\/launcher\.js/)[1]
-    .split(' ')
-    .filter(Boolean);
+  const match = script.match(/\bnode((?: --[^\s]+)*) dist\/launcher\.js/);
+  if (match === null) throw new Error(`bench: npm start's script runs no node … dist/launcher.js: ${script}`);
+  return match[1].split(' ').filter(Boolean);
 }
 
 /** A value as YAML flow text: JSON, except that Infinity is YAML's `.inf`. */
