@@ -1,12 +1,13 @@
 // One standalone launcher, started exactly as a user starts it: `node <the flags of npm start>
 // dist/launcher.js --config <file>`, with the bench's runner options written into that file. The
-// bench reads it from outside only: completions and failures from its per-task log lines on
-// stderr (the INFO line `task NoOp FINISHED ...` every task logs by default), task starts from the
+// bench reads it from outside only: completions and failures from its per-task log lines (stderr,
+// into a file; the INFO line `task NoOp FINISHED ...` every task logs by default), task starts from the
 // DEBUG line `task NoOp started ...` (pickup runs only), CPU time and RSS from /proc, and stops it
 // with SIGTERM as an operator does.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +70,6 @@ function lineTimeMs(line) {
  */
 export async function startStandaloneLauncher(db, { table, tasksDir, mode, concurrency, reportStarts, nodeFlags }) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cw-bench-launcher-'));
-  await mkdir(dir, { recursive: true });
   const profiling = (process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean);
   const options = {
     databaseUrl: db.url,
@@ -90,17 +90,21 @@ export async function startStandaloneLauncher(db, { table, tasksDir, mode, concu
   const configFile = path.join(dir, 'cw-task-runner.yml');
   await writeFile(configFile, configText(options));
   const flags = nodeFlags ?? startFlags();
+  // stderr goes to a file, as under a service manager or `2> launcher.log`: a pipe the bench reads
+  // late (it is busy inserting rows) would block the launcher's synchronous writes to stderr.
+  const logFile = path.join(dir, 'launcher.log');
+  const logFd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [...flags, ...profiling, launcherFile, '--config', configFile], {
     cwd: dir,
     env: process.env,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'ignore', logFd],
   });
+  closeSync(logFd);
   const launcher = { child, pid: child.pid, completed: 0, failures: [], errors: [], listeners: new Set() };
   const emit = (message) => {
     for (const listener of launcher.listeners) listener(message);
   };
-  launcher.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  void launcher.exited.then(() => rm(dir, { recursive: true, force: true }));
+  const exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 
   let window = null;
   let lastFinished = null;
@@ -125,13 +129,31 @@ export async function startStandaloneLauncher(db, { table, tasksDir, mode, concu
       } else if (line.includes(' ERROR ')) launcher.errors.push({ during: 'log', message: line });
     } else if (line.includes(' standalone launcher ready ')) emit({ type: 'ready', pid: child.pid });
   };
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    const lines = (rest + chunk).split('\n');
-    rest = lines.pop();
-    const before = launcher.completed;
-    for (const line of lines) onLine(line);
-    if (launcher.completed !== before) emit({ type: 'progress', completed: launcher.completed });
+  const log = await open(logFile, 'r');
+  const buffer = Buffer.alloc(1 << 20);
+  const decoder = new StringDecoder('utf8');
+  let reading = null;
+  // Reads what the launcher wrote since the last read: every 20 ms, and once more after it exits.
+  const readNew = () =>
+    (reading ??= (async () => {
+      const before = launcher.completed;
+      for (;;) {
+        const { bytesRead } = await log.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        const lines = (rest + decoder.write(buffer.subarray(0, bytesRead))).split('\n');
+        rest = lines.pop();
+        for (const line of lines) onLine(line);
+      }
+      if (launcher.completed !== before) emit({ type: 'progress', completed: launcher.completed });
+    })().finally(() => (reading = null)));
+  const poll = setInterval(() => void readNew(), 20);
+  launcher.exited = exit.then(async (status) => {
+    clearInterval(poll);
+    await reading;
+    await readNew();
+    await log.close();
+    await rm(dir, { recursive: true, force: true });
+    return status;
   });
 
   launcher.next = (type, timeoutMs) =>
