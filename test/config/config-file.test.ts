@@ -290,14 +290,25 @@ describe('log settings', () => {
 });
 
 describe('createStreamLogger', () => {
-  it("writes a turn's lines in one write, as readable lines or JSON with the base fields", async () => {
+  it('writes lines logged close together in one write, as readable lines or JSON with the base fields', async () => {
     const writes: string[] = [];
-    const pretty = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, 'info');
+    let written: () => void = () => undefined;
+    const firstWrite = new Promise<void>((resolve) => (written = resolve));
+    const pretty = createStreamLogger(
+      {
+        write: (chunk: string) => {
+          writes.push(chunk);
+          written();
+        },
+      },
+      'info',
+    );
     pretty.debug('dropped');
     pretty.info('first', { id: '7' });
+    await new Promise<void>((resolve) => setImmediate(resolve));
     pretty.warn('second');
     expect(writes).toEqual([]);
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await firstWrite;
     expect(writes).toHaveLength(1);
     expect(writes[0]).toMatch(/^\S+ INFO  first id="7"\n\S+ WARN  second\n$/);
     const json = createStreamLogger(
