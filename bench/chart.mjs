@@ -1,6 +1,6 @@
 // The chart of docs/performance.md, written by hand as SVG (no dependency): per throughput run
 // a bar of tasks/s on a log scale with a tick at its raw limit, then pickup p50/p99 per mode beside their floor.
-import { pickupFloor, throughputLimit } from './report.mjs';
+import { pickupFloor, throughputLabel, throughputLimit } from './report.mjs';
 
 const width = 760;
 const labelWidth = 150;
@@ -71,7 +71,7 @@ const fmtRate = (n) => `${Math.round(n).toLocaleString('en-US')}/s`;
 export function renderChart(report) {
   const colors = { reused: '#2f6db5', thread: '#2a9d5c', fresh: '#c8553d', spare: '#e0a030' };
   const throughputRows = [
-    ...report.throughput.map((r) => ({ r, label: `${r.mode} c=${r.concurrency}`, shared: false })),
+    ...report.throughput.map((r) => ({ r, label: throughputLabel(r), shared: false })),
     ...report.launchers.map((r) => ({
       r,
       label: `${r.launchers} launcher${r.launchers > 1 ? 's' : ''}, ${r.mode} c=${r.concurrency}`,

@@ -1,6 +1,7 @@
-// One launcher in a process of its own, driven by the bench over Node's IPC channel (the bench's
-// own, not the runner's). Keeping the launcher out of the bench's process makes its CPU time, its
-// peak RSS and its statements its own. Messages in: measure, stop. Messages out: ready,
+// The in-process harness: a runner built with createRunner in a process of its own, driven by the
+// bench over Node's IPC channel (the bench's own, not the runner's). The bench's figures come from
+// the standalone launcher (standalone-launcher.mjs); this harness serves BENCH_TRACE, which needs
+// the runner's events, and BENCH_HARNESS=1, which compares the two. Messages in: measure, stop. Messages out: ready,
 // progress (completed count, at most every 50 ms), started (pickup runs only), stats.
 //
 //   node bench/launcher-process.mjs '<json: url, table, mode, concurrency, tasksDir, report>'

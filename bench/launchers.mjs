@@ -1,4 +1,4 @@
-// Drives launcher processes (launcher-process.mjs) through one load: boot, warm up, measure a
+// Drives standalone launchers (standalone-launcher.mjs) through one load: boot, warm up, measure a
 // bulk of no-op tasks or a paced trickle, stop, collect. Every throughput, pickup, memory and
 // multi-launcher figure comes from here.
 import { fork } from 'node:child_process';
@@ -9,20 +9,23 @@ import { createClient } from '../dist/index.js';
 import { benchTable, committedTransactions, resetTable } from './database.mjs';
 import { tick } from './progress.mjs';
 import { epochMs, withTimeout } from './stats.mjs';
+import { startFlags, startStandaloneLauncher } from './standalone-launcher.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const tasksDir = path.join(here, '..', 'dist', 'tasks', 'samples');
 const noOp = { taskClassName: 'NoOp', options: { created_from: 'bench' } };
 const insertChunk = 5_000;
 
-/** A launcher process and what it has said. */
-function startLauncher(db, params) {
+/** The in-process harness (bench/launcher-process.mjs), behind the standalone launcher's interface. */
+function startHarness(db, params) {
   const child = fork(
     path.join(here, 'launcher-process.mjs'),
     [JSON.stringify({ url: db.url, table: benchTable, tasksDir, ...params })],
     {
-      // The flag `npm start` gives the standalone launcher (see docs/isolation.md on its memory).
-      execArgv: ['--max-semi-space-size=4', ...(process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean)],
+      execArgv: [
+        ...(params.nodeFlags ?? startFlags()),
+        ...(process.env.BENCH_LAUNCHER_ARGV ?? '').split(' ').filter(Boolean),
+      ],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     },
   );
@@ -51,7 +54,26 @@ function startLauncher(db, params) {
       timeoutMs,
       `a launcher's '${type}'`,
     );
-  return launcher;
+  launcher.measure = (expected) => {
+    child.send({ type: 'measure', expected });
+    return launcher.next('measuring', 10_000);
+  };
+  launcher.stop = async () => {
+    child.send({ type: 'stop' });
+    const stats = await launcher.next('stats', 60_000);
+    await exited;
+    return stats;
+  };
+  return Promise.resolve(launcher);
+}
+
+/**
+ * The standalone launcher, as users start it; BENCH_TRACE (which needs the runner's events in
+ * process) and BENCH_HARNESS=1 (to compare the two) run the in-process harness instead.
+ */
+function startLauncher(db, params) {
+  if (process.env.BENCH_HARNESS === '1' || process.env.BENCH_TRACE) return startHarness(db, params);
+  return startStandaloneLauncher(db, { table: benchTable, tasksDir, ...params });
 }
 
 /** Resolves when the launchers together have completed `count` tasks, or at the deadline. */
@@ -96,7 +118,8 @@ async function pacedInsert(scheduler, jobs, gapMs) {
 }
 
 /**
- * One load on `launchers` launcher processes, each with `mode` and `concurrency`.
+ * One load on `launchers` standalone launchers, each with `mode` and `concurrency` (and `nodeFlags`
+ * instead of `npm start`'s when given).
  *
  * - bulk (`tasks`): all rows inserted at once; throughput from the first insert's commit to the
  *   last completion, capped at `maxSeconds` (the figure is then what completed by the cap).
@@ -106,11 +129,13 @@ async function pacedInsert(scheduler, jobs, gapMs) {
 export async function runLoad(
   db,
   admin,
-  { mode, concurrency, launchers: count = 1, tasks = 0, maxSeconds = 60, pickup = null },
+  { mode, concurrency, launchers: count = 1, tasks = 0, maxSeconds = 60, pickup = null, nodeFlags = null },
 ) {
   await resetTable(db.url);
-  const launchers = Array.from({ length: count }, () =>
-    startLauncher(db, { mode, concurrency, reportStarts: pickup !== null }),
+  const launchers = await Promise.all(
+    Array.from({ length: count }, () =>
+      startLauncher(db, { mode, concurrency, reportStarts: pickup !== null, nodeFlags }),
+    ),
   );
   const scheduler = createClient({ db: db.url, tableName: benchTable });
   try {
@@ -121,12 +146,7 @@ export async function runLoad(
     if ((await completedTogether(launchers, warmup, Date.now() + 120_000)) < warmup)
       throw new Error('bench: the warm-up tasks did not finish within 120 s');
     const expected = pickup === null ? tasks : pickup.jobs;
-    await Promise.all(
-      launchers.map((l) => {
-        l.child.send({ type: 'measure', expected: Math.ceil(expected / count) });
-        return l.next('measuring', 10_000);
-      }),
-    );
+    await Promise.all(launchers.map((l) => l.measure(Math.ceil(expected / count))));
     const before = launchers.reduce((total, l) => total + l.completed, 0);
     const xactBefore = await committedTransactions(admin, db.name, 0);
     const starts = new Map();
@@ -143,9 +163,7 @@ export async function runLoad(
     }
     await completedTogether(launchers, before + expected, Date.now() + maxSeconds * 1000);
     await scheduler.close();
-    for (const l of launchers) l.child.send({ type: 'stop' });
-    const stats = await Promise.all(launchers.map((l) => l.next('stats', 60_000)));
-    await Promise.all(launchers.map((l) => l.exited));
+    const stats = await Promise.all(launchers.map((l) => l.stop()));
     const xactAfter = await committedTransactions(admin, db.name);
     const windows = stats.map((s) => s.window);
     const completed = windows.reduce((total, w) => total + w.completed, 0);
@@ -157,13 +175,17 @@ export async function runLoad(
       mode,
       concurrency,
       launchers: count,
+      launcherFlags: (nodeFlags ?? startFlags()).join(' '),
+      harness: process.env.BENCH_HARNESS === '1' || Boolean(process.env.BENCH_TRACE),
       tasks: expected,
       completed,
       capped: completed < expected,
       failures: failures.length,
       errors: errors.map((e) => `${e.during}: ${e.message}`).slice(0, 5),
       cpuUsPerTask: windows.reduce((t, w) => t + w.cpuUserUs + w.cpuSystemUs, 0) / Math.max(1, completed),
-      statementsPerTask: windows.reduce((t, w) => t + w.statements, 0) / Math.max(1, completed),
+      statementsPerTask: windows.some((w) => w.statements === null)
+        ? null
+        : windows.reduce((t, w) => t + w.statements, 0) / Math.max(1, completed),
       transactionsPerTask: (xactAfter - xactBefore) / Math.max(1, completed),
       launcherPeakRssBytes: Math.max(...stats.map((s) => s.maxRssBytes)),
       launcherRssQuartersBytes: windows[0].rssQuarters,

@@ -16,11 +16,17 @@ const usage = `usage: npm run bench -- [--quick] [--modes reused,thread,fresh,sp
 Database: BENCH_DATABASE_URL, TEST_DATABASE_URL or DATABASE_URL, else postgres://root@127.0.0.1:5432
 when it answers. A fresh database is created per run (dropped after) when the role may.
 
-Environment: BENCH_RUNNER_OPTIONS='{"prefetch":512}' merges runner options into every launcher
-(to try a setting); BENCH_LAUNCHER_ARGV='--cpu-prof --cpu-prof-dir=prof' adds Node arguments to
-the launcher processes (to profile them); BENCH_TRACE=prefix writes each launcher's statement
-timeline and how often a slot stood free with no held row to <prefix>.<pid>.txt; BENCH_OPS=1
-serves metrics and the dashboard too.`;
+Launchers: each is the standalone launcher as a user starts it (\`node <npm start's flags>
+dist/launcher.js --config FILE\`, the bench's options in FILE), read from outside: its per-task log
+lines, /proc for CPU and RSS, SIGTERM to stop.
+
+Environment: BENCH_RUNNER_OPTIONS='{"prefetch":512}' merges runner options into every launcher's
+config file (to try a setting); BENCH_LAUNCHER_ARGV='--cpu-prof --cpu-prof-dir=prof' adds Node
+arguments to the launchers (to profile them; their children then get none); BENCH_OPS=1 serves
+metrics and the dashboard too; BENCH_HARNESS=1 runs the in-process harness
+(bench/launcher-process.mjs) instead of the standalone launcher, to compare the two; BENCH_TRACE=prefix
+(harness only, it needs the runner's events) writes each launcher's statement timeline and how often
+a slot stood free with no held row to <prefix>.<pid>.txt.`;
 
 export const allModes = ['reused', 'thread', 'fresh', 'spare'];
 export const allSections = ['raw', 'throughput', 'pickup', 'enqueue', 'launchers', 'memory'];

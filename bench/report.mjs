@@ -50,7 +50,13 @@ function table(header, rows) {
   return `${lines.join('\n')}\n`;
 }
 
-function throughputRow(raw, r, label = `${r.mode} c=${r.concurrency}`) {
+/** A throughput row's name: its mode, and the launcher's Node flags when they are not `npm start`'s. */
+export function throughputLabel(r) {
+  const flags = r.variant === 'nodeDefaults' ? ` (node ${r.launcherFlags || 'without flags'})` : '';
+  return `${r.mode} c=${r.concurrency}${flags}`;
+}
+
+function throughputRow(raw, r, label = throughputLabel(r)) {
   const limit = throughputLimit(raw, r.mode, r.concurrency);
   return [
     label + (r.capped ? ' (capped)' : ''),

@@ -162,6 +162,14 @@ try {
         );
         if (row !== null) report.throughput.push(row);
       }
+      // The launcher's young-generation cap (`npm start`'s --max-semi-space-size) is a memory
+      // goal: the mode's middle concurrency runs again without it, to show what it costs.
+      const concurrency = concurrencies[Math.floor(concurrencies.length / 2)];
+      if (forksPerTask(mode) || concurrency === undefined) continue;
+      const row = await measure(`throughput: ${mode} c=${concurrency}, Node's default semi-space`, () =>
+        runLoad(db, admin, { mode, concurrency, tasks, maxSeconds, nodeFlags: [] }),
+      );
+      if (row !== null) report.throughput.push({ ...row, variant: 'nodeDefaults' });
     }
   }
 

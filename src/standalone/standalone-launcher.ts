@@ -1,7 +1,7 @@
 import type { StandaloneConfig } from '../config/config-file.js';
 import { TaskRunnerError } from '../errors.js';
 import { readProcessIdentity } from '../pool/process-identity.js';
-import type { Logger } from '../shared/logger.js';
+import { logsAt, type Logger } from '../shared/logger.js';
 import { migrate } from '../store/migrations.js';
 import { RequestResult } from '../store/schema.js';
 import { createRunner, type Runner } from '../launcher/runner.js';
@@ -98,17 +98,21 @@ export async function startStandaloneLauncher(params: StandaloneLauncherParams):
       await db.destroy();
     }
 
-    runner.events.on('task:started', (e) =>
-      logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }),
-    );
-    runner.events.on('task:completed', (e) => {
-      if (e.result === RequestResult.FINISHED)
-        logger[runner.config.taskLogLevel](`task ${e.taskClassName} FINISHED`, {
-          id: e.id,
-          try: e.tries,
-          result: preview(e.resultText),
-        });
-    });
+    // A line per task, or no listener at all when its level is dropped (no work per task then).
+    if (logsAt(logger, 'debug'))
+      runner.events.on('task:started', (e) =>
+        logger.debug(`task ${e.taskClassName} started`, { id: e.id, try: e.tries, pid: e.pid }),
+      );
+    const taskLevel = runner.config.taskLogLevel;
+    if (logsAt(logger, taskLevel))
+      runner.events.on('task:completed', (e) => {
+        if (e.result === RequestResult.FINISHED)
+          logger[taskLevel](`task ${e.taskClassName} FINISHED`, {
+            id: e.id,
+            try: e.tries,
+            result: preview(e.resultText),
+          });
+      });
 
     let socketPath: string | null = controlSocketPath(config.tmpDir);
     const control = new ControlServer({

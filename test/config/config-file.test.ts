@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, loadStandaloneConfig } from '../../dist/config/config-file.js';
 import { createStreamLogger, TaskRunnerError } from '../../dist/index.js';
+import { logsAt, silentLogger } from '../../dist/shared/logger.js';
 
 let dir: string;
 let n = 0;
@@ -289,14 +290,25 @@ describe('log settings', () => {
 });
 
 describe('createStreamLogger', () => {
-  it("writes a turn's lines in one write, as readable lines or JSON with the base fields", async () => {
+  it('writes lines logged close together in one write, as readable lines or JSON with the base fields', async () => {
     const writes: string[] = [];
-    const pretty = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, 'info');
+    let written: () => void = () => undefined;
+    const firstWrite = new Promise<void>((resolve) => (written = resolve));
+    const pretty = createStreamLogger(
+      {
+        write: (chunk: string) => {
+          writes.push(chunk);
+          written();
+        },
+      },
+      'info',
+    );
     pretty.debug('dropped');
     pretty.info('first', { id: '7' });
+    await new Promise<void>((resolve) => setImmediate(resolve));
     pretty.warn('second');
     expect(writes).toEqual([]);
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await firstWrite;
     expect(writes).toHaveLength(1);
     expect(writes[0]).toMatch(/^\S+ INFO  first id="7"\n\S+ WARN  second\n$/);
     const json = createStreamLogger(
@@ -314,5 +326,31 @@ describe('createStreamLogger', () => {
       n: '1',
       time: expect.any(String),
     });
+  });
+
+  it('says which levels it keeps, so a caller can skip building lines it would drop', () => {
+    const logger = createStreamLogger({ write: () => undefined }, 'info');
+    expect(logsAt(logger, 'debug')).toBe(false);
+    expect(logsAt(logger, 'info')).toBe(true);
+    expect(logsAt(logger, 'error')).toBe(true);
+    expect(logsAt(silentLogger, 'error')).toBe(false);
+    expect(logsAt({ debug() {}, info() {}, warn() {}, error() {} }, 'debug')).toBe(true);
+  });
+
+  it('stamps each line with the current time, to the millisecond', () => {
+    const writes: string[] = [];
+    const logger = createStreamLogger({ write: (chunk: string) => writes.push(chunk) }, 'info');
+    const before = Date.now();
+    logger.info('a');
+    logger.info('b');
+    logger.flush?.();
+    const after = Date.now();
+    const times = writes
+      .join('')
+      .trim()
+      .split('\n')
+      .map((line) => Date.parse(line.split(' ')[0]!));
+    expect(times).toHaveLength(2);
+    for (const t of times) expect(t >= before && t <= after).toBe(true);
   });
 });
