@@ -274,6 +274,8 @@ export class TryGroups {
       await moveProcess(dir, pid);
     } catch (error) {
       removeGroup(dir);
+      // The child is gone already (a stop ended a spare still booting): nothing failed.
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') return null;
       if (!this.#placeFailed) {
         this.#placeFailed = true;
         this.#p.logger?.warn(

@@ -23,7 +23,9 @@ async function takeAway(id: string): Promise<void> {
 
 describe('a lease lost while running', () => {
   it('stops the try whose row was taken, writes nothing for it, and never starts a taken held row', async () => {
-    const runner = await runners.start(t, { concurrency: 1, leaseMs: 600, prefetch: 4, maxTasksPerChild: 1 });
+    // Renewed every second: a loaded machine (a CI run) delayed renewals of a 600 ms lease past
+    // its fence, which ended the try itself and wrote its history before the row was taken.
+    const runner = await runners.start(t, { concurrency: 1, leaseMs: 3_000, prefetch: 4, maxTasksPerChild: 1 });
     // Short tries first, so the runner holds rows ahead; then two long ones: one runs, one is held.
     const warm = await insertRequests(t.pool, 4, { task_class_name: 'Echo', options: { text: 'warm' } });
     await waitFor(

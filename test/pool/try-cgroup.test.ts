@@ -59,6 +59,25 @@ function ownDirs(kind: CgroupKind): string[] {
   return readdirSync(own).filter((name) => new RegExp(`^cw-task-runner-\\d+-${process.pid}-`).test(name));
 }
 
+describe.each(['cgroup2', 'freezer', 'pids'] as const)('placing a child in a %s group', (kind) => {
+  // A stop right after a start ends a spare child still booting, often before its move into a
+  // group (asynchronous) is done: the move then finds no such process, and that is the stop at
+  // work, not a group that failed (a CI run under load logged the warning as if it were).
+  it.skipIf(!available.has(kind))('says nothing when the child is gone before the move', async () => {
+    const warnings: string[] = [];
+    const groups = TryGroups.open({
+      kinds: [kind],
+      logger: { ...silentLogger, warn: (message) => warnings.push(message) },
+    });
+    opened.push(groups);
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    const pid = child.pid!;
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(await groups.place(pid)).toBeNull();
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe.each(['cgroup2', 'freezer', 'pids'] as const)('children in %s groups', (kind) => {
   it.skipIf(!available.has(kind))('end a process that left the session, after a normal end and a timeout', async () => {
     const before = ownDirs(kind).length;
