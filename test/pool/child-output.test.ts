@@ -62,9 +62,10 @@ describe('output a child writes faster than it can be passed on', () => {
   });
 
   it('does so for stderr written without a newline, the marker on a line of its own', async () => {
-    const attempt = pools.run(pools.create(), await jobFor('Spew', { mb: 8, stream: 'stderr', newlines: false }));
-    expect(await attempt.report).toMatchObject({ outcome: 'finished', resultText: 'spewed 8 MiB' });
-    await waitFor(() => attempt.lines.includes('stderr: spew done: 8 MiB'), {
+    // 30 MiB, as above: a quiet machine's launcher read all of 8 MiB as it came (nothing dropped, no marker).
+    const attempt = pools.run(pools.create(), await jobFor('Spew', { mb: 30, stream: 'stderr', newlines: false }));
+    expect(await attempt.report).toMatchObject({ outcome: 'finished', resultText: 'spewed 30 MiB' });
+    await waitFor(() => attempt.lines.includes('stderr: spew done: 30 MiB'), {
       timeoutMs: 20_000,
       what: 'the last line',
     });
@@ -72,7 +73,7 @@ describe('output a child writes faster than it can be passed on', () => {
       .filter((line) => line.startsWith('stderr: '))
       .map((line) => line.slice('stderr: '.length));
     expect(stderr.filter((line) => marker.test(line))).toHaveLength(1);
-    expect(stderr.at(-1)).toBe('spew done: 8 MiB');
+    expect(stderr.at(-1)).toBe('spew done: 30 MiB');
   });
 
   it("does so in a reused child, and the next try's output is its own", async () => {
