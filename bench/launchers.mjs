@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from '../dist/index.js';
 import { benchTable, committedTransactions, resetTable } from './database.mjs';
 import { tick } from './progress.mjs';
-import { epochMs, withTimeout } from './stats.mjs';
-import { startFlags, startStandaloneLauncher } from './standalone-launcher.mjs';
+import { epochMs } from './stats.mjs';
+import { nextMessage, startFlags, startStandaloneLauncher } from './standalone-launcher.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const tasksDir = path.join(here, '..', 'dist', 'tasks', 'samples');
@@ -38,22 +38,7 @@ function startHarness(db, params) {
     else if (message.type === 'error') launcher.errors.push(message);
     for (const listener of launcher.listeners) listener(message);
   });
-  launcher.next = (type, timeoutMs) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const listener = (message) => {
-          if (message.type !== type) return;
-          launcher.listeners.delete(listener);
-          resolve(message);
-        };
-        launcher.listeners.add(listener);
-        void exited.then(({ code, signal }) =>
-          reject(new Error(`bench: a launcher exited (code ${code}, signal ${signal}) before '${type}'`)),
-        );
-      }),
-      timeoutMs,
-      `a launcher's '${type}'`,
-    );
+  launcher.next = (type, timeoutMs) => nextMessage(launcher, exited, type, timeoutMs);
   launcher.measure = (expected) => {
     child.send({ type: 'measure', expected });
     return launcher.next('measuring', 10_000);

@@ -17,6 +17,28 @@ import { withTimeout } from './stats.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const launcherFile = path.join(here, '..', 'dist', 'launcher.js');
 
+/**
+ * The next message of `type` a launcher's listeners see, within `timeoutMs`; rejects once the
+ * launcher has exited (`exited` resolves with its code and signal) without one.
+ */
+export function nextMessage(launcher, exited, type, timeoutMs) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const listener = (message) => {
+        if (message.type !== type) return;
+        launcher.listeners.delete(listener);
+        resolve(message);
+      };
+      launcher.listeners.add(listener);
+      void exited.then(({ code, signal }) =>
+        reject(new Error(`bench: a launcher exited (code ${code}, signal ${signal}) before '${type}'`)),
+      );
+    }),
+    timeoutMs,
+    `a launcher's '${type}'`,
+  );
+}
+
 /** The Node flags `npm start` and the bin give the launcher (package.json, the bin's shebang). */
 export function startFlags() {
   const script = JSON.parse(readFileSync(path.join(here, '..', 'package.json'), 'utf8')).scripts.start;
@@ -156,22 +178,7 @@ export async function startStandaloneLauncher(db, { table, tasksDir, mode, concu
     return status;
   });
 
-  launcher.next = (type, timeoutMs) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const listener = (message) => {
-          if (message.type !== type) return;
-          launcher.listeners.delete(listener);
-          resolve(message);
-        };
-        launcher.listeners.add(listener);
-        void launcher.exited.then(({ code, signal }) =>
-          reject(new Error(`bench: a launcher exited (code ${code}, signal ${signal}) before '${type}'`)),
-        );
-      }),
-      timeoutMs,
-      `a launcher's '${type}'`,
-    );
+  launcher.next = (type, timeoutMs) => nextMessage(launcher, launcher.exited, type, timeoutMs);
 
   launcher.measure = (expected) => {
     window = { completedBefore: launcher.completed, expected, cpu: cpuUs(child.pid), rssQuarters: [] };

@@ -91,6 +91,25 @@ interface Entry {
   wiped: boolean;
 }
 
+/** A try's entry as its slot is taken (every field set, in one order: one shape for all entries). */
+function newEntry(row: ClaimedRow, startTold: boolean, outcome: AttemptOutcome | null): Entry {
+  return {
+    row,
+    job: null,
+    pool: null,
+    start: null,
+    since: performance.now(),
+    timeoutMs: null,
+    timer: null,
+    startWritten: false,
+    startTold,
+    outcome,
+    lost: false,
+    wiped: false,
+    fenced: false,
+  };
+}
+
 /**
  * Outcomes allowed to wait for their write before no new try starts: while the database is
  * unreachable, tries go on until this many wait, then the launcher waits with them.
@@ -434,21 +453,7 @@ export class Dispatcher {
   }
 
   #start(row: ClaimedRow): void {
-    const entry: Entry = {
-      row,
-      job: null,
-      pool: null,
-      start: null,
-      since: performance.now(),
-      timeoutMs: null,
-      timer: null,
-      startWritten: false,
-      startTold: false,
-      outcome: null,
-      lost: false,
-      wiped: false,
-      fenced: false,
-    };
+    const entry = newEntry(row, false, null);
     this.#running.set(row.id, entry);
     this.#fence.started(row);
     const prepared = this.#preparer.prepare(row);
@@ -594,21 +599,7 @@ export class Dispatcher {
 
   /** A claimed row that ends without a try (cancelled while queued, released at shutdown, rescheduled). */
   #notRun(row: ClaimedRow, why: HeldEnding): void {
-    const entry: Entry = {
-      row,
-      job: null,
-      pool: null,
-      start: null,
-      since: performance.now(),
-      timeoutMs: null,
-      timer: null,
-      startWritten: false,
-      startTold: true,
-      outcome: heldOutcome(row, why),
-      lost: false,
-      wiped: false,
-      fenced: false,
-    };
+    const entry = newEntry(row, true, heldOutcome(row, why));
     this.#writing.set(row.id, entry);
     this.#records!.addOutcome(entry.outcome!);
   }
